@@ -1,0 +1,160 @@
+/* cnnc_abi.h: the versioned C ABI between a compiled model and the runtime that trains it.
+ *
+ * Two engines implement it: the generic engine in runtime/generic/ (shapes read at run time,
+ * the test oracle and the baseline) and the code cnnc generates for one model (every shape a
+ * constant). The trainer, eval, predict and checkpoints only ever talk to this header, so every
+ * feature works with both engines.
+ *
+ * Layout, stated once:
+ *   - A sample's activations are channels-last, [H][W][C]; a flat tensor is 1 x 1 x C.
+ *   - A batch slice is n samples one after the other: [n][H][W][C].
+ *   - Conv weights are [K][R][S][C]: filter, kernel row, kernel column, input channel.
+ *   - Dense weights are [K][C_in], C_in = H*W*C of the input read in [H][W][C] order.
+ *   - Biases are [K]. All parameters live in one float vector at the offsets of the layer table.
+ *
+ * Threads: the runtime splits a batch into slices and calls the entry points once per slice,
+ * each with its own gradient buffer and workspace; it then reduces the gradients in a fixed
+ * order. An engine never starts threads of its own inside these calls.
+ */
+#ifndef CNNC_ABI_H
+#define CNNC_ABI_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CNNC_ABI_VERSION 1u
+
+enum cnnc_layer_kind {
+  CNNC_CONV = 1,
+  CNNC_MAXPOOL = 2,
+  CNNC_AVGPOOL = 3,
+  CNNC_FLATTEN = 4,
+  CNNC_DENSE = 5,
+  CNNC_DROPOUT = 6,
+  CNNC_ACTIVATION = 7 /* an activation as a layer of its own */
+};
+
+enum cnnc_activation {
+  CNNC_LINEAR = 0,
+  CNNC_RELU = 1,
+  CNNC_SIGMOID = 2,
+  CNNC_TANH = 3,
+  CNNC_SOFTMAX = 4 /* over all out_h*out_w*out_c values of a sample; last layer only */
+};
+
+enum cnnc_loss {
+  CNNC_CROSS_ENTROPY = 0, /* fused with a final softmax; on logits when there is none */
+  CNNC_MSE = 1            /* mean over outputs of (y - onehot(label))^2 */
+};
+
+enum cnnc_optimizer_kind { CNNC_SGD = 0, CNNC_ADAM = 1 };
+
+/* One layer of the network, in order; layer i's output is layer i+1's input. */
+typedef struct cnnc_layer {
+  char name[24];      /* "conv1", "dense2": an identifier, NUL-terminated */
+  int32_t kind;       /* enum cnnc_layer_kind */
+  int32_t activation; /* fused activation of conv and dense; the function of CNNC_ACTIVATION */
+  int32_t in_h, in_w, in_c;
+  int32_t out_h, out_w, out_c;
+  int32_t kernel_h, kernel_w; /* conv and pool window; 0 otherwise */
+  int32_t stride_h, stride_w;
+  int32_t pad_top, pad_left, pad_bottom, pad_right; /* conv only; zero padding */
+  float dropout_rate;                               /* CNNC_DROPOUT: probability of dropping */
+  int64_t weight_offset, weight_count; /* floats into the parameter vector; count 0 if none */
+  int64_t bias_offset, bias_count;
+  int32_t trainable; /* 0 for frozen layers and for layers without parameters */
+} cnnc_layer;
+
+/* What one call of forward or train works on. */
+typedef struct cnnc_pass {
+  const float* params;   /* param_count floats */
+  const float* input;    /* [n][input_h][input_w][input_c] */
+  const int32_t* labels; /* [n] class indices in [0, output_size); train only */
+  float* output;         /* [n][output_size]: probabilities after a final softmax; may be NULL
+                            in train */
+  float* grads;          /* [param_count], overwritten by train with d(sum of the n losses) /
+                            d(params); entries of frozen layers are left untouched */
+  void* workspace;       /* workspace_bytes, 64-byte aligned, owned by the caller */
+  int32_t n;             /* samples in this slice, 1 <= n <= max_batch */
+  uint32_t epoch;        /* with seed and sample_base, keys the dropout masks */
+  uint32_t sample_base;  /* index in the epoch of this slice's first sample */
+  uint32_t pad_;
+  uint64_t seed;
+} cnnc_pass;
+
+typedef struct cnnc_optimizer {
+  int32_t kind; /* enum cnnc_optimizer_kind */
+  float lr;     /* this step's learning rate, after the schedule */
+  float momentum;
+  float beta1, beta2, eps;
+  float weight_decay; /* L2: weight_decay * param is added to the gradient (as torch.optim) */
+  int64_t step;       /* 1 for the first update; Adam's bias correction uses it */
+} cnnc_optimizer;
+
+typedef struct cnnc_model cnnc_model;
+
+struct cnnc_model {
+  uint32_t abi_version; /* CNNC_ABI_VERSION */
+  const char* name;     /* the model's name from its .cnn file */
+  const char* engine;   /* "generic", "specialized-avx512", ... */
+  int32_t input_h, input_w, input_c;
+  int32_t output_size; /* values per sample of the last layer: the classes */
+  int32_t max_batch;   /* the largest n a call accepts */
+  int32_t loss;        /* enum cnnc_loss */
+  int32_t layer_count;
+  const cnnc_layer* layers;
+  int64_t param_count;     /* floats */
+  int64_t workspace_bytes; /* one call's scratch for n = max_batch */
+
+  /* Inference: dropout is off. Writes pass->output. */
+  void (*forward)(const cnnc_model* model, const cnnc_pass* pass);
+  /* Training forward, the loss and the backward pass. Returns the sum of the n per-sample
+     losses; writes pass->grads and, when non-NULL, pass->output. */
+  float (*train)(const cnnc_model* model, const cnnc_pass* pass);
+  /* One optimizer step over the trainable layers' parameters. grads is the batch-mean
+     gradient; state holds 2 * param_count floats, zero before the first step (SGD uses the
+     first half as its momentum buffer, Adam both halves for its moments). */
+  void (*update)(const cnnc_model* model, float* params, const float* grads, float* state,
+                 const cnnc_optimizer* opt);
+
+  void* impl; /* the engine's own data */
+};
+
+/* The dropout mask, shared by every engine so that they agree bit for bit: element e of
+ * layer l for sample s of epoch t under seed is kept when cnnc_dropout_bits(...) >= threshold,
+ * threshold = (uint32_t)(rate * 2^32), and a kept value is scaled by 1 / (1 - rate). */
+static inline uint32_t cnnc_hash32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+/* The per-(sample, layer) key; hoisted out of the element loop by fast engines. */
+static inline uint32_t cnnc_dropout_key(uint64_t seed, uint32_t epoch, uint32_t sample,
+                                        uint32_t layer) {
+  uint32_t h = cnnc_hash32((uint32_t)seed ^ cnnc_hash32((uint32_t)(seed >> 32) + 0x9e3779b9u));
+  h = cnnc_hash32(h + epoch);
+  h = cnnc_hash32(h ^ (sample * 0x85ebca6bu));
+  return cnnc_hash32(h + layer * 0xc2b2ae35u);
+}
+
+static inline uint32_t cnnc_dropout_bits(uint32_t key, uint32_t element) {
+  return cnnc_hash32(key ^ (element * 0x9e3779b9u));
+}
+
+static inline uint32_t cnnc_dropout_threshold(float rate) {
+  double t = (double)rate * 4294967296.0;
+  return t >= 4294967295.0 ? 4294967295u : (uint32_t)t;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CNNC_ABI_H */
