@@ -1,0 +1,29 @@
+// The cnnc subcommands: each registers its options on the CLI11 app and runs when chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+
+#include "dsl/check.hpp"
+#include "dsl/graph.hpp"
+
+namespace cnnc::cli {
+
+// Exit statuses: 0 success, 1 the user's input was wrong, 2 a usage error, 70 (EX_SOFTWARE)
+// a bug in cnnc.
+inline constexpr int exit_ok = 0, exit_user_error = 1, exit_usage = 2, exit_internal = 70;
+
+// The limits of dsl::Limits as flags, shared by every subcommand that checks a model.
+void add_limit_flags(CLI::App& cmd, dsl::Limits& limits);
+
+// Reads and checks a .cnn file, printing its diagnostics (as text, or JSON lines with json)
+// to stderr. Returns the Graph when the file is valid.
+std::optional<dsl::Graph> load_model(const std::string& path, const dsl::Limits& limits,
+                                     bool json = false);
+
+void register_check(CLI::App& app, int& status);
+void register_summary(CLI::App& app, int& status);
+
+}  // namespace cnnc::cli

@@ -1,0 +1,17 @@
+// The front end's passes in order: lex, parse, check statements, check shapes.
+#include "frontend.hpp"
+
+#include "lexer.hpp"
+#include "parser.hpp"
+
+namespace cnnc::dsl {
+
+std::optional<Graph> analyze(const SourceFile& file, const Limits& limits, Diagnostics& diags) {
+  std::vector<Token> tokens = lex(file, diags);
+  Ast ast = parse(tokens, file, diags);
+  std::optional<Graph> graph = check(ast, file, limits, diags);
+  if (diags.has_errors()) return std::nullopt;
+  return graph;
+}
+
+}  // namespace cnnc::dsl

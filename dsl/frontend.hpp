@@ -1,0 +1,17 @@
+// The front end in one call: .cnn text to a checked Graph.
+#pragma once
+
+#include <optional>
+
+#include "check.hpp"
+#include "diagnostics.hpp"
+#include "graph.hpp"
+#include "source.hpp"
+
+namespace cnnc::dsl {
+
+// Lexes, parses and checks one file. The Graph comes back only when diags holds no error;
+// every problem found in the file is in diags.
+std::optional<Graph> analyze(const SourceFile& file, const Limits& limits, Diagnostics& diags);
+
+}  // namespace cnnc::dsl
