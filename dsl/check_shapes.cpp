@@ -153,9 +153,7 @@ class ShapeChecker {
         matmul_flops(l, l.weight_count, l.units);
         break;
       }
-      case LayerKind::flatten:
-        l.out = {1, 1, in.size(), true};
-        break;
+      case LayerKind::flatten: l.out = {1, 1, in.size(), true}; break;
       case LayerKind::dropout:
       case LayerKind::activation:
         l.out = in;

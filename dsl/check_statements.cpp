@@ -177,7 +177,7 @@ class StatementChecker {
     all.insert(all.end(), std::begin(layer_keywords), std::end(layer_keywords));
     all.insert(all.end(), std::begin(training_keywords), std::end(training_keywords));
     std::string_view best = closest(lower, all);
-    bool layer_like = best.empty() ? d_.has_input : contains(layer_keywords, best);
+    bool layer_like = !best.empty() && contains(layer_keywords, best);
     diags_.error(st.keyword_range,
                  fmt::format("unknown {} '{}'{}", layer_like ? "layer" : "statement", st.keyword,
                              did_you_mean(lower, all)));
@@ -198,6 +198,7 @@ class StatementChecker {
     if (!once(st)) return;
     if (!first) diags_.error(st.keyword_range, "'model' must be the first statement");
     d_.model_range = st.range;
+    if (st.broken) return;
     Args args(st, diags_, {});
     if (!args.require(0, "a name", "model lenet5")) return;
     args.at_most(1);
@@ -235,6 +236,7 @@ class StatementChecker {
           .notes.push_back({d_.layers.front().layer.range, "the first layer is here"});
     }
     d_.input_range = st.range;
+    if (st.broken) return;
     Args args(st, diags_, {});
     if (!args.require(0, "a shape HxWxC", "input 28x28x1")) return;
     args.at_most(1);
@@ -353,8 +355,16 @@ class StatementChecker {
     l.statement = std::string(file_.slice(st.range));
     l.line = file_.line_of(st.range.begin);
     l.range = st.range;
-    if (st.broken) dl.valid = false;
-    if (kw == "conv") {
+    if (st.broken) {  // the parser reported it; the shape after it is unknown
+      dl.valid = false;
+      l.kind = kw == "conv"      ? LayerKind::conv
+               : kw == "maxpool" ? LayerKind::maxpool
+               : kw == "avgpool" ? LayerKind::avgpool
+               : kw == "flatten" ? LayerKind::flatten
+               : kw == "dense"   ? LayerKind::dense
+               : kw == "dropout" ? LayerKind::dropout
+                                 : LayerKind::activation;
+    } else if (kw == "conv") {
       conv(st, dl);
     } else if (kw == "maxpool" || kw == "avgpool") {
       l.kind = kw == "maxpool" ? LayerKind::maxpool : LayerKind::avgpool;
@@ -530,7 +540,7 @@ class StatementChecker {
   // ---- training -------------------------------------------------------------------------
 
   void training(const Statement& st) {
-    if (!once(st)) return;
+    if (!once(st) || st.broken) return;
     Training& t = d_.training;
     std::string_view kw = st.keyword;
     if (kw == "loss") {
@@ -673,7 +683,7 @@ class StatementChecker {
       diags_.error(d_.model_range, "missing 'input HxWxC' statement after 'model'").hint =
           "e.g. 'input 28x28x1'";
     }
-    if (seen_.count("input") && d_.layers.empty()) {
+    if (d_.has_input && d_.layers.empty()) {
       diags_.error(d_.input_range, "the model has no layers").hint =
           "add layers after 'input', e.g. 'dense 10 softmax'";
     }

@@ -34,12 +34,9 @@ namespace {
 
 const char* severity_name(Severity s) {
   switch (s) {
-    case Severity::error:
-      return "error";
-    case Severity::warning:
-      return "warning";
-    case Severity::note:
-      return "note";
+    case Severity::error: return "error";
+    case Severity::warning: return "warning";
+    case Severity::note: return "note";
   }
   return "error";
 }
@@ -84,18 +81,10 @@ std::string json_escape(std::string_view s) {
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
       default:
         if (c < 0x20 || c == 0x7F)
           out += fmt::format("\\u{:04x}", c);
@@ -143,10 +132,15 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::string_view closest(std::string_view word, std::span<const std::string_view> candidates) {
+  std::string lower(word);
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  word = lower;
   std::string_view best;
   // A third of the word's length, at least one edit: 'maxpol' finds 'maxpool', 'x' finds nothing.
   size_t best_distance = std::max<size_t>(1, word.size() / 3) + 1;
   for (std::string_view c : candidates) {
+    // 'batchsize' means 'batch': a whole keyword followed by more letters.
+    if (c.size() >= 4 && word.size() > c.size() && word.substr(0, c.size()) == c) return c;
     size_t d = edit_distance(word, c);
     if (d < best_distance) {
       best_distance = d;

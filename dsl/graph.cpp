@@ -11,36 +11,24 @@ std::string Shape::str() const {
 
 const char* name_of(LayerKind kind) {
   switch (kind) {
-    case LayerKind::conv:
-      return "conv";
-    case LayerKind::maxpool:
-      return "maxpool";
-    case LayerKind::avgpool:
-      return "avgpool";
-    case LayerKind::flatten:
-      return "flatten";
-    case LayerKind::dense:
-      return "dense";
-    case LayerKind::dropout:
-      return "dropout";
-    case LayerKind::activation:
-      return "activation";
+    case LayerKind::conv: return "conv";
+    case LayerKind::maxpool: return "maxpool";
+    case LayerKind::avgpool: return "avgpool";
+    case LayerKind::flatten: return "flatten";
+    case LayerKind::dense: return "dense";
+    case LayerKind::dropout: return "dropout";
+    case LayerKind::activation: return "activation";
   }
   return "?";
 }
 
 const char* name_of(Activation act) {
   switch (act) {
-    case Activation::linear:
-      return "linear";
-    case Activation::relu:
-      return "relu";
-    case Activation::sigmoid:
-      return "sigmoid";
-    case Activation::tanh:
-      return "tanh";
-    case Activation::softmax:
-      return "softmax";
+    case Activation::linear: return "linear";
+    case Activation::relu: return "relu";
+    case Activation::sigmoid: return "sigmoid";
+    case Activation::tanh: return "tanh";
+    case Activation::softmax: return "softmax";
   }
   return "?";
 }
@@ -64,12 +52,9 @@ const char* name_of(OptimizerKind kind) {
 
 const char* name_of(ScheduleKind kind) {
   switch (kind) {
-    case ScheduleKind::constant:
-      return "constant";
-    case ScheduleKind::step:
-      return "step";
-    case ScheduleKind::cosine:
-      return "cosine";
+    case ScheduleKind::constant: return "constant";
+    case ScheduleKind::step: return "step";
+    case ScheduleKind::cosine: return "cosine";
   }
   return "?";
 }

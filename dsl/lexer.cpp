@@ -12,26 +12,17 @@ namespace cnnc::dsl {
 
 const char* token_kind_name(TokenKind kind) {
   switch (kind) {
-    case TokenKind::word:
-      return "word";
-    case TokenKind::integer:
-      return "integer";
-    case TokenKind::number:
-      return "number";
-    case TokenKind::shape:
-      return "shape";
-    case TokenKind::lbracket:
-      return "'['";
-    case TokenKind::rbracket:
-      return "']'";
-    case TokenKind::comma:
-      return "','";
-    case TokenKind::equals:
-      return "'='";
-    case TokenKind::newline:
-      return "end of line";
-    case TokenKind::eof:
-      return "end of file";
+    case TokenKind::word: return "word";
+    case TokenKind::integer: return "integer";
+    case TokenKind::number: return "number";
+    case TokenKind::shape: return "shape";
+    case TokenKind::lbracket: return "'['";
+    case TokenKind::rbracket: return "']'";
+    case TokenKind::comma: return "','";
+    case TokenKind::equals: return "'='";
+    case TokenKind::invalid: return "invalid token";
+    case TokenKind::newline: return "end of line";
+    case TokenKind::eof: return "end of file";
   }
   return "token";
 }
@@ -134,6 +125,7 @@ class Lexer {
                                                           static_cast<unsigned>(c)));
         else
           diags_.error(range(pos_, pos_ + n), fmt::format("unexpected character '{}'", ch));
+        push(TokenKind::invalid, pos_, pos_ + n);
         pos_ += n;
       }
     }
@@ -184,6 +176,7 @@ class Lexer {
           shape_like
               ? fmt::format("malformed shape '{}'; a shape is written like 5x5 or 28x28x1", text)
               : fmt::format("malformed number '{}'", text));
+      push(TokenKind::invalid, begin, pos_);
       return;
     }
     push(kind, begin, pos_);

@@ -17,6 +17,7 @@ enum class TokenKind {
   rbracket,  // ]
   comma,     // ,
   equals,    // =
+  invalid,   // a run the lexer reported; the parser skips its statement silently
   newline,   // ends a statement
   eof,
 };

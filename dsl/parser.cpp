@@ -27,10 +27,14 @@ class Parser {
         ++pos_;
         continue;
       }
+      if (peek().kind == TokenKind::invalid) {  // already reported by the lexer
+        skip_line();
+        continue;
+      }
       if (peek().kind != TokenKind::word) {
         diags_.error(peek().range,
-                     fmt::format("expected a keyword at the start of a statement, found {} '{}'",
-                                 token_kind_name(peek().kind), peek().text));
+                     fmt::format("expected a keyword at the start of a statement, found {}",
+                                 describe(peek())));
         skip_line();
         continue;
       }
@@ -123,8 +127,8 @@ class Parser {
         ++pos_;
         v.kind = Value::Kind::word;
         return v;
-      case TokenKind::lbracket:
-        return list();
+      case TokenKind::lbracket: return list();
+      case TokenKind::invalid: return std::nullopt;  // already reported by the lexer
       default:
         diags_.error(tok.range, tok.kind == TokenKind::equals
                                     ? std::string("unexpected '='; options are written name=value")
@@ -141,13 +145,13 @@ class Parser {
     for (;;) {
       const Token& tok = peek();
       if (tok.kind != TokenKind::integer && tok.kind != TokenKind::number) {
+        if (tok.kind == TokenKind::invalid) return std::nullopt;
         diags_.error(tok.kind == TokenKind::newline ? open : tok.range,
                      tok.kind == TokenKind::rbracket && v.list.empty()
                          ? std::string("empty list; a list holds at least one number")
                      : tok.kind == TokenKind::newline
                          ? std::string("unterminated list; expected ']' before the end of the line")
-                         : fmt::format("expected a number in the list, found {} '{}'",
-                                       token_kind_name(tok.kind), tok.text));
+                         : fmt::format("expected a number in the list, found {}", describe(tok)));
         return std::nullopt;
       }
       ++pos_;
@@ -170,8 +174,7 @@ class Parser {
         diags_.error(sep.kind == TokenKind::newline ? open : sep.range,
                      sep.kind == TokenKind::newline
                          ? std::string("unterminated list; expected ']' before the end of the line")
-                         : fmt::format("expected ',' or ']' in the list, found {} '{}'",
-                                       token_kind_name(sep.kind), sep.text));
+                         : fmt::format("expected ',' or ']' in the list, found {}", describe(sep)));
         if (sep.kind == TokenKind::newline) --pos_;
         return std::nullopt;
       }
@@ -198,6 +201,14 @@ class Parser {
       return false;
     }
     return true;
+  }
+
+  // "integer '5'" for tokens with text of their own, "','" for punctuation.
+  static std::string describe(const Token& tok) {
+    bool has_text = tok.kind == TokenKind::word || tok.kind == TokenKind::integer ||
+                    tok.kind == TokenKind::number || tok.kind == TokenKind::shape;
+    return has_text ? fmt::format("{} '{}'", token_kind_name(tok.kind), tok.text)
+                    : token_kind_name(tok.kind);
   }
 
   void skip_line() {

@@ -1,0 +1,103 @@
+// The cnnc command as a user runs it: exit statuses, where output goes, --help and --version.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+namespace {
+
+struct Run {
+  int status;
+  std::string out;  // stdout and stderr, in that order
+};
+
+// Runs cnnc with arguments (shell-quoted by the caller) from the source directory.
+Run cnnc(const std::string& args) {
+  // stderr goes to a file of this process's own, so tests may run in parallel.
+  std::string err = "/tmp/cnnc_test_cli_" + std::to_string(getpid()) + ".stderr";
+  std::string cmd = "cd '" CNNC_SOURCE_DIR "' && '" CNNC_EXE "' " + args + " 2>" + err;
+  std::FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  std::array<char, 4096> buf;
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  int raw = pclose(p);
+  if (std::FILE* e = std::fopen(err.c_str(), "r")) {
+    while (size_t n = std::fread(buf.data(), 1, buf.size(), e)) out.append(buf.data(), n);
+    std::fclose(e);
+  }
+  std::remove(err.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, out};
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("cnnc check: 0 for valid files, 1 when any is invalid, every file reported") {
+  CHECK(cnnc("check models/lenet5.cnn models/keras_mnist.cnn models/edges.cnn models/mlp.cnn")
+            .status == 0);
+  Run r = cnnc(
+      "check models/lenet5.cnn tests/dsl/errors/unknown_layer.cnn "
+      "tests/dsl/errors/stride_zero.cnn");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "tests/dsl/errors/unknown_layer.cnn:5:1: error: unknown layer 'maxpol'"));
+  CHECK(contains(r.out, "tests/dsl/errors/stride_zero.cnn:3:19: error"));
+  CHECK(contains(r.out, "2 of 3 files invalid"));
+}
+
+TEST_CASE("cnnc check: a missing file, a directory and /dev/zero are user errors, not crashes") {
+  Run r = cnnc("check no/such/file.cnn");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "cannot read 'no/such/file.cnn': No such file or directory"));
+  r = cnnc("check models");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "'models' is a directory"));
+  r = cnnc("check /dev/zero");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "a .cnn file is at most"));
+}
+
+TEST_CASE("cnnc check --json prints one object per diagnostic") {
+  Run r = cnnc("check --json tests/dsl/errors/negative_sizes.cnn");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, R"({"file":"tests/dsl/errors/negative_sizes.cnn","line":3,"column":6,)"));
+}
+
+TEST_CASE("cnnc summary prints the Keras-like table and the totals") {
+  Run r = cnnc("summary models/lenet5.cnn");
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "conv1     conv 6 5x5 pad=same relu  28x28x6          156"));
+  CHECK(contains(r.out, "Total params: 61,706\n"));
+  CHECK(contains(r.out, "Trainable params: 61,706\n"));
+  CHECK(contains(r.out, "Frozen params: 0\n"));
+  CHECK(cnnc("summary models/keras_mnist.cnn").out.find("Total params: 1,199,882") !=
+        std::string::npos);
+  CHECK(contains(cnnc("summary models/edges.cnn").out, "Frozen params: 20"));
+  CHECK(contains(cnnc("summary --json models/lenet5.cnn").out, R"("params":61706)"));
+  CHECK(cnnc("summary tests/dsl/errors/unknown_layer.cnn").status == 1);
+}
+
+TEST_CASE("limits are flags: a model refused by default passes when the limit is raised") {
+  CHECK(cnnc("check tests/dsl/errors/too_many_params.cnn").status == 1);
+  CHECK(cnnc("check --max-params 200000000 tests/dsl/errors/too_many_params.cnn").status == 0);
+}
+
+TEST_CASE("--help for every subcommand, --version, and usage errors exit 2") {
+  CHECK(contains(cnnc("--version").out, "cnnc 0."));
+  for (std::string sub : {"check", "summary"}) {
+    Run r = cnnc(sub + " --help");
+    CHECK(r.status == 0);
+    CHECK(contains(r.out, "Usage"));
+  }
+  CHECK(cnnc("").status == 2);
+  CHECK(cnnc("frobnicate").status == 2);
+  CHECK(cnnc("check").status == 2);
+  CHECK(cnnc("check --max-params -5 models/lenet5.cnn").status == 2);
+}
