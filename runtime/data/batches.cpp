@@ -1,0 +1,55 @@
+// batches.cpp: epoch shuffling and the uint8 -> float batch conversion.
+#include "data/batches.hpp"
+
+#include <cstring>
+#include <numeric>
+#include <utility>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "data/random.hpp"
+
+namespace cnnc::rt {
+
+std::vector<int32_t> epoch_order(int32_t count, uint64_t seed, uint32_t epoch) {
+  std::vector<int32_t> order(static_cast<size_t>(count));
+  std::iota(order.begin(), order.end(), 0);
+  // The salt keeps this stream apart from the augmentation's, which hashes the same seed.
+  SplitMix64 rng(mix64(mix64(seed ^ 0x53485546464c45ull) + epoch));
+  for (int32_t i = count - 1; i > 0; --i) {
+    const uint32_t j = below(rng.next(), static_cast<uint64_t>(i) + 1);
+    std::swap(order[i], order[j]);
+  }
+  return order;
+}
+
+void pixels_to_floats(const uint8_t* src, size_t n, float* dst) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  // Four bytes widened to four int32 lanes; _mm_div_ps rounds like the scalar division, so both
+  // loops give the same bits. Blocks of four leave short image rows almost no scalar tail.
+  const __m128 scale = _mm_set1_ps(255.0f);
+  const __m128i zero = _mm_setzero_si128();
+  for (; i + 4 <= n; i += 4) {
+    int32_t four;
+    std::memcpy(&four, src + i, 4);
+    const __m128i bytes = _mm_cvtsi32_si128(four);
+    const __m128i words = _mm_unpacklo_epi16(_mm_unpacklo_epi8(bytes, zero), zero);
+    _mm_storeu_ps(dst + i, _mm_div_ps(_mm_cvtepi32_ps(words), scale));
+  }
+#endif
+  for (; i < n; ++i) dst[i] = pixel_to_float(src[i]);
+}
+
+void prepare_batch(const LabeledImages& data, std::span<const int32_t> indices, float* images,
+                   int32_t* labels) {
+  const size_t pixels = static_cast<size_t>(data.rows) * data.cols;
+  for (size_t b = 0; b < indices.size(); ++b) {
+    pixels_to_floats(data.image(indices[b]), pixels, images + b * pixels);
+    labels[b] = data.labels[indices[b]];
+  }
+}
+
+}  // namespace cnnc::rt
