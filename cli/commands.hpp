@@ -25,5 +25,7 @@ std::optional<dsl::Graph> load_model(const std::string& path, const dsl::Limits&
 
 void register_check(CLI::App& app, int& status);
 void register_summary(CLI::App& app, int& status);
+void register_train(CLI::App& app, int& status);
+void register_eval(CLI::App& app, int& status);
 
 }  // namespace cnnc::cli

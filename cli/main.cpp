@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   int status = exit_ok;
   register_check(app, status);
   register_summary(app, status);
+  register_train(app, status);
+  register_eval(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -227,7 +227,7 @@ TEST_CASE("parameters are laid out in order, each tensor 64-byte aligned") {
   }
 }
 
-TEST_CASE("dense flattens its input itself; flatten is optional") {
+TEST_CASE("dense flattens its input itself, so flatten is optional") {
   CHECK(graph_of(head + "dense 10\n").layers[0].weight_count == 7840);
   CHECK(graph_of(head + "flatten\ndense 10\n").layers[1].weight_count == 7840);
 }

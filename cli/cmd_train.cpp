@@ -1,0 +1,255 @@
+// cnnc train FILE and cnnc eval FILE: training on MNIST-format data and evaluating a checkpoint.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "checkpoint.hpp"
+#include "commands.hpp"
+#include "data/dataset.hpp"
+#include "engines.hpp"
+#include "params.hpp"
+#include "trainer.hpp"
+
+namespace cnnc::cli {
+
+namespace {
+
+std::string default_data_dir() {
+  const char* env = std::getenv("CNNC_DATA");
+  return env && *env ? env : "data/mnist";
+}
+
+int default_threads() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// Keeps the first n samples: quick runs and tests on a slice of the data.
+void keep_first(rt::LabeledImages& d, int32_t n) {
+  if (n <= 0 || n >= d.count) return;
+  d.count = n;
+  d.pixels.resize(static_cast<size_t>(n) * d.rows * d.cols);
+  d.labels.resize(static_cast<size_t>(n));
+}
+
+rt::Mnist load_data(const dsl::Graph& g, const std::string& dir, double validation, int32_t limit) {
+  if (g.input.c != 1)
+    throw std::runtime_error(fmt::format(
+        "MNIST-format images have 1 channel, but the model's input is {}", g.input.str()));
+  rt::InputSpec spec{static_cast<int32_t>(g.input.h), static_cast<int32_t>(g.input.w), 1,
+                     static_cast<int32_t>(g.output().size())};
+  rt::Mnist data = rt::load_mnist(dir, spec, 0.0);
+  keep_first(data.train, limit);
+  keep_first(data.test, limit);
+  if (validation > 0) data.validation = rt::split_off_validation(data.train, validation);
+  return data;
+}
+
+std::string percent(double x) {
+  return fmt::format("{:.2f}%", 100 * x);
+}
+
+struct TrainArgs {
+  std::string file, engine = "generic", data = default_data_dir(), out;
+  std::optional<int64_t> epochs, batch, seed;
+  std::optional<double> lr;
+  int threads = default_threads();
+  int32_t limit = 0;
+  int64_t max_steps = 0;
+  bool resume = false, json = false;
+  dsl::Limits limits;
+};
+
+int run_train(TrainArgs& a) {
+  std::optional<dsl::Graph> graph = load_model(a.file, a.limits);
+  if (!graph) return exit_user_error;
+  dsl::Graph& g = *graph;
+  dsl::Training& t = g.training;
+  if (a.epochs) t.epochs = *a.epochs;
+  if (a.batch) t.batch = *a.batch;
+  if (a.seed) t.seed = static_cast<uint64_t>(*a.seed);
+  if (a.lr) t.optimizer.lr = *a.lr;
+  std::filesystem::path out =
+      a.out.empty() ? std::filesystem::path("runs") / g.name : std::filesystem::path(a.out);
+
+  int32_t slice = static_cast<int32_t>((t.batch + a.threads - 1) / a.threads);
+  std::unique_ptr<Engine> engine = make_engine(g, a.engine, slice);
+  const cnnc_model& m = engine->model();
+  rt::Mnist data = load_data(g, a.data, t.validation, a.limit);
+  std::filesystem::create_directories(out);
+
+  rt::TrainOptions o;
+  o.epochs = static_cast<int32_t>(t.epochs);
+  o.batch = static_cast<int32_t>(t.batch);
+  o.seed = t.seed;
+  o.optimizer.kind = t.optimizer.kind == dsl::OptimizerKind::adam ? CNNC_ADAM : CNNC_SGD;
+  o.optimizer.lr = static_cast<float>(t.optimizer.lr);
+  o.optimizer.momentum = static_cast<float>(t.optimizer.momentum);
+  o.optimizer.beta1 = static_cast<float>(t.optimizer.beta1);
+  o.optimizer.beta2 = static_cast<float>(t.optimizer.beta2);
+  o.optimizer.eps = static_cast<float>(t.optimizer.eps);
+  o.optimizer.weight_decay = static_cast<float>(t.optimizer.weight_decay);
+  o.schedule.kind = t.schedule.kind == dsl::ScheduleKind::step     ? rt::LrSchedule::Kind::step
+                    : t.schedule.kind == dsl::ScheduleKind::cosine ? rt::LrSchedule::Kind::cosine
+                                                                   : rt::LrSchedule::Kind::constant;
+  o.schedule.every = static_cast<int32_t>(t.schedule.every);
+  o.schedule.gamma = static_cast<float>(t.schedule.gamma);
+  o.augment = {static_cast<int32_t>(t.augment.shift), static_cast<float>(t.augment.rotate),
+               static_cast<float>(t.augment.scale)};
+  o.out_dir = out;
+  o.resume = a.resume;
+  o.progress_bar = !a.json && isatty(STDERR_FILENO);
+  o.max_steps = a.max_steps;
+
+  std::vector<float> params = initial_params(g, m, t.seed);
+  rt::ThreadPool pool(a.threads);
+  fmt::print(
+      "training {} on {} ({} images, test {}) with the {} engine: batch {}, {} thread{}, {} "
+      "epoch{}\n",
+      g.name, a.data, data.train.count, data.test.count, a.engine, t.batch, a.threads,
+      a.threads == 1 ? "" : "s", t.epochs, t.epochs == 1 ? "" : "s");
+  rt::TrainResult r = rt::train(m, params, data, o, pool, [&](const rt::EpochRecord& e) {
+    std::string val = e.validation.count
+                          ? fmt::format(" | validation loss {:.4f} acc {}", e.validation.loss,
+                                        percent(e.validation.accuracy))
+                          : "";
+    fmt::print(
+        "epoch {}/{}: loss {:.4f} acc {}{} | test loss {:.4f} acc {} | {:.1f} s, {:.0f} images/s\n",
+        e.epoch, o.epochs, e.train_loss, percent(e.train_accuracy), val, e.test.loss,
+        percent(e.test.accuracy), e.seconds, e.images_per_second);
+    std::fflush(stdout);
+  });
+  if (r.diverged) {
+    fmt::print(stderr, "cnnc: error: {}\n", r.divergence);
+    return exit_user_error;
+  }
+  rt::EvalResult last =
+      r.history.empty() ? rt::evaluate(m, params, data.test, pool) : r.history.back().test;
+  double ips = r.images / std::max(r.train_seconds, 1e-9);
+  std::string digest = rt::weights_digest(params);
+  fmt::print("test accuracy {} ({} images); weights in {}\n", percent(last.accuracy), last.count,
+             (out / "checkpoint.bin").string());
+  if (a.json)
+    fmt::print(
+        R"({{"model":"{}","engine":"{}","epochs":{},"threads":{},"batch":{},"test_accuracy":{:.6f},"test_loss":{:.6f},"train_images_per_second":{:.1f},"seconds":{:.3f},"weights_digest":"{}"}})"
+        "\n",
+        g.name, a.engine, t.epochs, a.threads, t.batch, last.accuracy, last.loss, ips,
+        r.train_seconds, digest);
+  return exit_ok;
+}
+
+struct EvalArgs {
+  std::string file, weights, engine = "generic", data = default_data_dir();
+  int threads = default_threads();
+  int32_t limit = 0;
+  bool json = false;
+  dsl::Limits limits;
+};
+
+int run_eval(EvalArgs& a) {
+  std::optional<dsl::Graph> graph = load_model(a.file, a.limits);
+  if (!graph) return exit_user_error;
+  const dsl::Graph& g = *graph;
+  std::unique_ptr<Engine> engine = make_engine(
+      g, a.engine, static_cast<int32_t>(std::max<int64_t>(1, g.training.batch / a.threads)));
+  const cnnc_model& m = engine->model();
+  rt::Checkpoint c = rt::load_checkpoint(a.weights, rt::model_digest(m));
+  rt::Mnist data = load_data(g, a.data, 0, a.limit);
+  rt::ThreadPool pool(a.threads);
+  rt::EvalResult r = rt::evaluate(m, c.params, data.test, pool);
+  int32_t k = m.output_size;
+  if (a.json) {
+    std::string rows;
+    for (int32_t i = 0; i < k; ++i) {
+      std::string row;
+      for (int32_t j = 0; j < k; ++j)
+        row += fmt::format("{}{}", j ? "," : "", r.confusion[static_cast<size_t>(i) * k + j]);
+      rows += fmt::format("{}[{}]", i ? "," : "", row);
+    }
+    fmt::print(
+        R"({{"model":"{}","images":{},"test_accuracy":{:.6f},"test_loss":{:.6f},"confusion":[{}]}})"
+        "\n",
+        g.name, r.count, r.accuracy, r.loss, rows);
+    return exit_ok;
+  }
+  fmt::print("{} on {} test images: accuracy {}, loss {:.4f}\n", g.name, r.count,
+             percent(r.accuracy), r.loss);
+  if (k <= 20) {
+    fmt::print("confusion matrix (rows: true class, columns: predicted)\n     ");
+    for (int32_t j = 0; j < k; ++j) fmt::print("{:>6}", j);
+    fmt::print("\n");
+    for (int32_t i = 0; i < k; ++i) {
+      fmt::print("{:>4} ", i);
+      for (int32_t j = 0; j < k; ++j)
+        fmt::print("{:>6}", r.confusion[static_cast<size_t>(i) * k + j]);
+      fmt::print("\n");
+    }
+  }
+  return exit_ok;
+}
+
+// User-facing failures of the runtime (data files, checkpoints, engines) are the user's to fix.
+template <class F>
+int user_errors(F&& f) {
+  try {
+    return f();
+  } catch (const std::runtime_error& e) {
+    fmt::print(stderr, "cnnc: error: {}\n", e.what());
+    return exit_user_error;
+  }
+}
+
+}  // namespace
+
+void register_train(CLI::App& app, int& status) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* cmd = app.add_subcommand("train", "Train a model on MNIST-format data");
+  cmd->add_option("file", a->file, ".cnn file")->required();
+  cmd->add_option("--engine", a->engine, "generic or specialized")->capture_default_str();
+  cmd->add_option("--data", a->data,
+                  "Directory with the four IDX files (default $CNNC_DATA, then data/mnist)")
+      ->capture_default_str();
+  cmd->add_option("--epochs", a->epochs, "Override the file's epochs")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  cmd->add_option("--batch", a->batch, "Override the file's batch size")
+      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+  cmd->add_option("--lr", a->lr, "Override the optimizer's learning rate")
+      ->check(CLI::Range(1e-9, 10.0));
+  cmd->add_option("--threads", a->threads, "Threads that split each batch")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--seed", a->seed, "Override the file's seed")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--out", a->out,
+                  "Where history.csv and checkpoint.bin go (default runs/<model>)");
+  cmd->add_flag("--resume", a->resume, "Continue from the checkpoint in --out");
+  cmd->add_flag("--json", a->json, "End with one JSON object of the results");
+  cmd->add_option("--limit", a->limit, "Use only the first N training and test images")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-steps", a->max_steps, "Stop after N optimizer steps")
+      ->check(CLI::PositiveNumber);
+  add_limit_flags(*cmd, a->limits);
+  cmd->callback([a, &status] { status = user_errors([&] { return run_train(*a); }); });
+}
+
+void register_eval(CLI::App& app, int& status) {
+  auto a = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Evaluate a checkpoint on the test set: accuracy, loss, confusion matrix");
+  cmd->add_option("file", a->file, ".cnn file")->required();
+  cmd->add_option("--weights", a->weights, "Checkpoint written by cnnc train")->required();
+  cmd->add_option("--engine", a->engine, "generic or specialized")->capture_default_str();
+  cmd->add_option("--data", a->data, "Directory with the four IDX files")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--limit", a->limit, "Use only the first N test images")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", a->json, "Print one JSON object");
+  add_limit_flags(*cmd, a->limits);
+  cmd->callback([a, &status] { status = user_errors([&] { return run_eval(*a); }); });
+}
+
+}  // namespace cnnc::cli

@@ -1,0 +1,57 @@
+// The generic engine: any network the layer table describes, behind the C ABI of cnnc_abi.h.
+//
+// Build a ModelSpec (the front end does it from its checked Graph), hand it to GenericModel, and
+// use abi() exactly as a generated model: the trainer cannot tell the two apart.
+//
+//   cnnc::rt::GenericModel model(std::move(spec), /*max_batch=*/64);
+//   const cnnc_model* m = model.abi();
+//   std::vector<std::byte> ws(m->workspace_bytes);  // 64-byte aligned in real use
+//   float loss = m->train(m, &pass);
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cnnc_abi.h"
+
+namespace cnnc::rt {
+
+// What the engine needs to know about a model: the ABI's layer table plus the model's header.
+struct ModelSpec {
+  std::string name;
+  int32_t input_h = 0, input_w = 0, input_c = 0;
+  int32_t loss = CNNC_CROSS_ENTROPY;  // enum cnnc_loss
+  std::vector<cnnc_layer> layers;
+  int64_t param_count = 0;
+};
+
+// Throws std::invalid_argument naming the layer and the broken rule when the table is not one
+// the ABI allows: shapes that do not chain or do not follow from the kernel, stride and padding;
+// parameter counts that do not match the shapes; ranges outside [0, param_count); an activation
+// or kind out of range; softmax anywhere but the last layer. A spec built from the front end's
+// checked Graph never trips it: this guards the ABI, not the user.
+void validate(const ModelSpec& spec);
+
+// Owns everything its cnnc_model points to (name, layer table, plan). Movable, not copyable:
+// abi() stays valid across moves because the model lives behind a pointer.
+class GenericModel {
+ public:
+  // Validates spec (see validate) and plans the workspace for slices of up to max_batch samples.
+  GenericModel(ModelSpec spec, int32_t max_batch);
+  ~GenericModel();
+  GenericModel(GenericModel&&) noexcept;
+  GenericModel& operator=(GenericModel&&) noexcept;
+  GenericModel(const GenericModel&) = delete;
+  GenericModel& operator=(const GenericModel&) = delete;
+
+  const cnnc_model* abi() const;
+  const ModelSpec& spec() const;
+
+ private:
+  struct Engine;
+  std::unique_ptr<Engine> engine_;
+};
+
+}  // namespace cnnc::rt

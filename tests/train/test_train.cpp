@@ -1,0 +1,214 @@
+// Specifications of training through the C ABI: it learns, it is reproducible, it resumes to
+// the same bits, its checkpoints refuse damage, and every shipped model takes a step.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "../dsl/check_text.hpp"
+#include "checkpoint.hpp"
+#include "engines.hpp"
+#include "params.hpp"
+#include "trainer.hpp"
+
+namespace fs = std::filesystem;
+using namespace cnnc;
+
+namespace {
+
+// Two classes a small conv net must tell apart: a bright blob on the left or on the right half
+// of an 8x8 image, at a random place, over noise.
+rt::LabeledImages blobs(int32_t count, uint64_t seed) {
+  rt::LabeledImages d;
+  d.count = count;
+  d.rows = d.cols = 8;
+  d.pixels.resize(static_cast<size_t>(count) * 64);
+  d.labels.resize(static_cast<size_t>(count));
+  uint64_t s = seed;
+  auto next = [&] { return (s = s * 6364136223846793005ull + 1442695040888963407ull) >> 33; };
+  for (int32_t i = 0; i < count; ++i) {
+    uint8_t* img = d.pixels.data() + static_cast<size_t>(i) * 64;
+    for (int p = 0; p < 64; ++p) img[p] = static_cast<uint8_t>(next() % 40);
+    int label = static_cast<int>(next() % 2);
+    int r = 1 + static_cast<int>(next() % 5), c = (label ? 4 : 0) + static_cast<int>(next() % 3);
+    for (int y = r; y < r + 2; ++y)
+      for (int x = c; x < c + 2; ++x) img[y * 8 + x] = 255;
+    d.labels[static_cast<size_t>(i)] = static_cast<uint8_t>(label);
+  }
+  return d;
+}
+
+// MNIST-shaped noise with labels 0..9, for models that only need to take a step.
+rt::LabeledImages noise(int32_t count, int32_t size) {
+  rt::LabeledImages d;
+  d.count = count;
+  d.rows = d.cols = size;
+  d.pixels.resize(static_cast<size_t>(count) * size * size);
+  for (size_t i = 0; i < d.pixels.size(); ++i)
+    d.pixels[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
+  for (int32_t i = 0; i < count; ++i) d.labels.push_back(static_cast<uint8_t>(i % 10));
+  return d;
+}
+
+const char* const blob_model =
+    "model blobs\ninput 8x8x1\nconv 4 3x3 relu\nmaxpool 2x2\ndropout 0.1\ndense 2 softmax\n";
+
+struct Run {
+  rt::TrainResult result;
+  std::vector<float> params;
+};
+
+Run train_blobs(int epochs, int threads, const fs::path& out = {}, bool resume = false) {
+  dsl::Graph g = test::graph_of(blob_model);
+  auto engine = cli::make_engine(g, "generic", (32 + threads - 1) / threads);
+  const cnnc_model& m = engine->model();
+  rt::Mnist data{blobs(512, 1), {}, blobs(256, 2)};
+  rt::TrainOptions o;
+  o.epochs = epochs;
+  o.batch = 32;
+  o.seed = 7;
+  o.optimizer = {CNNC_SGD, 0.1f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
+  o.out_dir = out;
+  o.resume = resume;
+  rt::ThreadPool pool(threads);
+  Run r;
+  r.params = cli::initial_params(g, m, o.seed);
+  r.result = rt::train(m, r.params, data, o, pool, [](const rt::EpochRecord&) {});
+  return r;
+}
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("cnnc_test_train_" + name + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("training learns a synthetic task the network can solve") {
+  Run r = train_blobs(3, 2);
+  REQUIRE(r.result.history.size() == 3);
+  CHECK(r.result.history.back().test.accuracy >= 0.95);
+  CHECK(r.result.history.back().train_loss < r.result.history.front().train_loss);
+}
+
+TEST_CASE("the same seed and thread count give the same bits") {
+  CHECK(rt::weights_digest(train_blobs(1, 2).params) ==
+        rt::weights_digest(train_blobs(1, 2).params));
+  CHECK(rt::weights_digest(train_blobs(1, 1).params) ==
+        rt::weights_digest(train_blobs(1, 1).params));
+}
+
+TEST_CASE("--resume ends with exactly the weights of an uninterrupted run") {
+  fs::path a = temp_dir("a"), b = temp_dir("b");
+  Run whole = train_blobs(2, 2, a);
+  train_blobs(1, 2, b);  // "interrupted" after one epoch
+  Run resumed = train_blobs(2, 2, b, true);
+  CHECK(resumed.result.history.size() == 1);
+  CHECK(rt::weights_digest(resumed.params) == rt::weights_digest(whole.params));
+  std::ifstream history(b / "history.csv");
+  std::string header, line1, line2;
+  std::getline(history, header);
+  std::getline(history, line1);
+  std::getline(history, line2);
+  CHECK(header.rfind("epoch,lr,train_loss", 0) == 0);
+  CHECK(line1.rfind("1,", 0) == 0);
+  CHECK(line2.rfind("2,", 0) == 0);
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+TEST_CASE("checkpoints round-trip and refuse damage, truncation and other models") {
+  fs::path dir = temp_dir("ckpt");
+  fs::path f = dir / "c.bin";
+  rt::Checkpoint c{0x1234, 3, 99, {1.5f, -2.0f, 3.25f}, {0, 1, 2, 3, 4, 5}};
+  rt::save_checkpoint(f, c);
+  rt::Checkpoint back = rt::load_checkpoint(f, 0x1234);
+  CHECK(back.params == c.params);
+  CHECK(back.optimizer == c.optimizer);
+  CHECK(back.epochs_done == 3);
+  CHECK(back.step == 99);
+  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x9999), Catch::Contains("different model"));
+  std::string bytes;
+  {
+    std::ifstream in(f, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string flipped = bytes;
+  flipped[50] ^= 1;
+  std::ofstream(f, std::ios::binary | std::ios::trunc) << flipped;
+  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x1234), Catch::Contains("checksum mismatch"));
+  std::ofstream(f, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() - 5);
+  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x1234), Catch::Contains("truncated"));
+  std::ofstream(f, std::ios::binary | std::ios::trunc) << "hello";
+  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x1234), Catch::Contains("not a cnnc checkpoint"));
+  CHECK_THROWS_WITH(rt::load_checkpoint(dir / "missing.bin", 0x1234),
+                    Catch::Contains("cannot be opened"));
+  CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) ==
+        1);  // no temporary left
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a non-finite loss stops training with the place named") {
+  dsl::Graph g = test::graph_of(blob_model);
+  auto engine = cli::make_engine(g, "generic", 16);
+  const cnnc_model& m = engine->model();
+  rt::Mnist data{blobs(64, 1), {}, blobs(32, 2)};
+  rt::TrainOptions o;
+  o.epochs = 1;
+  o.batch = 32;
+  o.optimizer = {CNNC_SGD, 0.1f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
+  std::vector<float> params = cli::initial_params(g, m, 1);
+  params[static_cast<size_t>(m.layers[m.layer_count - 1].bias_offset)] = NAN;  // reaches the loss
+  rt::ThreadPool pool(2);
+  rt::TrainResult r = rt::train(m, params, data, o, pool, [](const rt::EpochRecord&) {});
+  CHECK(r.diverged);
+  CHECK_THAT(r.divergence, Catch::Contains("epoch 1, batch 1"));
+}
+
+TEST_CASE("every model in models/ takes a training step and frozen layers stay as written") {
+  for (const auto& e : fs::directory_iterator(fs::path(CNNC_SOURCE_DIR) / "models")) {
+    std::ifstream in(e.path());
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    dsl::Graph g = test::graph_of(text);
+    DYNAMIC_SECTION(g.name) {
+      auto engine = cli::make_engine(g, "generic", 8);
+      const cnnc_model& m = engine->model();
+      rt::Mnist data{noise(16, 28), {}, noise(16, 28)};
+      rt::TrainOptions o;
+      o.epochs = 1;
+      o.batch = 16;
+      o.max_steps = 1;
+      o.optimizer = {CNNC_SGD, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
+      std::vector<float> before = cli::initial_params(g, m, 1), params = before;
+      rt::ThreadPool pool(2);
+      rt::TrainResult r = rt::train(m, params, data, o, pool, [](const rt::EpochRecord&) {});
+      REQUIRE_FALSE(r.diverged);
+      REQUIRE(r.history.size() == 1);
+      CHECK(std::isfinite(r.history[0].train_loss));
+      for (const dsl::Layer& l : g.layers) {
+        bool changed = !std::equal(before.begin() + l.weight_offset,
+                                   before.begin() + l.weight_offset + l.weight_count,
+                                   params.begin() + l.weight_offset);
+        INFO(l.name);
+        if (l.frozen)
+          CHECK_FALSE(changed);
+        else if (l.weight_count > 0)
+          CHECK(changed);
+      }
+    }
+  }
+}
+
+TEST_CASE("learning-rate schedules") {
+  rt::LrSchedule step{rt::LrSchedule::Kind::step, 2, 0.5f};
+  CHECK(rt::learning_rate(step, 0.1f, 0, 10) == 0.1f);
+  CHECK(rt::learning_rate(step, 0.1f, 1, 10) == 0.1f);
+  CHECK(rt::learning_rate(step, 0.1f, 2, 10) == Approx(0.05f));
+  CHECK(rt::learning_rate(step, 0.1f, 5, 10) == Approx(0.025f));
+  rt::LrSchedule cosine{rt::LrSchedule::Kind::cosine, 0, 0};
+  CHECK(rt::learning_rate(cosine, 0.1f, 0, 4) == Approx(0.1f));
+  CHECK(rt::learning_rate(cosine, 0.1f, 2, 4) == Approx(0.05f));
+}
