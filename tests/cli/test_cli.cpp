@@ -6,6 +6,8 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace {
@@ -100,4 +102,46 @@ TEST_CASE("--help for every subcommand, --version, and usage errors exit 2") {
   CHECK(cnnc("frobnicate").status == 2);
   CHECK(cnnc("check").status == 2);
   CHECK(cnnc("check --max-params -5 models/lenet5.cnn").status == 2);
+}
+
+TEST_CASE("cnnc train and eval: user errors are reported with exit 1") {
+  Run r = cnnc("train models/lenet5.cnn --data /nonexistent/mnist --epochs 1");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "scripts/setup"));
+  r = cnnc("train models/lenet5.cnn --engine specialized");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "use --engine generic"));
+  r = cnnc("train models/lenet5.cnn --engine turbo");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "unknown engine 'turbo'"));
+  r = cnnc("eval models/lenet5.cnn --weights /nonexistent/checkpoint.bin");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "checkpoint '/nonexistent/checkpoint.bin': cannot be opened"));
+  CHECK(cnnc("train tests/dsl/errors/unknown_layer.cnn").status == 1);
+  for (std::string sub : {"train", "eval"}) CHECK(contains(cnnc(sub + " --help").out, "--data"));
+}
+
+TEST_CASE("cnnc train on real MNIST ends with the JSON a script reads; eval reads its checkpoint") {
+  if (!std::ifstream(CNNC_SOURCE_DIR "/data/mnist/train-labels-idx1-ubyte")) {
+    WARN("skipped: data/mnist is absent (scripts/setup fetches it)");
+    return;
+  }
+  std::string out = "/tmp/cnnc_test_cli_run_" + std::to_string(getpid());
+  Run r =
+      cnnc("train models/lenet5.cnn --limit 512 --epochs 1 --threads 2 --out " + out + " --json");
+  CHECK(r.status == 0);
+  for (const char* key : {"\"model\":\"lenet5\"", "\"engine\":\"generic\"", "\"epochs\":1",
+                          "\"threads\":2", "\"batch\":64", "\"test_accuracy\":", "\"test_loss\":",
+                          "\"train_images_per_second\":", "\"seconds\":", "\"weights_digest\":\""})
+    CHECK(contains(r.out, key));
+  Run again =
+      cnnc("train models/lenet5.cnn --limit 512 --epochs 1 --threads 2 --out " + out + " --json");
+  std::string digest = r.out.substr(r.out.find("weights_digest"));
+  CHECK(contains(again.out, digest));  // same seed, same threads: same bits
+  Run e = cnnc("eval models/lenet5.cnn --limit 512 --weights " + out + "/checkpoint.bin");
+  CHECK(e.status == 0);
+  CHECK(contains(e.out, "confusion matrix"));
+  CHECK(cnnc("eval models/mlp.cnn --weights " + out + "/checkpoint.bin").status ==
+        1);  // another model
+  std::filesystem::remove_all(out);
 }
