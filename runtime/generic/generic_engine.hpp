@@ -35,7 +35,10 @@ struct ModelSpec {
 void validate(const ModelSpec& spec);
 
 // Owns everything its cnnc_model points to (name, layer table, plan). Movable, not copyable:
-// abi() stays valid across moves because the model lives behind a pointer.
+// abi() stays valid across moves because the model lives behind a pointer. The ABI calls are
+// const and may run concurrently on different slices; a pass outside the contract (n outside
+// [1, max_batch], a missing pointer, a label outside the outputs) throws std::invalid_argument,
+// because an oracle that computes on garbage is worse than one that stops.
 class GenericModel {
  public:
   // Validates spec (see validate) and plans the workspace for slices of up to max_batch samples.

@@ -92,6 +92,29 @@ struct Workers {
   std::vector<std::vector<float>> grads;
 };
 
+// Runs f(slice, thread) for every slice; thread t takes slices t, t + threads, ...
+template <class F>
+void for_each_slice(ThreadPool& pool, const std::vector<Slice>& parts, F&& f) {
+  pool.run([&](int t) {
+    for (size_t s = static_cast<size_t>(t); s < parts.size(); s += static_cast<size_t>(pool.size()))
+      f(s, t);
+  });
+}
+
+// The fields of a pass that forward and train share: a slice of the prepared batch.
+cnnc_pass slice_pass(const cnnc_model& m, const std::vector<float>& params,
+                     const std::vector<float>& images, std::vector<float>& outputs, Slice slice,
+                     const Aligned& workspace) {
+  cnnc_pass pass{};
+  pass.params = params.data();
+  pass.input =
+      images.data() + static_cast<int64_t>(slice.offset) * m.input_h * m.input_w * m.input_c;
+  pass.output = outputs.data() + static_cast<int64_t>(slice.offset) * m.output_size;
+  pass.workspace = workspace.p.get();
+  pass.n = slice.n;
+  return pass;
+}
+
 void write_history_header(const std::filesystem::path& path) {
   std::ofstream(path, std::ios::trunc) << "epoch,lr,train_loss,train_accuracy,validation_loss,"
                                           "validation_accuracy,test_loss,test_accuracy,seconds,"
@@ -156,17 +179,9 @@ EvalResult evaluate(const cnnc_model& m, const std::vector<float>& params,
     prepare_batch(data, std::span(indices.data(), static_cast<size_t>(n)), images.data(),
                   labels.data());
     std::vector<Slice> parts = slices(n, pool.size(), m.max_batch);
-    pool.run([&](int t) {
-      for (size_t s = static_cast<size_t>(t); s < parts.size();
-           s += static_cast<size_t>(pool.size())) {
-        cnnc_pass pass{};
-        pass.params = params.data();
-        pass.input = images.data() + parts[s].offset * sample_size;
-        pass.output = outputs.data() + static_cast<int64_t>(parts[s].offset) * m.output_size;
-        pass.workspace = w.workspace[t].p.get();
-        pass.n = parts[s].n;
-        m.forward(&m, &pass);
-      }
+    for_each_slice(pool, parts, [&](size_t s, int t) {
+      cnnc_pass pass = slice_pass(m, params, images, outputs, parts[s], w.workspace[t]);
+      m.forward(&m, &pass);
     });
     for (int32_t i = 0; i < n; ++i) {
       const float* y = outputs.data() + static_cast<int64_t>(i) * m.output_size;
@@ -233,22 +248,14 @@ TrainResult train(const cnnc_model& m, std::vector<float>& params, const Mnist& 
 
       std::vector<Slice> parts = slices(n, pool.size(), m.max_batch);
       std::vector<float> slice_loss(parts.size(), 0.0f);
-      pool.run([&](int t) {
-        for (size_t s = static_cast<size_t>(t); s < parts.size();
-             s += static_cast<size_t>(pool.size())) {
-          cnnc_pass pass{};
-          pass.params = params.data();
-          pass.input = images.data() + parts[s].offset * sample_size;
-          pass.labels = labels.data() + parts[s].offset;
-          pass.output = outputs.data() + static_cast<int64_t>(parts[s].offset) * m.output_size;
-          pass.grads = w.grads[s].data();
-          pass.workspace = w.workspace[t].p.get();
-          pass.n = parts[s].n;
-          pass.epoch = static_cast<uint32_t>(epoch);
-          pass.sample_base = static_cast<uint32_t>(b * o.batch + parts[s].offset);
-          pass.seed = o.seed;
-          slice_loss[s] = m.train(&m, &pass);
-        }
+      for_each_slice(pool, parts, [&](size_t s, int t) {
+        cnnc_pass pass = slice_pass(m, params, images, outputs, parts[s], w.workspace[t]);
+        pass.labels = labels.data() + parts[s].offset;
+        pass.grads = w.grads[s].data();
+        pass.epoch = static_cast<uint32_t>(epoch);
+        pass.sample_base = static_cast<uint32_t>(b * o.batch + parts[s].offset);
+        pass.seed = o.seed;
+        slice_loss[s] = m.train(&m, &pass);
       });
       // The reduction: every index sums the slices in slice order, split by index over threads.
       int64_t count = m.param_count, per = (count + pool.size() - 1) / pool.size();
