@@ -24,6 +24,7 @@ void softmax_inplace(int64_t size, float* y) {
 
 }  // namespace
 
+// y [N][size] in place.
 void activation_forward(int32_t act, int32_t n, int64_t size, float* y) {
   const int64_t total = n * size;
   switch (act) {
@@ -43,6 +44,7 @@ void activation_forward(int32_t act, int32_t n, int64_t size, float* y) {
   }
 }
 
+// y, dy [N][size] -> dx [N][size].
 void activation_backward(int32_t act, int32_t n, int64_t size, const float* y, const float* dy,
                          float* dx) {
   const int64_t total = n * size;
@@ -74,11 +76,13 @@ void activation_backward(int32_t act, int32_t n, int64_t size, const float* y, c
   }
 }
 
+// y [rows][K] += b [K].
 void add_bias(int64_t rows, int32_t k, const float* b, float* y) {
   for (int64_t r = 0; r < rows; ++r)
     for (int32_t j = 0; j < k; ++j) y[r * k + j] += b[j];
 }
 
+// dy [rows][K] -> db [K].
 void sum_bias(int64_t rows, int32_t k, const float* dy, float* db) {
   for (int32_t j = 0; j < k; ++j) db[j] = 0.0f;
   for (int64_t r = 0; r < rows; ++r)

@@ -94,11 +94,13 @@ void col2im(const ConvShape& d, const float* col, float* dx) {
 
 }  // namespace
 
+// P*Q*R*S*C floats: one sample's im2col matrix.
 int64_t conv_col_floats(const cnnc_layer& l) {
   if (is_pointwise(l)) return 0;
   return int64_t{l.out_h} * l.out_w * l.kernel_h * l.kernel_w * l.in_c;
 }
 
+// x [N][H][W][C], w [K][R][S][C], b [K] -> y [N][P][Q][K]; col [P*Q][R*S*C] scratch.
 void conv_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* b,
                   float* y, float* col, float* pack) {
   const ConvShape d = shape_of(l);
@@ -120,6 +122,7 @@ void conv_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w
   }
 }
 
+// dy [N][P][Q][K] -> dw [K][R][S][C] (summed over N), db [K], dx [N][H][W][C].
 void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* dy,
                    float* dx, float* dw, float* db, float* col, float* pack) {
   const ConvShape d = shape_of(l);

@@ -15,6 +15,7 @@ int64_t inputs_of(const cnnc_layer& l) {
 
 }  // namespace
 
+// x [N][C], w [K][C], b [K] -> y [N][K].
 void dense_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* b,
                    float* y, float* pack) {
   const int64_t C = inputs_of(l), K = l.out_c;
@@ -29,6 +30,7 @@ void dense_forward(const cnnc_layer& l, int32_t n, const float* x, const float* 
   activation_forward(l.activation, n, K, y);
 }
 
+// dy [N][K] -> dw [K][C], db [K], dx [N][C].
 void dense_backward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* dy,
                     float* dx, float* dw, float* db, float* pack) {
   const int64_t C = inputs_of(l), K = l.out_c;

@@ -25,11 +25,13 @@ void apply_mask(const cnnc_layer& l, int32_t n, const DropoutKey& key, const flo
 
 }  // namespace
 
+// x [N][H][W][C] -> y [N][H][W][C].
 void dropout_forward(const cnnc_layer& l, int32_t n, const DropoutKey& key, const float* x,
                      float* y) {
   apply_mask(l, n, key, x, y);
 }
 
+// dy [N][H][W][C] -> dx [N][H][W][C]; dx may alias dy.
 void dropout_backward(const cnnc_layer& l, int32_t n, const DropoutKey& key, const float* dy,
                       float* dx) {
   apply_mask(l, n, key, dy, dx);

@@ -13,6 +13,7 @@ namespace {
 
 constexpr int64_t MR = kGemmMR, NR = kGemmNR;
 
+// Element access through the transposes, for the reference loop.
 inline float a_at(const GemmArgs& g, int64_t i, int64_t k) {
   return g.trans_a ? g.a[k * g.lda + i] : g.a[i * g.lda + k];
 }
@@ -48,15 +49,20 @@ void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, f
 void pack_b(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int64_t cols = nc - jr < NR ? nc - jr : NR;
-    for (int64_t p = 0; p < kc; ++p) {
-      float* d = dst + p * NR;
-      if (!g.trans_b && cols == NR) {
-        std::memcpy(d, g.b + (p0 + p) * g.ldb + j0 + jr, NR * sizeof(float));
-        continue;
+    // Walk the source contiguously: along the columns for a row-major B, along k for B^T.
+    if (g.trans_b) {
+      for (int64_t c = 0; c < cols; ++c) {
+        const float* src = g.b + (j0 + jr + c) * g.ldb + p0;
+        for (int64_t p = 0; p < kc; ++p) dst[p * NR + c] = src[p];
       }
-      for (int64_t c = 0; c < cols; ++c) d[c] = b_at(g, p0 + p, j0 + jr + c);
-      for (int64_t c = cols; c < NR; ++c) d[c] = 0.0f;
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = g.b + (p0 + p) * g.ldb + j0 + jr;
+        for (int64_t c = 0; c < cols; ++c) dst[p * NR + c] = src[c];
+      }
     }
+    for (int64_t p = 0; p < kc; ++p)
+      for (int64_t c = cols; c < NR; ++c) dst[p * NR + c] = 0.0f;
     dst += NR * kc;
   }
 }

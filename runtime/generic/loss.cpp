@@ -19,6 +19,7 @@ void check_label(int32_t label, int32_t o) {
 
 }  // namespace
 
+// z [N][O] logits -> sum of losses; probs, dz [N][O].
 float softmax_xent(int32_t n, int32_t o, const float* z, const int32_t* labels, float* probs,
                    float* dz) {
   double total = 0.0;
@@ -44,6 +45,7 @@ float softmax_xent(int32_t n, int32_t o, const float* z, const int32_t* labels, 
   return float(total);
 }
 
+// y [N][O] -> sum of losses; dy [N][O].
 float mse(int32_t n, int32_t o, const float* y, const int32_t* labels, float* dy) {
   double total = 0.0;
   for (int32_t i = 0; i < n; ++i) {

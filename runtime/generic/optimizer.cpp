@@ -5,6 +5,7 @@
 
 namespace cnnc::rt {
 
+// p, g, v [count].
 void sgd_step(const cnnc_optimizer& opt, int64_t count, float* p, const float* g, float* v) {
   // torch starts the momentum buffer at the first gradient; with v = 0 before the first step,
   // momentum * 0 + g is exactly that.
@@ -15,6 +16,7 @@ void sgd_step(const cnnc_optimizer& opt, int64_t count, float* p, const float* g
   }
 }
 
+// p, g, m, v [count].
 void adam_step(const cnnc_optimizer& opt, int64_t count, float* p, const float* g, float* m,
                float* v) {
   // torch computes the bias corrections and the step size in double (Python floats), the rest

@@ -19,6 +19,7 @@ PoolShape shape_of(const cnnc_layer& l) {
 
 }  // namespace
 
+// x [N][H][W][C] -> y [N][P][Q][C].
 void maxpool_forward(const cnnc_layer& l, int32_t n, const float* x, float* y) {
   const PoolShape d = shape_of(l);
   for (int64_t i = 0; i < n; ++i) {
@@ -37,6 +38,7 @@ void maxpool_forward(const cnnc_layer& l, int32_t n, const float* x, float* y) {
   }
 }
 
+// x [N][H][W][C], dy [N][P][Q][C] -> dx [N][H][W][C].
 void maxpool_backward(const cnnc_layer& l, int32_t n, const float* x, const float* dy, float* dx) {
   const PoolShape d = shape_of(l);
   std::memset(dx, 0, n * d.H * d.W * d.C * sizeof(float));
@@ -61,6 +63,7 @@ void maxpool_backward(const cnnc_layer& l, int32_t n, const float* x, const floa
   }
 }
 
+// x [N][H][W][C] -> y [N][P][Q][C].
 void avgpool_forward(const cnnc_layer& l, int32_t n, const float* x, float* y) {
   const PoolShape d = shape_of(l);
   const float scale = 1.0f / float(d.R * d.S);
@@ -81,6 +84,7 @@ void avgpool_forward(const cnnc_layer& l, int32_t n, const float* x, float* y) {
   }
 }
 
+// dy [N][P][Q][C] -> dx [N][H][W][C].
 void avgpool_backward(const cnnc_layer& l, int32_t n, const float* dy, float* dx) {
   const PoolShape d = shape_of(l);
   const float scale = 1.0f / float(d.R * d.S);

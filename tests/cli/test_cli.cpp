@@ -91,7 +91,7 @@ TEST_CASE("limits are flags: a model refused by default passes when the limit is
   CHECK(cnnc("check --max-params 200000000 tests/dsl/errors/too_many_params.cnn").status == 0);
 }
 
-TEST_CASE("--help for every subcommand, --version, and usage errors exit 2") {
+TEST_CASE("help for every subcommand, the version, and usage errors exit 2") {
   CHECK(contains(cnnc("--version").out, "cnnc 0."));
   for (std::string sub : {"check", "summary"}) {
     Run r = cnnc(sub + " --help");
@@ -121,7 +121,8 @@ TEST_CASE("cnnc train and eval: user errors are reported with exit 1") {
   for (std::string sub : {"train", "eval"}) CHECK(contains(cnnc(sub + " --help").out, "--data"));
 }
 
-TEST_CASE("cnnc train on real MNIST ends with the JSON a script reads; eval reads its checkpoint") {
+TEST_CASE(
+    "cnnc train on real MNIST ends with the JSON a script reads and eval reads its checkpoint") {
   if (!std::ifstream(CNNC_SOURCE_DIR "/data/mnist/train-labels-idx1-ubyte")) {
     WARN("skipped: data/mnist is absent (scripts/setup fetches it)");
     return;

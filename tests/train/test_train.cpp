@@ -101,7 +101,7 @@ TEST_CASE("the same seed and thread count give the same bits") {
         rt::weights_digest(train_blobs(1, 1).params));
 }
 
-TEST_CASE("--resume ends with exactly the weights of an uninterrupted run") {
+TEST_CASE("resuming ends with exactly the weights of an uninterrupted run") {
   fs::path a = temp_dir("a"), b = temp_dir("b");
   Run whole = train_blobs(2, 2, a);
   train_blobs(1, 2, b);  // "interrupted" after one epoch
