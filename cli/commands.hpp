@@ -27,5 +27,8 @@ void register_check(CLI::App& app, int& status);
 void register_summary(CLI::App& app, int& status);
 void register_train(CLI::App& app, int& status);
 void register_eval(CLI::App& app, int& status);
+void register_gen(CLI::App& app, int& status);
+void register_verify(CLI::App& app, int& status);
+void register_bench(CLI::App& app, int& status);
 
 }  // namespace cnnc::cli

@@ -7,6 +7,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <chrono>
+
+#include "build/build.hpp"
+#include "emit_model.hpp"
 #include "generic_engine.hpp"
 #include "params.hpp"
 
@@ -83,20 +87,47 @@ class GenericEngine final : public Engine {
  public:
   GenericEngine(const dsl::Graph& g, int32_t max_batch) : model_(spec_of(g), max_batch) {}
   const cnnc_model& model() const override { return *model_.abi(); }
+  std::string description() const override { return "generic"; }
 
  private:
   rt::GenericModel model_;
 };
 
+class SpecializedEngine final : public Engine {
+ public:
+  SpecializedEngine(const dsl::Graph& g, int32_t max_batch, const std::string& target) {
+    auto start = std::chrono::steady_clock::now();
+    codegen::GenOptions options{g.source_path, g.source_text, static_cast<int>(g.training.batch)};
+    codegen::Generated gen = codegen::emit_model(g, options);
+    double gen_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    library_ =
+        std::make_unique<codegen::GeneratedModel>(codegen::build_generated(gen.source, g.name, {}));
+    model_ = library_->make(std::min<int32_t>(max_batch, static_cast<int32_t>(g.training.batch)),
+                            target);
+    if (!model_)
+      throw std::runtime_error(
+          fmt::format("this CPU cannot run the specialised code for target '{}'", target));
+    description_ = fmt::format("{}: generated {} lines in {:.0f} ms; {} in {:.2f} s ({})",
+                               model_->engine, dsl::with_thousands(gen.lines), gen_ms,
+                               library_->how() == "cache" ? "loaded from the cache" : "compiled",
+                               library_->build_seconds(), library_->compiler());
+  }
+  const cnnc_model& model() const override { return *model_; }
+  std::string description() const override { return description_; }
+
+ private:
+  std::unique_ptr<codegen::GeneratedModel> library_;  // outlives model_: declared first
+  codegen::ModelPtr model_;
+  std::string description_;
+};
+
 }  // namespace
 
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
-                                    int32_t max_batch) {
+                                    int32_t max_batch, const std::string& target) {
   if (name == "generic") return std::make_unique<GenericEngine>(graph, max_batch);
-  if (name == "specialized")
-    throw std::runtime_error(
-        "the specialised engine is not available yet (the code generator has not landed); use "
-        "--engine generic");
+  if (name == "specialized") return std::make_unique<SpecializedEngine>(graph, max_batch, target);
   throw std::runtime_error(
       fmt::format("unknown engine '{}'; expected generic or specialized", name));
 }

@@ -15,13 +15,17 @@ class Engine {
  public:
   virtual ~Engine() = default;
   virtual const cnnc_model& model() const = 0;
+  // How the engine came to be, for the user: "generic", or what was generated and compiled.
+  virtual std::string description() const = 0;
 };
 
-// The engine named by --engine ("generic"; "specialized" once the code generator lands) for
-// slices of up to max_batch samples. Throws std::runtime_error with a user-facing message for
-// an engine that is not available.
+// The engine named by --engine, "generic" or "specialized", for slices of up to max_batch
+// samples. The specialised code is generated for batches of graph.training.batch, compiled (or
+// found in the cache) and run on `target`: "auto" (the best the CPU has), "avx512", "avx2" or
+// "portable". Throws std::runtime_error with a user-facing message when the engine is not
+// available (codegen::BuildError, a std::runtime_error, when generated code fails to build).
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
-                                    int32_t max_batch);
+                                    int32_t max_batch, const std::string& target = "auto");
 
 // He/Glorot initial parameters from the seed, with the weights= and bias= of the .cnn file
 // written over them.

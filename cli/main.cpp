@@ -16,16 +16,23 @@ int main(int argc, char** argv) {
   register_summary(app, status);
   register_train(app, status);
   register_eval(app, status);
+  register_gen(app, status);
+  register_verify(app, status);
+  register_bench(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? exit_ok : exit_usage;
   } catch (const std::exception& e) {
-    fmt::print(stderr,
-               "cnnc: internal error: {}\nThis is a bug in cnnc; please report it with the command "
-               "and the .cnn file.\n",
-               e.what());
+    std::string what = e.what();
+    if (what.rfind("internal error", 0) == 0)  // it already says so, and how to report it
+      fmt::print(stderr, "cnnc: {}\n", what);
+    else
+      fmt::print(stderr,
+                 "cnnc: internal error: {}\nThis is a bug in cnnc; please report it with the "
+                 "command and the .cnn file.\n",
+                 what);
     return exit_internal;
   }
   return status;

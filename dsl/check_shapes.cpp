@@ -44,6 +44,7 @@ class ShapeChecker {
     Graph g;
     g.name = d.name;
     g.source_path = file_.path();
+    g.source_text = file_.text();
     g.input = d.input;
     g.training = d.training;
     std::optional<Shape> shape;

@@ -101,6 +101,7 @@ struct Training {
 struct Graph {
   std::string name;         // checked: [a-z_][a-z0-9_]*, at most 64 characters, no C++ keyword
   std::string source_path;  // as given on the command line
+  std::string source_text;  // the text it was checked from: generated code records its digest
   Shape input;
   std::vector<Layer> layers;
   Training training;

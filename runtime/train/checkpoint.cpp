@@ -1,9 +1,9 @@
 // Atomic, checksummed checkpoint files.
 #include "checkpoint.hpp"
 
-#include <fcntl.h>
+#include "atomic_file.hpp"
+
 #include <fmt/format.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cerrno>
@@ -51,27 +51,7 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   put(out, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(out.data()),
                                        static_cast<uInt>(out.size()))));
 
-  std::filesystem::path tmp = path;
-  tmp += fmt::format(".tmp{}", getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) fail(tmp, std::strerror(errno));
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = ::write(fd, out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      std::filesystem::remove(tmp);
-      fail(tmp, std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    std::filesystem::remove(tmp);
-    fail(tmp, std::strerror(errno));
-  }
-  std::filesystem::rename(tmp, path);
+  write_file_atomically(path, out);
 }
 
 Checkpoint load_checkpoint(const std::filesystem::path& path, uint64_t expected_digest) {

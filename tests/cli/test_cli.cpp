@@ -108,9 +108,6 @@ TEST_CASE("cnnc train and eval: user errors are reported with exit 1") {
   Run r = cnnc("train models/lenet5.cnn --data /nonexistent/mnist --epochs 1");
   CHECK(r.status == 1);
   CHECK(contains(r.out, "scripts/setup"));
-  r = cnnc("train models/lenet5.cnn --engine specialized");
-  CHECK(r.status == 1);
-  CHECK(contains(r.out, "use --engine generic"));
   r = cnnc("train models/lenet5.cnn --engine turbo");
   CHECK(r.status == 1);
   CHECK(contains(r.out, "unknown engine 'turbo'"));

@@ -1,0 +1,111 @@
+// Layers that act on each value alone: flatten (a copy: [H][W][C][L] already is [H*W*C][L]),
+// dropout, and activations, whether a layer of their own or fused after conv and dense.
+//
+// relu is vector code; sigmoid and tanh run per value through <cmath>, and dropout hashes per
+// value with the ABI's counter-based functions so that every engine drops the same values.
+#include <fmt/format.h>
+
+#include "emit.hpp"
+
+namespace cnnc::codegen {
+
+void emit_activation_loop(EmitContext& c, const dsl::Layer& l, const std::string& buffer,
+                          int64_t values) {
+  if (l.activation == dsl::Activation::sigmoid)
+    c.w.line("for (int e = 0; e < {}; ++e) {}[e] = 1.0f / (1.0f + std::exp(-{}[e]));", values,
+             buffer, buffer);
+  else if (l.activation == dsl::Activation::tanh)
+    c.w.line("for (int e = 0; e < {}; ++e) {}[e] = std::tanh({}[e]);", values, buffer, buffer);
+}
+
+// dz = dy * f'(z), written over dy, from the layer's output y = f(z). softmax is handled where
+// the loss is (emit_model.cpp), so only relu, sigmoid and tanh appear here.
+void emit_activation_backward_loop(EmitContext& c, const dsl::Layer& l, const std::string& y,
+                                   const std::string& dy, int64_t values) {
+  int64_t L = c.L();
+  switch (l.activation) {
+    case dsl::Activation::relu:
+      c.w.line(
+          "for (int e = 0; e < {}; e += {}) vstore({} + e, vand(vgt(vload({} + e), vzero()), "
+          "vload({} + e)));",
+          values, L, dy, y, dy);
+      break;
+    case dsl::Activation::sigmoid:
+      c.w.line("for (int e = 0; e < {}; ++e) {}[e] *= {}[e] * (1.0f - {}[e]);", values, dy, y, y);
+      break;
+    case dsl::Activation::tanh:
+      c.w.line("for (int e = 0; e < {}; ++e) {}[e] *= 1.0f - {}[e] * {}[e];", values, dy, y, y);
+      break;
+    case dsl::Activation::linear:
+    case dsl::Activation::softmax: break;
+  }
+}
+
+void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
+  const dsl::Layer& l = *lp.layer;
+  int64_t L = c.L(), n = l.out.size() * L;
+  std::string x = c.input_of(lp.index), y = c.output_of(lp.index);
+  bool dropout = l.kind == dsl::LayerKind::dropout;
+  function_comment(c, lp, "forward",
+                   fmt::format("x [{}][L] -> y [{}][L]", l.in.size(), l.out.size()));
+  c.w.open("static {} void {}_forward(float* __restrict ws{})", c.target(), l.name,
+           dropout ? ", const cnnc_pass* pass, int first, bool training" : "");
+  if (dropout) {
+    // The kept values are scaled by 1 / (1 - rate) in training, so inference is a plain copy.
+    c.w.open("if (!training)");
+    c.w.line("std::memcpy({}, {}, {} * sizeof(float));", y, x, n);
+    c.w.line("return;");
+    c.w.close();
+    c.w.line("const uint32_t threshold = cnnc_dropout_threshold({});",
+             float_literal(static_cast<float>(l.rate)));
+    c.w.line("const float scale = 1.0f / (1.0f - {});", float_literal(static_cast<float>(l.rate)));
+    c.w.open("for (int lane = 0; lane < {}; ++lane)", L);
+    c.w.line(
+        "uint32_t key = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + "
+        "lane, {});",
+        lp.index);
+    c.w.line(
+        "for (int e = 0; e < {}; ++e) {}[e * {} + lane] = cnnc_dropout_bits(key, e) >= threshold ? "
+        "{}[e * {} + lane] * scale : 0.0f;",
+        l.out.size(), y, L, x, L);
+    c.w.close();
+  } else {
+    c.w.line("std::memcpy({}, {}, {} * sizeof(float));", y, x, n);
+    if (l.kind == dsl::LayerKind::activation && l.activation == dsl::Activation::relu)
+      c.w.line("for (int e = 0; e < {}; e += {}) vstore({} + e, vmax(vload({} + e), vzero()));", n,
+               L, y, y);
+    else if (l.kind == dsl::LayerKind::activation)
+      emit_activation_loop(c, l, y, n);
+  }
+  c.w.close();
+  c.w.blank();
+  if (!lp.needs_dx) return;  // first layer: no gradient to pass on, no parameters
+
+  function_comment(c, lp, "backward",
+                   fmt::format("dy [{}][L] -> dx [{}][L]", l.out.size(), l.in.size()));
+  c.w.open("static {} void {}_backward(float* __restrict ws{})", c.target(), l.name,
+           dropout ? ", const cnnc_pass* pass, int first" : "");
+  std::string dy = c.grad_of(lp.index), dx = c.grad_of(lp.index - 1);
+  if (dropout) {
+    c.w.line("const uint32_t threshold = cnnc_dropout_threshold({});",
+             float_literal(static_cast<float>(l.rate)));
+    c.w.line("const float scale = 1.0f / (1.0f - {});", float_literal(static_cast<float>(l.rate)));
+    c.w.open("for (int lane = 0; lane < {}; ++lane)", L);
+    c.w.line(
+        "uint32_t key = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + "
+        "lane, {});",
+        lp.index);
+    c.w.line(
+        "for (int e = 0; e < {}; ++e) {}[e * {} + lane] = cnnc_dropout_bits(key, e) >= threshold ? "
+        "{}[e * {} + lane] * scale : 0.0f;",
+        l.out.size(), dx, L, dy, L);
+    c.w.close();
+  } else {
+    if (l.kind == dsl::LayerKind::activation) emit_activation_backward_loop(c, l, y, dy, n);
+    c.w.line("std::memcpy({}, {}, {} * sizeof(float));", dx, dy, n);
+  }
+  c.w.close();
+  c.w.blank();
+}
+
+}  // namespace cnnc::codegen

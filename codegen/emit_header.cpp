@@ -1,0 +1,58 @@
+// The generated header: the two entry points and, as NN-512's do, the parameter table a caller
+// needs to fill the parameter vector.
+#include <fmt/format.h>
+
+#include "emit_model.hpp"
+#include "writer.hpp"
+
+namespace cnnc::codegen {
+
+std::string emit_header(const dsl::Graph& g, const GenOptions& o) {
+  Writer w;
+  w.comment(
+      fmt::format("{}.gen.hpp: the C entry points of the code cnnc generated from {}. Do not edit.",
+                  g.name, o.source_path));
+  w.comment("");
+  w.comment(
+      fmt::format("Parameters: one float vector of {} entries (cnnc_model::param_count); each "
+                  "tensor starts on a 64-byte boundary.",
+                  g.param_floats));
+  w.comment("  layer     tensor  offset  shape");
+  for (const dsl::Layer& l : g.layers) {
+    if (!l.params()) continue;
+    std::string shape =
+        l.kind == dsl::LayerKind::conv
+            ? fmt::format("[{}][{}][{}][{}]", l.units, l.kernel_h, l.kernel_w, l.in.c)
+            : fmt::format("[{}][{}]", l.units, l.in.size());
+    w.comment(fmt::format("  {:<8}  weights {:>7}  {}{}", l.name, l.weight_offset, shape,
+                          l.frozen ? " (frozen)" : ""));
+    w.comment(fmt::format("  {:<8}  bias    {:>7}  [{}]", l.name, l.bias_offset, l.units));
+  }
+  w.comment("");
+  w.comment("Use:");
+  w.comment(
+      fmt::format("  cnnc_model* m = cnnc_{}_create(/*max_batch=*/{}, \"auto\");  // or "
+                  "\"avx512\", \"avx2\", \"portable\"",
+                  g.name, o.max_batch));
+  w.comment("  ... m->train(m, &pass), m->update(...), m->forward(m, &pass): see cnnc_abi.h ...");
+  w.comment(fmt::format("  cnnc_{}_destroy(m);", g.name));
+  w.line("#pragma once");
+  w.blank();
+  w.line("#include \"cnnc_abi.h\"");
+  w.blank();
+  w.line("#ifdef __cplusplus");
+  w.line("extern \"C\" {{");
+  w.line("#endif");
+  w.blank();
+  w.comment("NULL when max_batch is outside 1.." + std::to_string(o.max_batch) +
+            " or the CPU cannot run the target.");
+  w.line("cnnc_model* cnnc_{}_create(int32_t max_batch, const char* target);", g.name);
+  w.line("void cnnc_{}_destroy(cnnc_model* model);", g.name);
+  w.blank();
+  w.line("#ifdef __cplusplus");
+  w.line("}}");
+  w.line("#endif");
+  return w.str();
+}
+
+}  // namespace cnnc::codegen

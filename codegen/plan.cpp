@@ -1,0 +1,97 @@
+// Planning: workspace layout and register blocking per layer and ISA.
+#include "plan.hpp"
+
+#include <algorithm>
+
+namespace cnnc::codegen {
+
+const char* name_of(Isa isa) {
+  switch (isa) {
+    case Isa::portable: return "portable";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+  }
+  return "?";
+}
+
+int lanes_of(Isa isa) {
+  return isa == Isa::avx512 ? 16 : isa == Isa::avx2 ? 8 : 1;
+}
+
+namespace {
+
+// Workspace regions are handed out in order, each 64-byte aligned.
+struct Arena {
+  int64_t top = 0;
+  Slot take(int64_t floats) {
+    Slot s{top, floats};
+    top += (floats + 15) / 16 * 16;
+    return s;
+  }
+};
+
+// Accumulators kept in registers while one input vector is reused: AVX2 has 16 vector
+// registers (one holds the input, one or two the broadcast weights), AVX-512 has 32.
+int register_block(Isa isa, int64_t units) {
+  int64_t most = isa == Isa::avx512 ? 24 : isa == Isa::avx2 ? 12 : 8;
+  // Equal blocks: 16 filters run as 2 x 8, not 12 + 4.
+  int64_t blocks = (units + most - 1) / most;
+  return static_cast<int>((units + blocks - 1) / blocks);
+}
+
+}  // namespace
+
+Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
+  Plan p;
+  p.isa = isa;
+  p.lanes = lanes_of(isa);
+  p.max_batch = max_batch;
+  const int64_t L = p.lanes;
+  Arena a;
+  p.input = a.take(g.input.size() * L);
+  int64_t largest = g.input.size();
+  for (size_t i = 0; i < g.layers.size(); ++i) {
+    const dsl::Layer& l = g.layers[i];
+    LayerPlan lp;
+    lp.index = static_cast<int>(i);
+    lp.layer = &l;
+    lp.needs_dx = i > 0;
+    lp.out = a.take(l.out.size() * L);
+    largest = std::max(largest, l.out.size());
+    if (l.kind == dsl::LayerKind::conv) {
+      bool padding = l.pad_top + l.pad_bottom + l.pad_left + l.pad_right > 0;
+      int64_t padded =
+          (l.in.h + l.pad_top + l.pad_bottom) * (l.in.w + l.pad_left + l.pad_right) * l.in.c * L;
+      if (padding) {
+        lp.padded = a.take(padded);
+        if (lp.needs_dx) lp.dpadded = a.take(padded);
+      }
+      lp.kblock = register_block(isa, l.units);
+      // Unrolling every tap of a filter block is worth it only while the body stays small: a
+      // few hundred multiply-adds compile in well under a second. Past that the channel loop
+      // stays a loop with a constant bound and only the R x S window is unrolled.
+      lp.unroll_c = l.kernel_h * l.kernel_w * l.in.c * lp.kblock <= 256;
+      lp.lane_dw = a.take(l.weight_count * L);
+      lp.lane_db = a.take(l.units * L);
+    } else if (l.kind == dsl::LayerKind::dense) {
+      lp.kblock = register_block(isa, l.units);
+      lp.lane_db = a.take(l.units * L);
+      int64_t rows = (max_batch + L - 1) / L * L;
+      lp.slice_x = a.take(rows * l.in.size());
+      lp.slice_dz = a.take(rows * l.units);
+    }
+    p.layers.push_back(lp);
+  }
+  if (!p.layers.empty()) {
+    const dsl::Layer& last = g.layers.back();
+    p.layers.back().softmax_in_loss =
+        g.training.loss == dsl::Loss::cross_entropy && last.activation == dsl::Activation::softmax;
+  }
+  p.grad_a = a.take(largest * L);
+  p.grad_b = a.take(largest * L);
+  p.loss_lanes = a.take(L);
+  p.workspace_floats = a.top;
+  return p;
+}
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,59 @@
+// The plan: a pure-data decision, per model and ISA, of how the specialised code runs, made
+// before any text is emitted (as NN-512 does). Emitters only read it.
+//
+// The strategy: samples in the vector lanes. A slice of the batch is cut into blocks of L
+// samples (L = 8 for AVX2, 16 for AVX-512, 1 for portable) and every activation is stored
+// [H][W][C][L], so each scalar operation of the per-sample math becomes one vector operation on
+// L samples. That fills every lane even where channels are few (the first conv has one).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dsl/graph.hpp"
+
+namespace cnnc::codegen {
+
+enum class Isa { portable, avx2, avx512 };
+const char* name_of(Isa isa);
+int lanes_of(Isa isa);
+inline constexpr Isa all_isas[] = {Isa::avx512, Isa::avx2, Isa::portable};
+
+// A region of the workspace, in floats from its start.
+struct Slot {
+  int64_t offset = 0;
+  int64_t floats = 0;
+};
+
+struct LayerPlan {
+  int index = 0;  // in Graph::layers
+  const dsl::Layer* layer = nullptr;
+  Slot out;        // this layer's output for one block: out.size() * L floats
+  Slot padded;     // conv with padding: the zero-padded input, [Hp][Wp][C][L]
+  Slot dpadded;    // conv with padding, backward: the padded input gradient
+  Slot lane_dw;    // conv: per-lane weight-gradient partials, [K][R][S][C][L]
+  Slot lane_db;    // conv and dense: per-lane bias-gradient partials, [K][L]
+  Slot slice_x;    // dense: the slice's inputs, sample-major [n][I], for the weight gradient
+  Slot slice_dz;   // dense: the slice's output gradients, sample-major [n][K]
+  int kblock = 1;  // conv, dense: filters (units) whose accumulators live in registers at once
+  bool unroll_c = true;          // conv: the channel loop is unrolled in the text (false: a loop)
+  bool needs_dx = true;          // false for the first layer: nobody reads its input gradient
+  bool softmax_in_loss = false;  // the last layer's softmax is fused into cross-entropy
+};
+
+struct Plan {
+  Isa isa = Isa::portable;
+  int lanes = 1;
+  int max_batch = 0;  // the largest slice; the workspace is sized for it
+  std::vector<LayerPlan> layers;
+  Slot input;           // the block's input, [H][W][C][L]
+  Slot grad_a, grad_b;  // ping-pong activation gradients, the largest layer's size each
+  Slot loss_lanes;      // per-lane losses of a block
+  int64_t workspace_floats = 0;
+};
+
+// Plans one ISA for slices of up to max_batch samples.
+Plan plan_model(const dsl::Graph& graph, Isa isa, int max_batch);
+
+}  // namespace cnnc::codegen
