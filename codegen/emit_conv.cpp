@@ -186,35 +186,47 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
   emit_activation_backward_loop(c, l, "y", "dz", l.out.size() * L);
   c.w.line("const float* xp = {};", pads(l) ? ws(lp.padded) : c.input_of(lp.index));
   if (l.trainable()) {
-    // Weight gradients: for each tap, the sum over output positions of dz * x, per lane.
+    // Weight gradients: for each tap, the sum over output positions of dz * x, per lane. A
+    // block of filters shares each input load and keeps that many independent FMA chains.
     c.w.line("float* dw = {};", ws(lp.lane_dw));
     c.w.line("float* db = {};", ws(lp.lane_db));
     c.w.open("for (int k = 0; k < {}; ++k)", d.K);
     c.w.line("V bias = vload(db + k * {});", L);
-    c.w.open("for (int p = 0; p < {}; ++p)", d.P);
-    c.w.open("for (int q = 0; q < {}; ++q)", d.Q);
-    c.w.line("bias = vadd(bias, vload(dz + ((p * {} + q) * {} + k) * {}));", d.Q, d.K, L);
-    c.w.close();
-    c.w.close();
+    c.w.line("for (int pq = 0; pq < {}; ++pq) bias = vadd(bias, vload(dz + (pq * {} + k) * {}));",
+             d.P * d.Q, d.K, L);
     c.w.line("vstore(db + k * {}, bias);", L);
-    c.w.open("for (int r = 0; r < {}; ++r)", d.R);
-    c.w.open("for (int s = 0; s < {}; ++s)", d.S);
-    c.w.open("for (int ch = 0; ch < {}; ++ch)", d.C);
-    c.w.line("float* dwt = dw + (((k * {} + r) * {} + s) * {} + ch) * {};", d.R, d.S, d.C, L);
-    c.w.line("V acc = vload(dwt);");
-    c.w.line("const float* xt = xp + (r * {} + s) * {} + ch * {};", d.Wp, d.C * L, L);
-    c.w.open("for (int p = 0; p < {}; ++p)", d.P);
-    c.w.open("for (int q = 0; q < {}; ++q)", d.Q);
-    c.w.line(
-        "acc = vfma(vload(dz + ((p * {} + q) * {} + k) * {}), vload(xt + p * {} + q * {}), acc);",
-        d.Q, d.K, L, d.sh * d.Wp * d.C * L, d.sw * d.C * L);
     c.w.close();
+    auto block = [&](const std::string& k0, int64_t size) {
+      c.w.open("for (int r = 0; r < {}; ++r)", d.R);
+      c.w.open("for (int s = 0; s < {}; ++s)", d.S);
+      c.w.open("for (int ch = 0; ch < {}; ++ch)", d.C);
+      c.w.line("float* dwt = dw + ((({} * {} + r) * {} + s) * {} + ch) * {};", k0, d.R, d.S, d.C,
+               L);
+      for (int64_t j = 0; j < size; ++j) c.w.line("V acc{} = vload(dwt + {});", j, j * RSC * L);
+      c.w.line("const float* xt = xp + (r * {} + s) * {} + ch * {};", d.Wp, d.C * L, L);
+      c.w.open("for (int p = 0; p < {}; ++p)", d.P);
+      c.w.open("for (int q = 0; q < {}; ++q)", d.Q);
+      c.w.line("V x = vload(xt + p * {} + q * {});", d.sh * d.Wp * d.C * L, d.sw * d.C * L);
+      c.w.line("const float* dzo = dz + (p * {} + q) * {} + {} * {};", d.Q, d.K * L, k0, L);
+      for (int64_t j = 0; j < size; ++j)
+        c.w.line("acc{} = vfma(vload(dzo + {}), x, acc{});", j, j * L, j);
+      c.w.close();
+      c.w.close();
+      for (int64_t j = 0; j < size; ++j) c.w.line("vstore(dwt + {}, acc{});", j * RSC * L, j);
+      c.w.close();
+      c.w.close();
+      c.w.close();
+    };
+    int64_t full = d.K / lp.kblock, tail = d.K % lp.kblock;
+    c.w.open("for (int kb = 0; kb < {}; ++kb)", full);
+    c.w.line("const int k0 = kb * {};", lp.kblock);
+    block("k0", lp.kblock);
     c.w.close();
-    c.w.line("vstore(dwt, acc);");
-    c.w.close();
-    c.w.close();
-    c.w.close();
-    c.w.close();
+    if (tail) {
+      c.w.open("");
+      block(std::to_string(full * lp.kblock), tail);
+      c.w.close();
+    }
   }
   if (lp.needs_dx) {
     std::string dx = pads(l) ? ws(lp.dpadded) : c.grad_of(lp.index - 1);

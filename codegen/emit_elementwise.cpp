@@ -44,12 +44,14 @@ void emit_activation_backward_loop(EmitContext& c, const dsl::Layer& l, const st
 void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), n = l.out.size() * L;
-  std::string x = c.input_of(lp.index), y = c.output_of(lp.index);
   bool dropout = l.kind == dsl::LayerKind::dropout;
   function_comment(c, lp, "forward",
                    fmt::format("x [{}][L] -> y [{}][L]", l.in.size(), l.out.size()));
   c.w.open("static {} void {}_forward(float* __restrict ws{})", c.target(), l.name,
            dropout ? ", const cnnc_pass* pass, int first, bool training" : "");
+  c.w.line("const float* x = {};", c.input_of(lp.index));
+  c.w.line("float* y = {};", c.output_of(lp.index));
+  const std::string x = "x", y = "y";
   if (dropout) {
     // The kept values are scaled by 1 / (1 - rate) in training, so inference is a plain copy.
     c.w.open("if (!training)");
@@ -85,7 +87,10 @@ void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
                    fmt::format("dy [{}][L] -> dx [{}][L]", l.out.size(), l.in.size()));
   c.w.open("static {} void {}_backward(float* __restrict ws{})", c.target(), l.name,
            dropout ? ", const cnnc_pass* pass, int first" : "");
-  std::string dy = c.grad_of(lp.index), dx = c.grad_of(lp.index - 1);
+  c.w.line("float* dy = {};", c.grad_of(lp.index));
+  c.w.line("float* dx = {};", c.grad_of(lp.index - 1));
+  const std::string dy = "dy", dx = "dx";
+  if (l.kind == dsl::LayerKind::activation) c.w.line("const float* y = {};", c.output_of(lp.index));
   if (dropout) {
     c.w.line("const uint32_t threshold = cnnc_dropout_threshold({});",
              float_literal(static_cast<float>(l.rate)));

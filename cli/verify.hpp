@@ -1,0 +1,44 @@
+// The specialised code against the generic engine, the oracle: one comparison that both
+// `cnnc verify` and the test suite run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dsl/graph.hpp"
+
+namespace cnnc::cli {
+
+struct TensorCheck {
+  std::string tensor;  // "forward output", "conv1 weight grad", ...
+  double max_abs = 0, max_ref = 0;
+  double max_rel() const { return max_abs / (max_ref > 1e-12 ? max_ref : 1e-12); }
+  // Float sums in another order differ by rounding: a tensor passes when its largest error is
+  // small next to its largest value.
+  bool ok() const { return max_abs <= 1e-5 + 1e-3 * max_ref; }
+};
+
+struct TargetCheck {
+  std::string target;  // "avx2", ...
+  std::string engine;  // the model's engine name; empty when the CPU cannot run the target
+  std::vector<TensorCheck> tensors;
+  bool ok() const;
+};
+
+struct VerifyReport {
+  int lines = 0;      // of generated source
+  std::string build;  // "compiled in 1.2 s (clang++ 14.0.6)" or "loaded from the cache"
+  std::vector<TargetCheck> targets;
+  bool ok() const;  // every target that ran agrees, and at least one ran
+};
+
+// Generates and builds the specialised code for batches of n, runs it on each target ("avx512",
+// "avx2", "portable"; those the CPU lacks are reported without tensors) and the generic engine
+// on the same random inputs, labels and parameters, and compares: inference output, training
+// output, loss, every trainable layer's weight and bias gradient, the parameters after one
+// optimizer step. Throws codegen::BuildError when the generated code does not build.
+VerifyReport verify_specialized(const dsl::Graph& graph, int32_t n, uint64_t seed,
+                                const std::vector<std::string>& targets);
+
+}  // namespace cnnc::cli

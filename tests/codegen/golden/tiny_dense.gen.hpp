@@ -1,0 +1,28 @@
+// tiny_dense.gen.hpp: the C entry points of the code cnnc generated from tests/codegen/golden/tiny_dense.cnn. Do not edit.
+//
+// Parameters: one float vector of 128 entries (cnnc_model::param_count); each tensor starts on a 64-byte boundary.
+//   layer     tensor  offset  shape
+//   dense1    weights       0  [4][18]
+//   dense1    bias         80  [4]
+//   dense2    weights      96  [2][4]
+//   dense2    bias        112  [2]
+//
+// Use:
+//   cnnc_model* m = cnnc_tiny_dense_create(/*max_batch=*/3, "auto");  // or "avx512", "avx2", "portable"
+//   ... m->train(m, &pass), m->update(...), m->forward(m, &pass): see cnnc_abi.h ...
+//   cnnc_tiny_dense_destroy(m);
+#pragma once
+
+#include "cnnc_abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// NULL when max_batch is outside 1..3 or the CPU cannot run the target.
+cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* target);
+void cnnc_tiny_dense_destroy(cnnc_model* model);
+
+#ifdef __cplusplus
+}
+#endif

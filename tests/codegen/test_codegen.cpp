@@ -1,0 +1,162 @@
+// Specifications of the code generator: the specialised code agrees with the generic engine on
+// a family of models that covers every layer kind and the awkward sizes, on every ISA this CPU
+// runs; its text matches approved golden files and regenerates byte for byte.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "../dsl/check_text.hpp"
+#include "emit_model.hpp"
+#include "verify.hpp"
+
+namespace fs = std::filesystem;
+using namespace cnnc;
+
+namespace {
+
+const std::vector<std::string> all_targets = {"avx512", "avx2", "portable"};
+
+// Fails with the table of errors when any tensor of any target disagrees; returns how many
+// targets ran.
+int verify(const std::string& text, int32_t n) {
+  dsl::Graph g = test::graph_of(text);
+  cli::VerifyReport r = cli::verify_specialized(g, n, 7, all_targets);
+  int ran = 0;
+  for (const cli::TargetCheck& t : r.targets) {
+    if (t.engine.empty()) {
+      WARN(g.name << ": " << t.target << " skipped: this CPU cannot run it");
+      continue;
+    }
+    ++ran;
+    for (const cli::TensorCheck& c : t.tensors) {
+      INFO(g.name << " " << t.target << " " << c.tensor << ": max abs err " << c.max_abs
+                  << ", largest value " << c.max_ref);
+      CHECK(c.ok());
+    }
+  }
+  CHECK(ran >= 1);
+  return ran;
+}
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+// Each model is compiled once; together they cover conv kernels 1x1 to 7x7 and rectangular,
+// strides 1 to 3, valid, same and explicit padding, channel counts that are and are not
+// multiples of 8 and 16, non-square inputs, 1 and 3 input channels, both pools, every
+// activation fused and alone, dropout, both losses with and without a final softmax, SGD and
+// Adam, frozen layers, and batches that do not fill the last vector.
+TEST_CASE("codegen agrees with the generic engine: odd sizes, 3 channels, 1x1, tanh, sigmoid") {
+  verify(
+      "model odd\ninput 9x11x3\nconv 5 3x3 stride=2 pad=same relu\nconv 17 1x1 tanh\nmaxpool "
+      "2x2\ndense 7 sigmoid\ndense 4 softmax\n"
+      "optimizer sgd lr=0.1 momentum=0.9 weight_decay=0.01\n",
+      11);
+}
+
+TEST_CASE(
+    "codegen agrees with the generic engine: 7x7 with explicit padding, avgpool, rectangular "
+    "strides, dropout, logits") {
+  verify(
+      "model wide\ninput 13x12x1\nconv 8 7x7 pad=3 relu\navgpool 3x2 stride=2\nconv 16 2x3 "
+      "stride=1x2 relu\nflatten\ndropout 0.3\ndense 10\n",
+      19);
+}
+
+TEST_CASE(
+    "codegen agrees with the generic engine: stride 3, overlapping pools, activation layers, mse "
+    "after softmax") {
+  verify(
+      "model layers\ninput 16x16x1\nconv 4 5x5 stride=3\nrelu\nmaxpool 3x3 "
+      "stride=2\nsigmoid\ndense 3\nsoftmax\nloss mse\n",
+      8);
+}
+
+TEST_CASE(
+    "codegen agrees with the generic engine: 24 and 9 filters, 4x4 stride 2, adam, mse on linear "
+    "outputs") {
+  verify(
+      "model deep\ninput 8x8x2\nconv 24 3x3 pad=same\nconv 9 4x4 stride=2 pad=1 relu\ndense 5 "
+      "relu\ntanh\ndense 2\nloss mse\n"
+      "optimizer adam lr=0.01 weight_decay=0.001\n",
+      5);
+}
+
+TEST_CASE(
+    "codegen agrees with the generic engine: frozen filters in the middle, 32 channels, a batch of "
+    "one") {
+  verify(
+      "model frozen\ninput 10x10x1\nconv 2 3x3 pad=same weights=sobel frozen\nconv 32 3x3 "
+      "relu\nmaxpool 2x2\ndropout 0.5\ndense 10 softmax\n",
+      1);
+}
+
+TEST_CASE("codegen agrees with the generic engine on the shipped models") {
+  for (const char* name : {"lenet5", "mlp", "edges", "keras_mnist"}) {
+    std::string text = read(fs::path(CNNC_SOURCE_DIR) / "models" / (std::string(name) + ".cnn"));
+    DYNAMIC_SECTION(name) {
+      verify(text, 13);
+    }
+  }
+}
+
+TEST_CASE("generated code matches the approved golden files") {
+  // A mismatch writes NAME.gen.cpp.unapproved beside the golden file; review it and rename it,
+  // or run with CNNC_APPROVE=1, to approve a deliberate change.
+  fs::path dir = fs::path(CNNC_SOURCE_DIR) / "tests/codegen/golden";
+  for (const char* name : {"tiny_conv", "tiny_dense"}) {
+    DYNAMIC_SECTION(name) {
+      std::string path = std::string("tests/codegen/golden/") + name + ".cnn";
+      std::string text = read(fs::path(CNNC_SOURCE_DIR) / path);
+      dsl::Graph g = test::check_text(text, {}, path).graph.value();
+      codegen::Generated gen =
+          codegen::generate(g, {path, text, static_cast<int>(g.training.batch)});
+      for (auto [ext, got] :
+           {std::pair{".gen.cpp", &gen.source}, std::pair{".gen.hpp", &gen.header}}) {
+        fs::path golden = dir / (std::string(name) + ext);
+        fs::path unapproved = golden;
+        unapproved += ".unapproved";
+        if (std::getenv("CNNC_APPROVE")) std::ofstream(golden, std::ios::binary) << *got;
+        std::string want = fs::exists(golden) ? read(golden) : std::string("(no golden file)");
+        if (*got != want)
+          std::ofstream(unapproved, std::ios::binary) << *got;
+        else
+          fs::remove(unapproved);
+        CHECK(*got == want);
+      }
+    }
+  }
+}
+
+TEST_CASE("the same model generates the same bytes, and nothing of the machine") {
+  std::string text = read(fs::path(CNNC_SOURCE_DIR) / "models/keras_mnist.cnn");
+  dsl::Graph g = test::graph_of(text);
+  codegen::Generated a = codegen::generate(g, {"models/keras_mnist.cnn", text, 64});
+  codegen::Generated b = codegen::generate(g, {"models/keras_mnist.cnn", text, 64});
+  CHECK(a.source == b.source);
+  CHECK(a.header == b.header);
+  CHECK(a.source.find(CNNC_SOURCE_DIR) == std::string::npos);  // no absolute paths
+  CHECK(a.source.find("sha256 ") != std::string::npos);
+}
+
+TEST_CASE("user text reaches generated code only inside comments, escaped") {
+  std::string text = "model m\ninput 4x4x1\ndense 2\n";
+  dsl::Graph g = test::graph_of(text);
+  codegen::Generated gen = codegen::generate(g, {"evil\n#error injected\\", text, 4});
+  std::istringstream lines(gen.source);
+  for (std::string line; std::getline(lines, line);) {
+    INFO(line);
+    bool injected = line.find("#error") != std::string::npos && line.rfind("//", 0) != 0;
+    CHECK_FALSE(injected);
+    CHECK((line.empty() || line.back() != '\\'));
+  }
+}
