@@ -6,6 +6,7 @@
 // Filters are taken kblock at a time so that one input load feeds kblock accumulators.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "emit.hpp"
@@ -73,16 +74,27 @@ void emit_pad_copy(EmitContext& c, const std::string& from, const std::string& t
 }
 
 // One block of filters at output (p, q): the accumulators, the taps, the activation, the stores.
-void emit_forward_block(EmitContext& c, const dsl::Layer& l, const ConvShape& d,
-                        const std::string& first, int64_t size, bool unroll_c) {
-  int64_t L = c.L(), RSC = d.R * d.S * d.C;
-  for (int64_t j = 0; j < size; ++j) c.w.line("V acc{} = vbcast(b + {} + {});", j, first, j);
-  auto tap = [&](int64_t r, int64_t s, const std::string& cexpr, const std::string& woff) {
-    c.w.line("x = vload(xw + {}{});", (r * d.Wp + s) * d.C * L, cexpr);
+// One register tile at output row p: `cols` output columns from q0 times `size` filters from
+// `first`. Each tap loads one input vector per column and broadcasts one weight per filter,
+// so a tile of cols x size accumulators costs cols + size loads per cols x size FMAs.
+void emit_forward_tile(EmitContext& c, const dsl::Layer& l, const ConvShape& d,
+                       const std::string& first, int64_t size, int64_t cols, bool unroll_c) {
+  int64_t L = c.L(), RSC = d.R * d.S * d.C, col_step = d.sw * d.C * L;
+  for (int64_t i = 0; i < cols; ++i)
     for (int64_t j = 0; j < size; ++j)
-      c.w.line("acc{} = vfma(x, vbcast(wk + {}{}), acc{});", j, j * RSC, woff, j);
+      c.w.line("V acc_q{}_k{} = vbcast(b + {} + {});", i, j, first, j);
+  auto tap = [&](int64_t r, int64_t s, const std::string& cexpr, const std::string& woff) {
+    for (int64_t i = 0; i < cols; ++i)
+      c.w.line("x{} = vload(xw + {}{});", i, (r * d.Wp + s) * d.C * L + i * col_step, cexpr);
+    for (int64_t j = 0; j < size; ++j) {
+      c.w.line("wv = vbcast(wk + {}{});", j * RSC, woff);
+      for (int64_t i = 0; i < cols; ++i)
+        c.w.line("acc_q{}_k{} = vfma(x{}, wv, acc_q{}_k{});", i, j, i, i, j);
+    }
   };
-  c.w.line("V x;");
+  std::string xs;
+  for (int64_t i = 0; i < cols; ++i) xs += fmt::format("{}x{}", i ? ", " : "", i);
+  c.w.line("V {}, wv;", xs);
   if (unroll_c) {
     for (int64_t r = 0; r < d.R; ++r)
       for (int64_t s = 0; s < d.S; ++s)
@@ -96,10 +108,12 @@ void emit_forward_block(EmitContext& c, const dsl::Layer& l, const ConvShape& d,
         tap(r, s, fmt::format(" + ch * {}", L), fmt::format(" + {} + ch", (r * d.S + s) * d.C));
     c.w.close();
   }
-  for (int64_t j = 0; j < size; ++j) {
-    if (l.activation == dsl::Activation::relu) c.w.line("acc{} = vmax(acc{}, vzero());", j, j);
-    c.w.line("vstore(yo + ({} + {}) * {}, acc{});", first, j, L, j);
-  }
+  for (int64_t i = 0; i < cols; ++i)
+    for (int64_t j = 0; j < size; ++j) {
+      if (l.activation == dsl::Activation::relu)
+        c.w.line("acc_q{}_k{} = vmax(acc_q{}_k{}, vzero());", i, j, i, j);
+      c.w.line("vstore(yo + ({} * {} + {} + {}) * {}, acc_q{}_k{});", i, d.K, first, j, L, i, j);
+    }
 }
 
 void emit_forward(EmitContext& c, const LayerPlan& lp) {
@@ -108,8 +122,10 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   int64_t L = c.L(), RSC = d.R * d.S * d.C;
   function_comment(
       c, lp, "forward",
-      fmt::format("x [{}][{}][{}][L] -> y [{}][{}][{}][L]; filters {} at a time{}", d.Hp, d.Wp, d.C,
-                  d.P, d.Q, d.K, lp.kblock, lp.unroll_c ? ", taps unrolled" : ", channel loop"));
+      fmt::format(
+          "x [{}][{}][{}][L] -> y [{}][{}][{}][L]; register tiles of {} columns x {} filters{}",
+          d.Hp, d.Wp, d.C, d.P, d.Q, d.K, lp.qblock, lp.kblock,
+          lp.unroll_c ? ", taps unrolled" : ", channel loop"));
   c.w.open("static {} void {}_forward(const float* __restrict params, float* __restrict ws)",
            c.target(), l.name);
   c.w.line("const float* w = params + {};", l.weight_offset);
@@ -122,13 +138,24 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   c.w.line("const float* xp = {};", x);
   c.w.line("float* y = {};", c.output_of(lp.index));
   c.w.open("for (int p = 0; p < {}; ++p)", d.P);
-  c.w.open("for (int q = 0; q < {}; ++q)", d.Q);
-  c.w.line("const float* xw = xp + p * {} + q * {};", d.sh * d.Wp * d.C * L, d.sw * d.C * L);
-  c.w.line("float* yo = y + (p * {} + q) * {};", d.Q, d.K * L);
-  emit_filter_blocks(c, d.K, lp.kblock, RSC, [&](const std::string& first, int64_t size) {
-    emit_forward_block(c, l, d, first, size, lp.unroll_c);
-  });
+  // Output columns qblock at a time, then the columns left over.
+  int64_t qb = std::min<int64_t>(lp.qblock, d.Q), full = d.Q / qb * qb;
+  auto columns = [&](int64_t cols) {
+    c.w.line("const float* xw = xp + p * {} + q0 * {};", d.sh * d.Wp * d.C * L, d.sw * d.C * L);
+    c.w.line("float* yo = y + (p * {} + q0) * {};", d.Q, d.K * L);
+    emit_filter_blocks(c, d.K, lp.kblock, RSC, [&](const std::string& first, int64_t size) {
+      emit_forward_tile(c, l, d, first, size, cols, lp.unroll_c);
+    });
+  };
+  c.w.open("for (int q0 = 0; q0 < {}; q0 += {})", full, qb);
+  columns(qb);
   c.w.close();
+  if (full < d.Q) {
+    c.w.open("");
+    c.w.line("const int q0 = {};", full);
+    columns(d.Q - full);
+    c.w.close();
+  }
   c.w.close();
   if (l.activation == dsl::Activation::sigmoid || l.activation == dsl::Activation::tanh)
     emit_activation_loop(c, l, "y", l.out.size() * L);

@@ -32,8 +32,8 @@ struct Arena {
 
 // Accumulators kept in registers while one input vector is reused: AVX2 has 16 vector
 // registers (one holds the input, one or two the broadcast weights), AVX-512 has 32.
-int register_block(Isa isa, int64_t units) {
-  int64_t most = isa == Isa::avx512 ? 24 : isa == Isa::avx2 ? 12 : 8;
+int register_block(Isa isa, int64_t units, int64_t most = 0) {
+  if (most == 0) most = isa == Isa::avx512 ? 24 : isa == Isa::avx2 ? 12 : 8;
   // Equal blocks: 16 filters run as 2 x 8, not 12 + 4.
   int64_t blocks = (units + most - 1) / most;
   return static_cast<int>((units + blocks - 1) / blocks);
@@ -66,11 +66,15 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
         lp.padded = a.take(padded);
         if (lp.needs_dx) lp.dpadded = a.take(padded);
       }
-      lp.kblock = register_block(isa, l.units);
+      // Forward tiles of qblock columns x kblock filters: each tap then costs qblock input loads
+      // and kblock weight broadcasts for qblock x kblock FMAs. AVX2's 16 registers hold a 2 x 6
+      // tile with its inputs; AVX-512's 32 hold 4 x 6 (and broadcasts fold into its FMAs).
+      lp.qblock = isa == Isa::avx512 ? 4 : isa == Isa::avx2 ? 2 : 1;
+      lp.kblock = register_block(isa, l.units, isa == Isa::portable ? 8 : 6);
       // Unrolling every tap of a filter block is worth it only while the body stays small: a
       // few hundred multiply-adds compile in well under a second. Past that the channel loop
       // stays a loop with a constant bound and only the R x S window is unrolled.
-      lp.unroll_c = l.kernel_h * l.kernel_w * l.in.c * lp.kblock <= 256;
+      lp.unroll_c = l.kernel_h * l.kernel_w * l.in.c * lp.kblock * lp.qblock <= 512;
       lp.lane_dw = a.take(l.weight_count * L);
       lp.lane_db = a.take(l.units * L);
     } else if (l.kind == dsl::LayerKind::dense) {

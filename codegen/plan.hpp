@@ -37,6 +37,7 @@ struct LayerPlan {
   Slot slice_x;    // dense: the slice's inputs, sample-major [n][I], for the weight gradient
   Slot slice_dz;   // dense: the slice's output gradients, sample-major [n][K]
   int kblock = 1;  // conv, dense: filters (units) whose accumulators live in registers at once
+  int qblock = 1;  // conv forward: output columns in the same register tile
   bool unroll_c = true;          // conv: the channel loop is unrolled in the text (false: a loop)
   bool needs_dx = true;          // false for the first layer: nobody reads its input gradient
   bool softmax_in_loss = false;  // the last layer's softmax is fused into cross-entropy
