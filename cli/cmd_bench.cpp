@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -20,6 +19,7 @@
 #include "data/random.hpp"
 #include "engines.hpp"
 #include "thread_pool.hpp"
+#include "trainer.hpp"
 
 namespace cnnc::cli {
 
@@ -43,47 +43,6 @@ struct BenchArgs {
   dsl::Limits limits;
 };
 
-// --- The training step. DUPLICATED from runtime/train/trainer.cpp (Aligned, Slice, slices,
-// for_each_slice, the slice pass, the reduction and the divergence scan), because trainer.hpp
-// exposes no single step and runtime/ is not this file's to change; once the trainer exports
-// its step, this block should call it so that bench times exactly what `cnnc train` runs.
-
-// Zeroed, 64-byte aligned scratch as the ABI's workspace requires.
-struct Aligned {
-  explicit Aligned(size_t bytes)
-      : p(static_cast<std::byte*>(
-              std::aligned_alloc(64, std::max<size_t>(64, (bytes + 63) / 64 * 64))),
-          &std::free) {
-    if (!p) throw std::bad_alloc();
-  }
-  std::unique_ptr<std::byte, decltype(&std::free)> p;
-};
-
-struct Slice {
-  int32_t offset, n;
-};
-
-// n samples over t threads, no slice above max: [ceil, ..., floor], empty slices dropped.
-std::vector<Slice> slices(int32_t n, int32_t threads, int32_t max) {
-  std::vector<Slice> out;
-  int32_t parts = std::max(threads, (n + max - 1) / max);
-  for (int32_t i = 0, offset = 0; i < parts; ++i) {
-    int32_t size = n / parts + (i < n % parts ? 1 : 0);
-    if (size > 0) out.push_back({offset, size});
-    offset += size;
-  }
-  return out;
-}
-
-// Runs f(slice, thread) for every slice; thread t takes slices t, t + threads, ...
-template <class F>
-void for_each_slice(rt::ThreadPool& pool, const std::vector<Slice>& parts, F&& f) {
-  pool.run([&](int t) {
-    for (size_t s = static_cast<size_t>(t); s < parts.size(); s += static_cast<size_t>(pool.size()))
-      f(s, t);
-  });
-}
-
 // The synthetic batch every engine trains and infers on: MNIST-like pixels (bytes scaled as
 // the data path scales them) and labels below the output size, all from the model's seed.
 struct Batch {
@@ -100,76 +59,50 @@ struct Batch {
   std::vector<int32_t> labels;
 };
 
-// One engine's model with everything a training step touches, sized as the trainer sizes it:
-// a workspace per thread, a gradient buffer per slice, the reduced gradient and the optimizer
-// state.
+// One engine's model with the training step cnnc train takes (rt::TrainStep, sized as the
+// trainer sizes it) and the parameters and optimizer settings each timed window restarts from.
 class Runner {
  public:
-  Runner(std::string engine_name, std::unique_ptr<Engine> engine, const Batch& batch, int threads,
-         uint64_t seed)
+  Runner(std::string engine_name, std::unique_ptr<Engine> engine, const Batch& batch,
+         rt::ThreadPool& pool, uint64_t seed)
       : name(std::move(engine_name)),
         engine_(std::move(engine)),
         m_(engine_->model()),
         batch_(batch),
-        seed_(seed) {
-    parts_ = slices(batch.n, threads, m_.max_batch);
-    for (int t = 0; t < threads; ++t)
-      workspace_.emplace_back(static_cast<size_t>(m_.workspace_bytes));
-    slice_grads_.assign(parts_.size(), std::vector<float>(static_cast<size_t>(m_.param_count)));
-    slice_loss_.assign(parts_.size(), 0.0f);
-    grads_.assign(static_cast<size_t>(m_.param_count), 0.0f);
-    outputs_.assign(static_cast<size_t>(batch.n) * m_.output_size, 0.0f);
-  }
+        pool_(pool),
+        seed_(seed),
+        step_(m_, pool, batch.n),
+        outputs_(static_cast<size_t>(batch.n) * m_.output_size, 0.0f) {}
 
   const cnnc_model& model() const { return m_; }
   const std::vector<float>& outputs() const { return outputs_; }
 
   // Back to the given parameters and a zero optimizer state, so that every timed window starts
-  // from the same point and random labels cannot walk the weights into NaN (whose arithmetic
-  // may run at another speed) over many repetitions.
+  // from the same point and random labels cannot walk the weights towards overflow (whose
+  // arithmetic may run at another speed) over many repetitions.
   void reset(const std::vector<float>& params, const cnnc_optimizer& opt) {
     params_ = params;
-    state_.assign(static_cast<size_t>(m_.param_count) * 2, 0.0f);
+    std::vector<float>& state = step_.optimizer_state();
+    std::fill(state.begin(), state.end(), 0.0f);
     opt_ = opt;
     opt_.step = 0;
   }
 
-  // One training step on the whole batch as the trainer runs it; returns the batch's summed
-  // loss, NaN when the loss or any gradient is not finite (the trainer's divergence check).
-  float train_step(rt::ThreadPool& pool) {
+  // One training step on the whole batch, as the trainer takes it in epoch 0 with the batch at
+  // position step * n of the epoch (which keys the dropout masks). False when the loss or a
+  // gradient was not finite: the trainer would stop there, and the step skips its update.
+  bool train_step() {
     uint32_t base = static_cast<uint32_t>(opt_.step) * static_cast<uint32_t>(batch_.n);
-    for_each_slice(pool, parts_, [&](size_t s, int t) {
-      cnnc_pass pass = slice_pass(parts_[s], t);
-      pass.labels = batch_.labels.data() + parts_[s].offset;
-      pass.grads = slice_grads_[s].data();
-      pass.sample_base = base + static_cast<uint32_t>(parts_[s].offset);
-      slice_loss_[s] = m_.train(&m_, &pass);
-    });
-    // The reduction: every index sums the slices in slice order, split by index over threads.
-    int64_t count = m_.param_count, per = (count + pool.size() - 1) / pool.size();
-    float scale = 1.0f / static_cast<float>(batch_.n);
-    pool.run([&](int t) {
-      for (int64_t i = t * per; i < std::min(count, (t + 1) * per); ++i) {
-        float g = 0;
-        for (size_t s = 0; s < parts_.size(); ++s) g += slice_grads_[s][i];
-        grads_[i] = g * scale;
-      }
-    });
-    float loss = 0;
-    for (float l : slice_loss_) loss += l;
-    bool finite = std::isfinite(loss) && std::all_of(grads_.begin(), grads_.end(),
-                                                     [](float g) { return std::isfinite(g); });
     ++opt_.step;
-    m_.update(&m_, params_.data(), grads_.data(), state_.data(), &opt_);
-    return finite ? loss : std::nanf("");
+    return step_
+        .run(params_, batch_.images.data(), batch_.labels.data(), batch_.n, opt_, 0, base, seed_)
+        .non_finite.empty();
   }
 
   // Inference on the whole batch, split across the threads as evaluation splits it.
-  void forward(rt::ThreadPool& pool) {
-    for_each_slice(pool, parts_, [&](size_t s, int t) {
-      cnnc_pass pass = slice_pass(parts_[s], t);
-      m_.forward(&m_, &pass);
-    });
+  void forward() {
+    rt::forward_batch(m_, params_, batch_.images.data(), batch_.n, outputs_.data(), pool_,
+                      step_.workspaces());
   }
 
   std::string name;
@@ -177,44 +110,15 @@ class Runner {
   bool diverged = false;                     // some timed step had a non-finite loss
 
  private:
-  cnnc_pass slice_pass(Slice slice, int thread) {
-    cnnc_pass pass{};
-    pass.params = params_.data();
-    pass.input = batch_.images.data() +
-                 static_cast<int64_t>(slice.offset) * m_.input_h * m_.input_w * m_.input_c;
-    pass.output = outputs_.data() + static_cast<int64_t>(slice.offset) * m_.output_size;
-    pass.workspace = workspace_[static_cast<size_t>(thread)].p.get();
-    pass.n = slice.n;
-    pass.seed = seed_;  // keys the dropout masks, as the trainer's seed does
-    return pass;
-  }
-
   std::unique_ptr<Engine> engine_;
   const cnnc_model& m_;  // engine_'s, which a move of the Runner does not move
   const Batch& batch_;
+  rt::ThreadPool& pool_;
   uint64_t seed_;
-  std::vector<Slice> parts_;
-  std::vector<Aligned> workspace_;
-  std::vector<std::vector<float>> slice_grads_;
-  std::vector<float> slice_loss_, grads_, outputs_, params_, state_;
+  rt::TrainStep step_;
+  std::vector<float> outputs_, params_;
   cnnc_optimizer opt_{};
 };
-
-// --- End of the duplicated training step.
-
-// The optimizer of the .cnn file at its base rate (bench runs no schedule). Mirrors the
-// translation in cmd_train.cpp.
-cnnc_optimizer optimizer_of(const dsl::Training& t) {
-  cnnc_optimizer o{};
-  o.kind = t.optimizer.kind == dsl::OptimizerKind::adam ? CNNC_ADAM : CNNC_SGD;
-  o.lr = static_cast<float>(t.optimizer.lr);
-  o.momentum = static_cast<float>(t.optimizer.momentum);
-  o.beta1 = static_cast<float>(t.optimizer.beta1);
-  o.beta2 = static_cast<float>(t.optimizer.beta2);
-  o.eps = static_cast<float>(t.optimizer.eps);
-  o.weight_decay = static_cast<float>(t.optimizer.weight_decay);
-  return o;
-}
 
 std::vector<std::string> split_engines(const std::string& list) {
   std::vector<std::string> out;
@@ -297,12 +201,12 @@ int run_bench(BenchArgs& a) {
 
   Batch data(first, batch, g.training.seed);
   std::vector<float> params = initial_params(g, first, g.training.seed);
-  cnnc_optimizer opt = optimizer_of(g.training);
+  cnnc_optimizer opt = optimizer_of(g.training);  // at its base rate: bench runs no schedule
   rt::ThreadPool pool(a.threads);
   std::vector<Runner> runners;
   runners.reserve(engines.size());
   for (size_t i = 0; i < engines.size(); ++i)
-    runners.emplace_back(names[i], std::move(engines[i]), data, a.threads, g.training.seed);
+    runners.emplace_back(names[i], std::move(engines[i]), data, pool, g.training.seed);
 
   double peak = a.peak_gflops * a.threads / 2.0;
   fmt::print(
@@ -316,8 +220,7 @@ int run_bench(BenchArgs& a) {
   // timing an engine that computes something else would compare nothing.
   for (Runner& r : runners) {
     r.reset(params, opt);
-    float loss = r.train_step(pool);
-    if (!std::isfinite(loss)) {
+    if (!r.train_step()) {
       fmt::print(stderr,
                  "cnnc: error: engine '{}': the first training step on random data gives a "
                  "non-finite loss or gradient; not timing it\n",
@@ -325,7 +228,7 @@ int run_bench(BenchArgs& a) {
       return exit_user_error;
     }
     r.reset(params, opt);
-    r.forward(pool);
+    r.forward();
     if (&r != &runners.front()) {
       double d = relative_difference(runners.front().outputs(), r.outputs());
       if (!(d < 1e-3)) {
@@ -345,12 +248,12 @@ int run_bench(BenchArgs& a) {
     for (Runner& r : runners) {
       if (progress) fmt::print(stderr, "\r  rep {}/{}: {:<16}", rep + 1, a.reps, r.name);
       r.reset(params, opt);
-      float loss = 0;
-      auto step = [&] { loss += r.train_step(pool); };
+      bool finite = true;
+      auto step = [&] { finite = r.train_step() && finite; };
       rate(warmup, 2, step);
       r.train_ips.push_back(rate(a.seconds, 3, step) * batch);
-      r.diverged = r.diverged || !std::isfinite(loss);
-      auto infer = [&] { r.forward(pool); };
+      r.diverged = r.diverged || !finite;
+      auto infer = [&] { r.forward(); };
       rate(warmup, 2, infer);
       r.infer_ips.push_back(rate(a.seconds, 3, infer) * batch);
     }
@@ -360,7 +263,7 @@ int run_bench(BenchArgs& a) {
     if (r.diverged)
       fmt::print(stderr,
                  "warning: engine '{}' diverged on the random labels during timing; its figures "
-                 "include non-finite arithmetic\n",
+                 "include non-finite arithmetic and skipped updates\n",
                  r.name);
 
   double train_mflop = static_cast<double>(g.training_flops) / 1e6,

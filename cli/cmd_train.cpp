@@ -85,13 +85,7 @@ int run_train(TrainArgs& a) {
   o.epochs = static_cast<int32_t>(t.epochs);
   o.batch = static_cast<int32_t>(t.batch);
   o.seed = t.seed;
-  o.optimizer.kind = t.optimizer.kind == dsl::OptimizerKind::adam ? CNNC_ADAM : CNNC_SGD;
-  o.optimizer.lr = static_cast<float>(t.optimizer.lr);
-  o.optimizer.momentum = static_cast<float>(t.optimizer.momentum);
-  o.optimizer.beta1 = static_cast<float>(t.optimizer.beta1);
-  o.optimizer.beta2 = static_cast<float>(t.optimizer.beta2);
-  o.optimizer.eps = static_cast<float>(t.optimizer.eps);
-  o.optimizer.weight_decay = static_cast<float>(t.optimizer.weight_decay);
+  o.optimizer = optimizer_of(t);  // after --lr, which it carries as the base rate
   o.schedule.kind = t.schedule.kind == dsl::ScheduleKind::step     ? rt::LrSchedule::Kind::step
                     : t.schedule.kind == dsl::ScheduleKind::cosine ? rt::LrSchedule::Kind::cosine
                                                                    : rt::LrSchedule::Kind::constant;

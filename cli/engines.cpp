@@ -132,6 +132,18 @@ std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& 
       fmt::format("unknown engine '{}'; expected generic or specialized", name));
 }
 
+cnnc_optimizer optimizer_of(const dsl::Training& t) {
+  cnnc_optimizer o{};
+  o.kind = t.optimizer.kind == dsl::OptimizerKind::adam ? CNNC_ADAM : CNNC_SGD;
+  o.lr = static_cast<float>(t.optimizer.lr);
+  o.momentum = static_cast<float>(t.optimizer.momentum);
+  o.beta1 = static_cast<float>(t.optimizer.beta1);
+  o.beta2 = static_cast<float>(t.optimizer.beta2);
+  o.eps = static_cast<float>(t.optimizer.eps);
+  o.weight_decay = static_cast<float>(t.optimizer.weight_decay);
+  return o;
+}
+
 std::vector<float> initial_params(const dsl::Graph& graph, const cnnc_model& model, uint64_t seed) {
   std::vector<float> p = rt::initial_params(model, seed);
   for (const dsl::Layer& l : graph.layers) {

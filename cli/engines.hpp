@@ -27,6 +27,11 @@ class Engine {
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
                                     int32_t max_batch, const std::string& target = "auto");
 
+// The optimizer of a .cnn file's training block at its base rate, step 0: the one translation
+// of dsl::Training into the ABI, shared by cnnc train and cnnc bench. Schedules are the
+// trainer's business (rt::LrSchedule), not the optimizer's.
+cnnc_optimizer optimizer_of(const dsl::Training& training);
+
 // He/Glorot initial parameters from the seed, with the weights= and bias= of the .cnn file
 // written over them.
 std::vector<float> initial_params(const dsl::Graph& graph, const cnnc_model& model, uint64_t seed);

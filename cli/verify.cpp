@@ -12,18 +12,11 @@
 #include "data/random.hpp"
 #include "emit_model.hpp"
 #include "engines.hpp"
+#include "trainer.hpp"
 
 namespace cnnc::cli {
 
 namespace {
-
-struct Aligned {
-  explicit Aligned(int64_t bytes)
-      : p(std::aligned_alloc(64,
-                             static_cast<size_t>((std::max<int64_t>(bytes, 64) + 63) / 64 * 64)),
-          &std::free) {}
-  std::unique_ptr<void, decltype(&std::free)> p;
-};
 
 // What one engine computed on the shared inputs.
 struct Outcome {
@@ -35,7 +28,7 @@ Outcome run(const cnnc_model& m, const std::vector<float>& params, const std::ve
             const std::vector<int32_t>& labels, int32_t n, const cnnc_optimizer& opt,
             uint64_t seed) {
   Outcome o;
-  Aligned ws(m.workspace_bytes);
+  rt::Workspaces ws(m, 1);
   o.inference.assign(static_cast<size_t>(n) * m.output_size, 0.0f);
   o.train_output = o.inference;
   o.grads.assign(static_cast<size_t>(m.param_count), 0.0f);
@@ -44,7 +37,7 @@ Outcome run(const cnnc_model& m, const std::vector<float>& params, const std::ve
   pass.input = input.data();
   pass.labels = labels.data();
   pass.output = o.inference.data();
-  pass.workspace = ws.p.get();
+  pass.workspace = ws[0];
   pass.n = n;
   pass.epoch = 3;  // dropout masks keyed away from zero
   pass.sample_base = 17;

@@ -65,10 +65,12 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
   c.w.open(
       "static {} void {}_backward(const float* __restrict params, float* __restrict ws, int block)",
       c.target(), l.name);
-  c.w.line("const float* w = params + {};", l.weight_offset);
+  if (lp.needs_dx) c.w.line("const float* w = params + {};", l.weight_offset);
   c.w.line("const float* x = {};", c.input_of(lp.index));
   c.w.line("float* dz = {};", c.grad_of(lp.index));
-  c.w.line("const float* y = {};", c.output_of(lp.index));
+  if (l.activation == dsl::Activation::relu || l.activation == dsl::Activation::sigmoid ||
+      l.activation == dsl::Activation::tanh)
+    c.w.line("const float* y = {};", c.output_of(lp.index));  // f'(z) is read off the output
   emit_activation_backward_loop(c, l, "y", "dz", K * L);
   if (l.trainable()) {
     c.w.line("float* db = {};", ws(lp.lane_db));

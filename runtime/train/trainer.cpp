@@ -30,17 +30,6 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// Zeroed, 64-byte aligned scratch as the ABI's workspace requires.
-struct Aligned {
-  explicit Aligned(size_t bytes)
-      : p(static_cast<std::byte*>(
-              std::aligned_alloc(64, std::max<size_t>(64, (bytes + 63) / 64 * 64))),
-          &std::free) {
-    if (!p) throw std::bad_alloc();
-  }
-  std::unique_ptr<std::byte, decltype(&std::free)> p;
-};
-
 struct Slice {
   int32_t offset, n;
 };
@@ -79,19 +68,6 @@ double sample_loss(const cnnc_model& m, const float* y, int32_t label) {
   return top + std::log(sum) - y[label];
 }
 
-// A workspace per thread and a gradient buffer per slice of a batch of `batch` samples.
-struct Workers {
-  Workers(const cnnc_model& m, int threads, int32_t batch) {
-    for (int t = 0; t < threads; ++t)
-      workspace.emplace_back(static_cast<size_t>(m.workspace_bytes));
-    size_t buffers = slices(batch, threads, m.max_batch).size();
-    for (size_t s = 0; s < buffers; ++s)
-      grads.emplace_back(static_cast<size_t>(m.param_count), 0.0f);
-  }
-  std::vector<Aligned> workspace;
-  std::vector<std::vector<float>> grads;
-};
-
 // Runs f(slice, thread) for every slice; thread t takes slices t, t + threads, ...
 template <class F>
 void for_each_slice(ThreadPool& pool, const std::vector<Slice>& parts, F&& f) {
@@ -102,15 +78,13 @@ void for_each_slice(ThreadPool& pool, const std::vector<Slice>& parts, F&& f) {
 }
 
 // The fields of a pass that forward and train share: a slice of the prepared batch.
-cnnc_pass slice_pass(const cnnc_model& m, const std::vector<float>& params,
-                     const std::vector<float>& images, std::vector<float>& outputs, Slice slice,
-                     const Aligned& workspace) {
+cnnc_pass slice_pass(const cnnc_model& m, const std::vector<float>& params, const float* images,
+                     float* outputs, Slice slice, void* workspace) {
   cnnc_pass pass{};
   pass.params = params.data();
-  pass.input =
-      images.data() + static_cast<int64_t>(slice.offset) * m.input_h * m.input_w * m.input_c;
-  pass.output = outputs.data() + static_cast<int64_t>(slice.offset) * m.output_size;
-  pass.workspace = workspace.p.get();
+  pass.input = images + static_cast<int64_t>(slice.offset) * m.input_h * m.input_w * m.input_c;
+  pass.output = outputs + static_cast<int64_t>(slice.offset) * m.output_size;
+  pass.workspace = workspace;
   pass.n = slice.n;
   return pass;
 }
@@ -147,6 +121,74 @@ std::string non_finite_layer(const cnnc_model& m, const std::vector<float>& g) {
 
 }  // namespace
 
+Workspaces::Workspaces(const cnnc_model& m, int threads) {
+  // aligned_alloc wants a multiple of the alignment, and a model may need no scratch at all.
+  size_t bytes = std::max<size_t>(64, (static_cast<size_t>(m.workspace_bytes) + 63) / 64 * 64);
+  for (int t = 0; t < threads; ++t) {
+    buffers_.emplace_back(static_cast<std::byte*>(std::aligned_alloc(64, bytes)), &std::free);
+    if (!buffers_.back()) throw std::bad_alloc();
+  }
+}
+
+void forward_batch(const cnnc_model& m, const std::vector<float>& params, const float* images,
+                   int32_t n, float* outputs, ThreadPool& pool, const Workspaces& workspaces) {
+  std::vector<Slice> parts = slices(n, pool.size(), m.max_batch);
+  for_each_slice(pool, parts, [&](size_t s, int t) {
+    cnnc_pass pass = slice_pass(m, params, images, outputs, parts[s], workspaces[t]);
+    m.forward(&m, &pass);
+  });
+}
+
+TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch)
+    : m_(m),
+      pool_(pool),
+      batch_(batch),
+      workspaces_(m, pool.size()),
+      // A smaller last batch cuts into no more slices than a full one, so these suffice.
+      slice_grads_(slices(batch, pool.size(), m.max_batch).size(),
+                   std::vector<float>(static_cast<size_t>(m.param_count), 0.0f)),
+      slice_loss_(slice_grads_.size(), 0.0f),
+      grads_(static_cast<size_t>(m.param_count), 0.0f),
+      state_(static_cast<size_t>(m.param_count) * 2, 0.0f),
+      outputs_(static_cast<size_t>(batch) * m.output_size, 0.0f) {}
+
+TrainStep::Result TrainStep::run(std::vector<float>& params, const float* images,
+                                 const int32_t* labels, int32_t n, const cnnc_optimizer& opt,
+                                 uint32_t epoch, uint32_t sample_base, uint64_t seed) {
+  if (n < 1 || n > batch_)
+    throw std::logic_error(fmt::format("TrainStep::run: {} samples, expected 1..{}", n, batch_));
+  std::vector<Slice> parts = slices(n, pool_.size(), m_.max_batch);
+  for_each_slice(pool_, parts, [&](size_t s, int t) {
+    cnnc_pass pass = slice_pass(m_, params, images, outputs_.data(), parts[s], workspaces_[t]);
+    pass.labels = labels + parts[s].offset;
+    pass.grads = slice_grads_[s].data();
+    pass.epoch = epoch;
+    pass.sample_base = sample_base + static_cast<uint32_t>(parts[s].offset);
+    pass.seed = seed;
+    slice_loss_[s] = m_.train(&m_, &pass);
+  });
+  // The reduction: every index sums the slices in slice order, split by index over threads.
+  int64_t count = m_.param_count, per = (count + pool_.size() - 1) / pool_.size();
+  float scale = 1.0f / static_cast<float>(n);
+  pool_.run([&](int t) {
+    for (int64_t i = t * per; i < std::min(count, (t + 1) * per); ++i) {
+      float g = 0;
+      for (size_t s = 0; s < parts.size(); ++s) g += slice_grads_[s][i];
+      grads_[i] = g * scale;
+    }
+  });
+  Result r;
+  for (size_t s = 0; s < parts.size(); ++s) r.loss_sum += slice_loss_[s];
+  // Checked before the update, so that a diverged step leaves the last good weights behind.
+  r.non_finite = std::isfinite(r.loss_sum) ? non_finite_layer(m_, grads_) : "the loss";
+  if (!r.non_finite.empty()) return r;
+  m_.update(&m_, params.data(), grads_.data(), state_.data(), &opt);
+  for (int32_t i = 0; i < n; ++i)
+    r.correct += argmax(outputs_.data() + static_cast<int64_t>(i) * m_.output_size,
+                        m_.output_size) == labels[i];
+  return r;
+}
+
 float learning_rate(const LrSchedule& s, float base, int32_t epoch, int32_t epochs) {
   switch (s.kind) {
     case LrSchedule::Kind::constant: return base;
@@ -170,7 +212,7 @@ EvalResult evaluate(const cnnc_model& m, const std::vector<float>& params,
   std::vector<float> images(static_cast<size_t>(chunk * sample_size)),
       outputs(static_cast<size_t>(chunk) * m.output_size);
   std::vector<int32_t> labels(static_cast<size_t>(chunk)), indices(static_cast<size_t>(chunk));
-  Workers w(m, pool.size(), 0);
+  Workspaces workspaces(m, pool.size());
   double loss = 0;
   int64_t correct = 0;
   for (int32_t start = 0; start < data.count; start += chunk) {
@@ -178,11 +220,7 @@ EvalResult evaluate(const cnnc_model& m, const std::vector<float>& params,
     for (int32_t i = 0; i < n; ++i) indices[i] = start + i;
     prepare_batch(data, std::span(indices.data(), static_cast<size_t>(n)), images.data(),
                   labels.data());
-    std::vector<Slice> parts = slices(n, pool.size(), m.max_batch);
-    for_each_slice(pool, parts, [&](size_t s, int t) {
-      cnnc_pass pass = slice_pass(m, params, images, outputs, parts[s], w.workspace[t]);
-      m.forward(&m, &pass);
-    });
+    forward_batch(m, params, images.data(), n, outputs.data(), pool, workspaces);
     for (int32_t i = 0; i < n; ++i) {
       const float* y = outputs.data() + static_cast<int64_t>(i) * m.output_size;
       int32_t predicted = argmax(y, m.output_size);
@@ -202,12 +240,10 @@ TrainResult train(const cnnc_model& m, std::vector<float>& params, const Mnist& 
   TrainResult result;
   const LabeledImages& train_set = data.train;
   int64_t sample_size = static_cast<int64_t>(m.input_h) * m.input_w * m.input_c;
-  std::vector<float> state(static_cast<size_t>(m.param_count) * 2, 0.0f),
-      grads(static_cast<size_t>(m.param_count), 0.0f);
-  std::vector<float> images(static_cast<size_t>(o.batch * sample_size)),
-      outputs(static_cast<size_t>(o.batch) * m.output_size);
+  std::vector<float> images(static_cast<size_t>(o.batch * sample_size));
   std::vector<int32_t> labels(static_cast<size_t>(o.batch));
-  Workers w(m, pool.size(), o.batch);
+  TrainStep train_step(m, pool, o.batch);
+  std::vector<float>& state = train_step.optimizer_state();
   uint64_t digest = model_digest(m);
   std::filesystem::path history = o.out_dir / "history.csv",
                         checkpoint = o.out_dir / "checkpoint.bin";
@@ -246,50 +282,28 @@ TrainResult train(const cnnc_model& m, std::vector<float>& params, const Mnist& 
       else
         prepare_batch(train_set, idx, images.data(), labels.data());
 
-      std::vector<Slice> parts = slices(n, pool.size(), m.max_batch);
-      std::vector<float> slice_loss(parts.size(), 0.0f);
-      for_each_slice(pool, parts, [&](size_t s, int t) {
-        cnnc_pass pass = slice_pass(m, params, images, outputs, parts[s], w.workspace[t]);
-        pass.labels = labels.data() + parts[s].offset;
-        pass.grads = w.grads[s].data();
-        pass.epoch = static_cast<uint32_t>(epoch);
-        pass.sample_base = static_cast<uint32_t>(b * o.batch + parts[s].offset);
-        pass.seed = o.seed;
-        slice_loss[s] = m.train(&m, &pass);
-      });
-      // The reduction: every index sums the slices in slice order, split by index over threads.
-      int64_t count = m.param_count, per = (count + pool.size() - 1) / pool.size();
-      float scale = 1.0f / static_cast<float>(n);
-      pool.run([&](int t) {
-        for (int64_t i = t * per; i < std::min(count, (t + 1) * per); ++i) {
-          float g = 0;
-          for (size_t s = 0; s < parts.size(); ++s) g += w.grads[s][i];
-          grads[i] = g * scale;
-        }
-      });
-      float batch_loss = 0;
-      for (float l : slice_loss) batch_loss += l;
-      std::string bad =
-          std::isfinite(batch_loss) ? non_finite_layer(m, grads) : std::string("the loss");
-      if (!bad.empty()) {
-        result.diverged = true;
-        result.divergence = fmt::format(
-            "training diverged at epoch {}, batch {}: {} became NaN or infinite{}", epoch + 1,
-            b + 1, bad == "the loss" ? bad : "the gradient of layer '" + bad + "'",
-            o.out_dir.empty() ? "" : "; the last good checkpoint is kept");
-        return result;
-      }
       cnnc_optimizer opt = o.optimizer;
       opt.lr = rec.lr;
-      opt.step = ++step;
-      m.update(&m, params.data(), grads.data(), state.data(), &opt);
+      opt.step = step + 1;
+      TrainStep::Result r =
+          train_step.run(params, images.data(), labels.data(), n, opt, static_cast<uint32_t>(epoch),
+                         static_cast<uint32_t>(b * o.batch), o.seed);
+      if (!r.non_finite.empty()) {
+        result.diverged = true;
+        result.divergence =
+            fmt::format("training diverged at epoch {}, batch {}: {} became NaN or infinite{}",
+                        epoch + 1, b + 1,
+                        r.non_finite == "the loss" ? r.non_finite
+                                                   : "the gradient of layer '" + r.non_finite + "'",
+                        o.out_dir.empty() ? "" : "; the last good checkpoint is kept");
+        return result;
+      }
+      ++step;
       train_seconds += seconds_since(t0);
 
-      loss_sum += batch_loss;
+      loss_sum += r.loss_sum;
       seen += n;
-      for (int32_t i = 0; i < n; ++i)
-        correct += argmax(outputs.data() + static_cast<int64_t>(i) * m.output_size,
-                          m.output_size) == labels[i];
+      correct += r.correct;
       if (o.progress_bar) {
         double elapsed = seconds_since(epoch_start);
         int width = 24, done = static_cast<int>(width * (b + 1) / batches);

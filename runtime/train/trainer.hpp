@@ -2,9 +2,12 @@
 // gradients reduced in a fixed order, so that one seed and one thread count give one result.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -59,6 +62,60 @@ struct TrainResult {
   int64_t images = 0;        // trained on in this run
   bool diverged = false;
   std::string divergence;  // the layer and batch where a non-finite value appeared
+};
+
+// 64-byte aligned scratch of model.workspace_bytes for each thread of a pool, as the ABI's
+// workspace requires; its contents between calls mean nothing.
+class Workspaces {
+ public:
+  Workspaces(const cnnc_model& model, int threads);
+  void* operator[](int thread) const { return buffers_[static_cast<size_t>(thread)].get(); }
+
+ private:
+  std::vector<std::unique_ptr<std::byte, decltype(&std::free)>> buffers_;
+};
+
+// Inference on a prepared batch: images [n][input_h][input_w][input_c] -> outputs
+// [n][output_size], split across the pool in slices of at most model.max_batch as training
+// splits a batch. Any n >= 0; workspaces must hold one per thread of the pool.
+void forward_batch(const cnnc_model& model, const std::vector<float>& params, const float* images,
+                   int32_t n, float* outputs, ThreadPool& pool, const Workspaces& workspaces);
+
+// One optimizer step on a prepared batch, exactly as train() takes it: the batch cut into one
+// slice per thread, each slice's gradient into its own buffer, the buffers summed in slice
+// order, the sums checked for NaN and infinity, and only then the update. Owns everything a
+// step touches, sized once for batches of up to `batch` samples, so that `cnnc train` and
+// `cnnc bench` run (and time) the same code.
+class TrainStep {
+ public:
+  TrainStep(const cnnc_model& model, ThreadPool& pool, int32_t batch);
+
+  struct Result {
+    float loss_sum = 0;      // the n per-sample losses summed
+    int64_t correct = 0;     // samples whose largest output is their label
+    std::string non_finite;  // the first layer with a non-finite gradient, "the loss", or ""
+  };
+
+  // Trains params in place on images [n][input_h][input_w][input_c] and labels [n], 1 <= n <=
+  // batch. opt carries this step's lr and step (1 for the first); epoch, sample_base (the
+  // batch's first index in the epoch) and seed key the dropout masks. When the loss or a
+  // gradient is not finite, params and the optimizer state are left as they were.
+  Result run(std::vector<float>& params, const float* images, const int32_t* labels, int32_t n,
+             const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base, uint64_t seed);
+
+  // 2 * param_count floats (cnnc_model::update); zero before the first step, replaced on resume.
+  std::vector<float>& optimizer_state() { return state_; }
+  // The last run's outputs, [n][output_size].
+  const std::vector<float>& outputs() const { return outputs_; }
+  const Workspaces& workspaces() const { return workspaces_; }
+
+ private:
+  const cnnc_model& m_;
+  ThreadPool& pool_;
+  int32_t batch_;
+  Workspaces workspaces_;
+  std::vector<std::vector<float>> slice_grads_;  // one per slice of a full batch
+  std::vector<float> slice_loss_, grads_, state_, outputs_;
 };
 
 // Forward passes over data in slices of at most model.max_batch per thread.

@@ -1,13 +1,17 @@
 // Specifications of training through the C ABI: it learns, it is reproducible, it resumes to
-// the same bits, its checkpoints refuse damage, and every shipped model takes a step.
+// the same bits, its checkpoints refuse damage, the step bench times is the step it takes, and
+// every shipped model takes a step.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "../dsl/check_text.hpp"
 #include "checkpoint.hpp"
+#include "data/batches.hpp"
 #include "engines.hpp"
 #include "params.hpp"
 #include "trainer.hpp"
@@ -166,6 +170,62 @@ TEST_CASE("a non-finite loss stops training with the place named") {
   rt::TrainResult r = rt::train(m, params, data, o, pool, [](const rt::EpochRecord&) {});
   CHECK(r.diverged);
   CHECK_THAT(r.divergence, Catch::Contains("epoch 1, batch 1"));
+}
+
+TEST_CASE("a TrainStep on the first batch is the first step train() takes, bit for bit") {
+  // cnnc bench times a TrainStep and calls that what cnnc train runs; this holds it to that.
+  dsl::Graph g = test::graph_of(blob_model);
+  auto engine = cli::make_engine(g, "generic", 16);
+  const cnnc_model& m = engine->model();
+  rt::Mnist data{blobs(64, 1), {}, {}};
+  rt::TrainOptions o;
+  o.epochs = 1;
+  o.batch = 32;
+  o.seed = 7;
+  o.max_steps = 1;
+  o.optimizer = {CNNC_ADAM, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.001f, 0};
+  rt::ThreadPool pool(2);
+  std::vector<float> trained = cli::initial_params(g, m, o.seed), stepped = trained;
+  rt::TrainResult r = rt::train(m, trained, data, o, pool, [](const rt::EpochRecord&) {});
+  REQUIRE(r.images == 32);
+
+  std::vector<int32_t> order = rt::epoch_order(data.train.count, o.seed, 0);
+  std::vector<float> images(32 * 8 * 8);
+  std::vector<int32_t> labels(32);
+  rt::prepare_batch(data.train, std::span(order.data(), 32), images.data(), labels.data());
+  rt::TrainStep step(m, pool, o.batch);
+  cnnc_optimizer opt = o.optimizer;
+  opt.step = 1;
+  rt::TrainStep::Result s = step.run(stepped, images.data(), labels.data(), 32, opt, 0, 0, o.seed);
+  CHECK(s.non_finite.empty());
+  CHECK(rt::weights_digest(stepped) == rt::weights_digest(trained));
+  CHECK(s.loss_sum / 32 == Approx(r.history[0].train_loss));
+  CHECK(static_cast<double>(s.correct) / 32 == Approx(r.history[0].train_accuracy));
+  CHECK(std::any_of(step.optimizer_state().begin(), step.optimizer_state().end(),
+                    [](float x) { return x != 0; }));
+}
+
+TEST_CASE("a TrainStep that meets a non-finite loss names it and changes nothing") {
+  dsl::Graph g = test::graph_of(blob_model);
+  auto engine = cli::make_engine(g, "generic", 8);
+  const cnnc_model& m = engine->model();
+  rt::Mnist data{blobs(16, 1), {}, {}};
+  std::vector<int32_t> order = rt::epoch_order(16, 1, 0);
+  std::vector<float> images(16 * 8 * 8);
+  std::vector<int32_t> labels(16);
+  rt::prepare_batch(data.train, order, images.data(), labels.data());
+  std::vector<float> params = cli::initial_params(g, m, 1);
+  params[static_cast<size_t>(m.layers[m.layer_count - 1].bias_offset)] = NAN;  // reaches the loss
+  std::vector<float> before = params;
+  rt::ThreadPool pool(2);
+  rt::TrainStep step(m, pool, 16);
+  cnnc_optimizer opt{CNNC_SGD, 0.1f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 1};
+  rt::TrainStep::Result s = step.run(params, images.data(), labels.data(), 16, opt, 0, 0, 1);
+  CHECK(s.non_finite == "the loss");
+  // Compared as bits, since NaN != NaN.
+  CHECK(std::memcmp(params.data(), before.data(), params.size() * sizeof(float)) == 0);
+  CHECK(std::all_of(step.optimizer_state().begin(), step.optimizer_state().end(),
+                    [](float x) { return x == 0; }));
 }
 
 TEST_CASE("every model in models/ takes a training step and frozen layers stay as written") {
