@@ -53,7 +53,7 @@ std::string percent(double x) {
 }
 
 struct TrainArgs {
-  std::string file, engine = "generic", data = default_data_dir(), out;
+  std::string file, engine = "specialized", target = "auto", data = default_data_dir(), out;
   std::optional<int64_t> epochs, batch, seed;
   std::optional<double> lr;
   int threads = default_threads();
@@ -75,10 +75,12 @@ int run_train(TrainArgs& a) {
   std::filesystem::path out =
       a.out.empty() ? std::filesystem::path("runs") / g.name : std::filesystem::path(a.out);
 
-  int32_t slice = static_cast<int32_t>((t.batch + a.threads - 1) / a.threads);
-  std::unique_ptr<Engine> engine = make_engine(g, a.engine, slice);
-  const cnnc_model& m = engine->model();
+  // Data first: a missing directory is reported before any code is generated and compiled.
   rt::Mnist data = load_data(g, a.data, t.validation, a.limit);
+  int32_t slice = static_cast<int32_t>((t.batch + a.threads - 1) / a.threads);
+  std::unique_ptr<Engine> engine = make_engine(g, a.engine, slice, a.target);
+  const cnnc_model& m = engine->model();
+  if (!a.json) fmt::print("engine: {}\n", engine->description());
   std::filesystem::create_directories(out);
 
   rt::TrainOptions o;
@@ -202,7 +204,13 @@ void register_train(CLI::App& app, int& status) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Train a model on MNIST-format data");
   cmd->add_option("file", a->file, ".cnn file")->required();
-  cmd->add_option("--engine", a->engine, "generic or specialized")->capture_default_str();
+  cmd->add_option("--engine", a->engine, "specialized (generated for this model) or generic")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"specialized", "generic"}));
+  cmd->add_option("--target", a->target,
+                  "The specialised code's ISA: auto, avx512, avx2 or portable")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "avx512", "avx2", "portable"}));
   cmd->add_option("--data", a->data,
                   "Directory with the four IDX files (default $CNNC_DATA, then data/mnist)")
       ->capture_default_str();

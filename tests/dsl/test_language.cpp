@@ -57,7 +57,9 @@ TEST_CASE("lenet5: shapes, names, FLOPs and the training statements") {
   CHECK(g.training.optimizer.kind == OptimizerKind::sgd);
   CHECK(g.training.optimizer.lr == 0.05);
   CHECK(g.training.batch == 64);
-  CHECK(g.training.epochs == 8);
+  CHECK(g.training.epochs == 10);
+  CHECK(g.training.optimizer.weight_decay == 0.0005);
+  CHECK(g.training.schedule.kind == ScheduleKind::cosine);
   // The training step is about 3x the forward pass (DESIGN.md: 2.5 MFLOP per image).
   CHECK(g.training_flops == Approx(2.54e6).epsilon(0.01));
 }
