@@ -60,7 +60,7 @@ static CNNC_AVX512 inline V veq(V a, V b) { return vbits(_mm512_maskz_set1_epi32
 static CNNC_AVX512 inline V vgt(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), -1)); }
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; filters 2 at a time, taps unrolled
+// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 4 columns x 2 filters, taps unrolled
 static CNNC_AVX512 void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
@@ -70,45 +70,255 @@ static CNNC_AVX512 void conv1_forward(const float* __restrict params, float* __r
   const float* xp = ws + 1728;
   float* y = ws + 576;
   for (int p = 0; p < 6; ++p) {
-    for (int q = 0; q < 6; ++q) {
-      const float* xw = xp + p * 128 + q * 16;
-      float* yo = y + (p * 6 + q) * 32;
+    for (int q0 = 0; q0 < 4; q0 += 4) {
+      const float* xw = xp + p * 128 + q0 * 16;
+      float* yo = y + (p * 6 + q0) * 32;
       {
         const float* wk = w;
-        V acc0 = vbcast(b + 0 + 0);
-        V acc1 = vbcast(b + 0 + 1);
-        V x;
-        x = vload(xw + 0);
-        acc0 = vfma(x, vbcast(wk + 0 + 0), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 0), acc1);
-        x = vload(xw + 16);
-        acc0 = vfma(x, vbcast(wk + 0 + 1), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 1), acc1);
-        x = vload(xw + 32);
-        acc0 = vfma(x, vbcast(wk + 0 + 2), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 2), acc1);
-        x = vload(xw + 128);
-        acc0 = vfma(x, vbcast(wk + 0 + 3), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 3), acc1);
-        x = vload(xw + 144);
-        acc0 = vfma(x, vbcast(wk + 0 + 4), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 4), acc1);
-        x = vload(xw + 160);
-        acc0 = vfma(x, vbcast(wk + 0 + 5), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 5), acc1);
-        x = vload(xw + 256);
-        acc0 = vfma(x, vbcast(wk + 0 + 6), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 6), acc1);
-        x = vload(xw + 272);
-        acc0 = vfma(x, vbcast(wk + 0 + 7), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 7), acc1);
-        x = vload(xw + 288);
-        acc0 = vfma(x, vbcast(wk + 0 + 8), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 8), acc1);
-        acc0 = vmax(acc0, vzero());
-        vstore(yo + (0 + 0) * 16, acc0);
-        acc1 = vmax(acc1, vzero());
-        vstore(yo + (0 + 1) * 16, acc1);
+        V acc_q0_k0 = vbcast(b + 0 + 0);
+        V acc_q0_k1 = vbcast(b + 0 + 1);
+        V acc_q1_k0 = vbcast(b + 0 + 0);
+        V acc_q1_k1 = vbcast(b + 0 + 1);
+        V acc_q2_k0 = vbcast(b + 0 + 0);
+        V acc_q2_k1 = vbcast(b + 0 + 1);
+        V acc_q3_k0 = vbcast(b + 0 + 0);
+        V acc_q3_k1 = vbcast(b + 0 + 1);
+        V x0, x1, x2, x3, wv;
+        x0 = vload(xw + 0);
+        x1 = vload(xw + 16);
+        x2 = vload(xw + 32);
+        x3 = vload(xw + 48);
+        wv = vbcast(wk + 0 + 0);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
+        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        wv = vbcast(wk + 9 + 0);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
+        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        x0 = vload(xw + 16);
+        x1 = vload(xw + 32);
+        x2 = vload(xw + 48);
+        x3 = vload(xw + 64);
+        wv = vbcast(wk + 0 + 1);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
+        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        wv = vbcast(wk + 9 + 1);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
+        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        x0 = vload(xw + 32);
+        x1 = vload(xw + 48);
+        x2 = vload(xw + 64);
+        x3 = vload(xw + 80);
+        wv = vbcast(wk + 0 + 2);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
+        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        wv = vbcast(wk + 9 + 2);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
+        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        x0 = vload(xw + 128);
+        x1 = vload(xw + 144);
+        x2 = vload(xw + 160);
+        x3 = vload(xw + 176);
+        wv = vbcast(wk + 0 + 3);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
+        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        wv = vbcast(wk + 9 + 3);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
+        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        x0 = vload(xw + 144);
+        x1 = vload(xw + 160);
+        x2 = vload(xw + 176);
+        x3 = vload(xw + 192);
+        wv = vbcast(wk + 0 + 4);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
+        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        wv = vbcast(wk + 9 + 4);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
+        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        x0 = vload(xw + 160);
+        x1 = vload(xw + 176);
+        x2 = vload(xw + 192);
+        x3 = vload(xw + 208);
+        wv = vbcast(wk + 0 + 5);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
+        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        wv = vbcast(wk + 9 + 5);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
+        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        x0 = vload(xw + 256);
+        x1 = vload(xw + 272);
+        x2 = vload(xw + 288);
+        x3 = vload(xw + 304);
+        wv = vbcast(wk + 0 + 6);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
+        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        wv = vbcast(wk + 9 + 6);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
+        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        x0 = vload(xw + 272);
+        x1 = vload(xw + 288);
+        x2 = vload(xw + 304);
+        x3 = vload(xw + 320);
+        wv = vbcast(wk + 0 + 7);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
+        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        wv = vbcast(wk + 9 + 7);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
+        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        x0 = vload(xw + 288);
+        x1 = vload(xw + 304);
+        x2 = vload(xw + 320);
+        x3 = vload(xw + 336);
+        wv = vbcast(wk + 0 + 8);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
+        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        wv = vbcast(wk + 9 + 8);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
+        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        acc_q0_k0 = vmax(acc_q0_k0, vzero());
+        vstore(yo + (0 * 2 + 0 + 0) * 16, acc_q0_k0);
+        acc_q0_k1 = vmax(acc_q0_k1, vzero());
+        vstore(yo + (0 * 2 + 0 + 1) * 16, acc_q0_k1);
+        acc_q1_k0 = vmax(acc_q1_k0, vzero());
+        vstore(yo + (1 * 2 + 0 + 0) * 16, acc_q1_k0);
+        acc_q1_k1 = vmax(acc_q1_k1, vzero());
+        vstore(yo + (1 * 2 + 0 + 1) * 16, acc_q1_k1);
+        acc_q2_k0 = vmax(acc_q2_k0, vzero());
+        vstore(yo + (2 * 2 + 0 + 0) * 16, acc_q2_k0);
+        acc_q2_k1 = vmax(acc_q2_k1, vzero());
+        vstore(yo + (2 * 2 + 0 + 1) * 16, acc_q2_k1);
+        acc_q3_k0 = vmax(acc_q3_k0, vzero());
+        vstore(yo + (3 * 2 + 0 + 0) * 16, acc_q3_k0);
+        acc_q3_k1 = vmax(acc_q3_k1, vzero());
+        vstore(yo + (3 * 2 + 0 + 1) * 16, acc_q3_k1);
+      }
+    }
+    {
+      const int q0 = 4;
+      const float* xw = xp + p * 128 + q0 * 16;
+      float* yo = y + (p * 6 + q0) * 32;
+      {
+        const float* wk = w;
+        V acc_q0_k0 = vbcast(b + 0 + 0);
+        V acc_q0_k1 = vbcast(b + 0 + 1);
+        V acc_q1_k0 = vbcast(b + 0 + 0);
+        V acc_q1_k1 = vbcast(b + 0 + 1);
+        V x0, x1, wv;
+        x0 = vload(xw + 0);
+        x1 = vload(xw + 16);
+        wv = vbcast(wk + 0 + 0);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 0);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 16);
+        x1 = vload(xw + 32);
+        wv = vbcast(wk + 0 + 1);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 1);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 32);
+        x1 = vload(xw + 48);
+        wv = vbcast(wk + 0 + 2);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 2);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 128);
+        x1 = vload(xw + 144);
+        wv = vbcast(wk + 0 + 3);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 3);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 144);
+        x1 = vload(xw + 160);
+        wv = vbcast(wk + 0 + 4);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 4);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 160);
+        x1 = vload(xw + 176);
+        wv = vbcast(wk + 0 + 5);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 5);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 256);
+        x1 = vload(xw + 272);
+        wv = vbcast(wk + 0 + 6);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 6);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 272);
+        x1 = vload(xw + 288);
+        wv = vbcast(wk + 0 + 7);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 7);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 288);
+        x1 = vload(xw + 304);
+        wv = vbcast(wk + 0 + 8);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 8);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q0_k0 = vmax(acc_q0_k0, vzero());
+        vstore(yo + (0 * 2 + 0 + 0) * 16, acc_q0_k0);
+        acc_q0_k1 = vmax(acc_q0_k1, vzero());
+        vstore(yo + (0 * 2 + 0 + 1) * 16, acc_q0_k1);
+        acc_q1_k0 = vmax(acc_q1_k0, vzero());
+        vstore(yo + (1 * 2 + 0 + 0) * 16, acc_q1_k0);
+        acc_q1_k1 = vmax(acc_q1_k1, vzero());
+        vstore(yo + (1 * 2 + 0 + 1) * 16, acc_q1_k1);
       }
     }
   }
@@ -117,7 +327,6 @@ static CNNC_AVX512 void conv1_forward(const float* __restrict params, float* __r
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; dy [6][6][2][L] -> weight and bias gradients as per-lane partials [2][3][3][1][L]
 static CNNC_AVX512 void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  const float* w = params + 0;
   float* dz = ws + 3792;
   const float* y = ws + 576;
   for (int e = 0; e < 1152; e += 16) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
@@ -232,7 +441,6 @@ static CNNC_AVX512 void dense1_backward(const float* __restrict params, float* _
   const float* w = params + 48;
   const float* x = ws + 3072;
   float* dz = ws + 3792;
-  const float* y = ws + 3360;
   float* db = ws + 3408;
   for (int k = 0; k < 3; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
   float* rows_x = ws + 3456 + block * 288;
@@ -444,7 +652,7 @@ static CNNC_AVX2 inline V veq(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
 static CNNC_AVX2 inline V vgt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; filters 2 at a time, taps unrolled
+// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 2 columns x 2 filters, taps unrolled
 static CNNC_AVX2 void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
@@ -454,45 +662,96 @@ static CNNC_AVX2 void conv1_forward(const float* __restrict params, float* __res
   const float* xp = ws + 864;
   float* y = ws + 288;
   for (int p = 0; p < 6; ++p) {
-    for (int q = 0; q < 6; ++q) {
-      const float* xw = xp + p * 64 + q * 8;
-      float* yo = y + (p * 6 + q) * 16;
+    for (int q0 = 0; q0 < 6; q0 += 2) {
+      const float* xw = xp + p * 64 + q0 * 8;
+      float* yo = y + (p * 6 + q0) * 16;
       {
         const float* wk = w;
-        V acc0 = vbcast(b + 0 + 0);
-        V acc1 = vbcast(b + 0 + 1);
-        V x;
-        x = vload(xw + 0);
-        acc0 = vfma(x, vbcast(wk + 0 + 0), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 0), acc1);
-        x = vload(xw + 8);
-        acc0 = vfma(x, vbcast(wk + 0 + 1), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 1), acc1);
-        x = vload(xw + 16);
-        acc0 = vfma(x, vbcast(wk + 0 + 2), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 2), acc1);
-        x = vload(xw + 64);
-        acc0 = vfma(x, vbcast(wk + 0 + 3), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 3), acc1);
-        x = vload(xw + 72);
-        acc0 = vfma(x, vbcast(wk + 0 + 4), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 4), acc1);
-        x = vload(xw + 80);
-        acc0 = vfma(x, vbcast(wk + 0 + 5), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 5), acc1);
-        x = vload(xw + 128);
-        acc0 = vfma(x, vbcast(wk + 0 + 6), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 6), acc1);
-        x = vload(xw + 136);
-        acc0 = vfma(x, vbcast(wk + 0 + 7), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 7), acc1);
-        x = vload(xw + 144);
-        acc0 = vfma(x, vbcast(wk + 0 + 8), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 8), acc1);
-        acc0 = vmax(acc0, vzero());
-        vstore(yo + (0 + 0) * 8, acc0);
-        acc1 = vmax(acc1, vzero());
-        vstore(yo + (0 + 1) * 8, acc1);
+        V acc_q0_k0 = vbcast(b + 0 + 0);
+        V acc_q0_k1 = vbcast(b + 0 + 1);
+        V acc_q1_k0 = vbcast(b + 0 + 0);
+        V acc_q1_k1 = vbcast(b + 0 + 1);
+        V x0, x1, wv;
+        x0 = vload(xw + 0);
+        x1 = vload(xw + 8);
+        wv = vbcast(wk + 0 + 0);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 0);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 8);
+        x1 = vload(xw + 16);
+        wv = vbcast(wk + 0 + 1);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 1);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 16);
+        x1 = vload(xw + 24);
+        wv = vbcast(wk + 0 + 2);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 2);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 64);
+        x1 = vload(xw + 72);
+        wv = vbcast(wk + 0 + 3);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 3);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 72);
+        x1 = vload(xw + 80);
+        wv = vbcast(wk + 0 + 4);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 4);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 80);
+        x1 = vload(xw + 88);
+        wv = vbcast(wk + 0 + 5);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 5);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 128);
+        x1 = vload(xw + 136);
+        wv = vbcast(wk + 0 + 6);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 6);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 136);
+        x1 = vload(xw + 144);
+        wv = vbcast(wk + 0 + 7);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 7);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        x0 = vload(xw + 144);
+        x1 = vload(xw + 152);
+        wv = vbcast(wk + 0 + 8);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        wv = vbcast(wk + 9 + 8);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q0_k0 = vmax(acc_q0_k0, vzero());
+        vstore(yo + (0 * 2 + 0 + 0) * 8, acc_q0_k0);
+        acc_q0_k1 = vmax(acc_q0_k1, vzero());
+        vstore(yo + (0 * 2 + 0 + 1) * 8, acc_q0_k1);
+        acc_q1_k0 = vmax(acc_q1_k0, vzero());
+        vstore(yo + (1 * 2 + 0 + 0) * 8, acc_q1_k0);
+        acc_q1_k1 = vmax(acc_q1_k1, vzero());
+        vstore(yo + (1 * 2 + 0 + 1) * 8, acc_q1_k1);
       }
     }
   }
@@ -501,7 +760,6 @@ static CNNC_AVX2 void conv1_forward(const float* __restrict params, float* __res
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; dy [6][6][2][L] -> weight and bias gradients as per-lane partials [2][3][3][1][L]
 static CNNC_AVX2 void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  const float* w = params + 0;
   float* dz = ws + 1920;
   const float* y = ws + 288;
   for (int e = 0; e < 576; e += 8) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
@@ -616,7 +874,6 @@ static CNNC_AVX2 void dense1_backward(const float* __restrict params, float* __r
   const float* w = params + 48;
   const float* x = ws + 1536;
   float* dz = ws + 1920;
-  const float* y = ws + 1680;
   float* db = ws + 1712;
   for (int k = 0; k < 3; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
   float* rows_x = ws + 1744 + block * 144;
@@ -829,7 +1086,7 @@ static inline V veq(V a, V b) { return vfrom_bits(a == b ? ~0u : 0u); }
 static inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; filters 2 at a time, taps unrolled
+// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 1 columns x 2 filters, taps unrolled
 static CNNC_PORTABLE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
@@ -839,45 +1096,63 @@ static CNNC_PORTABLE void conv1_forward(const float* __restrict params, float* _
   const float* xp = ws + 128;
   float* y = ws + 48;
   for (int p = 0; p < 6; ++p) {
-    for (int q = 0; q < 6; ++q) {
-      const float* xw = xp + p * 8 + q * 1;
-      float* yo = y + (p * 6 + q) * 2;
+    for (int q0 = 0; q0 < 6; q0 += 1) {
+      const float* xw = xp + p * 8 + q0 * 1;
+      float* yo = y + (p * 6 + q0) * 2;
       {
         const float* wk = w;
-        V acc0 = vbcast(b + 0 + 0);
-        V acc1 = vbcast(b + 0 + 1);
-        V x;
-        x = vload(xw + 0);
-        acc0 = vfma(x, vbcast(wk + 0 + 0), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 0), acc1);
-        x = vload(xw + 1);
-        acc0 = vfma(x, vbcast(wk + 0 + 1), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 1), acc1);
-        x = vload(xw + 2);
-        acc0 = vfma(x, vbcast(wk + 0 + 2), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 2), acc1);
-        x = vload(xw + 8);
-        acc0 = vfma(x, vbcast(wk + 0 + 3), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 3), acc1);
-        x = vload(xw + 9);
-        acc0 = vfma(x, vbcast(wk + 0 + 4), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 4), acc1);
-        x = vload(xw + 10);
-        acc0 = vfma(x, vbcast(wk + 0 + 5), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 5), acc1);
-        x = vload(xw + 16);
-        acc0 = vfma(x, vbcast(wk + 0 + 6), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 6), acc1);
-        x = vload(xw + 17);
-        acc0 = vfma(x, vbcast(wk + 0 + 7), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 7), acc1);
-        x = vload(xw + 18);
-        acc0 = vfma(x, vbcast(wk + 0 + 8), acc0);
-        acc1 = vfma(x, vbcast(wk + 9 + 8), acc1);
-        acc0 = vmax(acc0, vzero());
-        vstore(yo + (0 + 0) * 1, acc0);
-        acc1 = vmax(acc1, vzero());
-        vstore(yo + (0 + 1) * 1, acc1);
+        V acc_q0_k0 = vbcast(b + 0 + 0);
+        V acc_q0_k1 = vbcast(b + 0 + 1);
+        V x0, wv;
+        x0 = vload(xw + 0);
+        wv = vbcast(wk + 0 + 0);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        wv = vbcast(wk + 9 + 0);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        x0 = vload(xw + 1);
+        wv = vbcast(wk + 0 + 1);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        wv = vbcast(wk + 9 + 1);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        x0 = vload(xw + 2);
+        wv = vbcast(wk + 0 + 2);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        wv = vbcast(wk + 9 + 2);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        x0 = vload(xw + 8);
+        wv = vbcast(wk + 0 + 3);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        wv = vbcast(wk + 9 + 3);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        x0 = vload(xw + 9);
+        wv = vbcast(wk + 0 + 4);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        wv = vbcast(wk + 9 + 4);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        x0 = vload(xw + 10);
+        wv = vbcast(wk + 0 + 5);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        wv = vbcast(wk + 9 + 5);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        x0 = vload(xw + 16);
+        wv = vbcast(wk + 0 + 6);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        wv = vbcast(wk + 9 + 6);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        x0 = vload(xw + 17);
+        wv = vbcast(wk + 0 + 7);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        wv = vbcast(wk + 9 + 7);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        x0 = vload(xw + 18);
+        wv = vbcast(wk + 0 + 8);
+        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
+        wv = vbcast(wk + 9 + 8);
+        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
+        acc_q0_k0 = vmax(acc_q0_k0, vzero());
+        vstore(yo + (0 * 2 + 0 + 0) * 1, acc_q0_k0);
+        acc_q0_k1 = vmax(acc_q0_k1, vzero());
+        vstore(yo + (0 * 2 + 0 + 1) * 1, acc_q0_k1);
       }
     }
   }
@@ -886,7 +1161,6 @@ static CNNC_PORTABLE void conv1_forward(const float* __restrict params, float* _
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; dy [6][6][2][L] -> weight and bias gradients as per-lane partials [2][3][3][1][L]
 static CNNC_PORTABLE void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  const float* w = params + 0;
   float* dz = ws + 400;
   const float* y = ws + 48;
   for (int e = 0; e < 72; e += 1) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
@@ -1001,7 +1275,6 @@ static CNNC_PORTABLE void dense1_backward(const float* __restrict params, float*
   const float* w = params + 48;
   const float* x = ws + 240;
   float* dz = ws + 400;
-  const float* y = ws + 272;
   float* db = ws + 288;
   for (int k = 0; k < 3; ++k) vstore(db + k * 1, vadd(vload(db + k * 1), vload(dz + k * 1)));
   float* rows_x = ws + 304 + block * 18;

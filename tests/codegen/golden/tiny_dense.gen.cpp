@@ -90,7 +90,6 @@ static CNNC_AVX512 void dense1_forward(const float* __restrict params, float* __
 // dense1 backward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; dy [4][L] -> this block's rows of the slice's inputs [n][18] and output gradients [n][4]
 static CNNC_AVX512 void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* w = params + 0;
   const float* x = ws + 0;
   float* dz = ws + 992;
   const float* y = ws + 288;
@@ -162,7 +161,6 @@ static CNNC_AVX512 void dense2_backward(const float* __restrict params, float* _
   const float* w = params + 96;
   const float* x = ws + 768;
   float* dz = ws + 992;
-  const float* y = ws + 832;
   float* db = ws + 864;
   for (int k = 0; k < 2; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
   float* rows_x = ws + 896 + block * 64;
@@ -424,7 +422,6 @@ static CNNC_AVX2 void dense1_forward(const float* __restrict params, float* __re
 // dense1 backward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; dy [4][L] -> this block's rows of the slice's inputs [n][18] and output gradients [n][4]
 static CNNC_AVX2 void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* w = params + 0;
   const float* x = ws + 0;
   float* dz = ws + 496;
   const float* y = ws + 144;
@@ -496,7 +493,6 @@ static CNNC_AVX2 void dense2_backward(const float* __restrict params, float* __r
   const float* w = params + 96;
   const float* x = ws + 384;
   float* dz = ws + 496;
-  const float* y = ws + 416;
   float* db = ws + 432;
   for (int k = 0; k < 2; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
   float* rows_x = ws + 448 + block * 32;
@@ -759,7 +755,6 @@ static CNNC_PORTABLE void dense1_forward(const float* __restrict params, float* 
 // dense1 backward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; dy [4][L] -> this block's rows of the slice's inputs [n][18] and output gradients [n][4]
 static CNNC_PORTABLE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* w = params + 0;
   const float* x = ws + 0;
   float* dz = ws + 224;
   const float* y = ws + 32;
@@ -831,7 +826,6 @@ static CNNC_PORTABLE void dense2_backward(const float* __restrict params, float*
   const float* w = params + 96;
   const float* x = ws + 144;
   float* dz = ws + 224;
-  const float* y = ws + 160;
   float* db = ws + 176;
   for (int k = 0; k < 2; ++k) vstore(db + k * 1, vadd(vload(db + k * 1), vload(dz + k * 1)));
   float* rows_x = ws + 192 + block * 4;
