@@ -1,4 +1,5 @@
-// main.cpp: one training step of the generated "tiny" model through the C ABI; prints "consumer ok".
+// main.cpp: one training step of the generated "tiny" model through the C ABI; prints "consumer
+// ok".
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
