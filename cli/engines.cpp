@@ -9,7 +9,7 @@
 
 #include <chrono>
 
-#include "build/build.hpp"
+#include "compile/build.hpp"
 #include "emit_model.hpp"
 #include "generic_engine.hpp"
 #include "params.hpp"

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "build/build.hpp"
+#include "compile/build.hpp"
 #include "data/random.hpp"
 #include "emit_model.hpp"
 #include "engines.hpp"

@@ -7,8 +7,8 @@
 
 #include <algorithm>
 
-#include "build/sha256.hpp"
 #include "cnnc/version.hpp"
+#include "compile/sha256.hpp"
 #include "emit.hpp"
 
 namespace cnnc::codegen {
