@@ -2,6 +2,7 @@
 // Each emit_<kind>.cpp writes the functions of one layer kind for one block of L samples.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "dsl/graph.hpp"
@@ -17,6 +18,9 @@ struct EmitContext {
   int64_t L() const { return plan.lanes; }
   // The attribute that compiles a function for this ISA: CNNC_AVX2, CNNC_AVX512, CNNC_PORTABLE.
   std::string target() const;
+  // The attributes of a layer function: target() and noinline, so that each layer stays one
+  // function in profiles and the drivers stay small.
+  std::string kernel() const { return target() + " CNNC_NOINLINE"; }
   // Where layer i reads its input and writes its output, as "ws + <offset>".
   std::string input_of(int i) const;
   std::string output_of(int i) const;
@@ -29,6 +33,11 @@ std::string ws(const Slot& s);  // "ws + 1234"
 
 // Whether a layer has a backward function: it passes a gradient on or has parameters to learn.
 bool runs_backward(const LayerPlan& lp);
+
+// Items [0, total) `size` at a time: a loop over the full blocks, then the rest, each block
+// with its first item in the int variable `var`; body(count) writes one block of count items.
+void emit_blocks(EmitContext& c, const std::string& var, int64_t total, int64_t size,
+                 const std::function<void(int64_t count)>& body);
 
 // One comment block per function: the .cnn line, shapes, layout, tiling and FLOPs.
 void function_comment(EmitContext& c, const LayerPlan& lp, const std::string& pass,

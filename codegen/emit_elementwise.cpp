@@ -47,7 +47,7 @@ void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
   bool dropout = l.kind == dsl::LayerKind::dropout;
   function_comment(c, lp, "forward",
                    fmt::format("x [{}][L] -> y [{}][L]", l.in.size(), l.out.size()));
-  c.w.open("static {} void {}_forward(float* __restrict ws{})", c.target(), l.name,
+  c.w.open("static {} void {}_forward(float* __restrict ws{})", c.kernel(), l.name,
            dropout ? ", const cnnc_pass* pass, int first, bool training" : "");
   c.w.line("const float* x = {};", c.input_of(lp.index));
   c.w.line("float* y = {};", c.output_of(lp.index));
@@ -85,7 +85,7 @@ void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
 
   function_comment(c, lp, "backward",
                    fmt::format("dy [{}][L] -> dx [{}][L]", l.out.size(), l.in.size()));
-  c.w.open("static {} void {}_backward(float* __restrict ws{})", c.target(), l.name,
+  c.w.open("static {} void {}_backward(float* __restrict ws{})", c.kernel(), l.name,
            dropout ? ", const cnnc_pass* pass, int first" : "");
   c.w.line("float* dy = {};", c.grad_of(lp.index));
   c.w.line("float* dx = {};", c.grad_of(lp.index - 1));

@@ -48,6 +48,8 @@ std::string emit_header(const dsl::Graph& g, const GenOptions& o) {
             " or the CPU cannot run the target.");
   w.line("cnnc_model* cnnc_{}_create(int32_t max_batch, const char* target);", g.name);
   w.line("void cnnc_{}_destroy(cnnc_model* model);", g.name);
+  w.comment("Per-layer kernels of a target's variant, for benchmarks (cnnc_kernel in cnnc_abi.h).");
+  w.line("int32_t cnnc_{}_kernels(const char* target, const cnnc_kernel** kernels);", g.name);
   w.blank();
   w.line("#ifdef __cplusplus");
   w.line("}}");

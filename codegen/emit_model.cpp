@@ -48,6 +48,27 @@ void function_comment(EmitContext& c, const LayerPlan& lp, const std::string& pa
                           l.in.str(), l.out.str(), detail));
 }
 
+void emit_blocks(EmitContext& c, const std::string& var, int64_t total, int64_t size,
+                 const std::function<void(int64_t count)>& body) {
+  int64_t full = total / size, tail = total % size;
+  if (full > 1) {
+    c.w.open("for (int {} = 0; {} < {}; {} += {})", var, var, full * size, var, size);
+    body(size);
+    c.w.close();
+  } else if (full == 1) {
+    c.w.open("");
+    c.w.line("const int {} = 0;", var);
+    body(size);
+    c.w.close();
+  }
+  if (tail) {
+    c.w.open("");
+    c.w.line("const int {} = {};", var, full * size);
+    body(tail);
+    c.w.close();
+  }
+}
+
 namespace {
 
 constexpr const char* vector_helpers_avx512 = R"(typedef __m512 V;
@@ -55,6 +76,7 @@ static CNNC_AVX512 inline V vload(const float* p) { return _mm512_load_ps(p); }
 static CNNC_AVX512 inline V vloadu(const float* p) { return _mm512_loadu_ps(p); }
 static CNNC_AVX512 inline void vstore(float* p, V v) { _mm512_store_ps(p, v); }
 static CNNC_AVX512 inline void vstoreu(float* p, V v) { _mm512_storeu_ps(p, v); }
+static CNNC_AVX512 inline void vstore_first(float* p, V v, int n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
 static CNNC_AVX512 inline V vbcast(const float* p) { return _mm512_set1_ps(*p); }
 static CNNC_AVX512 inline V vset(float x) { return _mm512_set1_ps(x); }
 static CNNC_AVX512 inline V vzero() { return _mm512_setzero_ps(); }
@@ -76,6 +98,7 @@ static CNNC_AVX2 inline V vload(const float* p) { return _mm256_load_ps(p); }
 static CNNC_AVX2 inline V vloadu(const float* p) { return _mm256_loadu_ps(p); }
 static CNNC_AVX2 inline void vstore(float* p, V v) { _mm256_store_ps(p, v); }
 static CNNC_AVX2 inline void vstoreu(float* p, V v) { _mm256_storeu_ps(p, v); }
+static CNNC_AVX2 inline void vstore_first(float* p, V v, int n) { alignas(32) float t[8]; _mm256_store_ps(t, v); std::memcpy(p, t, n * sizeof(float)); }
 static CNNC_AVX2 inline V vbcast(const float* p) { return _mm256_broadcast_ss(p); }
 static CNNC_AVX2 inline V vset(float x) { return _mm256_set1_ps(x); }
 static CNNC_AVX2 inline V vzero() { return _mm256_setzero_ps(); }
@@ -98,6 +121,7 @@ static inline V vload(const float* p) { return *p; }
 static inline V vloadu(const float* p) { return *p; }
 static inline void vstore(float* p, V v) { *p = v; }
 static inline void vstoreu(float* p, V v) { *p = v; }
+static inline void vstore_first(float* p, V v, int n) { if (n > 0) *p = v; }
 static inline V vbcast(const float* p) { return *p; }
 static inline V vset(float x) { return x; }
 static inline V vzero() { return 0.0f; }
@@ -234,35 +258,7 @@ void emit_slice_edges(EmitContext& c) {
       c.w.line("grads[{} + j] = sum;", l.weight_offset);
       c.w.close();
     } else {
-      int64_t I = l.in.size(), K = l.units, chunk = 4 * L, full = I / chunk * chunk;
-      c.w.line("const float* rows_x = {};", ws(lp.slice_x));
-      c.w.line("const float* rows_dz = {};", ws(lp.slice_dz));
-      c.w.open("for (int k = 0; k < {}; ++k)", K);
-      c.w.line("float* gk = grads + {} + k * {};", l.weight_offset, I);
-      c.w.open("for (int i = 0; i < {}; i += {})", full, chunk);
-      c.w.line("V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();");
-      c.w.open("for (int r = 0; r < rows; ++r)");
-      c.w.line("V d = vbcast(rows_dz + r * {} + k);", K);
-      c.w.line("const float* xr = rows_x + r * {} + i;", I);
-      c.w.line("a0 = vfma(d, vloadu(xr), a0);");
-      c.w.line("a1 = vfma(d, vloadu(xr + {}), a1);", L);
-      c.w.line("a2 = vfma(d, vloadu(xr + {}), a2);", 2 * L);
-      c.w.line("a3 = vfma(d, vloadu(xr + {}), a3);", 3 * L);
-      c.w.close();
-      c.w.line("vstoreu(gk + i, a0);");
-      c.w.line("vstoreu(gk + i + {}, a1);", L);
-      c.w.line("vstoreu(gk + i + {}, a2);", 2 * L);
-      c.w.line("vstoreu(gk + i + {}, a3);", 3 * L);
-      c.w.close();
-      if (full < I) {
-        c.w.open("for (int i = {}; i < {}; ++i)", full, I);
-        c.w.line("float a = 0.0f;");
-        c.w.line("for (int r = 0; r < rows; ++r) a += rows_dz[r * {} + k] * rows_x[r * {} + i];", K,
-                 I);
-        c.w.line("gk[i] = a;");
-        c.w.close();
-      }
-      c.w.close();
+      c.w.line("{}_backward_weights(grads, ws, rows);", l.name);
     }
     c.w.line("const float* db = {};", ws(lp.lane_db));
     c.w.open("for (int k = 0; k < {}; ++k)", l.units);
@@ -442,6 +438,56 @@ void emit_drivers(EmitContext& c) {
   c.w.blank();
 }
 
+// The per-layer kernels of this ISA behind one signature, for cnnc_<name>_kernels: what a
+// benchmark times layer by layer on a workspace that train() filled.
+void emit_kernel_table(EmitContext& c) {
+  struct Entry {
+    std::string layer, phase, call;
+    int64_t samples;
+    double flops;
+  };
+  int64_t L = c.L(), rows = (c.plan.max_batch + L - 1) / L * L;
+  std::vector<Entry> entries;
+  for (const LayerPlan& lp : c.plan.layers) {
+    const dsl::Layer& l = *lp.layer;
+    bool conv = l.kind == dsl::LayerKind::conv, dense = l.kind == dsl::LayerKind::dense;
+    bool pool = l.kind == dsl::LayerKind::maxpool || l.kind == dsl::LayerKind::avgpool;
+    if (!conv && !dense && !pool) continue;
+    // 2 FLOPs per multiply-add of the layer's matrix product, per sample and phase.
+    double macs2 = 2.0 * static_cast<double>(l.weight_count) *
+                   static_cast<double>(conv ? l.out.h * l.out.w : 1);
+    std::string args = pool ? "ws" : "params, ws";
+    entries.push_back({l.name, "forward", fmt::format("{}_forward({})", l.name, args), L,
+                       static_cast<double>(l.forward_flops * L)});
+    if (lp.needs_dx)
+      entries.push_back({l.name, "backward_data",
+                         fmt::format("{}_backward{}({})", l.name, pool ? "" : "_data", args), L,
+                         pool ? static_cast<double>(l.forward_flops * L) : macs2 * L});
+    if (l.trainable())
+      entries.push_back(
+          {l.name, "backward_weights",
+           conv ? fmt::format("{}_backward_weights(params, ws)", l.name)
+                : fmt::format("{}_backward_weights(grads, ws, {})", l.name, rows),
+           conv ? L : rows, macs2 * static_cast<double>(conv ? L : rows)});
+  }
+  for (const Entry& e : entries) {
+    c.w.open("static {} void kernel_{}_{}(const float* params, float* grads, void* workspace)",
+             c.target(), e.layer, e.phase);
+    c.w.line("float* ws = (float*)workspace;");
+    c.w.line("(void)params, (void)grads;");
+    c.w.line("{};", e.call);
+    c.w.close();
+  }
+  c.w.line("static const cnnc_kernel kernels[{}] = {{", std::max<size_t>(entries.size(), 1));
+  for (const Entry& e : entries)
+    c.w.line("    {{\"{}\", \"{}\", kernel_{}_{}, {}, {}}},", e.layer, e.phase, e.layer, e.phase,
+             e.samples, fmt::format("{:.1f}", e.flops));
+  if (entries.empty()) c.w.line("    {{\"\", \"\", nullptr, 0, 0.0}},");
+  c.w.line("}};");
+  c.w.line("static const int32_t kernel_count = {};", entries.size());
+  c.w.blank();
+}
+
 void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch, int& functions) {
   Plan plan = plan_model(g, isa, max_batch);
   EmitContext c{g, plan, w};
@@ -470,6 +516,7 @@ void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch, int& funct
   emit_slice_edges(c);
   emit_output_block(c);
   emit_drivers(c);
+  emit_kernel_table(c);
   functions += 7;
   w.close_namespace(name_of(isa));
   if (x86) w.line("#endif");
@@ -533,10 +580,29 @@ void emit_update(Writer& w, const dsl::Graph& g) {
 
 void emit_entry_points(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   int64_t O = g.output().size();
+  w.comment(
+      "The ISA variant for a target (\"auto\": the best this CPU runs): 0 avx512, 1 avx2, 2 "
+      "portable, -1 none.");
+  w.open("static int pick_isa(const char* target)");
+  w.line("const bool any = std::strcmp(target, \"auto\") == 0;");
+  w.line("#if CNNC_X86");
+  w.line("__builtin_cpu_init();");
+  w.line(
+      "if ((any || std::strcmp(target, \"avx512\") == 0) && __builtin_cpu_supports(\"avx512f\")) "
+      "return 0;");
+  w.line(
+      "if ((any || std::strcmp(target, \"avx2\") == 0) && __builtin_cpu_supports(\"avx2\") && "
+      "__builtin_cpu_supports(\"fma\")) return 1;");
+  w.line("#endif");
+  w.line("if (any || std::strcmp(target, \"portable\") == 0) return 2;");
+  w.line("return -1;");
+  w.close();
+  w.blank();
   w.open("extern \"C\" cnnc_model* cnnc_{}_create(int32_t max_batch, const char* target)", g.name);
   w.line("using namespace cnnc_gen_{};", g.name);
   w.line("if (max_batch < 1 || max_batch > {} || !target) return nullptr;", o.max_batch);
-  w.line("const bool any = std::strcmp(target, \"auto\") == 0;");
+  w.line("const int isa = pick_isa(target);");
+  w.line("if (isa < 0) return nullptr;");
   w.line("cnnc_model* m = new (std::nothrow) cnnc_model();");
   w.line("if (!m) return nullptr;");
   w.line("m->abi_version = CNNC_ABI_VERSION;");
@@ -551,38 +617,37 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   w.line("m->layers = layer_table;");
   w.line("m->param_count = {};", g.param_floats);
   w.line("m->update = update;");
-  w.line("#if CNNC_X86");
-  w.line("__builtin_cpu_init();");
-  w.open(
-      "if ((any || std::strcmp(target, \"avx512\") == 0) && __builtin_cpu_supports(\"avx512f\"))");
-  w.line("m->engine = \"specialized-avx512\";");
-  w.line("m->workspace_bytes = avx512::workspace_floats * 4;");
-  w.line("m->forward = avx512::forward;");
-  w.line("m->train = avx512::train;");
+  auto variant = [&](Isa isa, int index) {
+    bool x86 = isa != Isa::portable;
+    if (x86) w.line("#if CNNC_X86");
+    w.open("if (isa == {})", index);
+    w.line("m->engine = \"specialized-{}\";", name_of(isa));
+    w.line("m->workspace_bytes = {}::workspace_floats * 4;", name_of(isa));
+    w.line("m->forward = {}::forward;", name_of(isa));
+    w.line("m->train = {}::train;", name_of(isa));
+    w.close();
+    if (x86) w.line("#endif");
+  };
+  variant(Isa::avx512, 0);
+  variant(Isa::avx2, 1);
+  variant(Isa::portable, 2);
   w.line("return m;");
-  w.close();
-  w.open(
-      "if ((any || std::strcmp(target, \"avx2\") == 0) && __builtin_cpu_supports(\"avx2\") && "
-      "__builtin_cpu_supports(\"fma\"))");
-  w.line("m->engine = \"specialized-avx2\";");
-  w.line("m->workspace_bytes = avx2::workspace_floats * 4;");
-  w.line("m->forward = avx2::forward;");
-  w.line("m->train = avx2::train;");
-  w.line("return m;");
-  w.close();
-  w.line("#endif");
-  w.open("if (any || std::strcmp(target, \"portable\") == 0)");
-  w.line("m->engine = \"specialized-portable\";");
-  w.line("m->workspace_bytes = portable::workspace_floats * 4;");
-  w.line("m->forward = portable::forward;");
-  w.line("m->train = portable::train;");
-  w.line("return m;");
-  w.close();
-  w.line("delete m;");
-  w.line("return nullptr;");
   w.close();
   w.blank();
   w.line("extern \"C\" void cnnc_{}_destroy(cnnc_model* model) {{ delete model; }}", g.name);
+  w.blank();
+  w.open(
+      "extern \"C\" int32_t cnnc_{}_kernels(const char* target, const cnnc_kernel** kernels)",
+      g.name);
+  w.line("using namespace cnnc_gen_{};", g.name);
+  w.line("const int isa = target ? pick_isa(target) : -1;");
+  w.line("#if CNNC_X86");
+  w.line("if (isa == 0) return *kernels = avx512::kernels, avx512::kernel_count;");
+  w.line("if (isa == 1) return *kernels = avx2::kernels, avx2::kernel_count;");
+  w.line("#endif");
+  w.line("if (isa == 2) return *kernels = portable::kernels, portable::kernel_count;");
+  w.line("return 0;");
+  w.close();
 }
 
 }  // namespace
@@ -608,6 +673,8 @@ Generated emit_model(const dsl::Graph& g, const GenOptions& o) {
   w.line("#define CNNC_AVX512 __attribute__((target(\"avx512f,avx2,fma\"), unused))");
   w.line("#define CNNC_AVX2 __attribute__((target(\"avx2,fma\"), unused))");
   w.line("#define CNNC_PORTABLE __attribute__((unused))");
+  w.line("#define CNNC_NOINLINE __attribute__((noinline))");
+  w.line("#define CNNC_OPAQUE(pointer) __asm__(\"\" : \"+r\"(pointer))");
   w.blank();
   w.open_namespace("cnnc_gen_" + g.name);
   w.blank();
@@ -617,7 +684,7 @@ Generated emit_model(const dsl::Graph& g, const GenOptions& o) {
   w.close_namespace("cnnc_gen_" + g.name);
   w.blank();
   emit_entry_points(w, g, o);
-  out.functions += 3;
+  out.functions += 5;
   out.source = w.str();
   out.lines = w.lines();
   return out;

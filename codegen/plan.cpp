@@ -75,13 +75,37 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       // few hundred multiply-adds compile in well under a second. Past that the channel loop
       // stays a loop with a constant bound and only the R x S window is unrolled.
       lp.unroll_c = l.kernel_h * l.kernel_w * l.in.c * lp.kblock * lp.qblock <= 512;
+      // Backward tiles run over the S*C taps of a kernel row. The weight gradient keeps
+      // dw_kblock x dw_tblock per-lane accumulators and loads dw_kblock + dw_tblock vectors per
+      // output position; the input gradient keeps dx_tblock accumulators of one dx row and sums
+      // every filter into them, so dx is read and written once per (p, q, r) instead of per
+      // filter.
+      int64_t taps = l.kernel_w * l.in.c;
+      lp.dw_kblock = register_block(isa, l.units, isa == Isa::avx512 ? 4 : 2);
+      lp.dw_tblock = register_block(isa, taps, isa == Isa::avx512 ? 6 : isa == Isa::avx2 ? 6 : 4);
+      // Every tile walks the output rows of a chunk; chunks of dw_prows rows keep the input
+      // rows and output-gradient rows they read within about 512 KiB of L2, so the tiles after
+      // the first find them there.
+      int64_t x_row = (l.in.w + l.pad_left + l.pad_right) * l.in.c * L * 4;
+      int64_t dz_row = l.out.w * l.units * L * 4;
+      lp.dw_prows = 1;
+      while (lp.dw_prows < l.out.h &&
+             ((lp.dw_prows + 1) * l.stride_h + l.kernel_h) * x_row + (lp.dw_prows + 1) * dz_row <=
+                 512 * 1024)
+        ++lp.dw_prows;
+      lp.dx_tblock = register_block(isa, taps, isa == Isa::avx512 ? 24 : isa == Isa::avx2 ? 12 : 8);
       lp.lane_dw = a.take(l.weight_count * L);
       lp.lane_db = a.take(l.units * L);
     } else if (l.kind == dsl::LayerKind::dense) {
       lp.kblock = register_block(isa, l.units);
       lp.lane_db = a.take(l.units * L);
       int64_t rows = (max_batch + L - 1) / L * L;
-      lp.slice_x = a.take(rows * l.in.size());
+      lp.x_stride = (l.in.size() + L - 1) / L * L;
+      lp.slice_x = a.take(rows * lp.x_stride);
+      // The slice's weight gradient is a matrix product with tiles of units x input vectors:
+      // dw_kblock broadcasts and dw_vblock loads per dw_kblock x dw_vblock FMAs.
+      lp.dw_kblock = isa == Isa::avx512 ? 6 : isa == Isa::avx2 ? 3 : 4;
+      lp.dw_vblock = isa == Isa::avx512 ? 4 : isa == Isa::avx2 ? 4 : 2;
       lp.slice_dz = a.take(rows * l.units);
     }
     p.layers.push_back(lp);

@@ -153,6 +153,22 @@ static inline uint32_t cnnc_dropout_threshold(float rate) {
   return t >= 4294967295.0 ? 4294967295u : (uint32_t)t;
 }
 
+/* Generated code only, for per-layer benchmarks: one phase of one layer on one ISA variant.
+ * Generated code exports
+ *   int32_t cnnc_<name>_kernels(const char* target, const cnnc_kernel** kernels);
+ * which returns the count (0 when this CPU cannot run target) and points *kernels at the table.
+ * run() works on the workspace of a model created for the same target, after one train() call
+ * on that workspace has filled it with activations and gradients; it may write grads
+ * (param_count floats) and the workspace, and it is safe to call repeatedly. */
+typedef struct cnnc_kernel {
+  const char* layer; /* "conv1" */
+  const char* phase; /* "forward", "backward_data" or "backward_weights" */
+  void (*run)(const float* params, float* grads, void* workspace);
+  int32_t samples; /* images one run() covers: the ISA's lanes (a block), or max_batch for
+                      work done once per slice */
+  double flops;    /* floating-point operations of one run(), 2 per multiply-add */
+} cnnc_kernel;
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,6 +26,8 @@
 #define CNNC_AVX512 __attribute__((target("avx512f,avx2,fma"), unused))
 #define CNNC_AVX2 __attribute__((target("avx2,fma"), unused))
 #define CNNC_PORTABLE __attribute__((unused))
+#define CNNC_NOINLINE __attribute__((noinline))
+#define CNNC_OPAQUE(pointer) __asm__("" : "+r"(pointer))
 
 namespace cnnc_gen_tiny_conv {
 
@@ -37,13 +39,14 @@ static const cnnc_layer layer_table[3] = {
 
 #if CNNC_X86
 namespace avx512 {
-// 16 samples per vector; workspace 6112 floats for slices of up to 4 samples.
-static const int64_t workspace_floats = 6112;
+// 16 samples per vector; workspace 6336 floats for slices of up to 4 samples.
+static const int64_t workspace_floats = 6336;
 typedef __m512 V;
 static CNNC_AVX512 inline V vload(const float* p) { return _mm512_load_ps(p); }
 static CNNC_AVX512 inline V vloadu(const float* p) { return _mm512_loadu_ps(p); }
 static CNNC_AVX512 inline void vstore(float* p, V v) { _mm512_store_ps(p, v); }
 static CNNC_AVX512 inline void vstoreu(float* p, V v) { _mm512_storeu_ps(p, v); }
+static CNNC_AVX512 inline void vstore_first(float* p, V v, int n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
 static CNNC_AVX512 inline V vbcast(const float* p) { return _mm512_set1_ps(*p); }
 static CNNC_AVX512 inline V vset(float x) { return _mm512_set1_ps(x); }
 static CNNC_AVX512 inline V vzero() { return _mm512_setzero_ps(); }
@@ -61,7 +64,7 @@ static CNNC_AVX512 inline V vgt(V a, V b) { return vbits(_mm512_maskz_set1_epi32
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 4 columns x 2 filters, taps unrolled
-static CNNC_AVX512 void conv1_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_AVX512 CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
   for (int h = 0; h < 6; ++h) {
@@ -70,19 +73,22 @@ static CNNC_AVX512 void conv1_forward(const float* __restrict params, float* __r
   const float* xp = ws + 1728;
   float* y = ws + 576;
   for (int p = 0; p < 6; ++p) {
-    for (int q0 = 0; q0 < 4; q0 += 4) {
+    {
+      const int q0 = 0;
       const float* xw = xp + p * 128 + q0 * 16;
       float* yo = y + (p * 6 + q0) * 32;
       {
-        const float* wk = w;
-        V acc_q0_k0 = vbcast(b + 0 + 0);
-        V acc_q0_k1 = vbcast(b + 0 + 1);
-        V acc_q1_k0 = vbcast(b + 0 + 0);
-        V acc_q1_k1 = vbcast(b + 0 + 1);
-        V acc_q2_k0 = vbcast(b + 0 + 0);
-        V acc_q2_k1 = vbcast(b + 0 + 1);
-        V acc_q3_k0 = vbcast(b + 0 + 0);
-        V acc_q3_k1 = vbcast(b + 0 + 1);
+        const int k0 = 0;
+        const float* wk = w + k0 * 9;
+        CNNC_OPAQUE(wk);
+        V acc_q0_k0 = vbcast(b + k0 + 0);
+        V acc_q0_k1 = vbcast(b + k0 + 1);
+        V acc_q1_k0 = vbcast(b + k0 + 0);
+        V acc_q1_k1 = vbcast(b + k0 + 1);
+        V acc_q2_k0 = vbcast(b + k0 + 0);
+        V acc_q2_k1 = vbcast(b + k0 + 1);
+        V acc_q3_k0 = vbcast(b + k0 + 0);
+        V acc_q3_k1 = vbcast(b + k0 + 1);
         V x0, x1, x2, x3, wv;
         x0 = vload(xw + 0);
         x1 = vload(xw + 16);
@@ -211,21 +217,21 @@ static CNNC_AVX512 void conv1_forward(const float* __restrict params, float* __r
         acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
         acc_q0_k0 = vmax(acc_q0_k0, vzero());
-        vstore(yo + (0 * 2 + 0 + 0) * 16, acc_q0_k0);
+        vstore(yo + (0 * 2 + k0 + 0) * 16, acc_q0_k0);
         acc_q0_k1 = vmax(acc_q0_k1, vzero());
-        vstore(yo + (0 * 2 + 0 + 1) * 16, acc_q0_k1);
+        vstore(yo + (0 * 2 + k0 + 1) * 16, acc_q0_k1);
         acc_q1_k0 = vmax(acc_q1_k0, vzero());
-        vstore(yo + (1 * 2 + 0 + 0) * 16, acc_q1_k0);
+        vstore(yo + (1 * 2 + k0 + 0) * 16, acc_q1_k0);
         acc_q1_k1 = vmax(acc_q1_k1, vzero());
-        vstore(yo + (1 * 2 + 0 + 1) * 16, acc_q1_k1);
+        vstore(yo + (1 * 2 + k0 + 1) * 16, acc_q1_k1);
         acc_q2_k0 = vmax(acc_q2_k0, vzero());
-        vstore(yo + (2 * 2 + 0 + 0) * 16, acc_q2_k0);
+        vstore(yo + (2 * 2 + k0 + 0) * 16, acc_q2_k0);
         acc_q2_k1 = vmax(acc_q2_k1, vzero());
-        vstore(yo + (2 * 2 + 0 + 1) * 16, acc_q2_k1);
+        vstore(yo + (2 * 2 + k0 + 1) * 16, acc_q2_k1);
         acc_q3_k0 = vmax(acc_q3_k0, vzero());
-        vstore(yo + (3 * 2 + 0 + 0) * 16, acc_q3_k0);
+        vstore(yo + (3 * 2 + k0 + 0) * 16, acc_q3_k0);
         acc_q3_k1 = vmax(acc_q3_k1, vzero());
-        vstore(yo + (3 * 2 + 0 + 1) * 16, acc_q3_k1);
+        vstore(yo + (3 * 2 + k0 + 1) * 16, acc_q3_k1);
       }
     }
     {
@@ -233,11 +239,13 @@ static CNNC_AVX512 void conv1_forward(const float* __restrict params, float* __r
       const float* xw = xp + p * 128 + q0 * 16;
       float* yo = y + (p * 6 + q0) * 32;
       {
-        const float* wk = w;
-        V acc_q0_k0 = vbcast(b + 0 + 0);
-        V acc_q0_k1 = vbcast(b + 0 + 1);
-        V acc_q1_k0 = vbcast(b + 0 + 0);
-        V acc_q1_k1 = vbcast(b + 0 + 1);
+        const int k0 = 0;
+        const float* wk = w + k0 * 9;
+        CNNC_OPAQUE(wk);
+        V acc_q0_k0 = vbcast(b + k0 + 0);
+        V acc_q0_k1 = vbcast(b + k0 + 1);
+        V acc_q1_k0 = vbcast(b + k0 + 0);
+        V acc_q1_k1 = vbcast(b + k0 + 1);
         V x0, x1, wv;
         x0 = vload(xw + 0);
         x1 = vload(xw + 16);
@@ -312,24 +320,23 @@ static CNNC_AVX512 void conv1_forward(const float* __restrict params, float* __r
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q0_k0 = vmax(acc_q0_k0, vzero());
-        vstore(yo + (0 * 2 + 0 + 0) * 16, acc_q0_k0);
+        vstore(yo + (0 * 2 + k0 + 0) * 16, acc_q0_k0);
         acc_q0_k1 = vmax(acc_q0_k1, vzero());
-        vstore(yo + (0 * 2 + 0 + 1) * 16, acc_q0_k1);
+        vstore(yo + (0 * 2 + k0 + 1) * 16, acc_q0_k1);
         acc_q1_k0 = vmax(acc_q1_k0, vzero());
-        vstore(yo + (1 * 2 + 0 + 0) * 16, acc_q1_k0);
+        vstore(yo + (1 * 2 + k0 + 0) * 16, acc_q1_k0);
         acc_q1_k1 = vmax(acc_q1_k1, vzero());
-        vstore(yo + (1 * 2 + 0 + 1) * 16, acc_q1_k1);
+        vstore(yo + (1 * 2 + k0 + 1) * 16, acc_q1_k1);
       }
     }
   }
 }
 
-// conv1 backward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dy [6][6][2][L] -> weight and bias gradients as per-lane partials [2][3][3][1][L]
-static CNNC_AVX512 void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  float* dz = ws + 3792;
-  const float* y = ws + 576;
-  for (int e = 0; e < 1152; e += 16) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
+// conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
+// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]; tiles of 2 filters x 3 taps
+static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
+  (void)params;
+  const float* dz = ws + 4016;
   const float* xp = ws + 1728;
   float* dw = ws + 2752;
   float* db = ws + 3040;
@@ -338,34 +345,62 @@ static CNNC_AVX512 void conv1_backward(const float* __restrict params, float* __
     for (int pq = 0; pq < 36; ++pq) bias = vadd(bias, vload(dz + (pq * 2 + k) * 16));
     vstore(db + k * 16, bias);
   }
-  for (int kb = 0; kb < 1; ++kb) {
-    const int k0 = kb * 2;
-    for (int r = 0; r < 3; ++r) {
-      for (int s = 0; s < 3; ++s) {
-        for (int ch = 0; ch < 1; ++ch) {
-          float* dwt = dw + (((k0 * 3 + r) * 3 + s) * 1 + ch) * 16;
-          V acc0 = vload(dwt + 0);
-          V acc1 = vload(dwt + 144);
-          const float* xt = xp + (r * 8 + s) * 16 + ch * 16;
-          for (int p = 0; p < 6; ++p) {
+  {
+    const int p0 = 0;
+    {
+      const int k0 = 0;
+      for (int r = 0; r < 3; ++r) {
+        {
+          const int t0 = 0;
+          float* dwt = dw + ((k0 * 3 + r) * 3 + t0) * 16;
+          V acc_k0_t0 = vload(dwt + 0);
+          V acc_k0_t1 = vload(dwt + 16);
+          V acc_k0_t2 = vload(dwt + 32);
+          V acc_k1_t0 = vload(dwt + 144);
+          V acc_k1_t1 = vload(dwt + 160);
+          V acc_k1_t2 = vload(dwt + 176);
+          const float* xt = xp + r * 128 + t0 * 16;
+          for (int p = p0; p < p0 + 6; ++p) {
             for (int q = 0; q < 6; ++q) {
-              V x = vload(xt + p * 128 + q * 16);
-              const float* dzo = dz + (p * 6 + q) * 32 + k0 * 16;
-              acc0 = vfma(vload(dzo + 0), x, acc0);
-              acc1 = vfma(vload(dzo + 16), x, acc1);
+              const float* xr = xt + p * 128 + q * 16;
+              const float* dzo = dz + ((p * 6 + q) * 2 + k0) * 16;
+              V d0 = vload(dzo + 0);
+              V d1 = vload(dzo + 16);
+              V x0 = vload(xr + 0);
+              acc_k0_t0 = vfma(d0, x0, acc_k0_t0);
+              acc_k1_t0 = vfma(d1, x0, acc_k1_t0);
+              V x1 = vload(xr + 16);
+              acc_k0_t1 = vfma(d0, x1, acc_k0_t1);
+              acc_k1_t1 = vfma(d1, x1, acc_k1_t1);
+              V x2 = vload(xr + 32);
+              acc_k0_t2 = vfma(d0, x2, acc_k0_t2);
+              acc_k1_t2 = vfma(d1, x2, acc_k1_t2);
             }
           }
-          vstore(dwt + 0, acc0);
-          vstore(dwt + 144, acc1);
+          vstore(dwt + 0, acc_k0_t0);
+          vstore(dwt + 16, acc_k0_t1);
+          vstore(dwt + 32, acc_k0_t2);
+          vstore(dwt + 144, acc_k1_t0);
+          vstore(dwt + 160, acc_k1_t1);
+          vstore(dwt + 176, acc_k1_t2);
         }
       }
     }
   }
 }
 
+// conv1 backward: line 4: conv 2 3x3 pad=same relu
+// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, then the gradients
+static CNNC_AVX512 CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
+  float* dz = ws + 4016;
+  const float* y = ws + 576;
+  for (int e = 0; e < 1152; e += 16) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
+  conv1_backward_weights(params, ws);
+}
+
 // maxpool1 forward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; x [6][6][2][L] -> y [3][3][2][L]
-static CNNC_AVX512 void maxpool1_forward(float* __restrict ws) {
+static CNNC_AVX512 CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
   const float* x = ws + 576;
   float* y = ws + 3072;
   for (int p = 0; p < 3; ++p) {
@@ -384,11 +419,11 @@ static CNNC_AVX512 void maxpool1_forward(float* __restrict ws) {
 
 // maxpool1 backward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L]
-static CNNC_AVX512 void maxpool1_backward(float* __restrict ws) {
+static CNNC_AVX512 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
   const float* x = ws + 576;
   const float* y = ws + 3072;
-  const float* dy = ws + 4944;
-  float* dx = ws + 3792;
+  const float* dy = ws + 5168;
+  float* dx = ws + 4016;
   std::memset(dx, 0, 1152 * sizeof(float));
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
@@ -413,58 +448,121 @@ static CNNC_AVX512 void maxpool1_backward(float* __restrict ws) {
 
 // dense1 forward: line 6: dense 3 softmax
 // 3x3x2 -> 3; x [18][L] -> y [3][L]; units 3 at a time
-static CNNC_AVX512 void dense1_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_AVX512 CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
   const float* b = params + 112;
   const float* x = ws + 3072;
   float* y = ws + 3360;
-  for (int kb = 0; kb < 1; ++kb) {
-    const float* wk = w + (kb * 3) * 18;
-    V acc0 = vbcast(b + kb * 3 + 0);
-    V acc1 = vbcast(b + kb * 3 + 1);
-    V acc2 = vbcast(b + kb * 3 + 2);
+  {
+    const int k0 = 0;
+    const float* wk = w + k0 * 18;
+    V acc0 = vbcast(b + k0 + 0);
+    V acc1 = vbcast(b + k0 + 1);
+    V acc2 = vbcast(b + k0 + 2);
     for (int i = 0; i < 18; ++i) {
       V xi = vload(x + i * 16);
       acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
       acc1 = vfma(xi, vbcast(wk + 18 + i), acc1);
       acc2 = vfma(xi, vbcast(wk + 36 + i), acc2);
     }
-    vstore(y + (kb * 3 + 0) * 16, acc0);
-    vstore(y + (kb * 3 + 1) * 16, acc1);
-    vstore(y + (kb * 3 + 2) * 16, acc2);
+    vstore(y + (k0 + 0) * 16, acc0);
+    vstore(y + (k0 + 1) * 16, acc1);
+    vstore(y + (k0 + 2) * 16, acc2);
   }
 }
 
-// dense1 backward: line 6: dense 3 softmax
-// 3x3x2 -> 3; dy [3][L] -> dx [18][L], this block's rows of the slice's inputs [n][18] and output gradients [n][3]
-static CNNC_AVX512 void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* w = params + 48;
-  const float* x = ws + 3072;
-  float* dz = ws + 3792;
-  float* db = ws + 3408;
-  for (int k = 0; k < 3; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
-  float* rows_x = ws + 3456 + block * 288;
-  float* rows_dz = ws + 3744 + block * 48;
-  for (int lane = 0; lane < 16; ++lane) {
-    for (int i = 0; i < 18; ++i) rows_x[lane * 18 + i] = x[i * 16 + lane];
-    for (int k = 0; k < 3; ++k) rows_dz[lane * 3 + k] = dz[k * 16 + lane];
+// dense1 backward_weights: line 6: dense 3 softmax
+// 3x3x2 -> 3; rows of x [n][32] and dz [n][3] -> dw [3][18] in grads; tiles of 6 units x 4 vectors
+static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
+  const float* rows_x = ws + 3456;
+  const float* rows_dz = ws + 3968;
+  float* dw = grads + 48;
+  {
+    const int v0 = 0;
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k2_v0 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 32 + v0 * 16;
+        const float* dzr = rows_dz + r * 3 + k0;
+        V x0 = vload(xr + 0);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        V d2 = vbcast(dzr + 2);
+        acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+      }
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 16, acc_k0_v0);
+      vstoreu(dw + (k0 + 1) * 18 + (v0 + 0) * 16, acc_k1_v0);
+      vstoreu(dw + (k0 + 2) * 18 + (v0 + 0) * 16, acc_k2_v0);
+    }
   }
-  float* dx = ws + 4944;
-  for (int ib = 0; ib < 6; ++ib) {
+  {
+    const int v0 = 1;
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k2_v0 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 32 + v0 * 16;
+        const float* dzr = rows_dz + r * 3 + k0;
+        V x0 = vload(xr + 0);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        V d2 = vbcast(dzr + 2);
+        acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+      }
+      vstore_first(dw + (k0 + 0) * 18 + (v0 + 0) * 16, acc_k0_v0, 2);
+      vstore_first(dw + (k0 + 1) * 18 + (v0 + 0) * 16, acc_k1_v0, 2);
+      vstore_first(dw + (k0 + 2) * 18 + (v0 + 0) * 16, acc_k2_v0, 2);
+    }
+  }
+}
+
+// dense1 backward_data: line 6: dense 3 softmax
+// 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 3 at a time
+static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_data(const float* __restrict params, float* __restrict ws) {
+  const float* w = params + 48;
+  const float* dz = ws + 4016;
+  float* dx = ws + 5168;
+  for (int i0 = 0; i0 < 18; i0 += 3) {
     V acc0 = vzero();
     V acc1 = vzero();
     V acc2 = vzero();
     for (int k = 0; k < 3; ++k) {
       V dk = vload(dz + k * 16);
-      const float* wk = w + k * 18 + ib * 3;
+      const float* wk = w + k * 18 + i0;
       acc0 = vfma(dk, vbcast(wk + 0), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
       acc2 = vfma(dk, vbcast(wk + 2), acc2);
     }
-    vstore(dx + (ib * 3 + 0) * 16, acc0);
-    vstore(dx + (ib * 3 + 1) * 16, acc1);
-    vstore(dx + (ib * 3 + 2) * 16, acc2);
+    vstore(dx + (i0 + 0) * 16, acc0);
+    vstore(dx + (i0 + 1) * 16, acc1);
+    vstore(dx + (i0 + 2) * 16, acc2);
   }
+}
+
+// dense1 backward: line 6: dense 3 softmax
+// 3x3x2 -> 3; dy [3][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][3]; dx
+static CNNC_AVX512 CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
+  const float* x = ws + 3072;
+  float* dz = ws + 4016;
+  (void)params, (void)x, (void)block;
+  float* db = ws + 3408;
+  for (int k = 0; k < 3; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
+  float* rows_x = ws + 3456 + block * 512;
+  float* rows_dz = ws + 3968 + block * 48;
+  for (int lane = 0; lane < 16; ++lane) {
+    for (int i = 0; i < 18; ++i) rows_x[lane * 32 + i] = x[i * 16 + lane];
+    for (int k = 0; k < 3; ++k) rows_dz[lane * 3 + k] = dz[k * 16 + lane];
+  }
+  dense1_backward_data(params, ws);
 }
 
 // input [n][36] -> block [36][L], samples first .. first + count - 1.
@@ -511,31 +609,7 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
   }
   {
     // dense1
-    const float* rows_x = ws + 3456;
-    const float* rows_dz = ws + 3744;
-    for (int k = 0; k < 3; ++k) {
-      float* gk = grads + 48 + k * 18;
-      for (int i = 0; i < 0; i += 64) {
-        V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          V d = vbcast(rows_dz + r * 3 + k);
-          const float* xr = rows_x + r * 18 + i;
-          a0 = vfma(d, vloadu(xr), a0);
-          a1 = vfma(d, vloadu(xr + 16), a1);
-          a2 = vfma(d, vloadu(xr + 32), a2);
-          a3 = vfma(d, vloadu(xr + 48), a3);
-        }
-        vstoreu(gk + i, a0);
-        vstoreu(gk + i + 16, a1);
-        vstoreu(gk + i + 32, a2);
-        vstoreu(gk + i + 48, a3);
-      }
-      for (int i = 0; i < 18; ++i) {
-        float a = 0.0f;
-        for (int r = 0; r < rows; ++r) a += rows_dz[r * 3 + k] * rows_x[r * 18 + i];
-        gk[i] = a;
-      }
-    }
+    dense1_backward_weights(grads, ws, rows);
     const float* db = ws + 3408;
     for (int k = 0; k < 3; ++k) {
       float sum = 0.0f;
@@ -548,7 +622,7 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
 // The last layer's 3 values per lane -> softmax, the loss (cross_entropy) and the gradient that starts backward.
 static CNNC_AVX512 double output_block(const cnnc_pass* pass, int first, int count, float* __restrict ws, bool training) {
   const float* z = ws + 3360;
-  float* dz = ws + 3792;
+  float* dz = ws + 4016;
   double loss = 0.0;
   for (int lane = 0; lane < 16; ++lane) {
     float v[3], p[3];
@@ -626,18 +700,65 @@ static CNNC_AVX512 void forward(const cnnc_model* model, const cnnc_pass* pass) 
   }
 }
 
+static CNNC_AVX512 void kernel_conv1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  conv1_forward(params, ws);
+}
+static CNNC_AVX512 void kernel_conv1_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  conv1_backward_weights(params, ws);
+}
+static CNNC_AVX512 void kernel_maxpool1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  maxpool1_forward(ws);
+}
+static CNNC_AVX512 void kernel_maxpool1_backward_data(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  maxpool1_backward(ws);
+}
+static CNNC_AVX512 void kernel_dense1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_forward(params, ws);
+}
+static CNNC_AVX512 void kernel_dense1_backward_data(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_backward_data(params, ws);
+}
+static CNNC_AVX512 void kernel_dense1_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_backward_weights(grads, ws, 16);
+}
+static const cnnc_kernel kernels[7] = {
+    {"conv1", "forward", kernel_conv1_forward, 16, 23040.0},
+    {"conv1", "backward_weights", kernel_conv1_backward_weights, 16, 20736.0},
+    {"maxpool1", "forward", kernel_maxpool1_forward, 16, 1152.0},
+    {"maxpool1", "backward_data", kernel_maxpool1_backward_data, 16, 1152.0},
+    {"dense1", "forward", kernel_dense1_forward, 16, 1824.0},
+    {"dense1", "backward_data", kernel_dense1_backward_data, 16, 1728.0},
+    {"dense1", "backward_weights", kernel_dense1_backward_weights, 16, 1728.0},
+};
+static const int32_t kernel_count = 7;
+
 }  // namespace avx512
 #endif
 
 #if CNNC_X86
 namespace avx2 {
-// 8 samples per vector; workspace 3088 floats for slices of up to 4 samples.
-static const int64_t workspace_floats = 3088;
+// 8 samples per vector; workspace 3136 floats for slices of up to 4 samples.
+static const int64_t workspace_floats = 3136;
 typedef __m256 V;
 static CNNC_AVX2 inline V vload(const float* p) { return _mm256_load_ps(p); }
 static CNNC_AVX2 inline V vloadu(const float* p) { return _mm256_loadu_ps(p); }
 static CNNC_AVX2 inline void vstore(float* p, V v) { _mm256_store_ps(p, v); }
 static CNNC_AVX2 inline void vstoreu(float* p, V v) { _mm256_storeu_ps(p, v); }
+static CNNC_AVX2 inline void vstore_first(float* p, V v, int n) { alignas(32) float t[8]; _mm256_store_ps(t, v); std::memcpy(p, t, n * sizeof(float)); }
 static CNNC_AVX2 inline V vbcast(const float* p) { return _mm256_broadcast_ss(p); }
 static CNNC_AVX2 inline V vset(float x) { return _mm256_set1_ps(x); }
 static CNNC_AVX2 inline V vzero() { return _mm256_setzero_ps(); }
@@ -653,7 +774,7 @@ static CNNC_AVX2 inline V vgt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ)
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 2 columns x 2 filters, taps unrolled
-static CNNC_AVX2 void conv1_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_AVX2 CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
   for (int h = 0; h < 6; ++h) {
@@ -666,11 +787,13 @@ static CNNC_AVX2 void conv1_forward(const float* __restrict params, float* __res
       const float* xw = xp + p * 64 + q0 * 8;
       float* yo = y + (p * 6 + q0) * 16;
       {
-        const float* wk = w;
-        V acc_q0_k0 = vbcast(b + 0 + 0);
-        V acc_q0_k1 = vbcast(b + 0 + 1);
-        V acc_q1_k0 = vbcast(b + 0 + 0);
-        V acc_q1_k1 = vbcast(b + 0 + 1);
+        const int k0 = 0;
+        const float* wk = w + k0 * 9;
+        CNNC_OPAQUE(wk);
+        V acc_q0_k0 = vbcast(b + k0 + 0);
+        V acc_q0_k1 = vbcast(b + k0 + 1);
+        V acc_q1_k0 = vbcast(b + k0 + 0);
+        V acc_q1_k1 = vbcast(b + k0 + 1);
         V x0, x1, wv;
         x0 = vload(xw + 0);
         x1 = vload(xw + 8);
@@ -745,24 +868,23 @@ static CNNC_AVX2 void conv1_forward(const float* __restrict params, float* __res
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q0_k0 = vmax(acc_q0_k0, vzero());
-        vstore(yo + (0 * 2 + 0 + 0) * 8, acc_q0_k0);
+        vstore(yo + (0 * 2 + k0 + 0) * 8, acc_q0_k0);
         acc_q0_k1 = vmax(acc_q0_k1, vzero());
-        vstore(yo + (0 * 2 + 0 + 1) * 8, acc_q0_k1);
+        vstore(yo + (0 * 2 + k0 + 1) * 8, acc_q0_k1);
         acc_q1_k0 = vmax(acc_q1_k0, vzero());
-        vstore(yo + (1 * 2 + 0 + 0) * 8, acc_q1_k0);
+        vstore(yo + (1 * 2 + k0 + 0) * 8, acc_q1_k0);
         acc_q1_k1 = vmax(acc_q1_k1, vzero());
-        vstore(yo + (1 * 2 + 0 + 1) * 8, acc_q1_k1);
+        vstore(yo + (1 * 2 + k0 + 1) * 8, acc_q1_k1);
       }
     }
   }
 }
 
-// conv1 backward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dy [6][6][2][L] -> weight and bias gradients as per-lane partials [2][3][3][1][L]
-static CNNC_AVX2 void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  float* dz = ws + 1920;
-  const float* y = ws + 288;
-  for (int e = 0; e < 576; e += 8) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
+// conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
+// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]; tiles of 2 filters x 3 taps
+static CNNC_AVX2 CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
+  (void)params;
+  const float* dz = ws + 1968;
   const float* xp = ws + 864;
   float* dw = ws + 1376;
   float* db = ws + 1520;
@@ -771,34 +893,62 @@ static CNNC_AVX2 void conv1_backward(const float* __restrict params, float* __re
     for (int pq = 0; pq < 36; ++pq) bias = vadd(bias, vload(dz + (pq * 2 + k) * 8));
     vstore(db + k * 8, bias);
   }
-  for (int kb = 0; kb < 1; ++kb) {
-    const int k0 = kb * 2;
-    for (int r = 0; r < 3; ++r) {
-      for (int s = 0; s < 3; ++s) {
-        for (int ch = 0; ch < 1; ++ch) {
-          float* dwt = dw + (((k0 * 3 + r) * 3 + s) * 1 + ch) * 8;
-          V acc0 = vload(dwt + 0);
-          V acc1 = vload(dwt + 72);
-          const float* xt = xp + (r * 8 + s) * 8 + ch * 8;
-          for (int p = 0; p < 6; ++p) {
+  {
+    const int p0 = 0;
+    {
+      const int k0 = 0;
+      for (int r = 0; r < 3; ++r) {
+        {
+          const int t0 = 0;
+          float* dwt = dw + ((k0 * 3 + r) * 3 + t0) * 8;
+          V acc_k0_t0 = vload(dwt + 0);
+          V acc_k0_t1 = vload(dwt + 8);
+          V acc_k0_t2 = vload(dwt + 16);
+          V acc_k1_t0 = vload(dwt + 72);
+          V acc_k1_t1 = vload(dwt + 80);
+          V acc_k1_t2 = vload(dwt + 88);
+          const float* xt = xp + r * 64 + t0 * 8;
+          for (int p = p0; p < p0 + 6; ++p) {
             for (int q = 0; q < 6; ++q) {
-              V x = vload(xt + p * 64 + q * 8);
-              const float* dzo = dz + (p * 6 + q) * 16 + k0 * 8;
-              acc0 = vfma(vload(dzo + 0), x, acc0);
-              acc1 = vfma(vload(dzo + 8), x, acc1);
+              const float* xr = xt + p * 64 + q * 8;
+              const float* dzo = dz + ((p * 6 + q) * 2 + k0) * 8;
+              V d0 = vload(dzo + 0);
+              V d1 = vload(dzo + 8);
+              V x0 = vload(xr + 0);
+              acc_k0_t0 = vfma(d0, x0, acc_k0_t0);
+              acc_k1_t0 = vfma(d1, x0, acc_k1_t0);
+              V x1 = vload(xr + 8);
+              acc_k0_t1 = vfma(d0, x1, acc_k0_t1);
+              acc_k1_t1 = vfma(d1, x1, acc_k1_t1);
+              V x2 = vload(xr + 16);
+              acc_k0_t2 = vfma(d0, x2, acc_k0_t2);
+              acc_k1_t2 = vfma(d1, x2, acc_k1_t2);
             }
           }
-          vstore(dwt + 0, acc0);
-          vstore(dwt + 72, acc1);
+          vstore(dwt + 0, acc_k0_t0);
+          vstore(dwt + 8, acc_k0_t1);
+          vstore(dwt + 16, acc_k0_t2);
+          vstore(dwt + 72, acc_k1_t0);
+          vstore(dwt + 80, acc_k1_t1);
+          vstore(dwt + 88, acc_k1_t2);
         }
       }
     }
   }
 }
 
+// conv1 backward: line 4: conv 2 3x3 pad=same relu
+// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, then the gradients
+static CNNC_AVX2 CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
+  float* dz = ws + 1968;
+  const float* y = ws + 288;
+  for (int e = 0; e < 576; e += 8) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
+  conv1_backward_weights(params, ws);
+}
+
 // maxpool1 forward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; x [6][6][2][L] -> y [3][3][2][L]
-static CNNC_AVX2 void maxpool1_forward(float* __restrict ws) {
+static CNNC_AVX2 CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
   const float* x = ws + 288;
   float* y = ws + 1536;
   for (int p = 0; p < 3; ++p) {
@@ -817,11 +967,11 @@ static CNNC_AVX2 void maxpool1_forward(float* __restrict ws) {
 
 // maxpool1 backward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L]
-static CNNC_AVX2 void maxpool1_backward(float* __restrict ws) {
+static CNNC_AVX2 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
   const float* x = ws + 288;
   const float* y = ws + 1536;
-  const float* dy = ws + 2496;
-  float* dx = ws + 1920;
+  const float* dy = ws + 2544;
+  float* dx = ws + 1968;
   std::memset(dx, 0, 576 * sizeof(float));
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
@@ -846,58 +996,131 @@ static CNNC_AVX2 void maxpool1_backward(float* __restrict ws) {
 
 // dense1 forward: line 6: dense 3 softmax
 // 3x3x2 -> 3; x [18][L] -> y [3][L]; units 3 at a time
-static CNNC_AVX2 void dense1_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_AVX2 CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
   const float* b = params + 112;
   const float* x = ws + 1536;
   float* y = ws + 1680;
-  for (int kb = 0; kb < 1; ++kb) {
-    const float* wk = w + (kb * 3) * 18;
-    V acc0 = vbcast(b + kb * 3 + 0);
-    V acc1 = vbcast(b + kb * 3 + 1);
-    V acc2 = vbcast(b + kb * 3 + 2);
+  {
+    const int k0 = 0;
+    const float* wk = w + k0 * 18;
+    V acc0 = vbcast(b + k0 + 0);
+    V acc1 = vbcast(b + k0 + 1);
+    V acc2 = vbcast(b + k0 + 2);
     for (int i = 0; i < 18; ++i) {
       V xi = vload(x + i * 8);
       acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
       acc1 = vfma(xi, vbcast(wk + 18 + i), acc1);
       acc2 = vfma(xi, vbcast(wk + 36 + i), acc2);
     }
-    vstore(y + (kb * 3 + 0) * 8, acc0);
-    vstore(y + (kb * 3 + 1) * 8, acc1);
-    vstore(y + (kb * 3 + 2) * 8, acc2);
+    vstore(y + (k0 + 0) * 8, acc0);
+    vstore(y + (k0 + 1) * 8, acc1);
+    vstore(y + (k0 + 2) * 8, acc2);
   }
 }
 
-// dense1 backward: line 6: dense 3 softmax
-// 3x3x2 -> 3; dy [3][L] -> dx [18][L], this block's rows of the slice's inputs [n][18] and output gradients [n][3]
-static CNNC_AVX2 void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* w = params + 48;
-  const float* x = ws + 1536;
-  float* dz = ws + 1920;
-  float* db = ws + 1712;
-  for (int k = 0; k < 3; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
-  float* rows_x = ws + 1744 + block * 144;
-  float* rows_dz = ws + 1888 + block * 24;
-  for (int lane = 0; lane < 8; ++lane) {
-    for (int i = 0; i < 18; ++i) rows_x[lane * 18 + i] = x[i * 8 + lane];
-    for (int k = 0; k < 3; ++k) rows_dz[lane * 3 + k] = dz[k * 8 + lane];
+// dense1 backward_weights: line 6: dense 3 softmax
+// 3x3x2 -> 3; rows of x [n][24] and dz [n][3] -> dw [3][18] in grads; tiles of 3 units x 4 vectors
+static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
+  const float* rows_x = ws + 1744;
+  const float* rows_dz = ws + 1936;
+  float* dw = grads + 48;
+  {
+    const int v0 = 0;
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k0_v1 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k1_v1 = vzero();
+      V acc_k2_v0 = vzero();
+      V acc_k2_v1 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 24 + v0 * 8;
+        const float* dzr = rows_dz + r * 3 + k0;
+        V x0 = vload(xr + 0);
+        V x1 = vload(xr + 8);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+        V d2 = vbcast(dzr + 2);
+        acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+        acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
+      }
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 8, acc_k0_v0);
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 1) * 8, acc_k0_v1);
+      vstoreu(dw + (k0 + 1) * 18 + (v0 + 0) * 8, acc_k1_v0);
+      vstoreu(dw + (k0 + 1) * 18 + (v0 + 1) * 8, acc_k1_v1);
+      vstoreu(dw + (k0 + 2) * 18 + (v0 + 0) * 8, acc_k2_v0);
+      vstoreu(dw + (k0 + 2) * 18 + (v0 + 1) * 8, acc_k2_v1);
+    }
   }
-  float* dx = ws + 2496;
-  for (int ib = 0; ib < 6; ++ib) {
+  {
+    const int v0 = 2;
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k2_v0 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 24 + v0 * 8;
+        const float* dzr = rows_dz + r * 3 + k0;
+        V x0 = vload(xr + 0);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        V d2 = vbcast(dzr + 2);
+        acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+      }
+      vstore_first(dw + (k0 + 0) * 18 + (v0 + 0) * 8, acc_k0_v0, 2);
+      vstore_first(dw + (k0 + 1) * 18 + (v0 + 0) * 8, acc_k1_v0, 2);
+      vstore_first(dw + (k0 + 2) * 18 + (v0 + 0) * 8, acc_k2_v0, 2);
+    }
+  }
+}
+
+// dense1 backward_data: line 6: dense 3 softmax
+// 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 3 at a time
+static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_data(const float* __restrict params, float* __restrict ws) {
+  const float* w = params + 48;
+  const float* dz = ws + 1968;
+  float* dx = ws + 2544;
+  for (int i0 = 0; i0 < 18; i0 += 3) {
     V acc0 = vzero();
     V acc1 = vzero();
     V acc2 = vzero();
     for (int k = 0; k < 3; ++k) {
       V dk = vload(dz + k * 8);
-      const float* wk = w + k * 18 + ib * 3;
+      const float* wk = w + k * 18 + i0;
       acc0 = vfma(dk, vbcast(wk + 0), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
       acc2 = vfma(dk, vbcast(wk + 2), acc2);
     }
-    vstore(dx + (ib * 3 + 0) * 8, acc0);
-    vstore(dx + (ib * 3 + 1) * 8, acc1);
-    vstore(dx + (ib * 3 + 2) * 8, acc2);
+    vstore(dx + (i0 + 0) * 8, acc0);
+    vstore(dx + (i0 + 1) * 8, acc1);
+    vstore(dx + (i0 + 2) * 8, acc2);
   }
+}
+
+// dense1 backward: line 6: dense 3 softmax
+// 3x3x2 -> 3; dy [3][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][3]; dx
+static CNNC_AVX2 CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
+  const float* x = ws + 1536;
+  float* dz = ws + 1968;
+  (void)params, (void)x, (void)block;
+  float* db = ws + 1712;
+  for (int k = 0; k < 3; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
+  float* rows_x = ws + 1744 + block * 192;
+  float* rows_dz = ws + 1936 + block * 24;
+  for (int lane = 0; lane < 8; ++lane) {
+    for (int i = 0; i < 18; ++i) rows_x[lane * 24 + i] = x[i * 8 + lane];
+    for (int k = 0; k < 3; ++k) rows_dz[lane * 3 + k] = dz[k * 8 + lane];
+  }
+  dense1_backward_data(params, ws);
 }
 
 // input [n][36] -> block [36][L], samples first .. first + count - 1.
@@ -944,31 +1167,7 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
   }
   {
     // dense1
-    const float* rows_x = ws + 1744;
-    const float* rows_dz = ws + 1888;
-    for (int k = 0; k < 3; ++k) {
-      float* gk = grads + 48 + k * 18;
-      for (int i = 0; i < 0; i += 32) {
-        V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          V d = vbcast(rows_dz + r * 3 + k);
-          const float* xr = rows_x + r * 18 + i;
-          a0 = vfma(d, vloadu(xr), a0);
-          a1 = vfma(d, vloadu(xr + 8), a1);
-          a2 = vfma(d, vloadu(xr + 16), a2);
-          a3 = vfma(d, vloadu(xr + 24), a3);
-        }
-        vstoreu(gk + i, a0);
-        vstoreu(gk + i + 8, a1);
-        vstoreu(gk + i + 16, a2);
-        vstoreu(gk + i + 24, a3);
-      }
-      for (int i = 0; i < 18; ++i) {
-        float a = 0.0f;
-        for (int r = 0; r < rows; ++r) a += rows_dz[r * 3 + k] * rows_x[r * 18 + i];
-        gk[i] = a;
-      }
-    }
+    dense1_backward_weights(grads, ws, rows);
     const float* db = ws + 1712;
     for (int k = 0; k < 3; ++k) {
       float sum = 0.0f;
@@ -981,7 +1180,7 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
 // The last layer's 3 values per lane -> softmax, the loss (cross_entropy) and the gradient that starts backward.
 static CNNC_AVX2 double output_block(const cnnc_pass* pass, int first, int count, float* __restrict ws, bool training) {
   const float* z = ws + 1680;
-  float* dz = ws + 1920;
+  float* dz = ws + 1968;
   double loss = 0.0;
   for (int lane = 0; lane < 8; ++lane) {
     float v[3], p[3];
@@ -1059,6 +1258,52 @@ static CNNC_AVX2 void forward(const cnnc_model* model, const cnnc_pass* pass) {
   }
 }
 
+static CNNC_AVX2 void kernel_conv1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  conv1_forward(params, ws);
+}
+static CNNC_AVX2 void kernel_conv1_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  conv1_backward_weights(params, ws);
+}
+static CNNC_AVX2 void kernel_maxpool1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  maxpool1_forward(ws);
+}
+static CNNC_AVX2 void kernel_maxpool1_backward_data(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  maxpool1_backward(ws);
+}
+static CNNC_AVX2 void kernel_dense1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_forward(params, ws);
+}
+static CNNC_AVX2 void kernel_dense1_backward_data(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_backward_data(params, ws);
+}
+static CNNC_AVX2 void kernel_dense1_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_backward_weights(grads, ws, 8);
+}
+static const cnnc_kernel kernels[7] = {
+    {"conv1", "forward", kernel_conv1_forward, 8, 11520.0},
+    {"conv1", "backward_weights", kernel_conv1_backward_weights, 8, 10368.0},
+    {"maxpool1", "forward", kernel_maxpool1_forward, 8, 576.0},
+    {"maxpool1", "backward_data", kernel_maxpool1_backward_data, 8, 576.0},
+    {"dense1", "forward", kernel_dense1_forward, 8, 912.0},
+    {"dense1", "backward_data", kernel_dense1_backward_data, 8, 864.0},
+    {"dense1", "backward_weights", kernel_dense1_backward_weights, 8, 864.0},
+};
+static const int32_t kernel_count = 7;
+
 }  // namespace avx2
 #endif
 
@@ -1072,6 +1317,7 @@ static inline V vload(const float* p) { return *p; }
 static inline V vloadu(const float* p) { return *p; }
 static inline void vstore(float* p, V v) { *p = v; }
 static inline void vstoreu(float* p, V v) { *p = v; }
+static inline void vstore_first(float* p, V v, int n) { if (n > 0) *p = v; }
 static inline V vbcast(const float* p) { return *p; }
 static inline V vset(float x) { return x; }
 static inline V vzero() { return 0.0f; }
@@ -1087,7 +1333,7 @@ static inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 1 columns x 2 filters, taps unrolled
-static CNNC_PORTABLE void conv1_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_PORTABLE CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
   for (int h = 0; h < 6; ++h) {
@@ -1100,9 +1346,11 @@ static CNNC_PORTABLE void conv1_forward(const float* __restrict params, float* _
       const float* xw = xp + p * 8 + q0 * 1;
       float* yo = y + (p * 6 + q0) * 2;
       {
-        const float* wk = w;
-        V acc_q0_k0 = vbcast(b + 0 + 0);
-        V acc_q0_k1 = vbcast(b + 0 + 1);
+        const int k0 = 0;
+        const float* wk = w + k0 * 9;
+        CNNC_OPAQUE(wk);
+        V acc_q0_k0 = vbcast(b + k0 + 0);
+        V acc_q0_k1 = vbcast(b + k0 + 1);
         V x0, wv;
         x0 = vload(xw + 0);
         wv = vbcast(wk + 0 + 0);
@@ -1150,20 +1398,19 @@ static CNNC_PORTABLE void conv1_forward(const float* __restrict params, float* _
         wv = vbcast(wk + 9 + 8);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q0_k0 = vmax(acc_q0_k0, vzero());
-        vstore(yo + (0 * 2 + 0 + 0) * 1, acc_q0_k0);
+        vstore(yo + (0 * 2 + k0 + 0) * 1, acc_q0_k0);
         acc_q0_k1 = vmax(acc_q0_k1, vzero());
-        vstore(yo + (0 * 2 + 0 + 1) * 1, acc_q0_k1);
+        vstore(yo + (0 * 2 + k0 + 1) * 1, acc_q0_k1);
       }
     }
   }
 }
 
-// conv1 backward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dy [6][6][2][L] -> weight and bias gradients as per-lane partials [2][3][3][1][L]
-static CNNC_PORTABLE void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  float* dz = ws + 400;
-  const float* y = ws + 48;
-  for (int e = 0; e < 72; e += 1) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
+// conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
+// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]; tiles of 2 filters x 3 taps
+static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
+  (void)params;
+  const float* dz = ws + 400;
   const float* xp = ws + 128;
   float* dw = ws + 192;
   float* db = ws + 224;
@@ -1172,34 +1419,62 @@ static CNNC_PORTABLE void conv1_backward(const float* __restrict params, float* 
     for (int pq = 0; pq < 36; ++pq) bias = vadd(bias, vload(dz + (pq * 2 + k) * 1));
     vstore(db + k * 1, bias);
   }
-  for (int kb = 0; kb < 1; ++kb) {
-    const int k0 = kb * 2;
-    for (int r = 0; r < 3; ++r) {
-      for (int s = 0; s < 3; ++s) {
-        for (int ch = 0; ch < 1; ++ch) {
-          float* dwt = dw + (((k0 * 3 + r) * 3 + s) * 1 + ch) * 1;
-          V acc0 = vload(dwt + 0);
-          V acc1 = vload(dwt + 9);
-          const float* xt = xp + (r * 8 + s) * 1 + ch * 1;
-          for (int p = 0; p < 6; ++p) {
+  {
+    const int p0 = 0;
+    {
+      const int k0 = 0;
+      for (int r = 0; r < 3; ++r) {
+        {
+          const int t0 = 0;
+          float* dwt = dw + ((k0 * 3 + r) * 3 + t0) * 1;
+          V acc_k0_t0 = vload(dwt + 0);
+          V acc_k0_t1 = vload(dwt + 1);
+          V acc_k0_t2 = vload(dwt + 2);
+          V acc_k1_t0 = vload(dwt + 9);
+          V acc_k1_t1 = vload(dwt + 10);
+          V acc_k1_t2 = vload(dwt + 11);
+          const float* xt = xp + r * 8 + t0 * 1;
+          for (int p = p0; p < p0 + 6; ++p) {
             for (int q = 0; q < 6; ++q) {
-              V x = vload(xt + p * 8 + q * 1);
-              const float* dzo = dz + (p * 6 + q) * 2 + k0 * 1;
-              acc0 = vfma(vload(dzo + 0), x, acc0);
-              acc1 = vfma(vload(dzo + 1), x, acc1);
+              const float* xr = xt + p * 8 + q * 1;
+              const float* dzo = dz + ((p * 6 + q) * 2 + k0) * 1;
+              V d0 = vload(dzo + 0);
+              V d1 = vload(dzo + 1);
+              V x0 = vload(xr + 0);
+              acc_k0_t0 = vfma(d0, x0, acc_k0_t0);
+              acc_k1_t0 = vfma(d1, x0, acc_k1_t0);
+              V x1 = vload(xr + 1);
+              acc_k0_t1 = vfma(d0, x1, acc_k0_t1);
+              acc_k1_t1 = vfma(d1, x1, acc_k1_t1);
+              V x2 = vload(xr + 2);
+              acc_k0_t2 = vfma(d0, x2, acc_k0_t2);
+              acc_k1_t2 = vfma(d1, x2, acc_k1_t2);
             }
           }
-          vstore(dwt + 0, acc0);
-          vstore(dwt + 9, acc1);
+          vstore(dwt + 0, acc_k0_t0);
+          vstore(dwt + 1, acc_k0_t1);
+          vstore(dwt + 2, acc_k0_t2);
+          vstore(dwt + 9, acc_k1_t0);
+          vstore(dwt + 10, acc_k1_t1);
+          vstore(dwt + 11, acc_k1_t2);
         }
       }
     }
   }
 }
 
+// conv1 backward: line 4: conv 2 3x3 pad=same relu
+// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, then the gradients
+static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
+  float* dz = ws + 400;
+  const float* y = ws + 48;
+  for (int e = 0; e < 72; e += 1) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
+  conv1_backward_weights(params, ws);
+}
+
 // maxpool1 forward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; x [6][6][2][L] -> y [3][3][2][L]
-static CNNC_PORTABLE void maxpool1_forward(float* __restrict ws) {
+static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
   const float* x = ws + 48;
   float* y = ws + 240;
   for (int p = 0; p < 3; ++p) {
@@ -1218,7 +1493,7 @@ static CNNC_PORTABLE void maxpool1_forward(float* __restrict ws) {
 
 // maxpool1 backward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L]
-static CNNC_PORTABLE void maxpool1_backward(float* __restrict ws) {
+static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
   const float* x = ws + 48;
   const float* y = ws + 240;
   const float* dy = ws + 480;
@@ -1247,34 +1522,98 @@ static CNNC_PORTABLE void maxpool1_backward(float* __restrict ws) {
 
 // dense1 forward: line 6: dense 3 softmax
 // 3x3x2 -> 3; x [18][L] -> y [3][L]; units 3 at a time
-static CNNC_PORTABLE void dense1_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_PORTABLE CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
   const float* b = params + 112;
   const float* x = ws + 240;
   float* y = ws + 272;
-  for (int kb = 0; kb < 1; ++kb) {
-    const float* wk = w + (kb * 3) * 18;
-    V acc0 = vbcast(b + kb * 3 + 0);
-    V acc1 = vbcast(b + kb * 3 + 1);
-    V acc2 = vbcast(b + kb * 3 + 2);
+  {
+    const int k0 = 0;
+    const float* wk = w + k0 * 18;
+    V acc0 = vbcast(b + k0 + 0);
+    V acc1 = vbcast(b + k0 + 1);
+    V acc2 = vbcast(b + k0 + 2);
     for (int i = 0; i < 18; ++i) {
       V xi = vload(x + i * 1);
       acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
       acc1 = vfma(xi, vbcast(wk + 18 + i), acc1);
       acc2 = vfma(xi, vbcast(wk + 36 + i), acc2);
     }
-    vstore(y + (kb * 3 + 0) * 1, acc0);
-    vstore(y + (kb * 3 + 1) * 1, acc1);
-    vstore(y + (kb * 3 + 2) * 1, acc2);
+    vstore(y + (k0 + 0) * 1, acc0);
+    vstore(y + (k0 + 1) * 1, acc1);
+    vstore(y + (k0 + 2) * 1, acc2);
+  }
+}
+
+// dense1 backward_weights: line 6: dense 3 softmax
+// 3x3x2 -> 3; rows of x [n][18] and dz [n][3] -> dw [3][18] in grads; tiles of 4 units x 2 vectors
+static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
+  const float* rows_x = ws + 304;
+  const float* rows_dz = ws + 384;
+  float* dw = grads + 48;
+  for (int v0 = 0; v0 < 18; v0 += 2) {
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k0_v1 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k1_v1 = vzero();
+      V acc_k2_v0 = vzero();
+      V acc_k2_v1 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 18 + v0 * 1;
+        const float* dzr = rows_dz + r * 3 + k0;
+        V x0 = vload(xr + 0);
+        V x1 = vload(xr + 1);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+        V d2 = vbcast(dzr + 2);
+        acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+        acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
+      }
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 1, acc_k0_v0);
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 1) * 1, acc_k0_v1);
+      vstoreu(dw + (k0 + 1) * 18 + (v0 + 0) * 1, acc_k1_v0);
+      vstoreu(dw + (k0 + 1) * 18 + (v0 + 1) * 1, acc_k1_v1);
+      vstoreu(dw + (k0 + 2) * 18 + (v0 + 0) * 1, acc_k2_v0);
+      vstoreu(dw + (k0 + 2) * 18 + (v0 + 1) * 1, acc_k2_v1);
+    }
+  }
+}
+
+// dense1 backward_data: line 6: dense 3 softmax
+// 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 3 at a time
+static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_data(const float* __restrict params, float* __restrict ws) {
+  const float* w = params + 48;
+  const float* dz = ws + 400;
+  float* dx = ws + 480;
+  for (int i0 = 0; i0 < 18; i0 += 3) {
+    V acc0 = vzero();
+    V acc1 = vzero();
+    V acc2 = vzero();
+    for (int k = 0; k < 3; ++k) {
+      V dk = vload(dz + k * 1);
+      const float* wk = w + k * 18 + i0;
+      acc0 = vfma(dk, vbcast(wk + 0), acc0);
+      acc1 = vfma(dk, vbcast(wk + 1), acc1);
+      acc2 = vfma(dk, vbcast(wk + 2), acc2);
+    }
+    vstore(dx + (i0 + 0) * 1, acc0);
+    vstore(dx + (i0 + 1) * 1, acc1);
+    vstore(dx + (i0 + 2) * 1, acc2);
   }
 }
 
 // dense1 backward: line 6: dense 3 softmax
-// 3x3x2 -> 3; dy [3][L] -> dx [18][L], this block's rows of the slice's inputs [n][18] and output gradients [n][3]
-static CNNC_PORTABLE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* w = params + 48;
+// 3x3x2 -> 3; dy [3][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][3]; dx
+static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
   const float* x = ws + 240;
   float* dz = ws + 400;
+  (void)params, (void)x, (void)block;
   float* db = ws + 288;
   for (int k = 0; k < 3; ++k) vstore(db + k * 1, vadd(vload(db + k * 1), vload(dz + k * 1)));
   float* rows_x = ws + 304 + block * 18;
@@ -1283,22 +1622,7 @@ static CNNC_PORTABLE void dense1_backward(const float* __restrict params, float*
     for (int i = 0; i < 18; ++i) rows_x[lane * 18 + i] = x[i * 1 + lane];
     for (int k = 0; k < 3; ++k) rows_dz[lane * 3 + k] = dz[k * 1 + lane];
   }
-  float* dx = ws + 480;
-  for (int ib = 0; ib < 6; ++ib) {
-    V acc0 = vzero();
-    V acc1 = vzero();
-    V acc2 = vzero();
-    for (int k = 0; k < 3; ++k) {
-      V dk = vload(dz + k * 1);
-      const float* wk = w + k * 18 + ib * 3;
-      acc0 = vfma(dk, vbcast(wk + 0), acc0);
-      acc1 = vfma(dk, vbcast(wk + 1), acc1);
-      acc2 = vfma(dk, vbcast(wk + 2), acc2);
-    }
-    vstore(dx + (ib * 3 + 0) * 1, acc0);
-    vstore(dx + (ib * 3 + 1) * 1, acc1);
-    vstore(dx + (ib * 3 + 2) * 1, acc2);
-  }
+  dense1_backward_data(params, ws);
 }
 
 // input [n][36] -> block [36][L], samples first .. first + count - 1.
@@ -1345,31 +1669,7 @@ static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restric
   }
   {
     // dense1
-    const float* rows_x = ws + 304;
-    const float* rows_dz = ws + 384;
-    for (int k = 0; k < 3; ++k) {
-      float* gk = grads + 48 + k * 18;
-      for (int i = 0; i < 16; i += 4) {
-        V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          V d = vbcast(rows_dz + r * 3 + k);
-          const float* xr = rows_x + r * 18 + i;
-          a0 = vfma(d, vloadu(xr), a0);
-          a1 = vfma(d, vloadu(xr + 1), a1);
-          a2 = vfma(d, vloadu(xr + 2), a2);
-          a3 = vfma(d, vloadu(xr + 3), a3);
-        }
-        vstoreu(gk + i, a0);
-        vstoreu(gk + i + 1, a1);
-        vstoreu(gk + i + 2, a2);
-        vstoreu(gk + i + 3, a3);
-      }
-      for (int i = 16; i < 18; ++i) {
-        float a = 0.0f;
-        for (int r = 0; r < rows; ++r) a += rows_dz[r * 3 + k] * rows_x[r * 18 + i];
-        gk[i] = a;
-      }
-    }
+    dense1_backward_weights(grads, ws, rows);
     const float* db = ws + 288;
     for (int k = 0; k < 3; ++k) {
       float sum = 0.0f;
@@ -1460,6 +1760,52 @@ static CNNC_PORTABLE void forward(const cnnc_model* model, const cnnc_pass* pass
   }
 }
 
+static CNNC_PORTABLE void kernel_conv1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  conv1_forward(params, ws);
+}
+static CNNC_PORTABLE void kernel_conv1_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  conv1_backward_weights(params, ws);
+}
+static CNNC_PORTABLE void kernel_maxpool1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  maxpool1_forward(ws);
+}
+static CNNC_PORTABLE void kernel_maxpool1_backward_data(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  maxpool1_backward(ws);
+}
+static CNNC_PORTABLE void kernel_dense1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_forward(params, ws);
+}
+static CNNC_PORTABLE void kernel_dense1_backward_data(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_backward_data(params, ws);
+}
+static CNNC_PORTABLE void kernel_dense1_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_backward_weights(grads, ws, 4);
+}
+static const cnnc_kernel kernels[7] = {
+    {"conv1", "forward", kernel_conv1_forward, 1, 1440.0},
+    {"conv1", "backward_weights", kernel_conv1_backward_weights, 1, 1296.0},
+    {"maxpool1", "forward", kernel_maxpool1_forward, 1, 72.0},
+    {"maxpool1", "backward_data", kernel_maxpool1_backward_data, 1, 72.0},
+    {"dense1", "forward", kernel_dense1_forward, 1, 114.0},
+    {"dense1", "backward_data", kernel_dense1_backward_data, 1, 108.0},
+    {"dense1", "backward_weights", kernel_dense1_backward_weights, 4, 432.0},
+};
+static const int32_t kernel_count = 7;
+
 }  // namespace portable
 
 // cnnc_model::update: SGD with momentum or Adam (as torch.optim), trainable ranges only; weight decay is L2.
@@ -1499,10 +1845,23 @@ static void update(const cnnc_model* model, float* params, const float* grads, f
 
 }  // namespace cnnc_gen_tiny_conv
 
+// The ISA variant for a target ("auto": the best this CPU runs): 0 avx512, 1 avx2, 2 portable, -1 none.
+static int pick_isa(const char* target) {
+  const bool any = std::strcmp(target, "auto") == 0;
+  #if CNNC_X86
+  __builtin_cpu_init();
+  if ((any || std::strcmp(target, "avx512") == 0) && __builtin_cpu_supports("avx512f")) return 0;
+  if ((any || std::strcmp(target, "avx2") == 0) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+  #endif
+  if (any || std::strcmp(target, "portable") == 0) return 2;
+  return -1;
+}
+
 extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* target) {
   using namespace cnnc_gen_tiny_conv;
   if (max_batch < 1 || max_batch > 4 || !target) return nullptr;
-  const bool any = std::strcmp(target, "auto") == 0;
+  const int isa = pick_isa(target);
+  if (isa < 0) return nullptr;
   cnnc_model* m = new (std::nothrow) cnnc_model();
   if (!m) return nullptr;
   m->abi_version = CNNC_ABI_VERSION;
@@ -1518,31 +1877,39 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
   m->param_count = 128;
   m->update = update;
   #if CNNC_X86
-  __builtin_cpu_init();
-  if ((any || std::strcmp(target, "avx512") == 0) && __builtin_cpu_supports("avx512f")) {
+  if (isa == 0) {
     m->engine = "specialized-avx512";
     m->workspace_bytes = avx512::workspace_floats * 4;
     m->forward = avx512::forward;
     m->train = avx512::train;
-    return m;
   }
-  if ((any || std::strcmp(target, "avx2") == 0) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+  #endif
+  #if CNNC_X86
+  if (isa == 1) {
     m->engine = "specialized-avx2";
     m->workspace_bytes = avx2::workspace_floats * 4;
     m->forward = avx2::forward;
     m->train = avx2::train;
-    return m;
   }
   #endif
-  if (any || std::strcmp(target, "portable") == 0) {
+  if (isa == 2) {
     m->engine = "specialized-portable";
     m->workspace_bytes = portable::workspace_floats * 4;
     m->forward = portable::forward;
     m->train = portable::train;
-    return m;
   }
-  delete m;
-  return nullptr;
+  return m;
 }
 
 extern "C" void cnnc_tiny_conv_destroy(cnnc_model* model) { delete model; }
+
+extern "C" int32_t cnnc_tiny_conv_kernels(const char* target, const cnnc_kernel** kernels) {
+  using namespace cnnc_gen_tiny_conv;
+  const int isa = target ? pick_isa(target) : -1;
+  #if CNNC_X86
+  if (isa == 0) return *kernels = avx512::kernels, avx512::kernel_count;
+  if (isa == 1) return *kernels = avx2::kernels, avx2::kernel_count;
+  #endif
+  if (isa == 2) return *kernels = portable::kernels, portable::kernel_count;
+  return 0;
+}

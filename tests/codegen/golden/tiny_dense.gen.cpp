@@ -26,6 +26,8 @@
 #define CNNC_AVX512 __attribute__((target("avx512f,avx2,fma"), unused))
 #define CNNC_AVX2 __attribute__((target("avx2,fma"), unused))
 #define CNNC_PORTABLE __attribute__((unused))
+#define CNNC_NOINLINE __attribute__((noinline))
+#define CNNC_OPAQUE(pointer) __asm__("" : "+r"(pointer))
 
 namespace cnnc_gen_tiny_dense {
 
@@ -37,13 +39,14 @@ static const cnnc_layer layer_table[3] = {
 
 #if CNNC_X86
 namespace avx512 {
-// 16 samples per vector; workspace 1584 floats for slices of up to 3 samples.
-static const int64_t workspace_floats = 1584;
+// 16 samples per vector; workspace 2000 floats for slices of up to 3 samples.
+static const int64_t workspace_floats = 2000;
 typedef __m512 V;
 static CNNC_AVX512 inline V vload(const float* p) { return _mm512_load_ps(p); }
 static CNNC_AVX512 inline V vloadu(const float* p) { return _mm512_loadu_ps(p); }
 static CNNC_AVX512 inline void vstore(float* p, V v) { _mm512_store_ps(p, v); }
 static CNNC_AVX512 inline void vstoreu(float* p, V v) { _mm512_storeu_ps(p, v); }
+static CNNC_AVX512 inline void vstore_first(float* p, V v, int n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
 static CNNC_AVX512 inline V vbcast(const float* p) { return _mm512_set1_ps(*p); }
 static CNNC_AVX512 inline V vset(float x) { return _mm512_set1_ps(x); }
 static CNNC_AVX512 inline V vzero() { return _mm512_setzero_ps(); }
@@ -61,17 +64,18 @@ static CNNC_AVX512 inline V vgt(V a, V b) { return vbits(_mm512_maskz_set1_epi32
 
 // dense1 forward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
-static CNNC_AVX512 void dense1_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_AVX512 CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 80;
   const float* x = ws + 0;
   float* y = ws + 288;
-  for (int kb = 0; kb < 1; ++kb) {
-    const float* wk = w + (kb * 4) * 18;
-    V acc0 = vbcast(b + kb * 4 + 0);
-    V acc1 = vbcast(b + kb * 4 + 1);
-    V acc2 = vbcast(b + kb * 4 + 2);
-    V acc3 = vbcast(b + kb * 4 + 3);
+  {
+    const int k0 = 0;
+    const float* wk = w + k0 * 18;
+    V acc0 = vbcast(b + k0 + 0);
+    V acc1 = vbcast(b + k0 + 1);
+    V acc2 = vbcast(b + k0 + 2);
+    V acc3 = vbcast(b + k0 + 3);
     for (int i = 0; i < 18; ++i) {
       V xi = vload(x + i * 16);
       acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
@@ -79,36 +83,99 @@ static CNNC_AVX512 void dense1_forward(const float* __restrict params, float* __
       acc2 = vfma(xi, vbcast(wk + 36 + i), acc2);
       acc3 = vfma(xi, vbcast(wk + 54 + i), acc3);
     }
-    vstore(y + (kb * 4 + 0) * 16, acc0);
-    vstore(y + (kb * 4 + 1) * 16, acc1);
-    vstore(y + (kb * 4 + 2) * 16, acc2);
-    vstore(y + (kb * 4 + 3) * 16, acc3);
+    vstore(y + (k0 + 0) * 16, acc0);
+    vstore(y + (k0 + 1) * 16, acc1);
+    vstore(y + (k0 + 2) * 16, acc2);
+    vstore(y + (k0 + 3) * 16, acc3);
   }
   for (int e = 0; e < 64; ++e) y[e] = 1.0f / (1.0f + std::exp(-y[e]));
 }
 
+// dense1 backward_weights: line 4: dense 4 sigmoid
+// 3x3x2 -> 4; rows of x [n][32] and dz [n][4] -> dw [4][18] in grads; tiles of 6 units x 4 vectors
+static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
+  const float* rows_x = ws + 416;
+  const float* rows_dz = ws + 928;
+  float* dw = grads + 0;
+  {
+    const int v0 = 0;
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k2_v0 = vzero();
+      V acc_k3_v0 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 32 + v0 * 16;
+        const float* dzr = rows_dz + r * 4 + k0;
+        V x0 = vload(xr + 0);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        V d2 = vbcast(dzr + 2);
+        acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+        V d3 = vbcast(dzr + 3);
+        acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
+      }
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 16, acc_k0_v0);
+      vstoreu(dw + (k0 + 1) * 18 + (v0 + 0) * 16, acc_k1_v0);
+      vstoreu(dw + (k0 + 2) * 18 + (v0 + 0) * 16, acc_k2_v0);
+      vstoreu(dw + (k0 + 3) * 18 + (v0 + 0) * 16, acc_k3_v0);
+    }
+  }
+  {
+    const int v0 = 1;
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k2_v0 = vzero();
+      V acc_k3_v0 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 32 + v0 * 16;
+        const float* dzr = rows_dz + r * 4 + k0;
+        V x0 = vload(xr + 0);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        V d2 = vbcast(dzr + 2);
+        acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+        V d3 = vbcast(dzr + 3);
+        acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
+      }
+      vstore_first(dw + (k0 + 0) * 18 + (v0 + 0) * 16, acc_k0_v0, 2);
+      vstore_first(dw + (k0 + 1) * 18 + (v0 + 0) * 16, acc_k1_v0, 2);
+      vstore_first(dw + (k0 + 2) * 18 + (v0 + 0) * 16, acc_k2_v0, 2);
+      vstore_first(dw + (k0 + 3) * 18 + (v0 + 0) * 16, acc_k3_v0, 2);
+    }
+  }
+}
+
 // dense1 backward: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; dy [4][L] -> this block's rows of the slice's inputs [n][18] and output gradients [n][4]
-static CNNC_AVX512 void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
+// 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][4]
+static CNNC_AVX512 CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
   const float* x = ws + 0;
-  float* dz = ws + 992;
+  float* dz = ws + 1408;
+  (void)params, (void)x, (void)block;
   const float* y = ws + 288;
   for (int e = 0; e < 64; ++e) dz[e] *= y[e] * (1.0f - y[e]);
   float* db = ws + 352;
   for (int k = 0; k < 4; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
-  float* rows_x = ws + 416 + block * 288;
-  float* rows_dz = ws + 704 + block * 64;
+  float* rows_x = ws + 416 + block * 512;
+  float* rows_dz = ws + 928 + block * 64;
   for (int lane = 0; lane < 16; ++lane) {
-    for (int i = 0; i < 18; ++i) rows_x[lane * 18 + i] = x[i * 16 + lane];
+    for (int i = 0; i < 18; ++i) rows_x[lane * 32 + i] = x[i * 16 + lane];
     for (int k = 0; k < 4; ++k) rows_dz[lane * 4 + k] = dz[k * 16 + lane];
   }
 }
 
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
-static CNNC_AVX512 void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
+static CNNC_AVX512 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
   const float* x = ws + 288;
-  float* y = ws + 768;
+  float* y = ws + 992;
   if (!training) {
     std::memcpy(y, x, 64 * sizeof(float));
     return;
@@ -123,9 +190,9 @@ static CNNC_AVX512 void dropout1_forward(float* __restrict ws, const cnnc_pass* 
 
 // dropout1 backward: line 5: dropout 0.25
 // 4 -> 4; dy [4][L] -> dx [4][L]
-static CNNC_AVX512 void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
-  float* dy = ws + 1280;
-  float* dx = ws + 992;
+static CNNC_AVX512 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
+  float* dy = ws + 1696;
+  float* dx = ws + 1408;
   const uint32_t threshold = cnnc_dropout_threshold(0.25f);
   const float scale = 1.0f / (1.0f - 0.25f);
   for (int lane = 0; lane < 16; ++lane) {
@@ -136,52 +203,88 @@ static CNNC_AVX512 void dropout1_backward(float* __restrict ws, const cnnc_pass*
 
 // dense2 forward: line 6: dense 2
 // 4 -> 2; x [4][L] -> y [2][L]; units 2 at a time
-static CNNC_AVX512 void dense2_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_AVX512 CNNC_NOINLINE void dense2_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* b = params + 112;
-  const float* x = ws + 768;
-  float* y = ws + 832;
-  for (int kb = 0; kb < 1; ++kb) {
-    const float* wk = w + (kb * 2) * 4;
-    V acc0 = vbcast(b + kb * 2 + 0);
-    V acc1 = vbcast(b + kb * 2 + 1);
+  const float* x = ws + 992;
+  float* y = ws + 1056;
+  {
+    const int k0 = 0;
+    const float* wk = w + k0 * 4;
+    V acc0 = vbcast(b + k0 + 0);
+    V acc1 = vbcast(b + k0 + 1);
     for (int i = 0; i < 4; ++i) {
       V xi = vload(x + i * 16);
       acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
       acc1 = vfma(xi, vbcast(wk + 4 + i), acc1);
     }
-    vstore(y + (kb * 2 + 0) * 16, acc0);
-    vstore(y + (kb * 2 + 1) * 16, acc1);
+    vstore(y + (k0 + 0) * 16, acc0);
+    vstore(y + (k0 + 1) * 16, acc1);
   }
 }
 
-// dense2 backward: line 6: dense 2
-// 4 -> 2; dy [2][L] -> dx [4][L], this block's rows of the slice's inputs [n][4] and output gradients [n][2]
-static CNNC_AVX512 void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* w = params + 96;
-  const float* x = ws + 768;
-  float* dz = ws + 992;
-  float* db = ws + 864;
-  for (int k = 0; k < 2; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
-  float* rows_x = ws + 896 + block * 64;
-  float* rows_dz = ws + 960 + block * 32;
-  for (int lane = 0; lane < 16; ++lane) {
-    for (int i = 0; i < 4; ++i) rows_x[lane * 4 + i] = x[i * 16 + lane];
-    for (int k = 0; k < 2; ++k) rows_dz[lane * 2 + k] = dz[k * 16 + lane];
+// dense2 backward_weights: line 6: dense 2
+// 4 -> 2; rows of x [n][16] and dz [n][2] -> dw [2][4] in grads; tiles of 6 units x 4 vectors
+static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
+  const float* rows_x = ws + 1120;
+  const float* rows_dz = ws + 1376;
+  float* dw = grads + 96;
+  {
+    const int v0 = 0;
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k1_v0 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 16 + v0 * 16;
+        const float* dzr = rows_dz + r * 2 + k0;
+        V x0 = vload(xr + 0);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+      }
+      vstore_first(dw + (k0 + 0) * 4 + (v0 + 0) * 16, acc_k0_v0, 4);
+      vstore_first(dw + (k0 + 1) * 4 + (v0 + 0) * 16, acc_k1_v0, 4);
+    }
   }
-  float* dx = ws + 1280;
-  for (int ib = 0; ib < 2; ++ib) {
+}
+
+// dense2 backward_data: line 6: dense 2
+// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 2 at a time
+static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
+  const float* w = params + 96;
+  const float* dz = ws + 1408;
+  float* dx = ws + 1696;
+  for (int i0 = 0; i0 < 4; i0 += 2) {
     V acc0 = vzero();
     V acc1 = vzero();
     for (int k = 0; k < 2; ++k) {
       V dk = vload(dz + k * 16);
-      const float* wk = w + k * 4 + ib * 2;
+      const float* wk = w + k * 4 + i0;
       acc0 = vfma(dk, vbcast(wk + 0), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
     }
-    vstore(dx + (ib * 2 + 0) * 16, acc0);
-    vstore(dx + (ib * 2 + 1) * 16, acc1);
+    vstore(dx + (i0 + 0) * 16, acc0);
+    vstore(dx + (i0 + 1) * 16, acc1);
   }
+}
+
+// dense2 backward: line 6: dense 2
+// 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][4] and output gradients [n][2]; dx
+static CNNC_AVX512 CNNC_NOINLINE void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
+  const float* x = ws + 992;
+  float* dz = ws + 1408;
+  (void)params, (void)x, (void)block;
+  float* db = ws + 1088;
+  for (int k = 0; k < 2; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
+  float* rows_x = ws + 1120 + block * 256;
+  float* rows_dz = ws + 1376 + block * 32;
+  for (int lane = 0; lane < 16; ++lane) {
+    for (int i = 0; i < 4; ++i) rows_x[lane * 16 + i] = x[i * 16 + lane];
+    for (int k = 0; k < 2; ++k) rows_dz[lane * 2 + k] = dz[k * 16 + lane];
+  }
+  dense2_backward_data(params, ws);
 }
 
 // input [n][18] -> block [18][L], samples first .. first + count - 1.
@@ -203,7 +306,7 @@ static CNNC_AVX512 void clear_padding(float* __restrict ws) {
 static CNNC_AVX512 void begin_slice(float* __restrict ws) {
   (void)ws;
   std::memset(ws + 352, 0, 64 * sizeof(float));
-  std::memset(ws + 864, 0, 32 * sizeof(float));
+  std::memset(ws + 1088, 0, 32 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
@@ -211,31 +314,7 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
   (void)rows;
   {
     // dense1
-    const float* rows_x = ws + 416;
-    const float* rows_dz = ws + 704;
-    for (int k = 0; k < 4; ++k) {
-      float* gk = grads + 0 + k * 18;
-      for (int i = 0; i < 0; i += 64) {
-        V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          V d = vbcast(rows_dz + r * 4 + k);
-          const float* xr = rows_x + r * 18 + i;
-          a0 = vfma(d, vloadu(xr), a0);
-          a1 = vfma(d, vloadu(xr + 16), a1);
-          a2 = vfma(d, vloadu(xr + 32), a2);
-          a3 = vfma(d, vloadu(xr + 48), a3);
-        }
-        vstoreu(gk + i, a0);
-        vstoreu(gk + i + 16, a1);
-        vstoreu(gk + i + 32, a2);
-        vstoreu(gk + i + 48, a3);
-      }
-      for (int i = 0; i < 18; ++i) {
-        float a = 0.0f;
-        for (int r = 0; r < rows; ++r) a += rows_dz[r * 4 + k] * rows_x[r * 18 + i];
-        gk[i] = a;
-      }
-    }
+    dense1_backward_weights(grads, ws, rows);
     const float* db = ws + 352;
     for (int k = 0; k < 4; ++k) {
       float sum = 0.0f;
@@ -245,32 +324,8 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
   }
   {
     // dense2
-    const float* rows_x = ws + 896;
-    const float* rows_dz = ws + 960;
-    for (int k = 0; k < 2; ++k) {
-      float* gk = grads + 96 + k * 4;
-      for (int i = 0; i < 0; i += 64) {
-        V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          V d = vbcast(rows_dz + r * 2 + k);
-          const float* xr = rows_x + r * 4 + i;
-          a0 = vfma(d, vloadu(xr), a0);
-          a1 = vfma(d, vloadu(xr + 16), a1);
-          a2 = vfma(d, vloadu(xr + 32), a2);
-          a3 = vfma(d, vloadu(xr + 48), a3);
-        }
-        vstoreu(gk + i, a0);
-        vstoreu(gk + i + 16, a1);
-        vstoreu(gk + i + 32, a2);
-        vstoreu(gk + i + 48, a3);
-      }
-      for (int i = 0; i < 4; ++i) {
-        float a = 0.0f;
-        for (int r = 0; r < rows; ++r) a += rows_dz[r * 2 + k] * rows_x[r * 4 + i];
-        gk[i] = a;
-      }
-    }
-    const float* db = ws + 864;
+    dense2_backward_weights(grads, ws, rows);
+    const float* db = ws + 1088;
     for (int k = 0; k < 2; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 16; ++lane) sum += db[k * 16 + lane];
@@ -281,8 +336,8 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
 
 // The last layer's 2 values per lane -> the loss (mse) and the gradient that starts backward.
 static CNNC_AVX512 double output_block(const cnnc_pass* pass, int first, int count, float* __restrict ws, bool training) {
-  const float* z = ws + 832;
-  float* dz = ws + 992;
+  const float* z = ws + 1056;
+  float* dz = ws + 1408;
   double loss = 0.0;
   for (int lane = 0; lane < 16; ++lane) {
     float v[2], p[2];
@@ -366,18 +421,53 @@ static CNNC_AVX512 void forward(const cnnc_model* model, const cnnc_pass* pass) 
   }
 }
 
+static CNNC_AVX512 void kernel_dense1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_forward(params, ws);
+}
+static CNNC_AVX512 void kernel_dense1_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_backward_weights(grads, ws, 16);
+}
+static CNNC_AVX512 void kernel_dense2_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense2_forward(params, ws);
+}
+static CNNC_AVX512 void kernel_dense2_backward_data(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense2_backward_data(params, ws);
+}
+static CNNC_AVX512 void kernel_dense2_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense2_backward_weights(grads, ws, 16);
+}
+static const cnnc_kernel kernels[5] = {
+    {"dense1", "forward", kernel_dense1_forward, 16, 2432.0},
+    {"dense1", "backward_weights", kernel_dense1_backward_weights, 16, 2304.0},
+    {"dense2", "forward", kernel_dense2_forward, 16, 288.0},
+    {"dense2", "backward_data", kernel_dense2_backward_data, 16, 256.0},
+    {"dense2", "backward_weights", kernel_dense2_backward_weights, 16, 256.0},
+};
+static const int32_t kernel_count = 5;
+
 }  // namespace avx512
 #endif
 
 #if CNNC_X86
 namespace avx2 {
-// 8 samples per vector; workspace 800 floats for slices of up to 3 samples.
-static const int64_t workspace_floats = 800;
+// 8 samples per vector; workspace 880 floats for slices of up to 3 samples.
+static const int64_t workspace_floats = 880;
 typedef __m256 V;
 static CNNC_AVX2 inline V vload(const float* p) { return _mm256_load_ps(p); }
 static CNNC_AVX2 inline V vloadu(const float* p) { return _mm256_loadu_ps(p); }
 static CNNC_AVX2 inline void vstore(float* p, V v) { _mm256_store_ps(p, v); }
 static CNNC_AVX2 inline void vstoreu(float* p, V v) { _mm256_storeu_ps(p, v); }
+static CNNC_AVX2 inline void vstore_first(float* p, V v, int n) { alignas(32) float t[8]; _mm256_store_ps(t, v); std::memcpy(p, t, n * sizeof(float)); }
 static CNNC_AVX2 inline V vbcast(const float* p) { return _mm256_broadcast_ss(p); }
 static CNNC_AVX2 inline V vset(float x) { return _mm256_set1_ps(x); }
 static CNNC_AVX2 inline V vzero() { return _mm256_setzero_ps(); }
@@ -393,17 +483,18 @@ static CNNC_AVX2 inline V vgt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ)
 
 // dense1 forward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
-static CNNC_AVX2 void dense1_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_AVX2 CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 80;
   const float* x = ws + 0;
   float* y = ws + 144;
-  for (int kb = 0; kb < 1; ++kb) {
-    const float* wk = w + (kb * 4) * 18;
-    V acc0 = vbcast(b + kb * 4 + 0);
-    V acc1 = vbcast(b + kb * 4 + 1);
-    V acc2 = vbcast(b + kb * 4 + 2);
-    V acc3 = vbcast(b + kb * 4 + 3);
+  {
+    const int k0 = 0;
+    const float* wk = w + k0 * 18;
+    V acc0 = vbcast(b + k0 + 0);
+    V acc1 = vbcast(b + k0 + 1);
+    V acc2 = vbcast(b + k0 + 2);
+    V acc3 = vbcast(b + k0 + 3);
     for (int i = 0; i < 18; ++i) {
       V xi = vload(x + i * 8);
       acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
@@ -411,36 +502,129 @@ static CNNC_AVX2 void dense1_forward(const float* __restrict params, float* __re
       acc2 = vfma(xi, vbcast(wk + 36 + i), acc2);
       acc3 = vfma(xi, vbcast(wk + 54 + i), acc3);
     }
-    vstore(y + (kb * 4 + 0) * 8, acc0);
-    vstore(y + (kb * 4 + 1) * 8, acc1);
-    vstore(y + (kb * 4 + 2) * 8, acc2);
-    vstore(y + (kb * 4 + 3) * 8, acc3);
+    vstore(y + (k0 + 0) * 8, acc0);
+    vstore(y + (k0 + 1) * 8, acc1);
+    vstore(y + (k0 + 2) * 8, acc2);
+    vstore(y + (k0 + 3) * 8, acc3);
   }
   for (int e = 0; e < 32; ++e) y[e] = 1.0f / (1.0f + std::exp(-y[e]));
 }
 
+// dense1 backward_weights: line 4: dense 4 sigmoid
+// 3x3x2 -> 4; rows of x [n][24] and dz [n][4] -> dw [4][18] in grads; tiles of 3 units x 4 vectors
+static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
+  const float* rows_x = ws + 208;
+  const float* rows_dz = ws + 400;
+  float* dw = grads + 0;
+  {
+    const int v0 = 0;
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k0_v1 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k1_v1 = vzero();
+      V acc_k2_v0 = vzero();
+      V acc_k2_v1 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 24 + v0 * 8;
+        const float* dzr = rows_dz + r * 4 + k0;
+        V x0 = vload(xr + 0);
+        V x1 = vload(xr + 8);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+        V d2 = vbcast(dzr + 2);
+        acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+        acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
+      }
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 8, acc_k0_v0);
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 1) * 8, acc_k0_v1);
+      vstoreu(dw + (k0 + 1) * 18 + (v0 + 0) * 8, acc_k1_v0);
+      vstoreu(dw + (k0 + 1) * 18 + (v0 + 1) * 8, acc_k1_v1);
+      vstoreu(dw + (k0 + 2) * 18 + (v0 + 0) * 8, acc_k2_v0);
+      vstoreu(dw + (k0 + 2) * 18 + (v0 + 1) * 8, acc_k2_v1);
+    }
+    {
+      const int k0 = 3;
+      V acc_k0_v0 = vzero();
+      V acc_k0_v1 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 24 + v0 * 8;
+        const float* dzr = rows_dz + r * 4 + k0;
+        V x0 = vload(xr + 0);
+        V x1 = vload(xr + 8);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+      }
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 8, acc_k0_v0);
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 1) * 8, acc_k0_v1);
+    }
+  }
+  {
+    const int v0 = 2;
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k2_v0 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 24 + v0 * 8;
+        const float* dzr = rows_dz + r * 4 + k0;
+        V x0 = vload(xr + 0);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        V d2 = vbcast(dzr + 2);
+        acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+      }
+      vstore_first(dw + (k0 + 0) * 18 + (v0 + 0) * 8, acc_k0_v0, 2);
+      vstore_first(dw + (k0 + 1) * 18 + (v0 + 0) * 8, acc_k1_v0, 2);
+      vstore_first(dw + (k0 + 2) * 18 + (v0 + 0) * 8, acc_k2_v0, 2);
+    }
+    {
+      const int k0 = 3;
+      V acc_k0_v0 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 24 + v0 * 8;
+        const float* dzr = rows_dz + r * 4 + k0;
+        V x0 = vload(xr + 0);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+      }
+      vstore_first(dw + (k0 + 0) * 18 + (v0 + 0) * 8, acc_k0_v0, 2);
+    }
+  }
+}
+
 // dense1 backward: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; dy [4][L] -> this block's rows of the slice's inputs [n][18] and output gradients [n][4]
-static CNNC_AVX2 void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
+// 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][4]
+static CNNC_AVX2 CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
   const float* x = ws + 0;
-  float* dz = ws + 496;
+  float* dz = ws + 576;
+  (void)params, (void)x, (void)block;
   const float* y = ws + 144;
   for (int e = 0; e < 32; ++e) dz[e] *= y[e] * (1.0f - y[e]);
   float* db = ws + 176;
   for (int k = 0; k < 4; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
-  float* rows_x = ws + 208 + block * 144;
-  float* rows_dz = ws + 352 + block * 32;
+  float* rows_x = ws + 208 + block * 192;
+  float* rows_dz = ws + 400 + block * 32;
   for (int lane = 0; lane < 8; ++lane) {
-    for (int i = 0; i < 18; ++i) rows_x[lane * 18 + i] = x[i * 8 + lane];
+    for (int i = 0; i < 18; ++i) rows_x[lane * 24 + i] = x[i * 8 + lane];
     for (int k = 0; k < 4; ++k) rows_dz[lane * 4 + k] = dz[k * 8 + lane];
   }
 }
 
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
-static CNNC_AVX2 void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
+static CNNC_AVX2 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
   const float* x = ws + 144;
-  float* y = ws + 384;
+  float* y = ws + 432;
   if (!training) {
     std::memcpy(y, x, 32 * sizeof(float));
     return;
@@ -455,9 +639,9 @@ static CNNC_AVX2 void dropout1_forward(float* __restrict ws, const cnnc_pass* pa
 
 // dropout1 backward: line 5: dropout 0.25
 // 4 -> 4; dy [4][L] -> dx [4][L]
-static CNNC_AVX2 void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
-  float* dy = ws + 640;
-  float* dx = ws + 496;
+static CNNC_AVX2 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
+  float* dy = ws + 720;
+  float* dx = ws + 576;
   const uint32_t threshold = cnnc_dropout_threshold(0.25f);
   const float scale = 1.0f / (1.0f - 0.25f);
   for (int lane = 0; lane < 8; ++lane) {
@@ -468,52 +652,88 @@ static CNNC_AVX2 void dropout1_backward(float* __restrict ws, const cnnc_pass* p
 
 // dense2 forward: line 6: dense 2
 // 4 -> 2; x [4][L] -> y [2][L]; units 2 at a time
-static CNNC_AVX2 void dense2_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_AVX2 CNNC_NOINLINE void dense2_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* b = params + 112;
-  const float* x = ws + 384;
-  float* y = ws + 416;
-  for (int kb = 0; kb < 1; ++kb) {
-    const float* wk = w + (kb * 2) * 4;
-    V acc0 = vbcast(b + kb * 2 + 0);
-    V acc1 = vbcast(b + kb * 2 + 1);
+  const float* x = ws + 432;
+  float* y = ws + 464;
+  {
+    const int k0 = 0;
+    const float* wk = w + k0 * 4;
+    V acc0 = vbcast(b + k0 + 0);
+    V acc1 = vbcast(b + k0 + 1);
     for (int i = 0; i < 4; ++i) {
       V xi = vload(x + i * 8);
       acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
       acc1 = vfma(xi, vbcast(wk + 4 + i), acc1);
     }
-    vstore(y + (kb * 2 + 0) * 8, acc0);
-    vstore(y + (kb * 2 + 1) * 8, acc1);
+    vstore(y + (k0 + 0) * 8, acc0);
+    vstore(y + (k0 + 1) * 8, acc1);
   }
 }
 
-// dense2 backward: line 6: dense 2
-// 4 -> 2; dy [2][L] -> dx [4][L], this block's rows of the slice's inputs [n][4] and output gradients [n][2]
-static CNNC_AVX2 void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* w = params + 96;
-  const float* x = ws + 384;
-  float* dz = ws + 496;
-  float* db = ws + 432;
-  for (int k = 0; k < 2; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
-  float* rows_x = ws + 448 + block * 32;
-  float* rows_dz = ws + 480 + block * 16;
-  for (int lane = 0; lane < 8; ++lane) {
-    for (int i = 0; i < 4; ++i) rows_x[lane * 4 + i] = x[i * 8 + lane];
-    for (int k = 0; k < 2; ++k) rows_dz[lane * 2 + k] = dz[k * 8 + lane];
+// dense2 backward_weights: line 6: dense 2
+// 4 -> 2; rows of x [n][8] and dz [n][2] -> dw [2][4] in grads; tiles of 3 units x 4 vectors
+static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
+  const float* rows_x = ws + 496;
+  const float* rows_dz = ws + 560;
+  float* dw = grads + 96;
+  {
+    const int v0 = 0;
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k1_v0 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 8 + v0 * 8;
+        const float* dzr = rows_dz + r * 2 + k0;
+        V x0 = vload(xr + 0);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+      }
+      vstore_first(dw + (k0 + 0) * 4 + (v0 + 0) * 8, acc_k0_v0, 4);
+      vstore_first(dw + (k0 + 1) * 4 + (v0 + 0) * 8, acc_k1_v0, 4);
+    }
   }
-  float* dx = ws + 640;
-  for (int ib = 0; ib < 2; ++ib) {
+}
+
+// dense2 backward_data: line 6: dense 2
+// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 2 at a time
+static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
+  const float* w = params + 96;
+  const float* dz = ws + 576;
+  float* dx = ws + 720;
+  for (int i0 = 0; i0 < 4; i0 += 2) {
     V acc0 = vzero();
     V acc1 = vzero();
     for (int k = 0; k < 2; ++k) {
       V dk = vload(dz + k * 8);
-      const float* wk = w + k * 4 + ib * 2;
+      const float* wk = w + k * 4 + i0;
       acc0 = vfma(dk, vbcast(wk + 0), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
     }
-    vstore(dx + (ib * 2 + 0) * 8, acc0);
-    vstore(dx + (ib * 2 + 1) * 8, acc1);
+    vstore(dx + (i0 + 0) * 8, acc0);
+    vstore(dx + (i0 + 1) * 8, acc1);
   }
+}
+
+// dense2 backward: line 6: dense 2
+// 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][4] and output gradients [n][2]; dx
+static CNNC_AVX2 CNNC_NOINLINE void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
+  const float* x = ws + 432;
+  float* dz = ws + 576;
+  (void)params, (void)x, (void)block;
+  float* db = ws + 480;
+  for (int k = 0; k < 2; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
+  float* rows_x = ws + 496 + block * 64;
+  float* rows_dz = ws + 560 + block * 16;
+  for (int lane = 0; lane < 8; ++lane) {
+    for (int i = 0; i < 4; ++i) rows_x[lane * 8 + i] = x[i * 8 + lane];
+    for (int k = 0; k < 2; ++k) rows_dz[lane * 2 + k] = dz[k * 8 + lane];
+  }
+  dense2_backward_data(params, ws);
 }
 
 // input [n][18] -> block [18][L], samples first .. first + count - 1.
@@ -535,7 +755,7 @@ static CNNC_AVX2 void clear_padding(float* __restrict ws) {
 static CNNC_AVX2 void begin_slice(float* __restrict ws) {
   (void)ws;
   std::memset(ws + 176, 0, 32 * sizeof(float));
-  std::memset(ws + 432, 0, 16 * sizeof(float));
+  std::memset(ws + 480, 0, 16 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
@@ -543,31 +763,7 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
   (void)rows;
   {
     // dense1
-    const float* rows_x = ws + 208;
-    const float* rows_dz = ws + 352;
-    for (int k = 0; k < 4; ++k) {
-      float* gk = grads + 0 + k * 18;
-      for (int i = 0; i < 0; i += 32) {
-        V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          V d = vbcast(rows_dz + r * 4 + k);
-          const float* xr = rows_x + r * 18 + i;
-          a0 = vfma(d, vloadu(xr), a0);
-          a1 = vfma(d, vloadu(xr + 8), a1);
-          a2 = vfma(d, vloadu(xr + 16), a2);
-          a3 = vfma(d, vloadu(xr + 24), a3);
-        }
-        vstoreu(gk + i, a0);
-        vstoreu(gk + i + 8, a1);
-        vstoreu(gk + i + 16, a2);
-        vstoreu(gk + i + 24, a3);
-      }
-      for (int i = 0; i < 18; ++i) {
-        float a = 0.0f;
-        for (int r = 0; r < rows; ++r) a += rows_dz[r * 4 + k] * rows_x[r * 18 + i];
-        gk[i] = a;
-      }
-    }
+    dense1_backward_weights(grads, ws, rows);
     const float* db = ws + 176;
     for (int k = 0; k < 4; ++k) {
       float sum = 0.0f;
@@ -577,32 +773,8 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
   }
   {
     // dense2
-    const float* rows_x = ws + 448;
-    const float* rows_dz = ws + 480;
-    for (int k = 0; k < 2; ++k) {
-      float* gk = grads + 96 + k * 4;
-      for (int i = 0; i < 0; i += 32) {
-        V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          V d = vbcast(rows_dz + r * 2 + k);
-          const float* xr = rows_x + r * 4 + i;
-          a0 = vfma(d, vloadu(xr), a0);
-          a1 = vfma(d, vloadu(xr + 8), a1);
-          a2 = vfma(d, vloadu(xr + 16), a2);
-          a3 = vfma(d, vloadu(xr + 24), a3);
-        }
-        vstoreu(gk + i, a0);
-        vstoreu(gk + i + 8, a1);
-        vstoreu(gk + i + 16, a2);
-        vstoreu(gk + i + 24, a3);
-      }
-      for (int i = 0; i < 4; ++i) {
-        float a = 0.0f;
-        for (int r = 0; r < rows; ++r) a += rows_dz[r * 2 + k] * rows_x[r * 4 + i];
-        gk[i] = a;
-      }
-    }
-    const float* db = ws + 432;
+    dense2_backward_weights(grads, ws, rows);
+    const float* db = ws + 480;
     for (int k = 0; k < 2; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 8; ++lane) sum += db[k * 8 + lane];
@@ -613,8 +785,8 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
 
 // The last layer's 2 values per lane -> the loss (mse) and the gradient that starts backward.
 static CNNC_AVX2 double output_block(const cnnc_pass* pass, int first, int count, float* __restrict ws, bool training) {
-  const float* z = ws + 416;
-  float* dz = ws + 496;
+  const float* z = ws + 464;
+  float* dz = ws + 576;
   double loss = 0.0;
   for (int lane = 0; lane < 8; ++lane) {
     float v[2], p[2];
@@ -698,6 +870,40 @@ static CNNC_AVX2 void forward(const cnnc_model* model, const cnnc_pass* pass) {
   }
 }
 
+static CNNC_AVX2 void kernel_dense1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_forward(params, ws);
+}
+static CNNC_AVX2 void kernel_dense1_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_backward_weights(grads, ws, 8);
+}
+static CNNC_AVX2 void kernel_dense2_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense2_forward(params, ws);
+}
+static CNNC_AVX2 void kernel_dense2_backward_data(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense2_backward_data(params, ws);
+}
+static CNNC_AVX2 void kernel_dense2_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense2_backward_weights(grads, ws, 8);
+}
+static const cnnc_kernel kernels[5] = {
+    {"dense1", "forward", kernel_dense1_forward, 8, 1216.0},
+    {"dense1", "backward_weights", kernel_dense1_backward_weights, 8, 1152.0},
+    {"dense2", "forward", kernel_dense2_forward, 8, 144.0},
+    {"dense2", "backward_data", kernel_dense2_backward_data, 8, 128.0},
+    {"dense2", "backward_weights", kernel_dense2_backward_weights, 8, 128.0},
+};
+static const int32_t kernel_count = 5;
+
 }  // namespace avx2
 #endif
 
@@ -711,6 +917,7 @@ static inline V vload(const float* p) { return *p; }
 static inline V vloadu(const float* p) { return *p; }
 static inline void vstore(float* p, V v) { *p = v; }
 static inline void vstoreu(float* p, V v) { *p = v; }
+static inline void vstore_first(float* p, V v, int n) { if (n > 0) *p = v; }
 static inline V vbcast(const float* p) { return *p; }
 static inline V vset(float x) { return x; }
 static inline V vzero() { return 0.0f; }
@@ -726,17 +933,18 @@ static inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
 
 // dense1 forward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
-static CNNC_PORTABLE void dense1_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_PORTABLE CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 80;
   const float* x = ws + 0;
   float* y = ws + 32;
-  for (int kb = 0; kb < 1; ++kb) {
-    const float* wk = w + (kb * 4) * 18;
-    V acc0 = vbcast(b + kb * 4 + 0);
-    V acc1 = vbcast(b + kb * 4 + 1);
-    V acc2 = vbcast(b + kb * 4 + 2);
-    V acc3 = vbcast(b + kb * 4 + 3);
+  {
+    const int k0 = 0;
+    const float* wk = w + k0 * 18;
+    V acc0 = vbcast(b + k0 + 0);
+    V acc1 = vbcast(b + k0 + 1);
+    V acc2 = vbcast(b + k0 + 2);
+    V acc3 = vbcast(b + k0 + 3);
     for (int i = 0; i < 18; ++i) {
       V xi = vload(x + i * 1);
       acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
@@ -744,19 +952,67 @@ static CNNC_PORTABLE void dense1_forward(const float* __restrict params, float* 
       acc2 = vfma(xi, vbcast(wk + 36 + i), acc2);
       acc3 = vfma(xi, vbcast(wk + 54 + i), acc3);
     }
-    vstore(y + (kb * 4 + 0) * 1, acc0);
-    vstore(y + (kb * 4 + 1) * 1, acc1);
-    vstore(y + (kb * 4 + 2) * 1, acc2);
-    vstore(y + (kb * 4 + 3) * 1, acc3);
+    vstore(y + (k0 + 0) * 1, acc0);
+    vstore(y + (k0 + 1) * 1, acc1);
+    vstore(y + (k0 + 2) * 1, acc2);
+    vstore(y + (k0 + 3) * 1, acc3);
   }
   for (int e = 0; e < 4; ++e) y[e] = 1.0f / (1.0f + std::exp(-y[e]));
 }
 
+// dense1 backward_weights: line 4: dense 4 sigmoid
+// 3x3x2 -> 4; rows of x [n][18] and dz [n][4] -> dw [4][18] in grads; tiles of 4 units x 2 vectors
+static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
+  const float* rows_x = ws + 64;
+  const float* rows_dz = ws + 128;
+  float* dw = grads + 0;
+  for (int v0 = 0; v0 < 18; v0 += 2) {
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k0_v1 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k1_v1 = vzero();
+      V acc_k2_v0 = vzero();
+      V acc_k2_v1 = vzero();
+      V acc_k3_v0 = vzero();
+      V acc_k3_v1 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 18 + v0 * 1;
+        const float* dzr = rows_dz + r * 4 + k0;
+        V x0 = vload(xr + 0);
+        V x1 = vload(xr + 1);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+        V d2 = vbcast(dzr + 2);
+        acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+        acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
+        V d3 = vbcast(dzr + 3);
+        acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
+        acc_k3_v1 = vfma(d3, x1, acc_k3_v1);
+      }
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 1, acc_k0_v0);
+      vstoreu(dw + (k0 + 0) * 18 + (v0 + 1) * 1, acc_k0_v1);
+      vstoreu(dw + (k0 + 1) * 18 + (v0 + 0) * 1, acc_k1_v0);
+      vstoreu(dw + (k0 + 1) * 18 + (v0 + 1) * 1, acc_k1_v1);
+      vstoreu(dw + (k0 + 2) * 18 + (v0 + 0) * 1, acc_k2_v0);
+      vstoreu(dw + (k0 + 2) * 18 + (v0 + 1) * 1, acc_k2_v1);
+      vstoreu(dw + (k0 + 3) * 18 + (v0 + 0) * 1, acc_k3_v0);
+      vstoreu(dw + (k0 + 3) * 18 + (v0 + 1) * 1, acc_k3_v1);
+    }
+  }
+}
+
 // dense1 backward: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; dy [4][L] -> this block's rows of the slice's inputs [n][18] and output gradients [n][4]
-static CNNC_PORTABLE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
+// 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][4]
+static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
   const float* x = ws + 0;
   float* dz = ws + 224;
+  (void)params, (void)x, (void)block;
   const float* y = ws + 32;
   for (int e = 0; e < 4; ++e) dz[e] *= y[e] * (1.0f - y[e]);
   float* db = ws + 48;
@@ -771,7 +1027,7 @@ static CNNC_PORTABLE void dense1_backward(const float* __restrict params, float*
 
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
-static CNNC_PORTABLE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
+static CNNC_PORTABLE CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
   const float* x = ws + 32;
   float* y = ws + 144;
   if (!training) {
@@ -788,7 +1044,7 @@ static CNNC_PORTABLE void dropout1_forward(float* __restrict ws, const cnnc_pass
 
 // dropout1 backward: line 5: dropout 0.25
 // 4 -> 4; dy [4][L] -> dx [4][L]
-static CNNC_PORTABLE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
+static CNNC_PORTABLE CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
   float* dy = ws + 256;
   float* dx = ws + 224;
   const uint32_t threshold = cnnc_dropout_threshold(0.25f);
@@ -801,31 +1057,85 @@ static CNNC_PORTABLE void dropout1_backward(float* __restrict ws, const cnnc_pas
 
 // dense2 forward: line 6: dense 2
 // 4 -> 2; x [4][L] -> y [2][L]; units 2 at a time
-static CNNC_PORTABLE void dense2_forward(const float* __restrict params, float* __restrict ws) {
+static CNNC_PORTABLE CNNC_NOINLINE void dense2_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* b = params + 112;
   const float* x = ws + 144;
   float* y = ws + 160;
-  for (int kb = 0; kb < 1; ++kb) {
-    const float* wk = w + (kb * 2) * 4;
-    V acc0 = vbcast(b + kb * 2 + 0);
-    V acc1 = vbcast(b + kb * 2 + 1);
+  {
+    const int k0 = 0;
+    const float* wk = w + k0 * 4;
+    V acc0 = vbcast(b + k0 + 0);
+    V acc1 = vbcast(b + k0 + 1);
     for (int i = 0; i < 4; ++i) {
       V xi = vload(x + i * 1);
       acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
       acc1 = vfma(xi, vbcast(wk + 4 + i), acc1);
     }
-    vstore(y + (kb * 2 + 0) * 1, acc0);
-    vstore(y + (kb * 2 + 1) * 1, acc1);
+    vstore(y + (k0 + 0) * 1, acc0);
+    vstore(y + (k0 + 1) * 1, acc1);
+  }
+}
+
+// dense2 backward_weights: line 6: dense 2
+// 4 -> 2; rows of x [n][4] and dz [n][2] -> dw [2][4] in grads; tiles of 4 units x 2 vectors
+static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
+  const float* rows_x = ws + 192;
+  const float* rows_dz = ws + 208;
+  float* dw = grads + 96;
+  for (int v0 = 0; v0 < 4; v0 += 2) {
+    {
+      const int k0 = 0;
+      V acc_k0_v0 = vzero();
+      V acc_k0_v1 = vzero();
+      V acc_k1_v0 = vzero();
+      V acc_k1_v1 = vzero();
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = rows_x + r * 4 + v0 * 1;
+        const float* dzr = rows_dz + r * 2 + k0;
+        V x0 = vload(xr + 0);
+        V x1 = vload(xr + 1);
+        V d0 = vbcast(dzr + 0);
+        acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+        V d1 = vbcast(dzr + 1);
+        acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+        acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+      }
+      vstoreu(dw + (k0 + 0) * 4 + (v0 + 0) * 1, acc_k0_v0);
+      vstoreu(dw + (k0 + 0) * 4 + (v0 + 1) * 1, acc_k0_v1);
+      vstoreu(dw + (k0 + 1) * 4 + (v0 + 0) * 1, acc_k1_v0);
+      vstoreu(dw + (k0 + 1) * 4 + (v0 + 1) * 1, acc_k1_v1);
+    }
+  }
+}
+
+// dense2 backward_data: line 6: dense 2
+// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 2 at a time
+static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
+  const float* w = params + 96;
+  const float* dz = ws + 224;
+  float* dx = ws + 256;
+  for (int i0 = 0; i0 < 4; i0 += 2) {
+    V acc0 = vzero();
+    V acc1 = vzero();
+    for (int k = 0; k < 2; ++k) {
+      V dk = vload(dz + k * 1);
+      const float* wk = w + k * 4 + i0;
+      acc0 = vfma(dk, vbcast(wk + 0), acc0);
+      acc1 = vfma(dk, vbcast(wk + 1), acc1);
+    }
+    vstore(dx + (i0 + 0) * 1, acc0);
+    vstore(dx + (i0 + 1) * 1, acc1);
   }
 }
 
 // dense2 backward: line 6: dense 2
-// 4 -> 2; dy [2][L] -> dx [4][L], this block's rows of the slice's inputs [n][4] and output gradients [n][2]
-static CNNC_PORTABLE void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* w = params + 96;
+// 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][4] and output gradients [n][2]; dx
+static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
   const float* x = ws + 144;
   float* dz = ws + 224;
+  (void)params, (void)x, (void)block;
   float* db = ws + 176;
   for (int k = 0; k < 2; ++k) vstore(db + k * 1, vadd(vload(db + k * 1), vload(dz + k * 1)));
   float* rows_x = ws + 192 + block * 4;
@@ -834,19 +1144,7 @@ static CNNC_PORTABLE void dense2_backward(const float* __restrict params, float*
     for (int i = 0; i < 4; ++i) rows_x[lane * 4 + i] = x[i * 1 + lane];
     for (int k = 0; k < 2; ++k) rows_dz[lane * 2 + k] = dz[k * 1 + lane];
   }
-  float* dx = ws + 256;
-  for (int ib = 0; ib < 2; ++ib) {
-    V acc0 = vzero();
-    V acc1 = vzero();
-    for (int k = 0; k < 2; ++k) {
-      V dk = vload(dz + k * 1);
-      const float* wk = w + k * 4 + ib * 2;
-      acc0 = vfma(dk, vbcast(wk + 0), acc0);
-      acc1 = vfma(dk, vbcast(wk + 1), acc1);
-    }
-    vstore(dx + (ib * 2 + 0) * 1, acc0);
-    vstore(dx + (ib * 2 + 1) * 1, acc1);
-  }
+  dense2_backward_data(params, ws);
 }
 
 // input [n][18] -> block [18][L], samples first .. first + count - 1.
@@ -876,31 +1174,7 @@ static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restric
   (void)rows;
   {
     // dense1
-    const float* rows_x = ws + 64;
-    const float* rows_dz = ws + 128;
-    for (int k = 0; k < 4; ++k) {
-      float* gk = grads + 0 + k * 18;
-      for (int i = 0; i < 16; i += 4) {
-        V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          V d = vbcast(rows_dz + r * 4 + k);
-          const float* xr = rows_x + r * 18 + i;
-          a0 = vfma(d, vloadu(xr), a0);
-          a1 = vfma(d, vloadu(xr + 1), a1);
-          a2 = vfma(d, vloadu(xr + 2), a2);
-          a3 = vfma(d, vloadu(xr + 3), a3);
-        }
-        vstoreu(gk + i, a0);
-        vstoreu(gk + i + 1, a1);
-        vstoreu(gk + i + 2, a2);
-        vstoreu(gk + i + 3, a3);
-      }
-      for (int i = 16; i < 18; ++i) {
-        float a = 0.0f;
-        for (int r = 0; r < rows; ++r) a += rows_dz[r * 4 + k] * rows_x[r * 18 + i];
-        gk[i] = a;
-      }
-    }
+    dense1_backward_weights(grads, ws, rows);
     const float* db = ws + 48;
     for (int k = 0; k < 4; ++k) {
       float sum = 0.0f;
@@ -910,26 +1184,7 @@ static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restric
   }
   {
     // dense2
-    const float* rows_x = ws + 192;
-    const float* rows_dz = ws + 208;
-    for (int k = 0; k < 2; ++k) {
-      float* gk = grads + 96 + k * 4;
-      for (int i = 0; i < 4; i += 4) {
-        V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          V d = vbcast(rows_dz + r * 2 + k);
-          const float* xr = rows_x + r * 4 + i;
-          a0 = vfma(d, vloadu(xr), a0);
-          a1 = vfma(d, vloadu(xr + 1), a1);
-          a2 = vfma(d, vloadu(xr + 2), a2);
-          a3 = vfma(d, vloadu(xr + 3), a3);
-        }
-        vstoreu(gk + i, a0);
-        vstoreu(gk + i + 1, a1);
-        vstoreu(gk + i + 2, a2);
-        vstoreu(gk + i + 3, a3);
-      }
-    }
+    dense2_backward_weights(grads, ws, rows);
     const float* db = ws + 176;
     for (int k = 0; k < 2; ++k) {
       float sum = 0.0f;
@@ -1026,6 +1281,40 @@ static CNNC_PORTABLE void forward(const cnnc_model* model, const cnnc_pass* pass
   }
 }
 
+static CNNC_PORTABLE void kernel_dense1_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_forward(params, ws);
+}
+static CNNC_PORTABLE void kernel_dense1_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense1_backward_weights(grads, ws, 3);
+}
+static CNNC_PORTABLE void kernel_dense2_forward(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense2_forward(params, ws);
+}
+static CNNC_PORTABLE void kernel_dense2_backward_data(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense2_backward_data(params, ws);
+}
+static CNNC_PORTABLE void kernel_dense2_backward_weights(const float* params, float* grads, void* workspace) {
+  float* ws = (float*)workspace;
+  (void)params, (void)grads;
+  dense2_backward_weights(grads, ws, 3);
+}
+static const cnnc_kernel kernels[5] = {
+    {"dense1", "forward", kernel_dense1_forward, 1, 152.0},
+    {"dense1", "backward_weights", kernel_dense1_backward_weights, 3, 432.0},
+    {"dense2", "forward", kernel_dense2_forward, 1, 18.0},
+    {"dense2", "backward_data", kernel_dense2_backward_data, 1, 16.0},
+    {"dense2", "backward_weights", kernel_dense2_backward_weights, 3, 48.0},
+};
+static const int32_t kernel_count = 5;
+
 }  // namespace portable
 
 // cnnc_model::update: SGD with momentum or Adam (as torch.optim), trainable ranges only; weight decay is L2.
@@ -1065,10 +1354,23 @@ static void update(const cnnc_model* model, float* params, const float* grads, f
 
 }  // namespace cnnc_gen_tiny_dense
 
+// The ISA variant for a target ("auto": the best this CPU runs): 0 avx512, 1 avx2, 2 portable, -1 none.
+static int pick_isa(const char* target) {
+  const bool any = std::strcmp(target, "auto") == 0;
+  #if CNNC_X86
+  __builtin_cpu_init();
+  if ((any || std::strcmp(target, "avx512") == 0) && __builtin_cpu_supports("avx512f")) return 0;
+  if ((any || std::strcmp(target, "avx2") == 0) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+  #endif
+  if (any || std::strcmp(target, "portable") == 0) return 2;
+  return -1;
+}
+
 extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* target) {
   using namespace cnnc_gen_tiny_dense;
   if (max_batch < 1 || max_batch > 3 || !target) return nullptr;
-  const bool any = std::strcmp(target, "auto") == 0;
+  const int isa = pick_isa(target);
+  if (isa < 0) return nullptr;
   cnnc_model* m = new (std::nothrow) cnnc_model();
   if (!m) return nullptr;
   m->abi_version = CNNC_ABI_VERSION;
@@ -1084,31 +1386,39 @@ extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* tar
   m->param_count = 128;
   m->update = update;
   #if CNNC_X86
-  __builtin_cpu_init();
-  if ((any || std::strcmp(target, "avx512") == 0) && __builtin_cpu_supports("avx512f")) {
+  if (isa == 0) {
     m->engine = "specialized-avx512";
     m->workspace_bytes = avx512::workspace_floats * 4;
     m->forward = avx512::forward;
     m->train = avx512::train;
-    return m;
   }
-  if ((any || std::strcmp(target, "avx2") == 0) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+  #endif
+  #if CNNC_X86
+  if (isa == 1) {
     m->engine = "specialized-avx2";
     m->workspace_bytes = avx2::workspace_floats * 4;
     m->forward = avx2::forward;
     m->train = avx2::train;
-    return m;
   }
   #endif
-  if (any || std::strcmp(target, "portable") == 0) {
+  if (isa == 2) {
     m->engine = "specialized-portable";
     m->workspace_bytes = portable::workspace_floats * 4;
     m->forward = portable::forward;
     m->train = portable::train;
-    return m;
   }
-  delete m;
-  return nullptr;
+  return m;
 }
 
 extern "C" void cnnc_tiny_dense_destroy(cnnc_model* model) { delete model; }
+
+extern "C" int32_t cnnc_tiny_dense_kernels(const char* target, const cnnc_kernel** kernels) {
+  using namespace cnnc_gen_tiny_dense;
+  const int isa = target ? pick_isa(target) : -1;
+  #if CNNC_X86
+  if (isa == 0) return *kernels = avx512::kernels, avx512::kernel_count;
+  if (isa == 1) return *kernels = avx2::kernels, avx2::kernel_count;
+  #endif
+  if (isa == 2) return *kernels = portable::kernels, portable::kernel_count;
+  return 0;
+}

@@ -22,6 +22,8 @@ extern "C" {
 // NULL when max_batch is outside 1..3 or the CPU cannot run the target.
 cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* target);
 void cnnc_tiny_dense_destroy(cnnc_model* model);
+// Per-layer kernels of a target's variant, for benchmarks (cnnc_kernel in cnnc_abi.h).
+int32_t cnnc_tiny_dense_kernels(const char* target, const cnnc_kernel** kernels);
 
 #ifdef __cplusplus
 }
