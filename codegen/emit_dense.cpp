@@ -43,18 +43,19 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   c.w.blank();
 }
 
-// The input gradient of one block: dx[i] = sum_k w[k][i] * dz[k], inputs kblock at a time.
+// The input gradient of one block: dx[i] = sum_k w[k][i] * dz[k], inputs dx_tblock at a time.
 void emit_backward_data(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), I = l.in.size(), K = l.units;
-  function_comment(c, lp, "backward_data",
-                   fmt::format("dz [{}][L] -> dx [{}][L]; inputs {} at a time", K, I, lp.kblock));
+  function_comment(
+      c, lp, "backward_data",
+      fmt::format("dz [{}][L] -> dx [{}][L]; inputs {} at a time", K, I, lp.dx_tblock));
   c.w.open("static {} void {}_backward_data(const float* __restrict params, float* __restrict ws)",
            c.kernel(), l.name);
   c.w.line("const float* w = params + {};", l.weight_offset);
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
   c.w.line("float* dx = {};", c.grad_of(lp.index - 1));
-  emit_blocks(c, "i0", I, lp.kblock, [&](int64_t size) {
+  emit_blocks(c, "i0", I, lp.dx_tblock, [&](int64_t size) {
     for (int64_t j = 0; j < size; ++j) c.w.line("V acc{} = vzero();", j);
     c.w.open("for (int k = 0; k < {}; ++k)", K);
     c.w.line("V dk = vload(dz + k * {});", L);

@@ -41,10 +41,44 @@ void emit_activation_backward_loop(EmitContext& c, const dsl::Layer& l, const st
   }
 }
 
+namespace {
+
+// The dropout mask of one block applied from one buffer to another: the forward pass applies
+// it to x, the backward pass to dy. The lanes' keys are computed once; the hash then runs on
+// all L lanes at once (vkeep), bit for bit the ABI's cnnc_dropout_bits.
+void emit_dropout_apply(EmitContext& c, const LayerPlan& lp) {
+  const dsl::Layer& l = *lp.layer;
+  int64_t L = c.L();
+  c.w.comment(
+      fmt::format("{}'s mask on one block: to = from * scale where kept, else 0; [{}][L] values.",
+                  l.name, l.out.size()));
+  c.w.open(
+      "static {} void {}_apply(const float* __restrict from, float* __restrict to, const "
+      "cnnc_pass* pass, int first)",
+      c.kernel(), l.name);
+  c.w.line("alignas(64) uint32_t keys[{}];", L);
+  c.w.line(
+      "for (int lane = 0; lane < {}; ++lane) keys[lane] = cnnc_dropout_key(pass->seed, "
+      "pass->epoch, pass->sample_base + first + lane, {});",
+      L, lp.index);
+  c.w.line("const uint32_t threshold = cnnc_dropout_threshold({});",
+           float_literal(static_cast<float>(l.rate)));
+  c.w.line("const V scale = vset(1.0f / (1.0f - {}));", float_literal(static_cast<float>(l.rate)));
+  c.w.line(
+      "for (int e = 0; e < {}; ++e) vstore(to + e * {}, vand(vkeep(keys, e, threshold), "
+      "vmul(vload(from + e * {}), scale)));",
+      l.out.size(), L, L);
+  c.w.close();
+  c.w.blank();
+}
+
+}  // namespace
+
 void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), n = l.out.size() * L;
   bool dropout = l.kind == dsl::LayerKind::dropout;
+  if (dropout) emit_dropout_apply(c, lp);
   function_comment(c, lp, "forward",
                    fmt::format("x [{}][L] -> y [{}][L]", l.in.size(), l.out.size()));
   c.w.open("static {} void {}_forward(float* __restrict ws{})", c.kernel(), l.name,
@@ -58,19 +92,7 @@ void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
     c.w.line("std::memcpy({}, {}, {} * sizeof(float));", y, x, n);
     c.w.line("return;");
     c.w.close();
-    c.w.line("const uint32_t threshold = cnnc_dropout_threshold({});",
-             float_literal(static_cast<float>(l.rate)));
-    c.w.line("const float scale = 1.0f / (1.0f - {});", float_literal(static_cast<float>(l.rate)));
-    c.w.open("for (int lane = 0; lane < {}; ++lane)", L);
-    c.w.line(
-        "uint32_t key = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + "
-        "lane, {});",
-        lp.index);
-    c.w.line(
-        "for (int e = 0; e < {}; ++e) {}[e * {} + lane] = cnnc_dropout_bits(key, e) >= threshold ? "
-        "{}[e * {} + lane] * scale : 0.0f;",
-        l.out.size(), y, L, x, L);
-    c.w.close();
+    c.w.line("{}_apply(x, y, pass, first);", l.name);
   } else {
     c.w.line("std::memcpy({}, {}, {} * sizeof(float));", y, x, n);
     if (l.kind == dsl::LayerKind::activation && l.activation == dsl::Activation::relu)
@@ -92,19 +114,7 @@ void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
   const std::string dy = "dy", dx = "dx";
   if (l.kind == dsl::LayerKind::activation) c.w.line("const float* y = {};", c.output_of(lp.index));
   if (dropout) {
-    c.w.line("const uint32_t threshold = cnnc_dropout_threshold({});",
-             float_literal(static_cast<float>(l.rate)));
-    c.w.line("const float scale = 1.0f / (1.0f - {});", float_literal(static_cast<float>(l.rate)));
-    c.w.open("for (int lane = 0; lane < {}; ++lane)", L);
-    c.w.line(
-        "uint32_t key = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + "
-        "lane, {});",
-        lp.index);
-    c.w.line(
-        "for (int e = 0; e < {}; ++e) {}[e * {} + lane] = cnnc_dropout_bits(key, e) >= threshold ? "
-        "{}[e * {} + lane] * scale : 0.0f;",
-        l.out.size(), dx, L, dy, L);
-    c.w.close();
+    c.w.line("{}_apply(dy, dx, pass, first);", l.name);
   } else {
     if (l.kind == dsl::LayerKind::activation) emit_activation_backward_loop(c, l, y, dy, n);
     c.w.line("std::memcpy({}, {}, {} * sizeof(float));", dx, dy, n);

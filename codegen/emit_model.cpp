@@ -91,6 +91,17 @@ static CNNC_AVX512 inline V vandnot(V a, V b) { return vbits(_mm512_andnot_si512
 static CNNC_AVX512 inline V vor(V a, V b) { return vbits(_mm512_or_si512(vint(a), vint(b))); }
 static CNNC_AVX512 inline V veq(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), -1)); }
 static CNNC_AVX512 inline V vgt(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), -1)); }
+static CNNC_AVX512 inline __m512i vhash(__m512i x) {
+  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+  x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
+  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+  x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bu));
+  return _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+}
+static CNNC_AVX512 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) {
+  __m512i bits = vhash(_mm512_xor_si512(_mm512_load_si512(keys), _mm512_set1_epi32((int)(element * 0x9e3779b9u))));
+  return vbits(_mm512_maskz_set1_epi32(_mm512_cmpge_epu32_mask(bits, _mm512_set1_epi32((int)threshold)), -1));
+}
 )";
 
 constexpr const char* vector_helpers_avx2 = R"(typedef __m256 V;
@@ -111,29 +122,41 @@ static CNNC_AVX2 inline V vandnot(V a, V b) { return _mm256_andnot_ps(a, b); }
 static CNNC_AVX2 inline V vor(V a, V b) { return _mm256_or_ps(a, b); }
 static CNNC_AVX2 inline V veq(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
 static CNNC_AVX2 inline V vgt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static CNNC_AVX2 inline __m256i vhash(__m256i x) {
+  x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+  x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
+  x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+  x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x846ca68bu));
+  return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+static CNNC_AVX2 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) {
+  __m256i bits = vhash(_mm256_xor_si256(_mm256_load_si256((const __m256i*)keys), _mm256_set1_epi32((int)(element * 0x9e3779b9u))));
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(bits, _mm256_set1_epi32((int)threshold)), bits));
+}
 )";
 
 // One lane: plain floats, with masks as all-ones or all-zero bit patterns like the vector ISAs.
 constexpr const char* vector_helpers_portable = R"(typedef float V;
-static inline uint32_t vbits_of(float x) { uint32_t u; std::memcpy(&u, &x, 4); return u; }
-static inline float vfrom_bits(uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; }
-static inline V vload(const float* p) { return *p; }
-static inline V vloadu(const float* p) { return *p; }
-static inline void vstore(float* p, V v) { *p = v; }
-static inline void vstoreu(float* p, V v) { *p = v; }
-static inline void vstore_first(float* p, V v, int n) { if (n > 0) *p = v; }
-static inline V vbcast(const float* p) { return *p; }
-static inline V vset(float x) { return x; }
-static inline V vzero() { return 0.0f; }
-static inline V vadd(V a, V b) { return a + b; }
-static inline V vmul(V a, V b) { return a * b; }
-static inline V vfma(V a, V b, V c) { return a * b + c; }
-static inline V vmax(V a, V b) { return a > b ? a : b; }
-static inline V vand(V a, V b) { return vfrom_bits(vbits_of(a) & vbits_of(b)); }
-static inline V vandnot(V a, V b) { return vfrom_bits(~vbits_of(a) & vbits_of(b)); }
-static inline V vor(V a, V b) { return vfrom_bits(vbits_of(a) | vbits_of(b)); }
-static inline V veq(V a, V b) { return vfrom_bits(a == b ? ~0u : 0u); }
-static inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
+static CNNC_PORTABLE inline uint32_t vbits_of(float x) { uint32_t u; std::memcpy(&u, &x, 4); return u; }
+static CNNC_PORTABLE inline float vfrom_bits(uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; }
+static CNNC_PORTABLE inline V vload(const float* p) { return *p; }
+static CNNC_PORTABLE inline V vloadu(const float* p) { return *p; }
+static CNNC_PORTABLE inline void vstore(float* p, V v) { *p = v; }
+static CNNC_PORTABLE inline void vstoreu(float* p, V v) { *p = v; }
+static CNNC_PORTABLE inline void vstore_first(float* p, V v, int n) { if (n > 0) *p = v; }
+static CNNC_PORTABLE inline V vbcast(const float* p) { return *p; }
+static CNNC_PORTABLE inline V vset(float x) { return x; }
+static CNNC_PORTABLE inline V vzero() { return 0.0f; }
+static CNNC_PORTABLE inline V vadd(V a, V b) { return a + b; }
+static CNNC_PORTABLE inline V vmul(V a, V b) { return a * b; }
+static CNNC_PORTABLE inline V vfma(V a, V b, V c) { return a * b + c; }
+static CNNC_PORTABLE inline V vmax(V a, V b) { return a > b ? a : b; }
+static CNNC_PORTABLE inline V vand(V a, V b) { return vfrom_bits(vbits_of(a) & vbits_of(b)); }
+static CNNC_PORTABLE inline V vandnot(V a, V b) { return vfrom_bits(~vbits_of(a) & vbits_of(b)); }
+static CNNC_PORTABLE inline V vor(V a, V b) { return vfrom_bits(vbits_of(a) | vbits_of(b)); }
+static CNNC_PORTABLE inline V veq(V a, V b) { return vfrom_bits(a == b ? ~0u : 0u); }
+static CNNC_PORTABLE inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
+static CNNC_PORTABLE inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) { return vfrom_bits(cnnc_dropout_bits(keys[0], element) >= threshold ? ~0u : 0u); }
 )";
 
 void emit_lines(Writer& w, std::string_view text) {
@@ -244,7 +267,7 @@ void emit_slice_edges(EmitContext& c) {
       "over the slice's rows.");
   c.w.open("static {} void finish_slice(float* __restrict grads, float* __restrict ws, int rows)",
            c.target());
-  c.w.line("(void)rows;");
+  c.w.line("(void)grads, (void)ws, (void)rows;");
   for (const LayerPlan& lp : c.plan.layers) {
     const dsl::Layer& l = *lp.layer;
     if (!l.trainable()) continue;
@@ -464,11 +487,10 @@ void emit_kernel_table(EmitContext& c) {
                          fmt::format("{}_backward{}({})", l.name, pool ? "" : "_data", args), L,
                          pool ? static_cast<double>(l.forward_flops * L) : macs2 * L});
     if (l.trainable())
-      entries.push_back(
-          {l.name, "backward_weights",
-           conv ? fmt::format("{}_backward_weights(params, ws)", l.name)
-                : fmt::format("{}_backward_weights(grads, ws, {})", l.name, rows),
-           conv ? L : rows, macs2 * static_cast<double>(conv ? L : rows)});
+      entries.push_back({l.name, "backward_weights",
+                         conv ? fmt::format("{}_backward_weights(params, ws)", l.name)
+                              : fmt::format("{}_backward_weights(grads, ws, {})", l.name, rows),
+                         conv ? L : rows, macs2 * static_cast<double>(conv ? L : rows)});
   }
   for (const Entry& e : entries) {
     c.w.open("static {} void kernel_{}_{}(const float* params, float* grads, void* workspace)",
@@ -636,9 +658,8 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   w.blank();
   w.line("extern \"C\" void cnnc_{}_destroy(cnnc_model* model) {{ delete model; }}", g.name);
   w.blank();
-  w.open(
-      "extern \"C\" int32_t cnnc_{}_kernels(const char* target, const cnnc_kernel** kernels)",
-      g.name);
+  w.open("extern \"C\" int32_t cnnc_{}_kernels(const char* target, const cnnc_kernel** kernels)",
+         g.name);
   w.line("using namespace cnnc_gen_{};", g.name);
   w.line("const int isa = target ? pick_isa(target) : -1;");
   w.line("#if CNNC_X86");
@@ -664,6 +685,13 @@ Generated emit_model(const dsl::Graph& g, const GenOptions& o) {
   w.blank();
   w.line("#include \"cnnc_abi.h\"");
   w.blank();
+  w.line("#if defined(__GNUC__) && !defined(__clang__)");
+  w.comment(
+      "GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_ps; GCC bug 105593), which "
+      "would fail builds with -Werror.");
+  w.line("#pragma GCC diagnostic ignored \"-Wuninitialized\"");
+  w.line("#pragma GCC diagnostic ignored \"-Wmaybe-uninitialized\"");
+  w.line("#endif");
   w.line("#if defined(__x86_64__) || defined(__i386__)");
   w.line("#include <immintrin.h>");
   w.line("#define CNNC_X86 1");

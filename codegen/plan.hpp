@@ -29,21 +29,21 @@ struct Slot {
 struct LayerPlan {
   int index = 0;  // in Graph::layers
   const dsl::Layer* layer = nullptr;
-  Slot out;        // this layer's output for one block: out.size() * L floats
-  Slot padded;     // conv with padding: the zero-padded input, [Hp][Wp][C][L]
-  Slot dpadded;    // conv with padding, backward: the padded input gradient
-  Slot lane_dw;    // conv: per-lane weight-gradient partials, [K][R][S][C][L]
-  Slot lane_db;    // conv and dense: per-lane bias-gradient partials, [K][L]
-  Slot slice_x;    // dense: the slice's inputs, sample-major [n][x_stride], for the weight gradient
+  Slot out;      // this layer's output for one block: out.size() * L floats
+  Slot padded;   // conv with padding: the zero-padded input, [Hp][Wp][C][L]
+  Slot dpadded;  // conv with padding, backward: the padded input gradient
+  Slot lane_dw;  // conv: per-lane weight-gradient partials, [K][R][S][C][L]
+  Slot lane_db;  // conv and dense: per-lane bias-gradient partials, [K][L]
+  Slot slice_x;  // dense: the slice's inputs, sample-major [n][x_stride], for the weight gradient
   int64_t x_stride = 0;  // dense: I rounded up to whole vectors, so every row starts aligned
-  Slot slice_dz;   // dense: the slice's output gradients, sample-major [n][K]
+  Slot slice_dz;         // dense: the slice's output gradients, sample-major [n][K]
   int kblock = 1;  // conv, dense: filters (units) whose accumulators live in registers at once
   int qblock = 1;  // conv forward: output columns in the same register tile
   // conv backward, over t = (s, c), the S*C taps of one kernel row (contiguous in x, dx and w):
   int dw_kblock = 1;  // weight gradient: filters x dw_tblock taps of accumulators
   int dw_tblock = 1;
   int dw_prows = 1;   // weight gradient: output rows per pass over the tiles (cache blocking)
-  int dx_tblock = 1;  // input gradient: taps of dx accumulated over all filters in registers
+  int dx_tblock = 1;  // input gradient: values of dx (conv: taps of a row) summed in registers
   // dense weight gradient: dw_kblock units x dw_vblock vectors of inputs in registers
   int dw_vblock = 1;
   bool unroll_c = true;          // conv: the channel loop is unrolled in the text (false: a loop)

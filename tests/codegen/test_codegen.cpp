@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "../dsl/check_text.hpp"
 #include "emit_model.hpp"
 #include "verify.hpp"
@@ -159,4 +161,35 @@ TEST_CASE("user text reaches generated code only inside comments, escaped") {
     CHECK_FALSE(injected);
     CHECK((line.empty() || line.back() != '\\'));
   }
+}
+
+TEST_CASE("generated code compiles without a warning under -Wall -Wextra -Wpedantic -Werror") {
+  // Users build it inside their own projects (cnn_add_model), often with warnings as errors;
+  // GCC is checked at -O2 because some of its warnings need the optimiser.
+  fs::path dir = fs::temp_directory_path() / ("cnnc-warnings-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  int compilers = 0;
+  for (const char* compiler : {"g++", "clang++-19", "clang++"}) {
+    if (std::system((std::string("command -v ") + compiler + " >/dev/null 2>&1").c_str()) != 0)
+      continue;
+    ++compilers;
+    for (const char* name : {"edges", "mlp", "lenet5"}) {
+      DYNAMIC_SECTION(compiler << " " << name) {
+        std::string path = std::string("models/") + name + ".cnn";
+        std::string text = read(fs::path(CNNC_SOURCE_DIR) / path);
+        dsl::Graph g = test::graph_of(text);
+        fs::path source = dir / (std::string(name) + ".gen.cpp");
+        std::ofstream(source, std::ios::binary) << codegen::generate(g, {path, text, 64}).source;
+        std::string command = std::string(compiler) +
+                              " -std=c++17 -O2 -Wall -Wextra -Wpedantic -Werror -I" +
+                              CNNC_SOURCE_DIR + "/runtime -c " + source.string() +
+                              " -o /dev/null 2>" + (dir / "diagnostics.txt").string();
+        int status = std::system(command.c_str());
+        INFO(command << "\n" << read(dir / "diagnostics.txt"));
+        CHECK(status == 0);
+      }
+    }
+  }
+  fs::remove_all(dir);
+  if (compilers == 0) WARN("no C++ compiler on PATH: nothing checked");
 }

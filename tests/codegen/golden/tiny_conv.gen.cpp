@@ -17,6 +17,11 @@
 
 #include "cnnc_abi.h"
 
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_ps; GCC bug 105593), which would fail builds with -Werror.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define CNNC_X86 1
@@ -61,6 +66,17 @@ static CNNC_AVX512 inline V vandnot(V a, V b) { return vbits(_mm512_andnot_si512
 static CNNC_AVX512 inline V vor(V a, V b) { return vbits(_mm512_or_si512(vint(a), vint(b))); }
 static CNNC_AVX512 inline V veq(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), -1)); }
 static CNNC_AVX512 inline V vgt(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), -1)); }
+static CNNC_AVX512 inline __m512i vhash(__m512i x) {
+  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+  x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
+  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+  x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bu));
+  return _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+}
+static CNNC_AVX512 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) {
+  __m512i bits = vhash(_mm512_xor_si512(_mm512_load_si512(keys), _mm512_set1_epi32((int)(element * 0x9e3779b9u))));
+  return vbits(_mm512_maskz_set1_epi32(_mm512_cmpge_epu32_mask(bits, _mm512_set1_epi32((int)threshold)), -1));
+}
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 4 columns x 2 filters, taps unrolled
@@ -526,25 +542,71 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict 
 }
 
 // dense1 backward_data: line 6: dense 3 softmax
-// 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 3 at a time
+// 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 18 at a time
 static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
   const float* dz = ws + 4016;
   float* dx = ws + 5168;
-  for (int i0 = 0; i0 < 18; i0 += 3) {
+  {
+    const int i0 = 0;
     V acc0 = vzero();
     V acc1 = vzero();
     V acc2 = vzero();
+    V acc3 = vzero();
+    V acc4 = vzero();
+    V acc5 = vzero();
+    V acc6 = vzero();
+    V acc7 = vzero();
+    V acc8 = vzero();
+    V acc9 = vzero();
+    V acc10 = vzero();
+    V acc11 = vzero();
+    V acc12 = vzero();
+    V acc13 = vzero();
+    V acc14 = vzero();
+    V acc15 = vzero();
+    V acc16 = vzero();
+    V acc17 = vzero();
     for (int k = 0; k < 3; ++k) {
       V dk = vload(dz + k * 16);
       const float* wk = w + k * 18 + i0;
       acc0 = vfma(dk, vbcast(wk + 0), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
       acc2 = vfma(dk, vbcast(wk + 2), acc2);
+      acc3 = vfma(dk, vbcast(wk + 3), acc3);
+      acc4 = vfma(dk, vbcast(wk + 4), acc4);
+      acc5 = vfma(dk, vbcast(wk + 5), acc5);
+      acc6 = vfma(dk, vbcast(wk + 6), acc6);
+      acc7 = vfma(dk, vbcast(wk + 7), acc7);
+      acc8 = vfma(dk, vbcast(wk + 8), acc8);
+      acc9 = vfma(dk, vbcast(wk + 9), acc9);
+      acc10 = vfma(dk, vbcast(wk + 10), acc10);
+      acc11 = vfma(dk, vbcast(wk + 11), acc11);
+      acc12 = vfma(dk, vbcast(wk + 12), acc12);
+      acc13 = vfma(dk, vbcast(wk + 13), acc13);
+      acc14 = vfma(dk, vbcast(wk + 14), acc14);
+      acc15 = vfma(dk, vbcast(wk + 15), acc15);
+      acc16 = vfma(dk, vbcast(wk + 16), acc16);
+      acc17 = vfma(dk, vbcast(wk + 17), acc17);
     }
     vstore(dx + (i0 + 0) * 16, acc0);
     vstore(dx + (i0 + 1) * 16, acc1);
     vstore(dx + (i0 + 2) * 16, acc2);
+    vstore(dx + (i0 + 3) * 16, acc3);
+    vstore(dx + (i0 + 4) * 16, acc4);
+    vstore(dx + (i0 + 5) * 16, acc5);
+    vstore(dx + (i0 + 6) * 16, acc6);
+    vstore(dx + (i0 + 7) * 16, acc7);
+    vstore(dx + (i0 + 8) * 16, acc8);
+    vstore(dx + (i0 + 9) * 16, acc9);
+    vstore(dx + (i0 + 10) * 16, acc10);
+    vstore(dx + (i0 + 11) * 16, acc11);
+    vstore(dx + (i0 + 12) * 16, acc12);
+    vstore(dx + (i0 + 13) * 16, acc13);
+    vstore(dx + (i0 + 14) * 16, acc14);
+    vstore(dx + (i0 + 15) * 16, acc15);
+    vstore(dx + (i0 + 16) * 16, acc16);
+    vstore(dx + (i0 + 17) * 16, acc17);
   }
 }
 
@@ -591,7 +653,7 @@ static CNNC_AVX512 void begin_slice(float* __restrict ws) {
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
 static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  (void)rows;
+  (void)grads, (void)ws, (void)rows;
   {
     // conv1
     const float* dw = ws + 2752;
@@ -771,6 +833,17 @@ static CNNC_AVX2 inline V vandnot(V a, V b) { return _mm256_andnot_ps(a, b); }
 static CNNC_AVX2 inline V vor(V a, V b) { return _mm256_or_ps(a, b); }
 static CNNC_AVX2 inline V veq(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
 static CNNC_AVX2 inline V vgt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static CNNC_AVX2 inline __m256i vhash(__m256i x) {
+  x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+  x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
+  x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+  x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x846ca68bu));
+  return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+static CNNC_AVX2 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) {
+  __m256i bits = vhash(_mm256_xor_si256(_mm256_load_si256((const __m256i*)keys), _mm256_set1_epi32((int)(element * 0x9e3779b9u))));
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(bits, _mm256_set1_epi32((int)threshold)), bits));
+}
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 2 columns x 2 filters, taps unrolled
@@ -1084,25 +1157,43 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict gr
 }
 
 // dense1 backward_data: line 6: dense 3 softmax
-// 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 3 at a time
+// 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 9 at a time
 static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
   const float* dz = ws + 1968;
   float* dx = ws + 2544;
-  for (int i0 = 0; i0 < 18; i0 += 3) {
+  for (int i0 = 0; i0 < 18; i0 += 9) {
     V acc0 = vzero();
     V acc1 = vzero();
     V acc2 = vzero();
+    V acc3 = vzero();
+    V acc4 = vzero();
+    V acc5 = vzero();
+    V acc6 = vzero();
+    V acc7 = vzero();
+    V acc8 = vzero();
     for (int k = 0; k < 3; ++k) {
       V dk = vload(dz + k * 8);
       const float* wk = w + k * 18 + i0;
       acc0 = vfma(dk, vbcast(wk + 0), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
       acc2 = vfma(dk, vbcast(wk + 2), acc2);
+      acc3 = vfma(dk, vbcast(wk + 3), acc3);
+      acc4 = vfma(dk, vbcast(wk + 4), acc4);
+      acc5 = vfma(dk, vbcast(wk + 5), acc5);
+      acc6 = vfma(dk, vbcast(wk + 6), acc6);
+      acc7 = vfma(dk, vbcast(wk + 7), acc7);
+      acc8 = vfma(dk, vbcast(wk + 8), acc8);
     }
     vstore(dx + (i0 + 0) * 8, acc0);
     vstore(dx + (i0 + 1) * 8, acc1);
     vstore(dx + (i0 + 2) * 8, acc2);
+    vstore(dx + (i0 + 3) * 8, acc3);
+    vstore(dx + (i0 + 4) * 8, acc4);
+    vstore(dx + (i0 + 5) * 8, acc5);
+    vstore(dx + (i0 + 6) * 8, acc6);
+    vstore(dx + (i0 + 7) * 8, acc7);
+    vstore(dx + (i0 + 8) * 8, acc8);
   }
 }
 
@@ -1149,7 +1240,7 @@ static CNNC_AVX2 void begin_slice(float* __restrict ws) {
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
 static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  (void)rows;
+  (void)grads, (void)ws, (void)rows;
   {
     // conv1
     const float* dw = ws + 1376;
@@ -1311,25 +1402,26 @@ namespace portable {
 // 1 samples per vector; workspace 576 floats for slices of up to 4 samples.
 static const int64_t workspace_floats = 576;
 typedef float V;
-static inline uint32_t vbits_of(float x) { uint32_t u; std::memcpy(&u, &x, 4); return u; }
-static inline float vfrom_bits(uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; }
-static inline V vload(const float* p) { return *p; }
-static inline V vloadu(const float* p) { return *p; }
-static inline void vstore(float* p, V v) { *p = v; }
-static inline void vstoreu(float* p, V v) { *p = v; }
-static inline void vstore_first(float* p, V v, int n) { if (n > 0) *p = v; }
-static inline V vbcast(const float* p) { return *p; }
-static inline V vset(float x) { return x; }
-static inline V vzero() { return 0.0f; }
-static inline V vadd(V a, V b) { return a + b; }
-static inline V vmul(V a, V b) { return a * b; }
-static inline V vfma(V a, V b, V c) { return a * b + c; }
-static inline V vmax(V a, V b) { return a > b ? a : b; }
-static inline V vand(V a, V b) { return vfrom_bits(vbits_of(a) & vbits_of(b)); }
-static inline V vandnot(V a, V b) { return vfrom_bits(~vbits_of(a) & vbits_of(b)); }
-static inline V vor(V a, V b) { return vfrom_bits(vbits_of(a) | vbits_of(b)); }
-static inline V veq(V a, V b) { return vfrom_bits(a == b ? ~0u : 0u); }
-static inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
+static CNNC_PORTABLE inline uint32_t vbits_of(float x) { uint32_t u; std::memcpy(&u, &x, 4); return u; }
+static CNNC_PORTABLE inline float vfrom_bits(uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; }
+static CNNC_PORTABLE inline V vload(const float* p) { return *p; }
+static CNNC_PORTABLE inline V vloadu(const float* p) { return *p; }
+static CNNC_PORTABLE inline void vstore(float* p, V v) { *p = v; }
+static CNNC_PORTABLE inline void vstoreu(float* p, V v) { *p = v; }
+static CNNC_PORTABLE inline void vstore_first(float* p, V v, int n) { if (n > 0) *p = v; }
+static CNNC_PORTABLE inline V vbcast(const float* p) { return *p; }
+static CNNC_PORTABLE inline V vset(float x) { return x; }
+static CNNC_PORTABLE inline V vzero() { return 0.0f; }
+static CNNC_PORTABLE inline V vadd(V a, V b) { return a + b; }
+static CNNC_PORTABLE inline V vmul(V a, V b) { return a * b; }
+static CNNC_PORTABLE inline V vfma(V a, V b, V c) { return a * b + c; }
+static CNNC_PORTABLE inline V vmax(V a, V b) { return a > b ? a : b; }
+static CNNC_PORTABLE inline V vand(V a, V b) { return vfrom_bits(vbits_of(a) & vbits_of(b)); }
+static CNNC_PORTABLE inline V vandnot(V a, V b) { return vfrom_bits(~vbits_of(a) & vbits_of(b)); }
+static CNNC_PORTABLE inline V vor(V a, V b) { return vfrom_bits(vbits_of(a) | vbits_of(b)); }
+static CNNC_PORTABLE inline V veq(V a, V b) { return vfrom_bits(a == b ? ~0u : 0u); }
+static CNNC_PORTABLE inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
+static CNNC_PORTABLE inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) { return vfrom_bits(cnnc_dropout_bits(keys[0], element) >= threshold ? ~0u : 0u); }
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 1 columns x 2 filters, taps unrolled
@@ -1586,25 +1678,34 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restric
 }
 
 // dense1 backward_data: line 6: dense 3 softmax
-// 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 3 at a time
+// 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 6 at a time
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
   const float* dz = ws + 400;
   float* dx = ws + 480;
-  for (int i0 = 0; i0 < 18; i0 += 3) {
+  for (int i0 = 0; i0 < 18; i0 += 6) {
     V acc0 = vzero();
     V acc1 = vzero();
     V acc2 = vzero();
+    V acc3 = vzero();
+    V acc4 = vzero();
+    V acc5 = vzero();
     for (int k = 0; k < 3; ++k) {
       V dk = vload(dz + k * 1);
       const float* wk = w + k * 18 + i0;
       acc0 = vfma(dk, vbcast(wk + 0), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
       acc2 = vfma(dk, vbcast(wk + 2), acc2);
+      acc3 = vfma(dk, vbcast(wk + 3), acc3);
+      acc4 = vfma(dk, vbcast(wk + 4), acc4);
+      acc5 = vfma(dk, vbcast(wk + 5), acc5);
     }
     vstore(dx + (i0 + 0) * 1, acc0);
     vstore(dx + (i0 + 1) * 1, acc1);
     vstore(dx + (i0 + 2) * 1, acc2);
+    vstore(dx + (i0 + 3) * 1, acc3);
+    vstore(dx + (i0 + 4) * 1, acc4);
+    vstore(dx + (i0 + 5) * 1, acc5);
   }
 }
 
@@ -1651,7 +1752,7 @@ static CNNC_PORTABLE void begin_slice(float* __restrict ws) {
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
 static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  (void)rows;
+  (void)grads, (void)ws, (void)rows;
   {
     // conv1
     const float* dw = ws + 192;

@@ -17,6 +17,11 @@
 
 #include "cnnc_abi.h"
 
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_ps; GCC bug 105593), which would fail builds with -Werror.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define CNNC_X86 1
@@ -61,6 +66,17 @@ static CNNC_AVX512 inline V vandnot(V a, V b) { return vbits(_mm512_andnot_si512
 static CNNC_AVX512 inline V vor(V a, V b) { return vbits(_mm512_or_si512(vint(a), vint(b))); }
 static CNNC_AVX512 inline V veq(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), -1)); }
 static CNNC_AVX512 inline V vgt(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), -1)); }
+static CNNC_AVX512 inline __m512i vhash(__m512i x) {
+  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+  x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
+  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+  x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bu));
+  return _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+}
+static CNNC_AVX512 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) {
+  __m512i bits = vhash(_mm512_xor_si512(_mm512_load_si512(keys), _mm512_set1_epi32((int)(element * 0x9e3779b9u))));
+  return vbits(_mm512_maskz_set1_epi32(_mm512_cmpge_epu32_mask(bits, _mm512_set1_epi32((int)threshold)), -1));
+}
 
 // dense1 forward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
@@ -171,6 +187,15 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward(const float* __restrict pa
   }
 }
 
+// dropout1's mask on one block: to = from * scale where kept, else 0; [4][L] values.
+static CNNC_AVX512 CNNC_NOINLINE void dropout1_apply(const float* __restrict from, float* __restrict to, const cnnc_pass* pass, int first) {
+  alignas(64) uint32_t keys[16];
+  for (int lane = 0; lane < 16; ++lane) keys[lane] = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
+  const uint32_t threshold = cnnc_dropout_threshold(0.25f);
+  const V scale = vset(1.0f / (1.0f - 0.25f));
+  for (int e = 0; e < 4; ++e) vstore(to + e * 16, vand(vkeep(keys, e, threshold), vmul(vload(from + e * 16), scale)));
+}
+
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
 static CNNC_AVX512 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
@@ -180,12 +205,7 @@ static CNNC_AVX512 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, con
     std::memcpy(y, x, 64 * sizeof(float));
     return;
   }
-  const uint32_t threshold = cnnc_dropout_threshold(0.25f);
-  const float scale = 1.0f / (1.0f - 0.25f);
-  for (int lane = 0; lane < 16; ++lane) {
-    uint32_t key = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
-    for (int e = 0; e < 4; ++e) y[e * 16 + lane] = cnnc_dropout_bits(key, e) >= threshold ? x[e * 16 + lane] * scale : 0.0f;
-  }
+  dropout1_apply(x, y, pass, first);
 }
 
 // dropout1 backward: line 5: dropout 0.25
@@ -193,12 +213,7 @@ static CNNC_AVX512 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, con
 static CNNC_AVX512 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
   float* dy = ws + 1696;
   float* dx = ws + 1408;
-  const uint32_t threshold = cnnc_dropout_threshold(0.25f);
-  const float scale = 1.0f / (1.0f - 0.25f);
-  for (int lane = 0; lane < 16; ++lane) {
-    uint32_t key = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
-    for (int e = 0; e < 4; ++e) dx[e * 16 + lane] = cnnc_dropout_bits(key, e) >= threshold ? dy[e * 16 + lane] * scale : 0.0f;
-  }
+  dropout1_apply(dy, dx, pass, first);
 }
 
 // dense2 forward: line 6: dense 2
@@ -251,22 +266,29 @@ static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_weights(float* __restrict 
 }
 
 // dense2 backward_data: line 6: dense 2
-// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 2 at a time
+// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 4 at a time
 static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* dz = ws + 1408;
   float* dx = ws + 1696;
-  for (int i0 = 0; i0 < 4; i0 += 2) {
+  {
+    const int i0 = 0;
     V acc0 = vzero();
     V acc1 = vzero();
+    V acc2 = vzero();
+    V acc3 = vzero();
     for (int k = 0; k < 2; ++k) {
       V dk = vload(dz + k * 16);
       const float* wk = w + k * 4 + i0;
       acc0 = vfma(dk, vbcast(wk + 0), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
+      acc2 = vfma(dk, vbcast(wk + 2), acc2);
+      acc3 = vfma(dk, vbcast(wk + 3), acc3);
     }
     vstore(dx + (i0 + 0) * 16, acc0);
     vstore(dx + (i0 + 1) * 16, acc1);
+    vstore(dx + (i0 + 2) * 16, acc2);
+    vstore(dx + (i0 + 3) * 16, acc3);
   }
 }
 
@@ -311,7 +333,7 @@ static CNNC_AVX512 void begin_slice(float* __restrict ws) {
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
 static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  (void)rows;
+  (void)grads, (void)ws, (void)rows;
   {
     // dense1
     dense1_backward_weights(grads, ws, rows);
@@ -480,6 +502,17 @@ static CNNC_AVX2 inline V vandnot(V a, V b) { return _mm256_andnot_ps(a, b); }
 static CNNC_AVX2 inline V vor(V a, V b) { return _mm256_or_ps(a, b); }
 static CNNC_AVX2 inline V veq(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
 static CNNC_AVX2 inline V vgt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static CNNC_AVX2 inline __m256i vhash(__m256i x) {
+  x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+  x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
+  x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+  x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x846ca68bu));
+  return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+static CNNC_AVX2 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) {
+  __m256i bits = vhash(_mm256_xor_si256(_mm256_load_si256((const __m256i*)keys), _mm256_set1_epi32((int)(element * 0x9e3779b9u))));
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(bits, _mm256_set1_epi32((int)threshold)), bits));
+}
 
 // dense1 forward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
@@ -620,6 +653,15 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward(const float* __restrict para
   }
 }
 
+// dropout1's mask on one block: to = from * scale where kept, else 0; [4][L] values.
+static CNNC_AVX2 CNNC_NOINLINE void dropout1_apply(const float* __restrict from, float* __restrict to, const cnnc_pass* pass, int first) {
+  alignas(64) uint32_t keys[8];
+  for (int lane = 0; lane < 8; ++lane) keys[lane] = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
+  const uint32_t threshold = cnnc_dropout_threshold(0.25f);
+  const V scale = vset(1.0f / (1.0f - 0.25f));
+  for (int e = 0; e < 4; ++e) vstore(to + e * 8, vand(vkeep(keys, e, threshold), vmul(vload(from + e * 8), scale)));
+}
+
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
 static CNNC_AVX2 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
@@ -629,12 +671,7 @@ static CNNC_AVX2 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const
     std::memcpy(y, x, 32 * sizeof(float));
     return;
   }
-  const uint32_t threshold = cnnc_dropout_threshold(0.25f);
-  const float scale = 1.0f / (1.0f - 0.25f);
-  for (int lane = 0; lane < 8; ++lane) {
-    uint32_t key = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
-    for (int e = 0; e < 4; ++e) y[e * 8 + lane] = cnnc_dropout_bits(key, e) >= threshold ? x[e * 8 + lane] * scale : 0.0f;
-  }
+  dropout1_apply(x, y, pass, first);
 }
 
 // dropout1 backward: line 5: dropout 0.25
@@ -642,12 +679,7 @@ static CNNC_AVX2 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const
 static CNNC_AVX2 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
   float* dy = ws + 720;
   float* dx = ws + 576;
-  const uint32_t threshold = cnnc_dropout_threshold(0.25f);
-  const float scale = 1.0f / (1.0f - 0.25f);
-  for (int lane = 0; lane < 8; ++lane) {
-    uint32_t key = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
-    for (int e = 0; e < 4; ++e) dx[e * 8 + lane] = cnnc_dropout_bits(key, e) >= threshold ? dy[e * 8 + lane] * scale : 0.0f;
-  }
+  dropout1_apply(dy, dx, pass, first);
 }
 
 // dense2 forward: line 6: dense 2
@@ -700,22 +732,29 @@ static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_weights(float* __restrict gr
 }
 
 // dense2 backward_data: line 6: dense 2
-// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 2 at a time
+// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 4 at a time
 static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* dz = ws + 576;
   float* dx = ws + 720;
-  for (int i0 = 0; i0 < 4; i0 += 2) {
+  {
+    const int i0 = 0;
     V acc0 = vzero();
     V acc1 = vzero();
+    V acc2 = vzero();
+    V acc3 = vzero();
     for (int k = 0; k < 2; ++k) {
       V dk = vload(dz + k * 8);
       const float* wk = w + k * 4 + i0;
       acc0 = vfma(dk, vbcast(wk + 0), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
+      acc2 = vfma(dk, vbcast(wk + 2), acc2);
+      acc3 = vfma(dk, vbcast(wk + 3), acc3);
     }
     vstore(dx + (i0 + 0) * 8, acc0);
     vstore(dx + (i0 + 1) * 8, acc1);
+    vstore(dx + (i0 + 2) * 8, acc2);
+    vstore(dx + (i0 + 3) * 8, acc3);
   }
 }
 
@@ -760,7 +799,7 @@ static CNNC_AVX2 void begin_slice(float* __restrict ws) {
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
 static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  (void)rows;
+  (void)grads, (void)ws, (void)rows;
   {
     // dense1
     dense1_backward_weights(grads, ws, rows);
@@ -911,25 +950,26 @@ namespace portable {
 // 1 samples per vector; workspace 304 floats for slices of up to 3 samples.
 static const int64_t workspace_floats = 304;
 typedef float V;
-static inline uint32_t vbits_of(float x) { uint32_t u; std::memcpy(&u, &x, 4); return u; }
-static inline float vfrom_bits(uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; }
-static inline V vload(const float* p) { return *p; }
-static inline V vloadu(const float* p) { return *p; }
-static inline void vstore(float* p, V v) { *p = v; }
-static inline void vstoreu(float* p, V v) { *p = v; }
-static inline void vstore_first(float* p, V v, int n) { if (n > 0) *p = v; }
-static inline V vbcast(const float* p) { return *p; }
-static inline V vset(float x) { return x; }
-static inline V vzero() { return 0.0f; }
-static inline V vadd(V a, V b) { return a + b; }
-static inline V vmul(V a, V b) { return a * b; }
-static inline V vfma(V a, V b, V c) { return a * b + c; }
-static inline V vmax(V a, V b) { return a > b ? a : b; }
-static inline V vand(V a, V b) { return vfrom_bits(vbits_of(a) & vbits_of(b)); }
-static inline V vandnot(V a, V b) { return vfrom_bits(~vbits_of(a) & vbits_of(b)); }
-static inline V vor(V a, V b) { return vfrom_bits(vbits_of(a) | vbits_of(b)); }
-static inline V veq(V a, V b) { return vfrom_bits(a == b ? ~0u : 0u); }
-static inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
+static CNNC_PORTABLE inline uint32_t vbits_of(float x) { uint32_t u; std::memcpy(&u, &x, 4); return u; }
+static CNNC_PORTABLE inline float vfrom_bits(uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; }
+static CNNC_PORTABLE inline V vload(const float* p) { return *p; }
+static CNNC_PORTABLE inline V vloadu(const float* p) { return *p; }
+static CNNC_PORTABLE inline void vstore(float* p, V v) { *p = v; }
+static CNNC_PORTABLE inline void vstoreu(float* p, V v) { *p = v; }
+static CNNC_PORTABLE inline void vstore_first(float* p, V v, int n) { if (n > 0) *p = v; }
+static CNNC_PORTABLE inline V vbcast(const float* p) { return *p; }
+static CNNC_PORTABLE inline V vset(float x) { return x; }
+static CNNC_PORTABLE inline V vzero() { return 0.0f; }
+static CNNC_PORTABLE inline V vadd(V a, V b) { return a + b; }
+static CNNC_PORTABLE inline V vmul(V a, V b) { return a * b; }
+static CNNC_PORTABLE inline V vfma(V a, V b, V c) { return a * b + c; }
+static CNNC_PORTABLE inline V vmax(V a, V b) { return a > b ? a : b; }
+static CNNC_PORTABLE inline V vand(V a, V b) { return vfrom_bits(vbits_of(a) & vbits_of(b)); }
+static CNNC_PORTABLE inline V vandnot(V a, V b) { return vfrom_bits(~vbits_of(a) & vbits_of(b)); }
+static CNNC_PORTABLE inline V vor(V a, V b) { return vfrom_bits(vbits_of(a) | vbits_of(b)); }
+static CNNC_PORTABLE inline V veq(V a, V b) { return vfrom_bits(a == b ? ~0u : 0u); }
+static CNNC_PORTABLE inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
+static CNNC_PORTABLE inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) { return vfrom_bits(cnnc_dropout_bits(keys[0], element) >= threshold ? ~0u : 0u); }
 
 // dense1 forward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
@@ -1025,6 +1065,15 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward(const float* __restrict 
   }
 }
 
+// dropout1's mask on one block: to = from * scale where kept, else 0; [4][L] values.
+static CNNC_PORTABLE CNNC_NOINLINE void dropout1_apply(const float* __restrict from, float* __restrict to, const cnnc_pass* pass, int first) {
+  alignas(64) uint32_t keys[1];
+  for (int lane = 0; lane < 1; ++lane) keys[lane] = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
+  const uint32_t threshold = cnnc_dropout_threshold(0.25f);
+  const V scale = vset(1.0f / (1.0f - 0.25f));
+  for (int e = 0; e < 4; ++e) vstore(to + e * 1, vand(vkeep(keys, e, threshold), vmul(vload(from + e * 1), scale)));
+}
+
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
 static CNNC_PORTABLE CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
@@ -1034,12 +1083,7 @@ static CNNC_PORTABLE CNNC_NOINLINE void dropout1_forward(float* __restrict ws, c
     std::memcpy(y, x, 4 * sizeof(float));
     return;
   }
-  const uint32_t threshold = cnnc_dropout_threshold(0.25f);
-  const float scale = 1.0f / (1.0f - 0.25f);
-  for (int lane = 0; lane < 1; ++lane) {
-    uint32_t key = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
-    for (int e = 0; e < 4; ++e) y[e * 1 + lane] = cnnc_dropout_bits(key, e) >= threshold ? x[e * 1 + lane] * scale : 0.0f;
-  }
+  dropout1_apply(x, y, pass, first);
 }
 
 // dropout1 backward: line 5: dropout 0.25
@@ -1047,12 +1091,7 @@ static CNNC_PORTABLE CNNC_NOINLINE void dropout1_forward(float* __restrict ws, c
 static CNNC_PORTABLE CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
   float* dy = ws + 256;
   float* dx = ws + 224;
-  const uint32_t threshold = cnnc_dropout_threshold(0.25f);
-  const float scale = 1.0f / (1.0f - 0.25f);
-  for (int lane = 0; lane < 1; ++lane) {
-    uint32_t key = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
-    for (int e = 0; e < 4; ++e) dx[e * 1 + lane] = cnnc_dropout_bits(key, e) >= threshold ? dy[e * 1 + lane] * scale : 0.0f;
-  }
+  dropout1_apply(dy, dx, pass, first);
 }
 
 // dense2 forward: line 6: dense 2
@@ -1111,22 +1150,29 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward_weights(float* __restric
 }
 
 // dense2 backward_data: line 6: dense 2
-// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 2 at a time
+// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 4 at a time
 static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* dz = ws + 224;
   float* dx = ws + 256;
-  for (int i0 = 0; i0 < 4; i0 += 2) {
+  {
+    const int i0 = 0;
     V acc0 = vzero();
     V acc1 = vzero();
+    V acc2 = vzero();
+    V acc3 = vzero();
     for (int k = 0; k < 2; ++k) {
       V dk = vload(dz + k * 1);
       const float* wk = w + k * 4 + i0;
       acc0 = vfma(dk, vbcast(wk + 0), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
+      acc2 = vfma(dk, vbcast(wk + 2), acc2);
+      acc3 = vfma(dk, vbcast(wk + 3), acc3);
     }
     vstore(dx + (i0 + 0) * 1, acc0);
     vstore(dx + (i0 + 1) * 1, acc1);
+    vstore(dx + (i0 + 2) * 1, acc2);
+    vstore(dx + (i0 + 3) * 1, acc3);
   }
 }
 
@@ -1171,7 +1217,7 @@ static CNNC_PORTABLE void begin_slice(float* __restrict ws) {
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
 static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  (void)rows;
+  (void)grads, (void)ws, (void)rows;
   {
     // dense1
     dense1_backward_weights(grads, ws, rows);
