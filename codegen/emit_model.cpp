@@ -405,26 +405,37 @@ void emit_layer_calls(EmitContext& c, bool training) {
   }
 }
 
-void emit_drivers(EmitContext& c) {
+// cnnc_model::train and cnnc_model::forward: one block of L samples at a time through every
+// layer; train() also runs the loss and the backward pass, and writes the slice's gradients.
+void emit_driver(EmitContext& c, bool training) {
   int64_t L = c.L();
-  c.w.comment(
-      "cnnc_model::train for this ISA: forward, loss and backward block by block, then the slice's "
-      "gradients.");
-  c.w.open("static {} float train(const cnnc_model* model, const cnnc_pass* pass)", c.target());
+  if (training) {
+    c.w.comment(
+        "cnnc_model::train for this ISA: forward, loss and backward block by block, then the "
+        "slice's gradients.");
+    c.w.open("static {} float train(const cnnc_model* model, const cnnc_pass* pass)", c.target());
+  } else {
+    c.w.comment("cnnc_model::forward for this ISA: inference, dropout off.");
+    c.w.open("static {} void forward(const cnnc_model* model, const cnnc_pass* pass)", c.target());
+  }
   c.w.line("(void)model;");
   c.w.line("float* ws = (float*)pass->workspace;");
   c.w.line("const float* params = pass->params;");
+  c.w.line("(void)params;");
   c.w.line("clear_padding(ws);");
-  c.w.line("begin_slice(ws);");
-  c.w.line("double loss = 0.0;");
+  if (training) {
+    c.w.line("begin_slice(ws);");
+    c.w.line("double loss = 0.0;");
+  }
   c.w.line("const int blocks = (pass->n + {}) / {};", L - 1, L);
   c.w.open("for (int block = 0; block < blocks; ++block)");
   c.w.line("const int first = block * {};", L);
   c.w.line("const int count = pass->n - first < {} ? pass->n - first : {};", L, L);
   c.w.line("load_block(pass->input, first, count, ws);");
-  emit_layer_calls(c, true);
-  c.w.line("loss += output_block(pass, first, count, ws, true);");
-  for (auto it = c.plan.layers.rbegin(); it != c.plan.layers.rend(); ++it) {
+  emit_layer_calls(c, training);
+  c.w.line("{}output_block(pass, first, count, ws, {});", training ? "loss += " : "",
+           training ? "true" : "false");
+  for (auto it = c.plan.layers.rbegin(); training && it != c.plan.layers.rend(); ++it) {
     const dsl::Layer& l = *it->layer;
     if (!runs_backward(*it)) continue;
     if (l.kind == dsl::LayerKind::conv)
@@ -437,26 +448,10 @@ void emit_drivers(EmitContext& c) {
       c.w.line("{}_backward(ws);", l.name);
   }
   c.w.close();
-  c.w.line("finish_slice(pass->grads, ws, blocks * {});", L);
-  c.w.line("return (float)loss;");
-  c.w.close();
-  c.w.blank();
-
-  c.w.comment("cnnc_model::forward for this ISA: inference, dropout off.");
-  c.w.open("static {} void forward(const cnnc_model* model, const cnnc_pass* pass)", c.target());
-  c.w.line("(void)model;");
-  c.w.line("float* ws = (float*)pass->workspace;");
-  c.w.line("const float* params = pass->params;");
-  c.w.line("(void)params;");
-  c.w.line("clear_padding(ws);");
-  c.w.line("const int blocks = (pass->n + {}) / {};", L - 1, L);
-  c.w.open("for (int block = 0; block < blocks; ++block)");
-  c.w.line("const int first = block * {};", L);
-  c.w.line("const int count = pass->n - first < {} ? pass->n - first : {};", L, L);
-  c.w.line("load_block(pass->input, first, count, ws);");
-  emit_layer_calls(c, false);
-  c.w.line("output_block(pass, first, count, ws, false);");
-  c.w.close();
+  if (training) {
+    c.w.line("finish_slice(pass->grads, ws, blocks * {});", L);
+    c.w.line("return (float)loss;");
+  }
   c.w.close();
   c.w.blank();
 }
@@ -537,7 +532,8 @@ void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch, int& funct
   emit_load_block(c);
   emit_slice_edges(c);
   emit_output_block(c);
-  emit_drivers(c);
+  emit_driver(c, true);
+  emit_driver(c, false);
   emit_kernel_table(c);
   functions += 7;
   w.close_namespace(name_of(isa));

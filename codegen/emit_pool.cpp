@@ -48,7 +48,15 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
   c.w.line("const float* y = {};", c.output_of(lp.index));
   c.w.line("const float* dy = {};", c.grad_of(lp.index));
   c.w.line("float* dx = {};", c.grad_of(lp.index - 1));
-  c.w.line("std::memset(dx, 0, {} * sizeof(float));", l.in.size() * L);
+  // Windows that tile the input without overlap write each dx value once, so they store
+  // instead of adding; only rows and columns that no window covers need clearing then.
+  bool tiles = l.stride_h == R && l.stride_w == S;
+  bool covers = tiles && P * R == l.in.h && Q * S == W;
+  if (!covers) c.w.line("std::memset(dx, 0, {} * sizeof(float));", l.in.size() * L);
+  auto add = [&](const std::string& to, const std::string& value) {
+    if (tiles) return fmt::format("vstore({}, {});", to, value);
+    return fmt::format("vstore({}, vadd(vload({}), {}));", to, to, value);
+  };
   c.w.open("for (int p = 0; p < {}; ++p)", P);
   c.w.open("for (int q = 0; q < {}; ++q)", Q);
   c.w.open("for (int ch = 0; ch < {}; ++ch)", C);
@@ -65,15 +73,14 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
         c.w.line(
             "{{ V hit = vandnot(taken, veq(vload(x + corner + {}), top)); taken = vor(taken, hit);",
             off);
-        c.w.line("  vstore(dx + corner + {}, vadd(vload(dx + corner + {}), vand(hit, g))); }}", off,
-                 off);
+        c.w.line("  {} }}", add(fmt::format("dx + corner + {}", off), "vand(hit, g)"));
       }
   } else {
     c.w.line("g = vmul(g, vset({}));", float_literal(1.0f / static_cast<float>(R * S)));
     for (int64_t r = 0; r < R; ++r)
       for (int64_t s = 0; s < S; ++s) {
         int64_t off = (r * W + s) * C * L;
-        c.w.line("vstore(dx + corner + {}, vadd(vload(dx + corner + {}), g));", off, off);
+        c.w.line("{}", add(fmt::format("dx + corner + {}", off), "g"));
       }
   }
   c.w.close();

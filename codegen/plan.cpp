@@ -81,8 +81,11 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       // every filter into them, so dx is read and written once per (p, q, r) instead of per
       // filter.
       int64_t taps = l.kernel_w * l.in.c;
-      lp.dw_kblock = register_block(isa, l.units, isa == Isa::avx512 ? 4 : 2);
-      lp.dw_tblock = register_block(isa, taps, isa == Isa::avx512 ? 6 : isa == Isa::avx2 ? 6 : 4);
+      // Rows with few taps (a first layer's S*C is S) take more filters, as many as the
+      // registers hold: dw_kblock * dw_tblock accumulators + dw_kblock dz + one x.
+      int64_t registers = isa == Isa::avx512 ? 32 : 16;
+      lp.dw_tblock = register_block(isa, taps, isa == Isa::avx512 ? 6 : isa == Isa::avx2 ? 5 : 4);
+      lp.dw_kblock = register_block(isa, l.units, (registers - 1) / (lp.dw_tblock + 1));
       // Every tile walks the output rows of a chunk; chunks of dw_prows rows keep the input
       // rows and output-gradient rows they read within about 512 KiB of L2, so the tiles after
       // the first find them there.

@@ -440,7 +440,6 @@ static CNNC_AVX512 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
   const float* y = ws + 3072;
   const float* dy = ws + 5168;
   float* dx = ws + 4016;
-  std::memset(dx, 0, 1152 * sizeof(float));
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
       for (int ch = 0; ch < 2; ++ch) {
@@ -450,13 +449,13 @@ static CNNC_AVX512 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
         V top = vload(y + o);
         V taken = vzero();
         { V hit = vandnot(taken, veq(vload(x + corner + 0), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 0, vadd(vload(dx + corner + 0), vand(hit, g))); }
+          vstore(dx + corner + 0, vand(hit, g)); }
         { V hit = vandnot(taken, veq(vload(x + corner + 32), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 32, vadd(vload(dx + corner + 32), vand(hit, g))); }
+          vstore(dx + corner + 32, vand(hit, g)); }
         { V hit = vandnot(taken, veq(vload(x + corner + 192), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 192, vadd(vload(dx + corner + 192), vand(hit, g))); }
+          vstore(dx + corner + 192, vand(hit, g)); }
         { V hit = vandnot(taken, veq(vload(x + corner + 224), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 224, vadd(vload(dx + corner + 224), vand(hit, g))); }
+          vstore(dx + corner + 224, vand(hit, g)); }
       }
     }
   }
@@ -723,6 +722,7 @@ static CNNC_AVX512 float train(const cnnc_model* model, const cnnc_pass* pass) {
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
+  (void)params;
   clear_padding(ws);
   begin_slice(ws);
   double loss = 0.0;
@@ -1045,7 +1045,6 @@ static CNNC_AVX2 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
   const float* y = ws + 1536;
   const float* dy = ws + 2544;
   float* dx = ws + 1968;
-  std::memset(dx, 0, 576 * sizeof(float));
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
       for (int ch = 0; ch < 2; ++ch) {
@@ -1055,13 +1054,13 @@ static CNNC_AVX2 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
         V top = vload(y + o);
         V taken = vzero();
         { V hit = vandnot(taken, veq(vload(x + corner + 0), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 0, vadd(vload(dx + corner + 0), vand(hit, g))); }
+          vstore(dx + corner + 0, vand(hit, g)); }
         { V hit = vandnot(taken, veq(vload(x + corner + 16), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 16, vadd(vload(dx + corner + 16), vand(hit, g))); }
+          vstore(dx + corner + 16, vand(hit, g)); }
         { V hit = vandnot(taken, veq(vload(x + corner + 96), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 96, vadd(vload(dx + corner + 96), vand(hit, g))); }
+          vstore(dx + corner + 96, vand(hit, g)); }
         { V hit = vandnot(taken, veq(vload(x + corner + 112), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 112, vadd(vload(dx + corner + 112), vand(hit, g))); }
+          vstore(dx + corner + 112, vand(hit, g)); }
       }
     }
   }
@@ -1310,6 +1309,7 @@ static CNNC_AVX2 float train(const cnnc_model* model, const cnnc_pass* pass) {
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
+  (void)params;
   clear_padding(ws);
   begin_slice(ws);
   double loss = 0.0;
@@ -1590,7 +1590,6 @@ static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) 
   const float* y = ws + 240;
   const float* dy = ws + 480;
   float* dx = ws + 400;
-  std::memset(dx, 0, 72 * sizeof(float));
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
       for (int ch = 0; ch < 2; ++ch) {
@@ -1600,13 +1599,13 @@ static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) 
         V top = vload(y + o);
         V taken = vzero();
         { V hit = vandnot(taken, veq(vload(x + corner + 0), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 0, vadd(vload(dx + corner + 0), vand(hit, g))); }
+          vstore(dx + corner + 0, vand(hit, g)); }
         { V hit = vandnot(taken, veq(vload(x + corner + 2), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 2, vadd(vload(dx + corner + 2), vand(hit, g))); }
+          vstore(dx + corner + 2, vand(hit, g)); }
         { V hit = vandnot(taken, veq(vload(x + corner + 12), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 12, vadd(vload(dx + corner + 12), vand(hit, g))); }
+          vstore(dx + corner + 12, vand(hit, g)); }
         { V hit = vandnot(taken, veq(vload(x + corner + 14), top)); taken = vor(taken, hit);
-          vstore(dx + corner + 14, vadd(vload(dx + corner + 14), vand(hit, g))); }
+          vstore(dx + corner + 14, vand(hit, g)); }
       }
     }
   }
@@ -1822,6 +1821,7 @@ static CNNC_PORTABLE float train(const cnnc_model* model, const cnnc_pass* pass)
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
+  (void)params;
   clear_padding(ws);
   begin_slice(ws);
   double loss = 0.0;

@@ -404,6 +404,7 @@ static CNNC_AVX512 float train(const cnnc_model* model, const cnnc_pass* pass) {
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
+  (void)params;
   clear_padding(ws);
   begin_slice(ws);
   double loss = 0.0;
@@ -870,6 +871,7 @@ static CNNC_AVX2 float train(const cnnc_model* model, const cnnc_pass* pass) {
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
+  (void)params;
   clear_padding(ws);
   begin_slice(ws);
   double loss = 0.0;
@@ -1288,6 +1290,7 @@ static CNNC_PORTABLE float train(const cnnc_model* model, const cnnc_pass* pass)
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
+  (void)params;
   clear_padding(ws);
   begin_slice(ws);
   double loss = 0.0;
