@@ -71,6 +71,16 @@ void emit_blocks(EmitContext& c, const std::string& var, int64_t total, int64_t 
 
 namespace {
 
+// The preprocessor switch around one ISA's variant (see the generated file's preamble).
+std::string variant_macro(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return "CNNC_HAS_AVX512";
+    case Isa::avx2: return "CNNC_HAS_AVX2";
+    case Isa::portable: return "CNNC_HAS_PORTABLE";
+  }
+  return "0";
+}
+
 constexpr const char* vector_helpers_avx512 = R"(typedef __m512 V;
 static CNNC_AVX512 inline V vload(const float* p) { return _mm512_load_ps(p); }
 static CNNC_AVX512 inline V vloadu(const float* p) { return _mm512_loadu_ps(p); }
@@ -508,8 +518,7 @@ void emit_kernel_table(EmitContext& c) {
 void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch, int& functions) {
   Plan plan = plan_model(g, isa, max_batch);
   EmitContext c{g, plan, w};
-  bool x86 = isa != Isa::portable;
-  if (x86) w.line("#if CNNC_X86");
+  w.line("#if {}", variant_macro(isa));
   w.open_namespace(name_of(isa));
   w.comment(
       fmt::format("{} samples per vector; workspace {} floats for slices of up to {} samples.",
@@ -537,7 +546,7 @@ void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch, int& funct
   emit_kernel_table(c);
   functions += 7;
   w.close_namespace(name_of(isa));
-  if (x86) w.line("#endif");
+  w.line("#endif");
   w.blank();
 }
 
@@ -603,16 +612,23 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const GenOptions& o) {
       "portable, -1 none.");
   w.open("static int pick_isa(const char* target)");
   w.line("const bool any = std::strcmp(target, \"auto\") == 0;");
-  w.line("#if CNNC_X86");
+  w.line("(void)any;");
+  w.line("#if CNNC_HAS_AVX512 || CNNC_HAS_AVX2");
   w.line("__builtin_cpu_init();");
+  w.line("#endif");
+  w.line("#if CNNC_HAS_AVX512");
   w.line(
       "if ((any || std::strcmp(target, \"avx512\") == 0) && __builtin_cpu_supports(\"avx512f\")) "
       "return 0;");
+  w.line("#endif");
+  w.line("#if CNNC_HAS_AVX2");
   w.line(
       "if ((any || std::strcmp(target, \"avx2\") == 0) && __builtin_cpu_supports(\"avx2\") && "
       "__builtin_cpu_supports(\"fma\")) return 1;");
   w.line("#endif");
+  w.line("#if CNNC_HAS_PORTABLE");
   w.line("if (any || std::strcmp(target, \"portable\") == 0) return 2;");
+  w.line("#endif");
   w.line("return -1;");
   w.close();
   w.blank();
@@ -636,15 +652,14 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   w.line("m->param_count = {};", g.param_floats);
   w.line("m->update = update;");
   auto variant = [&](Isa isa, int index) {
-    bool x86 = isa != Isa::portable;
-    if (x86) w.line("#if CNNC_X86");
+    w.line("#if {}", variant_macro(isa));
     w.open("if (isa == {})", index);
     w.line("m->engine = \"specialized-{}\";", name_of(isa));
     w.line("m->workspace_bytes = {}::workspace_floats * 4;", name_of(isa));
     w.line("m->forward = {}::forward;", name_of(isa));
     w.line("m->train = {}::train;", name_of(isa));
     w.close();
-    if (x86) w.line("#endif");
+    w.line("#endif");
   };
   variant(Isa::avx512, 0);
   variant(Isa::avx2, 1);
@@ -658,11 +673,14 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const GenOptions& o) {
          g.name);
   w.line("using namespace cnnc_gen_{};", g.name);
   w.line("const int isa = target ? pick_isa(target) : -1;");
-  w.line("#if CNNC_X86");
-  w.line("if (isa == 0) return *kernels = avx512::kernels, avx512::kernel_count;");
-  w.line("if (isa == 1) return *kernels = avx2::kernels, avx2::kernel_count;");
-  w.line("#endif");
-  w.line("if (isa == 2) return *kernels = portable::kernels, portable::kernel_count;");
+  int index = 0;
+  for (Isa isa : all_isas) {
+    w.line("#if {}", variant_macro(isa));
+    w.line("if (isa == {}) return *kernels = {}::kernels, {}::kernel_count;", index++, name_of(isa),
+           name_of(isa));
+    w.line("#endif");
+  }
+  w.line("(void)kernels;");
   w.line("return 0;");
   w.close();
 }
@@ -693,6 +711,18 @@ Generated emit_model(const dsl::Graph& g, const GenOptions& o) {
   w.line("#define CNNC_X86 1");
   w.line("#else");
   w.line("#define CNNC_X86 0");
+  w.line("#endif");
+  w.comment(
+      "The variants this translation unit compiles: all, unless CNNC_ONLY_VARIANT names one (0 "
+      "avx512, 1 avx2, 2 portable), as cnnc's run-time build does for the one the CPU runs.");
+  w.line("#ifdef CNNC_ONLY_VARIANT");
+  w.line("#define CNNC_HAS_AVX512 (CNNC_X86 && CNNC_ONLY_VARIANT == 0)");
+  w.line("#define CNNC_HAS_AVX2 (CNNC_X86 && CNNC_ONLY_VARIANT == 1)");
+  w.line("#define CNNC_HAS_PORTABLE (CNNC_ONLY_VARIANT == 2)");
+  w.line("#else");
+  w.line("#define CNNC_HAS_AVX512 CNNC_X86");
+  w.line("#define CNNC_HAS_AVX2 CNNC_X86");
+  w.line("#define CNNC_HAS_PORTABLE 1");
   w.line("#endif");
   w.line("#define CNNC_AVX512 __attribute__((target(\"avx512f,avx2,fma\"), unused))");
   w.line("#define CNNC_AVX2 __attribute__((target(\"avx2,fma\"), unused))");

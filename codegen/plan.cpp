@@ -69,8 +69,28 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       // Forward tiles of qblock columns x kblock filters: each tap then costs qblock input loads
       // and kblock weight broadcasts for qblock x kblock FMAs. AVX2's 16 registers hold a 2 x 6
       // tile with its inputs; AVX-512's 32 hold 4 x 6 (and broadcasts fold into its FMAs).
-      lp.qblock = isa == Isa::avx512 ? 4 : isa == Isa::avx2 ? 2 : 1;
-      lp.kblock = register_block(isa, l.units, isa == Isa::portable ? 8 : 6);
+      //
+      // Each distinct tile shape is a body of R*S taps in the text, and a column or filter count
+      // that the tile does not divide adds one, so the shape that divides the layer comes first
+      // (lenet5's conv2, 10 columns x 16 filters, takes 5 x 4 in one body instead of 4 x 6 in
+      // four: a third of the code and compile time); among those, the most accumulators.
+      if (isa == Isa::portable) {
+        lp.qblock = 1;
+        lp.kblock = register_block(isa, l.units, 8);
+      } else {
+        int64_t budget = isa == Isa::avx512 ? 30 : 15, best_bodies = 5, best_acc = 0;
+        for (int64_t q = 1; q <= std::min<int64_t>(l.out.w, 6); ++q)
+          for (int64_t k = 1; k <= std::min<int64_t>(l.units, 8); ++k) {
+            if (q * k + q + 1 > budget) continue;
+            int64_t bodies = (l.out.w % q ? 2 : 1) * (l.units % k ? 2 : 1);
+            if (bodies < best_bodies || (bodies == best_bodies && q * k > best_acc)) {
+              best_bodies = bodies;
+              best_acc = q * k;
+              lp.qblock = static_cast<int>(q);
+              lp.kblock = static_cast<int>(k);
+            }
+          }
+      }
       // Unrolling every tap of a filter block is worth it only while the body stays small: a
       // few hundred multiply-adds compile in well under a second. Past that the channel loop
       // stays a loop with a constant bound and only the R x S window is unrolled.

@@ -28,6 +28,16 @@
 #else
 #define CNNC_X86 0
 #endif
+// The variants this translation unit compiles: all, unless CNNC_ONLY_VARIANT names one (0 avx512, 1 avx2, 2 portable), as cnnc's run-time build does for the one the CPU runs.
+#ifdef CNNC_ONLY_VARIANT
+#define CNNC_HAS_AVX512 (CNNC_X86 && CNNC_ONLY_VARIANT == 0)
+#define CNNC_HAS_AVX2 (CNNC_X86 && CNNC_ONLY_VARIANT == 1)
+#define CNNC_HAS_PORTABLE (CNNC_ONLY_VARIANT == 2)
+#else
+#define CNNC_HAS_AVX512 CNNC_X86
+#define CNNC_HAS_AVX2 CNNC_X86
+#define CNNC_HAS_PORTABLE 1
+#endif
 #define CNNC_AVX512 __attribute__((target("avx512f,avx2,fma"), unused))
 #define CNNC_AVX2 __attribute__((target("avx2,fma"), unused))
 #define CNNC_PORTABLE __attribute__((unused))
@@ -42,7 +52,7 @@ static const cnnc_layer layer_table[3] = {
     {"dense1", 5, 4, 3, 3, 2, 1, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0.0f, 48, 54, 112, 3, 1},
 };
 
-#if CNNC_X86
+#if CNNC_HAS_AVX512
 namespace avx512 {
 // 16 samples per vector; workspace 6336 floats for slices of up to 4 samples.
 static const int64_t workspace_floats = 6336;
@@ -79,7 +89,7 @@ static CNNC_AVX512 inline V vkeep(const uint32_t* keys, uint32_t element, uint32
 }
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 4 columns x 2 filters, taps unrolled
+// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 6 columns x 2 filters, taps unrolled
 static CNNC_AVX512 CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
@@ -105,133 +115,191 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_forward(const float* __restrict para
         V acc_q2_k1 = vbcast(b + k0 + 1);
         V acc_q3_k0 = vbcast(b + k0 + 0);
         V acc_q3_k1 = vbcast(b + k0 + 1);
-        V x0, x1, x2, x3, wv;
+        V acc_q4_k0 = vbcast(b + k0 + 0);
+        V acc_q4_k1 = vbcast(b + k0 + 1);
+        V acc_q5_k0 = vbcast(b + k0 + 0);
+        V acc_q5_k1 = vbcast(b + k0 + 1);
+        V x0, x1, x2, x3, x4, x5, wv;
         x0 = vload(xw + 0);
         x1 = vload(xw + 16);
         x2 = vload(xw + 32);
         x3 = vload(xw + 48);
+        x4 = vload(xw + 64);
+        x5 = vload(xw + 80);
         wv = vbcast(wk + 0 + 0);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
         acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
+        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
         wv = vbcast(wk + 9 + 0);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
+        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
         x0 = vload(xw + 16);
         x1 = vload(xw + 32);
         x2 = vload(xw + 48);
         x3 = vload(xw + 64);
+        x4 = vload(xw + 80);
+        x5 = vload(xw + 96);
         wv = vbcast(wk + 0 + 1);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
         acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
+        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
         wv = vbcast(wk + 9 + 1);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
+        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
         x0 = vload(xw + 32);
         x1 = vload(xw + 48);
         x2 = vload(xw + 64);
         x3 = vload(xw + 80);
+        x4 = vload(xw + 96);
+        x5 = vload(xw + 112);
         wv = vbcast(wk + 0 + 2);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
         acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
+        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
         wv = vbcast(wk + 9 + 2);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
+        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
         x0 = vload(xw + 128);
         x1 = vload(xw + 144);
         x2 = vload(xw + 160);
         x3 = vload(xw + 176);
+        x4 = vload(xw + 192);
+        x5 = vload(xw + 208);
         wv = vbcast(wk + 0 + 3);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
         acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
+        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
         wv = vbcast(wk + 9 + 3);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
+        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
         x0 = vload(xw + 144);
         x1 = vload(xw + 160);
         x2 = vload(xw + 176);
         x3 = vload(xw + 192);
+        x4 = vload(xw + 208);
+        x5 = vload(xw + 224);
         wv = vbcast(wk + 0 + 4);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
         acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
+        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
         wv = vbcast(wk + 9 + 4);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
+        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
         x0 = vload(xw + 160);
         x1 = vload(xw + 176);
         x2 = vload(xw + 192);
         x3 = vload(xw + 208);
+        x4 = vload(xw + 224);
+        x5 = vload(xw + 240);
         wv = vbcast(wk + 0 + 5);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
         acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
+        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
         wv = vbcast(wk + 9 + 5);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
+        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
         x0 = vload(xw + 256);
         x1 = vload(xw + 272);
         x2 = vload(xw + 288);
         x3 = vload(xw + 304);
+        x4 = vload(xw + 320);
+        x5 = vload(xw + 336);
         wv = vbcast(wk + 0 + 6);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
         acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
+        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
         wv = vbcast(wk + 9 + 6);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
+        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
         x0 = vload(xw + 272);
         x1 = vload(xw + 288);
         x2 = vload(xw + 304);
         x3 = vload(xw + 320);
+        x4 = vload(xw + 336);
+        x5 = vload(xw + 352);
         wv = vbcast(wk + 0 + 7);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
         acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
+        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
         wv = vbcast(wk + 9 + 7);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
+        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
         x0 = vload(xw + 288);
         x1 = vload(xw + 304);
         x2 = vload(xw + 320);
         x3 = vload(xw + 336);
+        x4 = vload(xw + 352);
+        x5 = vload(xw + 368);
         wv = vbcast(wk + 0 + 8);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
         acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
+        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
+        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
         wv = vbcast(wk + 9 + 8);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
         acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
+        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
+        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
         acc_q0_k0 = vmax(acc_q0_k0, vzero());
         vstore(yo + (0 * 2 + k0 + 0) * 16, acc_q0_k0);
         acc_q0_k1 = vmax(acc_q0_k1, vzero());
@@ -248,101 +316,14 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_forward(const float* __restrict para
         vstore(yo + (3 * 2 + k0 + 0) * 16, acc_q3_k0);
         acc_q3_k1 = vmax(acc_q3_k1, vzero());
         vstore(yo + (3 * 2 + k0 + 1) * 16, acc_q3_k1);
-      }
-    }
-    {
-      const int q0 = 4;
-      const float* xw = xp + p * 128 + q0 * 16;
-      float* yo = y + (p * 6 + q0) * 32;
-      {
-        const int k0 = 0;
-        const float* wk = w + k0 * 9;
-        CNNC_OPAQUE(wk);
-        V acc_q0_k0 = vbcast(b + k0 + 0);
-        V acc_q0_k1 = vbcast(b + k0 + 1);
-        V acc_q1_k0 = vbcast(b + k0 + 0);
-        V acc_q1_k1 = vbcast(b + k0 + 1);
-        V x0, x1, wv;
-        x0 = vload(xw + 0);
-        x1 = vload(xw + 16);
-        wv = vbcast(wk + 0 + 0);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        wv = vbcast(wk + 9 + 0);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        x0 = vload(xw + 16);
-        x1 = vload(xw + 32);
-        wv = vbcast(wk + 0 + 1);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        wv = vbcast(wk + 9 + 1);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        x0 = vload(xw + 32);
-        x1 = vload(xw + 48);
-        wv = vbcast(wk + 0 + 2);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        wv = vbcast(wk + 9 + 2);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        x0 = vload(xw + 128);
-        x1 = vload(xw + 144);
-        wv = vbcast(wk + 0 + 3);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        wv = vbcast(wk + 9 + 3);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        x0 = vload(xw + 144);
-        x1 = vload(xw + 160);
-        wv = vbcast(wk + 0 + 4);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        wv = vbcast(wk + 9 + 4);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        x0 = vload(xw + 160);
-        x1 = vload(xw + 176);
-        wv = vbcast(wk + 0 + 5);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        wv = vbcast(wk + 9 + 5);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        x0 = vload(xw + 256);
-        x1 = vload(xw + 272);
-        wv = vbcast(wk + 0 + 6);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        wv = vbcast(wk + 9 + 6);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        x0 = vload(xw + 272);
-        x1 = vload(xw + 288);
-        wv = vbcast(wk + 0 + 7);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        wv = vbcast(wk + 9 + 7);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        x0 = vload(xw + 288);
-        x1 = vload(xw + 304);
-        wv = vbcast(wk + 0 + 8);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        wv = vbcast(wk + 9 + 8);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        acc_q0_k0 = vmax(acc_q0_k0, vzero());
-        vstore(yo + (0 * 2 + k0 + 0) * 16, acc_q0_k0);
-        acc_q0_k1 = vmax(acc_q0_k1, vzero());
-        vstore(yo + (0 * 2 + k0 + 1) * 16, acc_q0_k1);
-        acc_q1_k0 = vmax(acc_q1_k0, vzero());
-        vstore(yo + (1 * 2 + k0 + 0) * 16, acc_q1_k0);
-        acc_q1_k1 = vmax(acc_q1_k1, vzero());
-        vstore(yo + (1 * 2 + k0 + 1) * 16, acc_q1_k1);
+        acc_q4_k0 = vmax(acc_q4_k0, vzero());
+        vstore(yo + (4 * 2 + k0 + 0) * 16, acc_q4_k0);
+        acc_q4_k1 = vmax(acc_q4_k1, vzero());
+        vstore(yo + (4 * 2 + k0 + 1) * 16, acc_q4_k1);
+        acc_q5_k0 = vmax(acc_q5_k0, vzero());
+        vstore(yo + (5 * 2 + k0 + 0) * 16, acc_q5_k0);
+        acc_q5_k1 = vmax(acc_q5_k1, vzero());
+        vstore(yo + (5 * 2 + k0 + 1) * 16, acc_q5_k1);
       }
     }
   }
@@ -811,7 +792,7 @@ static const int32_t kernel_count = 7;
 }  // namespace avx512
 #endif
 
-#if CNNC_X86
+#if CNNC_HAS_AVX2
 namespace avx2 {
 // 8 samples per vector; workspace 3136 floats for slices of up to 4 samples.
 static const int64_t workspace_floats = 3136;
@@ -846,7 +827,7 @@ static CNNC_AVX2 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t
 }
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 2 columns x 2 filters, taps unrolled
+// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 3 columns x 2 filters, taps unrolled
 static CNNC_AVX2 CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
@@ -856,7 +837,7 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_forward(const float* __restrict params
   const float* xp = ws + 864;
   float* y = ws + 288;
   for (int p = 0; p < 6; ++p) {
-    for (int q0 = 0; q0 < 6; q0 += 2) {
+    for (int q0 = 0; q0 < 6; q0 += 3) {
       const float* xw = xp + p * 64 + q0 * 8;
       float* yo = y + (p * 6 + q0) * 16;
       {
@@ -867,79 +848,108 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_forward(const float* __restrict params
         V acc_q0_k1 = vbcast(b + k0 + 1);
         V acc_q1_k0 = vbcast(b + k0 + 0);
         V acc_q1_k1 = vbcast(b + k0 + 1);
-        V x0, x1, wv;
+        V acc_q2_k0 = vbcast(b + k0 + 0);
+        V acc_q2_k1 = vbcast(b + k0 + 1);
+        V x0, x1, x2, wv;
         x0 = vload(xw + 0);
         x1 = vload(xw + 8);
+        x2 = vload(xw + 16);
         wv = vbcast(wk + 0 + 0);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         wv = vbcast(wk + 9 + 0);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         x0 = vload(xw + 8);
         x1 = vload(xw + 16);
+        x2 = vload(xw + 24);
         wv = vbcast(wk + 0 + 1);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         wv = vbcast(wk + 9 + 1);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         x0 = vload(xw + 16);
         x1 = vload(xw + 24);
+        x2 = vload(xw + 32);
         wv = vbcast(wk + 0 + 2);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         wv = vbcast(wk + 9 + 2);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         x0 = vload(xw + 64);
         x1 = vload(xw + 72);
+        x2 = vload(xw + 80);
         wv = vbcast(wk + 0 + 3);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         wv = vbcast(wk + 9 + 3);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         x0 = vload(xw + 72);
         x1 = vload(xw + 80);
+        x2 = vload(xw + 88);
         wv = vbcast(wk + 0 + 4);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         wv = vbcast(wk + 9 + 4);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         x0 = vload(xw + 80);
         x1 = vload(xw + 88);
+        x2 = vload(xw + 96);
         wv = vbcast(wk + 0 + 5);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         wv = vbcast(wk + 9 + 5);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         x0 = vload(xw + 128);
         x1 = vload(xw + 136);
+        x2 = vload(xw + 144);
         wv = vbcast(wk + 0 + 6);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         wv = vbcast(wk + 9 + 6);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         x0 = vload(xw + 136);
         x1 = vload(xw + 144);
+        x2 = vload(xw + 152);
         wv = vbcast(wk + 0 + 7);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         wv = vbcast(wk + 9 + 7);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         x0 = vload(xw + 144);
         x1 = vload(xw + 152);
+        x2 = vload(xw + 160);
         wv = vbcast(wk + 0 + 8);
         acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
         acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
+        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
         wv = vbcast(wk + 9 + 8);
         acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
         acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
+        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
         acc_q0_k0 = vmax(acc_q0_k0, vzero());
         vstore(yo + (0 * 2 + k0 + 0) * 8, acc_q0_k0);
         acc_q0_k1 = vmax(acc_q0_k1, vzero());
@@ -948,6 +958,10 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_forward(const float* __restrict params
         vstore(yo + (1 * 2 + k0 + 0) * 8, acc_q1_k0);
         acc_q1_k1 = vmax(acc_q1_k1, vzero());
         vstore(yo + (1 * 2 + k0 + 1) * 8, acc_q1_k1);
+        acc_q2_k0 = vmax(acc_q2_k0, vzero());
+        vstore(yo + (2 * 2 + k0 + 0) * 8, acc_q2_k0);
+        acc_q2_k1 = vmax(acc_q2_k1, vzero());
+        vstore(yo + (2 * 2 + k0 + 1) * 8, acc_q2_k1);
       }
     }
   }
@@ -1398,6 +1412,7 @@ static const int32_t kernel_count = 7;
 }  // namespace avx2
 #endif
 
+#if CNNC_HAS_PORTABLE
 namespace portable {
 // 1 samples per vector; workspace 576 floats for slices of up to 4 samples.
 static const int64_t workspace_floats = 576;
@@ -1908,6 +1923,7 @@ static const cnnc_kernel kernels[7] = {
 static const int32_t kernel_count = 7;
 
 }  // namespace portable
+#endif
 
 // cnnc_model::update: SGD with momentum or Adam (as torch.optim), trainable ranges only; weight decay is L2.
 static void update(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt) {
@@ -1949,12 +1965,19 @@ static void update(const cnnc_model* model, float* params, const float* grads, f
 // The ISA variant for a target ("auto": the best this CPU runs): 0 avx512, 1 avx2, 2 portable, -1 none.
 static int pick_isa(const char* target) {
   const bool any = std::strcmp(target, "auto") == 0;
-  #if CNNC_X86
+  (void)any;
+  #if CNNC_HAS_AVX512 || CNNC_HAS_AVX2
   __builtin_cpu_init();
+  #endif
+  #if CNNC_HAS_AVX512
   if ((any || std::strcmp(target, "avx512") == 0) && __builtin_cpu_supports("avx512f")) return 0;
+  #endif
+  #if CNNC_HAS_AVX2
   if ((any || std::strcmp(target, "avx2") == 0) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
   #endif
+  #if CNNC_HAS_PORTABLE
   if (any || std::strcmp(target, "portable") == 0) return 2;
+  #endif
   return -1;
 }
 
@@ -1977,7 +2000,7 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
   m->layers = layer_table;
   m->param_count = 128;
   m->update = update;
-  #if CNNC_X86
+  #if CNNC_HAS_AVX512
   if (isa == 0) {
     m->engine = "specialized-avx512";
     m->workspace_bytes = avx512::workspace_floats * 4;
@@ -1985,7 +2008,7 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
     m->train = avx512::train;
   }
   #endif
-  #if CNNC_X86
+  #if CNNC_HAS_AVX2
   if (isa == 1) {
     m->engine = "specialized-avx2";
     m->workspace_bytes = avx2::workspace_floats * 4;
@@ -1993,12 +2016,14 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
     m->train = avx2::train;
   }
   #endif
+  #if CNNC_HAS_PORTABLE
   if (isa == 2) {
     m->engine = "specialized-portable";
     m->workspace_bytes = portable::workspace_floats * 4;
     m->forward = portable::forward;
     m->train = portable::train;
   }
+  #endif
   return m;
 }
 
@@ -2007,10 +2032,15 @@ extern "C" void cnnc_tiny_conv_destroy(cnnc_model* model) { delete model; }
 extern "C" int32_t cnnc_tiny_conv_kernels(const char* target, const cnnc_kernel** kernels) {
   using namespace cnnc_gen_tiny_conv;
   const int isa = target ? pick_isa(target) : -1;
-  #if CNNC_X86
+  #if CNNC_HAS_AVX512
   if (isa == 0) return *kernels = avx512::kernels, avx512::kernel_count;
+  #endif
+  #if CNNC_HAS_AVX2
   if (isa == 1) return *kernels = avx2::kernels, avx2::kernel_count;
   #endif
+  #if CNNC_HAS_PORTABLE
   if (isa == 2) return *kernels = portable::kernels, portable::kernel_count;
+  #endif
+  (void)kernels;
   return 0;
 }

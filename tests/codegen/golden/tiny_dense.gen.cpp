@@ -28,6 +28,16 @@
 #else
 #define CNNC_X86 0
 #endif
+// The variants this translation unit compiles: all, unless CNNC_ONLY_VARIANT names one (0 avx512, 1 avx2, 2 portable), as cnnc's run-time build does for the one the CPU runs.
+#ifdef CNNC_ONLY_VARIANT
+#define CNNC_HAS_AVX512 (CNNC_X86 && CNNC_ONLY_VARIANT == 0)
+#define CNNC_HAS_AVX2 (CNNC_X86 && CNNC_ONLY_VARIANT == 1)
+#define CNNC_HAS_PORTABLE (CNNC_ONLY_VARIANT == 2)
+#else
+#define CNNC_HAS_AVX512 CNNC_X86
+#define CNNC_HAS_AVX2 CNNC_X86
+#define CNNC_HAS_PORTABLE 1
+#endif
 #define CNNC_AVX512 __attribute__((target("avx512f,avx2,fma"), unused))
 #define CNNC_AVX2 __attribute__((target("avx2,fma"), unused))
 #define CNNC_PORTABLE __attribute__((unused))
@@ -42,7 +52,7 @@ static const cnnc_layer layer_table[3] = {
     {"dense2", 5, 0, 1, 1, 4, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0.0f, 96, 8, 112, 2, 1},
 };
 
-#if CNNC_X86
+#if CNNC_HAS_AVX512
 namespace avx512 {
 // 16 samples per vector; workspace 2000 floats for slices of up to 3 samples.
 static const int64_t workspace_floats = 2000;
@@ -481,7 +491,7 @@ static const int32_t kernel_count = 5;
 }  // namespace avx512
 #endif
 
-#if CNNC_X86
+#if CNNC_HAS_AVX2
 namespace avx2 {
 // 8 samples per vector; workspace 880 floats for slices of up to 3 samples.
 static const int64_t workspace_floats = 880;
@@ -948,6 +958,7 @@ static const int32_t kernel_count = 5;
 }  // namespace avx2
 #endif
 
+#if CNNC_HAS_PORTABLE
 namespace portable {
 // 1 samples per vector; workspace 304 floats for slices of up to 3 samples.
 static const int64_t workspace_floats = 304;
@@ -1365,6 +1376,7 @@ static const cnnc_kernel kernels[5] = {
 static const int32_t kernel_count = 5;
 
 }  // namespace portable
+#endif
 
 // cnnc_model::update: SGD with momentum or Adam (as torch.optim), trainable ranges only; weight decay is L2.
 static void update(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt) {
@@ -1406,12 +1418,19 @@ static void update(const cnnc_model* model, float* params, const float* grads, f
 // The ISA variant for a target ("auto": the best this CPU runs): 0 avx512, 1 avx2, 2 portable, -1 none.
 static int pick_isa(const char* target) {
   const bool any = std::strcmp(target, "auto") == 0;
-  #if CNNC_X86
+  (void)any;
+  #if CNNC_HAS_AVX512 || CNNC_HAS_AVX2
   __builtin_cpu_init();
+  #endif
+  #if CNNC_HAS_AVX512
   if ((any || std::strcmp(target, "avx512") == 0) && __builtin_cpu_supports("avx512f")) return 0;
+  #endif
+  #if CNNC_HAS_AVX2
   if ((any || std::strcmp(target, "avx2") == 0) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
   #endif
+  #if CNNC_HAS_PORTABLE
   if (any || std::strcmp(target, "portable") == 0) return 2;
+  #endif
   return -1;
 }
 
@@ -1434,7 +1453,7 @@ extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* tar
   m->layers = layer_table;
   m->param_count = 128;
   m->update = update;
-  #if CNNC_X86
+  #if CNNC_HAS_AVX512
   if (isa == 0) {
     m->engine = "specialized-avx512";
     m->workspace_bytes = avx512::workspace_floats * 4;
@@ -1442,7 +1461,7 @@ extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* tar
     m->train = avx512::train;
   }
   #endif
-  #if CNNC_X86
+  #if CNNC_HAS_AVX2
   if (isa == 1) {
     m->engine = "specialized-avx2";
     m->workspace_bytes = avx2::workspace_floats * 4;
@@ -1450,12 +1469,14 @@ extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* tar
     m->train = avx2::train;
   }
   #endif
+  #if CNNC_HAS_PORTABLE
   if (isa == 2) {
     m->engine = "specialized-portable";
     m->workspace_bytes = portable::workspace_floats * 4;
     m->forward = portable::forward;
     m->train = portable::train;
   }
+  #endif
   return m;
 }
 
@@ -1464,10 +1485,15 @@ extern "C" void cnnc_tiny_dense_destroy(cnnc_model* model) { delete model; }
 extern "C" int32_t cnnc_tiny_dense_kernels(const char* target, const cnnc_kernel** kernels) {
   using namespace cnnc_gen_tiny_dense;
   const int isa = target ? pick_isa(target) : -1;
-  #if CNNC_X86
+  #if CNNC_HAS_AVX512
   if (isa == 0) return *kernels = avx512::kernels, avx512::kernel_count;
+  #endif
+  #if CNNC_HAS_AVX2
   if (isa == 1) return *kernels = avx2::kernels, avx2::kernel_count;
   #endif
+  #if CNNC_HAS_PORTABLE
   if (isa == 2) return *kernels = portable::kernels, portable::kernel_count;
+  #endif
+  (void)kernels;
   return 0;
 }
