@@ -1,9 +1,15 @@
-// cnnc bench FILE: training and inference throughput of each engine, measured interleaved.
+// cnnc bench FILE: training and inference throughput of each engine, measured interleaved; and
+// with --to-accuracy, the training seconds each engine needs to reach a test accuracy.
 //
 // The shared machine drifts by up to 1.5x between runs (DESIGN.md), so engines are only ever
 // compared within one run: every repetition times every engine in turn, and the report quotes
 // medians and each engine's ratio to the first one. The data are synthetic (random pixels and
 // labels from the model's seed), so no dataset is needed and every run times the same bits.
+//
+// Engines: cnnc's own (generic, specialized) through the C ABI and the trainer's TrainStep; the
+// peers a user would pick instead: a network of oneDNN primitives (onednn, when cnnc was built
+// with oneDNN) and PyTorch (pytorch, a child process running bench/peers/pytorch_mnist.py). A
+// peer that is not available is skipped with one line, and the others still run.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -14,12 +20,18 @@
 #include <stdexcept>
 #include <thread>
 
+#include "bench/peak_fma.hpp"
+#include "bench_accuracy.hpp"
+#include "bench_peers.hpp"
 #include "commands.hpp"
 #include "data/batches.hpp"
 #include "data/random.hpp"
 #include "engines.hpp"
 #include "thread_pool.hpp"
 #include "trainer.hpp"
+#ifdef CNNC_WITH_ONEDNN
+#include "bench/onednn_net.hpp"
+#endif
 
 namespace cnnc::cli {
 
@@ -38,8 +50,14 @@ struct BenchArgs {
   std::optional<int64_t> batch;
   int reps = 5;
   double seconds = 1.0;
-  double peak_gflops = 232.0;
+  std::optional<double> peak_gflops;  // unset: measured
   bool json = false;
+  std::string python = default_python();
+  // --to-accuracy
+  std::optional<double> to_accuracy;
+  std::string seeds, data;
+  int eval_every = 100;
+  std::optional<int64_t> epochs;
   dsl::Limits limits;
 };
 
@@ -59,83 +77,6 @@ struct Batch {
   std::vector<int32_t> labels;
 };
 
-// One engine's model with the training step cnnc train takes (rt::TrainStep, sized as the
-// trainer sizes it) and the parameters and optimizer settings each timed window restarts from.
-class Runner {
- public:
-  Runner(std::string engine_name, std::unique_ptr<Engine> engine, const Batch& batch,
-         rt::ThreadPool& pool, uint64_t seed)
-      : name(std::move(engine_name)),
-        engine_(std::move(engine)),
-        m_(engine_->model()),
-        batch_(batch),
-        pool_(pool),
-        seed_(seed),
-        step_(m_, pool, batch.n),
-        outputs_(static_cast<size_t>(batch.n) * m_.output_size, 0.0f) {}
-
-  const cnnc_model& model() const { return m_; }
-  const std::vector<float>& outputs() const { return outputs_; }
-
-  // Back to the given parameters and a zero optimizer state, so that every timed window starts
-  // from the same point and random labels cannot walk the weights towards overflow (whose
-  // arithmetic may run at another speed) over many repetitions.
-  void reset(const std::vector<float>& params, const cnnc_optimizer& opt) {
-    params_ = params;
-    std::vector<float>& state = step_.optimizer_state();
-    std::fill(state.begin(), state.end(), 0.0f);
-    opt_ = opt;
-    opt_.step = 0;
-  }
-
-  // One training step on the whole batch, as the trainer takes it in epoch 0 with the batch at
-  // position step * n of the epoch (which keys the dropout masks). False when the loss or a
-  // gradient was not finite: the trainer would stop there, and the step skips its update.
-  bool train_step() {
-    uint32_t base = static_cast<uint32_t>(opt_.step) * static_cast<uint32_t>(batch_.n);
-    ++opt_.step;
-    return step_
-        .run(params_, batch_.images.data(), batch_.labels.data(), batch_.n, opt_, 0, base, seed_)
-        .non_finite.empty();
-  }
-
-  // Inference on the whole batch, split across the threads as evaluation splits it.
-  void forward() {
-    rt::forward_batch(m_, params_, batch_.images.data(), batch_.n, outputs_.data(), pool_,
-                      step_.workspaces());
-  }
-
-  std::string name;
-  std::vector<double> train_ips, infer_ips;  // one per repetition
-  bool diverged = false;                     // some timed step had a non-finite loss
-
- private:
-  std::unique_ptr<Engine> engine_;
-  const cnnc_model& m_;  // engine_'s, which a move of the Runner does not move
-  const Batch& batch_;
-  rt::ThreadPool& pool_;
-  uint64_t seed_;
-  rt::TrainStep step_;
-  std::vector<float> outputs_, params_;
-  cnnc_optimizer opt_{};
-};
-
-std::vector<std::string> split_engines(const std::string& list) {
-  std::vector<std::string> out;
-  // By hand rather than with getline, which drops a trailing empty item ("generic,").
-  for (size_t start = 0;;) {
-    size_t comma = std::min(list.find(',', start), list.size());
-    std::string item = list.substr(start, comma - start);
-    item.erase(0, item.find_first_not_of(" \t"));
-    item.erase(item.find_last_not_of(" \t") + 1);
-    if (item.empty())
-      throw std::runtime_error(fmt::format("--engines '{}' has an empty name", list));
-    out.push_back(item);
-    if (comma == list.size()) return out;
-    start = comma + 1;
-  }
-}
-
 // Runs f until `seconds` have passed (at least `min_calls` times); returns calls per second.
 template <class F>
 double rate(double seconds, int min_calls, F&& f) {
@@ -149,6 +90,208 @@ double rate(double seconds, int min_calls, F&& f) {
   } while (calls < min_calls || elapsed < seconds);
   return static_cast<double>(calls) / elapsed;
 }
+
+// One engine in the race. Every timed window restarts from the same parameters and a zero
+// optimizer state, so that random labels cannot walk the weights towards overflow (whose
+// arithmetic may run at another speed) over many repetitions.
+class Contender {
+ public:
+  explicit Contender(std::string engine_name) : name(std::move(engine_name)) {}
+  virtual ~Contender() = default;
+
+  // Verify before timing: one training step from params must be finite (false otherwise);
+  // then `outputs` gets the inference of the batch from params ([n][output_size]).
+  virtual bool check(const std::vector<float>& params, const cnnc_optimizer& opt,
+                     std::vector<float>& outputs) = 0;
+  // Training images/s from params over about `seconds`, after `warmup` seconds untimed.
+  virtual double train_rate(const std::vector<float>& params, const cnnc_optimizer& opt,
+                            double warmup, double seconds) = 0;
+  virtual double infer_rate(double warmup, double seconds) = 0;
+  virtual std::string label() const { return name; }
+
+  std::string name;
+  std::vector<double> train_ips, infer_ips;  // one per repetition
+  bool diverged = false;                     // some timed step had a non-finite loss
+};
+
+// generic and specialized: the training step cnnc train takes (rt::TrainStep, sized as the
+// trainer sizes it), inference split across the threads as evaluation splits it.
+class AbiContender final : public Contender {
+ public:
+  AbiContender(std::string engine_name, std::unique_ptr<Engine> engine, const Batch& batch,
+               rt::ThreadPool& pool, uint64_t seed)
+      : Contender(std::move(engine_name)),
+        engine_(std::move(engine)),
+        m_(engine_->model()),
+        batch_(batch),
+        pool_(pool),
+        seed_(seed),
+        step_(m_, pool, batch.n),
+        outputs_(static_cast<size_t>(batch.n) * m_.output_size, 0.0f) {}
+
+  bool check(const std::vector<float>& params, const cnnc_optimizer& opt,
+             std::vector<float>& outputs) override {
+    reset(params, opt);
+    if (!train_step()) return false;
+    reset(params, opt);
+    forward();
+    outputs = outputs_;
+    return true;
+  }
+  double train_rate(const std::vector<float>& params, const cnnc_optimizer& opt, double warmup,
+                    double seconds) override {
+    reset(params, opt);
+    bool finite = true;
+    auto step = [&] { finite = train_step() && finite; };
+    rate(warmup, 2, step);
+    double r = rate(seconds, 3, step) * batch_.n;
+    diverged = diverged || !finite;
+    return r;
+  }
+  double infer_rate(double warmup, double seconds) override {
+    auto infer = [&] { forward(); };
+    rate(warmup, 2, infer);
+    return rate(seconds, 3, infer) * batch_.n;
+  }
+  std::string label() const override {
+    return name == m_.engine ? name : fmt::format("{} ({})", name, m_.engine);
+  }
+
+ private:
+  void reset(const std::vector<float>& params, const cnnc_optimizer& opt) {
+    params_ = params;
+    std::vector<float>& state = step_.optimizer_state();
+    std::fill(state.begin(), state.end(), 0.0f);
+    opt_ = opt;
+    opt_.step = 0;
+  }
+  // One training step on the whole batch, as the trainer takes it in epoch 0 with the batch at
+  // position step * n of the epoch (which keys the dropout masks). False when the loss or a
+  // gradient was not finite: the trainer would stop there, and the step skips its update.
+  bool train_step() {
+    uint32_t base = static_cast<uint32_t>(opt_.step) * static_cast<uint32_t>(batch_.n);
+    ++opt_.step;
+    return step_
+        .run(params_, batch_.images.data(), batch_.labels.data(), batch_.n, opt_, 0, base, seed_)
+        .non_finite.empty();
+  }
+  void forward() {
+    rt::forward_batch(m_, params_, batch_.images.data(), batch_.n, outputs_.data(), pool_,
+                      step_.workspaces());
+  }
+
+  std::unique_ptr<Engine> engine_;
+  const cnnc_model& m_;  // engine_'s, which a move does not move
+  const Batch& batch_;
+  rt::ThreadPool& pool_;
+  uint64_t seed_;
+  rt::TrainStep step_;
+  std::vector<float> outputs_, params_;
+  cnnc_optimizer opt_{};
+};
+
+#ifdef CNNC_WITH_ONEDNN
+// onednn: the whole batch through a network of oneDNN primitives (bench/onednn_net.hpp), with
+// oneDNN's OpenMP threads capped at --threads.
+class OnednnContender final : public Contender {
+ public:
+  OnednnContender(const cnnc_model& table, const Batch& batch, int threads, uint64_t seed)
+      : Contender("onednn"),
+        threads_((bench::onednn_set_threads(threads), threads)),  // before the primitives
+        net_(table, batch.n),
+        batch_(batch),
+        seed_(seed),
+        outputs_(static_cast<size_t>(batch.n) * table.output_size) {}
+
+  bool check(const std::vector<float>& params, const cnnc_optimizer& opt,
+             std::vector<float>& outputs) override {
+    bench::onednn_set_threads(threads_);
+    reset(params, opt);
+    if (!train_step()) return false;
+    reset(params, opt);
+    net_.forward(batch_.images.data(), outputs_.data());
+    outputs = outputs_;
+    return true;
+  }
+  double train_rate(const std::vector<float>& params, const cnnc_optimizer& opt, double warmup,
+                    double seconds) override {
+    bench::onednn_set_threads(threads_);
+    reset(params, opt);
+    bool finite = true;
+    auto step = [&] { finite = train_step() && finite; };
+    rate(warmup, 2, step);
+    double r = rate(seconds, 3, step) * batch_.n;
+    diverged = diverged || !finite;
+    return r;
+  }
+  double infer_rate(double warmup, double seconds) override {
+    bench::onednn_set_threads(threads_);
+    auto infer = [&] { net_.forward(batch_.images.data(), outputs_.data()); };
+    rate(warmup, 2, infer);
+    return rate(seconds, 3, infer) * batch_.n;
+  }
+  std::string implementations() const { return net_.implementations(); }
+
+ private:
+  void reset(const std::vector<float>& params, const cnnc_optimizer& opt) {
+    net_.set_params(params.data());
+    opt_ = opt;
+    opt_.step = 0;
+  }
+  bool train_step() {
+    uint32_t base = static_cast<uint32_t>(opt_.step) * static_cast<uint32_t>(batch_.n);
+    ++opt_.step;
+    return std::isfinite(
+        net_.train_step(batch_.images.data(), batch_.labels.data(), opt_, 0, base, seed_));
+  }
+
+  int threads_;
+  bench::OnednnNet net_;
+  const Batch& batch_;
+  uint64_t seed_;
+  std::vector<float> outputs_;
+  cnnc_optimizer opt_{};
+};
+#endif
+
+// pytorch: the timing loop runs inside the Python process (a call per step across the pipe
+// would time the pipe); cnnc asks for one window at a time, so windows still interleave.
+class PytorchContender final : public Contender {
+ public:
+  PytorchContender(std::unique_ptr<PytorchPeer> peer, const Batch& batch)
+      : Contender("pytorch"), peer_(std::move(peer)), batch_(batch) {}
+
+  bool check(const std::vector<float>& params, const cnnc_optimizer&,
+             std::vector<float>& outputs) override {
+    const std::string& d = peer_->dir();
+    write_binary(d + "/params.f32", params.data(), params.size() * sizeof(float));
+    write_binary(d + "/images.f32", batch_.images.data(), batch_.images.size() * sizeof(float));
+    write_binary(d + "/labels.i32", batch_.labels.data(), batch_.labels.size() * sizeof(int32_t));
+    peer_->command("load " + d);
+    std::string r = peer_->command("check " + d);
+    if (json_number(r, "finite").value_or(1) == 0 ||
+        r.find("\"finite\": false") != std::string::npos)
+      return false;
+    outputs = read_floats(d + "/outputs.f32");
+    return true;
+  }
+  double train_rate(const std::vector<float>&, const cnnc_optimizer&, double warmup,
+                    double seconds) override {
+    std::string r = peer_->command(fmt::format("train {} {}", seconds, warmup));
+    diverged = diverged || r.find("\"diverged\": true") != std::string::npos;
+    return json_number(r, "images_per_second").value_or(0);
+  }
+  double infer_rate(double warmup, double seconds) override {
+    return json_number(peer_->command(fmt::format("infer {} {}", seconds, warmup)),
+                       "images_per_second")
+        .value_or(0);
+  }
+  std::string label() const override { return fmt::format("pytorch ({})", peer_->version()); }
+
+ private:
+  std::unique_ptr<PytorchPeer> peer_;
+  const Batch& batch_;
+};
 
 struct Stats {
   double median, min, max;
@@ -167,6 +310,7 @@ std::string group(double x) {
 // The largest |a - b| relative to the scale of a (at least 1, so probabilities compare
 // absolutely), over two equally long vectors.
 double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return INFINITY;
   double scale = 1, diff = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     scale = std::max(scale, std::fabs(static_cast<double>(a[i])));
@@ -176,12 +320,13 @@ double relative_difference(const std::vector<float>& a, const std::vector<float>
   return diff / scale;
 }
 
-// The engines to time, in the order given: the first is the one the ratios compare against.
-std::vector<std::unique_ptr<Engine>> make_engines(const dsl::Graph& g, const BenchArgs& a,
-                                                  int32_t slice, std::vector<std::string>& names) {
-  names = split_engines(a.engines.value_or("specialized,generic"));
-  std::vector<std::unique_ptr<Engine>> out;
-  for (const std::string& name : names) out.push_back(make_engine(g, name, slice));
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out += c;
+  }
   return out;
 }
 
@@ -192,131 +337,213 @@ int run_bench(BenchArgs& a) {
   int32_t batch = static_cast<int32_t>(a.batch.value_or(g.training.batch));
   int32_t slice = (batch + a.threads - 1) / a.threads;  // as cnnc train sizes its engine
 
-  std::vector<std::string> names;
-  std::vector<std::unique_ptr<Engine>> engines = make_engines(g, a, slice, names);
-  const cnnc_model& first = engines.front()->model();
-  for (const auto& e : engines)
-    if (e->model().param_count != first.param_count)
-      throw std::logic_error("engines disagree on the parameter count");
+  if (a.to_accuracy) {
+    AccuracyArgs acc;
+    acc.target = *a.to_accuracy;
+    acc.engines = split_engines(a.engines.value_or("specialized"));
+    acc.seeds = a.seeds;
+    acc.data = a.data;
+    acc.eval_every = a.eval_every;
+    acc.epochs = a.epochs.value_or(g.training.epochs);
+    acc.threads = a.threads;
+    acc.python = a.python;
+    acc.json = a.json;
+    return run_to_accuracy(g, acc);
+  }
 
-  Batch data(first, batch, g.training.seed);
-  std::vector<float> params = initial_params(g, first, g.training.seed);
+  std::vector<std::string> names = split_engines(a.engines.value_or("specialized,generic"));
+  // The generic engine's model is the layer table, parameter layout and initialisation every
+  // engine starts from, whichever engines run.
+  std::unique_ptr<Engine> reference = make_engine(g, "generic", slice);
+  const cnnc_model& table = reference->model();
+  Batch data(table, batch, g.training.seed);
+  std::vector<float> params = initial_params(g, table, g.training.seed);
   cnnc_optimizer opt = optimizer_of(g.training);  // at its base rate: bench runs no schedule
   rt::ThreadPool pool(a.threads);
-  std::vector<Runner> runners;
-  runners.reserve(engines.size());
-  for (size_t i = 0; i < engines.size(); ++i)
-    runners.emplace_back(names[i], std::move(engines[i]), data, pool, g.training.seed);
 
-  double peak = a.peak_gflops * a.threads / 2.0;
+  std::vector<std::unique_ptr<Contender>> contenders;
+  std::vector<std::pair<std::string, std::string>> skipped;  // engine, why
+  std::string onednn_impls;
+  for (const std::string& name : names) {
+    if (name == "pytorch") {
+      std::string why;
+      std::unique_ptr<PytorchPeer> peer = PytorchPeer::start(
+          a.python, peer_config_json(g, table, batch, a.threads), a.threads, why);
+      if (!peer) {
+        fmt::print("pytorch: skipped: {}\n", why);
+        skipped.emplace_back(name, why);
+        continue;
+      }
+      contenders.push_back(std::make_unique<PytorchContender>(std::move(peer), data));
+    } else if (name == "onednn") {
+#ifdef CNNC_WITH_ONEDNN
+      try {
+        auto c = std::make_unique<OnednnContender>(table, data, a.threads, g.training.seed);
+        onednn_impls = c->implementations();
+        contenders.push_back(std::move(c));
+      } catch (const bench::OnednnUnsupported& e) {
+        fmt::print("onednn: skipped: {}\n", e.what());
+        skipped.emplace_back(name, e.what());
+      }
+#else
+      std::string why = "cnnc was built without oneDNN (install libdnnl-dev and reconfigure)";
+      fmt::print("onednn: skipped: {}\n", why);
+      skipped.emplace_back(name, why);
+#endif
+    } else {
+      std::unique_ptr<Engine> e = make_engine(g, name, slice);
+      if (e->model().param_count != table.param_count)
+        throw std::logic_error("engines disagree on the parameter count");
+      contenders.push_back(
+          std::make_unique<AbiContender>(name, std::move(e), data, pool, g.training.seed));
+    }
+  }
+  if (contenders.empty()) {
+    fmt::print(stderr, "cnnc: error: no engine left to time\n");
+    return exit_user_error;
+  }
+
+  // The denominator of "% peak": measured in every repetition alongside the engines, and the
+  // best repetition taken (load on a shared machine only ever lowers it), unless given.
+  bool peak_measured = !a.peak_gflops;
+  std::vector<double> peaks;
   fmt::print(
       "bench {} ({}): batch {}, {} thread{}, {} rep{} of ~{:g} s per engine and phase, random "
       "{} inputs\n",
       g.name, a.file, batch, a.threads, a.threads == 1 ? "" : "s", a.reps, a.reps == 1 ? "" : "s",
       a.seconds, g.input.str());
+  if (!onednn_impls.empty()) fmt::print("onednn implementations: {}\n", onednn_impls);
 
   // Verify before timing (as llm.c's benches do): one step from the same parameters on the
   // same batch must give a finite loss, and every engine must infer what the first one does;
   // timing an engine that computes something else would compare nothing.
-  for (Runner& r : runners) {
-    r.reset(params, opt);
-    if (!r.train_step()) {
+  std::vector<float> first_outputs;
+  for (auto& c : contenders) {
+    std::vector<float> outputs;
+    if (!c->check(params, opt, outputs)) {
       fmt::print(stderr,
                  "cnnc: error: engine '{}': the first training step on random data gives a "
                  "non-finite loss or gradient; not timing it\n",
-                 r.name);
+                 c->name);
       return exit_user_error;
     }
-    r.reset(params, opt);
-    r.forward();
-    if (&r != &runners.front()) {
-      double d = relative_difference(runners.front().outputs(), r.outputs());
-      if (!(d < 1e-3)) {
-        fmt::print(stderr,
-                   "cnnc: error: engines '{}' and '{}' disagree on the forward pass (largest "
-                   "relative difference {:.3g}, tolerance 1e-3); not timing them (cnnc verify "
-                   "compares them layer by layer)\n",
-                   runners.front().name, r.name, d);
-        return exit_user_error;
-      }
+    if (c == contenders.front()) {
+      first_outputs = outputs;
+      continue;
+    }
+    double d = relative_difference(first_outputs, outputs);
+    if (!(d < 1e-3)) {
+      fmt::print(stderr,
+                 "cnnc: error: engines '{}' and '{}' disagree on the forward pass (largest "
+                 "relative difference {:.3g}, tolerance 1e-3); not timing them (cnnc verify "
+                 "compares them layer by layer)\n",
+                 contenders.front()->name, c->name, d);
+      return exit_user_error;
     }
   }
 
   bool progress = isatty(STDERR_FILENO);
   double warmup = std::min(0.2, a.seconds / 10);
   for (int rep = 0; rep < a.reps; ++rep) {
-    for (Runner& r : runners) {
-      if (progress) fmt::print(stderr, "\r  rep {}/{}: {:<16}", rep + 1, a.reps, r.name);
-      r.reset(params, opt);
-      bool finite = true;
-      auto step = [&] { finite = r.train_step() && finite; };
-      rate(warmup, 2, step);
-      r.train_ips.push_back(rate(a.seconds, 3, step) * batch);
-      r.diverged = r.diverged || !finite;
-      auto infer = [&] { r.forward(); };
-      rate(warmup, 2, infer);
-      r.infer_ips.push_back(rate(a.seconds, 3, infer) * batch);
+    if (peak_measured) peaks.push_back(bench::measure_peak_gflops(a.threads, 0.1));
+    for (auto& c : contenders) {
+      if (progress) fmt::print(stderr, "\r  rep {}/{}: {:<16}", rep + 1, a.reps, c->name);
+      c->train_ips.push_back(c->train_rate(params, opt, warmup, a.seconds));
+      c->infer_ips.push_back(c->infer_rate(warmup, a.seconds));
     }
   }
   if (progress) fmt::print(stderr, "\r{:40}\r", "");
-  for (const Runner& r : runners)
-    if (r.diverged)
+  for (const auto& c : contenders)
+    if (c->diverged)
       fmt::print(stderr,
                  "warning: engine '{}' diverged on the random labels during timing; its figures "
                  "include non-finite arithmetic and skipped updates\n",
-                 r.name);
+                 c->name);
 
+  double peak = peak_measured ? stats(peaks).max : *a.peak_gflops * a.threads / 2.0;
   double train_mflop = static_cast<double>(g.training_flops) / 1e6,
          forward_mflop = static_cast<double>(g.forward_flops) / 1e6;
-  Stats base = stats(runners.front().train_ips);
-  Stats base_infer = stats(runners.front().infer_ips);
-  fmt::print(
-      "training step {:.3f} MFLOP/image, forward {:.3f} MFLOP/image; peak {:g} GFLOP/s = "
-      "{:g} x {}/2 threads (the documented FP32 FMA figure of DESIGN.md, not measured; "
-      "--peak-gflops)\n",
-      train_mflop, forward_mflop, peak, a.peak_gflops, a.threads);
-  fmt::print("{:<12} {:>30} {:>8} {:>7} {:>30} {:>6} {:>6}\n", "engine",
+  Stats base = stats(contenders.front()->train_ips);
+  Stats base_infer = stats(contenders.front()->infer_ips);
+  if (peak_measured)
+    fmt::print(
+        "training step {:.3f} MFLOP/image, forward {:.3f} MFLOP/image; peak {:.1f} GFLOP/s on "
+        "{} thread{} (measured: FP32 FMA chains, the best of AVX-512 and AVX2, and of {} "
+        "windows, which ranged over [{:.1f}-{:.1f}])\n",
+        train_mflop, forward_mflop, peak, a.threads, a.threads == 1 ? "" : "s", a.reps,
+        stats(peaks).min, stats(peaks).max);
+  else
+    fmt::print(
+        "training step {:.3f} MFLOP/image, forward {:.3f} MFLOP/image; peak {:g} GFLOP/s = "
+        "{:g} x {}/2 threads (given with --peak-gflops, not measured)\n",
+        train_mflop, forward_mflop, peak, *a.peak_gflops, a.threads);
+  fmt::print("{:<22} {:>30} {:>8} {:>7} {:>30} {:>6} {:>6}\n", "engine",
              "train img/s median [min-max]", "GFLOP/s", "% peak", "infer img/s median [min-max]",
              "ratio", "infer");
   std::string json_engines;
-  for (const Runner& r : runners) {
-    Stats t = stats(r.train_ips), f = stats(r.infer_ips);
+  for (const auto& c : contenders) {
+    Stats t = stats(c->train_ips), f = stats(c->infer_ips);
     double gflops = t.median * train_mflop / 1e3, share = gflops / peak;
-    double infer_gflops = f.median * forward_mflop / 1e3;
+    double infer_gflops = f.median * forward_mflop / 1e3, infer_share = infer_gflops / peak;
     double ratio = t.median / base.median, infer_ratio = f.median / base_infer.median;
-    std::string label =
-        r.name == r.model().engine ? r.name : fmt::format("{} ({})", r.name, r.model().engine);
-    fmt::print("{:<12} {:>30} {:>8.1f} {:>6.1f}% {:>30} {:>6.2f} {:>6.2f}\n", label,
+    fmt::print("{:<22} {:>30} {:>8.1f} {:>6.1f}% {:>30} {:>6.2f} {:>6.2f}\n", c->label(),
                fmt::format("{} [{}-{}]", group(t.median), group(t.min), group(t.max)), gflops,
                100 * share, fmt::format("{} [{}-{}]", group(f.median), group(f.min), group(f.max)),
                ratio, infer_ratio);
     json_engines += fmt::format(
-        R"({}{{"engine":"{}","train_images_per_second":{:.1f},"train_min":{:.1f},"train_max":{:.1f},"infer_images_per_second":{:.1f},"infer_min":{:.1f},"infer_max":{:.1f},"gflops":{:.3f},"infer_gflops":{:.3f},"peak_share":{:.4f},"ratio":{:.4f},"infer_ratio":{:.4f}}})",
-        json_engines.empty() ? "" : ",", r.name, t.median, t.min, t.max, f.median, f.min, f.max,
-        gflops, infer_gflops, share, ratio, infer_ratio);
+        R"({}{{"engine":"{}","label":"{}","train_images_per_second":{:.1f},"train_min":{:.1f},"train_max":{:.1f},"infer_images_per_second":{:.1f},"infer_min":{:.1f},"infer_max":{:.1f},"gflops":{:.3f},"infer_gflops":{:.3f},"peak_share":{:.4f},"infer_peak_share":{:.4f},"ratio":{:.4f},"infer_ratio":{:.4f},"diverged":{}}})",
+        json_engines.empty() ? "" : ",", c->name, json_escape(c->label()), t.median, t.min, t.max,
+        f.median, f.min, f.max, gflops, infer_gflops, share, infer_share, ratio, infer_ratio,
+        c->diverged);
   }
   fmt::print("ratio: median training images/s over {}'s; infer: the same for inference\n",
-             runners.front().name);
-  if (a.json)
+             contenders.front()->name);
+  if (a.json) {
+    std::string json_skipped;
+    for (const auto& [engine, why] : skipped)
+      json_skipped += fmt::format(R"({}{{"engine":"{}","reason":"{}"}})",
+                                  json_skipped.empty() ? "" : ",", engine, json_escape(why));
     fmt::print(
-        R"({{"model":"{}","threads":{},"batch":{},"reps":{},"seconds":{:g},"train_mflop_per_image":{:.4f},"forward_mflop_per_image":{:.4f},"peak_gflops":{:g},"peak_measured":false,"engines":[{}]}})"
+        R"({{"model":"{}","threads":{},"batch":{},"reps":{},"seconds":{:g},"train_mflop_per_image":{:.4f},"forward_mflop_per_image":{:.4f},"peak_gflops":{:.2f},"peak_measured":{},"engines":[{}],"skipped":[{}]}})"
         "\n",
         g.name, a.threads, batch, a.reps, a.seconds, train_mflop, forward_mflop, peak,
-        json_engines);
+        peak_measured, json_engines, json_skipped);
+  }
   return exit_ok;
 }
 
 }  // namespace
 
+std::vector<std::string> split_engines(const std::string& list) {
+  std::vector<std::string> out;
+  // By hand rather than with getline, which drops a trailing empty item ("generic,").
+  for (size_t start = 0;;) {
+    size_t comma = std::min(list.find(',', start), list.size());
+    std::string item = list.substr(start, comma - start);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (item.empty())
+      throw std::runtime_error(fmt::format("--engines '{}' has an empty name", list));
+    if (item != "generic" && item != "specialized" && item != "onednn" && item != "pytorch")
+      throw std::runtime_error(fmt::format(
+          "unknown engine '{}'; expected generic, specialized, onednn or pytorch", item));
+    out.push_back(item);
+    if (comma == list.size()) return out;
+    start = comma + 1;
+  }
+}
+
 void register_bench(CLI::App& app, int& status) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand(
       "bench",
-      "Training and inference images/s of each engine on random MNIST-shaped data, interleaved");
+      "Training and inference images/s of each engine on random MNIST-shaped data, interleaved; "
+      "or the training seconds to a test accuracy (--to-accuracy)");
   cmd->add_option("file", a->file, ".cnn file")->required();
   cmd->add_option("--engines", a->engines,
-                  "Comma-separated engines, the first is the reference of the ratios (default "
-                  "specialized,generic)");
+                  "Comma-separated engines: generic, specialized, onednn, pytorch; the first is "
+                  "the reference of the ratios (default specialized,generic; with --to-accuracy "
+                  "specialized)");
   cmd->add_option("--threads", a->threads, "Threads that split each batch")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
@@ -329,10 +556,30 @@ void register_bench(CLI::App& app, int& status) {
       ->capture_default_str()
       ->check(CLI::Range(0.001, 3600.0));
   cmd->add_option("--peak-gflops", a->peak_gflops,
-                  "FP32 peak of 2 cores in GFLOP/s, scaled by threads/2 (default: DESIGN.md's "
-                  "documented figure, not measured)")
-      ->capture_default_str()
+                  "FP32 peak of 2 cores in GFLOP/s, scaled by threads/2 (default: measured with "
+                  "FMA chains on the bench's threads)")
       ->check(CLI::Range(1e-3, 1e9));
+  cmd->add_option("--python", a->python,
+                  "Interpreter for the pytorch engine (default $CNNC_PYTHON or /usr/bin/python3)")
+      ->capture_default_str();
+  cmd->add_option("--to-accuracy", a->to_accuracy,
+                  "Train on MNIST until the test accuracy reaches this fraction; report the "
+                  "training seconds per engine and seed")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--seeds", a->seeds,
+                  "With --to-accuracy: comma-separated seeds (default the file's)");
+  cmd->add_option("--data", a->data,
+                  "With --to-accuracy: directory with the four MNIST IDX files (default "
+                  "$CNNC_DATA or data/mnist)");
+  cmd->add_option("--eval-every", a->eval_every,
+                  "With --to-accuracy: steps between test evaluations, 0 for once per epoch "
+                  "(evaluation time is not training time)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
+  cmd->add_option("--epochs", a->epochs,
+                  "With --to-accuracy: give up after this many epochs (default the file's; the "
+                  "schedule always spans the file's)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000}));
   cmd->add_flag("--json", a->json, "End with one JSON object of the results");
   add_limit_flags(*cmd, a->limits);
   cmd->callback([a, &status] {

@@ -6,6 +6,7 @@
 
 #include "atomic_file.hpp"
 #include "commands.hpp"
+#include "compile/jit_clang.hpp"
 #include "emit_model.hpp"
 
 namespace cnnc::cli {
@@ -14,7 +15,7 @@ void register_gen(CLI::App& app, int& status) {
   struct Options {
     std::string file, out_dir;
     std::optional<int64_t> batch;
-    bool stats = false;
+    bool stats = false, format = false;
     dsl::Limits limits;
   };
   auto opt = std::make_shared<Options>();
@@ -27,6 +28,9 @@ void register_gen(CLI::App& app, int& status) {
                   "Override the file's batch: the largest slice the code takes")
       ->check(CLI::Range(int64_t{1}, int64_t{65536}));
   cmd->add_flag("--stats", opt->stats, "Print lines, functions, bytes and generation time");
+  cmd->add_flag("--format", opt->format,
+                "Run clang-format (built in, cnnc's style) over both files: for reading; the "
+                "generated layout is what cnnc compiles");
   add_limit_flags(*cmd, opt->limits);
   cmd->callback([opt, &status] {
     std::optional<dsl::Graph> g = load_model(opt->file, opt->limits);
@@ -40,6 +44,16 @@ void register_gen(CLI::App& app, int& status) {
         *g, {g->source_path, g->source_text, static_cast<int>(g->training.batch)});
     double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (opt->format) {
+      try {
+        gen.source = codegen::jit::format_source(gen.source, g->name + ".gen.cpp");
+        gen.header = codegen::jit::format_source(gen.header, g->name + ".gen.hpp");
+      } catch (const std::runtime_error& e) {
+        fmt::print(stderr, "cnnc: error: {}\n", e.what());
+        status = exit_user_error;
+        return;
+      }
+    }
     std::filesystem::path dir(opt->out_dir);
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);

@@ -9,6 +9,7 @@
 
 #include "checkpoint.hpp"
 #include "commands.hpp"
+#include "compile/build.hpp"
 #include "data/dataset.hpp"
 #include "engines.hpp"
 #include "params.hpp"
@@ -61,10 +62,11 @@ struct TrainArgs {
   int64_t max_steps = 0;
   bool resume = false, json = false;
   dsl::Limits limits;
+  const EmbeddedModel* embedded = nullptr;
 };
 
 int run_train(TrainArgs& a) {
-  std::optional<dsl::Graph> graph = load_model(a.file, a.limits);
+  std::optional<dsl::Graph> graph = load_model(a.embedded, a.file, a.limits);
   if (!graph) return exit_user_error;
   dsl::Graph& g = *graph;
   dsl::Training& t = g.training;
@@ -130,9 +132,10 @@ int run_train(TrainArgs& a) {
              (out / "checkpoint.bin").string());
   if (a.json)
     fmt::print(
-        R"({{"model":"{}","engine":"{}","epochs":{},"threads":{},"batch":{},"test_accuracy":{:.6f},"test_loss":{:.6f},"train_images_per_second":{:.1f},"seconds":{:.3f},"weights_digest":"{}"}})"
+        R"({{"model":"{}","engine":"{}","build":{},"build_seconds":{:.3f},"epochs":{},"threads":{},"batch":{},"test_accuracy":{:.6f},"test_loss":{:.6f},"train_images_per_second":{:.1f},"seconds":{:.3f},"weights_digest":"{}"}})"
         "\n",
-        g.name, a.engine, t.epochs, a.threads, t.batch, last.accuracy, last.loss, ips,
+        g.name, a.engine, engine->build().empty() ? "null" : fmt::format("\"{}\"", engine->build()),
+        engine->build_seconds(), t.epochs, a.threads, t.batch, last.accuracy, last.loss, ips,
         r.train_seconds, digest);
   return exit_ok;
 }
@@ -143,10 +146,11 @@ struct EvalArgs {
   int32_t limit = 0;
   bool json = false;
   dsl::Limits limits;
+  const EmbeddedModel* embedded = nullptr;
 };
 
 int run_eval(EvalArgs& a) {
-  std::optional<dsl::Graph> graph = load_model(a.file, a.limits);
+  std::optional<dsl::Graph> graph = load_model(a.embedded, a.file, a.limits);
   if (!graph) return exit_user_error;
   const dsl::Graph& g = *graph;
   std::unique_ptr<Engine> engine = make_engine(
@@ -192,6 +196,12 @@ template <class F>
 int user_errors(F&& f) {
   try {
     return f();
+  } catch (const codegen::BuildError& e) {
+    // Generated code that does not compile or link is cnnc's bug (the message says so), not the
+    // user's; a missing compiler is the user's to fix.
+    fmt::print(stderr, "cnnc: error: {}\n", e.what());
+    return std::string_view(e.what()).starts_with("internal error") ? exit_internal
+                                                                    : exit_user_error;
   } catch (const std::runtime_error& e) {
     fmt::print(stderr, "cnnc: error: {}\n", e.what());
     return exit_user_error;
@@ -200,10 +210,11 @@ int user_errors(F&& f) {
 
 }  // namespace
 
-void register_train(CLI::App& app, int& status) {
+void register_train(CLI::App& app, int& status, const EmbeddedModel* embedded) {
   auto a = std::make_shared<TrainArgs>();
+  a->embedded = embedded;
   CLI::App* cmd = app.add_subcommand("train", "Train a model on MNIST-format data");
-  cmd->add_option("file", a->file, ".cnn file")->required();
+  if (!embedded) cmd->add_option("file", a->file, ".cnn file")->required();
   cmd->add_option("--engine", a->engine, "specialized (generated for this model) or generic")
       ->capture_default_str()
       ->check(CLI::IsMember({"specialized", "generic"}));
@@ -232,15 +243,18 @@ void register_train(CLI::App& app, int& status) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--max-steps", a->max_steps, "Stop after N optimizer steps")
       ->check(CLI::PositiveNumber);
-  add_limit_flags(*cmd, a->limits);
+  if (!embedded) add_limit_flags(*cmd, a->limits);
   cmd->callback([a, &status] { status = user_errors([&] { return run_train(*a); }); });
 }
 
-void register_eval(CLI::App& app, int& status) {
+void register_eval(CLI::App& app, int& status, const EmbeddedModel* embedded) {
   auto a = std::make_shared<EvalArgs>();
+  a->embedded = embedded;
+  // Linked code costs nothing to start, where cnnc would compile it first.
+  if (embedded) a->engine = "specialized";
   CLI::App* cmd = app.add_subcommand(
       "eval", "Evaluate a checkpoint on the test set: accuracy, loss, confusion matrix");
-  cmd->add_option("file", a->file, ".cnn file")->required();
+  if (!embedded) cmd->add_option("file", a->file, ".cnn file")->required();
   cmd->add_option("--weights", a->weights, "Checkpoint written by cnnc train")->required();
   cmd->add_option("--engine", a->engine, "generic or specialized")->capture_default_str();
   cmd->add_option("--data", a->data, "Directory with the four IDX files")->capture_default_str();
@@ -250,7 +264,7 @@ void register_eval(CLI::App& app, int& status) {
   cmd->add_option("--limit", a->limit, "Use only the first N test images")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", a->json, "Print one JSON object");
-  add_limit_flags(*cmd, a->limits);
+  if (!embedded) add_limit_flags(*cmd, a->limits);
   cmd->callback([a, &status] { status = user_errors([&] { return run_eval(*a); }); });
 }
 

@@ -23,11 +23,30 @@ void add_limit_flags(CLI::App& cmd, dsl::Limits& limits);
 std::optional<dsl::Graph> load_model(const std::string& path, const dsl::Limits& limits,
                                      bool json = false);
 
+// The model built into an executable by `cnnc build`. Subcommands given one take no FILE
+// argument and no limit flags: the model was checked, under these limits, when it was built.
+struct EmbeddedModel {
+  std::string path;  // as the user named it to cnnc build: diagnostics and banners show it
+  std::string text;  // the .cnn text
+  dsl::Limits limits;
+};
+
+// The embedded model when there is one, else the .cnn file at path, as load_model.
+std::optional<dsl::Graph> load_model(const EmbeddedModel* embedded, const std::string& path,
+                                     const dsl::Limits& limits, bool json = false);
+
+// Parses the command line and runs the chosen subcommand: status, or exit_usage for a usage
+// error, or exit_internal (with the message that calls it a bug) for an escaped exception.
+// `program` names the executable in messages.
+int run_app(CLI::App& app, int argc, char** argv, const int& status, const std::string& program);
+
 void register_check(CLI::App& app, int& status);
 void register_summary(CLI::App& app, int& status);
-void register_train(CLI::App& app, int& status);
-void register_eval(CLI::App& app, int& status);
+void register_train(CLI::App& app, int& status, const EmbeddedModel* embedded = nullptr);
+void register_eval(CLI::App& app, int& status, const EmbeddedModel* embedded = nullptr);
+void register_predict(CLI::App& app, int& status, const EmbeddedModel* embedded = nullptr);
 void register_gen(CLI::App& app, int& status);
+void register_build(CLI::App& app, int& status);
 void register_verify(CLI::App& app, int& status);
 void register_bench(CLI::App& app, int& status);
 

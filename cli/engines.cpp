@@ -7,10 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include <chrono>
-
-#include "compile/build.hpp"
-#include "emit_model.hpp"
+#include "compile/build.hpp"  // ModelPtr only: nothing here generates or compiles code
 #include "generic_engine.hpp"
 #include "params.hpp"
 
@@ -93,41 +90,70 @@ class GenericEngine final : public Engine {
   rt::GenericModel model_;
 };
 
-class SpecializedEngine final : public Engine {
+// The specialised code of a model linked into the executable: nothing to generate or load.
+class LinkedEngine final : public Engine {
  public:
-  SpecializedEngine(const dsl::Graph& g, int32_t max_batch, const std::string& target) {
-    auto start = std::chrono::steady_clock::now();
-    codegen::GenOptions options{g.source_path, g.source_text, static_cast<int>(g.training.batch)};
-    codegen::Generated gen = codegen::emit_model(g, options);
-    double gen_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    library_ =
-        std::make_unique<codegen::GeneratedModel>(codegen::build_generated(gen.source, g.name, {}));
-    model_ = library_->make(std::min<int32_t>(max_batch, static_cast<int32_t>(g.training.batch)),
-                            target);
+  LinkedEngine(const LinkedModel& linked, int32_t max_batch, const std::string& target)
+      : model_(linked.create(max_batch, target.c_str()), codegen::ModelDeleter{linked.destroy}) {
     if (!model_)
       throw std::runtime_error(
           fmt::format("this CPU cannot run the specialised code for target '{}'", target));
-    description_ = fmt::format("{}: generated {} lines in {:.0f} ms; {} in {:.2f} s ({})",
-                               model_->engine, dsl::with_thousands(gen.lines), gen_ms,
-                               library_->how() == "cache" ? "loaded from the cache" : "compiled",
-                               library_->build_seconds(), library_->compiler());
+    description_ =
+        fmt::format("{}: linked into this executable ({})", model_->engine, linked.built_with);
   }
   const cnnc_model& model() const override { return *model_; }
   std::string description() const override { return description_; }
+  std::string build() const override { return "linked"; }
 
  private:
-  std::unique_ptr<codegen::GeneratedModel> library_;  // outlives model_: declared first
   codegen::ModelPtr model_;
   std::string description_;
 };
 
+// Both filled before main's parsing and read afterwards, on one thread.
+std::vector<LinkedModel>& linked_models() {
+  static std::vector<LinkedModel> models;
+  return models;
+}
+EngineFactory compiled_engine = nullptr;
+
+std::unique_ptr<Engine> make_specialized(const dsl::Graph& g, int32_t max_batch,
+                                         const std::string& target) {
+  // Slices never exceed the batch, as in the compiled engine.
+  max_batch = std::min<int32_t>(max_batch, static_cast<int32_t>(g.training.batch));
+  for (const LinkedModel& l : linked_models()) {
+    if (l.name != g.name || l.cnn_text != g.source_text) continue;
+    // The code takes any slice up to the batch it was generated for, so a smaller --batch
+    // still runs it; a larger slice needs other code, and there is no compiler to make it.
+    if (max_batch > l.max_batch)
+      throw std::runtime_error(fmt::format(
+          "the specialised code in this executable takes slices of up to {} samples, but this "
+          "run needs {}: use more --threads, a --batch of at most {} per thread, --engine "
+          "generic, or rebuild with `cnnc build --max-batch N`",
+          l.max_batch, max_batch, l.max_batch));
+    return std::make_unique<LinkedEngine>(l, max_batch, target);
+  }
+  if (compiled_engine) return compiled_engine(g, max_batch, target);
+  if (!linked_models().empty())
+    throw std::runtime_error(fmt::format(
+        "this executable holds no specialised code for model {}; use --engine generic", g.name));
+  throw std::logic_error("internal error: no specialised engine (see set_compiled_engine)");
+}
+
 }  // namespace
+
+void link_model(LinkedModel model) {
+  linked_models().push_back(std::move(model));
+}
+
+void set_compiled_engine(EngineFactory factory) {
+  compiled_engine = factory;
+}
 
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
                                     int32_t max_batch, const std::string& target) {
   if (name == "generic") return std::make_unique<GenericEngine>(graph, max_batch);
-  if (name == "specialized") return std::make_unique<SpecializedEngine>(graph, max_batch, target);
+  if (name == "specialized") return make_specialized(graph, max_batch, target);
   throw std::runtime_error(
       fmt::format("unknown engine '{}'; expected generic or specialized", name));
 }

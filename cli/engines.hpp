@@ -17,6 +17,11 @@ class Engine {
   virtual const cnnc_model& model() const = 0;
   // How the engine came to be, for the user: "generic", or what was generated and compiled.
   virtual std::string description() const = 0;
+  // How the specialised code was built: "jit", "cache", "subprocess", or "linked" (by cnnc
+  // build, ahead of time); empty for generic.
+  virtual std::string build() const { return {}; }
+  // Seconds the build (or the cache lookup) took; 0 for generic.
+  virtual double build_seconds() const { return 0; }
 };
 
 // The engine named by --engine, "generic" or "specialized", for slices of up to max_batch
@@ -26,6 +31,28 @@ class Engine {
 // available (codegen::BuildError, a std::runtime_error, when generated code fails to build).
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
                                     int32_t max_batch, const std::string& target = "auto");
+
+// Where make_engine's "specialized" gets its code. First, code linked into this executable by
+// `cnnc build`, for the model it was generated from (same name, same .cnn text). Otherwise the
+// compiled engine: generated now, then compiled or found in the cache (compiled_engine.cpp).
+// cnnc's main installs it with set_compiled_engine(&make_compiled_engine); executables of cnnc
+// build never do, so they link neither the code generator nor a compiler backend, and an
+// executable that carries its model never needs a compiler.
+struct LinkedModel {
+  std::string name;       // the model's name: cnnc_<name>_create
+  std::string cnn_text;   // the .cnn text the code was generated from
+  int32_t max_batch = 0;  // the largest slice the code was generated for
+  cnnc_model* (*create)(int32_t max_batch, const char* target) = nullptr;
+  void (*destroy)(cnnc_model*) = nullptr;
+  std::string built_with;  // the compiler, for the engine's description
+};
+void link_model(LinkedModel model);
+
+using EngineFactory = std::unique_ptr<Engine> (*)(const dsl::Graph& graph, int32_t max_batch,
+                                                  const std::string& target);
+void set_compiled_engine(EngineFactory factory);
+std::unique_ptr<Engine> make_compiled_engine(const dsl::Graph& graph, int32_t max_batch,
+                                             const std::string& target);
 
 // The optimizer of a .cnn file's training block at its base rate, step 0: the one translation
 // of dsl::Training into the ABI, shared by cnnc train and cnnc bench. Schedules are the

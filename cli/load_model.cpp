@@ -55,18 +55,29 @@ std::optional<std::string> read_source(const std::string& path) {
   return text;
 }
 
+std::optional<dsl::Graph> analyze_text(const std::string& path, std::string text,
+                                       const dsl::Limits& limits, bool json) {
+  dsl::SourceFile file(path, std::move(text));
+  dsl::Diagnostics diags(file);
+  std::optional<dsl::Graph> graph = dsl::analyze(file, limits, diags);
+  for (const dsl::Diagnostic& d : diags.sorted())
+    fmt::print(stderr, "{}", json ? dsl::render_json(file, d) + "\n" : dsl::render(file, d));
+  return graph;
+}
+
 }  // namespace
 
 std::optional<dsl::Graph> load_model(const std::string& path, const dsl::Limits& limits,
                                      bool json) {
   std::optional<std::string> text = read_source(path);
   if (!text) return std::nullopt;
-  dsl::SourceFile file(path, std::move(*text));
-  dsl::Diagnostics diags(file);
-  std::optional<dsl::Graph> graph = dsl::analyze(file, limits, diags);
-  for (const dsl::Diagnostic& d : diags.sorted())
-    fmt::print(stderr, "{}", json ? dsl::render_json(file, d) + "\n" : dsl::render(file, d));
-  return graph;
+  return analyze_text(path, std::move(*text), limits, json);
+}
+
+std::optional<dsl::Graph> load_model(const EmbeddedModel* embedded, const std::string& path,
+                                     const dsl::Limits& limits, bool json) {
+  if (!embedded) return load_model(path, limits, json);
+  return analyze_text(embedded->path, embedded->text, embedded->limits, json);
 }
 
 }  // namespace cnnc::cli

@@ -1,5 +1,5 @@
-// build_generated: cache lookup, the compiler subprocess on a miss, dlopen, and what a failure
-// tells the user.
+// build_generated: the choice of backend, cache lookup, the compile on a miss (in-process or
+// in a subprocess), loading (JIT or dlopen), and what a failure tells the user.
 #include "build.hpp"
 
 #include <dlfcn.h>
@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <iterator>
 #include <utility>
 
 #include "abi_header.hpp"
 #include "cache.hpp"
 #include "compiler.hpp"
+#include "jit_clang.hpp"
 #include "sha256.hpp"
 
 namespace cnnc::codegen {
@@ -106,11 +108,41 @@ std::vector<std::string> compile_command(const CompilerIdentity& compiler,
   return argv;
 }
 
-// Compiles source into entry's model.so and writes its meta.txt; on failure saves the source
-// under <cache>/failed/ and throws the BuildError that calls it cnnc's bug.
-void compile_entry(const CacheEntry& entry, const fs::path& cache_dir, const std::string& source,
-                   const std::string& model_name, const CompilerIdentity& compiler,
-                   const std::vector<std::string>& flags) {
+// Saves source that did not compile under <cache>/failed/, drops the entry it was meant for, and
+// returns the BuildError that calls it cnnc's bug: who compiled, where the source is, how to
+// reproduce, and the first diagnostics with file:line pointing into the saved file.
+BuildError compile_failure(const CacheEntry& entry, const fs::path& cache_dir,
+                           const std::string& source, const std::string& model_name,
+                           const std::string& compiler_said, const std::string& outcome,
+                           const std::vector<std::string>& reproduce, const std::string& output) {
+  make_dirs(cache_dir / "failed");
+  fs::path saved =
+      cache_dir / "failed" /
+      fmt::format("{}-{}.cpp", model_name, entry.dir.filename().string().substr(0, 16));
+  write_file_atomically(saved, source);
+  // The entry holds no compiled code; drop its source so that no half entry stays behind. A
+  // concurrent build of the same broken source then fails on a missing file: the same bug.
+  std::error_code ignored;
+  fs::remove(entry.source(), ignored);
+  fs::remove(entry.dir, ignored);
+  std::vector<std::string> command = reproduce;
+  std::replace(command.begin(), command.end(), entry.source().string(), saved.string());
+  return BuildError(fmt::format(
+      "internal error: the generated code for model {} did not compile; this is a bug in "
+      "cnnc, please report it\n"
+      "  compiler: {}, {}\n"
+      "  source saved to: {}\n"
+      "  to reproduce: {}\n"
+      "the compiler said:\n{}",
+      model_name, compiler_said, outcome, saved.string(), fmt::join(command, " "),
+      first_lines(replace_all(output, entry.source().string(), saved.string()), diagnostic_lines)));
+}
+
+// Compiles source into entry's model.so with the compiler subprocess and writes its meta.txt;
+// on failure saves the source under <cache>/failed/ and throws.
+void compile_subprocess(const CacheEntry& entry, const fs::path& cache_dir,
+                        const std::string& source, const std::string& model_name,
+                        const CompilerIdentity& compiler, const std::vector<std::string>& flags) {
   make_dirs(entry.dir);
   fs::path include_dir = install_abi_header(cache_dir);
   // Every process that builds this key writes the same text here, so replacing it under a
@@ -123,32 +155,18 @@ void compile_entry(const CacheEntry& entry, const fs::path& cache_dir, const std
       run_process(compile_command(compiler, flags, include_dir, entry.source(), compiled.path()));
   double compile_seconds = seconds_since(start);
   if (result.status != 0 || result.signal != 0) {
-    make_dirs(cache_dir / "failed");
-    fs::path saved =
-        cache_dir / "failed" /
-        fmt::format("{}-{}.cpp", model_name, entry.dir.filename().string().substr(0, 16));
-    write_file_atomically(saved, source);
-    // The entry holds no library; drop its source so that no half entry stays behind. A
-    // concurrent build of the same broken source then fails on a missing file: the same bug.
-    std::error_code ignored;
-    fs::remove(entry.source(), ignored);
-    fs::remove(entry.dir, ignored);
-    throw BuildError(fmt::format(
-        "internal error: the generated code for model {} did not compile; this is a bug in "
-        "cnnc, please report it\n"
-        "  compiler: {} ({}), {}\n"
-        "  source saved to: {}\n"
-        "  to reproduce: {}\n"
-        "the compiler said:\n{}",
-        model_name, compiler.path.string(), compiler.short_name,
+    throw compile_failure(
+        entry, cache_dir, source, model_name,
+        fmt::format("{} ({})", compiler.path.string(), compiler.short_name),
         result.signal ? fmt::format("killed by signal {}", result.signal)
                       : fmt::format("exit status {}", result.status),
-        saved.string(),
-        fmt::join(compile_command(compiler, flags, include_dir, saved, "/dev/null"), " "),
-        first_lines(replace_all(result.output, entry.source().string(), saved.string()),
-                    diagnostic_lines)));
+        compile_command(compiler, flags, include_dir, entry.source(), "/dev/null"), result.output);
   }
-  std::string meta = meta_text(compiled.path(), model_name, compiler, flags, compile_seconds);
+  std::optional<std::string> library = read_file(compiled.path());
+  if (!library) {
+    throw BuildError(fmt::format("cannot read the compiled model {}", compiled.path().string()));
+  }
+  std::string meta = meta_text(*library, model_name, compiler, flags, compile_seconds);
   std::error_code ec;
   fs::rename(compiled.path(), entry.library(), ec);
   if (ec) {
@@ -159,49 +177,122 @@ void compile_entry(const CacheEntry& entry, const fs::path& cache_dir, const std
   write_file_atomically(entry.meta(), meta);
 }
 
-}  // namespace
-
-GeneratedModel::GeneratedModel(GeneratedModel&& other) noexcept {
-  *this = std::move(other);
+// The in-process compile's flags: the options' without -shared, which only a link reads.
+std::vector<std::string> object_flags(const std::vector<std::string>& flags) {
+  std::vector<std::string> kept;
+  std::copy_if(flags.begin(), flags.end(), std::back_inserter(kept),
+               [](const std::string& f) { return f != "-shared"; });
+  return kept;
 }
 
-GeneratedModel& GeneratedModel::operator=(GeneratedModel&& other) noexcept {
-  if (this != &other) {
-    if (handle_) ::dlclose(handle_);
-    handle_ = std::exchange(other.handle_, nullptr);
-    create_ = std::exchange(other.create_, nullptr);
-    destroy_ = std::exchange(other.destroy_, nullptr);
-    how_ = std::move(other.how_);
-    build_seconds_ = other.build_seconds_;
-    compiler_ = std::move(other.compiler_);
-    library_ = std::move(other.library_);
-  }
-  return *this;
-}
+// Compiles source in-process into entry's model.o and meta.txt and returns the object's bytes;
+// on failure saves the source under <cache>/failed/ and throws.
+std::string compile_in_process(const CacheEntry& entry, const fs::path& cache_dir,
+                               const std::string& source, const std::string& model_name,
+                               const std::vector<std::string>& flags) {
+  make_dirs(entry.dir);
+  // The header goes where the subprocess's does, so that the reproducing command works.
+  fs::path include_dir = install_abi_header(cache_dir);
+  // Kept for debuggers and for the reproducing command; the compile itself reads the text from
+  // memory under this name, so the diagnostics name this file.
+  write_file_atomically(entry.source(), source);
+  std::vector<std::string> args = flags;
+  args.insert(args.end(), {"-I", include_dir.string()});
 
-GeneratedModel::~GeneratedModel() {
-  if (handle_) ::dlclose(handle_);
-}
-
-cnnc_model* GeneratedModel::create(int32_t max_batch, const std::string& target) const {
-  return create_(max_batch, target.c_str());
-}
-
-void GeneratedModel::destroy(cnnc_model* model) const {
-  destroy_(model);
-}
-
-ModelPtr GeneratedModel::make(int32_t max_batch, const std::string& target) const {
-  return ModelPtr(create(max_batch, target), ModelDeleter{destroy_});
-}
-
-GeneratedModel build_generated(const std::string& source, const std::string& model_name,
-                               const BuildOptions& options) {
-  if (!is_identifier(model_name)) {
-    throw std::invalid_argument(
-        fmt::format("build_generated: model name '{}' is not a C identifier", model_name));
-  }
   auto start = std::chrono::steady_clock::now();
+  jit::ObjectResult result = jit::compile_object(source, entry.source(), args);
+  double compile_seconds = seconds_since(start);
+  if (!result.ok) {
+    std::vector<std::string> reproduce = jit::driver_command(args);
+    reproduce.insert(reproduce.end(), {"-c", entry.source().string(), "-o", "/dev/null"});
+    throw compile_failure(entry, cache_dir, source, model_name,
+                          fmt::format("{} in-process (libclang-cpp)", jit::identity().short_name),
+                          "errors reported", reproduce, result.diagnostics);
+  }
+  std::string meta = meta_text(result.object, model_name, jit::identity(), flags, compile_seconds);
+  // The object first, then its meta.txt: a reader between the two sees a mismatch, a miss.
+  write_file_atomically(entry.library(), result.object);
+  write_file_atomically(entry.meta(), meta);
+  return std::move(result.object);
+}
+
+// The "-O" flag among flags, for people: "-O2".
+std::string optimization_of(const std::vector<std::string>& flags) {
+  std::string found;
+  for (const std::string& f : flags) {
+    if (f.starts_with("-O")) found = f;  // the last one wins, as for the compiler
+  }
+  return found;
+}
+
+Backend choose_backend(const BuildOptions& options, const std::string& model_name) {
+  Backend backend = options.backend;
+  if (backend == Backend::automatic) {
+    if (const char* env = std::getenv("CNNC_BUILD"); env && env[0] != '\0') {
+      try {
+        backend = parse_backend(env);
+      } catch (const std::invalid_argument&) {
+        throw BuildError(
+            fmt::format("CNNC_BUILD is '{}'; expected auto, jit (in-process) or subprocess", env));
+      }
+    }
+  }
+  if (backend == Backend::automatic) {
+    // A compiler named by the caller is a request for the subprocess.
+    return options.compiler.empty() && jit::available() ? Backend::jit : Backend::subprocess;
+  }
+  if (backend == Backend::jit && !jit::available()) {
+    throw BuildError(fmt::format(
+        "cannot build the generated code for model {} in-process: this cnnc was built without "
+        "the Clang libraries (CNNC_WITH_CLANG=OFF), or Clang's own headers are missing; build "
+        "with the subprocess instead",
+        model_name));
+  }
+  return backend;
+}
+
+// What a backend hands build_generated, which alone may fill a GeneratedModel.
+struct Built {
+  std::shared_ptr<void> code;
+  void* create = nullptr;
+  void* destroy = nullptr;
+  std::string how, backend, compiler, optimization;
+  fs::path library;
+};
+
+Built build_jit(const std::string& source, const std::string& model_name,
+                const BuildOptions& options, fs::path cache_dir) {
+  const CompilerIdentity& compiler = jit::identity();
+  std::vector<std::string> flags = object_flags(options.flags);
+  CacheEntry entry{cache_dir / "v1" / cache_key(source, model_name, compiler, flags), "model.o"};
+
+  Built model;
+  std::optional<std::string> object;
+  if (options.use_cache) object = read_valid_entry(entry);
+  if (object) {
+    model.how = "cache";
+  } else {
+    model.how = "jit";
+    object = compile_in_process(entry, cache_dir, source, model_name, flags);
+  }
+  model.backend = "jit";
+  model.compiler = compiler.short_name;
+  model.optimization = optimization_of(flags);
+  model.library = entry.library();
+  std::string create_name = fmt::format("cnnc_{}_create", model_name);
+  std::string destroy_name = fmt::format("cnnc_{}_destroy", model_name);
+  // Linked from the bytes just validated or compiled: what other processes do to the entry
+  // meanwhile cannot change them.
+  jit::LoadedObject loaded =
+      jit::load_object(*object, fmt::format("cnnc_{}", model_name), {create_name, destroy_name});
+  model.code = std::move(loaded.owner);
+  model.create = loaded.symbols[0];
+  model.destroy = loaded.symbols[1];
+  return model;
+}
+
+Built build_subprocess(const std::string& source, const std::string& model_name,
+                       const BuildOptions& options, fs::path cache_dir) {
   std::optional<fs::path> compiler_path = find_compiler(options.compiler);
   if (!compiler_path) {
     throw BuildError(
@@ -216,41 +307,100 @@ GeneratedModel build_generated(const std::string& source, const std::string& mod
                           options.compiler.find('/') == std::string::npos ? " on PATH" : ""));
   }
   const CompilerIdentity& compiler = identify_compiler(*compiler_path);
-  fs::path cache_dir = resolve_cache_dir(options);
-  std::string key = cache_key(source, model_name, compiler, options.flags);
-  CacheEntry entry{cache_dir / "v1" / key};
+  CacheEntry entry{cache_dir / "v1" / cache_key(source, model_name, compiler, options.flags)};
 
-  GeneratedModel model;
-  model.compiler_ = compiler.short_name;
-  model.library_ = entry.library();
+  Built model;
+  model.backend = "subprocess";
+  model.compiler = compiler.short_name;
+  model.optimization = optimization_of(options.flags);
+  model.library = entry.library();
   if (options.use_cache && entry_is_valid(entry)) {
-    model.how_ = "cache";
+    model.how = "cache";
   } else {
-    model.how_ = "subprocess";
-    compile_entry(entry, cache_dir, source, model_name, compiler, options.flags);
+    model.how = "subprocess";
+    compile_subprocess(entry, cache_dir, source, model_name, compiler, options.flags);
   }
 
   // RTLD_LOCAL: two models may define the same internal names. The file loaded is complete
   // whatever other processes do meanwhile: they only ever rename whole files into place.
-  model.handle_ = ::dlopen(entry.library().c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!model.handle_) {
+  void* handle = ::dlopen(entry.library().c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
     throw BuildError(fmt::format("internal error: cannot load the compiled model {}: {}",
                                  entry.library().string(), ::dlerror()));
   }
-  std::string create_name = fmt::format("cnnc_{}_create", model_name);
-  std::string destroy_name = fmt::format("cnnc_{}_destroy", model_name);
-  model.create_ = reinterpret_cast<cnnc_model* (*)(int32_t, const char*)>(
-      ::dlsym(model.handle_, create_name.c_str()));
-  model.destroy_ =
-      reinterpret_cast<void (*)(cnnc_model*)>(::dlsym(model.handle_, destroy_name.c_str()));
+  model.code = std::shared_ptr<void>(handle, [](void* h) { ::dlclose(h); });
+  model.create = ::dlsym(handle, fmt::format("cnnc_{}_create", model_name).c_str());
+  model.destroy = ::dlsym(handle, fmt::format("cnnc_{}_destroy", model_name).c_str());
+  return model;
+}
+
+}  // namespace
+
+GeneratedModel::GeneratedModel(GeneratedModel&& other) noexcept = default;
+GeneratedModel& GeneratedModel::operator=(GeneratedModel&& other) noexcept = default;
+GeneratedModel::~GeneratedModel() = default;
+
+cnnc_model* GeneratedModel::create(int32_t max_batch, const std::string& target) const {
+  return create_(max_batch, target.c_str());
+}
+
+void GeneratedModel::destroy(cnnc_model* model) const {
+  destroy_(model);
+}
+
+ModelPtr GeneratedModel::make(int32_t max_batch, const std::string& target) const {
+  return ModelPtr(create(max_batch, target), ModelDeleter{destroy_});
+}
+
+std::string GeneratedModel::summary() const {
+  std::string how =
+      fmt::format("{}, {}", compiler_, backend_ == "jit" ? "in-process" : "subprocess");
+  if (!optimization_.empty()) how += ", " + optimization_;
+  return how_ == "cache"
+             ? fmt::format("loaded from the cache in {:.2f} s ({})", build_seconds_, how)
+             : fmt::format("compiled in {:.1f} s ({})", build_seconds_, how);
+}
+
+GeneratedModel build_generated(const std::string& source, const std::string& model_name,
+                               const BuildOptions& options) {
+  if (!is_identifier(model_name)) {
+    throw std::invalid_argument(
+        fmt::format("build_generated: model name '{}' is not a C identifier", model_name));
+  }
+  auto start = std::chrono::steady_clock::now();
+  Backend backend = choose_backend(options, model_name);
+  Built built = backend == Backend::jit
+                    ? build_jit(source, model_name, options, resolve_cache_dir(options))
+                    : build_subprocess(source, model_name, options, resolve_cache_dir(options));
+  GeneratedModel model;
+  model.code_ = std::move(built.code);
+  model.create_ = reinterpret_cast<cnnc_model* (*)(int32_t, const char*)>(built.create);
+  model.destroy_ = reinterpret_cast<void (*)(cnnc_model*)>(built.destroy);
+  model.how_ = std::move(built.how);
+  model.backend_ = std::move(built.backend);
+  model.compiler_ = std::move(built.compiler);
+  model.optimization_ = std::move(built.optimization);
+  model.library_ = std::move(built.library);
   if (!model.create_ || !model.destroy_) {
     throw BuildError(fmt::format(
-        "internal error: the compiled code for model {} lacks {}; this is a bug in cnnc, please "
-        "report it (library: {})",
-        model_name, model.create_ ? destroy_name : create_name, entry.library().string()));
+        "internal error: the compiled code for model {} lacks cnnc_{}_{}; this is a bug in cnnc, "
+        "please report it (library: {})",
+        model_name, model_name, model.create_ ? "destroy" : "create", model.library_.string()));
   }
   model.build_seconds_ = seconds_since(start);
   return model;
+}
+
+bool in_process_available() {
+  return jit::available();
+}
+
+Backend parse_backend(const std::string& name) {
+  if (name == "auto") return Backend::automatic;
+  if (name == "jit") return Backend::jit;
+  if (name == "subprocess") return Backend::subprocess;
+  throw std::invalid_argument(
+      fmt::format("unknown build backend '{}'; expected auto, jit or subprocess", name));
 }
 
 }  // namespace cnnc::codegen

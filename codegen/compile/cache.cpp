@@ -19,15 +19,6 @@ namespace {
 
 constexpr std::string_view meta_magic = "cnnc-build-cache 1";
 
-bool read_whole_file(const std::filesystem::path& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream s;
-  s << in.rdbuf();
-  out = std::move(s).str();
-  return !in.bad();
-}
-
 // Length-prefixed, so no two different lists of fields hash the same bytes.
 void hash_field(Sha256& h, std::string_view field) {
   h.update(fmt::format("{}:", field.size()));
@@ -70,35 +61,44 @@ std::string cache_key(const std::string& source, const std::string& model_name,
   return h.hex();
 }
 
-bool entry_is_valid(const CacheEntry& entry) {
-  std::string meta, library;
-  if (!read_whole_file(entry.meta(), meta)) return false;
-  std::istringstream lines(meta);
+std::optional<std::string> read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) return std::nullopt;
+  return std::move(s).str();
+}
+
+std::optional<std::string> read_valid_entry(const CacheEntry& entry) {
+  std::optional<std::string> meta = read_file(entry.meta());
+  if (!meta) return std::nullopt;
+  std::istringstream lines(*meta);
   std::string line, bytes, sha;
-  if (!std::getline(lines, line) || line != meta_magic) return false;
+  if (!std::getline(lines, line) || line != meta_magic) return std::nullopt;
   while (std::getline(lines, line)) {
     if (line.starts_with("so_bytes ")) bytes = line.substr(9);
     if (line.starts_with("so_sha256 ")) sha = line.substr(10);
   }
-  // The size first: a truncated library is rejected without reading it all.
+  // The size first: a truncated file is rejected without reading it all.
   std::error_code ec;
   auto size = std::filesystem::file_size(entry.library(), ec);
-  if (ec || bytes != std::to_string(size)) return false;
-  return read_whole_file(entry.library(), library) && sha256_hex(library) == sha;
+  if (ec || bytes != std::to_string(size)) return std::nullopt;
+  std::optional<std::string> compiled = read_file(entry.library());
+  if (!compiled || sha256_hex(*compiled) != sha) return std::nullopt;
+  return compiled;
 }
 
-std::string meta_text(const std::filesystem::path& compiled, const std::string& model_name,
+std::string meta_text(const std::string& compiled, const std::string& model_name,
                       const CompilerIdentity& compiler, const std::vector<std::string>& flags,
                       double compile_seconds) {
-  std::string library;
-  if (!read_whole_file(compiled, library)) {
-    throw BuildError(fmt::format("cannot read the compiled model {}", compiled.string()));
-  }
+  // so_bytes and so_sha256 describe the compiled file whatever it is, model.so or model.o: the
+  // names predate the object files and stay, so entries keep one format.
   return fmt::format(
       "{}\nmodel {}\ncompiler {}\ncompiler_path {}\nflags {}\ncpu {}\n"
       "compile_seconds {:.3f}\nso_bytes {}\nso_sha256 {}\n",
       meta_magic, model_name, compiler.short_name, compiler.path.string(), fmt::join(flags, " "),
-      cpu_identity(), compile_seconds, library.size(), sha256_hex(library));
+      cpu_identity(), compile_seconds, compiled.size(), sha256_hex(compiled));
 }
 
 std::filesystem::path unique_temp_name(const std::filesystem::path& path) {

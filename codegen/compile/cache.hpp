@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,27 +14,36 @@ namespace cnnc::codegen {
 // feature flags, from /proc/cpuinfo (empty where there is none).
 const std::string& cpu_identity();
 
-// The SHA-256 over everything that decides the bytes of model.so.
+// The SHA-256 over everything that decides the compiled bytes (model.so or model.o).
 std::string cache_key(const std::string& source, const std::string& model_name,
                       const CompilerIdentity& compiler, const std::vector<std::string>& flags);
 
-// <cache>/v1/<key>/: model.cpp (the source, kept for debuggers), model.so, meta.txt.
+// <cache>/v1/<key>/: model.cpp (the source, kept for debuggers), the compiled code (model.so from
+// the subprocess, model.o, an object file, from the in-process build), meta.txt. One key is only
+// ever built by one backend: the compiler's identity is part of it.
 struct CacheEntry {
   std::filesystem::path dir;
+  std::string compiled_name = "model.so";
   std::filesystem::path source() const { return dir / "model.cpp"; }
-  std::filesystem::path library() const { return dir / "model.so"; }
+  std::filesystem::path library() const { return dir / compiled_name; }
   std::filesystem::path meta() const { return dir / "meta.txt"; }
 };
 
-// True when the entry's meta.txt is whole and model.so has exactly the size and SHA-256 it
-// records. Anything else (missing, truncated, altered) is a miss.
-bool entry_is_valid(const CacheEntry& entry);
+// The compiled file's bytes when the entry's meta.txt is whole and the file has exactly the size
+// and SHA-256 it records. Anything else (missing, truncated, altered) is a miss: nullopt.
+std::optional<std::string> read_valid_entry(const CacheEntry& entry);
+inline bool entry_is_valid(const CacheEntry& entry) {
+  return read_valid_entry(entry).has_value();
+}
 
-// The meta.txt that describes compiled (a library about to become the entry's model.so): its
-// size and SHA-256, and for people, how it was made.
-std::string meta_text(const std::filesystem::path& compiled, const std::string& model_name,
+// The meta.txt that describes compiled (the bytes about to become the entry's compiled file):
+// their size and SHA-256, and for people, how they were made.
+std::string meta_text(const std::string& compiled, const std::string& model_name,
                       const CompilerIdentity& compiler, const std::vector<std::string>& flags,
                       double compile_seconds);
+
+// The whole file at path, or nullopt when it cannot be read.
+std::optional<std::string> read_file(const std::filesystem::path& path);
 
 // A name beside `path` that no other thread or process uses: path + ".tmp-<pid>-<n>".
 std::filesystem::path unique_temp_name(const std::filesystem::path& path);

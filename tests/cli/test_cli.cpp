@@ -93,7 +93,8 @@ TEST_CASE("limits are flags: a model refused by default passes when the limit is
 
 TEST_CASE("help for every subcommand, the version, and usage errors exit 2") {
   CHECK(contains(cnnc("--version").out, "cnnc 0."));
-  for (std::string sub : {"check", "summary", "train", "eval", "gen", "verify", "bench"}) {
+  for (std::string sub :
+       {"check", "summary", "train", "eval", "predict", "gen", "build", "verify", "bench"}) {
     Run r = cnnc(sub + " --help");
     CHECK(r.status == 0);
     CHECK(contains(r.out, "Usage"));

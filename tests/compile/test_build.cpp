@@ -1,5 +1,6 @@
 // Specifications of build_generated: generated source becomes a callable model, the cache hits,
-// misses and heals, concurrent builds agree, and failures say what went wrong and where.
+// misses and heals, concurrent builds agree, and failures say what went wrong and where; each
+// of them for both backends, the Clang libraries in-process and the compiler subprocess.
 #include <catch2/catch.hpp>
 
 #include <stdlib.h>
@@ -117,10 +118,23 @@ extern "C" void cnnc_NAME_destroy(cnnc_model* model) { delete model; }
   return text;
 }
 
-BuildOptions in(const TempDir& cache) {
+BuildOptions in(const TempDir& cache, Backend backend = Backend::subprocess) {
   BuildOptions options;
   options.cache_dir = cache.path();
+  options.backend = backend;
   return options;
+}
+
+// The backends this cnnc has: the subprocess always, in-process when built with Clang.
+std::vector<Backend> backends() {
+  std::vector<Backend> all{Backend::subprocess};
+  if (in_process_available()) all.push_back(Backend::jit);
+  return all;
+}
+
+// What how() says after a compile by backend.
+std::string compiled_by(Backend backend) {
+  return backend == Backend::jit ? "jit" : "subprocess";
 }
 
 // The fixture's arithmetic through the ABI: W = [[1, 2], [3, 4]], b = [0.5, -0.5].
@@ -191,6 +205,42 @@ std::string read_file(const fs::path& path) {
     }                                                       \
   } while (false)
 
+// Runs the rest of the test once per backend (Catch's GENERATE), naming the backend in failures;
+// the subprocess runs are skipped when no compiler is on PATH.
+#define FOR_EACH_BACKEND(backend)                                                  \
+  const Backend backend = GENERATE(from_range(backends()));                        \
+  INFO("backend: " << compiled_by(backend));                                       \
+  if (backend == Backend::subprocess && !find_compiler("")) {                      \
+    WARN("no C++ compiler on PATH: the subprocess backend's build tests skipped"); \
+    return;                                                                        \
+  }
+
+// Sets an environment variable for one scope and puts the old value back.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
 }  // namespace
 
 TEST_CASE("SHA-256 gives the FIPS 180-4 digests") {
@@ -211,10 +261,12 @@ TEST_CASE("The embedded ABI header is runtime/cnnc_abi.h") {
 }
 
 TEST_CASE("Generated source builds into a model whose entry points work") {
-  SKIP_WITHOUT_COMPILER();
+  FOR_EACH_BACKEND(backend);
   TempDir cache;
-  GeneratedModel built = build_generated(fixture("tiny"), "tiny", in(cache));
-  CHECK(built.how() == "subprocess");
+  GeneratedModel built = build_generated(fixture("tiny"), "tiny", in(cache, backend));
+  CHECK(built.how() == compiled_by(backend));
+  CHECK(built.backend() == compiled_by(backend));
+  CHECK(built.library().filename() == (backend == Backend::jit ? "model.o" : "model.so"));
   CHECK(built.library().is_absolute());
   CHECK(built.library().parent_path().parent_path() == cache.path() / "v1");
   CHECK(built.library().parent_path().filename().string().size() == 64);
@@ -234,12 +286,13 @@ TEST_CASE("Generated source builds into a model whose entry points work") {
 }
 
 TEST_CASE("A second build of the same source is a cache hit, and faster") {
-  SKIP_WITHOUT_COMPILER();
+  FOR_EACH_BACKEND(backend);
   TempDir cache;
-  GeneratedModel cold = build_generated(fixture("tiny"), "tiny", in(cache));
-  GeneratedModel hit = build_generated(fixture("tiny"), "tiny", in(cache));
-  CHECK(cold.how() == "subprocess");
+  GeneratedModel cold = build_generated(fixture("tiny"), "tiny", in(cache, backend));
+  GeneratedModel hit = build_generated(fixture("tiny"), "tiny", in(cache, backend));
+  CHECK(cold.how() == compiled_by(backend));
   CHECK(hit.how() == "cache");
+  CHECK(hit.backend() == compiled_by(backend));
   CHECK(hit.library() == cold.library());
   CHECK(hit.compiler() == cold.compiler());
   // A compile is hundreds of milliseconds; a hit, reading and hashing one file, a few.
@@ -249,40 +302,41 @@ TEST_CASE("A second build of the same source is a cache hit, and faster") {
 }
 
 TEST_CASE("A changed source, flags or model name is a miss") {
-  SKIP_WITHOUT_COMPILER();
+  FOR_EACH_BACKEND(backend);
   TempDir cache;
-  GeneratedModel first = build_generated(fixture("tiny"), "tiny", in(cache));
+  GeneratedModel first = build_generated(fixture("tiny"), "tiny", in(cache, backend));
 
-  GeneratedModel other_source = build_generated(fixture("tiny", "v2"), "tiny", in(cache));
-  CHECK(other_source.how() == "subprocess");
+  GeneratedModel other_source = build_generated(fixture("tiny", "v2"), "tiny", in(cache, backend));
+  CHECK(other_source.how() == compiled_by(backend));
   CHECK(other_source.library() != first.library());
 
-  BuildOptions o1 = in(cache);
+  BuildOptions o1 = in(cache, backend);
   o1.flags[0] = "-O1";
   GeneratedModel other_flags = build_generated(fixture("tiny"), "tiny", o1);
-  CHECK(other_flags.how() == "subprocess");
+  CHECK(other_flags.how() == compiled_by(backend));
+  CHECK_THAT(other_flags.summary(), Catch::EndsWith(", -O1)"));
   check_calls_work(other_flags, "tiny");
 
-  GeneratedModel other_name = build_generated(fixture("small"), "small", in(cache));
-  CHECK(other_name.how() == "subprocess");
+  GeneratedModel other_name = build_generated(fixture("small"), "small", in(cache, backend));
+  CHECK(other_name.how() == compiled_by(backend));
   check_calls_work(other_name, "small");
 
   CHECK(cache_entries(cache.path()) == 4);
-  CHECK(build_generated(fixture("tiny"), "tiny", in(cache)).how() == "cache");
+  CHECK(build_generated(fixture("tiny"), "tiny", in(cache, backend)).how() == "cache");
 }
 
 TEST_CASE("use_cache = false compiles every time") {
-  SKIP_WITHOUT_COMPILER();
+  FOR_EACH_BACKEND(backend);
   TempDir cache;
-  BuildOptions options = in(cache);
+  BuildOptions options = in(cache, backend);
   options.use_cache = false;
-  CHECK(build_generated(fixture("tiny"), "tiny", options).how() == "subprocess");
-  CHECK(build_generated(fixture("tiny"), "tiny", options).how() == "subprocess");
-  CHECK(build_generated(fixture("tiny"), "tiny", in(cache)).how() == "cache");
+  CHECK(build_generated(fixture("tiny"), "tiny", options).how() == compiled_by(backend));
+  CHECK(build_generated(fixture("tiny"), "tiny", options).how() == compiled_by(backend));
+  CHECK(build_generated(fixture("tiny"), "tiny", in(cache, backend)).how() == "cache");
 }
 
 TEST_CASE("Two threads building the same key at once both succeed, into one entry") {
-  SKIP_WITHOUT_COMPILER();
+  FOR_EACH_BACKEND(backend);
   TempDir cache;
   std::barrier start(2);
   std::optional<GeneratedModel> built[2];
@@ -290,7 +344,7 @@ TEST_CASE("Two threads building the same key at once both succeed, into one entr
   auto build = [&](int i) {
     start.arrive_and_wait();
     try {
-      built[i].emplace(build_generated(fixture("tiny"), "tiny", in(cache)));
+      built[i].emplace(build_generated(fixture("tiny"), "tiny", in(cache, backend)));
     } catch (const std::exception& e) {
       errors[i] = e.what();
     }
@@ -309,7 +363,7 @@ TEST_CASE("Two threads building the same key at once both succeed, into one entr
 }
 
 TEST_CASE("Two processes building the same key at once both succeed, into one entry") {
-  SKIP_WITHOUT_COMPILER();
+  FOR_EACH_BACKEND(backend);
   TempDir cache;
   pid_t children[2];
   for (pid_t& child : children) {
@@ -318,7 +372,7 @@ TEST_CASE("Two processes building the same key at once both succeed, into one en
     if (child == 0) {
       // No Catch assertions here: the child reports through its exit status only.
       try {
-        GeneratedModel m = build_generated(fixture("tiny"), "tiny", in(cache));
+        GeneratedModel m = build_generated(fixture("tiny"), "tiny", in(cache, backend));
         ModelPtr model = m.make(2, "auto");
         ::_exit(model ? 0 : 2);
       } catch (...) {
@@ -334,13 +388,13 @@ TEST_CASE("Two processes building the same key at once both succeed, into one en
   }
   CHECK(cache_entries(cache.path()) == 1);
   CHECK(files_named_like(cache.path(), ".tmp-").empty());
-  CHECK(build_generated(fixture("tiny"), "tiny", in(cache)).how() == "cache");
+  CHECK(build_generated(fixture("tiny"), "tiny", in(cache, backend)).how() == "cache");
 }
 
 TEST_CASE("A damaged cache entry is rebuilt, never loaded") {
-  SKIP_WITHOUT_COMPILER();
+  FOR_EACH_BACKEND(backend);
   TempDir cache;
-  fs::path library = build_generated(fixture("tiny"), "tiny", in(cache)).library();
+  fs::path library = build_generated(fixture("tiny"), "tiny", in(cache, backend)).library();
   fs::path meta = library.parent_path() / "meta.txt";
 
   SECTION("model.so truncated") {
@@ -367,20 +421,20 @@ TEST_CASE("A damaged cache entry is rebuilt, never loaded") {
     fs::remove(library);
   }
 
-  GeneratedModel rebuilt = build_generated(fixture("tiny"), "tiny", in(cache));
-  CHECK(rebuilt.how() == "subprocess");
+  GeneratedModel rebuilt = build_generated(fixture("tiny"), "tiny", in(cache, backend));
+  CHECK(rebuilt.how() == compiled_by(backend));
   CHECK(rebuilt.library() == library);
   check_calls_work(rebuilt, "tiny");
-  CHECK(build_generated(fixture("tiny"), "tiny", in(cache)).how() == "cache");
+  CHECK(build_generated(fixture("tiny"), "tiny", in(cache, backend)).how() == "cache");
 }
 
 TEST_CASE("Generated code that does not compile is reported as cnnc's bug, with the evidence") {
-  SKIP_WITHOUT_COMPILER();
+  FOR_EACH_BACKEND(backend);
   TempDir cache;
   std::string broken = "#include \"cnnc_abi.h\"\nint broken() {\n  return undeclared_name;\n}\n";
   std::string message;
   try {
-    build_generated(broken, "broken", in(cache));
+    build_generated(broken, "broken", in(cache, backend));
   } catch (const BuildError& e) {
     message = e.what();
   }
@@ -396,6 +450,17 @@ TEST_CASE("Generated code that does not compile is reported as cnnc's bug, with 
   // The compiler's own diagnostic, pointing at the saved file's line.
   CHECK_THAT(message, Catch::Contains(saved[0].string() + ":3:"));
   CHECK_THAT(message, Catch::Contains("undeclared_name"));
+  CHECK_THAT(message, Catch::Contains(" -I " + (cache.path() / "include").string()));
+  if (backend == Backend::jit) {
+    // The line itself and a caret under the column.
+    CHECK_THAT(message, Catch::Contains("    3 |   return undeclared_name;\n"
+                                        "      |          ^\n"));
+    CHECK_THAT(message, Catch::EndsWith("1 error generated.\n"));
+    CHECK_THAT(message, Catch::Contains(saved[0].string() + ":3:10: error: use of undeclared "
+                                                            "identifier 'undeclared_name'"));
+    CHECK_THAT(message, Catch::Contains("in-process (libclang-cpp), errors reported"));
+    CHECK_THAT(message, Catch::Contains("-resource-dir "));
+  }
 
   CHECK(files_named_like(cache.path(), ".tmp-").empty());
   CHECK(cache_entries(cache.path()) == 0);
@@ -404,7 +469,7 @@ TEST_CASE("Generated code that does not compile is reported as cnnc's bug, with 
   std::string many = "#include \"cnnc_abi.h\"\n";
   for (int i = 0; i < 30; ++i) many += "int v" + std::to_string(i) + " = undeclared;\n";
   try {
-    build_generated(many, "many", in(cache));
+    build_generated(many, "many", in(cache, backend));
   } catch (const BuildError& e) {
     message = e.what();
   }
@@ -414,19 +479,20 @@ TEST_CASE("Generated code that does not compile is reported as cnnc's bug, with 
 }
 
 TEST_CASE("Compiled code without the entry points is an error naming the missing one") {
-  SKIP_WITHOUT_COMPILER();
+  FOR_EACH_BACKEND(backend);
   TempDir cache;
   std::string source =
       "#include \"cnnc_abi.h\"\nextern \"C\" int cnnc_other_create() { return 0; }\n";
   CHECK_THROWS_WITH(
-      build_generated(source, "nosym", in(cache)),
+      build_generated(source, "nosym", in(cache, backend)),
       Catch::StartsWith("internal error: the compiled code for model nosym lacks "
                         "cnnc_nosym_create; this is a bug in cnnc, please report it"));
 }
 
 TEST_CASE("An unknown compiler is a clear error") {
   TempDir cache;
-  BuildOptions options = in(cache);
+  // automatic: a named compiler asks for the subprocess, even where in-process is available.
+  BuildOptions options = in(cache, Backend::automatic);
   options.compiler = "cnnc-no-such-compiler";
   CHECK_THROWS_WITH(build_generated(fixture("tiny"), "tiny", options),
                     "cannot build the generated code for model tiny: the C++ compiler "
@@ -461,17 +527,122 @@ TEST_CASE("The compiler is named short: family and version") {
 }
 
 TEST_CASE("Without a cache_dir the cache is $XDG_CACHE_HOME/cnnc") {
-  SKIP_WITHOUT_COMPILER();
+  FOR_EACH_BACKEND(backend);
   TempDir xdg;
-  const char* old = std::getenv("XDG_CACHE_HOME");
-  std::string saved = old ? old : "";
-  ::setenv("XDG_CACHE_HOME", xdg.path().c_str(), 1);
-  BuildOptions options;
-  GeneratedModel built = build_generated(fixture("tiny"), "tiny", options);
-  if (old) {
-    ::setenv("XDG_CACHE_HOME", saved.c_str(), 1);
-  } else {
-    ::unsetenv("XDG_CACHE_HOME");
+  fs::path library;
+  {
+    ScopedEnv env("XDG_CACHE_HOME", xdg.path().c_str());
+    BuildOptions options;
+    options.backend = backend;
+    library = build_generated(fixture("tiny"), "tiny", options).library();
   }
-  CHECK(built.library().parent_path().parent_path() == xdg.path() / "cnnc" / "v1");
+  CHECK(library.parent_path().parent_path() == xdg.path() / "cnnc" / "v1");
+}
+
+TEST_CASE(
+    "automatic builds in-process when cnnc can, else in a subprocess, and CNNC_BUILD overrides") {
+  TempDir cache;
+  ScopedEnv unset("CNNC_BUILD", nullptr);
+  std::string expected = in_process_available() ? "jit" : "subprocess";
+  if (expected == "subprocess" && !find_compiler("")) return;
+  GeneratedModel built = build_generated(fixture("tiny"), "tiny", in(cache, Backend::automatic));
+  CHECK(built.backend() == expected);
+  check_calls_work(built, "tiny");
+
+  if (find_compiler("")) {
+    ScopedEnv env("CNNC_BUILD", "subprocess");
+    CHECK(build_generated(fixture("tiny"), "tiny", in(cache, Backend::automatic)).backend() ==
+          "subprocess");
+  }
+  {
+    // An explicit backend is not overridden.
+    ScopedEnv env("CNNC_BUILD", "no-such-backend");
+    CHECK_THROWS_WITH(build_generated(fixture("tiny"), "tiny", in(cache, Backend::automatic)),
+                      "CNNC_BUILD is 'no-such-backend'; expected auto, jit (in-process) or "
+                      "subprocess");
+    if (find_compiler("")) {
+      CHECK(build_generated(fixture("tiny"), "tiny", in(cache)).backend() == "subprocess");
+    }
+  }
+  CHECK(parse_backend("auto") == Backend::automatic);
+  CHECK(parse_backend("jit") == Backend::jit);
+  CHECK(parse_backend("subprocess") == Backend::subprocess);
+  CHECK_THROWS_AS(parse_backend("dlopen"), std::invalid_argument);
+}
+
+TEST_CASE("Without the Clang libraries, asking for the in-process build is a clear error") {
+  if (in_process_available()) return;
+  TempDir cache;
+  CHECK_THROWS_WITH(build_generated(fixture("tiny"), "tiny", in(cache, Backend::jit)),
+                    Catch::StartsWith("cannot build the generated code for model tiny in-process: "
+                                      "this cnnc was built without the Clang libraries"));
+}
+
+TEST_CASE("The in-process build needs no compiler on PATH and caches an object file") {
+  if (!in_process_available()) {
+    WARN("cnnc built without the Clang libraries: in-process tests skipped");
+    return;
+  }
+  TempDir cache;
+  GeneratedModel built = [&] {
+    ScopedEnv no_path("PATH", "");
+    ScopedEnv no_cxx("CXX", nullptr);
+    REQUIRE_FALSE(find_compiler(""));
+    return build_generated(fixture("tiny"), "tiny", in(cache, Backend::jit));
+  }();
+  CHECK(built.how() == "jit");
+  check_calls_work(built, "tiny");
+  // An ELF relocatable object (e_type 1 = ET_REL), not a shared library.
+  std::string object = read_file(built.library());
+  REQUIRE(object.size() > 64);
+  CHECK(object.substr(0, 4) ==
+        "\x7f"
+        "ELF");
+  CHECK(object[16] == 1);
+  CHECK(object[17] == 0);
+
+  INFO(built.compiler());
+  CHECK(built.compiler().starts_with("clang 19."));
+  CHECK_THAT(
+      built.summary(),
+      Catch::Matches(R"(compiled in [0-9]+\.[0-9] s \(clang 19\.[0-9.]+, in-process, -O2\))"));
+  GeneratedModel hit = build_generated(fixture("tiny"), "tiny", in(cache, Backend::jit));
+  CHECK_THAT(hit.summary(), Catch::Matches(R"(loaded from the cache in [0-9]+\.[0-9]{2} s )"
+                                           R"(\(clang 19\.[0-9.]+, in-process, -O2\))"));
+  // Both loaded at once: each object links into a JIT library of its own, so the same names
+  // do not collide, and destroying one leaves the other working.
+  check_calls_work(hit, "tiny");
+  { GeneratedModel gone = std::move(built); }
+  check_calls_work(hit, "tiny");
+}
+
+TEST_CASE("The two backends never share a cache entry") {
+  if (!in_process_available() || !find_compiler("")) return;
+  TempDir cache;
+  GeneratedModel jit = build_generated(fixture("tiny"), "tiny", in(cache, Backend::jit));
+  GeneratedModel sub = build_generated(fixture("tiny"), "tiny", in(cache, Backend::subprocess));
+  CHECK(jit.how() == "jit");
+  CHECK(sub.how() == "subprocess");
+  CHECK(jit.library().parent_path() != sub.library().parent_path());
+  CHECK(cache_entries(cache.path()) == 2);
+  check_calls_work(jit, "tiny");
+  check_calls_work(sub, "tiny");
+}
+
+TEST_CASE("In-process diagnostics honour -ferror-limit") {
+  if (!in_process_available()) return;
+  TempDir cache;
+  std::string many = "#include \"cnnc_abi.h\"\n";
+  for (int i = 0; i < 30; ++i) many += "int v" + std::to_string(i) + " = undeclared;\n";
+  BuildOptions options = in(cache, Backend::jit);
+  options.flags.push_back("-ferror-limit=2");
+  std::string message;
+  try {
+    build_generated(many, "many", options);
+  } catch (const BuildError& e) {
+    message = e.what();
+  }
+  CHECK_THAT(message, Catch::Contains("fatal error: too many errors emitted, stopping now"));
+  CHECK_THAT(message, Catch::Contains(":3:10: error:"));
+  CHECK_THAT(message, !Catch::Contains(":4:10: error:"));
 }

@@ -1,0 +1,491 @@
+// bench_layers.cpp: every conv, pool and dense layer of lenet5 and keras_mnist, forward,
+// backward-data and backward-weights at batch 64, on the generic engine's kernels, oneDNN's
+// primitives and the specialised generated code; then whole training steps. Counters: GFLOP/s,
+// the share of the measured FMA peak, images/s.
+//
+// Order of the suite (the registration order): the FMA peak first (it sets the denominator of
+// every peak_share), then per layer and phase generic | oneDNN | specialised side by side, then
+// the training steps. Run with --benchmark_repetitions=5
+// --benchmark_enable_random_interleaving=true for interleaved medians (bench/run_benchmarks).
+//
+// Threads: per-layer figures are one thread per call for every engine (the generic kernels and
+// the specialised run() are single-threaded by the ABI; oneDNN's OpenMP is capped at 1), so
+// peak_share divides by the 1-thread peak. Training steps run on 1 and 2 threads, split as
+// cnnc train splits a batch (rt::TrainStep).
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bench/peak_fma.hpp"
+#include "cnnc_abi.h"
+#include "gemm.hpp"
+#include "generic_engine.hpp"
+#include "keras_mnist.gen.hpp"
+#include "layers.hpp"
+#include "lenet5.gen.hpp"
+#include "params.hpp"
+#include "thread_pool.hpp"
+#include "trainer.hpp"
+#ifdef CNNC_BENCH_ONEDNN
+#include "onednn_net.hpp"
+#endif
+
+// Weak: generated code without the per-layer kernel table (older generators) still links, and
+// the specialised per-layer benches are then skipped with a message.
+extern "C" int32_t cnnc_lenet5_kernels(const char* target, const cnnc_kernel** kernels)
+    __attribute__((weak));
+extern "C" int32_t cnnc_keras_mnist_kernels(const char* target, const cnnc_kernel** kernels)
+    __attribute__((weak));
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int32_t kBatch = 64;
+
+// ---- the measured peak ----
+
+// GFLOP/s by thread count, the best ISA: measured once in main before any benchmark runs, so
+// every peak_share of one run divides by one figure (the peak_fma benchmarks only report).
+std::map<int, double>& peaks() {
+  static std::map<int, double> p;
+  return p;
+}
+
+double peak(int threads) {
+  auto it = peaks().find(threads);
+  if (it != peaks().end()) return it->second;
+  // The best of several short windows: load on a shared machine only ever lowers the figure.
+  double best = 0;
+  for (int i = 0; i < 8; ++i) best = std::max(best, cnnc::bench::measure_peak_gflops(threads, 0.1));
+  return peaks()[threads] = best;
+}
+
+void BM_peak_fma(benchmark::State& state, cnnc::bench::FmaIsa isa) {
+  const int threads = static_cast<int>(state.range(0));
+  if (!cnnc::bench::fma_isa_supported(isa)) {
+    state.SkipWithError("this CPU lacks the ISA");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  double gflops = 0;
+  for (auto _ : state) gflops = cnnc::bench::measure_fma_gflops(isa, threads, 0.25);
+  state.counters["GFLOP/s"] = gflops;
+  // Reported, not used: the denominator was fixed before the first benchmark (main), so that
+  // every share of one run divides by the same figure whatever order the runs interleave in.
+  state.counters["peak_used"] = peak(threads);
+}
+
+// ---- the models ----
+
+struct ModelApi {
+  const char* name;
+  cnnc_model* (*create)(int32_t, const char*);
+  void (*destroy)(cnnc_model*);
+  int32_t (*kernels)(const char*, const cnnc_kernel**);  // null without the kernel table
+};
+
+const ModelApi kModels[] = {
+    {"lenet5", cnnc_lenet5_create, cnnc_lenet5_destroy, cnnc_lenet5_kernels},
+    {"keras_mnist", cnnc_keras_mnist_create, cnnc_keras_mnist_destroy, cnnc_keras_mnist_kernels},
+};
+
+struct Free {
+  void operator()(void* p) const { std::free(p); }
+};
+
+template <class T = float>
+std::unique_ptr<T[], Free> aligned(int64_t count) {
+  size_t bytes = static_cast<size_t>((count * int64_t{sizeof(T)} + 63) / 64 * 64 + 64);
+  auto* p = static_cast<T*>(std::aligned_alloc(64, bytes));
+  if (!p) throw std::bad_alloc();
+  std::memset(static_cast<void*>(p), 0, bytes);
+  return std::unique_ptr<T[], Free>(p);
+}
+
+// MNIST-like pixels and labels from a fixed LCG: the same bits for every engine.
+void fill_inputs(const cnnc_model& m, int32_t n, float* images, int32_t* labels) {
+  uint64_t s = 42;
+  auto next = [&] {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return s >> 33;
+  };
+  for (int64_t i = 0; i < int64_t{n} * m.input_h * m.input_w * m.input_c; ++i)
+    images[i] = static_cast<float>(next() % 256) / 255.0f;
+  for (int32_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(next() % m.output_size);
+}
+
+// A specialised model for one target after one train() call on a batch, so that its workspace
+// holds what the per-layer kernels read.
+struct Specialized {
+  Specialized(const ModelApi& api, const char* target) : api_(api) {
+    model = api.create(kBatch, target);
+    if (!model) return;
+    params = cnnc::rt::initial_params(*model, 1);
+    grads.assign(static_cast<size_t>(model->param_count), 0.0f);
+    workspace = aligned<std::byte>(model->workspace_bytes);
+    images = aligned(int64_t{kBatch} * model->input_h * model->input_w * model->input_c);
+    labels.resize(kBatch);
+    fill_inputs(*model, kBatch, images.get(), labels.data());
+    cnnc_pass p{};
+    p.params = params.data();
+    p.input = images.get();
+    p.labels = labels.data();
+    p.grads = grads.data();
+    p.workspace = workspace.get();
+    p.n = kBatch;
+    p.seed = 1;
+    model->train(model, &p);
+  }
+  ~Specialized() {
+    if (model) api_.destroy(model);
+  }
+  Specialized(const Specialized&) = delete;
+  Specialized& operator=(const Specialized&) = delete;
+
+  const ModelApi& api_;
+  cnnc_model* model = nullptr;
+  std::vector<float> params, grads;
+  std::unique_ptr<std::byte[], Free> workspace;
+  std::unique_ptr<float[], Free> images;
+  std::vector<int32_t> labels;
+};
+
+// ---- per-layer work ----
+
+enum class Phase { forward, backward_data, backward_weights };
+const char* const kPhaseNames[] = {"forward", "backward_data", "backward_weights"};
+
+bool benched(const cnnc_layer& l) {
+  return l.kind == CNNC_CONV || l.kind == CNNC_DENSE || l.kind == CNNC_MAXPOOL ||
+         l.kind == CNNC_AVGPOOL;
+}
+
+bool has_phase(const cnnc_layer& l, Phase p) {
+  return p != Phase::backward_weights || l.kind == CNNC_CONV || l.kind == CNNC_DENSE;
+}
+
+// FLOPs per image of one phase, counted alike for every engine: 2 per multiply-add for conv and
+// dense (each phase is one such product), 1 per compared or added element for pooling.
+double flops_per_image(const cnnc_layer& l, Phase) {
+  if (l.kind == CNNC_CONV)
+    return 2.0 * l.out_h * l.out_w * l.out_c * l.kernel_h * l.kernel_w * l.in_c;
+  if (l.kind == CNNC_DENSE) return 2.0 * l.out_c * l.in_h * l.in_w * l.in_c;
+  return 1.0 * l.out_h * l.out_w * l.out_c * l.kernel_h * l.kernel_w;
+}
+
+// Times `body`, which processes `images` images per call; sets the counters every engine shares.
+template <class Body>
+void time_layer(benchmark::State& state, double flops_per_call, int64_t images, Body&& body) {
+  body();  // warm: first-touch pages and caches outside the timing
+  Clock::time_point t0 = Clock::now();
+  for (auto _ : state) body();
+  double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  double calls = static_cast<double>(state.iterations());
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(calls * flops_per_call / 1e9, benchmark::Counter::kIsRate);
+  state.counters["img/s"] =
+      benchmark::Counter(calls * static_cast<double>(images), benchmark::Counter::kIsRate);
+  state.counters["peak_share"] = calls * flops_per_call / 1e9 / seconds / peak(1);
+}
+
+// The generic engine's kernels for one layer at batch 64, on random data. conv_backward and
+// dense_backward compute dx and dw together unless given null for one, which is how the two
+// backward phases are timed apart; the bias gradient goes with the weights.
+struct GenericLayer {
+  explicit GenericLayer(const cnnc_layer& layer) : l(layer) {
+    const int64_t in = int64_t{l.in_h} * l.in_w * l.in_c,
+                  out = int64_t{l.out_h} * l.out_w * l.out_c;
+    x = aligned(kBatch * in);
+    dx = aligned(kBatch * in);
+    y = aligned(kBatch * out);
+    dy = aligned(kBatch * out);
+    w = aligned(std::max<int64_t>(1, l.weight_count));
+    dw = aligned(std::max<int64_t>(1, l.weight_count));
+    b = aligned(std::max<int32_t>(1, l.out_c));
+    db = aligned(std::max<int32_t>(1, l.out_c));
+    col = aligned(std::max<int64_t>(1, l.kind == CNNC_CONV ? cnnc::rt::conv_col_floats(l) : 0));
+    pack = aligned(cnnc::rt::kGemmPackFloats);
+    uint64_t s = 7;
+    auto next = [&] {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      return static_cast<float>(s >> 40) / static_cast<float>(1 << 24);
+    };
+    for (int64_t i = 0; i < kBatch * in; ++i) x[i] = std::max(0.0f, next() - 0.2f);
+    for (int64_t i = 0; i < kBatch * out; ++i) dy[i] = next() - 0.5f;
+    for (int64_t i = 0; i < l.weight_count; ++i) w[i] = (next() - 0.5f) * 0.1f;
+  }
+  void run(Phase p) {
+    using namespace cnnc::rt;
+    switch (l.kind) {
+      case CNNC_CONV:
+        if (p == Phase::forward)
+          conv_forward(l, kBatch, x.get(), w.get(), b.get(), y.get(), col.get(), pack.get());
+        else if (p == Phase::backward_data)
+          conv_backward(l, kBatch, x.get(), w.get(), dy.get(), dx.get(), nullptr, nullptr,
+                        col.get(), pack.get());
+        else
+          conv_backward(l, kBatch, x.get(), w.get(), dy.get(), nullptr, dw.get(), db.get(),
+                        col.get(), pack.get());
+        break;
+      case CNNC_DENSE:
+        if (p == Phase::forward)
+          dense_forward(l, kBatch, x.get(), w.get(), b.get(), y.get(), pack.get());
+        else if (p == Phase::backward_data)
+          dense_backward(l, kBatch, x.get(), w.get(), dy.get(), dx.get(), nullptr, nullptr,
+                         pack.get());
+        else
+          dense_backward(l, kBatch, x.get(), w.get(), dy.get(), nullptr, dw.get(), db.get(),
+                         pack.get());
+        break;
+      case CNNC_MAXPOOL:
+        if (p == Phase::forward)
+          maxpool_forward(l, kBatch, x.get(), y.get());
+        else
+          maxpool_backward(l, kBatch, x.get(), dy.get(), dx.get());
+        break;
+      case CNNC_AVGPOOL:
+        if (p == Phase::forward)
+          avgpool_forward(l, kBatch, x.get(), y.get());
+        else
+          avgpool_backward(l, kBatch, dy.get(), dx.get());
+        break;
+      default: break;
+    }
+    benchmark::ClobberMemory();
+  }
+  cnnc_layer l;
+  std::unique_ptr<float[], Free> x, dx, y, dy, w, dw, b, db, col, pack;
+};
+
+// Every Specialized model built so far, kept for the whole run: the kernels point into them.
+std::vector<std::unique_ptr<Specialized>>& specialized_models() {
+  static std::vector<std::unique_ptr<Specialized>> v;
+  return v;
+}
+
+void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
+  // The layer table comes from the specialised model itself: the same rows the generic engine
+  // and oneDNN are then given.
+  cnnc_model* probe = api.create(kBatch, "portable");
+  if (!probe) throw std::runtime_error(fmt::format("{}: cannot create the model", api.name));
+  std::vector<cnnc_layer> layers(probe->layers, probe->layers + probe->layer_count);
+  api.destroy(probe);
+  // The network's order, for tables: random interleaving scrambles the order of the results.
+  std::string order;
+  for (const cnnc_layer& l : layers) order += fmt::format("{}{}", order.empty() ? "" : ",", l.name);
+  benchmark::AddCustomContext(fmt::format("layers_{}", api.name), order);
+
+  // The specialised kernels of every target the CPU runs, best first.
+  struct Target {
+    std::string name;
+    Specialized* model;
+    const cnnc_kernel* kernels;
+    int32_t count;
+  };
+  std::vector<Target> targets;
+  if (!api.kernels) {
+    notes.push_back(fmt::format(
+        "{}: the generated code has no kernel table (cnnc_{}_kernels); specialised per-layer "
+        "benchmarks skipped",
+        api.name, api.name));
+  } else {
+    for (const char* t : {"avx512", "avx2"}) {
+      const cnnc_kernel* k = nullptr;
+      int32_t count = api.kernels(t, &k);
+      if (count <= 0) continue;
+      specialized_models().push_back(std::make_unique<Specialized>(api, t));
+      Specialized* s = specialized_models().back().get();
+      if (!s->model) continue;
+      targets.push_back({t, s, k, count});
+    }
+  }
+
+  for (const cnnc_layer& l : layers) {
+    if (!benched(l)) continue;
+    auto generic = std::make_shared<GenericLayer>(l);
+#ifdef CNNC_BENCH_ONEDNN
+    std::shared_ptr<cnnc::bench::OnednnLayer> onednn;
+    try {
+      onednn = std::make_shared<cnnc::bench::OnednnLayer>(l, kBatch);
+    } catch (const std::exception& e) {
+      notes.push_back(fmt::format("{}/{}: oneDNN: {}", api.name, l.name, e.what()));
+    }
+#endif
+    for (Phase p : {Phase::forward, Phase::backward_data, Phase::backward_weights}) {
+      if (!has_phase(l, p)) continue;
+      const std::string base = fmt::format("layer/{}/{}/{}", api.name, l.name, kPhaseNames[int(p)]);
+      const double flops = flops_per_image(l, p) * kBatch;
+      benchmark::RegisterBenchmark((base + "/generic").c_str(), [generic, p, flops](auto& st) {
+        time_layer(st, flops, kBatch, [&] { generic->run(p); });
+      })->UseRealTime();
+#ifdef CNNC_BENCH_ONEDNN
+      auto op = static_cast<cnnc::bench::Phase>(p);
+      if (onednn && onednn->has(op))
+        benchmark::RegisterBenchmark((base + "/onednn").c_str(), [onednn, op, flops](auto& st) {
+          st.SetLabel(onednn->implementation(op));
+          time_layer(st, flops, kBatch, [&] { onednn->run(op); });
+        })->UseRealTime();
+#endif
+      for (const Target& t : targets) {
+        for (int32_t i = 0; i < t.count; ++i) {
+          const cnnc_kernel& k = t.kernels[i];
+          if (l.name != std::string(k.layer) || std::string(k.phase) != kPhaseNames[int(p)])
+            continue;
+          // One benchmark iteration covers the batch of 64 in runs of k.samples images.
+          int32_t runs = std::max(1, kBatch / std::max(1, k.samples));
+          Specialized* s = t.model;
+          benchmark::RegisterBenchmark((base + "/specialized-" + t.name).c_str(), [s, k, runs, l,
+                                                                                   p](auto& st) {
+            time_layer(st, k.flops * runs, int64_t{k.samples} * runs, [&] {
+              for (int32_t r = 0; r < runs; ++r)
+                k.run(s->params.data(), s->grads.data(), s->workspace.get());
+              benchmark::ClobberMemory();
+            });
+            st.counters["flops_ratio"] = k.flops / std::max(1, k.samples) / flops_per_image(l, p);
+          })->UseRealTime();
+        }
+      }
+    }
+  }
+}
+
+// ---- whole training steps ----
+
+// One optimizer step on a batch of 64 through the ABI, split and reduced as cnnc train does
+// (rt::TrainStep): model->train per slice, then model->update.
+void train_step(benchmark::State& state, const cnnc_model& m, int threads, double flops_per_image) {
+  cnnc::rt::ThreadPool pool(threads);
+  cnnc::rt::TrainStep step(m, pool, kBatch);
+  std::vector<float> params = cnnc::rt::initial_params(m, 1);
+  auto images = aligned(int64_t{kBatch} * m.input_h * m.input_w * m.input_c);
+  std::vector<int32_t> labels(kBatch);
+  fill_inputs(m, kBatch, images.get(), labels.data());
+  cnnc_optimizer opt{};
+  opt.kind = CNNC_SGD;
+  opt.momentum = 0.9f;
+  opt.weight_decay = 5e-4f;
+  // A small rate: random labels cannot walk the weights to overflow over thousands of steps,
+  // and every step does the same arithmetic as at the models' lr 0.05.
+  opt.lr = 1e-4f;
+  opt.step = 1;
+  // Verify before timing: a finite first step.
+  if (!step.run(params, images.get(), labels.data(), kBatch, opt, 0, 0, 1).non_finite.empty()) {
+    state.SkipWithError("the first step is not finite");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  Clock::time_point t0 = Clock::now();
+  for (auto _ : state) {
+    ++opt.step;
+    step.run(params, images.get(), labels.data(), kBatch, opt, 0, 0, 1);
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  double images_done = static_cast<double>(state.iterations()) * kBatch;
+  state.counters["img/s"] = benchmark::Counter(images_done, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(images_done * flops_per_image / 1e9, benchmark::Counter::kIsRate);
+  state.counters["peak_share"] = images_done * flops_per_image / 1e9 / seconds / peak(threads);
+  state.SetLabel(m.engine);
+}
+
+cnnc::rt::ModelSpec spec_of(const cnnc_model& m) {
+  cnnc::rt::ModelSpec s;
+  s.name = m.name;
+  s.input_h = m.input_h;
+  s.input_w = m.input_w;
+  s.input_c = m.input_c;
+  s.loss = m.loss;
+  s.layers.assign(m.layers, m.layers + m.layer_count);
+  s.param_count = m.param_count;
+  return s;
+}
+
+double training_flops_per_image(const cnnc_model& m) {
+  // Forward plus the two backward products of conv and dense layers, every layer's phase
+  // counted as in flops_per_image: the share of peak a training step reaches.
+  double f = 0;
+  for (int32_t i = 0; i < m.layer_count; ++i) {
+    const cnnc_layer& l = m.layers[i];
+    if (!benched(l)) continue;
+    f += flops_per_image(l, Phase::forward);
+    f += flops_per_image(l, Phase::backward_data) * (i > 0 ? 1 : 0);
+    if (has_phase(l, Phase::backward_weights)) f += flops_per_image(l, Phase::backward_weights);
+  }
+  return f;
+}
+
+struct StepModels {
+  std::unique_ptr<cnnc::rt::GenericModel> generic;
+  cnnc_model* specialized = nullptr;
+};
+
+void register_train_steps(const ModelApi& api) {
+  static std::vector<StepModels> keep;  // the benchmarks point into these for the whole run
+  StepModels sm;
+  sm.specialized = api.create(kBatch, "auto");
+  if (!sm.specialized) return;
+  sm.generic = std::make_unique<cnnc::rt::GenericModel>(spec_of(*sm.specialized), kBatch);
+  keep.push_back(std::move(sm));
+  const StepModels& k = keep.back();
+  const double flops = training_flops_per_image(*k.specialized);
+  for (int threads : {1, 2}) {
+    for (const cnnc_model* m : {k.generic->abi(), static_cast<const cnnc_model*>(k.specialized)}) {
+      std::string name =
+          fmt::format("train_step/{}/{}/threads:{}", api.name,
+                      std::string(m->engine) == "generic" ? "generic" : "specialized", threads);
+      benchmark::RegisterBenchmark(
+          name.c_str(),
+          [m, threads, flops](benchmark::State& st) { train_step(st, *m, threads, flops); })
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+
+  for (int threads : {1, 2}) {
+    benchmark::RegisterBenchmark("peak_fma/avx512", BM_peak_fma, cnnc::bench::FmaIsa::avx512)
+        ->Arg(threads)
+        ->ArgName("threads")
+        ->Iterations(1)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("peak_fma/avx2", BM_peak_fma, cnnc::bench::FmaIsa::avx2)
+        ->Arg(threads)
+        ->ArgName("threads")
+        ->Iterations(1)
+        ->UseRealTime();
+  }
+  std::vector<std::string> notes;
+#ifdef CNNC_BENCH_ONEDNN
+  cnnc::bench::onednn_set_threads(1);  // before any primitive exists: see onednn_net.hpp
+#else
+  notes.push_back("built without oneDNN (find_package(dnnl) failed): no oneDNN benchmarks");
+#endif
+  for (const ModelApi& api : kModels) register_layers(api, notes);
+  for (const ModelApi& api : kModels) register_train_steps(api);
+  for (const std::string& n : notes) fmt::print(stderr, "bench_layers: {}\n", n);
+  for (int threads : {1, 2})
+    benchmark::AddCustomContext(
+        fmt::format("peak_gflops_{}_thread{}", threads, threads > 1 ? "s" : ""),
+        fmt::format("{:.1f}", peak(threads)));
+
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""layers_table.py: the per-layer and training-step tables of docs/benchmarks.md, in markdown,
+from bench_layers' JSON (--benchmark_out=FILE --benchmark_out_format=json, run with
+--benchmark_repetitions and --benchmark_report_aggregates_only: the medians are read).
+
+Usage: bench/layers_table.py layers.json
+Standard library only (the system python has no numpy or matplotlib)."""
+import json
+import sys
+
+
+def medians(path):
+    with open(path) as f:
+        doc = json.load(f)
+    out = {}
+    for b in doc["benchmarks"]:
+        if b.get("aggregate_name", "median") != "median" or b.get("error_occurred"):
+            continue
+        name = b.get("run_name", b["name"])
+        # Google Benchmark appends what the registration asked for: drop it from the key.
+        name = "/".join(p for p in name.split("/")
+                        if p != "real_time" and not p.startswith("iterations:"))
+        out[name] = b
+    return doc.get("context", {}), out
+
+
+def fmt(x):
+    return f"{x:,.0f}"
+
+
+def main():
+    context, runs = medians(sys.argv[1])
+    peaks = {n: b["GFLOP/s"] for n, b in runs.items() if n.startswith("peak_fma/")}
+    # The denominator of every share here: the best ISA's median peak of this run, per thread
+    # count (the binary's own peak_share divides by a figure measured once at start-up, which
+    # one burst of load on a shared machine can spoil).
+    best = {t: max([v for n, v in peaks.items() if n.endswith(f"threads:{t}")] or [0])
+            for t in (1, 2)}
+    print("**Peak FP32 FMA** (12 independent chains; GFLOP/s, median of the repetitions; the "
+          f"shares below divide by the better ISA: {best[1]:.1f} on 1 thread, {best[2]:.1f} on 2)\n")
+    print("| ISA | 1 thread | 2 threads |")
+    print("| --- | ---: | ---: |")
+    for isa in ("avx512", "avx2"):
+        one = peaks.get(f"peak_fma/{isa}/threads:1")
+        two = peaks.get(f"peak_fma/{isa}/threads:2")
+        if one or two:
+            print(f"| {isa} | {one or 0:.1f} | {two or 0:.1f} |")
+
+    # layer/<model>/<layer>/<phase>/<engine>
+    rows = {}
+    engines = []
+    for n, b in runs.items():
+        parts = n.split("/")
+        if parts[0] != "layer" or len(parts) < 5:
+            continue
+        key = tuple(parts[1:4])
+        engine = parts[4]
+        if engine not in engines:
+            engines.append(engine)
+        rows.setdefault(key, {})[engine] = b
+    # The network's order (bench_layers records it in the context), then forward, backward-data,
+    # backward-weights.
+    phases = ["forward", "backward_data", "backward_weights"]
+
+    def position(key):
+        layers = context.get(f"layers_{key[0]}", "").split(",")
+        at = layers.index(key[1]) if key[1] in layers else len(layers)
+        return (at, phases.index(key[2]) if key[2] in phases else 9)
+    order = ["generic", "onednn"] + sorted(e for e in engines if e.startswith("specialized"))
+    order = [e for e in order if e in engines]
+    # The variant "auto" runs: the widest ISA measured.
+    best_spec = next((e for e in ("specialized-avx512", "specialized-avx2", "specialized-portable")
+                      if e in order), None)
+    for model in dict.fromkeys(k[0] for k in rows):
+        print(f"\n**{model}**, per layer and phase, batch 64, one thread per call: images/s "
+              "(share of the 1-thread peak)\n")
+        head = " | ".join(order)
+        extra = f" | {best_spec} / oneDNN" if best_spec and "onednn" in order else ""
+        print(f"| layer | phase | {head}{extra} |")
+        print("| --- | --- |" + " ---: |" * (len(order) + (1 if extra else 0)))
+        for key in sorted((k for k in rows if k[0] == model), key=position):
+            cells = []
+            for e in order:
+                b = rows[key].get(e)
+                cells.append(f"{fmt(b['img/s'])} ({100 * b['GFLOP/s'] / best[1]:.0f}%)"
+                             if b else "-")
+            if extra:
+                s, o = rows[key].get(best_spec), rows[key].get("onednn")
+                cells.append(f"{s['img/s'] / o['img/s']:.2f}x" if s and o else "-")
+            print(f"| {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
+
+    steps = {n: b for n, b in runs.items() if n.startswith("train_step/")}
+    if steps:
+        print("\n**Whole training step** (batch 64, through the C ABI as cnnc train: "
+              "images/s, share of the peak of as many threads)\n")
+        print("| model | engine | 1 thread | 2 threads |")
+        print("| --- | --- | ---: | ---: |")
+        seen = dict.fromkeys(tuple(n.split("/")[1:3]) for n in steps)
+        for model, engine in seen:
+            cells = []
+            for t in (1, 2):
+                b = steps.get(f"train_step/{model}/{engine}/threads:{t}")
+                cells.append(f"{fmt(b['img/s'])} ({100 * b['GFLOP/s'] / best[t]:.0f}%)"
+                             if b else "-")
+            print(f"| {model} | {engine} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

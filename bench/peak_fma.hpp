@@ -1,0 +1,118 @@
+// peak_fma.hpp: the machine's measured FP32 FMA peak, the denominator of every "share of peak".
+//
+// Twelve independent accumulator chains per thread: more than FMA latency x FMA ports (4 x 2 on
+// Zen 4, 4 x 2 on recent Intel), so the chains never wait on each other and the loop runs at the
+// issue rate. Each ISA variant is compiled with its own target attribute, so one binary measures
+// every variant the CPU has. Header-only: bench_layers and `cnnc bench` both include it.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace cnnc::bench {
+
+enum class FmaIsa { avx512, avx2 };
+
+inline const char* fma_isa_name(FmaIsa isa) {
+  return isa == FmaIsa::avx512 ? "avx512" : "avx2";
+}
+
+inline bool fma_isa_supported(FmaIsa isa) {
+  __builtin_cpu_init();
+  return isa == FmaIsa::avx512 ? __builtin_cpu_supports("avx512f")
+                               : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+inline constexpr int kFmaChains = 12;
+
+// FLOPs of one fma_chains_* iteration: chains x lanes x 2 (a multiply and an add).
+inline double fma_flops_per_iteration(FmaIsa isa) {
+  return kFmaChains * (isa == FmaIsa::avx512 ? 16 : 8) * 2.0;
+}
+
+// acc = acc * a + b on every chain, `iterations` times. The sum is returned so that the compiler
+// cannot drop the work; a and b keep the values bounded (a < 1) and normal.
+__attribute__((target("avx512f"))) inline float fma_chains_avx512(int64_t iterations, float seed) {
+  __m512 acc[kFmaChains];
+  for (int j = 0; j < kFmaChains; ++j) acc[j] = _mm512_set1_ps(seed + static_cast<float>(j));
+  const __m512 a = _mm512_set1_ps(0.9999f), b = _mm512_set1_ps(0.0001f);
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < kFmaChains; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+  }
+  __m512 sum = acc[0];
+  for (int j = 1; j < kFmaChains; ++j) sum = _mm512_add_ps(sum, acc[j]);
+  // Through memory rather than _mm512_reduce_add_ps, whose GCC 12 expansion trips
+  // -Wuninitialized (an _mm256_undefined_pd inside the header).
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, sum);
+  float total = 0;
+  for (float x : lanes) total += x;
+  return total;
+}
+
+__attribute__((target("avx2,fma"))) inline float fma_chains_avx2(int64_t iterations, float seed) {
+  __m256 acc[kFmaChains];
+  for (int j = 0; j < kFmaChains; ++j) acc[j] = _mm256_set1_ps(seed + static_cast<float>(j));
+  const __m256 a = _mm256_set1_ps(0.9999f), b = _mm256_set1_ps(0.0001f);
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < kFmaChains; ++j) acc[j] = _mm256_fmadd_ps(acc[j], a, b);
+  }
+  __m256 sum = acc[0];
+  for (int j = 1; j < kFmaChains; ++j) sum = _mm256_add_ps(sum, acc[j]);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, sum);
+  float total = 0;
+  for (float x : lanes) total += x;
+  return total;
+}
+
+inline float fma_chains(FmaIsa isa, int64_t iterations, float seed) {
+  return isa == FmaIsa::avx512 ? fma_chains_avx512(iterations, seed)
+                               : fma_chains_avx2(iterations, seed);
+}
+
+// GFLOP/s of `threads` threads running the chains together for about `seconds`, counted from
+// the first start to the last finish (a straggler lowers the figure, as it would a kernel's).
+// 0 when the CPU lacks the ISA.
+inline double measure_fma_gflops(FmaIsa isa, int threads, double seconds) {
+  if (!fma_isa_supported(isa)) return 0;
+  using Clock = std::chrono::steady_clock;
+  constexpr int64_t kChunk = 1 << 18;  // about a millisecond: the deadline is checked this often
+  std::atomic<int64_t> chunks{0};
+  std::atomic<float> sink{0};
+  auto start = Clock::now();
+  auto deadline =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  auto work = [&](int t) {
+    int64_t mine = 0;
+    float s = 0;
+    do {
+      s += fma_chains(isa, kChunk, static_cast<float>(t));
+      ++mine;
+    } while (Clock::now() < deadline);
+    chunks += mine;
+    sink = sink + s;
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (std::thread& th : pool) th.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(chunks) * kChunk * fma_flops_per_iteration(isa) / elapsed / 1e9;
+}
+
+// The best variant's GFLOP/s on `threads` threads: what "share of peak" divides by.
+inline double measure_peak_gflops(int threads, double seconds) {
+  return std::max(measure_fma_gflops(FmaIsa::avx512, threads, seconds),
+                  measure_fma_gflops(FmaIsa::avx2, threads, seconds));
+}
+
+}  // namespace cnnc::bench

@@ -1,0 +1,361 @@
+#!/usr/bin/python3
+"""pytorch_mnist.py: the PyTorch peer of `cnnc bench`: the same network, batch, threads and
+optimizer as a .cnn file, for throughput and time-to-accuracy comparisons (docs/benchmarks.md).
+
+cnnc runs this script; there is only one .cnn parser (cnnc's). cnnc hands over the checked layer
+table as JSON (the rows of runtime/cnnc_abi.h), the initial parameters in the ABI's layout, and
+for throughput a batch of images and labels, so that the first step and the forward pass can be
+compared with cnnc's engines before anything is timed.
+
+Modes:
+  serve             line protocol on stdin/stdout, one JSON reply per command, so that cnnc can
+                    interleave this engine with its own (the python process stays alive):
+                      config <file.json>   build the network (reply: torch version, params)
+                      load <dir>           params.f32, images.f32 [n][H][W][C], labels.i32
+                      check <dir>          one step must be finite; forward -> dir/outputs.f32
+                      train <sec> <warm>   training images/s on the loaded batch
+                      infer <sec> <warm>   inference images/s
+                      quit
+  accuracy          train on MNIST (IDX files) until the test accuracy reaches a target;
+                    prints one JSON object per evaluation and a final one with "done".
+
+Every reply is one line of JSON; errors are {"error": "..."}. NCHW inside (PyTorch's native
+layout): parameters are permuted from the ABI's channels-last layout once when loaded.
+"""
+import json
+import math
+import os
+import struct
+import sys
+import time
+
+# The ABI's enums (runtime/cnnc_abi.h).
+CONV, MAXPOOL, AVGPOOL, FLATTEN, DENSE, DROPOUT, ACTIVATION = 1, 2, 3, 4, 5, 6, 7
+LINEAR, RELU, SIGMOID, TANH, SOFTMAX = 0, 1, 2, 3, 4
+CROSS_ENTROPY, MSE = 0, 1
+SGD, ADAM = 0, 1
+
+
+def reply(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError as e:  # cnnc says so in one line and goes on without this engine
+    reply({"error": f"PyTorch is not installed for {sys.executable} ({e}); "
+                    "scripts/setup --peers installs python3-torch"})
+    sys.exit(0)
+
+
+def activation_module(act):
+    return {RELU: nn.ReLU(), SIGMOID: nn.Sigmoid(), TANH: nn.Tanh()}.get(act)
+
+
+class Net(nn.Module):
+    """The layer table as torch modules. The final softmax is left to the loss (cross-entropy on
+    logits) in training and applied in inference, as cnnc's engines fuse it."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.layers = cfg["layers"]
+        mods = []
+        self.param_map = []  # (module, layer row) for conv and dense, to load ABI parameters
+        spatial = True  # the tensor is still [n][C][H][W]: a dense layer flattens it first
+        flat_from = None  # the [H, W, C] a flat tensor came from: the columns' order
+        for i, l in enumerate(self.layers):
+            kind, act = l["kind"], l["activation"]
+            last = i + 1 == len(self.layers)
+            if kind == CONV:
+                pt, pl, pb, pr = l["pad"]
+                conv = nn.Conv2d(l["in"][2], l["out"][2], tuple(l["kernel"]), tuple(l["stride"]),
+                                 padding=(pt, pl) if (pt, pl) == (pb, pr) else 0)
+                if (pt, pl) != (pb, pr):
+                    mods.append(nn.ZeroPad2d((pl, pr, pt, pb)))
+                mods.append(conv)
+                self.param_map.append((conv, l))
+            elif kind in (MAXPOOL, AVGPOOL):
+                cls = nn.MaxPool2d if kind == MAXPOOL else nn.AvgPool2d
+                mods.append(cls(tuple(l["kernel"]), tuple(l["stride"])))
+            elif kind == FLATTEN:
+                mods.append(nn.Flatten())
+                spatial, flat_from = False, l["in"]
+            elif kind == DENSE:
+                if spatial:
+                    mods.append(nn.Flatten())
+                    spatial, flat_from = False, l["in"]
+                lin = nn.Linear(l["in"][0] * l["in"][1] * l["in"][2], l["out"][2])
+                mods.append(lin)
+                self.param_map.append((lin, dict(l, flat_from=flat_from)))
+                flat_from = [1, 1, l["out"][2]]
+            elif kind == DROPOUT:
+                mods.append(nn.Dropout(l["rate"]))
+            elif kind == ACTIVATION:
+                pass
+            else:
+                raise ValueError(f"layer {l['name']}: unknown kind {kind}")
+            if kind == CONV or kind in (MAXPOOL, AVGPOOL):
+                spatial = True
+            if act == SOFTMAX:
+                if not last:
+                    raise ValueError(f"layer {l['name']}: softmax before the last layer")
+            elif act != LINEAR:
+                mods.append(activation_module(act))
+        self.body = nn.Sequential(*mods)
+        self.softmax = self.layers[-1]["activation"] == SOFTMAX
+
+    def forward(self, x):
+        return self.body(x)
+
+    def load_abi(self, flat):
+        """flat: the ABI's parameter vector (a 1-D float tensor)."""
+        with torch.no_grad():
+            for mod, l in self.param_map:
+                w = flat[l["weight_offset"]:l["weight_offset"] + l["weight_count"]]
+                b = flat[l["bias_offset"]:l["bias_offset"] + l["bias_count"]]
+                k = l["out"][2]
+                if l["kind"] == CONV:  # [K][R][S][C] -> [K][C][R][S]
+                    r, s = l["kernel"]
+                    w = w.view(k, r, s, l["in"][2]).permute(0, 3, 1, 2)
+                else:  # columns in [H][W][C] order -> torch's flatten order [C][H][W]
+                    h, wd, c = l["flat_from"]
+                    w = w.view(k, h, wd, c).permute(0, 3, 1, 2).reshape(k, c * h * wd)
+                mod.weight.copy_(w)
+                if l["bias_count"]:
+                    mod.bias.copy_(b)
+
+
+def make_optimizer(net, o):
+    if o["kind"] == ADAM:
+        return torch.optim.Adam(net.parameters(), lr=o["lr"], betas=(o["beta1"], o["beta2"]),
+                                eps=o["eps"], weight_decay=o["weight_decay"])
+    return torch.optim.SGD(net.parameters(), lr=o["lr"], momentum=o["momentum"],
+                           weight_decay=o["weight_decay"])
+
+
+def loss_of(net, out, labels):
+    if net.cfg["loss"] == CROSS_ENTROPY:
+        return F.cross_entropy(out, labels)  # on logits: the softmax is fused into the loss
+    y = F.softmax(out, dim=1) if net.softmax else out
+    return F.mse_loss(y, F.one_hot(labels, y.shape[1]).float())
+
+
+def read_floats(path):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    return torch.frombuffer(data, dtype=torch.float32)
+
+
+def to_nchw(images, cfg):
+    h, w, c = cfg["input"]
+    return images.view(-1, h, w, c).permute(0, 3, 1, 2).contiguous()
+
+
+class Server:
+    def __init__(self):
+        self.net = None
+
+    def config(self, path):
+        with open(path) as f:
+            self.cfg = json.load(f)
+        torch.manual_seed(self.cfg.get("seed", 1))
+        torch.set_num_threads(self.cfg["threads"])
+        self.net = Net(self.cfg)
+        return {"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "params": sum(p.numel() for p in self.net.parameters())}
+
+    def load(self, d):
+        self.params = read_floats(os.path.join(d, "params.f32"))
+        self.images = to_nchw(read_floats(os.path.join(d, "images.f32")), self.cfg)
+        with open(os.path.join(d, "labels.i32"), "rb") as f:
+            self.labels = torch.frombuffer(bytearray(f.read()), dtype=torch.int32).long()
+        return {"ok": True, "n": int(self.labels.numel())}
+
+    def reset(self):
+        self.net.load_abi(self.params)
+        self.opt = make_optimizer(self.net, self.cfg["optimizer"])
+
+    def step(self):
+        self.opt.zero_grad(set_to_none=True)
+        loss = loss_of(self.net, self.net(self.images), self.labels)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+    def check(self, d):
+        self.reset()
+        self.net.train()
+        loss = float(self.step())
+        self.reset()
+        self.net.eval()
+        with torch.no_grad():
+            out = self.net(self.images)
+            if self.net.softmax:
+                out = F.softmax(out, dim=1)
+        with open(os.path.join(d, "outputs.f32"), "wb") as f:
+            values = out.contiguous().view(-1).tolist()  # no numpy needed
+            f.write(struct.pack(f"<{len(values)}f", *values))
+        return {"ok": True, "loss": loss, "finite": math.isfinite(loss)}
+
+    def rate(self, seconds, warmup, body):
+        def run(limit):
+            calls, t0 = 0, time.perf_counter()
+            while True:
+                body()
+                calls += 1
+                elapsed = time.perf_counter() - t0
+                if calls >= 3 and elapsed >= limit:
+                    return calls / elapsed
+        run(warmup)
+        return run(seconds) * self.labels.numel()
+
+    def train(self, seconds, warmup):
+        self.reset()
+        self.net.train()
+        finite = [True]
+
+        def body():
+            if not math.isfinite(float(self.step().detach())):
+                finite[0] = False
+        ips = self.rate(seconds, warmup, body)
+        return {"images_per_second": ips, "diverged": not finite[0]}
+
+    def infer(self, seconds, warmup):
+        self.net.eval()
+
+        def body():
+            with torch.no_grad():
+                out = self.net(self.images)
+                if self.net.softmax:
+                    F.softmax(out, dim=1)
+        return {"images_per_second": self.rate(seconds, warmup, body)}
+
+
+def serve():
+    s = Server()
+    reply({"ok": True, "torch": torch.__version__})
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        try:
+            cmd, args = words[0], words[1:]
+            if cmd == "quit":
+                reply({"ok": True})
+                return
+            if cmd == "config":
+                reply(s.config(args[0]))
+            elif cmd == "load":
+                reply(s.load(args[0]))
+            elif cmd == "check":
+                reply(s.check(args[0]))
+            elif cmd == "train":
+                reply(s.train(float(args[0]), float(args[1])))
+            elif cmd == "infer":
+                reply(s.infer(float(args[0]), float(args[1])))
+            else:
+                reply({"error": f"unknown command '{cmd}'"})
+        except Exception as e:  # noqa: BLE001 - every failure goes back to cnnc as one line
+            reply({"error": f"{type(e).__name__}: {e}"})
+
+
+# ---- time to accuracy ----
+
+def read_idx(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = struct.unpack(">I", data[:4])[0]
+    dims = struct.unpack(">" + "I" * (magic & 0xFF), data[4:4 + 4 * (magic & 0xFF)])
+    body = bytearray(data[4 + 4 * len(dims):])
+    return torch.frombuffer(body, dtype=torch.uint8).view(*dims)
+
+
+def learning_rate(sched, base, epoch, epochs):
+    """runtime/train/trainer.cpp's learning_rate, per epoch."""
+    if sched["kind"] == "step":
+        return base * sched["gamma"] ** (epoch // max(1, sched["every"]))
+    if sched["kind"] == "cosine":
+        return 0.5 * base * (1 + math.cos(math.pi * epoch / max(1, epochs)))
+    return base
+
+
+def accuracy_mode(argv):
+    import argparse
+    p = argparse.ArgumentParser(prog="pytorch_mnist.py accuracy")
+    p.add_argument("--config", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--params", required=True, help="initial parameters, the ABI's layout")
+    p.add_argument("--target", type=float, required=True)
+    p.add_argument("--eval-every", type=int, default=0, help="steps; 0: each epoch")
+    p.add_argument("--epochs", type=int, required=True)
+    a = p.parse_args(argv)
+    with open(a.config) as f:
+        cfg = json.load(f)
+    torch.manual_seed(cfg["seed"])
+    torch.set_num_threads(cfg["threads"])
+    net = Net(cfg)
+    net.load_abi(read_floats(a.params))
+    o = cfg["optimizer"]
+    opt = make_optimizer(net, o)
+
+    def load(images, labels):
+        x = read_idx(os.path.join(a.data, images)).float().div_(255.0).unsqueeze(1)
+        return x.contiguous(), read_idx(os.path.join(a.data, labels)).long()
+    train_x, train_y = load("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+    test_x, test_y = load("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    batch, count = cfg["batch"], train_x.shape[0]
+    gen = torch.Generator().manual_seed(cfg["seed"])
+
+    def evaluate():
+        net.eval()
+        correct = 0
+        with torch.no_grad():
+            for i in range(0, test_x.shape[0], 1000):
+                correct += int((net(test_x[i:i + 1000]).argmax(1) == test_y[i:i + 1000]).sum())
+        net.train()
+        return correct / test_x.shape[0]
+
+    seconds, step = 0.0, 0
+    batches = (count + batch - 1) // batch
+    every = a.eval_every or batches
+    for epoch in range(a.epochs):
+        lr = learning_rate(cfg["schedule"], o["lr"], epoch, cfg["epochs"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        order = torch.randperm(count, generator=gen)
+        net.train()
+        for b in range(batches):
+            t0 = time.perf_counter()
+            idx = order[b * batch:(b + 1) * batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_of(net, net(train_x[idx]), train_y[idx])
+            loss.backward()
+            opt.step()
+            seconds += time.perf_counter() - t0
+            step += 1
+            if step % every == 0 or b + 1 == batches:
+                acc = evaluate()
+                print(json.dumps({"epoch": epoch + 1, "step": step, "seconds": seconds,
+                                  "accuracy": acc}), flush=True)
+                if acc >= a.target:
+                    print(json.dumps({"done": True, "reached": True, "epoch": epoch + 1,
+                                      "step": step, "seconds": seconds, "accuracy": acc}),
+                          flush=True)
+                    return
+    print(json.dumps({"done": True, "reached": False, "epoch": a.epochs, "step": step,
+                      "seconds": seconds, "accuracy": evaluate()}), flush=True)
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    if mode == "serve":
+        serve()
+    elif mode == "accuracy":
+        accuracy_mode(sys.argv[2:])
+    else:
+        reply({"error": f"unknown mode '{mode}' (serve or accuracy)"})
+        sys.exit(2)

@@ -1,0 +1,31 @@
+// cnnc bench --to-accuracy: how many seconds of training each engine needs to reach a test
+// accuracy on real MNIST, per seed; evaluation is not counted as training time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dsl/graph.hpp"
+
+namespace cnnc::cli {
+
+struct AccuracyArgs {
+  double target = 0.99;
+  std::vector<std::string> engines;  // generic, specialized, onednn, pytorch
+  std::string seeds;                 // comma-separated; empty: the file's seed
+  std::string data;                  // empty: $CNNC_DATA or data/mnist
+  int eval_every = 100;              // steps between evaluations; 0: each epoch
+  int64_t epochs = 10;               // give up after these; the schedule spans the file's
+  int threads = 2;
+  std::string python;
+  bool json = false;
+};
+
+// Runs every engine for every seed, interleaved by seed; prints a table (and JSON with --json).
+int run_to_accuracy(const dsl::Graph& g, const AccuracyArgs& a);
+
+// "specialized,generic" -> its names; throws std::runtime_error on an empty or unknown name.
+std::vector<std::string> split_engines(const std::string& list);
+
+}  // namespace cnnc::cli

@@ -1,0 +1,264 @@
+// PyTorch as a peer of cnnc bench: the child process, its line protocol and the JSON it reads.
+#include "bench_peers.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace cnnc::cli {
+
+std::string peers_dir() {
+  if (const char* d = std::getenv("CNNC_PEERS_DIR"); d && *d) return d;
+  return CNNC_PEERS_DIR;
+}
+
+std::string default_python() {
+  if (const char* p = std::getenv("CNNC_PYTHON"); p && *p) return p;
+  return "/usr/bin/python3";
+}
+
+std::string peer_config_json(const dsl::Graph& g, const cnnc_model& m, int32_t batch, int threads) {
+  std::string layers;
+  for (int32_t i = 0; i < m.layer_count; ++i) {
+    const cnnc_layer& l = m.layers[i];
+    layers += fmt::format(
+        R"({}{{"name":"{}","kind":{},"activation":{},"in":[{},{},{}],"out":[{},{},{}],"kernel":[{},{}],"stride":[{},{}],"pad":[{},{},{},{}],"rate":{},"weight_offset":{},"weight_count":{},"bias_offset":{},"bias_count":{},"trainable":{}}})",
+        i ? "," : "", l.name, l.kind, l.activation, l.in_h, l.in_w, l.in_c, l.out_h, l.out_w,
+        l.out_c, l.kernel_h, l.kernel_w, l.stride_h, l.stride_w, l.pad_top, l.pad_left,
+        l.pad_bottom, l.pad_right, l.dropout_rate, l.weight_offset, l.weight_count, l.bias_offset,
+        l.bias_count, l.trainable);
+  }
+  const dsl::Training& t = g.training;
+  return fmt::format(
+      R"({{"model":"{}","input":[{},{},{}],"loss":{},"batch":{},"threads":{},"seed":{},"epochs":{},"optimizer":{{"kind":{},"lr":{},"momentum":{},"beta1":{},"beta2":{},"eps":{},"weight_decay":{}}},"schedule":{{"kind":"{}","every":{},"gamma":{}}},"param_count":{},"layers":[{}]}})",
+      g.name, m.input_h, m.input_w, m.input_c, m.loss, batch, threads, t.seed, t.epochs,
+      t.optimizer.kind == dsl::OptimizerKind::adam ? CNNC_ADAM : CNNC_SGD, t.optimizer.lr,
+      t.optimizer.momentum, t.optimizer.beta1, t.optimizer.beta2, t.optimizer.eps,
+      t.optimizer.weight_decay, dsl::name_of(t.schedule.kind), t.schedule.every, t.schedule.gamma,
+      m.param_count, layers);
+}
+
+namespace {
+
+// Where "key": starts its value in a flat JSON line, or npos.
+size_t value_at(const std::string& line, const std::string& key) {
+  std::string quoted = "\"" + key + "\"";
+  size_t at = line.find(quoted);
+  if (at == std::string::npos) return at;
+  at = line.find(':', at + quoted.size());
+  if (at == std::string::npos) return at;
+  return line.find_first_not_of(" \t", at + 1);
+}
+
+}  // namespace
+
+std::optional<double> json_number(const std::string& line, const std::string& key) {
+  size_t at = value_at(line, key);
+  if (at == std::string::npos) return std::nullopt;
+  const char* begin = line.c_str() + at;
+  char* end = nullptr;
+  double v = std::strtod(begin, &end);
+  if (end == begin) return std::nullopt;
+  return v;
+}
+
+std::optional<std::string> json_string(const std::string& line, const std::string& key) {
+  size_t at = value_at(line, key);
+  if (at == std::string::npos || line[at] != '"') return std::nullopt;
+  std::string out;
+  for (size_t i = at + 1; i < line.size(); ++i) {
+    if (line[i] == '"') return out;
+    if (line[i] == '\\' && i + 1 < line.size()) ++i;
+    out += line[i];
+  }
+  return std::nullopt;
+}
+
+LineProcess::LineProcess(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env) {
+  int in[2], out[2];
+  if (pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    close(in[0]);
+    close(in[1]);
+    throw std::runtime_error("pipe failed");
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) {
+    std::string entry = *e;
+    bool replaced = false;
+    for (const std::string& x : env)
+      replaced = replaced || entry.compare(0, x.find('=') + 1, x, 0, x.find('=') + 1) == 0;
+    if (!replaced) envs.push_back(entry);
+  }
+  envs.insert(envs.end(), env.begin(), env.end());
+  std::vector<char*> args, envp;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (const std::string& e : envs) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  close(in[0]);
+  close(out[1]);
+  if (rc != 0) {
+    close(in[1]);
+    close(out[0]);
+    throw std::runtime_error(fmt::format("cannot run {}: {}", argv[0], std::strerror(rc)));
+  }
+  to_ = in[1];
+  from_ = out[0];
+  // A child that died must not kill cnnc with SIGPIPE on the next send.
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+LineProcess::~LineProcess() {
+  if (to_ >= 0) close(to_);
+  if (from_ >= 0) close(from_);
+  if (pid_ > 0) {
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+void LineProcess::send(const std::string& line) {
+  std::string s = line + "\n";
+  const char* p = s.data();
+  size_t left = s.size();
+  while (left > 0) {
+    ssize_t n = write(to_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::runtime_error("the peer process stopped reading");
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+std::optional<std::string> LineProcess::receive() {
+  for (;;) {
+    size_t nl = buffered_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buffered_.substr(0, nl);
+      buffered_.erase(0, nl + 1);
+      return line;
+    }
+    char buf[4096];
+    ssize_t n = read(from_, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (buffered_.empty()) return std::nullopt;
+      std::string line;
+      line.swap(buffered_);
+      return line;
+    }
+    buffered_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+std::vector<std::string> peer_environment(int threads) {
+  return {"OPENBLAS_NUM_THREADS=1", "MKL_NUM_THREADS=1", fmt::format("OMP_NUM_THREADS={}", threads),
+          "PYTHONDONTWRITEBYTECODE=1"};
+}
+
+std::unique_ptr<PytorchPeer> PytorchPeer::start(const std::string& python,
+                                                const std::string& config, int threads,
+                                                std::string& why) {
+  if (access(python.c_str(), X_OK) != 0) {
+    why = fmt::format("{} is not an executable interpreter (set CNNC_PYTHON or --python)", python);
+    return nullptr;
+  }
+  std::string script = peers_dir() + "/pytorch_mnist.py";
+  if (access(script.c_str(), R_OK) != 0) {
+    why = fmt::format("{} not found (set CNNC_PEERS_DIR)", script);
+    return nullptr;
+  }
+  std::unique_ptr<PytorchPeer> p(new PytorchPeer());
+  char tmpl[] = "/tmp/cnnc-bench-pytorch.XXXXXX";
+  if (!mkdtemp(tmpl)) {
+    why = "cannot create a temporary directory";
+    return nullptr;
+  }
+  p->dir_ = tmpl;
+  try {
+    p->process_ = std::make_unique<LineProcess>(std::vector<std::string>{python, script, "serve"},
+                                                peer_environment(threads));
+    std::optional<std::string> hello = p->process_->receive();
+    if (!hello) {
+      why = "the script ended without a word";
+      return nullptr;
+    }
+    if (std::optional<std::string> e = json_string(*hello, "error")) {
+      why = *e;
+      return nullptr;
+    }
+    p->version_ = json_string(*hello, "torch").value_or("?");
+    std::string cfg = p->dir_ + "/config.json";
+    write_binary(cfg, config.data(), config.size());
+    p->command("config " + cfg);
+  } catch (const std::runtime_error& e) {
+    why = e.what();
+    return nullptr;
+  }
+  return p;
+}
+
+PytorchPeer::~PytorchPeer() {
+  if (process_) {
+    try {
+      process_->send("quit");
+      process_->receive();
+    } catch (const std::runtime_error&) {
+      // it is gone already; the destructor of process_ reaps it
+    }
+  }
+  process_.reset();
+  if (!dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+}
+
+std::string PytorchPeer::command(const std::string& line) {
+  process_->send(line);
+  std::optional<std::string> r = process_->receive();
+  if (!r) throw std::runtime_error(fmt::format("the PyTorch process ended during '{}'", line));
+  if (std::optional<std::string> e = json_string(*r, "error"))
+    throw std::runtime_error(fmt::format("PyTorch: {}", *e));
+  return *r;
+}
+
+void write_binary(const std::string& path, const void* data, size_t bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+  if (!f) throw std::runtime_error(fmt::format("cannot write {}", path));
+}
+
+std::vector<float> read_floats(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw std::runtime_error(fmt::format("cannot read {}", path));
+  std::vector<float> v(static_cast<size_t>(f.tellg()) / sizeof(float));
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+  return v;
+}
+
+}  // namespace cnnc::cli

@@ -1,0 +1,84 @@
+// The peers `cnnc bench` compares cnnc with: PyTorch through bench/peers/pytorch_mnist.py (a
+// child process that stays alive, so that its timings interleave with cnnc's), and what the
+// script needs to build the same network: the checked layer table as JSON.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cnnc_abi.h"
+#include "dsl/graph.hpp"
+
+namespace cnnc::cli {
+
+// The script's directory: $CNNC_PEERS_DIR, else bench/peers of the source tree cnnc was built
+// from.
+std::string peers_dir();
+
+// The interpreter that has torch: $CNNC_PYTHON, else /usr/bin/python3 (Debian's python3-torch
+// installs there, not for a pyenv or venv python that may come first on the PATH).
+std::string default_python();
+
+// The network and its training settings for pytorch_mnist.py: the layer table of `model` (the
+// rows of cnnc_abi.h, so the script needs no .cnn parser), the file's optimizer, schedule, loss,
+// seed and epochs, and the batch and threads of this run.
+std::string peer_config_json(const dsl::Graph& g, const cnnc_model& model, int32_t batch,
+                             int threads);
+
+// The number after "key": in a one-line JSON object of the peer, or nullopt.
+std::optional<double> json_number(const std::string& line, const std::string& key);
+// The string after "key": (without escapes beyond \" and \\), or nullopt.
+std::optional<std::string> json_string(const std::string& line, const std::string& key);
+
+// A child process spoken to in lines: stdin and stdout are pipes, stderr is cnnc's.
+class LineProcess {
+ public:
+  // Throws std::runtime_error when the program cannot be started. env: extra NAME=value entries.
+  LineProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env);
+  ~LineProcess();  // closes stdin, waits for the child
+  LineProcess(const LineProcess&) = delete;
+  LineProcess& operator=(const LineProcess&) = delete;
+
+  void send(const std::string& line);    // a newline is appended
+  std::optional<std::string> receive();  // the next line, nullopt at end of output
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1, from_ = -1;
+  std::string buffered_;
+};
+
+// The environment of a peer: its BLAS single-threaded (OpenBLAS threads otherwise fight torch's
+// own for the cores: 1.4-2.9x slower, DESIGN.md) and OpenMP at `threads`.
+std::vector<std::string> peer_environment(int threads);
+
+// PyTorch in `serve` mode. start() returns null and says why (no interpreter, no torch, a layer
+// the script cannot build) in `why`: cnnc bench then goes on without it.
+class PytorchPeer {
+ public:
+  static std::unique_ptr<PytorchPeer> start(const std::string& python, const std::string& config,
+                                            int threads, std::string& why);
+  ~PytorchPeer();
+
+  // One command line, one JSON reply line; throws std::runtime_error on an error reply or when
+  // the process ended.
+  std::string command(const std::string& line);
+  const std::string& version() const { return version_; }
+  // A private directory for the files the commands exchange (params, batch, outputs).
+  const std::string& dir() const { return dir_; }
+
+ private:
+  PytorchPeer() = default;
+  std::unique_ptr<LineProcess> process_;
+  std::string version_, dir_;
+};
+
+// Writes floats or int32s to a file; throws std::runtime_error when it cannot.
+void write_binary(const std::string& path, const void* data, size_t bytes);
+std::vector<float> read_floats(const std::string& path);
+
+}  // namespace cnnc::cli

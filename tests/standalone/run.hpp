@@ -1,0 +1,64 @@
+// Running a program as a user does, from the source directory: its exit status and its output.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace cnnc_test {
+
+struct Run {
+  int status;
+  std::string out;  // stdout and stderr, in that order
+};
+
+// Runs a shell command line (quoted by the caller) from the source directory.
+inline Run run(const std::string& command) {
+  // stderr goes to a file of this process's own, so tests may run in parallel.
+  std::string err = "/tmp/cnnc_test_standalone_" + std::to_string(getpid()) + ".stderr";
+  std::string cmd = "cd '" CNNC_SOURCE_DIR "' && " + command + " 2>" + err;
+  std::FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  std::array<char, 4096> buf;
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  int raw = pclose(p);
+  if (std::FILE* e = std::fopen(err.c_str(), "r")) {
+    while (size_t n = std::fread(buf.data(), 1, buf.size(), e)) out.append(buf.data(), n);
+    std::fclose(e);
+  }
+  std::remove(err.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, out};
+}
+
+inline Run run_cnnc(const std::string& args) {
+  return run("'" CNNC_EXE "' " + args);
+}
+
+inline bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+inline bool have_mnist() {
+  return std::filesystem::exists(CNNC_SOURCE_DIR "/data/mnist/t10k-labels-idx1-ubyte");
+}
+
+// A directory of this process's own under /tmp, removed at the end of the test.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& name)
+      : path("/tmp/cnnc_test_" + name + "_" + std::to_string(getpid())) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+}  // namespace cnnc_test
