@@ -27,6 +27,7 @@
 #include "data/batches.hpp"
 #include "data/random.hpp"
 #include "engines.hpp"
+#include "stopwatch.hpp"
 #include "thread_pool.hpp"
 #include "trainer.hpp"
 #ifdef CNNC_WITH_ONEDNN
@@ -37,11 +38,8 @@ namespace cnnc::cli {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+using rt::Clock;
+using rt::seconds_since;
 
 struct BenchArgs {
   std::string file;

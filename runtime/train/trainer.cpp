@@ -19,16 +19,11 @@
 #include "checkpoint.hpp"
 #include "data/batches.hpp"
 #include "params.hpp"
+#include "stopwatch.hpp"
 
 namespace cnnc::rt {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 struct Slice {
   int32_t offset, n;
