@@ -185,6 +185,11 @@ struct LayerPrims {
   // The backward weights format fallback: see weights_for_bwd_data.
   template <class Pd>
   void bind_weights_gradient(const Pd& pd);
+  // The backward half of conv and dense alike: its primitives, scratchpads, implementation
+  // names, and the weights in the format backward-data chose.
+  template <class ForwardPd, class DataPd, class WeightsPd>
+  void bind_backward(const ForwardPd& fpd, const DataPd& dpd, const WeightsPd& wpd,
+                     dnnl::primitive data, dnnl::primitive grads);
 };
 
 LayerPrims::LayerPrims(const cnnc_layer& layer, int32_t n, float* src, float* dst, float* diff_src,
@@ -200,6 +205,21 @@ LayerPrims::LayerPrims(const cnnc_layer& layer, int32_t n, float* src, float* ds
       throw OnednnUnsupported(
           fmt::format("layer '{}': no oneDNN primitive for layer kind {}", l.name, l.kind));
   }
+}
+
+template <class ForwardPd, class DataPd, class WeightsPd>
+void LayerPrims::bind_backward(const ForwardPd& fpd, const DataPd& dpd, const WeightsPd& wpd,
+                               dnnl::primitive data, dnnl::primitive grads) {
+  bwd_data = std::move(data);
+  bwd_weights = std::move(grads);
+  impl[1] = dpd.impl_info_str();
+  impl[2] = wpd.impl_info_str();
+  scratch_fwd = memory(fpd.scratchpad_desc(), cpu());
+  scratch_bwd_data = memory(dpd.scratchpad_desc(), cpu());
+  scratch_bwd_weights = memory(wpd.scratchpad_desc(), cpu());
+  bwd_data_weights =
+      dpd.weights_desc() == weights.get_desc() ? weights : memory(dpd.weights_desc(), cpu());
+  bind_weights_gradient(wpd);
 }
 
 void LayerPrims::conv_or_dense(int32_t n, float* src, float* dst, float* diff_src,
@@ -236,30 +256,16 @@ void LayerPrims::conv_or_dense(int32_t n, float* src, float* dst, float* diff_sr
     // back to its reference convolution (ref:any, 40x slower) for backward-data on NHWC. When
     // the formats differ, weights and gradients are reordered every step, as a oneDNN user
     // would do.
-    auto data_pd = [&](const memory::desc& w) {
-      return dnnl::convolution_backward_data::primitive_desc(
-          dnnl::convolution_backward_data::desc(algorithm::convolution_direct, src_md, w, dst_md,
-                                                strides, pad_l, pad_r),
-          user_scratchpad(), cpu(), fpd);
-    };
-    auto weights_pd = [&](const memory::desc& w) {
-      return dnnl::convolution_backward_weights::primitive_desc(
-          dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, src_md, w,
-                                                   bias_md, dst_md, strides, pad_l, pad_r),
-          user_scratchpad(), cpu(), fpd);
-    };
-    dnnl::convolution_backward_data::primitive_desc dpd = data_pd(any_weights);
-    dnnl::convolution_backward_weights::primitive_desc wpd = weights_pd(any_weights);
-    bwd_data = dnnl::convolution_backward_data(dpd);
-    bwd_weights = dnnl::convolution_backward_weights(wpd);
-    impl[1] = dpd.impl_info_str();
-    impl[2] = wpd.impl_info_str();
-    scratch_fwd = memory(fpd.scratchpad_desc(), cpu());
-    scratch_bwd_data = memory(dpd.scratchpad_desc(), cpu());
-    scratch_bwd_weights = memory(wpd.scratchpad_desc(), cpu());
-    bwd_data_weights =
-        dpd.weights_desc() == weights.get_desc() ? weights : memory(dpd.weights_desc(), cpu());
-    bind_weights_gradient(wpd);
+    dnnl::convolution_backward_data::primitive_desc dpd(
+        dnnl::convolution_backward_data::desc(algorithm::convolution_direct, src_md, any_weights,
+                                              dst_md, strides, pad_l, pad_r),
+        user_scratchpad(), cpu(), fpd);
+    dnnl::convolution_backward_weights::primitive_desc wpd(
+        dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, src_md, any_weights,
+                                                 bias_md, dst_md, strides, pad_l, pad_r),
+        user_scratchpad(), cpu(), fpd);
+    bind_backward(fpd, dpd, wpd, dnnl::convolution_backward_data(dpd),
+                  dnnl::convolution_backward_weights(wpd));
   } else {
     dnnl::inner_product_forward::primitive_desc fpd(
         dnnl::inner_product_forward::desc(prop_kind::forward_training, src_md, any_weights, bias_md,
@@ -268,28 +274,14 @@ void LayerPrims::conv_or_dense(int32_t n, float* src, float* dst, float* diff_sr
     weights = memory(fpd.weights_desc(), cpu());
     fwd = dnnl::inner_product_forward(fpd);
     impl[0] = fpd.impl_info_str();
-    auto data_pd = [&](const memory::desc& w) {
-      return dnnl::inner_product_backward_data::primitive_desc(
-          dnnl::inner_product_backward_data::desc(src_md, w, dst_md), user_scratchpad(), cpu(),
-          fpd);
-    };
-    auto weights_pd = [&](const memory::desc& w) {
-      return dnnl::inner_product_backward_weights::primitive_desc(
-          dnnl::inner_product_backward_weights::desc(src_md, w, bias_md, dst_md), user_scratchpad(),
-          cpu(), fpd);
-    };
-    dnnl::inner_product_backward_data::primitive_desc dpd = data_pd(any_weights);
-    dnnl::inner_product_backward_weights::primitive_desc wpd = weights_pd(any_weights);
-    bwd_data = dnnl::inner_product_backward_data(dpd);
-    bwd_weights = dnnl::inner_product_backward_weights(wpd);
-    impl[1] = dpd.impl_info_str();
-    impl[2] = wpd.impl_info_str();
-    scratch_fwd = memory(fpd.scratchpad_desc(), cpu());
-    scratch_bwd_data = memory(dpd.scratchpad_desc(), cpu());
-    scratch_bwd_weights = memory(wpd.scratchpad_desc(), cpu());
-    bwd_data_weights =
-        dpd.weights_desc() == weights.get_desc() ? weights : memory(dpd.weights_desc(), cpu());
-    bind_weights_gradient(wpd);
+    dnnl::inner_product_backward_data::primitive_desc dpd(
+        dnnl::inner_product_backward_data::desc(src_md, any_weights, dst_md), user_scratchpad(),
+        cpu(), fpd);
+    dnnl::inner_product_backward_weights::primitive_desc wpd(
+        dnnl::inner_product_backward_weights::desc(src_md, any_weights, bias_md, dst_md),
+        user_scratchpad(), cpu(), fpd);
+    bind_backward(fpd, dpd, wpd, dnnl::inner_product_backward_data(dpd),
+                  dnnl::inner_product_backward_weights(wpd));
   }
   if (bwd_data_weights.get_data_handle() != weights.get_data_handle())
     weights_for_bwd_data.emplace(weights, bwd_data_weights);

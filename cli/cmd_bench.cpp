@@ -112,23 +112,16 @@ class Contender {
   bool diverged = false;                     // some timed step had a non-finite loss
 };
 
-// generic and specialized: the training step cnnc train takes (rt::TrainStep, sized as the
-// trainer sizes it), inference split across the threads as evaluation splits it.
-class AbiContender final : public Contender {
+// An engine timed in this process: check and both rates come from its reset, training step and
+// forward pass, so that every in-process engine is timed by the same loop.
+class InProcessContender : public Contender {
  public:
-  AbiContender(std::string engine_name, std::unique_ptr<Engine> engine, const Batch& batch,
-               rt::ThreadPool& pool, uint64_t seed)
-      : Contender(std::move(engine_name)),
-        engine_(std::move(engine)),
-        m_(engine_->model()),
-        batch_(batch),
-        pool_(pool),
-        seed_(seed),
-        step_(m_, pool, batch.n),
-        outputs_(static_cast<size_t>(batch.n) * m_.output_size, 0.0f) {}
+  InProcessContender(std::string engine_name, const Batch& batch)
+      : Contender(std::move(engine_name)), batch_(batch) {}
 
   bool check(const std::vector<float>& params, const cnnc_optimizer& opt,
-             std::vector<float>& outputs) override {
+             std::vector<float>& outputs) final {
+    enter();
     reset(params, opt);
     if (!train_step()) return false;
     reset(params, opt);
@@ -137,7 +130,8 @@ class AbiContender final : public Contender {
     return true;
   }
   double train_rate(const std::vector<float>& params, const cnnc_optimizer& opt, double warmup,
-                    double seconds) override {
+                    double seconds) final {
+    enter();
     reset(params, opt);
     bool finite = true;
     auto step = [&] { finite = train_step() && finite; };
@@ -146,17 +140,48 @@ class AbiContender final : public Contender {
     diverged = diverged || !finite;
     return r;
   }
-  double infer_rate(double warmup, double seconds) override {
+  double infer_rate(double warmup, double seconds) final {
+    enter();
     auto infer = [&] { forward(); };
     rate(warmup, 2, infer);
     return rate(seconds, 3, infer) * batch_.n;
   }
+
+ protected:
+  // Called before each of the above: whatever the engine must set up on this thread.
+  virtual void enter() {}
+  // params and a zero optimizer state, step 0.
+  virtual void reset(const std::vector<float>& params, const cnnc_optimizer& opt) = 0;
+  // One step on the whole batch; false when the loss or a gradient was not finite.
+  virtual bool train_step() = 0;
+  // Inference of the batch into outputs_.
+  virtual void forward() = 0;
+
+  const Batch& batch_;
+  std::vector<float> outputs_;
+};
+
+// generic and specialized: the training step cnnc train takes (rt::TrainStep, sized as the
+// trainer sizes it), inference split across the threads as evaluation splits it.
+class AbiContender final : public InProcessContender {
+ public:
+  AbiContender(std::string engine_name, std::unique_ptr<Engine> engine, const Batch& batch,
+               rt::ThreadPool& pool, uint64_t seed)
+      : InProcessContender(std::move(engine_name), batch),
+        engine_(std::move(engine)),
+        m_(engine_->model()),
+        pool_(pool),
+        seed_(seed),
+        step_(m_, pool, batch.n) {
+    outputs_.assign(static_cast<size_t>(batch.n) * m_.output_size, 0.0f);
+  }
+
   std::string label() const override {
     return name == m_.engine ? name : fmt::format("{} ({})", name, m_.engine);
   }
 
  private:
-  void reset(const std::vector<float>& params, const cnnc_optimizer& opt) {
+  void reset(const std::vector<float>& params, const cnnc_optimizer& opt) override {
     params_ = params;
     std::vector<float>& state = step_.optimizer_state();
     std::fill(state.begin(), state.end(), 0.0f);
@@ -166,88 +191,60 @@ class AbiContender final : public Contender {
   // One training step on the whole batch, as the trainer takes it in epoch 0 with the batch at
   // position step * n of the epoch (which keys the dropout masks). False when the loss or a
   // gradient was not finite: the trainer would stop there, and the step skips its update.
-  bool train_step() {
+  bool train_step() override {
     uint32_t base = static_cast<uint32_t>(opt_.step) * static_cast<uint32_t>(batch_.n);
     ++opt_.step;
     return step_
         .run(params_, batch_.images.data(), batch_.labels.data(), batch_.n, opt_, 0, base, seed_)
         .non_finite.empty();
   }
-  void forward() {
+  void forward() override {
     rt::forward_batch(m_, params_, batch_.images.data(), batch_.n, outputs_.data(), pool_,
                       step_.workspaces());
   }
 
   std::unique_ptr<Engine> engine_;
   const cnnc_model& m_;  // engine_'s, which a move does not move
-  const Batch& batch_;
   rt::ThreadPool& pool_;
   uint64_t seed_;
   rt::TrainStep step_;
-  std::vector<float> outputs_, params_;
+  std::vector<float> params_;
   cnnc_optimizer opt_{};
 };
 
 #ifdef CNNC_WITH_ONEDNN
 // onednn: the whole batch through a network of oneDNN primitives (bench/onednn_net.hpp), with
 // oneDNN's OpenMP threads capped at --threads.
-class OnednnContender final : public Contender {
+class OnednnContender final : public InProcessContender {
  public:
   OnednnContender(const cnnc_model& table, const Batch& batch, int threads, uint64_t seed)
-      : Contender("onednn"),
+      : InProcessContender("onednn", batch),
         threads_((bench::onednn_set_threads(threads), threads)),  // before the primitives
         net_(table, batch.n),
-        batch_(batch),
-        seed_(seed),
-        outputs_(static_cast<size_t>(batch.n) * table.output_size) {}
+        seed_(seed) {
+    outputs_.assign(static_cast<size_t>(batch.n) * table.output_size, 0.0f);
+  }
 
-  bool check(const std::vector<float>& params, const cnnc_optimizer& opt,
-             std::vector<float>& outputs) override {
-    bench::onednn_set_threads(threads_);
-    reset(params, opt);
-    if (!train_step()) return false;
-    reset(params, opt);
-    net_.forward(batch_.images.data(), outputs_.data());
-    outputs = outputs_;
-    return true;
-  }
-  double train_rate(const std::vector<float>& params, const cnnc_optimizer& opt, double warmup,
-                    double seconds) override {
-    bench::onednn_set_threads(threads_);
-    reset(params, opt);
-    bool finite = true;
-    auto step = [&] { finite = train_step() && finite; };
-    rate(warmup, 2, step);
-    double r = rate(seconds, 3, step) * batch_.n;
-    diverged = diverged || !finite;
-    return r;
-  }
-  double infer_rate(double warmup, double seconds) override {
-    bench::onednn_set_threads(threads_);
-    auto infer = [&] { net_.forward(batch_.images.data(), outputs_.data()); };
-    rate(warmup, 2, infer);
-    return rate(seconds, 3, infer) * batch_.n;
-  }
   std::string implementations() const { return net_.implementations(); }
 
  private:
-  void reset(const std::vector<float>& params, const cnnc_optimizer& opt) {
+  void enter() override { bench::onednn_set_threads(threads_); }
+  void reset(const std::vector<float>& params, const cnnc_optimizer& opt) override {
     net_.set_params(params.data());
     opt_ = opt;
     opt_.step = 0;
   }
-  bool train_step() {
+  bool train_step() override {
     uint32_t base = static_cast<uint32_t>(opt_.step) * static_cast<uint32_t>(batch_.n);
     ++opt_.step;
     return std::isfinite(
         net_.train_step(batch_.images.data(), batch_.labels.data(), opt_, 0, base, seed_));
   }
+  void forward() override { net_.forward(batch_.images.data(), outputs_.data()); }
 
   int threads_;
   bench::OnednnNet net_;
-  const Batch& batch_;
   uint64_t seed_;
-  std::vector<float> outputs_;
   cnnc_optimizer opt_{};
 };
 #endif
