@@ -1,4 +1,5 @@
 // Running a program as a user does, from the source directory: its exit status and its output.
+// Shared by the tests that drive cnnc and the executables it builds.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -18,23 +19,36 @@ struct Run {
   std::string out;  // stdout and stderr, in that order
 };
 
+// What a command printed, stdout and stderr apart (a script reads stdout alone).
+struct Output {
+  int status;
+  std::string out, err;
+};
+
 // Runs a shell command line (quoted by the caller) from the source directory.
-inline Run run(const std::string& command) {
+inline Output run_apart(const std::string& command) {
   // stderr goes to a file of this process's own, so tests may run in parallel.
-  std::string err = "/tmp/cnnc_test_standalone_" + std::to_string(getpid()) + ".stderr";
+  std::string err = "/tmp/cnnc_test_" + std::to_string(getpid()) + ".stderr";
   std::string cmd = "cd '" CNNC_SOURCE_DIR "' && " + command + " 2>" + err;
   std::FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p);
-  std::string out;
+  Output o{-1, {}, {}};
   std::array<char, 4096> buf;
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) o.out.append(buf.data(), n);
   int raw = pclose(p);
   if (std::FILE* e = std::fopen(err.c_str(), "r")) {
-    while (size_t n = std::fread(buf.data(), 1, buf.size(), e)) out.append(buf.data(), n);
+    while (size_t n = std::fread(buf.data(), 1, buf.size(), e)) o.err.append(buf.data(), n);
     std::fclose(e);
   }
   std::remove(err.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, out};
+  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return o;
+}
+
+// The same, with stderr after stdout, as a user reads a terminal.
+inline Run run(const std::string& command) {
+  Output o = run_apart(command);
+  return {o.status, o.out + o.err};
 }
 
 inline Run run_cnnc(const std::string& args) {

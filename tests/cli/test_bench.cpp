@@ -17,36 +17,17 @@
 #include <vector>
 
 #include "../data/idx_files.hpp"
+#include "../run_command.hpp"
 
 namespace {
 
-struct BenchRun {
-  int status;
-  std::string out, err;
-};
-
-// Runs cnnc with arguments from the source directory, stdout and stderr kept apart so that the
-// last line of stdout can be read as the JSON a script would read.
-// `program` is the shell text that runs cnnc, environment assignments allowed in front.
-BenchRun bench_cnnc_with(const std::string& program, const std::string& args) {
-  std::string err_path = "/tmp/cnnc_test_bench_" + std::to_string(getpid()) + ".stderr";
-  std::string cmd = "cd '" CNNC_SOURCE_DIR "' && " + program + " " + args + " 2>" + err_path;
-  std::FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  BenchRun r{-1, {}, {}};
-  std::array<char, 4096> buf;
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  int raw = pclose(p);
-  if (std::FILE* e = std::fopen(err_path.c_str(), "r")) {
-    while (size_t n = std::fread(buf.data(), 1, buf.size(), e)) r.err.append(buf.data(), n);
-    std::fclose(e);
-  }
-  std::remove(err_path.c_str());
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
+// `program` is the shell text that runs cnnc, environment assignments allowed in front; stdout
+// and stderr stay apart so that the last line of stdout can be read as a script would.
+cnnc_test::Output bench_cnnc_with(const std::string& program, const std::string& args) {
+  return cnnc_test::run_apart(program + " " + args);
 }
 
-BenchRun bench_cnnc(const std::string& args) {
+cnnc_test::Output bench_cnnc(const std::string& args) {
   return bench_cnnc_with("'" CNNC_EXE "'", args);
 }
 
@@ -139,7 +120,7 @@ double bench_number(const BenchJson& j, const std::string& key) {
 }  // namespace
 
 TEST_CASE("cnnc bench --json ends with one object of positive figures per engine") {
-  BenchRun r =
+  cnnc_test::Output r =
       bench_cnnc("bench models/lenet5.cnn --engines generic --reps 1 --seconds 0.05 --json");
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
@@ -165,7 +146,7 @@ TEST_CASE("cnnc bench --json ends with one object of positive figures per engine
 }
 
 TEST_CASE("cnnc bench --peak-gflops replaces the measured peak") {
-  BenchRun r = bench_cnnc(
+  cnnc_test::Output r = bench_cnnc(
       "bench models/mlp.cnn --engines generic --reps 1 --seconds 0.01 --peak-gflops 232 "
       "--threads 1 --json");
   INFO(r.out << r.err);
@@ -182,7 +163,7 @@ TEST_CASE("cnnc bench: without PyTorch, one line says so and the other engines s
   // (PytorchPeer::start fails, the engine is skipped), and it never depends on what is installed.
   const std::string args =
       "bench models/mlp.cnn --engines generic,pytorch --reps 1 --seconds 0.01 --json";
-  for (const BenchRun& r :
+  for (const cnnc_test::Output& r :
        {bench_cnnc_with("CNNC_PYTHON=/nonexistent/python3 '" CNNC_EXE "'", args),
         bench_cnnc(args + " --python /nonexistent/python3")}) {
     INFO(r.out << r.err);
@@ -208,7 +189,7 @@ TEST_CASE("cnnc bench: a script that cannot build the network is skipped, not fa
     std::fclose(f);
     chmod(fake.c_str(), 0755);
   }
-  BenchRun r = bench_cnnc(
+  cnnc_test::Output r = bench_cnnc(
       "bench models/mlp.cnn --engines pytorch,generic --reps 1 --seconds "
       "0.01 --json --python " +
       fake);
@@ -223,7 +204,7 @@ TEST_CASE("cnnc bench: a script that cannot build the network is skipped, not fa
 }
 
 TEST_CASE("cnnc bench --engines onednn runs the oneDNN network or says why it cannot") {
-  BenchRun r =
+  cnnc_test::Output r =
       bench_cnnc("bench models/lenet5.cnn --engines generic,onednn --reps 1 --seconds 0.01 --json");
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);  // the verification passed: oneDNN infers what the generic engine does
@@ -237,7 +218,7 @@ TEST_CASE("cnnc bench --engines onednn runs the oneDNN network or says why it ca
 
 TEST_CASE("cnnc bench --engines onednn skips a model it cannot map, with the reason") {
   // tiny_dense trains with the MSE loss, which the oneDNN network does not map.
-  BenchRun r = bench_cnnc(
+  cnnc_test::Output r = bench_cnnc(
       "bench tests/codegen/golden/tiny_dense.cnn --engines generic,onednn --reps 1 --seconds "
       "0.01 --json");
   INFO(r.out << r.err);
@@ -264,7 +245,7 @@ TEST_CASE("cnnc bench --to-accuracy reports seconds per engine and seed, reached
   put("t10k-labels-idx1-ubyte", cnnc::test::label_file(test_labels));
 
   // Target 0: reached at the first evaluation. Target 1 in one epoch of two steps: not reached.
-  BenchRun r = bench_cnnc_with(
+  cnnc_test::Output r = bench_cnnc_with(
       "CNNC_PYTHON=/nonexistent/python3 '" CNNC_EXE "'",
       "bench models/mlp.cnn --to-accuracy 0 --engines generic,pytorch --seeds 1,2 --eval-every 1 "
       "--epochs 1 --json --data " +
@@ -301,7 +282,7 @@ TEST_CASE("cnnc bench --to-accuracy reports seconds per engine and seed, reached
 
 TEST_CASE("cnnc bench compares two engines and reports the second's ratio to the first") {
   // The same engine twice runs the verification and ratio paths without a second engine.
-  BenchRun r = bench_cnnc(
+  cnnc_test::Output r = bench_cnnc(
       "bench models/mlp.cnn --engines generic,generic --threads 2 --batch 32 --reps 1 "
       "--seconds 0.02 --json");
   INFO(r.out << r.err);
@@ -314,7 +295,8 @@ TEST_CASE("cnnc bench compares two engines and reports the second's ratio to the
 }
 
 TEST_CASE("cnnc bench: unknown engines are user errors and help works") {
-  BenchRun r = bench_cnnc("bench models/lenet5.cnn --engines nonsense --reps 1 --seconds 0.01");
+  cnnc_test::Output r =
+      bench_cnnc("bench models/lenet5.cnn --engines nonsense --reps 1 --seconds 0.01");
   CHECK(r.status == 1);
   CHECK(r.err.find("unknown engine 'nonsense'; expected generic, specialized, onednn or pytorch") !=
         std::string::npos);

@@ -10,42 +10,14 @@
 #include <fstream>
 #include <string>
 
-namespace {
+#include "../run_command.hpp"
 
-struct Run {
-  int status;
-  std::string out;  // stdout and stderr, in that order
-};
-
-// Runs cnnc with arguments (shell-quoted by the caller) from the source directory.
-Run cnnc(const std::string& args) {
-  // stderr goes to a file of this process's own, so tests may run in parallel.
-  std::string err = "/tmp/cnnc_test_cli_" + std::to_string(getpid()) + ".stderr";
-  std::string cmd = "cd '" CNNC_SOURCE_DIR "' && '" CNNC_EXE "' " + args + " 2>" + err;
-  std::FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int raw = pclose(p);
-  if (std::FILE* e = std::fopen(err.c_str(), "r")) {
-    while (size_t n = std::fread(buf.data(), 1, buf.size(), e)) out.append(buf.data(), n);
-    std::fclose(e);
-  }
-  std::remove(err.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, out};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-}  // namespace
+using namespace cnnc_test;
 
 TEST_CASE("cnnc check: 0 for valid files, 1 when any is invalid, every file reported") {
-  CHECK(cnnc("check models/lenet5.cnn models/keras_mnist.cnn models/edges.cnn models/mlp.cnn")
+  CHECK(run_cnnc("check models/lenet5.cnn models/keras_mnist.cnn models/edges.cnn models/mlp.cnn")
             .status == 0);
-  Run r = cnnc(
+  Run r = run_cnnc(
       "check models/lenet5.cnn tests/dsl/errors/unknown_layer.cnn "
       "tests/dsl/errors/stride_zero.cnn");
   CHECK(r.status == 1);
@@ -55,66 +27,67 @@ TEST_CASE("cnnc check: 0 for valid files, 1 when any is invalid, every file repo
 }
 
 TEST_CASE("cnnc check: a missing file, a directory and /dev/zero are user errors, not crashes") {
-  Run r = cnnc("check no/such/file.cnn");
+  Run r = run_cnnc("check no/such/file.cnn");
   CHECK(r.status == 1);
   CHECK(contains(r.out, "cannot read 'no/such/file.cnn': No such file or directory"));
-  r = cnnc("check models");
+  r = run_cnnc("check models");
   CHECK(r.status == 1);
   CHECK(contains(r.out, "'models' is a directory"));
-  r = cnnc("check /dev/zero");
+  r = run_cnnc("check /dev/zero");
   CHECK(r.status == 1);
   CHECK(contains(r.out, "a .cnn file is at most"));
 }
 
 TEST_CASE("cnnc check --json prints one object per diagnostic") {
-  Run r = cnnc("check --json tests/dsl/errors/negative_sizes.cnn");
+  Run r = run_cnnc("check --json tests/dsl/errors/negative_sizes.cnn");
   CHECK(r.status == 1);
   CHECK(contains(r.out, R"({"file":"tests/dsl/errors/negative_sizes.cnn","line":3,"column":6,)"));
 }
 
 TEST_CASE("cnnc summary prints the Keras-like table and the totals") {
-  Run r = cnnc("summary models/lenet5.cnn");
+  Run r = run_cnnc("summary models/lenet5.cnn");
   CHECK(r.status == 0);
   CHECK(contains(r.out, "conv1     conv 6 5x5 pad=same relu  28x28x6          156"));
   CHECK(contains(r.out, "Total params: 61,706\n"));
   CHECK(contains(r.out, "Trainable params: 61,706\n"));
   CHECK(contains(r.out, "Frozen params: 0\n"));
-  CHECK(cnnc("summary models/keras_mnist.cnn").out.find("Total params: 1,199,882") !=
+  CHECK(run_cnnc("summary models/keras_mnist.cnn").out.find("Total params: 1,199,882") !=
         std::string::npos);
-  CHECK(contains(cnnc("summary models/edges.cnn").out, "Frozen params: 20"));
-  CHECK(contains(cnnc("summary --json models/lenet5.cnn").out, R"("params":61706)"));
-  CHECK(cnnc("summary tests/dsl/errors/unknown_layer.cnn").status == 1);
+  CHECK(contains(run_cnnc("summary models/edges.cnn").out, "Frozen params: 20"));
+  CHECK(contains(run_cnnc("summary --json models/lenet5.cnn").out, R"("params":61706)"));
+  CHECK(run_cnnc("summary tests/dsl/errors/unknown_layer.cnn").status == 1);
 }
 
 TEST_CASE("limits are flags: a model refused by default passes when the limit is raised") {
-  CHECK(cnnc("check tests/dsl/errors/too_many_params.cnn").status == 1);
-  CHECK(cnnc("check --max-params 200000000 tests/dsl/errors/too_many_params.cnn").status == 0);
+  CHECK(run_cnnc("check tests/dsl/errors/too_many_params.cnn").status == 1);
+  CHECK(run_cnnc("check --max-params 200000000 tests/dsl/errors/too_many_params.cnn").status == 0);
 }
 
 TEST_CASE("help for every subcommand, the version, and usage errors exit 2") {
-  CHECK(contains(cnnc("--version").out, "cnnc 0."));
+  CHECK(contains(run_cnnc("--version").out, "cnnc 0."));
   for (std::string sub :
        {"check", "summary", "train", "eval", "predict", "gen", "build", "verify", "bench"}) {
-    Run r = cnnc(sub + " --help");
+    Run r = run_cnnc(sub + " --help");
     CHECK(r.status == 0);
     CHECK(contains(r.out, "Usage"));
   }
-  CHECK(cnnc("").status == 2);
-  CHECK(cnnc("frobnicate").status == 2);
-  CHECK(cnnc("check").status == 2);
-  CHECK(cnnc("check --max-params -5 models/lenet5.cnn").status == 2);
+  CHECK(run_cnnc("").status == 2);
+  CHECK(run_cnnc("frobnicate").status == 2);
+  CHECK(run_cnnc("check").status == 2);
+  CHECK(run_cnnc("check --max-params -5 models/lenet5.cnn").status == 2);
 }
 
 TEST_CASE("cnnc train and eval: user errors are reported with exit 1") {
-  Run r = cnnc("train models/lenet5.cnn --data /nonexistent/mnist --epochs 1");
+  Run r = run_cnnc("train models/lenet5.cnn --data /nonexistent/mnist --epochs 1");
   CHECK(r.status == 1);
   CHECK(contains(r.out, "scripts/setup"));
-  CHECK(cnnc("train models/lenet5.cnn --engine turbo").status == 2);  // not one of the choices
-  r = cnnc("eval models/lenet5.cnn --weights /nonexistent/checkpoint.bin");
+  CHECK(run_cnnc("train models/lenet5.cnn --engine turbo").status == 2);  // not one of the choices
+  r = run_cnnc("eval models/lenet5.cnn --weights /nonexistent/checkpoint.bin");
   CHECK(r.status == 1);
   CHECK(contains(r.out, "checkpoint '/nonexistent/checkpoint.bin': cannot be opened"));
-  CHECK(cnnc("train tests/dsl/errors/unknown_layer.cnn").status == 1);
-  for (std::string sub : {"train", "eval"}) CHECK(contains(cnnc(sub + " --help").out, "--data"));
+  CHECK(run_cnnc("train tests/dsl/errors/unknown_layer.cnn").status == 1);
+  for (std::string sub : {"train", "eval"})
+    CHECK(contains(run_cnnc(sub + " --help").out, "--data"));
 }
 
 TEST_CASE(
@@ -124,30 +97,30 @@ TEST_CASE(
     return;
   }
   std::string out = "/tmp/cnnc_test_cli_run_" + std::to_string(getpid());
-  Run r =
-      cnnc("train models/lenet5.cnn --engine generic --limit 512 --epochs 1 --threads 2 --out " +
-           out + " --json");
+  Run r = run_cnnc(
+      "train models/lenet5.cnn --engine generic --limit 512 --epochs 1 --threads 2 --out " + out +
+      " --json");
   CHECK(r.status == 0);
   for (const char* key : {"\"model\":\"lenet5\"", "\"engine\":\"generic\"", "\"epochs\":1",
                           "\"threads\":2", "\"batch\":64", "\"test_accuracy\":", "\"test_loss\":",
                           "\"train_images_per_second\":", "\"seconds\":", "\"weights_digest\":\""})
     CHECK(contains(r.out, key));
-  Run again =
-      cnnc("train models/lenet5.cnn --engine generic --limit 512 --epochs 1 --threads 2 --out " +
-           out + " --json");
+  Run again = run_cnnc(
+      "train models/lenet5.cnn --engine generic --limit 512 --epochs 1 --threads 2 --out " + out +
+      " --json");
   std::string digest = r.out.substr(r.out.find("weights_digest"));
   CHECK(contains(again.out, digest));  // same seed, same threads: same bits
-  Run e = cnnc("eval models/lenet5.cnn --limit 512 --weights " + out + "/checkpoint.bin");
+  Run e = run_cnnc("eval models/lenet5.cnn --limit 512 --weights " + out + "/checkpoint.bin");
   CHECK(e.status == 0);
   CHECK(contains(e.out, "confusion matrix"));
-  CHECK(cnnc("eval models/mlp.cnn --weights " + out + "/checkpoint.bin").status ==
+  CHECK(run_cnnc("eval models/mlp.cnn --weights " + out + "/checkpoint.bin").status ==
         1);  // another model
   std::filesystem::remove_all(out);
 }
 
 TEST_CASE("cnnc gen writes the two files, the same bytes every time, and --stats measures them") {
   std::string dir = "/tmp/cnnc_test_cli_gen_" + std::to_string(getpid());
-  Run r = cnnc("gen models/lenet5.cnn -o " + dir + " --stats");
+  Run r = run_cnnc("gen models/lenet5.cnn -o " + dir + " --stats");
   CHECK(r.status == 0);
   CHECK(contains(r.out, "lines,"));
   CHECK(contains(r.out, "functions"));
@@ -158,18 +131,18 @@ TEST_CASE("cnnc gen writes the two files, the same bytes every time, and --stats
   std::string first = slurp(dir + "/lenet5.gen.cpp");
   CHECK(first.rfind("// Generated by cnnc", 0) == 0);
   CHECK(contains(slurp(dir + "/lenet5.gen.hpp"), "cnnc_lenet5_create"));
-  CHECK(cnnc("gen models/lenet5.cnn -o " + dir).status == 0);
+  CHECK(run_cnnc("gen models/lenet5.cnn -o " + dir).status == 0);
   CHECK(slurp(dir + "/lenet5.gen.cpp") == first);
-  CHECK(cnnc("gen tests/dsl/errors/unknown_layer.cnn -o " + dir).status == 1);
+  CHECK(run_cnnc("gen tests/dsl/errors/unknown_layer.cnn -o " + dir).status == 1);
   std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("cnnc verify agrees on a valid model and exits 0") {
-  Run r = cnnc("verify models/mlp.cnn --batch 5 --target portable");
+  Run r = run_cnnc("verify models/mlp.cnn --batch 5 --target portable");
   CHECK(r.status == 0);
   CHECK(contains(r.out, "updated parameters"));
   CHECK(contains(r.out, "verify: the specialised code agrees with the generic engine"));
-  CHECK(cnnc("verify models/mlp.cnn --target sse9").status == 2);
+  CHECK(run_cnnc("verify models/mlp.cnn --target sse9").status == 2);
 }
 
 TEST_CASE("cnnc train --engine specialized learns MNIST through the same trainer") {
@@ -178,7 +151,7 @@ TEST_CASE("cnnc train --engine specialized learns MNIST through the same trainer
     return;
   }
   std::string out = "/tmp/cnnc_test_cli_spec_" + std::to_string(getpid());
-  Run r = cnnc(
+  Run r = run_cnnc(
       "train models/lenet5.cnn --engine specialized --limit 3000 --epochs 1 --threads 2 --out " +
       out + " --json");
   CHECK(r.status == 0);

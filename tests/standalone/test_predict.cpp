@@ -2,8 +2,8 @@
 // or from an IDX file, and clear refusals.
 #include <fstream>
 
+#include "../run_command.hpp"
 #include "data/idx.hpp"
-#include "run.hpp"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>

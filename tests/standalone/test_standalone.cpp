@@ -6,7 +6,7 @@
 #include <sstream>
 #include <vector>
 
-#include "run.hpp"
+#include "../run_command.hpp"
 
 using namespace cnnc_test;
 
