@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "tiny.gen.hpp"
@@ -46,6 +48,30 @@ int main() {
   pass.n = n;
   pass.seed = 1;
   const float loss = m->train(m, &pass);
+
+  // The per-layer kernel table: every phase a training step runs for conv, pool and dense (the
+  // first layer has no input gradient), and forward kernels that recompute, bit for bit, the
+  // activations train() left in the workspace.
+  const cnnc_kernel* kernels = nullptr;
+  const int32_t count = cnnc_tiny_kernels("auto", &kernels);
+  const char* expected[][2] = {{"conv1", "forward"},          {"conv1", "backward_weights"},
+                               {"maxpool1", "forward"},       {"maxpool1", "backward_data"},
+                               {"dense1", "forward"},         {"dense1", "backward_data"},
+                               {"dense1", "backward_weights"}};
+  if (count != 7) return fail("cnnc_tiny_kernels does not list the 7 phases of tiny");
+  for (int32_t i = 0; i < count; ++i) {
+    if (std::string(kernels[i].layer) != expected[i][0] ||
+        std::string(kernels[i].phase) != expected[i][1])
+      return fail("the kernel table lists another layer or phase");
+    if (kernels[i].samples < 1 || !(kernels[i].flops > 0)) return fail("a kernel has no work");
+  }
+  std::vector<unsigned char> after_train(ws_bytes);
+  std::memcpy(after_train.data(), workspace, ws_bytes);
+  for (int32_t i = 0; i < count; ++i)
+    if (std::string(kernels[i].phase) == "forward")
+      kernels[i].run(params.data(), grads.data(), workspace);
+  if (std::memcmp(after_train.data(), workspace, ws_bytes) != 0)
+    return fail("a forward kernel does not reproduce what train() computed");
 
   // update() takes the batch-mean gradient; train() returned the sum over the n samples.
   for (float& g : grads) g /= float(n);
