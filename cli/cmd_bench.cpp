@@ -1,45 +1,21 @@
-// cnnc bench FILE: training and inference throughput of each engine, measured interleaved; and
-// with --to-accuracy, the training seconds each engine needs to reach a test accuracy.
-//
-// The shared machine drifts by up to 1.5x between runs (DESIGN.md), so engines are only ever
-// compared within one run: every repetition times every engine in turn, and the report quotes
-// medians and each engine's ratio to the first one. The data are synthetic (random pixels and
-// labels from the model's seed), so no dataset is needed and every run times the same bits.
-//
-// Engines: cnnc's own (generic, specialized) through the C ABI and the trainer's TrainStep; the
-// peers a user would pick instead: a network of oneDNN primitives (onednn, when cnnc was built
-// with oneDNN) and PyTorch (pytorch, a child process running bench/peers/pytorch_mnist.py). A
-// peer that is not available is skipped with one line, and the others still run.
+// cnnc bench FILE: the command line of the benchmark harness in bench/ (throughput of each
+// engine, interleaved; or with --to-accuracy, the training seconds to a test accuracy).
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <memory>
-#include <stdexcept>
+#include <cerrno>
+#include <cstdlib>
 #include <thread>
 
-#include "bench/peak_fma.hpp"
-#include "bench_accuracy.hpp"
-#include "bench_peers.hpp"
+#include "bench/pytorch_peer.hpp"
+#include "bench/throughput.hpp"
+#include "bench/to_accuracy.hpp"
 #include "commands.hpp"
-#include "data/batches.hpp"
-#include "data/random.hpp"
-#include "engines.hpp"
-#include "stopwatch.hpp"
-#include "thread_pool.hpp"
-#include "trainer.hpp"
-#ifdef CNNC_WITH_ONEDNN
-#include "bench/onednn_net.hpp"
-#endif
+#include "engine/training.hpp"
 
 namespace cnnc::cli {
 
 namespace {
-
-using rt::Clock;
-using rt::seconds_since;
 
 struct BenchArgs {
   std::string file;
@@ -50,483 +26,87 @@ struct BenchArgs {
   double seconds = 1.0;
   std::optional<double> peak_gflops;  // unset: measured
   bool json = false;
-  std::string python = default_python();
+  std::string python = bench::default_python();
   // --to-accuracy
   std::optional<double> to_accuracy;
-  std::string seeds, data;
+  std::string seeds, data = engine::default_data_dir();
   int eval_every = 100;
   std::optional<int64_t> epochs;
   dsl::Limits limits;
 };
 
-// The synthetic batch every engine trains and infers on: MNIST-like pixels (bytes scaled as
-// the data path scales them) and labels below the output size, all from the model's seed.
-struct Batch {
-  Batch(const cnnc_model& m, int32_t count, uint64_t seed) : n(count) {
-    rt::SplitMix64 rng(seed ^ 0x62656e6368ull);  // "bench": not the stream of the weights
-    images.resize(static_cast<size_t>(n) * m.input_h * m.input_w * m.input_c);
-    for (float& x : images) x = rt::pixel_to_float(static_cast<uint8_t>(rng.next() >> 56));
-    labels.resize(static_cast<size_t>(n));
-    for (int32_t& l : labels)
-      l = static_cast<int32_t>(rt::below(rng.next(), static_cast<uint64_t>(m.output_size)));
-  }
-  int32_t n;
-  std::vector<float> images;
-  std::vector<int32_t> labels;
-};
-
-// Runs f until `seconds` have passed (at least `min_calls` times); returns calls per second.
-template <class F>
-double rate(double seconds, int min_calls, F&& f) {
-  Clock::time_point t0 = Clock::now();
-  int64_t calls = 0;
-  double elapsed = 0;
-  do {
-    f();
-    ++calls;
-    elapsed = seconds_since(t0);
-  } while (calls < min_calls || elapsed < seconds);
-  return static_cast<double>(calls) / elapsed;
-}
-
-// One engine in the race. Every timed window restarts from the same parameters and a zero
-// optimizer state, so that random labels cannot walk the weights towards overflow (whose
-// arithmetic may run at another speed) over many repetitions.
-class Contender {
- public:
-  explicit Contender(std::string engine_name) : name(std::move(engine_name)) {}
-  virtual ~Contender() = default;
-
-  // Verify before timing: one training step from params must be finite (false otherwise);
-  // then `outputs` gets the inference of the batch from params ([n][output_size]).
-  virtual bool check(const std::vector<float>& params, const cnnc_optimizer& opt,
-                     std::vector<float>& outputs) = 0;
-  // Training images/s from params over about `seconds`, after `warmup` seconds untimed.
-  virtual double train_rate(const std::vector<float>& params, const cnnc_optimizer& opt,
-                            double warmup, double seconds) = 0;
-  virtual double infer_rate(double warmup, double seconds) = 0;
-  virtual std::string label() const { return name; }
-
-  std::string name;
-  std::vector<double> train_ips, infer_ips;  // one per repetition
-  bool diverged = false;                     // some timed step had a non-finite loss
-};
-
-// An engine timed in this process: check and both rates come from its reset, training step and
-// forward pass, so that every in-process engine is timed by the same loop.
-class InProcessContender : public Contender {
- public:
-  InProcessContender(std::string engine_name, const Batch& batch)
-      : Contender(std::move(engine_name)), batch_(batch) {}
-
-  bool check(const std::vector<float>& params, const cnnc_optimizer& opt,
-             std::vector<float>& outputs) final {
-    enter();
-    reset(params, opt);
-    if (!train_step()) return false;
-    reset(params, opt);
-    forward();
-    outputs = outputs_;
-    return true;
-  }
-  double train_rate(const std::vector<float>& params, const cnnc_optimizer& opt, double warmup,
-                    double seconds) final {
-    enter();
-    reset(params, opt);
-    bool finite = true;
-    auto step = [&] { finite = train_step() && finite; };
-    rate(warmup, 2, step);
-    double r = rate(seconds, 3, step) * batch_.n;
-    diverged = diverged || !finite;
-    return r;
-  }
-  double infer_rate(double warmup, double seconds) final {
-    enter();
-    auto infer = [&] { forward(); };
-    rate(warmup, 2, infer);
-    return rate(seconds, 3, infer) * batch_.n;
-  }
-
- protected:
-  // Called before each of the above: whatever the engine must set up on this thread.
-  virtual void enter() {}
-  // params and a zero optimizer state, step 0.
-  virtual void reset(const std::vector<float>& params, const cnnc_optimizer& opt) = 0;
-  // One step on the whole batch; false when the loss or a gradient was not finite.
-  virtual bool train_step() = 0;
-  // Inference of the batch into outputs_.
-  virtual void forward() = 0;
-
-  const Batch& batch_;
-  std::vector<float> outputs_;
-};
-
-// generic and specialized: the training step cnnc train takes (rt::TrainStep, sized as the
-// trainer sizes it), inference split across the threads as evaluation splits it.
-class AbiContender final : public InProcessContender {
- public:
-  AbiContender(std::string engine_name, std::unique_ptr<Engine> engine, const Batch& batch,
-               rt::ThreadPool& pool, uint64_t seed)
-      : InProcessContender(std::move(engine_name), batch),
-        engine_(std::move(engine)),
-        m_(engine_->model()),
-        pool_(pool),
-        seed_(seed),
-        step_(m_, pool, batch.n) {
-    outputs_.assign(static_cast<size_t>(batch.n) * m_.output_size, 0.0f);
-  }
-
-  std::string label() const override {
-    return name == m_.engine ? name : fmt::format("{} ({})", name, m_.engine);
-  }
-
- private:
-  void reset(const std::vector<float>& params, const cnnc_optimizer& opt) override {
-    params_ = params;
-    std::vector<float>& state = step_.optimizer_state();
-    std::fill(state.begin(), state.end(), 0.0f);
-    opt_ = opt;
-    opt_.step = 0;
-  }
-  // One training step on the whole batch, as the trainer takes it in epoch 0 with the batch at
-  // position step * n of the epoch (which keys the dropout masks). False when the loss or a
-  // gradient was not finite: the trainer would stop there, and the step skips its update.
-  bool train_step() override {
-    uint32_t base = static_cast<uint32_t>(opt_.step) * static_cast<uint32_t>(batch_.n);
-    ++opt_.step;
-    return step_
-        .run(params_, batch_.images.data(), batch_.labels.data(), batch_.n, opt_, 0, base, seed_)
-        .non_finite.empty();
-  }
-  void forward() override {
-    rt::forward_batch(m_, params_, batch_.images.data(), batch_.n, outputs_.data(), pool_,
-                      step_.workspaces());
-  }
-
-  std::unique_ptr<Engine> engine_;
-  const cnnc_model& m_;  // engine_'s, which a move does not move
-  rt::ThreadPool& pool_;
-  uint64_t seed_;
-  rt::TrainStep step_;
-  std::vector<float> params_;
-  cnnc_optimizer opt_{};
-};
-
-#ifdef CNNC_WITH_ONEDNN
-// onednn: the whole batch through a network of oneDNN primitives (bench/onednn_net.hpp), with
-// oneDNN's OpenMP threads capped at --threads.
-class OnednnContender final : public InProcessContender {
- public:
-  OnednnContender(const cnnc_model& table, const Batch& batch, int threads, uint64_t seed)
-      : InProcessContender("onednn", batch),
-        threads_((bench::onednn_set_threads(threads), threads)),  // before the primitives
-        net_(table, batch.n),
-        seed_(seed) {
-    outputs_.assign(static_cast<size_t>(batch.n) * table.output_size, 0.0f);
-  }
-
-  std::string implementations() const { return net_.implementations(); }
-
- private:
-  void enter() override { bench::onednn_set_threads(threads_); }
-  void reset(const std::vector<float>& params, const cnnc_optimizer& opt) override {
-    net_.set_params(params.data());
-    opt_ = opt;
-    opt_.step = 0;
-  }
-  bool train_step() override {
-    uint32_t base = static_cast<uint32_t>(opt_.step) * static_cast<uint32_t>(batch_.n);
-    ++opt_.step;
-    return std::isfinite(
-        net_.train_step(batch_.images.data(), batch_.labels.data(), opt_, 0, base, seed_));
-  }
-  void forward() override { net_.forward(batch_.images.data(), outputs_.data()); }
-
-  int threads_;
-  bench::OnednnNet net_;
-  uint64_t seed_;
-  cnnc_optimizer opt_{};
-};
-#endif
-
-// pytorch: the timing loop runs inside the Python process (a call per step across the pipe
-// would time the pipe); cnnc asks for one window at a time, so windows still interleave.
-class PytorchContender final : public Contender {
- public:
-  PytorchContender(std::unique_ptr<PytorchPeer> peer, const Batch& batch)
-      : Contender("pytorch"), peer_(std::move(peer)), batch_(batch) {}
-
-  bool check(const std::vector<float>& params, const cnnc_optimizer&,
-             std::vector<float>& outputs) override {
-    const std::string& d = peer_->dir();
-    write_binary(d + "/params.f32", params.data(), params.size() * sizeof(float));
-    write_binary(d + "/images.f32", batch_.images.data(), batch_.images.size() * sizeof(float));
-    write_binary(d + "/labels.i32", batch_.labels.data(), batch_.labels.size() * sizeof(int32_t));
-    peer_->command("load " + d);
-    std::string r = peer_->command("check " + d);
-    if (json_number(r, "finite").value_or(1) == 0 ||
-        r.find("\"finite\": false") != std::string::npos)
-      return false;
-    outputs = read_floats(d + "/outputs.f32");
-    return true;
-  }
-  double train_rate(const std::vector<float>&, const cnnc_optimizer&, double warmup,
-                    double seconds) override {
-    std::string r = peer_->command(fmt::format("train {} {}", seconds, warmup));
-    diverged = diverged || r.find("\"diverged\": true") != std::string::npos;
-    return json_number(r, "images_per_second").value_or(0);
-  }
-  double infer_rate(double warmup, double seconds) override {
-    return json_number(peer_->command(fmt::format("infer {} {}", seconds, warmup)),
-                       "images_per_second")
-        .value_or(0);
-  }
-  std::string label() const override { return fmt::format("pytorch ({})", peer_->version()); }
-
- private:
-  std::unique_ptr<PytorchPeer> peer_;
-  const Batch& batch_;
-};
-
-struct Stats {
-  double median, min, max;
-};
-
-Stats stats(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.front(), v.back()};
-}
-
-std::string group(double x) {
-  return dsl::with_thousands(std::llround(x));
-}
-
-// The largest |a - b| relative to the scale of a (at least 1, so probabilities compare
-// absolutely), over two equally long vectors.
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size()) return INFINITY;
-  double scale = 1, diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    scale = std::max(scale, std::fabs(static_cast<double>(a[i])));
-    double d = std::fabs(static_cast<double>(a[i]) - b[i]);
-    diff = std::isnan(d) ? INFINITY : std::max(diff, d);
-  }
-  return diff / scale;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out += c;
-  }
-  return out;
-}
-
-int run_bench(BenchArgs& a) {
-  std::optional<dsl::Graph> graph = load_model(a.file, a.limits);
-  if (!graph) return exit_user_error;
-  const dsl::Graph& g = *graph;
-  int32_t batch = static_cast<int32_t>(a.batch.value_or(g.training.batch));
-  int32_t slice = (batch + a.threads - 1) / a.threads;  // as cnnc train sizes its engine
-
-  if (a.to_accuracy) {
-    AccuracyArgs acc;
-    acc.target = *a.to_accuracy;
-    acc.engines = split_engines(a.engines.value_or("specialized"));
-    acc.seeds = a.seeds;
-    acc.data = a.data;
-    acc.eval_every = a.eval_every;
-    acc.epochs = a.epochs.value_or(g.training.epochs);
-    acc.threads = a.threads;
-    acc.python = a.python;
-    acc.json = a.json;
-    return run_to_accuracy(g, acc);
-  }
-
-  std::vector<std::string> names = split_engines(a.engines.value_or("specialized,generic"));
-  // The generic engine's model is the layer table, parameter layout and initialisation every
-  // engine starts from, whichever engines run.
-  std::unique_ptr<Engine> reference = make_engine(g, "generic", slice);
-  const cnnc_model& table = reference->model();
-  Batch data(table, batch, g.training.seed);
-  std::vector<float> params = initial_params(g, table, g.training.seed);
-  cnnc_optimizer opt = optimizer_of(g.training);  // at its base rate: bench runs no schedule
-  rt::ThreadPool pool(a.threads);
-
-  std::vector<std::unique_ptr<Contender>> contenders;
-  std::vector<std::pair<std::string, std::string>> skipped;  // engine, why
-  std::string onednn_impls;
-  for (const std::string& name : names) {
-    if (name == "pytorch") {
-      std::string why;
-      std::unique_ptr<PytorchPeer> peer = PytorchPeer::start(
-          a.python, peer_config_json(g, table, batch, a.threads), a.threads, why);
-      if (!peer) {
-        fmt::print("pytorch: skipped: {}\n", why);
-        skipped.emplace_back(name, why);
-        continue;
-      }
-      contenders.push_back(std::make_unique<PytorchContender>(std::move(peer), data));
-    } else if (name == "onednn") {
-#ifdef CNNC_WITH_ONEDNN
-      try {
-        auto c = std::make_unique<OnednnContender>(table, data, a.threads, g.training.seed);
-        onednn_impls = c->implementations();
-        contenders.push_back(std::move(c));
-      } catch (const bench::OnednnUnsupported& e) {
-        fmt::print("onednn: skipped: {}\n", e.what());
-        skipped.emplace_back(name, e.what());
-      }
-#else
-      std::string why = "cnnc was built without oneDNN (install libdnnl-dev and reconfigure)";
-      fmt::print("onednn: skipped: {}\n", why);
-      skipped.emplace_back(name, why);
-#endif
-    } else {
-      std::unique_ptr<Engine> e = make_engine(g, name, slice);
-      if (e->model().param_count != table.param_count)
-        throw std::logic_error("engines disagree on the parameter count");
-      contenders.push_back(
-          std::make_unique<AbiContender>(name, std::move(e), data, pool, g.training.seed));
-    }
-  }
-  if (contenders.empty()) {
-    fmt::print(stderr, "cnnc: error: no engine left to time\n");
-    return exit_user_error;
-  }
-
-  // The denominator of "% peak": measured in every repetition alongside the engines, and the
-  // best repetition taken (load on a shared machine only ever lowers it), unless given.
-  bool peak_measured = !a.peak_gflops;
-  std::vector<double> peaks;
-  fmt::print(
-      "bench {} ({}): batch {}, {} thread{}, {} rep{} of ~{:g} s per engine and phase, random "
-      "{} inputs\n",
-      g.name, a.file, batch, a.threads, a.threads == 1 ? "" : "s", a.reps, a.reps == 1 ? "" : "s",
-      a.seconds, g.input.str());
-  if (!onednn_impls.empty()) fmt::print("onednn implementations: {}\n", onednn_impls);
-
-  // Verify before timing (as llm.c's benches do): one step from the same parameters on the
-  // same batch must give a finite loss, and every engine must infer what the first one does;
-  // timing an engine that computes something else would compare nothing.
-  std::vector<float> first_outputs;
-  for (auto& c : contenders) {
-    std::vector<float> outputs;
-    if (!c->check(params, opt, outputs)) {
-      fmt::print(stderr,
-                 "cnnc: error: engine '{}': the first training step on random data gives a "
-                 "non-finite loss or gradient; not timing it\n",
-                 c->name);
-      return exit_user_error;
-    }
-    if (c == contenders.front()) {
-      first_outputs = outputs;
-      continue;
-    }
-    double d = relative_difference(first_outputs, outputs);
-    if (!(d < 1e-3)) {
-      fmt::print(stderr,
-                 "cnnc: error: engines '{}' and '{}' disagree on the forward pass (largest "
-                 "relative difference {:.3g}, tolerance 1e-3); not timing them (cnnc verify "
-                 "compares them layer by layer)\n",
-                 contenders.front()->name, c->name, d);
-      return exit_user_error;
-    }
-  }
-
-  bool progress = isatty(STDERR_FILENO);
-  double warmup = std::min(0.2, a.seconds / 10);
-  for (int rep = 0; rep < a.reps; ++rep) {
-    if (peak_measured) peaks.push_back(bench::measure_peak_gflops(a.threads, 0.1));
-    for (auto& c : contenders) {
-      if (progress) fmt::print(stderr, "\r  rep {}/{}: {:<16}", rep + 1, a.reps, c->name);
-      c->train_ips.push_back(c->train_rate(params, opt, warmup, a.seconds));
-      c->infer_ips.push_back(c->infer_rate(warmup, a.seconds));
-    }
-  }
-  if (progress) fmt::print(stderr, "\r{:40}\r", "");
-  for (const auto& c : contenders)
-    if (c->diverged)
-      fmt::print(stderr,
-                 "warning: engine '{}' diverged on the random labels during timing; its figures "
-                 "include non-finite arithmetic and skipped updates\n",
-                 c->name);
-
-  double peak = peak_measured ? stats(peaks).max : *a.peak_gflops * a.threads / 2.0;
-  double train_mflop = static_cast<double>(g.training_flops) / 1e6,
-         forward_mflop = static_cast<double>(g.forward_flops) / 1e6;
-  Stats base = stats(contenders.front()->train_ips);
-  Stats base_infer = stats(contenders.front()->infer_ips);
-  if (peak_measured)
-    fmt::print(
-        "training step {:.3f} MFLOP/image, forward {:.3f} MFLOP/image; peak {:.1f} GFLOP/s on "
-        "{} thread{} (measured: FP32 FMA chains, the best of AVX-512 and AVX2, and of {} "
-        "windows, which ranged over [{:.1f}-{:.1f}])\n",
-        train_mflop, forward_mflop, peak, a.threads, a.threads == 1 ? "" : "s", a.reps,
-        stats(peaks).min, stats(peaks).max);
-  else
-    fmt::print(
-        "training step {:.3f} MFLOP/image, forward {:.3f} MFLOP/image; peak {:g} GFLOP/s = "
-        "{:g} x {}/2 threads (given with --peak-gflops, not measured)\n",
-        train_mflop, forward_mflop, peak, *a.peak_gflops, a.threads);
-  fmt::print("{:<22} {:>30} {:>8} {:>7} {:>30} {:>6} {:>6}\n", "engine",
-             "train img/s median [min-max]", "GFLOP/s", "% peak", "infer img/s median [min-max]",
-             "ratio", "infer");
-  std::string json_engines;
-  for (const auto& c : contenders) {
-    Stats t = stats(c->train_ips), f = stats(c->infer_ips);
-    double gflops = t.median * train_mflop / 1e3, share = gflops / peak;
-    double infer_gflops = f.median * forward_mflop / 1e3, infer_share = infer_gflops / peak;
-    double ratio = t.median / base.median, infer_ratio = f.median / base_infer.median;
-    fmt::print("{:<22} {:>30} {:>8.1f} {:>6.1f}% {:>30} {:>6.2f} {:>6.2f}\n", c->label(),
-               fmt::format("{} [{}-{}]", group(t.median), group(t.min), group(t.max)), gflops,
-               100 * share, fmt::format("{} [{}-{}]", group(f.median), group(f.min), group(f.max)),
-               ratio, infer_ratio);
-    json_engines += fmt::format(
-        R"({}{{"engine":"{}","label":"{}","train_images_per_second":{:.1f},"train_min":{:.1f},"train_max":{:.1f},"infer_images_per_second":{:.1f},"infer_min":{:.1f},"infer_max":{:.1f},"gflops":{:.3f},"infer_gflops":{:.3f},"peak_share":{:.4f},"infer_peak_share":{:.4f},"ratio":{:.4f},"infer_ratio":{:.4f},"diverged":{}}})",
-        json_engines.empty() ? "" : ",", c->name, json_escape(c->label()), t.median, t.min, t.max,
-        f.median, f.min, f.max, gflops, infer_gflops, share, infer_share, ratio, infer_ratio,
-        c->diverged);
-  }
-  fmt::print("ratio: median training images/s over {}'s; infer: the same for inference\n",
-             contenders.front()->name);
-  if (a.json) {
-    std::string json_skipped;
-    for (const auto& [engine, why] : skipped)
-      json_skipped += fmt::format(R"({}{{"engine":"{}","reason":"{}"}})",
-                                  json_skipped.empty() ? "" : ",", engine, json_escape(why));
-    fmt::print(
-        R"({{"model":"{}","threads":{},"batch":{},"reps":{},"seconds":{:g},"train_mflop_per_image":{:.4f},"forward_mflop_per_image":{:.4f},"peak_gflops":{:.2f},"peak_measured":{},"engines":[{}],"skipped":[{}]}})"
-        "\n",
-        g.name, a.threads, batch, a.reps, a.seconds, train_mflop, forward_mflop, peak,
-        peak_measured, json_engines, json_skipped);
-  }
-  return exit_ok;
-}
-
-}  // namespace
-
-std::vector<std::string> split_engines(const std::string& list) {
+// "a,b,c" -> its items, blanks trimmed; throws std::runtime_error naming the flag on an empty
+// item. By hand rather than with getline, which drops a trailing empty item ("generic,").
+std::vector<std::string> split_list(const std::string& flag, const std::string& list) {
   std::vector<std::string> out;
-  // By hand rather than with getline, which drops a trailing empty item ("generic,").
   for (size_t start = 0;;) {
     size_t comma = std::min(list.find(',', start), list.size());
     std::string item = list.substr(start, comma - start);
     item.erase(0, item.find_first_not_of(" \t"));
     item.erase(item.find_last_not_of(" \t") + 1);
     if (item.empty())
-      throw std::runtime_error(fmt::format("--engines '{}' has an empty name", list));
-    if (item != "generic" && item != "specialized" && item != "onednn" && item != "pytorch")
-      throw std::runtime_error(fmt::format(
-          "unknown engine '{}'; expected generic, specialized, onednn or pytorch", item));
+      throw std::runtime_error(fmt::format("{} '{}' has an empty item", flag, list));
     out.push_back(item);
     if (comma == list.size()) return out;
     start = comma + 1;
   }
 }
+
+std::vector<std::string> engines_of(const std::string& list) {
+  std::vector<std::string> out = split_list("--engines", list);
+  for (const std::string& e : out)
+    if (e != "generic" && e != "specialized" && e != "onednn" && e != "pytorch")
+      throw std::runtime_error(
+          fmt::format("unknown engine '{}'; expected generic, specialized, onednn or pytorch", e));
+  return out;
+}
+
+std::vector<uint64_t> seeds_of(const std::string& list) {
+  std::vector<uint64_t> out;
+  if (list.empty()) return out;
+  for (const std::string& item : split_list("--seeds", list)) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(item.c_str(), &end, 10);
+    if (*end != '\0' || item[0] == '-' || errno == ERANGE)
+      throw std::runtime_error(
+          fmt::format("--seeds '{}': '{}' is not a seed (0 to 18446744073709551615)", list, item));
+    out.push_back(v);
+  }
+  return out;
+}
+
+int run_bench(const BenchArgs& a) {
+  std::optional<dsl::Graph> graph = load_model(a.file, a.limits);
+  if (!graph) return exit_user_error;
+  const dsl::Graph& g = *graph;
+  if (a.to_accuracy) {
+    bench::AccuracyOptions o;
+    o.target = *a.to_accuracy;
+    o.engines = engines_of(a.engines.value_or("specialized"));
+    o.seeds = seeds_of(a.seeds);
+    o.data = a.data;
+    o.eval_every = a.eval_every;
+    o.epochs = a.epochs.value_or(g.training.epochs);
+    o.threads = a.threads;
+    o.python = a.python;
+    o.json = a.json;
+    return bench::run_to_accuracy(g, o);
+  }
+  bench::ThroughputOptions o;
+  o.engines = engines_of(a.engines.value_or("specialized,generic"));
+  o.threads = a.threads;
+  o.batch = a.batch;
+  o.reps = a.reps;
+  o.seconds = a.seconds;
+  o.peak_gflops = a.peak_gflops;
+  o.python = a.python;
+  o.json = a.json;
+  bench::run_throughput(g, o);
+  return exit_ok;
+}
+
+}  // namespace
 
 void register_bench(CLI::App& app, int& status) {
   auto a = std::make_shared<BenchArgs>();

@@ -1,17 +1,19 @@
 // cnnc predict FILE --checkpoint CKPT IMAGE...: the class and the probabilities of each picture.
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <thread>
 
-#include "checkpoint.hpp"
 #include "commands.hpp"
 #include "data/batches.hpp"
-#include "engines.hpp"
-#include "params.hpp"
+#include "dsl/diagnostics.hpp"
+#include "engine/engine.hpp"
+#include "engine/training.hpp"
 #include "pictures.hpp"
-#include "trainer.hpp"
+#include "train/checkpoint.hpp"
+#include "train/params.hpp"
+#include "train/trainer.hpp"
 
 namespace cnnc::cli {
 
@@ -26,20 +28,6 @@ struct PredictArgs {
   dsl::Limits limits;
   const EmbeddedModel* embedded = nullptr;
 };
-
-// A JSON string: picture names are the user's file names.
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += fmt::format("\\{}", c);
-    else if (static_cast<unsigned char>(c) < 0x20)
-      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
-    else
-      out += c;
-  }
-  return out + "\"";
-}
 
 int run_predict(PredictArgs& a) {
   std::optional<dsl::Graph> graph = load_model(a.embedded, a.file, a.limits);
@@ -58,9 +46,9 @@ int run_predict(PredictArgs& a) {
     }
   }
 
-  std::unique_ptr<Engine> engine = make_engine(
-      g, a.engine, static_cast<int32_t>(std::max<int64_t>(1, g.training.batch / a.threads)));
-  const cnnc_model& m = engine->model();
+  std::unique_ptr<engine::Engine> eng =
+      engine::make_engine(g, a.engine, engine::slice_size(g.training.batch, a.threads));
+  const cnnc_model& m = eng->model();
   rt::Checkpoint c = rt::load_checkpoint(a.checkpoint, rt::model_digest(m));
 
   // MNIST's digits are white on black; --invert turns a dark digit on paper into one.
@@ -86,10 +74,11 @@ int run_predict(PredictArgs& a) {
     const float* y = output.data() + static_cast<size_t>(i) * k;
     auto best = static_cast<int32_t>(std::max_element(y, y + k) - y);
     if (a.json) {
-      fmt::print(R"({{"image":{},"class":{},"{}":[{:.6f}]}})"
-                 "\n",
-                 json_string(pictures[i].name), best, softmax ? "probabilities" : "outputs",
-                 fmt::join(y, y + k, ","));
+      fmt::print(
+          "{}\n",
+          dsl::json_line({{"image", pictures[i].name},
+                          {"class", best},
+                          {softmax ? "probabilities" : "outputs", std::vector<float>(y, y + k)}}));
       continue;
     }
     fmt::print("{}: {} ({:.2f}%) |", pictures[i].name, best, 100 * y[best]);

@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "dsl/diagnostics.hpp"
@@ -39,31 +41,33 @@ std::string training_line(const dsl::Training& t) {
   return line;
 }
 
+// "5x5", or "5" for a square.
+std::string extent(int64_t h, int64_t w) {
+  return h == w ? std::to_string(h) : fmt::format("{}x{}", h, w);
+}
+
 void print_table(const dsl::Graph& g) {
-  struct Row {
-    std::string name, statement, shape, params, flops;
-  };
-  std::vector<Row> rows = {{"Layer", "Statement", "Output shape", "Params", "MFLOP"},
-                           {"input", "", g.input.str(), "0", mflop(0)}};
+  constexpr size_t columns = 7;
+  using Row = std::array<std::string, columns>;
+  std::vector<Row> rows = {
+      {"Layer", "Statement", "Output shape", "Params", "MFLOP", "Receptive field", "Jump"},
+      {"input", "", g.input.str(), "0", mflop(0), "1x1", "1"}};
   for (const dsl::Layer& l : g.layers)
     rows.push_back({l.name, l.statement, l.out.str(),
                     dsl::with_thousands(l.params()) + (l.frozen ? " (frozen)" : ""),
-                    mflop(l.forward_flops)});
-  size_t w[5] = {};
-  for (const Row& r : rows) {
-    w[0] = std::max(w[0], r.name.size());
-    w[1] = std::max(w[1], r.statement.size());
-    w[2] = std::max(w[2], r.shape.size());
-    w[3] = std::max(w[3], r.params.size());
-    w[4] = std::max(w[4], r.flops.size());
-  }
-  size_t total = w[0] + w[1] + w[2] + w[3] + w[4] + 8;
+                    mflop(l.forward_flops), fmt::format("{}x{}", l.receptive_h, l.receptive_w),
+                    extent(l.jump_h, l.jump_w)});
+  std::array<size_t, columns> w{};
+  for (const Row& r : rows)
+    for (size_t i = 0; i < columns; ++i) w[i] = std::max(w[i], r[i].size());
+  size_t total = 2 * (columns - 1);
+  for (size_t x : w) total += x;
   std::string rule(total, '_'), double_rule(total, '=');
   fmt::print("Model: {} ({})\n{}\n", g.name, g.source_path, rule);
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
-    fmt::print("{:<{}}  {:<{}}  {:<{}}  {:>{}}  {:>{}}\n", r.name, w[0], r.statement, w[1], r.shape,
-               w[2], r.params, w[3], r.flops, w[4]);
+    fmt::print("{:<{}}  {:<{}}  {:<{}}  {:>{}}  {:>{}}  {:>{}}  {:>{}}\n", r[0], w[0], r[1], w[1],
+               r[2], w[2], r[3], w[3], r[4], w[4], r[5], w[5], r[6], w[6]);
     if (i == 0) fmt::print("{}\n", double_rule);
   }
   fmt::print("{}\n", double_rule);
@@ -74,23 +78,40 @@ void print_table(const dsl::Graph& g) {
              mflop(g.forward_flops), mflop(g.training_flops));
   fmt::print("Activation memory: {} per image (float32, input included)\n",
              memory(g.activation_bytes));
+  fmt::print(
+      "Receptive field: the input pixels one output depends on (padding included, so it may "
+      "exceed the input); jump: input pixels between neighbouring outputs (the strides so far, "
+      "multiplied)\n");
   fmt::print("{}\n", training_line(g.training));
 }
 
 void print_json(const dsl::Graph& g) {
-  std::string layers;
-  for (const dsl::Layer& l : g.layers) {
-    if (!layers.empty()) layers += ",";
-    layers += fmt::format(
-        R"({{"name":"{}","kind":"{}","statement":"{}","line":{},"input":"{}","output":"{}","params":{},"trainable":{},"forward_flops":{},"training_flops":{}}})",
-        l.name, dsl::name_of(l.kind), dsl::json_escape(l.statement), l.line, l.in.str(),
-        l.out.str(), l.params(), l.trainable(), l.forward_flops, l.training_flops);
-  }
-  fmt::print(
-      R"({{"model":"{}","source":"{}","input":"{}","output":"{}","params":{},"trainable_params":{},"forward_flops":{},"training_flops":{},"activation_bytes":{},"layers":[{}]}})"
-      "\n",
-      g.name, dsl::json_escape(g.source_path), g.input.str(), g.output().str(), g.param_count,
-      g.trainable_params, g.forward_flops, g.training_flops, g.activation_bytes, layers);
+  nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+  for (const dsl::Layer& l : g.layers)
+    layers.push_back({{"name", l.name},
+                      {"kind", dsl::name_of(l.kind)},
+                      {"statement", l.statement},
+                      {"line", l.line},
+                      {"input", l.in.str()},
+                      {"output", l.out.str()},
+                      {"params", l.params()},
+                      {"trainable", l.trainable()},
+                      {"forward_flops", l.forward_flops},
+                      {"backward_data_flops", l.needs_input_grad ? l.backward_data_flops : 0},
+                      {"backward_weights_flops", l.trainable() ? l.backward_weights_flops : 0},
+                      {"training_flops", l.training_flops},
+                      {"receptive_field", {l.receptive_h, l.receptive_w}},
+                      {"jump", {l.jump_h, l.jump_w}}});
+  fmt::print("{}\n", dsl::json_line({{"model", g.name},
+                                     {"source", g.source_path},
+                                     {"input", g.input.str()},
+                                     {"output", g.output().str()},
+                                     {"params", g.param_count},
+                                     {"trainable_params", g.trainable_params},
+                                     {"forward_flops", g.forward_flops},
+                                     {"training_flops", g.training_flops},
+                                     {"activation_bytes", g.activation_bytes},
+                                     {"layers", layers}}));
 }
 
 }  // namespace

@@ -5,48 +5,26 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <thread>
 
-#include "checkpoint.hpp"
 #include "commands.hpp"
 #include "compile/build.hpp"
 #include "data/dataset.hpp"
-#include "engines.hpp"
-#include "params.hpp"
-#include "trainer.hpp"
+#include "dsl/diagnostics.hpp"
+#include "engine/engine.hpp"
+#include "engine/training.hpp"
+#include "progress.hpp"
+#include "train/checkpoint.hpp"
+#include "train/params.hpp"
+#include "train/trainer.hpp"
 
 namespace cnnc::cli {
 
 namespace {
 
-std::string default_data_dir() {
-  const char* env = std::getenv("CNNC_DATA");
-  return env && *env ? env : "data/mnist";
-}
-
 int default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
-}
-
-// Keeps the first n samples: quick runs and tests on a slice of the data.
-void keep_first(rt::LabeledImages& d, int32_t n) {
-  if (n <= 0 || n >= d.count) return;
-  d.count = n;
-  d.pixels.resize(static_cast<size_t>(n) * d.rows * d.cols);
-  d.labels.resize(static_cast<size_t>(n));
-}
-
-rt::Mnist load_data(const dsl::Graph& g, const std::string& dir, double validation, int32_t limit) {
-  if (g.input.c != 1)
-    throw std::runtime_error(fmt::format(
-        "MNIST-format images have 1 channel, but the model's input is {}", g.input.str()));
-  rt::InputSpec spec{static_cast<int32_t>(g.input.h), static_cast<int32_t>(g.input.w), 1,
-                     static_cast<int32_t>(g.output().size())};
-  rt::Mnist data = rt::load_mnist(dir, spec, 0.0);
-  keep_first(data.train, limit);
-  keep_first(data.test, limit);
-  if (validation > 0) data.validation = rt::split_off_validation(data.train, validation);
-  return data;
 }
 
 std::string percent(double x) {
@@ -54,7 +32,7 @@ std::string percent(double x) {
 }
 
 struct TrainArgs {
-  std::string file, engine = "specialized", target = "auto", data = default_data_dir(), out;
+  std::string file, engine = "specialized", target = "auto", data = engine::default_data_dir(), out;
   std::optional<int64_t> epochs, batch, seed;
   std::optional<double> lr;
   int threads = default_threads();
@@ -78,38 +56,26 @@ int run_train(TrainArgs& a) {
       a.out.empty() ? std::filesystem::path("runs") / g.name : std::filesystem::path(a.out);
 
   // Data first: a missing directory is reported before any code is generated and compiled.
-  rt::Mnist data = load_data(g, a.data, t.validation, a.limit);
-  int32_t slice = static_cast<int32_t>((t.batch + a.threads - 1) / a.threads);
-  std::unique_ptr<Engine> engine = make_engine(g, a.engine, slice, a.target);
-  const cnnc_model& m = engine->model();
-  if (!a.json) fmt::print("engine: {}\n", engine->description());
+  rt::Mnist data = engine::load_data(g, a.data, t.validation, a.limit);
+  std::unique_ptr<engine::Engine> eng =
+      engine::make_engine(g, a.engine, engine::slice_size(t.batch, a.threads), a.target);
+  const cnnc_model& m = eng->model();
+  if (!a.json) fmt::print("engine: {}\n", eng->description());
   std::filesystem::create_directories(out);
 
-  rt::TrainOptions o;
-  o.epochs = static_cast<int32_t>(t.epochs);
-  o.batch = static_cast<int32_t>(t.batch);
-  o.seed = t.seed;
-  o.optimizer = optimizer_of(t);  // after --lr, which it carries as the base rate
-  o.schedule.kind = t.schedule.kind == dsl::ScheduleKind::step     ? rt::LrSchedule::Kind::step
-                    : t.schedule.kind == dsl::ScheduleKind::cosine ? rt::LrSchedule::Kind::cosine
-                                                                   : rt::LrSchedule::Kind::constant;
-  o.schedule.every = static_cast<int32_t>(t.schedule.every);
-  o.schedule.gamma = static_cast<float>(t.schedule.gamma);
-  o.augment = {static_cast<int32_t>(t.augment.shift), static_cast<float>(t.augment.rotate),
-               static_cast<float>(t.augment.scale)};
+  rt::TrainOptions o = engine::train_options(t);  // after --lr, which it carries as the base rate
   o.out_dir = out;
   o.resume = a.resume;
-  o.progress_bar = !a.json && isatty(STDERR_FILENO);
   o.max_steps = a.max_steps;
-
-  std::vector<float> params = initial_params(g, m, t.seed);
-  rt::ThreadPool pool(a.threads);
-  fmt::print(
-      "training {} on {} ({} images, test {}) with the {} engine: batch {}, {} thread{}, {} "
-      "epoch{}\n",
-      g.name, a.data, data.train.count, data.test.count, a.engine, t.batch, a.threads,
-      a.threads == 1 ? "" : "s", t.epochs, t.epochs == 1 ? "" : "s");
-  rt::TrainResult r = rt::train(m, params, data, o, pool, [&](const rt::EpochRecord& e) {
+  bool progress = !a.json && isatty(STDERR_FILENO);
+  rt::TrainHooks hooks;
+  if (progress)
+    hooks.after_step = [](const rt::StepRecord& at) {
+      draw_progress(at);
+      return true;
+    };
+  hooks.after_epoch = [&](const rt::EpochRecord& e) {
+    if (progress) erase_progress();
     std::string val = e.validation.count
                           ? fmt::format(" | validation loss {:.4f} acc {}", e.validation.loss,
                                         percent(e.validation.accuracy))
@@ -119,7 +85,16 @@ int run_train(TrainArgs& a) {
         e.epoch, o.epochs, e.train_loss, percent(e.train_accuracy), val, e.test.loss,
         percent(e.test.accuracy), e.seconds, e.images_per_second);
     std::fflush(stdout);
-  });
+  };
+
+  std::vector<float> params = engine::initial_params(g, m, t.seed);
+  rt::ThreadPool pool(a.threads);
+  fmt::print(
+      "training {} on {} ({} images, test {}) with the {} engine: batch {}, {} thread{}, {} "
+      "epoch{}\n",
+      g.name, a.data, data.train.count, data.test.count, a.engine, t.batch, a.threads,
+      a.threads == 1 ? "" : "s", t.epochs, t.epochs == 1 ? "" : "s");
+  rt::TrainResult r = rt::train(m, params, data, o, pool, hooks);
   if (r.diverged) {
     fmt::print(stderr, "cnnc: error: {}\n", r.divergence);
     return exit_user_error;
@@ -131,17 +106,25 @@ int run_train(TrainArgs& a) {
   fmt::print("test accuracy {} ({} images); weights in {}\n", percent(last.accuracy), last.count,
              (out / "checkpoint.bin").string());
   if (a.json)
-    fmt::print(
-        R"({{"model":"{}","engine":"{}","build":{},"build_seconds":{:.3f},"epochs":{},"threads":{},"batch":{},"test_accuracy":{:.6f},"test_loss":{:.6f},"train_images_per_second":{:.1f},"seconds":{:.3f},"weights_digest":"{}"}})"
-        "\n",
-        g.name, a.engine, engine->build().empty() ? "null" : fmt::format("\"{}\"", engine->build()),
-        engine->build_seconds(), t.epochs, a.threads, t.batch, last.accuracy, last.loss, ips,
-        r.train_seconds, digest);
+    fmt::print("{}\n", dsl::json_line(
+                           {{"model", g.name},
+                            {"engine", a.engine},
+                            {"build", eng->build().empty() ? nlohmann::ordered_json()
+                                                           : nlohmann::ordered_json(eng->build())},
+                            {"build_seconds", eng->build_seconds()},
+                            {"epochs", t.epochs},
+                            {"threads", a.threads},
+                            {"batch", t.batch},
+                            {"test_accuracy", last.accuracy},
+                            {"test_loss", last.loss},
+                            {"train_images_per_second", ips},
+                            {"seconds", r.train_seconds},
+                            {"weights_digest", digest}}));
   return exit_ok;
 }
 
 struct EvalArgs {
-  std::string file, weights, engine = "generic", data = default_data_dir();
+  std::string file, weights, engine = "generic", data = engine::default_data_dir();
   int threads = default_threads();
   int32_t limit = 0;
   bool json = false;
@@ -153,26 +136,24 @@ int run_eval(EvalArgs& a) {
   std::optional<dsl::Graph> graph = load_model(a.embedded, a.file, a.limits);
   if (!graph) return exit_user_error;
   const dsl::Graph& g = *graph;
-  std::unique_ptr<Engine> engine = make_engine(
-      g, a.engine, static_cast<int32_t>(std::max<int64_t>(1, g.training.batch / a.threads)));
-  const cnnc_model& m = engine->model();
+  std::unique_ptr<engine::Engine> eng =
+      engine::make_engine(g, a.engine, engine::slice_size(g.training.batch, a.threads));
+  const cnnc_model& m = eng->model();
   rt::Checkpoint c = rt::load_checkpoint(a.weights, rt::model_digest(m));
-  rt::Mnist data = load_data(g, a.data, 0, a.limit);
+  rt::Mnist data = engine::load_data(g, a.data, 0, a.limit);
   rt::ThreadPool pool(a.threads);
   rt::EvalResult r = rt::evaluate(m, c.params, data.test, pool);
   int32_t k = m.output_size;
   if (a.json) {
-    std::string rows;
-    for (int32_t i = 0; i < k; ++i) {
-      std::string row;
-      for (int32_t j = 0; j < k; ++j)
-        row += fmt::format("{}{}", j ? "," : "", r.confusion[static_cast<size_t>(i) * k + j]);
-      rows += fmt::format("{}[{}]", i ? "," : "", row);
-    }
-    fmt::print(
-        R"({{"model":"{}","images":{},"test_accuracy":{:.6f},"test_loss":{:.6f},"confusion":[{}]}})"
-        "\n",
-        g.name, r.count, r.accuracy, r.loss, rows);
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (int32_t i = 0; i < k; ++i)
+      rows.push_back(std::vector<int64_t>(r.confusion.begin() + int64_t{i} * k,
+                                          r.confusion.begin() + int64_t{i + 1} * k));
+    fmt::print("{}\n", dsl::json_line({{"model", g.name},
+                                       {"images", r.count},
+                                       {"test_accuracy", r.accuracy},
+                                       {"test_loss", r.loss},
+                                       {"confusion", rows}}));
     return exit_ok;
   }
   fmt::print("{} on {} test images: accuracy {}, loss {:.4f}\n", g.name, r.count,

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
-#include "verify.hpp"
+#include "engine/verify.hpp"
 
 namespace cnnc::cli {
 
@@ -37,17 +37,17 @@ void register_verify(CLI::App& app, int& status) {
     std::vector<std::string> targets = opt->target == "all"
                                            ? std::vector<std::string>{"avx512", "avx2", "portable"}
                                            : std::vector<std::string>{opt->target};
-    VerifyReport r = verify_specialized(*g, n, opt->seed, targets);
+    engine::VerifyReport r = engine::verify_specialized(*g, n, opt->seed, targets);
     fmt::print("{}: {} lines generated, {}; batch {}, seed {}\n", g->name,
                dsl::with_thousands(r.lines), r.build, n, opt->seed);
-    for (const TargetCheck& t : r.targets) {
+    for (const engine::TargetCheck& t : r.targets) {
       if (t.engine.empty()) {
         fmt::print("{:<9} skipped: this CPU cannot run it\n", t.target);
         continue;
       }
       fmt::print("{} ({})\n  {:<22} {:>12} {:>12}\n", t.target, t.engine, "tensor", "max abs err",
                  "max rel err");
-      for (const TensorCheck& c : t.tensors)
+      for (const engine::TensorCheck& c : t.tensors)
         fmt::print("  {:<22} {:>12.3e} {:>12.3e}{}\n", c.tensor, c.max_abs, c.max_rel(),
                    c.ok() ? "" : "  MISMATCH");
     }

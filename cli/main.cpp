@@ -3,14 +3,14 @@
 
 #include "cnnc/version.hpp"
 #include "commands.hpp"
-#include "engines.hpp"
+#include "engine/engine.hpp"
 
 int main(int argc, char** argv) {
   using namespace cnnc::cli;
   CLI::App app{"cnnc: compiles a .cnn model description into a specialised CPU trainer", "cnnc"};
   app.set_version_flag("--version", fmt::format("cnnc {}", cnnc::version));
   app.require_subcommand(1);
-  set_compiled_engine(&make_compiled_engine);
+  cnnc::engine::set_compiled_engine(&cnnc::engine::make_compiled_engine);
   int status = exit_ok;
   register_check(app, status);
   register_summary(app, status);

@@ -9,7 +9,7 @@
 #include "cnnc/version.hpp"
 #include "codegen/compile/sha256.hpp"
 #include "commands.hpp"
-#include "engines.hpp"
+#include "engine/engine.hpp"
 
 namespace cnnc::standalone {
 
@@ -20,7 +20,8 @@ int main(int argc, char** argv, const Model& model) {
   m.text.assign(reinterpret_cast<const char*>(model.text), model.text_size);
   m.limits = {model.max_params, model.max_activation_bytes, model.max_code_bytes};
   const EmbeddedModel* embedded = &m;
-  link_model({model.name, m.text, model.max_batch, model.create, model.destroy, model.built_with});
+  engine::link_model(
+      {model.name, m.text, model.max_batch, model.create, model.destroy, model.built_with});
 
   std::string program =
       argc > 0 ? std::filesystem::path(argv[0]).filename().string() : std::string(model.name);

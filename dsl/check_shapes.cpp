@@ -66,7 +66,34 @@ class ShapeChecker {
 
     int64_t offset = 0;
     int64_t activations = g.input.size();
+    bool trainable_before = false;  // nothing reads the input gradient of layers before it
+    int64_t receptive_h = 1, receptive_w = 1, jump_h = 1, jump_w = 1;  // of the input pixels
+    int64_t grid_h = g.input.h, grid_w = g.input.w;  // positions of the tensor so far (flatten
+                                                     // keeps them: a dense layer reads them all)
     for (Layer& l : g.layers) {
+      if (l.kind == LayerKind::conv || l.kind == LayerKind::maxpool ||
+          l.kind == LayerKind::avgpool) {
+        receptive_h += (l.kernel_h - 1) * jump_h;
+        receptive_w += (l.kernel_w - 1) * jump_w;
+        jump_h *= l.stride_h;
+        jump_w *= l.stride_w;
+        grid_h = l.out.h;
+        grid_w = l.out.w;
+      } else if (l.kind == LayerKind::dense) {  // a window over every position, nowhere to slide
+        receptive_h += (grid_h - 1) * jump_h;
+        receptive_w += (grid_w - 1) * jump_w;
+        grid_h = grid_w = 1;
+      }
+      l.receptive_h = receptive_h;
+      l.receptive_w = receptive_w;
+      l.jump_h = jump_h;
+      l.jump_w = jump_w;
+      l.needs_input_grad = trainable_before;
+      bool backward = trainable_before || l.trainable();
+      l.training_flops = l.forward_flops + (backward ? l.backward_act_flops : 0) +
+                         (l.trainable() ? l.backward_weights_flops : 0) +
+                         (l.needs_input_grad ? l.backward_data_flops : 0);
+      trainable_before = backward;
       l.weight_offset = offset;
       offset = align16(offset + l.weight_count);
       l.bias_offset = offset;
@@ -143,7 +170,7 @@ class ShapeChecker {
           matmul_flops(l, macs, out_size);
         } else {
           l.forward_flops = out_size * l.kernel_h * l.kernel_w;
-          l.training_flops = 2 * l.forward_flops;
+          l.backward_data_flops = l.forward_flops;
         }
         break;
       }
@@ -159,19 +186,21 @@ class ShapeChecker {
       case LayerKind::activation:
         l.out = in;
         l.forward_flops = in.size();
-        l.training_flops = 2 * l.forward_flops;
+        l.backward_data_flops = l.forward_flops;
         break;
     }
     return l.out;
   }
 
   // Conv and dense: 2 FLOPs per multiply-add, one more per output for the bias and one for the
-  // activation; training does the multiply-adds three times (forward, data and weight
-  // gradients) and the rest twice.
+  // activation. The data and weight gradients each repeat the multiply-adds; the activation's
+  // derivative and the bias gradient cost the elementwise part once more.
   static void matmul_flops(Layer& l, int64_t macs, int64_t outputs) {
     int64_t elementwise = outputs * (l.activation == Activation::linear ? 1 : 2);
     l.forward_flops = 2 * macs + elementwise;
-    l.training_flops = 3 * 2 * macs + 2 * elementwise;
+    l.backward_data_flops = 2 * macs;
+    l.backward_weights_flops = 2 * macs;
+    l.backward_act_flops = elementwise;
   }
 
   // weights= and bias= of a conv, now that the input channels are known.

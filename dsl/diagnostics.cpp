@@ -1,6 +1,8 @@
 // Collecting diagnostics and rendering them with the source line and a caret.
 #include "diagnostics.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -76,40 +78,28 @@ std::string render(const SourceFile& file, const Diagnostic& d) {
   return out;
 }
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7F)
-          out += fmt::format("\\u{:04x}", c);
-        else
-          out += ch;
-    }
-  }
-  return out;
+std::string json_line(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 std::string render_json(const SourceFile& file, const Diagnostic& d) {
   uint32_t line = file.line_of(d.range.begin);
-  std::string notes;
-  for (const Note& n : d.notes) {
-    if (!notes.empty()) notes += ",";
-    notes += fmt::format(R"({{"line":{},"column":{},"message":"{}"}})", file.line_of(n.range.begin),
-                         file.column_of(n.range.begin), json_escape(n.message));
-  }
+  nlohmann::ordered_json notes = nlohmann::ordered_json::array();
+  for (const Note& n : d.notes)
+    notes.push_back({{"line", file.line_of(n.range.begin)},
+                     {"column", file.column_of(n.range.begin)},
+                     {"message", n.message}});
   uint32_t end = std::max(d.range.begin, d.range.end);
   uint32_t end_column =
       file.line_of(end) == line ? file.column_of(end) : file.column_of(d.range.begin) + 1;
-  return fmt::format(
-      R"({{"file":"{}","line":{},"column":{},"end_column":{},"severity":"{}","message":"{}","notes":[{}],"hint":"{}"}})",
-      json_escape(file.path()), line, file.column_of(d.range.begin), end_column,
-      severity_name(d.severity), json_escape(d.message), notes, json_escape(d.hint));
+  return json_line({{"file", file.path()},
+                    {"line", line},
+                    {"column", file.column_of(d.range.begin)},
+                    {"end_column", end_column},
+                    {"severity", severity_name(d.severity)},
+                    {"message", d.message},
+                    {"notes", notes},
+                    {"hint", d.hint}});
 }
 
 namespace {

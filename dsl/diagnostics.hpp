@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "source.hpp"
 
 namespace cnnc::dsl {
@@ -52,7 +54,10 @@ std::string render(const SourceFile& file, const Diagnostic& d);
 // One JSON object per diagnostic: {"file","line","column","end_column","severity","message",
 // "notes":[{"line","column","message"}],"hint"}.
 std::string render_json(const SourceFile& file, const Diagnostic& d);
-std::string json_escape(std::string_view s);
+
+// One line of JSON for any object cnnc prints: keys in the order given, bytes that are not
+// UTF-8 (a file name may hold them) replaced rather than thrown about.
+std::string json_line(const nlohmann::ordered_json& j);
 
 // The candidate closest to `word` by edit distance when it is close enough to be a likely
 // misspelling, else an empty view.

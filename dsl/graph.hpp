@@ -58,8 +58,20 @@ struct Layer {
   int64_t weight_offset = 0, weight_count = 0;
   int64_t bias_offset = 0, bias_count = 0;
 
-  int64_t forward_flops = 0;   // per sample: 2 per multiply-add, 1 per other arithmetic op
-  int64_t training_flops = 0;  // forward + backward per sample
+  // Per sample: 2 FLOPs per multiply-add, 1 per other arithmetic op. The backward pieces are
+  // what each job would cost; training_flops counts only the jobs a training step does.
+  int64_t forward_flops = 0;
+  int64_t backward_data_flops = 0;     // the input gradient
+  int64_t backward_weights_flops = 0;  // the weight and bias gradients
+  int64_t backward_act_flops = 0;      // the fused activation's derivative
+  bool needs_input_grad = false;       // a trainable layer comes before this one: its dx is read
+  int64_t training_flops = 0;          // forward + the backward jobs done (see needs_input_grad)
+
+  // The input pixels one output value depends on (rows x columns; dense layers see the whole
+  // input), and the jump: input pixels between neighbouring outputs, the product of the strides
+  // so far. receptive = previous receptive + (kernel - 1) x previous jump.
+  int64_t receptive_h = 1, receptive_w = 1;
+  int64_t jump_h = 1, jump_w = 1;
 
   int64_t params() const { return weight_count + bias_count; }
   bool trainable() const { return !frozen && params() > 0; }

@@ -147,9 +147,9 @@ TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch)
       state_(static_cast<size_t>(m.param_count) * 2, 0.0f),
       outputs_(static_cast<size_t>(batch) * m.output_size, 0.0f) {}
 
-TrainStep::Result TrainStep::run(std::vector<float>& params, const float* images,
-                                 const int32_t* labels, int32_t n, const cnnc_optimizer& opt,
-                                 uint32_t epoch, uint32_t sample_base, uint64_t seed) {
+StepResult TrainStep::run(std::vector<float>& params, const float* images, const int32_t* labels,
+                          int32_t n, const cnnc_optimizer& opt, uint32_t epoch,
+                          uint32_t sample_base, uint64_t seed) {
   if (n < 1 || n > batch_)
     throw std::logic_error(fmt::format("TrainStep::run: {} samples, expected 1..{}", n, batch_));
   std::vector<Slice> parts = slices(n, pool_.size(), m_.max_batch);
@@ -172,7 +172,7 @@ TrainStep::Result TrainStep::run(std::vector<float>& params, const float* images
       grads_[i] = g * scale;
     }
   });
-  Result r;
+  StepResult r;
   for (size_t s = 0; s < parts.size(); ++s) r.loss_sum += slice_loss_[s];
   // Checked before the update, so that a diverged step leaves the last good weights behind.
   r.non_finite = std::isfinite(r.loss_sum) ? non_finite_layer(m_, grads_) : "the loss";
@@ -196,18 +196,16 @@ float learning_rate(const LrSchedule& s, float base, int32_t epoch, int32_t epoc
   return base;
 }
 
-EvalResult evaluate(const cnnc_model& m, const std::vector<float>& params,
-                    const LabeledImages& data, ThreadPool& pool) {
+EvalResult evaluate(const cnnc_model& m, const LabeledImages& data, int32_t chunk,
+                    const ForwardChunk& forward) {
   EvalResult r;
   r.count = data.count;
   r.confusion.assign(static_cast<size_t>(m.output_size) * m.output_size, 0);
   if (data.count == 0) return r;
-  int32_t chunk = m.max_batch * pool.size();
   int64_t sample_size = static_cast<int64_t>(m.input_h) * m.input_w * m.input_c;
   std::vector<float> images(static_cast<size_t>(chunk * sample_size)),
       outputs(static_cast<size_t>(chunk) * m.output_size);
   std::vector<int32_t> labels(static_cast<size_t>(chunk)), indices(static_cast<size_t>(chunk));
-  Workspaces workspaces(m, pool.size());
   double loss = 0;
   int64_t correct = 0;
   for (int32_t start = 0; start < data.count; start += chunk) {
@@ -215,7 +213,7 @@ EvalResult evaluate(const cnnc_model& m, const std::vector<float>& params,
     for (int32_t i = 0; i < n; ++i) indices[i] = start + i;
     prepare_batch(data, std::span(indices.data(), static_cast<size_t>(n)), images.data(),
                   labels.data());
-    forward_batch(m, params, images.data(), n, outputs.data(), pool, workspaces);
+    forward(images.data(), n, outputs.data());
     for (int32_t i = 0; i < n; ++i) {
       const float* y = outputs.data() + static_cast<int64_t>(i) * m.output_size;
       int32_t predicted = argmax(y, m.output_size);
@@ -229,41 +227,75 @@ EvalResult evaluate(const cnnc_model& m, const std::vector<float>& params,
   return r;
 }
 
-TrainResult train(const cnnc_model& m, std::vector<float>& params, const Mnist& data,
-                  const TrainOptions& o, ThreadPool& pool,
-                  const std::function<void(const EpochRecord&)>& report) {
+EvalResult evaluate(const cnnc_model& m, const std::vector<float>& params,
+                    const LabeledImages& data, ThreadPool& pool) {
+  Workspaces workspaces(m, pool.size());
+  return evaluate(m, data, m.max_batch * pool.size(),
+                  [&](const float* images, int32_t n, float* outputs) {
+                    forward_batch(m, params, images, n, outputs, pool, workspaces);
+                  });
+}
+
+ModelLearner::ModelLearner(const cnnc_model& m, std::vector<float>& params, ThreadPool& pool,
+                           int32_t batch)
+    : m_(m), params_(params), pool_(pool), step_(m, pool, batch) {}
+
+StepResult ModelLearner::step(const float* images, const int32_t* labels, int32_t n,
+                              const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base,
+                              uint64_t seed) {
+  return step_.run(params_, images, labels, n, opt, epoch, sample_base, seed);
+}
+
+EvalResult ModelLearner::evaluate(const LabeledImages& data) {
+  return rt::evaluate(m_, params_, data, pool_);
+}
+
+TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
+                  const TrainHooks& hooks) {
   TrainResult result;
   const LabeledImages& train_set = data.train;
-  int64_t sample_size = static_cast<int64_t>(m.input_h) * m.input_w * m.input_c;
+  int64_t sample_size = static_cast<int64_t>(train_set.rows) * train_set.cols;
   std::vector<float> images(static_cast<size_t>(o.batch * sample_size));
   std::vector<int32_t> labels(static_cast<size_t>(o.batch));
-  TrainStep train_step(m, pool, o.batch);
-  std::vector<float>& state = train_step.optimizer_state();
-  uint64_t digest = model_digest(m);
+  std::vector<float>* params = learner.params();
+  std::vector<float>* state = learner.optimizer_state();
+  const bool writes = !o.out_dir.empty();
+  if ((writes || o.resume) && (!learner.model() || !params || !state))
+    throw std::logic_error("train: this learner cannot write or resume checkpoints");
+  const uint64_t digest = writes || o.resume ? model_digest(*learner.model()) : 0;
   std::filesystem::path history = o.out_dir / "history.csv",
                         checkpoint = o.out_dir / "checkpoint.bin";
+  const int32_t schedule_epochs = o.schedule_epochs > 0 ? o.schedule_epochs : o.epochs;
 
   int32_t first_epoch = 0;
   int64_t step = 0;
+  bool checkpointed = false;  // out_dir holds a checkpoint of this run
   if (o.resume) {
     Checkpoint c = load_checkpoint(checkpoint, digest);
-    params = std::move(c.params);
-    state = std::move(c.optimizer);
+    *params = std::move(c.params);
+    *state = std::move(c.optimizer);
     first_epoch = static_cast<int32_t>(c.epochs_done);
     step = c.step;
-  } else if (!o.out_dir.empty()) {
+    checkpointed = true;
+  } else if (writes) {
     write_history_header(history);
   }
 
   for (int32_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
     EpochRecord rec;
     rec.epoch = epoch + 1;
-    rec.lr = learning_rate(o.schedule, o.optimizer.lr, epoch, o.epochs);
+    rec.lr = learning_rate(o.schedule, o.optimizer.lr, epoch, schedule_epochs);
     std::vector<int32_t> order = epoch_order(train_set.count, o.seed, static_cast<uint32_t>(epoch));
-    int32_t batches = (train_set.count + o.batch - 1) / o.batch;
+    // A learner that takes only full batches drops the epoch's short last one.
+    int32_t batches = learner.full_batches_only() ? train_set.count / o.batch
+                                                  : (train_set.count + o.batch - 1) / o.batch;
+    StepRecord at;
+    at.epoch = epoch + 1;
+    at.epochs = o.epochs;
+    at.batches = batches;
+    at.lr = rec.lr;
     double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
-    double train_seconds = 0;
+    int64_t correct = 0;
     Clock::time_point epoch_start = Clock::now();
     for (int32_t b = 0; b < batches; ++b) {
       if (o.max_steps > 0 && step >= o.max_steps) break;
@@ -280,54 +312,68 @@ TrainResult train(const cnnc_model& m, std::vector<float>& params, const Mnist& 
       cnnc_optimizer opt = o.optimizer;
       opt.lr = rec.lr;
       opt.step = step + 1;
-      TrainStep::Result r =
-          train_step.run(params, images.data(), labels.data(), n, opt, static_cast<uint32_t>(epoch),
-                         static_cast<uint32_t>(b * o.batch), o.seed);
+      StepResult r =
+          learner.step(images.data(), labels.data(), n, opt, static_cast<uint32_t>(epoch),
+                       static_cast<uint32_t>(b * o.batch), o.seed);
       if (!r.non_finite.empty()) {
         result.diverged = true;
+        result.steps = step;
         result.divergence =
             fmt::format("training diverged at epoch {}, batch {}: {} became NaN or infinite{}",
                         epoch + 1, b + 1,
                         r.non_finite == "the loss" ? r.non_finite
                                                    : "the gradient of layer '" + r.non_finite + "'",
-                        o.out_dir.empty() ? "" : "; the last good checkpoint is kept");
+                        checkpointed ? "; the last good checkpoint is kept" : "");
         return result;
       }
       ++step;
-      train_seconds += seconds_since(t0);
-
+      double seconds = seconds_since(t0);
+      at.epoch_seconds += seconds;
+      result.train_seconds += seconds;
       loss_sum += r.loss_sum;
-      seen += n;
       correct += r.correct;
-      if (o.progress_bar) {
-        double elapsed = seconds_since(epoch_start);
-        int width = 24, done = static_cast<int>(width * (b + 1) / batches);
-        std::fprintf(stderr,
-                     "\r  epoch %d/%d [%s%s] %d/%d  loss %.4f  acc %.2f%%  %.0f img/s  ETA %.0fs ",
-                     epoch + 1, o.epochs, std::string(static_cast<size_t>(done), '=').c_str(),
-                     std::string(static_cast<size_t>(width - done), ' ').c_str(), b + 1, batches,
-                     loss_sum / seen, 100.0 * correct / seen, seen / std::max(train_seconds, 1e-9),
-                     elapsed / (b + 1) * (batches - b - 1));
+      at.images += n;
+      result.images += n;
+      if (hooks.after_step) {
+        at.batch = b + 1;
+        at.step = step;
+        at.loss = loss_sum / static_cast<double>(at.images);
+        at.accuracy = static_cast<double>(correct) / static_cast<double>(at.images);
+        at.epoch_elapsed = seconds_since(epoch_start);
+        at.run_seconds = result.train_seconds;
+        if (!hooks.after_step(at)) {
+          result.stopped = true;
+          result.steps = step;
+          return result;
+        }
       }
     }
-    if (o.progress_bar) std::fprintf(stderr, "\r%*s\r", 100, "");
-    rec.train_loss = seen ? loss_sum / seen : 0;
-    rec.train_accuracy = seen ? static_cast<double>(correct) / seen : 0;
-    rec.seconds = train_seconds;
-    rec.images_per_second = seen / std::max(train_seconds, 1e-9);
-    result.train_seconds += train_seconds;
-    result.images += seen;
-    rec.validation = evaluate(m, params, data.validation, pool);
-    rec.test = evaluate(m, params, data.test, pool);
-    result.history.push_back(rec);
-    if (!o.out_dir.empty()) {
-      append_history(history, rec);
-      save_checkpoint(checkpoint, {digest, static_cast<uint32_t>(epoch + 1), step, params, state});
+    rec.train_loss = at.images ? loss_sum / static_cast<double>(at.images) : 0;
+    rec.train_accuracy = at.images ? static_cast<double>(correct) / at.images : 0;
+    rec.seconds = at.epoch_seconds;
+    rec.images_per_second = at.images / std::max(at.epoch_seconds, 1e-9);
+    if (o.evaluate_epochs) {
+      rec.validation = learner.evaluate(data.validation);
+      rec.test = learner.evaluate(data.test);
     }
-    report(rec);
+    result.history.push_back(rec);
+    if (writes) {
+      append_history(history, rec);
+      save_checkpoint(checkpoint,
+                      {digest, static_cast<uint32_t>(epoch + 1), step, *params, *state});
+      checkpointed = true;
+    }
+    if (hooks.after_epoch) hooks.after_epoch(rec);
     if (o.max_steps > 0 && step >= o.max_steps) break;
   }
+  result.steps = step;
   return result;
+}
+
+TrainResult train(const cnnc_model& m, std::vector<float>& params, const Mnist& data,
+                  const TrainOptions& o, ThreadPool& pool, const TrainHooks& hooks) {
+  ModelLearner learner(m, params, pool, o.batch);
+  return train(learner, data, o, hooks);
 }
 
 }  // namespace cnnc::rt

@@ -30,6 +30,7 @@ float learning_rate(const LrSchedule& s, float base, int32_t epoch, int32_t epoc
 
 struct TrainOptions {
   int32_t epochs = 10;
+  int32_t schedule_epochs = 0;  // the run the learning-rate schedule spans; 0: epochs
   int32_t batch = 64;
   uint64_t seed = 1;
   cnnc_optimizer optimizer{};  // lr is the base rate; step is managed by the trainer
@@ -37,8 +38,8 @@ struct TrainOptions {
   AugmentSpec augment;
   std::filesystem::path out_dir;  // history.csv and checkpoint.bin; empty: write nothing
   bool resume = false;            // continue from out_dir/checkpoint.bin
-  bool progress_bar = false;      // redraw one line on stderr while an epoch runs
-  int64_t max_steps = 0;          // stop after this many optimizer steps (0: no limit)
+  bool evaluate_epochs = true;    // evaluate validation and test after every epoch
+  int64_t max_steps = 0;          // end the run after this many optimizer steps (0: no limit)
 };
 
 struct EvalResult {
@@ -56,12 +57,34 @@ struct EpochRecord {
   double seconds = 0, images_per_second = 0;
 };
 
+// Where the run stands after one optimizer step: what the per-step hook sees.
+struct StepRecord {
+  int32_t epoch = 0, epochs = 0;   // 1-based epoch, and the run's
+  int32_t batch = 0, batches = 0;  // 1-based batch, and this epoch's
+  int64_t step = 0;                // optimizer steps taken in the run, this one included
+  float lr = 0;
+  double loss = 0, accuracy = 0;  // this epoch's so far, per sample
+  int64_t images = 0;             // trained on in this epoch so far
+  double epoch_seconds = 0;       // in this epoch's training steps so far
+  double epoch_elapsed = 0;       // wall-clock since this epoch began, evaluation excluded
+  double run_seconds = 0;         // in the run's training steps so far
+};
+
 struct TrainResult {
   std::vector<EpochRecord> history;
   double train_seconds = 0;  // in training steps only, evaluation excluded
   int64_t images = 0;        // trained on in this run
+  int64_t steps = 0;         // optimizer steps taken, resumed ones included
+  bool stopped = false;      // a hook ended the run
   bool diverged = false;
   std::string divergence;  // the layer and batch where a non-finite value appeared
+};
+
+// What callers watch the run with. after_step returning false ends the run at once: the
+// epoch under way is neither evaluated nor written.
+struct TrainHooks {
+  std::function<bool(const StepRecord&)> after_step;
+  std::function<void(const EpochRecord&)> after_epoch;
 };
 
 // 64-byte aligned scratch of model.workspace_bytes for each thread of a pool, as the ABI's
@@ -81,6 +104,13 @@ class Workspaces {
 void forward_batch(const cnnc_model& model, const std::vector<float>& params, const float* images,
                    int32_t n, float* outputs, ThreadPool& pool, const Workspaces& workspaces);
 
+// What one optimizer step reports.
+struct StepResult {
+  float loss_sum = 0;      // the n per-sample losses summed
+  int64_t correct = 0;     // samples whose largest output is their label
+  std::string non_finite;  // the first layer with a non-finite gradient, "the loss", or ""
+};
+
 // One optimizer step on a prepared batch, exactly as train() takes it: the batch cut into one
 // slice per thread, each slice's gradient into its own buffer, the buffers summed in slice
 // order, the sums checked for NaN and infinity, and only then the update. Owns everything a
@@ -90,18 +120,12 @@ class TrainStep {
  public:
   TrainStep(const cnnc_model& model, ThreadPool& pool, int32_t batch);
 
-  struct Result {
-    float loss_sum = 0;      // the n per-sample losses summed
-    int64_t correct = 0;     // samples whose largest output is their label
-    std::string non_finite;  // the first layer with a non-finite gradient, "the loss", or ""
-  };
-
   // Trains params in place on images [n][input_h][input_w][input_c] and labels [n], 1 <= n <=
   // batch. opt carries this step's lr and step (1 for the first); epoch, sample_base (the
   // batch's first index in the epoch) and seed key the dropout masks. When the loss or a
   // gradient is not finite, params and the optimizer state are left as they were.
-  Result run(std::vector<float>& params, const float* images, const int32_t* labels, int32_t n,
-             const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base, uint64_t seed);
+  StepResult run(std::vector<float>& params, const float* images, const int32_t* labels, int32_t n,
+                 const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base, uint64_t seed);
 
   // 2 * param_count floats (cnnc_model::update); zero before the first step, replaced on resume.
   std::vector<float>& optimizer_state() { return state_; }
@@ -118,16 +142,67 @@ class TrainStep {
   std::vector<float> slice_loss_, grads_, state_, outputs_;
 };
 
+// The evaluation loop of any engine: data in chunks of at most `chunk` samples, each prepared
+// and passed to forward(images [n][H][W][C], n, outputs [n][output_size]), the outputs scored
+// with the loss `model` defines (cnnc_abi.h). Peers that are not behind the ABI use it with the
+// ABI's layer table as `model`.
+using ForwardChunk = std::function<void(const float* images, int32_t n, float* outputs)>;
+EvalResult evaluate(const cnnc_model& model, const LabeledImages& data, int32_t chunk,
+                    const ForwardChunk& forward);
+
 // Forward passes over data in slices of at most model.max_batch per thread.
 EvalResult evaluate(const cnnc_model& model, const std::vector<float>& params,
                     const LabeledImages& data, ThreadPool& pool);
 
-// Trains params in place on data.train; evaluates data.validation (if any) and data.test after
-// each epoch, appends to out_dir/history.csv and writes out_dir/checkpoint.bin. A non-finite loss
-// or gradient stops training with the result's divergence set and the last good checkpoint
-// kept. `report` receives each epoch's record as it completes.
+// What the epoch loop trains: an engine behind the C ABI (ModelLearner), or a peer that
+// benchmarks train through the same loop.
+class Learner {
+ public:
+  virtual ~Learner() = default;
+  // One optimizer step on images [n][H][W][C] and labels [n], as TrainStep::run.
+  virtual StepResult step(const float* images, const int32_t* labels, int32_t n,
+                          const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base,
+                          uint64_t seed) = 0;
+  virtual EvalResult evaluate(const LabeledImages& data) = 0;
+  // Nonzero for a learner that takes batches of exactly this size only: the loop then drops
+  // an epoch's short last batch.
+  virtual int32_t full_batches_only() const { return 0; }
+  // What a checkpoint holds: the model behind the C ABI (its digest), its parameters and the
+  // optimizer state; null for a learner that has none (it cannot write or resume checkpoints).
+  virtual const cnnc_model* model() const { return nullptr; }
+  virtual std::vector<float>* params() { return nullptr; }
+  virtual std::vector<float>* optimizer_state() { return nullptr; }
+};
+
+// A model behind the C ABI, trained in place on params with a TrainStep sized for batch.
+class ModelLearner final : public Learner {
+ public:
+  ModelLearner(const cnnc_model& model, std::vector<float>& params, ThreadPool& pool,
+               int32_t batch);
+  StepResult step(const float* images, const int32_t* labels, int32_t n, const cnnc_optimizer& opt,
+                  uint32_t epoch, uint32_t sample_base, uint64_t seed) override;
+  EvalResult evaluate(const LabeledImages& data) override;
+  const cnnc_model* model() const override { return &m_; }
+  std::vector<float>* params() override { return &params_; }
+  std::vector<float>* optimizer_state() override { return &step_.optimizer_state(); }
+
+ private:
+  const cnnc_model& m_;
+  std::vector<float>& params_;
+  ThreadPool& pool_;
+  TrainStep step_;
+};
+
+// The epoch loop, the one every feature trains with: each epoch's sample order from the seed,
+// the learning rate from the schedule, batches prepared (augmented when asked), one step each;
+// then validation and test evaluated, history.csv appended and checkpoint.bin written (when
+// out_dir is set; the learner must then hold params). A non-finite loss or gradient stops
+// training with the result's divergence set and the last checkpoint kept.
+TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& options,
+                  const TrainHooks& hooks = {});
+
+// The same for a model behind the C ABI: params trained in place.
 TrainResult train(const cnnc_model& model, std::vector<float>& params, const Mnist& data,
-                  const TrainOptions& options, ThreadPool& pool,
-                  const std::function<void(const EpochRecord&)>& report);
+                  const TrainOptions& options, ThreadPool& pool, const TrainHooks& hooks = {});
 
 }  // namespace cnnc::rt

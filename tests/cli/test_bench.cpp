@@ -1,20 +1,23 @@
 // cnnc bench as a script uses it: the JSON last line, the peers that may be missing (PyTorch,
 // oneDNN), --to-accuracy, user errors and --help. Timings are never checked against a bound
-// (DESIGN.md: timed checks are benchmarks, not pass/fail tests), and nothing here needs torch.
+// (docs/design.md: timed checks are benchmarks, not pass/fail tests), and nothing here needs torch.
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <map>
+#include <iterator>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "../data/idx_files.hpp"
 #include "../run_command.hpp"
@@ -37,84 +40,17 @@ std::string bench_last_line(std::string s) {
   return nl == std::string::npos ? s : s.substr(nl + 1);
 }
 
-// A strict little JSON reader, enough to prove the line parses: it flattens every scalar into
-// path -> text ("engines.0.ratio" -> "1.0000"; strings keep their quotes) and fails on any
-// syntax error or trailing text.
-class BenchJson {
- public:
-  explicit BenchJson(const std::string& text) : s_(text) {
-    ok = value("") && (skip(), i_ == s_.size());
-  }
-  bool ok = false;
-  std::map<std::string, std::string> flat;
+// The value at a dotted path of a parsed line ("engines.0.ratio"); throws when it is absent.
+const nlohmann::json& at(const nlohmann::json& j, const std::string& dotted) {
+  std::string pointer = "/" + dotted;
+  std::replace(pointer.begin(), pointer.end(), '.', '/');
+  return j.at(nlohmann::json::json_pointer(pointer));
+}
 
- private:
-  void skip() {
-    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
-  }
-  bool eat(char c) {
-    skip();
-    if (i_ < s_.size() && s_[i_] == c) return ++i_, true;
-    return false;
-  }
-  bool string(std::string& out) {
-    if (!eat('"')) return false;
-    size_t start = i_;
-    while (i_ < s_.size() && s_[i_] != '"') i_ += s_[i_] == '\\' ? 2 : 1;
-    if (i_ >= s_.size()) return false;
-    out = s_.substr(start, i_ - start);
-    return ++i_, true;
-  }
-  bool value(const std::string& path) {
-    skip();
-    if (i_ >= s_.size()) return false;
-    char c = s_[i_];
-    if (c == '{') {
-      ++i_;
-      if (eat('}')) return true;
-      do {
-        std::string key;
-        if (!string(key) || !eat(':') || !value(path.empty() ? key : path + "." + key))
-          return false;
-      } while (eat(','));
-      return eat('}');
-    }
-    if (c == '[') {
-      ++i_;
-      if (eat(']')) return true;
-      int index = 0;
-      do {
-        if (!value(path + "." + std::to_string(index++))) return false;
-      } while (eat(','));
-      return eat(']');
-    }
-    if (c == '"') {
-      std::string text;
-      if (!string(text)) return false;
-      flat[path] = '"' + text + '"';
-      return true;
-    }
-    for (const char* word : {"true", "false", "null"})
-      if (s_.compare(i_, std::string(word).size(), word) == 0) {
-        flat[path] = word;
-        i_ += std::string(word).size();
-        return true;
-      }
-    const char* begin = s_.c_str() + i_;
-    char* end = nullptr;
-    std::strtod(begin, &end);
-    if (end == begin) return false;
-    flat[path] = std::string(begin, static_cast<size_t>(end - begin));
-    i_ += static_cast<size_t>(end - begin);
-    return true;
-  }
-  std::string s_;
-  size_t i_ = 0;
-};
-
-double bench_number(const BenchJson& j, const std::string& key) {
-  auto it = j.flat.find(key);
-  return it == j.flat.end() ? -1 : std::strtod(it->second.c_str(), nullptr);
+bool has(const nlohmann::json& j, const std::string& dotted) {
+  std::string pointer = "/" + dotted;
+  std::replace(pointer.begin(), pointer.end(), '.', '/');
+  return j.contains(nlohmann::json::json_pointer(pointer));
 }
 
 }  // namespace
@@ -124,25 +60,33 @@ TEST_CASE("cnnc bench --json ends with one object of positive figures per engine
       bench_cnnc("bench models/lenet5.cnn --engines generic --reps 1 --seconds 0.05 --json");
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
-  BenchJson j(bench_last_line(r.out));
-  REQUIRE(j.ok);
-  CHECK(j.flat["model"] == "\"lenet5\"");
-  CHECK(j.flat["engines.0.engine"] == "\"generic\"");
-  CHECK(j.flat.count("engines.1.engine") == 0);
-  CHECK(bench_number(j, "reps") == 1);
-  CHECK(bench_number(j, "batch") == 64);  // the file's batch
-  CHECK(bench_number(j, "threads") >= 1);
+  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+  CHECK(at(j, "model") == "lenet5");
+  CHECK(at(j, "engines.0.engine") == "generic");
+  CHECK(!has(j, "engines.1.engine"));
+  CHECK(at(j, "reps").get<double>() == 1);
+  CHECK(at(j, "batch").get<double>() == 64);  // the file's batch
+  CHECK(at(j, "threads").get<double>() >= 1);
   for (const char* key :
        {"train_images_per_second", "infer_images_per_second", "gflops", "peak_share", "ratio"})
-    CHECK(bench_number(j, std::string("engines.0.") + key) > 0);
-  CHECK(bench_number(j, "engines.0.ratio") == 1);  // the first engine is the reference
+    CHECK(at(j, std::string("engines.0.") + key).get<double>() > 0);
+  CHECK(at(j, "engines.0.ratio").get<double>() == 1);  // the first engine is the reference
   // The peak is measured on the bench's threads unless given.
-  CHECK(j.flat["peak_measured"] == "true");
-  CHECK(bench_number(j, "peak_gflops") > 0);
-  CHECK(bench_number(j, "engines.0.infer_peak_share") > 0);
-  CHECK(j.flat["engines.0.label"] == "\"generic\"");
-  CHECK(j.flat["engines.0.diverged"] == "false");
-  CHECK(j.flat.count("skipped") == 0);  // an empty list: nothing was skipped
+  CHECK(at(j, "peak_measured") == true);
+  CHECK(at(j, "peak_gflops").get<double>() > 0);
+  CHECK(at(j, "engines.0.infer_peak_share").get<double>() > 0);
+  CHECK(at(j, "engines.0.label") == "generic");
+  CHECK(at(j, "engines.0.diverged") == false);
+  CHECK(at(j, "skipped").empty());  // nothing was skipped
+  // The CPU is named by the bench itself, as /proc/cpuinfo names it.
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string info((std::istreambuf_iterator<char>(cpuinfo)), std::istreambuf_iterator<char>());
+  CHECK(info.find("vendor_id\t: " + at(j, "cpu.vendor").get<std::string>()) != std::string::npos);
+  CHECK(info.find("cpu family\t: " + std::to_string(at(j, "cpu.family").get<int>())) !=
+        std::string::npos);
+  for (const auto& isa : at(j, "cpu.isa"))
+    CHECK(info.find(isa.get<std::string>()) != std::string::npos);
+  CHECK(r.out.find("cpu: ") != std::string::npos);
 }
 
 TEST_CASE("cnnc bench --peak-gflops replaces the measured peak") {
@@ -151,10 +95,9 @@ TEST_CASE("cnnc bench --peak-gflops replaces the measured peak") {
       "--threads 1 --json");
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
-  BenchJson j(bench_last_line(r.out));
-  REQUIRE(j.ok);
-  CHECK(j.flat["peak_measured"] == "false");
-  CHECK(bench_number(j, "peak_gflops") == 116);  // 232 for 2 cores, scaled to 1 thread
+  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+  CHECK(at(j, "peak_measured") == false);
+  CHECK(at(j, "peak_gflops").get<double>() == 116);  // 232 for 2 cores, scaled to 1 thread
   CHECK(r.out.find("not measured") != std::string::npos);
 }
 
@@ -170,12 +113,12 @@ TEST_CASE("cnnc bench: without PyTorch, one line says so and the other engines s
     REQUIRE(r.status == 0);
     CHECK(r.out.find("pytorch: skipped: /nonexistent/python3 is not an executable interpreter") !=
           std::string::npos);
-    BenchJson j(bench_last_line(r.out));
-    REQUIRE(j.ok);
-    CHECK(j.flat["engines.0.engine"] == "\"generic\"");
-    CHECK(j.flat.count("engines.1.engine") == 0);
-    CHECK(j.flat["skipped.0.engine"] == "\"pytorch\"");
-    CHECK(j.flat["skipped.0.reason"].find("not an executable interpreter") != std::string::npos);
+    nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+    CHECK(at(j, "engines.0.engine") == "generic");
+    CHECK(!has(j, "engines.1.engine"));
+    CHECK(at(j, "skipped.0.engine") == "pytorch");
+    CHECK(at(j, "skipped.0.reason").get<std::string>().find("not an executable interpreter") !=
+          std::string::npos);
   }
 }
 
@@ -197,10 +140,9 @@ TEST_CASE("cnnc bench: a script that cannot build the network is skipped, not fa
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
   CHECK(r.out.find("pytorch: skipped: PyTorch is not installed for fake") != std::string::npos);
-  BenchJson j(bench_last_line(r.out));
-  REQUIRE(j.ok);
-  CHECK(j.flat["engines.0.engine"] == "\"generic\"");  // the next engine became the reference
-  CHECK(bench_number(j, "engines.0.ratio") == 1);
+  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+  CHECK(at(j, "engines.0.engine") == "generic");  // the next engine became the reference
+  CHECK(at(j, "engines.0.ratio").get<double>() == 1);
 }
 
 TEST_CASE("cnnc bench --engines onednn runs the oneDNN network or says why it cannot") {
@@ -208,12 +150,11 @@ TEST_CASE("cnnc bench --engines onednn runs the oneDNN network or says why it ca
       bench_cnnc("bench models/lenet5.cnn --engines generic,onednn --reps 1 --seconds 0.01 --json");
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);  // the verification passed: oneDNN infers what the generic engine does
-  BenchJson j(bench_last_line(r.out));
-  REQUIRE(j.ok);
-  bool ran = j.flat["engines.1.engine"] == "\"onednn\"";
-  bool skipped = j.flat["skipped.0.engine"] == "\"onednn\"";
+  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+  bool ran = has(j, "engines.1") && at(j, "engines.1.engine") == "onednn";
+  bool skipped = has(j, "skipped.0") && at(j, "skipped.0.engine") == "onednn";
   CHECK(ran != skipped);
-  if (ran) CHECK(bench_number(j, "engines.1.train_images_per_second") > 0);
+  if (ran) CHECK(at(j, "engines.1.train_images_per_second").get<double>() > 0);
 }
 
 TEST_CASE("cnnc bench --engines onednn skips a model it cannot map, with the reason") {
@@ -224,10 +165,9 @@ TEST_CASE("cnnc bench --engines onednn skips a model it cannot map, with the rea
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
   CHECK(r.out.find("onednn: skipped:") != std::string::npos);
-  BenchJson j(bench_last_line(r.out));
-  REQUIRE(j.ok);
-  CHECK(j.flat["skipped.0.engine"] == "\"onednn\"");
-  CHECK(j.flat.count("engines.1.engine") == 0);
+  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+  CHECK(at(j, "skipped.0.engine") == "onednn");
+  CHECK(!has(j, "engines.1.engine"));
 }
 
 TEST_CASE("cnnc bench --to-accuracy reports seconds per engine and seed, reached or not") {
@@ -252,29 +192,27 @@ TEST_CASE("cnnc bench --to-accuracy reports seconds per engine and seed, reached
           dir.path().string());
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
-  BenchJson j(bench_last_line(r.out));
-  REQUIRE(j.ok);
-  CHECK(bench_number(j, "target") == 0);
-  CHECK(j.flat["runs.0.engine"] == "\"generic\"");
-  CHECK(j.flat["runs.0.seed"] == "1");
-  CHECK(j.flat["runs.0.reached"] == "true");
-  CHECK(j.flat["runs.0.steps"] == "1");
-  CHECK(bench_number(j, "runs.0.train_seconds") >= 0);
-  CHECK(j.flat["runs.1.engine"] == "\"pytorch\"");
-  CHECK(j.flat["runs.1.ran"] == "false");
-  CHECK(j.flat["runs.1.note"].find("skipped") != std::string::npos);
-  CHECK(j.flat["runs.2.seed"] == "2");  // seeds interleave: seed 1 on every engine, then seed 2
+  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+  CHECK(at(j, "target").get<double>() == 0);
+  CHECK(at(j, "runs.0.engine") == "generic");
+  CHECK(at(j, "runs.0.seed") == 1);
+  CHECK(at(j, "runs.0.reached") == true);
+  CHECK(at(j, "runs.0.steps") == 1);
+  CHECK(at(j, "runs.0.train_seconds").get<double>() >= 0);
+  CHECK(at(j, "runs.1.engine") == "pytorch");
+  CHECK(at(j, "runs.1.ran") == false);
+  CHECK(at(j, "runs.1.note").get<std::string>().find("skipped") != std::string::npos);
+  CHECK(at(j, "runs.2.seed") == 2);  // seeds interleave: seed 1 on every engine, then seed 2
 
   r = bench_cnnc(
       "bench models/mlp.cnn --to-accuracy 1 --engines generic --epochs 1 --json --data " +
       dir.path().string());
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
-  BenchJson k(bench_last_line(r.out));
-  REQUIRE(k.ok);
-  CHECK(k.flat["runs.0.reached"] == "false");
-  CHECK(k.flat["runs.0.note"] == "\"not reached after 1 epoch\"");
-  CHECK(k.flat["runs.0.steps"] == "2");
+  nlohmann::json k = nlohmann::json::parse(bench_last_line(r.out));
+  CHECK(at(k, "runs.0.reached") == false);
+  CHECK(at(k, "runs.0.note") == "not reached after 1 epoch");
+  CHECK(at(k, "runs.0.steps") == 2);
 
   CHECK(bench_cnnc("bench models/mlp.cnn --to-accuracy 0.9 --data /nonexistent/mnist").status == 1);
   CHECK(bench_cnnc("bench models/mlp.cnn --to-accuracy 1.5").status == 2);
@@ -287,11 +225,10 @@ TEST_CASE("cnnc bench compares two engines and reports the second's ratio to the
       "--seconds 0.02 --json");
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
-  BenchJson j(bench_last_line(r.out));
-  REQUIRE(j.ok);
-  CHECK(bench_number(j, "batch") == 32);
-  CHECK(bench_number(j, "threads") == 2);
-  CHECK(bench_number(j, "engines.1.ratio") > 0);
+  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+  CHECK(at(j, "batch").get<double>() == 32);
+  CHECK(at(j, "threads").get<double>() == 2);
+  CHECK(at(j, "engines.1.ratio").get<double>() > 0);
 }
 
 TEST_CASE("cnnc bench: unknown engines are user errors and help works") {

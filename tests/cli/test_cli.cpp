@@ -11,6 +11,7 @@
 #include <string>
 
 #include "../run_command.hpp"
+#include "../skip.hpp"
 
 using namespace cnnc_test;
 
@@ -93,8 +94,7 @@ TEST_CASE("cnnc train and eval: user errors are reported with exit 1") {
 TEST_CASE(
     "cnnc train on real MNIST ends with the JSON a script reads and eval reads its checkpoint") {
   if (!std::ifstream(CNNC_SOURCE_DIR "/data/mnist/train-labels-idx1-ubyte")) {
-    WARN("skipped: data/mnist is absent (scripts/setup fetches it)");
-    return;
+    CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
   }
   std::string out = "/tmp/cnnc_test_cli_run_" + std::to_string(getpid());
   Run r = run_cnnc(
@@ -147,8 +147,7 @@ TEST_CASE("cnnc verify agrees on a valid model and exits 0") {
 
 TEST_CASE("cnnc train --engine specialized learns MNIST through the same trainer") {
   if (!std::ifstream(CNNC_SOURCE_DIR "/data/mnist/train-labels-idx1-ubyte")) {
-    WARN("skipped: data/mnist is absent (scripts/setup fetches it)");
-    return;
+    CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
   }
   std::string out = "/tmp/cnnc_test_cli_spec_" + std::to_string(getpid());
   Run r = run_cnnc(

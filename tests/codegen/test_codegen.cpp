@@ -12,7 +12,7 @@
 
 #include "../dsl/check_text.hpp"
 #include "emit_model.hpp"
-#include "verify.hpp"
+#include "engine/verify.hpp"
 
 namespace fs = std::filesystem;
 using namespace cnnc;
@@ -25,15 +25,15 @@ const std::vector<std::string> all_targets = {"avx512", "avx2", "portable"};
 // targets ran.
 int verify(const std::string& text, int32_t n) {
   dsl::Graph g = test::graph_of(text);
-  cli::VerifyReport r = cli::verify_specialized(g, n, 7, all_targets);
+  engine::VerifyReport r = engine::verify_specialized(g, n, 7, all_targets);
   int ran = 0;
-  for (const cli::TargetCheck& t : r.targets) {
+  for (const engine::TargetCheck& t : r.targets) {
     if (t.engine.empty()) {
       WARN(g.name << ": " << t.target << " skipped: this CPU cannot run it");
       continue;
     }
     ++ran;
-    for (const cli::TensorCheck& c : t.tensors) {
+    for (const engine::TensorCheck& c : t.tensors) {
       INFO(g.name << " " << t.target << " " << c.tensor << ": max abs err " << c.max_abs
                   << ", largest value " << c.max_ref);
       CHECK(c.ok());

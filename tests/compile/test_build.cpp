@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../skip.hpp"
 #include "abi_header.hpp"
 #include "build.hpp"
 #include "sha256.hpp"
@@ -197,13 +198,8 @@ std::string read_file(const fs::path& path) {
   return s.str();
 }
 
-#define SKIP_WITHOUT_COMPILER()                             \
-  do {                                                      \
-    if (!find_compiler("")) {                               \
-      WARN("no C++ compiler on PATH: build tests skipped"); \
-      return;                                               \
-    }                                                       \
-  } while (false)
+#define SKIP_WITHOUT_COMPILER() \
+  if (!find_compiler("")) CNNC_SKIP("compiler", "no C++ compiler on PATH")
 
 // Runs the rest of the test once per backend (Catch's GENERATE), naming the backend in failures;
 // the subprocess runs are skipped when no compiler is on PATH.
@@ -580,8 +576,7 @@ TEST_CASE("Without the Clang libraries, asking for the in-process build is a cle
 
 TEST_CASE("The in-process build needs no compiler on PATH and caches an object file") {
   if (!in_process_available()) {
-    WARN("cnnc built without the Clang libraries: in-process tests skipped");
-    return;
+    CNNC_SKIP("clang", "cnnc was built without the Clang libraries");
   }
   TempDir cache;
   GeneratedModel built = [&] {

@@ -2,6 +2,7 @@
 // the model (counts, labels, image size), the validation split, and the real MNIST when present.
 #include <catch2/catch.hpp>
 
+#include "../skip.hpp"
 #include "data/dataset.hpp"
 #include "idx_files.hpp"
 
@@ -146,8 +147,7 @@ TEST_CASE("validation holds out the last fraction of the training set", "[datase
 TEST_CASE("the real MNIST loads: 60000 and 10000 images of 28x28, labels < 10",
           "[dataset][mnist]") {
   if (!std::filesystem::is_directory(mnist_dir())) {
-    WARN("data/mnist is absent (run scripts/setup); skipping");
-    return;
+    CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
   }
   Mnist m = load_mnist(mnist_dir(), InputSpec{28, 28, 1, 10});
   CHECK(m.train.count == 60000);

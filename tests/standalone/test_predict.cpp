@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "../run_command.hpp"
+#include "../skip.hpp"
 #include "data/idx.hpp"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -24,8 +25,7 @@ std::string answer(const std::string& out, const std::string& name) {
 
 TEST_CASE("cnnc predict classifies PNG, PGM and IDX images alike") {
   if (!have_mnist()) {
-    WARN("skipped: data/mnist is absent (scripts/setup fetches it)");
-    return;
+    CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
   }
   TempDir dir("predict");
   Run t =

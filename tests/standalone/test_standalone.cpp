@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../run_command.hpp"
+#include "../skip.hpp"
 
 using namespace cnnc_test;
 
@@ -53,8 +54,7 @@ bool only_file_in(const std::filesystem::path& dir, const std::string& name) {
 
 TEST_CASE("cnnc build: the executable trains, evaluates and predicts as cnnc does, bit for bit") {
   if (!have_mnist()) {
-    WARN("skipped: data/mnist is absent (scripts/setup fetches it)");
-    return;
+    CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
   }
   TempDir dir("standalone");
   std::string exe = dir / "small";

@@ -1,7 +1,7 @@
 // Guards on generated code, read from Clang's AST (libTooling, AST matchers): inside every kernel
 // (the <layer>_forward and <layer>_backward functions of cnnc_gen_<model>::{avx512,avx2,portable})
 // each for-loop runs to a compile-time constant, nothing allocates, every call is direct, and
-// no shape is read from the model's layer table. DESIGN.md promises these; the checker is
+// no shape is read from the model's layer table. docs/design.md promises these; the checker is
 // itself tested on a hand-written source that breaks each rule. And `cnnc gen --format`.
 #include <catch2/catch.hpp>
 

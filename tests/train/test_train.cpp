@@ -10,11 +10,12 @@
 #include <fstream>
 
 #include "../dsl/check_text.hpp"
-#include "checkpoint.hpp"
 #include "data/batches.hpp"
-#include "engines.hpp"
-#include "params.hpp"
-#include "trainer.hpp"
+#include "engine/engine.hpp"
+#include "engine/training.hpp"
+#include "train/checkpoint.hpp"
+#include "train/params.hpp"
+#include "train/trainer.hpp"
 
 namespace fs = std::filesystem;
 using namespace cnnc;
@@ -65,7 +66,7 @@ struct Run {
 
 Run train_blobs(int epochs, int threads, const fs::path& out = {}, bool resume = false) {
   dsl::Graph g = test::graph_of(blob_model);
-  auto engine = cli::make_engine(g, "generic", (32 + threads - 1) / threads);
+  auto engine = engine::make_engine(g, "generic", (32 + threads - 1) / threads);
   const cnnc_model& m = engine->model();
   rt::Mnist data{blobs(512, 1), {}, blobs(256, 2)};
   rt::TrainOptions o;
@@ -77,8 +78,8 @@ Run train_blobs(int epochs, int threads, const fs::path& out = {}, bool resume =
   o.resume = resume;
   rt::ThreadPool pool(threads);
   Run r;
-  r.params = cli::initial_params(g, m, o.seed);
-  r.result = rt::train(m, r.params, data, o, pool, [](const rt::EpochRecord&) {});
+  r.params = engine::initial_params(g, m, o.seed);
+  r.result = rt::train(m, r.params, data, o, pool);
   return r;
 }
 
@@ -157,17 +158,17 @@ TEST_CASE("checkpoints round-trip and refuse damage, truncation and other models
 
 TEST_CASE("a non-finite loss stops training with the place named") {
   dsl::Graph g = test::graph_of(blob_model);
-  auto engine = cli::make_engine(g, "generic", 16);
+  auto engine = engine::make_engine(g, "generic", 16);
   const cnnc_model& m = engine->model();
   rt::Mnist data{blobs(64, 1), {}, blobs(32, 2)};
   rt::TrainOptions o;
   o.epochs = 1;
   o.batch = 32;
   o.optimizer = {CNNC_SGD, 0.1f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
-  std::vector<float> params = cli::initial_params(g, m, 1);
+  std::vector<float> params = engine::initial_params(g, m, 1);
   params[static_cast<size_t>(m.layers[m.layer_count - 1].bias_offset)] = NAN;  // reaches the loss
   rt::ThreadPool pool(2);
-  rt::TrainResult r = rt::train(m, params, data, o, pool, [](const rt::EpochRecord&) {});
+  rt::TrainResult r = rt::train(m, params, data, o, pool);
   CHECK(r.diverged);
   CHECK_THAT(r.divergence, Catch::Contains("epoch 1, batch 1"));
 }
@@ -175,7 +176,7 @@ TEST_CASE("a non-finite loss stops training with the place named") {
 TEST_CASE("a TrainStep on the first batch is the first step train() takes, bit for bit") {
   // cnnc bench times a TrainStep and calls that what cnnc train runs; this holds it to that.
   dsl::Graph g = test::graph_of(blob_model);
-  auto engine = cli::make_engine(g, "generic", 16);
+  auto engine = engine::make_engine(g, "generic", 16);
   const cnnc_model& m = engine->model();
   rt::Mnist data{blobs(64, 1), {}, {}};
   rt::TrainOptions o;
@@ -185,8 +186,8 @@ TEST_CASE("a TrainStep on the first batch is the first step train() takes, bit f
   o.max_steps = 1;
   o.optimizer = {CNNC_ADAM, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.001f, 0};
   rt::ThreadPool pool(2);
-  std::vector<float> trained = cli::initial_params(g, m, o.seed), stepped = trained;
-  rt::TrainResult r = rt::train(m, trained, data, o, pool, [](const rt::EpochRecord&) {});
+  std::vector<float> trained = engine::initial_params(g, m, o.seed), stepped = trained;
+  rt::TrainResult r = rt::train(m, trained, data, o, pool);
   REQUIRE(r.images == 32);
 
   std::vector<int32_t> order = rt::epoch_order(data.train.count, o.seed, 0);
@@ -196,7 +197,7 @@ TEST_CASE("a TrainStep on the first batch is the first step train() takes, bit f
   rt::TrainStep step(m, pool, o.batch);
   cnnc_optimizer opt = o.optimizer;
   opt.step = 1;
-  rt::TrainStep::Result s = step.run(stepped, images.data(), labels.data(), 32, opt, 0, 0, o.seed);
+  rt::StepResult s = step.run(stepped, images.data(), labels.data(), 32, opt, 0, 0, o.seed);
   CHECK(s.non_finite.empty());
   CHECK(rt::weights_digest(stepped) == rt::weights_digest(trained));
   CHECK(s.loss_sum / 32 == Approx(r.history[0].train_loss));
@@ -207,20 +208,20 @@ TEST_CASE("a TrainStep on the first batch is the first step train() takes, bit f
 
 TEST_CASE("a TrainStep that meets a non-finite loss names it and changes nothing") {
   dsl::Graph g = test::graph_of(blob_model);
-  auto engine = cli::make_engine(g, "generic", 8);
+  auto engine = engine::make_engine(g, "generic", 8);
   const cnnc_model& m = engine->model();
   rt::Mnist data{blobs(16, 1), {}, {}};
   std::vector<int32_t> order = rt::epoch_order(16, 1, 0);
   std::vector<float> images(16 * 8 * 8);
   std::vector<int32_t> labels(16);
   rt::prepare_batch(data.train, order, images.data(), labels.data());
-  std::vector<float> params = cli::initial_params(g, m, 1);
+  std::vector<float> params = engine::initial_params(g, m, 1);
   params[static_cast<size_t>(m.layers[m.layer_count - 1].bias_offset)] = NAN;  // reaches the loss
   std::vector<float> before = params;
   rt::ThreadPool pool(2);
   rt::TrainStep step(m, pool, 16);
   cnnc_optimizer opt{CNNC_SGD, 0.1f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 1};
-  rt::TrainStep::Result s = step.run(params, images.data(), labels.data(), 16, opt, 0, 0, 1);
+  rt::StepResult s = step.run(params, images.data(), labels.data(), 16, opt, 0, 0, 1);
   CHECK(s.non_finite == "the loss");
   // Compared as bits, since NaN != NaN.
   CHECK(std::memcmp(params.data(), before.data(), params.size() * sizeof(float)) == 0);
@@ -234,7 +235,7 @@ TEST_CASE("every model in models/ takes a training step and frozen layers stay a
     std::string text((std::istreambuf_iterator<char>(in)), {});
     dsl::Graph g = test::graph_of(text);
     DYNAMIC_SECTION(g.name) {
-      auto engine = cli::make_engine(g, "generic", 8);
+      auto engine = engine::make_engine(g, "generic", 8);
       const cnnc_model& m = engine->model();
       rt::Mnist data{noise(16, 28), {}, noise(16, 28)};
       rt::TrainOptions o;
@@ -242,9 +243,9 @@ TEST_CASE("every model in models/ takes a training step and frozen layers stay a
       o.batch = 16;
       o.max_steps = 1;
       o.optimizer = {CNNC_SGD, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
-      std::vector<float> before = cli::initial_params(g, m, 1), params = before;
+      std::vector<float> before = engine::initial_params(g, m, 1), params = before;
       rt::ThreadPool pool(2);
-      rt::TrainResult r = rt::train(m, params, data, o, pool, [](const rt::EpochRecord&) {});
+      rt::TrainResult r = rt::train(m, params, data, o, pool);
       REQUIRE_FALSE(r.diverged);
       REQUIRE(r.history.size() == 1);
       CHECK(std::isfinite(r.history[0].train_loss));

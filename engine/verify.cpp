@@ -11,10 +11,11 @@
 #include "compile/build.hpp"
 #include "data/random.hpp"
 #include "emit_model.hpp"
-#include "engines.hpp"
-#include "trainer.hpp"
+#include "engine.hpp"
+#include "train/trainer.hpp"
+#include "training.hpp"
 
-namespace cnnc::cli {
+namespace cnnc::engine {
 
 namespace {
 
@@ -103,15 +104,8 @@ VerifyReport verify_specialized(const dsl::Graph& graph, int32_t n, uint64_t see
       for (int64_t k = 0; k < l.bias_count; ++k)
         params[static_cast<size_t>(l.bias_offset + k)] =
             static_cast<float>(rt::unit_double(rng.next()) * 0.2 - 0.1);
-  const dsl::Optimizer& o = g.training.optimizer;
-  cnnc_optimizer optim{o.kind == dsl::OptimizerKind::adam ? CNNC_ADAM : CNNC_SGD,
-                       static_cast<float>(o.lr),
-                       static_cast<float>(o.momentum),
-                       static_cast<float>(o.beta1),
-                       static_cast<float>(o.beta2),
-                       static_cast<float>(o.eps),
-                       static_cast<float>(o.weight_decay),
-                       1};
+  cnnc_optimizer optim = optimizer_of(g.training);
+  optim.step = 1;
   Outcome want = run(ref, params, input, labels, n, optim, seed);
 
   for (const std::string& target : targets) {
@@ -141,4 +135,4 @@ VerifyReport verify_specialized(const dsl::Graph& graph, int32_t n, uint64_t see
   return report;
 }
 
-}  // namespace cnnc::cli
+}  // namespace cnnc::engine

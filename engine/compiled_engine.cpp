@@ -9,9 +9,9 @@
 
 #include "compile/build.hpp"
 #include "emit_model.hpp"
-#include "engines.hpp"
+#include "engine.hpp"
 
-namespace cnnc::cli {
+namespace cnnc::engine {
 
 namespace {
 
@@ -69,4 +69,4 @@ std::unique_ptr<Engine> make_compiled_engine(const dsl::Graph& graph, int32_t ma
   return std::make_unique<SpecializedEngine>(graph, max_batch, target);
 }
 
-}  // namespace cnnc::cli
+}  // namespace cnnc::engine

@@ -8,24 +8,22 @@
 
 #include "dsl/graph.hpp"
 
-namespace cnnc::cli {
+namespace cnnc::bench {
 
-struct AccuracyArgs {
+struct AccuracyOptions {
   double target = 0.99;
   std::vector<std::string> engines;  // generic, specialized, onednn, pytorch
-  std::string seeds;                 // comma-separated; empty: the file's seed
-  std::string data;                  // empty: $CNNC_DATA or data/mnist
+  std::vector<uint64_t> seeds;       // empty: the file's seed
+  std::string data;                  // the MNIST directory
   int eval_every = 100;              // steps between evaluations; 0: each epoch
   int64_t epochs = 10;               // give up after these; the schedule spans the file's
   int threads = 2;
-  std::string python;
+  std::string python;  // the interpreter of the pytorch engine
   bool json = false;
 };
 
 // Runs every engine for every seed, interleaved by seed; prints a table (and JSON with --json).
-int run_to_accuracy(const dsl::Graph& g, const AccuracyArgs& a);
+// Returns the exit status.
+int run_to_accuracy(const dsl::Graph& g, const AccuracyOptions& options);
 
-// "specialized,generic" -> its names; throws std::runtime_error on an empty or unknown name.
-std::vector<std::string> split_engines(const std::string& list);
-
-}  // namespace cnnc::cli
+}  // namespace cnnc::bench

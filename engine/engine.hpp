@@ -8,7 +8,7 @@
 #include "cnnc_abi.h"
 #include "dsl/graph.hpp"
 
-namespace cnnc::cli {
+namespace cnnc::engine {
 
 // A model ready to run: owns whatever its cnnc_model points into.
 class Engine {
@@ -54,13 +54,4 @@ void set_compiled_engine(EngineFactory factory);
 std::unique_ptr<Engine> make_compiled_engine(const dsl::Graph& graph, int32_t max_batch,
                                              const std::string& target);
 
-// The optimizer of a .cnn file's training block at its base rate, step 0: the one translation
-// of dsl::Training into the ABI, shared by cnnc train and cnnc bench. Schedules are the
-// trainer's business (rt::LrSchedule), not the optimizer's.
-cnnc_optimizer optimizer_of(const dsl::Training& training);
-
-// He/Glorot initial parameters from the seed, with the weights= and bias= of the .cnn file
-// written over them.
-std::vector<float> initial_params(const dsl::Graph& graph, const cnnc_model& model, uint64_t seed);
-
-}  // namespace cnnc::cli
+}  // namespace cnnc::engine

@@ -1,5 +1,5 @@
 // PyTorch as a peer of cnnc bench: the child process, its line protocol and the JSON it reads.
-#include "bench_peers.hpp"
+#include "pytorch_peer.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -17,7 +17,7 @@
 
 extern char** environ;
 
-namespace cnnc::cli {
+namespace cnnc::bench {
 
 std::string peers_dir() {
   if (const char* d = std::getenv("CNNC_PEERS_DIR"); d && *d) return d;
@@ -29,61 +29,55 @@ std::string default_python() {
   return "/usr/bin/python3";
 }
 
-std::string peer_config_json(const dsl::Graph& g, const cnnc_model& m, int32_t batch, int threads) {
-  std::string layers;
+nlohmann::json peer_config(const dsl::Graph& g, const cnnc_model& m, int32_t batch, int threads) {
+  nlohmann::json layers = nlohmann::json::array();
   for (int32_t i = 0; i < m.layer_count; ++i) {
     const cnnc_layer& l = m.layers[i];
-    layers += fmt::format(
-        R"({}{{"name":"{}","kind":{},"activation":{},"in":[{},{},{}],"out":[{},{},{}],"kernel":[{},{}],"stride":[{},{}],"pad":[{},{},{},{}],"rate":{},"weight_offset":{},"weight_count":{},"bias_offset":{},"bias_count":{},"trainable":{}}})",
-        i ? "," : "", l.name, l.kind, l.activation, l.in_h, l.in_w, l.in_c, l.out_h, l.out_w,
-        l.out_c, l.kernel_h, l.kernel_w, l.stride_h, l.stride_w, l.pad_top, l.pad_left,
-        l.pad_bottom, l.pad_right, l.dropout_rate, l.weight_offset, l.weight_count, l.bias_offset,
-        l.bias_count, l.trainable);
+    layers.push_back({{"name", l.name},
+                      {"kind", l.kind},
+                      {"activation", l.activation},
+                      {"in", {l.in_h, l.in_w, l.in_c}},
+                      {"out", {l.out_h, l.out_w, l.out_c}},
+                      {"kernel", {l.kernel_h, l.kernel_w}},
+                      {"stride", {l.stride_h, l.stride_w}},
+                      {"pad", {l.pad_top, l.pad_left, l.pad_bottom, l.pad_right}},
+                      {"rate", l.dropout_rate},
+                      {"weight_offset", l.weight_offset},
+                      {"weight_count", l.weight_count},
+                      {"bias_offset", l.bias_offset},
+                      {"bias_count", l.bias_count},
+                      {"trainable", l.trainable}});
   }
   const dsl::Training& t = g.training;
-  return fmt::format(
-      R"({{"model":"{}","input":[{},{},{}],"loss":{},"batch":{},"threads":{},"seed":{},"epochs":{},"optimizer":{{"kind":{},"lr":{},"momentum":{},"beta1":{},"beta2":{},"eps":{},"weight_decay":{}}},"schedule":{{"kind":"{}","every":{},"gamma":{}}},"param_count":{},"layers":[{}]}})",
-      g.name, m.input_h, m.input_w, m.input_c, m.loss, batch, threads, t.seed, t.epochs,
-      t.optimizer.kind == dsl::OptimizerKind::adam ? CNNC_ADAM : CNNC_SGD, t.optimizer.lr,
-      t.optimizer.momentum, t.optimizer.beta1, t.optimizer.beta2, t.optimizer.eps,
-      t.optimizer.weight_decay, dsl::name_of(t.schedule.kind), t.schedule.every, t.schedule.gamma,
-      m.param_count, layers);
+  const dsl::Optimizer& o = t.optimizer;
+  return {{"model", g.name},
+          {"input", {m.input_h, m.input_w, m.input_c}},
+          {"loss", m.loss},
+          {"batch", batch},
+          {"threads", threads},
+          {"seed", t.seed},
+          {"epochs", t.epochs},
+          {"optimizer",
+           {{"kind", o.kind == dsl::OptimizerKind::adam ? CNNC_ADAM : CNNC_SGD},
+            {"lr", o.lr},
+            {"momentum", o.momentum},
+            {"beta1", o.beta1},
+            {"beta2", o.beta2},
+            {"eps", o.eps},
+            {"weight_decay", o.weight_decay}}},
+          {"schedule",
+           {{"kind", dsl::name_of(t.schedule.kind)},
+            {"every", t.schedule.every},
+            {"gamma", t.schedule.gamma}}},
+          {"param_count", m.param_count},
+          {"layers", layers}};
 }
 
-namespace {
-
-// Where "key": starts its value in a flat JSON line, or npos.
-size_t value_at(const std::string& line, const std::string& key) {
-  std::string quoted = "\"" + key + "\"";
-  size_t at = line.find(quoted);
-  if (at == std::string::npos) return at;
-  at = line.find(':', at + quoted.size());
-  if (at == std::string::npos) return at;
-  return line.find_first_not_of(" \t", at + 1);
-}
-
-}  // namespace
-
-std::optional<double> json_number(const std::string& line, const std::string& key) {
-  size_t at = value_at(line, key);
-  if (at == std::string::npos) return std::nullopt;
-  const char* begin = line.c_str() + at;
-  char* end = nullptr;
-  double v = std::strtod(begin, &end);
-  if (end == begin) return std::nullopt;
-  return v;
-}
-
-std::optional<std::string> json_string(const std::string& line, const std::string& key) {
-  size_t at = value_at(line, key);
-  if (at == std::string::npos || line[at] != '"') return std::nullopt;
-  std::string out;
-  for (size_t i = at + 1; i < line.size(); ++i) {
-    if (line[i] == '"') return out;
-    if (line[i] == '\\' && i + 1 < line.size()) ++i;
-    out += line[i];
-  }
-  return std::nullopt;
+nlohmann::json parse_reply(const std::string& line) {
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    throw std::runtime_error(fmt::format("the PyTorch peer printed '{}', not a JSON object", line));
+  return j;
 }
 
 LineProcess::LineProcess(const std::vector<std::string>& argv,
@@ -180,7 +174,7 @@ std::vector<std::string> peer_environment(int threads) {
 }
 
 std::unique_ptr<PytorchPeer> PytorchPeer::start(const std::string& python,
-                                                const std::string& config, int threads,
+                                                const nlohmann::json& config, int threads,
                                                 std::string& why) {
   if (access(python.c_str(), X_OK) != 0) {
     why = fmt::format("{} is not an executable interpreter (set CNNC_PYTHON or --python)", python);
@@ -206,13 +200,14 @@ std::unique_ptr<PytorchPeer> PytorchPeer::start(const std::string& python,
       why = "the script ended without a word";
       return nullptr;
     }
-    if (std::optional<std::string> e = json_string(*hello, "error")) {
-      why = *e;
+    nlohmann::json h = parse_reply(*hello);
+    if (h.contains("error")) {
+      why = h["error"].get<std::string>();
       return nullptr;
     }
-    p->version_ = json_string(*hello, "torch").value_or("?");
-    std::string cfg = p->dir_ + "/config.json";
-    write_binary(cfg, config.data(), config.size());
+    p->version_ = h.value("torch", "?");
+    std::string cfg = p->dir_ + "/config.json", text = config.dump();
+    write_binary(cfg, text.data(), text.size());
     p->command("config " + cfg);
   } catch (const std::runtime_error& e) {
     why = e.what();
@@ -237,13 +232,14 @@ PytorchPeer::~PytorchPeer() {
   }
 }
 
-std::string PytorchPeer::command(const std::string& line) {
+nlohmann::json PytorchPeer::command(const std::string& line) {
   process_->send(line);
   std::optional<std::string> r = process_->receive();
   if (!r) throw std::runtime_error(fmt::format("the PyTorch process ended during '{}'", line));
-  if (std::optional<std::string> e = json_string(*r, "error"))
-    throw std::runtime_error(fmt::format("PyTorch: {}", *e));
-  return *r;
+  nlohmann::json reply = parse_reply(*r);
+  if (reply.contains("error"))
+    throw std::runtime_error(fmt::format("PyTorch: {}", reply["error"].get<std::string>()));
+  return reply;
 }
 
 void write_binary(const std::string& path, const void* data, size_t bytes) {
@@ -261,4 +257,4 @@ std::vector<float> read_floats(const std::string& path) {
   return v;
 }
 
-}  // namespace cnnc::cli
+}  // namespace cnnc::bench

@@ -1,11 +1,12 @@
-// The peers `cnnc bench` compares cnnc with: PyTorch through bench/peers/pytorch_mnist.py (a
-// child process that stays alive, so that its timings interleave with cnnc's), and what the
+// PyTorch as a peer of cnnc bench: bench/peers/pytorch_mnist.py in a child process that stays
+// alive (so that its timings interleave with cnnc's), spoken to in JSON lines, and what the
 // script needs to build the same network: the checked layer table as JSON.
 #pragma once
 
 #include <sys/types.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,7 +14,7 @@
 #include "cnnc_abi.h"
 #include "dsl/graph.hpp"
 
-namespace cnnc::cli {
+namespace cnnc::bench {
 
 // The script's directory: $CNNC_PEERS_DIR, else bench/peers of the source tree cnnc was built
 // from.
@@ -26,13 +27,11 @@ std::string default_python();
 // The network and its training settings for pytorch_mnist.py: the layer table of `model` (the
 // rows of cnnc_abi.h, so the script needs no .cnn parser), the file's optimizer, schedule, loss,
 // seed and epochs, and the batch and threads of this run.
-std::string peer_config_json(const dsl::Graph& g, const cnnc_model& model, int32_t batch,
-                             int threads);
+nlohmann::json peer_config(const dsl::Graph& g, const cnnc_model& model, int32_t batch,
+                           int threads);
 
-// The number after "key": in a one-line JSON object of the peer, or nullopt.
-std::optional<double> json_number(const std::string& line, const std::string& key);
-// The string after "key": (without escapes beyond \" and \\), or nullopt.
-std::optional<std::string> json_string(const std::string& line, const std::string& key);
+// One line of the peer's output as JSON; throws std::runtime_error naming the line when it is not.
+nlohmann::json parse_reply(const std::string& line);
 
 // A child process spoken to in lines: stdin and stdout are pipes, stderr is cnnc's.
 class LineProcess {
@@ -53,20 +52,20 @@ class LineProcess {
 };
 
 // The environment of a peer: its BLAS single-threaded (OpenBLAS threads otherwise fight torch's
-// own for the cores: 1.4-2.9x slower, DESIGN.md) and OpenMP at `threads`.
+// own for the cores: 1.4-2.9x slower, docs/design.md) and OpenMP at `threads`.
 std::vector<std::string> peer_environment(int threads);
 
 // PyTorch in `serve` mode. start() returns null and says why (no interpreter, no torch, a layer
 // the script cannot build) in `why`: cnnc bench then goes on without it.
 class PytorchPeer {
  public:
-  static std::unique_ptr<PytorchPeer> start(const std::string& python, const std::string& config,
+  static std::unique_ptr<PytorchPeer> start(const std::string& python, const nlohmann::json& config,
                                             int threads, std::string& why);
   ~PytorchPeer();
 
   // One command line, one JSON reply line; throws std::runtime_error on an error reply or when
   // the process ended.
-  std::string command(const std::string& line);
+  nlohmann::json command(const std::string& line);
   const std::string& version() const { return version_; }
   // A private directory for the files the commands exchange (params, batch, outputs).
   const std::string& dir() const { return dir_; }
@@ -81,4 +80,4 @@ class PytorchPeer {
 void write_binary(const std::string& path, const void* data, size_t bytes);
 std::vector<float> read_floats(const std::string& path);
 
-}  // namespace cnnc::cli
+}  // namespace cnnc::bench

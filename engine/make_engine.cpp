@@ -1,6 +1,6 @@
 // Graph -> ABI layer table -> engine. The one place where the front end's types meet the
 // runtime's, so that runtime/ never includes dsl/.
-#include "engines.hpp"
+#include "engine.hpp"
 
 #include <fmt/format.h>
 
@@ -9,9 +9,8 @@
 
 #include "compile/build.hpp"  // ModelPtr only: nothing here generates or compiles code
 #include "generic_engine.hpp"
-#include "params.hpp"
 
-namespace cnnc::cli {
+namespace cnnc::engine {
 
 namespace {
 
@@ -158,25 +157,4 @@ std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& 
       fmt::format("unknown engine '{}'; expected generic or specialized", name));
 }
 
-cnnc_optimizer optimizer_of(const dsl::Training& t) {
-  cnnc_optimizer o{};
-  o.kind = t.optimizer.kind == dsl::OptimizerKind::adam ? CNNC_ADAM : CNNC_SGD;
-  o.lr = static_cast<float>(t.optimizer.lr);
-  o.momentum = static_cast<float>(t.optimizer.momentum);
-  o.beta1 = static_cast<float>(t.optimizer.beta1);
-  o.beta2 = static_cast<float>(t.optimizer.beta2);
-  o.eps = static_cast<float>(t.optimizer.eps);
-  o.weight_decay = static_cast<float>(t.optimizer.weight_decay);
-  return o;
-}
-
-std::vector<float> initial_params(const dsl::Graph& graph, const cnnc_model& model, uint64_t seed) {
-  std::vector<float> p = rt::initial_params(model, seed);
-  for (const dsl::Layer& l : graph.layers) {
-    std::copy(l.initial_weights.begin(), l.initial_weights.end(), p.begin() + l.weight_offset);
-    std::copy(l.initial_bias.begin(), l.initial_bias.end(), p.begin() + l.bias_offset);
-  }
-  return p;
-}
-
-}  // namespace cnnc::cli
+}  // namespace cnnc::engine

@@ -8,7 +8,7 @@
 
 #include "dsl/graph.hpp"
 
-namespace cnnc::cli {
+namespace cnnc::engine {
 
 struct TensorCheck {
   std::string tensor;  // "forward output", "conv1 weight grad", ...
@@ -41,4 +41,4 @@ struct VerifyReport {
 VerifyReport verify_specialized(const dsl::Graph& graph, int32_t n, uint64_t seed,
                                 const std::vector<std::string>& targets);
 
-}  // namespace cnnc::cli
+}  // namespace cnnc::engine
