@@ -122,6 +122,19 @@ std::optional<Eltwise> eltwise_of(int32_t activation, const cnnc_layer& l) {
   }
 }
 
+// A backward primitive descriptor that takes the forward's weights format when the
+// implementation oneDNN picks for it is the one it picks given a free choice (format_tag::any):
+// then neither the weights nor their gradient need a reorder every step. Otherwise the free
+// choice: forcing the forward's format can cost far more than the reorders (oneDNN 2.6 falls
+// back to ref:any, 40x slower, for a conv's backward-data on nhwc). desc_for(weights) is the
+// operation's descriptor with those weights.
+template <class Pd, class Hint, class DescFor>
+Pd with_forward_weights(const Hint& hint, const memory::desc& free_weights, DescFor&& desc_for) {
+  Pd free(desc_for(free_weights), user_scratchpad(), cpu(), hint);
+  Pd forced(desc_for(hint.weights_desc()), user_scratchpad(), cpu(), hint);
+  return std::string(forced.impl_info_str()) == free.impl_info_str() ? forced : free;
+}
+
 // A primitive with its arguments bound, and oneDNN's implementation of it.
 struct Bound {
   dnnl::primitive primitive;
@@ -335,8 +348,12 @@ void OnednnNet::Impl::conv_or_dense(size_t i, int32_t activation) {
   auto activation_md = [&](const memory::dims& d) {
     return layout == OnednnLayout::any ? any(d) : plain(d);
   };
-  const memory::desc src_md = activation_md(src_dims), dst_md = activation_md(dst_dims),
-                     w_md = any(w_dims), b_md({l.out_c}, f32, Tag::x);
+  // Inner product multiplies whatever order its input is in (oneDNN's gemm reads nChw16c as it
+  // reads nhwc, with weights in the matching order): given its producer's format, its input
+  // needs no reorder.
+  const memory::desc src_md = conv ? activation_md(src_dims) : value[i].get_desc(),
+                     dst_md = activation_md(dst_dims), w_md = any(w_dims),
+                     b_md({l.out_c}, f32, Tag::x);
   const memory::dims strides{l.stride_h, l.stride_w}, pad_l{l.pad_top, l.pad_left},
       pad_r{l.pad_bottom, l.pad_right};
 
@@ -348,10 +365,8 @@ void OnednnNet::Impl::conv_or_dense(size_t i, int32_t activation) {
     attr.set_post_ops(ops);
   }
 
-  // Backward chooses its own formats (weights included) from the forward's hint: forcing the
-  // forward's makes oneDNN 2.6 fall back to its reference convolution (ref:any, 40x slower) for
-  // backward-data on nhwc. Where the formats differ, the tensors are reordered every step, as a
-  // oneDNN user would do.
+  // Backward chooses its activations' formats from the forward's hint, and its weights' as
+  // with_forward_weights says. Where formats differ, tensors are reordered every step.
   dnnl::primitive_desc fpd, dpd, wpd;
   dnnl::primitive fwd, bwd_data, bwd_weights;
   if (conv) {
@@ -362,14 +377,20 @@ void OnednnNet::Impl::conv_or_dense(size_t i, int32_t activation) {
     fpd = f;
     fwd = dnnl::convolution_forward(f);
     if (need_dx) {
-      dnnl::convolution_backward_data::primitive_desc d(
-          {direct, src_md, w_md, dst_md, strides, pad_l, pad_r}, user_scratchpad(), cpu(), f);
+      auto d = with_forward_weights<dnnl::convolution_backward_data::primitive_desc>(
+          f, w_md, [&](const memory::desc& w) {
+            return dnnl::convolution_backward_data::desc(direct, src_md, w, dst_md, strides, pad_l,
+                                                         pad_r);
+          });
       dpd = d;
       bwd_data = dnnl::convolution_backward_data(d);
     }
     if (weights_grad) {
-      dnnl::convolution_backward_weights::primitive_desc w(
-          {direct, src_md, w_md, b_md, dst_md, strides, pad_l, pad_r}, user_scratchpad(), cpu(), f);
+      auto w = with_forward_weights<dnnl::convolution_backward_weights::primitive_desc>(
+          f, w_md, [&](const memory::desc& dw) {
+            return dnnl::convolution_backward_weights::desc(direct, src_md, dw, b_md, dst_md,
+                                                            strides, pad_l, pad_r);
+          });
       wpd = w;
       bwd_weights = dnnl::convolution_backward_weights(w);
     }
@@ -379,14 +400,18 @@ void OnednnNet::Impl::conv_or_dense(size_t i, int32_t activation) {
     fpd = f;
     fwd = dnnl::inner_product_forward(f);
     if (need_dx) {
-      dnnl::inner_product_backward_data::primitive_desc d({src_md, w_md, dst_md}, user_scratchpad(),
-                                                          cpu(), f);
+      auto d = with_forward_weights<dnnl::inner_product_backward_data::primitive_desc>(
+          f, w_md, [&](const memory::desc& w) {
+            return dnnl::inner_product_backward_data::desc(src_md, w, dst_md);
+          });
       dpd = d;
       bwd_data = dnnl::inner_product_backward_data(d);
     }
     if (weights_grad) {
-      dnnl::inner_product_backward_weights::primitive_desc w({src_md, w_md, b_md, dst_md},
-                                                             user_scratchpad(), cpu(), f);
+      auto w = with_forward_weights<dnnl::inner_product_backward_weights::primitive_desc>(
+          f, w_md, [&](const memory::desc& dw) {
+            return dnnl::inner_product_backward_weights::desc(src_md, dw, b_md, dst_md);
+          });
       wpd = w;
       bwd_weights = dnnl::inner_product_backward_weights(w);
     }
