@@ -31,6 +31,26 @@ namespace cnnc::bench {
 // a primitive is created, and asks OpenMP for that many when it runs.
 void onednn_set_threads(int threads);
 
+// The activations' formats (see the top of this file). any is the default because it was the
+// faster for both models: bench_layers' train_step and infer of onednn-any against
+// onednn-nhwc, batch 64, 9 repetitions interleaved at random, medians, images/s, on a shared
+// 2-core Zen 5 (CPU family 26) at load average 8.8-10.6, OMP_WAIT_POLICY=passive:
+//
+//   model        phase  threads      any     nhwc  any/nhwc
+//   lenet5       train  1         12,540    9,151  1.37
+//   lenet5       train  2          1,337    1,074  1.24
+//   lenet5       infer  1         43,827   31,465  1.39
+//   lenet5       infer  2         35,614   30,355  1.17
+//   keras_mnist  train  1            714      700  1.02
+//   keras_mnist  train  2            670      542  1.24
+//   keras_mnist  infer  1          2,861    2,634  1.09
+//   keras_mnist  infer  2          2,786    2,682  1.04
+//
+// With OpenMP's default (spinning) waits the 1-thread ratios were alike (1.13, 1.41, 1.15,
+// 0.99) and the 2-thread figures collapsed for both layouts on that loaded machine
+// (docs/benchmarks.md, "The OpenMP caveat"). Rerun: bench_layers
+// --benchmark_filter='onednn-' --benchmark_repetitions=9
+// --benchmark_enable_random_interleaving=true.
 enum class OnednnLayout { any, nhwc };
 const char* layout_name(OnednnLayout layout);
 
