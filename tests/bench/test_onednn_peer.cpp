@@ -38,10 +38,15 @@ cnnc::rt::ModelSpec small_net() {
       .build();
 }
 
-void check_close(const std::vector<float>& got, const std::vector<float>& want, float tolerance) {
-  REQUIRE(got.size() == want.size());
+// The peer's and the generic engine's probabilities for h's batch, from their own parameters,
+// agree to within tolerance.
+void check_infer_alike(OnednnPeer& peer, Harness& h, float tolerance) {
+  std::vector<float> outputs(h.output.size());
+  peer.forward(h.input.data(), outputs.data());
+  h.forward();
   float worst = 0;
-  for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+  for (size_t i = 0; i < outputs.size(); ++i)
+    worst = std::max(worst, std::fabs(outputs[i] - h.output[i]));
   INFO("largest difference " << worst);
   CHECK(worst <= tolerance);
 }
@@ -53,10 +58,7 @@ TEST_CASE("the oneDNN peer infers what the generic engine infers", "[bench]") {
   Harness h(model.abi(), kBatch, 1);
   OnednnPeer peer(*model.abi(), kBatch, 1);
   peer.set_params(h.params.data());
-  std::vector<float> outputs(h.output.size());
-  peer.forward(h.input.data(), outputs.data());
-  h.forward();
-  check_close(outputs, h.output, 1e-5f);
+  check_infer_alike(peer, h, 1e-5f);
 }
 
 TEST_CASE("one training step of the oneDNN peer is the generic engine's", "[bench]") {
@@ -83,10 +85,7 @@ TEST_CASE("one training step of the oneDNN peer is the generic engine's", "[benc
   CHECK(peer_loss == Approx(loss).epsilon(1e-5));
 
   // After the step both infer alike: the parameters moved alike.
-  std::vector<float> outputs(h.output.size());
-  peer.forward(h.input.data(), outputs.data());
-  h.forward();
-  check_close(outputs, h.output, 1e-4f);
+  check_infer_alike(peer, h, 1e-4f);
 }
 
 TEST_CASE("the oneDNN peer names the implementation of every phase of every layer", "[bench]") {
