@@ -1,17 +1,21 @@
 // onednn_net.hpp: the baseline a user would write with oneDNN instead of cnnc, for any model
 // whose layer table (runtime/cnnc_abi.h) it can map: a whole training network of oneDNN
-// primitives (`cnnc bench --engines onednn`, through the module onednn_peer.cpp) whose layers
-// bench_layers also times one primitive at a time. oneDNN stays behind this header.
+// primitives (`cnnc bench --engines onednn`; onednn_peer.cpp wraps it in the module cnnc opens
+// on demand) whose layers bench_layers also times one primitive at a time. oneDNN stays behind
+// this header.
 //
-// Layout, as a oneDNN user at their best would set it up (OnednnLayout::any): every conv and
-// dense primitive is created with format_tag::any for its source, destination, weights and
-// their gradients, and picks its own (nChw16c blocks on AVX-512); pooling and eltwise follow
-// their input. A reorder runs only at the network's edges (the caller's [n][H][W][C] images in,
-// the logits out, dropout's loop, which keys its mask by the ABI's [H][W][C] element index) and
-// where two neighbouring primitives chose different formats. OnednnLayout::nhwc keeps every
-// activation in the ABI's channels-last order instead (only weights take format_tag::any): the
-// layout bench_layers compares against. Weights are reordered from the ABI's [K][R][S][C] once
-// in set_params, and the optimizer then runs elementwise on oneDNN's weights layout.
+// Layout, as a oneDNN user at their best would set it up (OnednnLayout::any): conv primitives
+// are created with format_tag::any for source, destination, weights and their gradients, and
+// pick their own (nChw16c blocks on AVX-512); inner product takes its producer's format (its
+// gemm reads any order), pooling and eltwise follow their input. A reorder runs only at the
+// network's edges (the caller's [n][H][W][C] images in, the logits out, dropout's loop, which
+// keys its mask by the ABI's [H][W][C] element index) and where two neighbouring primitives
+// chose different formats; backward takes the forward's weights format unless that costs it its
+// kernel, and a conv's backward-weights goes channels-last when that gets it a wider one
+// (onednn_net.cpp says where). OnednnLayout::nhwc keeps every activation in the ABI's
+// channels-last order instead (only weights take format_tag::any): the layout bench_layers
+// compares against. Weights are reordered from the ABI's [K][R][S][C] once in set_params, and
+// the optimizer then runs elementwise on oneDNN's weights layout.
 // Threads: oneDNN's own (OpenMP), limited with onednn_set_threads.
 #pragma once
 
