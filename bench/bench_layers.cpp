@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -25,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/onednn_types.hpp"
 #include "bench/peak_fma.hpp"
 #include "cnnc_abi.h"
 #include "gemm.hpp"
@@ -37,6 +39,8 @@
 #include "trainer.hpp"
 #ifdef CNNC_BENCH_ONEDNN
 #include "onednn_net.hpp"
+using cnnc::bench::OnednnLayout;
+using cnnc::bench::OnednnNet;
 #endif
 
 // Weak: generated code without the per-layer kernel table (older generators) still links, and
@@ -124,6 +128,28 @@ void fill_inputs(const cnnc_model& m, int32_t n, float* images, int32_t* labels)
   for (int32_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(next() % m.output_size);
 }
 
+// What every engine's training step starts from: the parameters of seed 1, the batch of
+// fill_inputs, and SGD with the models' momentum and weight decay.
+struct StepInputs {
+  explicit StepInputs(const cnnc_model& m)
+      : params(cnnc::rt::initial_params(m, 1)),
+        images(aligned(int64_t{kBatch} * m.input_h * m.input_w * m.input_c)),
+        labels(kBatch) {
+    fill_inputs(m, kBatch, images.get(), labels.data());
+    opt.kind = CNNC_SGD;
+    opt.momentum = 0.9f;
+    opt.weight_decay = 5e-4f;
+    // A small rate: random labels cannot walk the weights to overflow over thousands of steps,
+    // and every step does the same arithmetic as at the models' lr 0.05.
+    opt.lr = 1e-4f;
+    opt.step = 1;
+  }
+  std::vector<float> params;
+  std::unique_ptr<float[], Free> images;
+  std::vector<int32_t> labels;
+  cnnc_optimizer opt{};
+};
+
 // A specialised model for one target after one train() call on a batch, so that its workspace
 // holds what the per-layer kernels read.
 struct Specialized {
@@ -162,8 +188,8 @@ struct Specialized {
 
 // ---- per-layer work ----
 
-enum class Phase { forward, backward_data, backward_weights };
-const char* const kPhaseNames[] = {"forward", "backward_data", "backward_weights"};
+using cnnc::bench::Phase;
+using cnnc::bench::phase_name;
 
 bool benched(const cnnc_layer& l) {
   return l.kind == CNNC_CONV || l.kind == CNNC_DENSE || l.kind == CNNC_MAXPOOL ||
@@ -279,6 +305,19 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
   cnnc_model* probe = api.create(kBatch, "portable");
   if (!probe) throw std::runtime_error(fmt::format("{}: cannot create the model", api.name));
   std::vector<cnnc_layer> layers(probe->layers, probe->layers + probe->layer_count);
+#ifdef CNNC_BENCH_ONEDNN
+  // oneDNN's layers are those of its whole network, in the formats the network chose for them,
+  // after one training step has filled its buffers.
+  std::shared_ptr<OnednnNet> onednn;
+  try {
+    onednn = std::make_shared<OnednnNet>(*probe, kBatch);
+    StepInputs in(*probe);
+    onednn->set_params(in.params.data());
+    onednn->train_step(in.images.get(), in.labels.data(), in.opt, 0, 0, 1);
+  } catch (const std::exception& e) {
+    notes.push_back(fmt::format("{}: oneDNN: {}", api.name, e.what()));
+  }
+#endif
   api.destroy(probe);
   // The network's order, for tables: random interleaving scrambles the order of the results.
   std::string order;
@@ -310,37 +349,29 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
     }
   }
 
-  for (const cnnc_layer& l : layers) {
+  for (size_t index = 0; index < layers.size(); ++index) {
+    const cnnc_layer& l = layers[index];
     if (!benched(l)) continue;
     auto generic = std::make_shared<GenericLayer>(l);
-#ifdef CNNC_BENCH_ONEDNN
-    std::shared_ptr<cnnc::bench::OnednnLayer> onednn;
-    try {
-      onednn = std::make_shared<cnnc::bench::OnednnLayer>(l, kBatch);
-    } catch (const std::exception& e) {
-      notes.push_back(fmt::format("{}/{}: oneDNN: {}", api.name, l.name, e.what()));
-    }
-#endif
     for (Phase p : {Phase::forward, Phase::backward_data, Phase::backward_weights}) {
       if (!has_phase(l, p)) continue;
-      const std::string base = fmt::format("layer/{}/{}/{}", api.name, l.name, kPhaseNames[int(p)]);
+      const std::string base = fmt::format("layer/{}/{}/{}", api.name, l.name, phase_name(p));
       const double flops = flops_per_image(l, p) * kBatch;
       benchmark::RegisterBenchmark((base + "/generic").c_str(), [generic, p, flops](auto& st) {
         time_layer(st, flops, kBatch, [&] { generic->run(p); });
       })->UseRealTime();
 #ifdef CNNC_BENCH_ONEDNN
-      auto op = static_cast<cnnc::bench::Phase>(p);
-      if (onednn && onednn->has(op))
-        benchmark::RegisterBenchmark((base + "/onednn").c_str(), [onednn, op, flops](auto& st) {
-          st.SetLabel(onednn->implementation(op));
-          time_layer(st, flops, kBatch, [&] { onednn->run(op); });
+      if (onednn && onednn->has(index, p))
+        benchmark::RegisterBenchmark((base + "/onednn").c_str(), [onednn, index, p,
+                                                                  flops](auto& st) {
+          st.SetLabel(onednn->implementation(index, p));
+          time_layer(st, flops, kBatch, [&] { onednn->run(index, p); });
         })->UseRealTime();
 #endif
       for (const Target& t : targets) {
         for (int32_t i = 0; i < t.count; ++i) {
           const cnnc_kernel& k = t.kernels[i];
-          if (l.name != std::string(k.layer) || std::string(k.phase) != kPhaseNames[int(p)])
-            continue;
+          if (l.name != std::string(k.layer) || std::string(k.phase) != phase_name(p)) continue;
           // One benchmark iteration covers the batch of 64 in runs of k.samples images.
           int32_t runs = std::max(1, kBatch / std::max(1, k.samples));
           Specialized* s = t.model;
@@ -363,41 +394,69 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
 
 // One optimizer step on a batch of 64 through the ABI, split and reduced as cnnc train does
 // (rt::TrainStep): model->train per slice, then model->update.
-void train_step(benchmark::State& state, const cnnc_model& m, int threads, double flops_per_image) {
-  cnnc::rt::ThreadPool pool(threads);
-  cnnc::rt::TrainStep step(m, pool, kBatch);
-  std::vector<float> params = cnnc::rt::initial_params(m, 1);
-  auto images = aligned(int64_t{kBatch} * m.input_h * m.input_w * m.input_c);
-  std::vector<int32_t> labels(kBatch);
-  fill_inputs(m, kBatch, images.get(), labels.data());
-  cnnc_optimizer opt{};
-  opt.kind = CNNC_SGD;
-  opt.momentum = 0.9f;
-  opt.weight_decay = 5e-4f;
-  // A small rate: random labels cannot walk the weights to overflow over thousands of steps,
-  // and every step does the same arithmetic as at the models' lr 0.05.
-  opt.lr = 1e-4f;
-  opt.step = 1;
-  // Verify before timing: a finite first step.
-  if (!step.run(params, images.get(), labels.data(), kBatch, opt, 0, 0, 1).non_finite.empty()) {
-    state.SkipWithError("the first step is not finite");
-    for (auto _ : state) {
-    }
-    return;
-  }
-  Clock::time_point t0 = Clock::now();
+// Verifies before timing: a first step that is not finite ends the benchmark with an error.
+bool first_step_finite(benchmark::State& state, bool finite) {
+  if (finite) return true;
+  state.SkipWithError("the first step is not finite");
   for (auto _ : state) {
-    ++opt.step;
-    step.run(params, images.get(), labels.data(), kBatch, opt, 0, 0, 1);
   }
+  return false;
+}
+
+// Times `body`, one step on the batch, on `threads` threads; sets the counters of whole steps.
+template <class Body>
+void time_step(benchmark::State& state, int threads, double flops_per_image, Body&& body) {
+  Clock::time_point t0 = Clock::now();
+  for (auto _ : state) body();
   double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   double images_done = static_cast<double>(state.iterations()) * kBatch;
   state.counters["img/s"] = benchmark::Counter(images_done, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] =
       benchmark::Counter(images_done * flops_per_image / 1e9, benchmark::Counter::kIsRate);
   state.counters["peak_share"] = images_done * flops_per_image / 1e9 / seconds / peak(threads);
+}
+
+void train_step(benchmark::State& state, const cnnc_model& m, int threads, double flops_per_image) {
+  cnnc::rt::ThreadPool pool(threads);
+  cnnc::rt::TrainStep step(m, pool, kBatch);
+  StepInputs in(m);
+  auto run = [&] {
+    return step.run(in.params, in.images.get(), in.labels.data(), kBatch, in.opt, 0, 0, 1)
+        .non_finite.empty();
+  };
+  if (!first_step_finite(state, run())) return;
+  time_step(state, threads, flops_per_image, [&] {
+    ++in.opt.step;
+    run();
+  });
   state.SetLabel(m.engine);
 }
+
+#ifdef CNNC_BENCH_ONEDNN
+// oneDNN's whole network on `threads` threads, a training step or an inference of the batch, in
+// one activation layout: the comparison behind OnednnNet's default (onednn_net.hpp).
+void onednn_step(benchmark::State& state, const cnnc_model& m, OnednnLayout layout, int threads,
+                 bool train, double flops_per_image) {
+  cnnc::bench::onednn_set_threads(threads);  // before the primitives: see onednn_net.hpp
+  {
+    OnednnNet net(m, kBatch, layout);
+    StepInputs in(m);
+    net.set_params(in.params.data());
+    std::vector<float> outputs(static_cast<size_t>(kBatch) * m.output_size);
+    auto run = [&] {
+      return std::isfinite(net.train_step(in.images.get(), in.labels.data(), in.opt, 0, 0, 1));
+    };
+    if (first_step_finite(state, run())) {
+      time_step(state, threads, flops_per_image, [&] {
+        if (!train) return net.forward(in.images.get(), outputs.data());
+        ++in.opt.step;
+        run();
+      });
+    }
+  }
+  cnnc::bench::onednn_set_threads(1);  // the per-layer benchmarks' count, for what runs next
+}
+#endif
 
 cnnc::rt::ModelSpec spec_of(const cnnc_model& m) {
   cnnc::rt::ModelSpec s;
@@ -411,14 +470,15 @@ cnnc::rt::ModelSpec spec_of(const cnnc_model& m) {
   return s;
 }
 
-double training_flops_per_image(const cnnc_model& m) {
-  // Forward plus the two backward products of conv and dense layers, every layer's phase
-  // counted as in flops_per_image: the share of peak a training step reaches.
+double flops_per_step_image(const cnnc_model& m, bool train) {
+  // Forward, and in training the two backward products of conv and dense layers, every layer's
+  // phase counted as in flops_per_image: the share of peak a step reaches.
   double f = 0;
   for (int32_t i = 0; i < m.layer_count; ++i) {
     const cnnc_layer& l = m.layers[i];
     if (!benched(l)) continue;
     f += flops_per_image(l, Phase::forward);
+    if (!train) continue;
     f += flops_per_image(l, Phase::backward_data) * (i > 0 ? 1 : 0);
     if (has_phase(l, Phase::backward_weights)) f += flops_per_image(l, Phase::backward_weights);
   }
@@ -438,7 +498,7 @@ void register_train_steps(const ModelApi& api) {
   sm.generic = std::make_unique<cnnc::rt::GenericModel>(spec_of(*sm.specialized), kBatch);
   keep.push_back(std::move(sm));
   const StepModels& k = keep.back();
-  const double flops = training_flops_per_image(*k.specialized);
+  const double flops = flops_per_step_image(*k.specialized, true);
   for (int threads : {1, 2}) {
     for (const cnnc_model* m : {k.generic->abi(), static_cast<const cnnc_model*>(k.specialized)}) {
       std::string name =
@@ -450,6 +510,22 @@ void register_train_steps(const ModelApi& api) {
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
+#ifdef CNNC_BENCH_ONEDNN
+    const cnnc_model* m = k.specialized;  // its layer table
+    for (OnednnLayout layout : {OnednnLayout::any, OnednnLayout::nhwc}) {
+      for (bool train : {true, false}) {
+        std::string name = fmt::format("{}/{}/onednn-{}/threads:{}", train ? "train_step" : "infer",
+                                       api.name, cnnc::bench::layout_name(layout), threads);
+        const double f = flops_per_step_image(*m, train);
+        benchmark::RegisterBenchmark(name.c_str(),
+                                     [m, layout, threads, train, f](benchmark::State& st) {
+                                       onednn_step(st, *m, layout, threads, train, f);
+                                     })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
+#endif
   }
 }
 

@@ -91,8 +91,9 @@ def main():
 
     steps = {n: b for n, b in runs.items() if n.startswith("train_step/")}
     if steps:
-        print("\n**Whole training step** (batch 64, through the C ABI as cnnc train: "
-              "images/s, share of the peak of as many threads)\n")
+        print("\n**Whole training step** (batch 64: cnnc's engines through the C ABI as cnnc "
+              "train, oneDNN's network in either activation layout; images/s, share of the peak "
+              "of as many threads)\n")
         print("| model | engine | 1 thread | 2 threads |")
         print("| --- | --- | ---: | ---: |")
         seen = dict.fromkeys(tuple(n.split("/")[1:3]) for n in steps)

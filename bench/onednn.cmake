@@ -1,5 +1,6 @@
-# onednn.cmake: finds oneDNN for the benchmark baseline and sets CNNC_ONEDNN_FOUND; the target
-# DNNL::dnnl then links it (with OpenMP, its CPU runtime on Debian). cnnc builds without it.
+# onednn.cmake: finds oneDNN for the oneDNN peer and sets CNNC_ONEDNN_FOUND; the target
+# DNNL::dnnl then links it (with OpenMP, its CPU runtime on Debian). cnnc builds without it: the
+# module libcnnc_onednn_peer.so is then not built, and cnnc bench skips the peer.
 #
 # find_package(dnnl CONFIG) first. Debian's dnnl-config.cmake (libdnnl-dev 2.6) also requires
 # OpenCL (its GPU runtime) and fails hard without the OpenCL headers, which cnnc does not need:

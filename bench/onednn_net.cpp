@@ -1,5 +1,7 @@
-// onednn_net.cpp: oneDNN primitives for the layers of a cnnc layer table, one layer at a time
-// (OnednnLayer) and chained into a training network (OnednnNet). See onednn_net.hpp.
+// onednn_net.cpp: a training network of oneDNN primitives for a cnnc layer table, built the way
+// oneDNN's own training example builds one: create each primitive with the formats it may
+// choose, then bind tensors, inserting a reorder only where a tensor's format and its
+// consumer's differ. See onednn_net.hpp.
 //
 // Letters as in runtime/generic/layers.hpp: n samples, H W C input, K filters or units, R S
 // window, P Q output. oneDNN names dimensions in its own order ({n, C, H, W}, weights
@@ -11,12 +13,14 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <fmt/format.h>
+#include <algorithm>
+#include <cctype>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <numeric>
 #include <optional>
 #include <unordered_map>
-#include <vector>
 
 #include "layers.hpp"  // the generic engine's dropout, softmax-xent and optimizer loops
 
@@ -49,45 +53,56 @@ dnnl::primitive_attr user_scratchpad(dnnl::primitive_attr attr = {}) {
   return attr;
 }
 
-template <class Pd>
-void add_scratchpad(Args& args, const Pd& pd) {
-  args[DNNL_ARG_SCRATCHPAD] = memory(pd.scratchpad_desc(), cpu());
+// A buffer in format md, zeroed: blocked formats pad channels up to the block (6 filters fill
+// 16 lanes), and the padding must read as zero.
+memory zeroed(const memory::desc& md) {
+  memory m(md, cpu());
+  std::memset(m.get_data_handle(), 0, md.get_size());
+  return m;
 }
 
-void run(const dnnl::primitive& p, const Args& args) {
-  p.execute(stream(), args);
-  stream().wait();
+float* floats(const memory& m) {
+  return static_cast<float*>(m.get_data_handle());
 }
 
-// 64-byte aligned floats, zeroed: oneDNN's jit kernels like aligned rows, and the ABI's
-// workspace rule is the same.
-struct Floats {
-  explicit Floats(int64_t count)
-      : data(static_cast<float*>(
-            std::aligned_alloc(64, static_cast<size_t>((count + 15) / 16 * 64)))),
-        size(count) {
-    if (!data) throw std::bad_alloc();
-    std::memset(data, 0, static_cast<size_t>((count + 15) / 16 * 64));
+// The ABI's order: [n][H][W][C] for spatial tensors, [n][C] for flat ones.
+memory::desc plain(const memory::dims& dims) {
+  return {dims, f32, dims.size() == 4 ? Tag::nhwc : Tag::nc};
+}
+
+memory::desc any(const memory::dims& dims) {
+  return {dims, f32, Tag::any};
+}
+
+// A format's short name for the implementation rows, as oneDNN's tags spell it: dimensions from
+// the largest stride to the smallest, blocked ones in capitals, then the inner blocks
+// ("nChw16c", "nhwc", "OIhw16i16o"). letters names oneDNN's logical dimensions ("nchw", "oihw").
+std::string format_name(const memory::desc& md, const char* letters) {
+  const dnnl_memory_desc_t& d = md.data;
+  if (d.format_kind != dnnl_blocked) return "?";
+  const dnnl_blocking_desc_t& b = d.format_desc.blocking;
+  std::vector<int> order(static_cast<size_t>(d.ndims));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int x, int y) {
+    // A dimension of size 1 has no meaningful stride: it goes where its letter would.
+    if (d.dims[x] == 1 || d.dims[y] == 1) return false;
+    return b.strides[x] > b.strides[y];
+  });
+  std::string name;
+  for (int dim : order) {
+    bool blocked = std::count(b.inner_idxs, b.inner_idxs + b.inner_nblks, dim) > 0;
+    name += static_cast<char>(blocked ? std::toupper(letters[dim]) : letters[dim]);
   }
-  ~Floats() { std::free(data); }
-  Floats(const Floats&) = delete;
-  Floats& operator=(const Floats&) = delete;
-  float* data;
-  int64_t size;
-};
-
-int64_t in_size(const cnnc_layer& l) {
-  return int64_t{l.in_h} * l.in_w * l.in_c;
-}
-
-int64_t out_size(const cnnc_layer& l) {
-  return int64_t{l.out_h} * l.out_w * l.out_c;
+  for (int k = 0; k < b.inner_nblks; ++k)
+    name += fmt::format("{}{}", b.inner_blks[k], letters[b.inner_idxs[k]]);
+  return name;
 }
 
 // The forward eltwise algorithm of an activation and its backward from the output; nullopt for
 // linear. Softmax is the loss's business (or a plain loop in inference), never a post-op.
 struct Eltwise {
   algorithm forward, backward;
+  const char* name;
 };
 
 std::optional<Eltwise> eltwise_of(int32_t activation, const cnnc_layer& l) {
@@ -95,26 +110,64 @@ std::optional<Eltwise> eltwise_of(int32_t activation, const cnnc_layer& l) {
     case CNNC_LINEAR:
     case CNNC_SOFTMAX: return std::nullopt;
     case CNNC_RELU:
-      return Eltwise{algorithm::eltwise_relu, algorithm::eltwise_relu_use_dst_for_bwd};
+      return Eltwise{algorithm::eltwise_relu, algorithm::eltwise_relu_use_dst_for_bwd, "relu"};
     case CNNC_SIGMOID:
-      return Eltwise{algorithm::eltwise_logistic, algorithm::eltwise_logistic_use_dst_for_bwd};
+      return Eltwise{algorithm::eltwise_logistic, algorithm::eltwise_logistic_use_dst_for_bwd,
+                     "logistic"};
     case CNNC_TANH:
-      return Eltwise{algorithm::eltwise_tanh, algorithm::eltwise_tanh_use_dst_for_bwd};
+      return Eltwise{algorithm::eltwise_tanh, algorithm::eltwise_tanh_use_dst_for_bwd, "tanh"};
     default:
       throw OnednnUnsupported(
           fmt::format("layer '{}': activation {} has no oneDNN eltwise", l.name, activation));
   }
 }
 
-// Activations as oneDNN sees them: 4D nhwc for conv and pool, 2D nc (the [H][W][C] values of
-// a sample flattened in that order) for dense and elementwise layers.
-memory::desc spatial_md(int32_t n, int32_t h, int32_t w, int32_t c) {
-  return memory::desc({n, c, h, w}, f32, Tag::nhwc);
+// A backward primitive descriptor that takes the forward's weights format when the
+// implementation oneDNN picks for it is the one it picks given a free choice (format_tag::any):
+// then neither the weights nor their gradient need a reorder every step. Otherwise the free
+// choice: forcing the forward's format can cost far more than the reorders (oneDNN 2.6 falls
+// back to ref:any, 40x slower, for a conv's backward-data on nhwc). desc_for(weights) is the
+// operation's descriptor with those weights.
+template <class Pd, class Hint, class DescFor>
+Pd with_forward_weights(const Hint& hint, const memory::desc& free_weights, DescFor&& desc_for) {
+  Pd free(desc_for(free_weights), user_scratchpad(), cpu(), hint);
+  Pd forced(desc_for(hint.weights_desc()), user_scratchpad(), cpu(), hint);
+  return std::string(forced.impl_info_str()) == free.impl_info_str() ? forced : free;
 }
 
-memory::desc flat_md(int32_t n, int64_t size) {
-  return memory::desc({n, size}, f32, Tag::nc);
+// The vector width an implementation's name promises ("jit:avx512_core" 512, "jit:avx2" 256,
+// "ref:any" and names without an ISA 0): how two candidates for one primitive are ranked.
+int vector_bits(const char* implementation) {
+  const std::string name = implementation;
+  if (name.find("avx512") != std::string::npos) return 512;
+  return name.find("avx2") != std::string::npos ? 256 : 0;
 }
+
+// A primitive with its arguments bound, and oneDNN's implementation of it.
+struct Bound {
+  dnnl::primitive primitive;
+  Args args;
+  std::string implementation;
+  void run() const { primitive.execute(stream(), args); }
+};
+
+// Steps run in order: bound primitives, and host loops, which first wait for the stream.
+struct Program {
+  std::vector<std::function<void()>> steps;
+  void add(Bound b) {
+    steps.push_back([b = std::move(b)] { b.run(); });
+  }
+  void add_host(std::function<void()> loop) {
+    steps.push_back([loop = std::move(loop)] {
+      stream().wait();
+      loop();
+    });
+  }
+  void run() const {
+    for (const auto& step : steps) step();
+    stream().wait();
+  }
+};
 
 }  // namespace
 
@@ -122,529 +175,481 @@ void onednn_set_threads(int threads) {
   omp_set_num_threads(threads);
 }
 
-const char* phase_name(Phase phase) {
-  switch (phase) {
-    case Phase::forward: return "forward";
-    case Phase::backward_data: return "backward_data";
-    case Phase::backward_weights: return "backward_weights";
-  }
-  return "?";
+const char* layout_name(OnednnLayout layout) {
+  return layout == OnednnLayout::any ? "any" : "nhwc";
 }
 
-// The primitives of one layer, bound to caller-owned activation buffers (src, dst) and their
-// gradients (diff_src, diff_dst; either may be null when not needed). Weights, biases and their
-// gradients are owned here, in the format the forward primitive chose.
-struct LayerPrims {
-  LayerPrims(const cnnc_layer& layer, int32_t n, float* src, float* dst, float* diff_src,
-             float* diff_dst, int32_t activation);
+struct OnednnNet::Impl {
+  Impl(const cnnc_model& model, int32_t batch, OnednnLayout layout);
 
-  cnnc_layer l;
-  int32_t act;  // the activation fused into forward (the layer's, or linear for a fused softmax)
-  dnnl::primitive fwd, bwd_data, bwd_weights, act_bwd;
-  Args fwd_args, bwd_data_args, bwd_weights_args, act_bwd_args;
-  bool has_bwd_data = false, has_bwd_weights = false, has_act_bwd = false;
-  memory weights, bias, diff_weights, diff_bias;  // diff_weights in weights' format
-  // When backward chose another weights format than forward: a reorder before backward-data,
-  // and one after backward-weights that brings the gradient into the forward format.
-  std::optional<dnnl::reorder> weights_for_bwd_data, diff_weights_to_fwd;
-  memory bwd_data_weights, diff_weights_bwd;
-  memory scratch_fwd, scratch_bwd_data, scratch_bwd_weights;  // conv and dense
-  std::string impl[3];
+  // One row of the layer table with what the network keeps for it.
+  struct Layer {
+    cnnc_layer l;
+    // conv and dense: parameters and gradients in the forward primitive's weights format; the
+    // ABI's layout of the weights as oneDNN sees it, which set_params reorders from.
+    memory weights, bias, diff_weights, diff_bias;
+    memory::desc user_weights;
+    std::vector<float> state;  // the optimizer's: [w momentum | b momentum | w second | b second]
+    std::optional<Bound> phase[3];  // the layer's own primitive of each phase (bench_layers)
+  };
 
-  void forward() { run(fwd, fwd_args); }
-  void backward_data() {
-    if (weights_for_bwd_data)
-      run(*weights_for_bwd_data, {{DNNL_ARG_FROM, weights}, {DNNL_ARG_TO, bwd_data_weights}});
-    run(bwd_data, bwd_data_args);
-  }
-  void backward_weights() {
-    run(bwd_weights, bwd_weights_args);
-    if (diff_weights_to_fwd)
-      run(*diff_weights_to_fwd, {{DNNL_ARG_FROM, diff_weights_bwd}, {DNNL_ARG_TO, diff_weights}});
-  }
-  // diff_dst = act'(dst) * diff_dst, in place.
-  void activation_backward() {
-    if (has_act_bwd) run(act_bwd, act_bwd_args);
-  }
+  int32_t n, output_size;
+  bool fused_softmax;
+  OnednnLayout layout;
+  std::vector<Layer> layers;
+  size_t first_trained;  // the first layer with trainable parameters; no gradient flows below it
+  // Tensors between layers: value[0] the input, value[i + 1] layer i's output in the format
+  // its primitive chose; grad[i + 1] the loss's gradient there, in the same format.
+  std::vector<memory> value, grad;
+  memory input;            // value[0]: the caller's images, [n][H][W][C], bound per call
+  memory logits, dlogits;  // [n][output_size] for the loss, reordered from and into the last layer
+  Program forward, loss_gradient;
+  std::vector<Program> backward;  // per layer; train_step runs them last layer first
+  std::vector<OnednnImplementation> rows;
+  // What the dropout steps read: training or inference, and the mask key of this step.
+  bool training = false;
+  uint32_t epoch = 0, sample_base = 0;
+  uint64_t seed = 0;
 
-  // weights from the ABI's layout ([K][R][S][C], or [K][C] for dense) into oneDNN's.
-  void set_weights(const float* w, const float* b) {
-    memory::desc user =
-        l.kind == CNNC_CONV
-            ? memory::desc({l.out_c, l.in_c, l.kernel_h, l.kernel_w}, f32, Tag::ohwi)
-            : memory::desc({l.out_c, in_size(l)}, f32, Tag::oi);
-    memory from(user, cpu(), const_cast<float*>(w));
-    run(dnnl::reorder(from, weights), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, weights}});
-    std::memcpy(bias.get_data_handle(), b, static_cast<size_t>(l.out_c) * sizeof(float));
-  }
+  void conv_or_dense(size_t i, int32_t activation);
+  void pool(size_t i);
+  void eltwise(size_t i);
+  void dropout(size_t i);
+  // grad[i + 1], in value[i + 1]'s format, when layer i takes part in backward.
+  void gradient_at_output(size_t i);
 
- private:
-  void conv_or_dense(int32_t n, float* src, float* dst, float* diff_src, float* diff_dst);
-  void pool(int32_t n, float* src, float* dst, float* diff_src, float* diff_dst);
-  void eltwise(int32_t n, float* src, float* dst, float* diff_src, float* diff_dst);
-  // The backward weights format fallback: see weights_for_bwd_data.
-  template <class Pd>
-  void bind_weights_gradient(const Pd& pd);
-  // The backward half of conv and dense alike: its primitives, scratchpads, implementation
-  // names, and the weights in the format backward-data chose.
-  template <class ForwardPd, class DataPd, class WeightsPd>
-  void bind_backward(const ForwardPd& fpd, const DataPd& dpd, const WeightsPd& wpd,
-                     dnnl::primitive data, dnnl::primitive grads);
+  // Appends the primitive to p, with a scratchpad for pd, and records its implementation row.
+  // The Bound returned shares the primitive and the buffers with p's copy.
+  Bound add(Program& p, const dnnl::primitive_desc_base& pd, dnnl::primitive prim, Args args,
+            size_t i, Phase phase, std::string what);
+  // m in the format want: m itself, or a copy that p reorders into.
+  memory in_format(const memory& m, const memory::desc& want, Program& p, size_t i, Phase phase,
+                   const char* tensor);
+  // Where a primitive that writes the format have should write target: target itself, or a
+  // buffer that copy_back then reorders into target.
+  memory out_buffer(const memory& target, const memory::desc& have);
+  void copy_back(const memory& from, const memory& target, Program& p, size_t i, Phase phase,
+                 const char* tensor);
+  void reorder(const memory& from, const memory& to, Program& p, size_t i, Phase phase,
+               const char* tensor);
 };
 
-LayerPrims::LayerPrims(const cnnc_layer& layer, int32_t n, float* src, float* dst, float* diff_src,
-                       float* diff_dst, int32_t activation)
-    : l(layer), act(activation) {
-  switch (l.kind) {
-    case CNNC_CONV:
-    case CNNC_DENSE: conv_or_dense(n, src, dst, diff_src, diff_dst); break;
-    case CNNC_MAXPOOL:
-    case CNNC_AVGPOOL: pool(n, src, dst, diff_src, diff_dst); break;
-    case CNNC_ACTIVATION: eltwise(n, src, dst, diff_src, diff_dst); break;
-    default:
+OnednnNet::Impl::Impl(const cnnc_model& m, int32_t batch, OnednnLayout lay)
+    : n(batch), output_size(m.output_size), layout(lay) {
+  if (m.loss != CNNC_CROSS_ENTROPY)
+    throw OnednnUnsupported("the MSE loss is not mapped to oneDNN (only softmax cross-entropy)");
+  const size_t count = static_cast<size_t>(m.layer_count);
+  layers.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    layers[i].l = m.layers[i];
+    if (m.layers[i].activation == CNNC_SOFTMAX && i + 1 != count)
       throw OnednnUnsupported(
-          fmt::format("layer '{}': no oneDNN primitive for layer kind {}", l.name, l.kind));
+          fmt::format("layer '{}': softmax before the last layer", m.layers[i].name));
+  }
+  fused_softmax = layers.back().l.activation == CNNC_SOFTMAX;
+  first_trained = count;
+  for (size_t i = 0; i < count; ++i)
+    if (layers[i].l.trainable && layers[i].l.weight_count + layers[i].l.bias_count > 0) {
+      first_trained = i;
+      break;
+    }
+
+  value.resize(count + 1);
+  grad.resize(count + 1);
+  backward.resize(count);
+  input = memory(plain({n, m.input_c, m.input_h, m.input_w}), cpu(), DNNL_MEMORY_NONE);
+  value[0] = input;
+  for (size_t i = 0; i < count; ++i) {
+    const cnnc_layer& l = layers[i].l;
+    const bool last = i + 1 == count;
+    switch (l.kind) {
+      case CNNC_CONV:
+      case CNNC_DENSE: conv_or_dense(i, last && fused_softmax ? CNNC_LINEAR : l.activation); break;
+      case CNNC_MAXPOOL:
+      case CNNC_AVGPOOL: pool(i); break;
+      case CNNC_ACTIVATION:
+        if (eltwise_of(l.activation, l) && !(last && fused_softmax)) {
+          eltwise(i);
+          break;
+        }
+        [[fallthrough]];  // linear, or the softmax that the loss applies: the input passes
+      case CNNC_FLATTEN:  // flatten keeps oneDNN's 4D tensor: dense reads it as such
+        value[i + 1] = value[i];
+        if (i >= first_trained) grad[i + 1] = grad[i];
+        break;
+      case CNNC_DROPOUT: dropout(i); break;
+      default:
+        throw OnednnUnsupported(
+            fmt::format("layer '{}': layer kind {} is not mapped to oneDNN", l.name, l.kind));
+    }
+  }
+  // The output edge: the loss reads and writes [n][output_size].
+  const size_t last = count - 1;
+  logits = in_format(value[count], plain(value[count].get_desc().dims()), forward, last,
+                     Phase::forward, "dst");
+  if (grad[count]) {
+    dlogits = out_buffer(grad[count], logits.get_desc());
+    copy_back(dlogits, grad[count], loss_gradient, last, Phase::backward_data, "diff_dst");
+  } else {
+    dlogits = zeroed(logits.get_desc());
   }
 }
 
-template <class ForwardPd, class DataPd, class WeightsPd>
-void LayerPrims::bind_backward(const ForwardPd& fpd, const DataPd& dpd, const WeightsPd& wpd,
-                               dnnl::primitive data, dnnl::primitive grads) {
-  bwd_data = std::move(data);
-  bwd_weights = std::move(grads);
-  impl[1] = dpd.impl_info_str();
-  impl[2] = wpd.impl_info_str();
-  scratch_fwd = memory(fpd.scratchpad_desc(), cpu());
-  scratch_bwd_data = memory(dpd.scratchpad_desc(), cpu());
-  scratch_bwd_weights = memory(wpd.scratchpad_desc(), cpu());
-  bwd_data_weights =
-      dpd.weights_desc() == weights.get_desc() ? weights : memory(dpd.weights_desc(), cpu());
-  bind_weights_gradient(wpd);
+Bound OnednnNet::Impl::add(Program& p, const dnnl::primitive_desc_base& pd, dnnl::primitive prim,
+                           Args args, size_t i, Phase phase, std::string what) {
+  args[DNNL_ARG_SCRATCHPAD] = memory(pd.scratchpad_desc(), cpu());
+  rows.push_back({layers[i].l.name, phase, std::move(what), pd.impl_info_str()});
+  Bound bound{std::move(prim), std::move(args), pd.impl_info_str()};
+  p.add(bound);
+  return bound;
 }
 
-void LayerPrims::conv_or_dense(int32_t n, float* src, float* dst, float* diff_src,
-                               float* diff_dst) {
+void OnednnNet::Impl::reorder(const memory& from, const memory& to, Program& p, size_t i,
+                              Phase phase, const char* tensor) {
+  const char* letters = std::strstr(tensor, "weights") ? "oihw" : "nchw";
+  dnnl::reorder::primitive_desc pd(cpu(), from.get_desc(), cpu(), to.get_desc(), user_scratchpad());
+  add(p, pd, dnnl::reorder(pd), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, i, phase,
+      fmt::format("reorder {} {}->{}", tensor, format_name(from.get_desc(), letters),
+                  format_name(to.get_desc(), letters)));
+}
+
+memory OnednnNet::Impl::in_format(const memory& m, const memory::desc& want, Program& p, size_t i,
+                                  Phase phase, const char* tensor) {
+  if (m.get_desc() == want) return m;
+  memory to = zeroed(want);
+  reorder(m, to, p, i, phase, tensor);
+  return to;
+}
+
+memory OnednnNet::Impl::out_buffer(const memory& target, const memory::desc& have) {
+  return target.get_desc() == have ? target : zeroed(have);
+}
+
+void OnednnNet::Impl::copy_back(const memory& from, const memory& target, Program& p, size_t i,
+                                Phase phase, const char* tensor) {
+  if (from != target) reorder(from, target, p, i, phase, tensor);
+}
+
+void OnednnNet::Impl::gradient_at_output(size_t i) {
+  grad[i + 1] = zeroed(value[i + 1].get_desc());
+}
+
+void OnednnNet::Impl::conv_or_dense(size_t i, int32_t activation) {
+  Layer& L = layers[i];
+  const cnnc_layer& l = L.l;
   const bool conv = l.kind == CNNC_CONV;
-  memory::desc src_md = conv ? spatial_md(n, l.in_h, l.in_w, l.in_c) : flat_md(n, in_size(l));
-  memory::desc dst_md = conv ? spatial_md(n, l.out_h, l.out_w, l.out_c) : flat_md(n, l.out_c);
-  memory::desc any_weights =
-      conv ? memory::desc({l.out_c, l.in_c, l.kernel_h, l.kernel_w}, f32, Tag::any)
-           : memory::desc({l.out_c, in_size(l)}, f32, Tag::any);
-  memory::desc bias_md({l.out_c}, f32, Tag::x);
-  memory::dims strides{l.stride_h, l.stride_w}, pad_l{l.pad_top, l.pad_left},
+  const bool trains = i >= first_trained, need_dx = i > first_trained;
+  const bool weights_grad = trains && l.trainable;
+
+  // Dense reads a spatial input as it is, 4D (oneDNN's inner product takes {n, C, H, W} with
+  // weights {K, C, H, W}): flatten costs no reorder.
+  const memory::dims src_dims = value[i].get_desc().dims();
+  const memory::dims dst_dims =
+      conv ? memory::dims{n, l.out_c, l.out_h, l.out_w} : memory::dims{n, l.out_c};
+  memory::dims w_dims{l.out_c, src_dims[1]};
+  if (conv)
+    w_dims = {l.out_c, l.in_c, l.kernel_h, l.kernel_w};
+  else if (src_dims.size() == 4)
+    w_dims = {l.out_c, src_dims[1], src_dims[2], src_dims[3]};
+  // The ABI's [K][R][S][C], and dense's [K][H*W*C] read in [H][W][C] order, are both ohwi.
+  L.user_weights = memory::desc(w_dims, f32, w_dims.size() == 4 ? Tag::ohwi : Tag::oi);
+  auto activation_md = [&](const memory::dims& d) {
+    return layout == OnednnLayout::any ? any(d) : plain(d);
+  };
+  // Inner product multiplies whatever order its input is in (oneDNN's gemm reads nChw16c as it
+  // reads nhwc, with weights in the matching order): given its producer's format, its input
+  // needs no reorder.
+  const memory::desc src_md = conv ? activation_md(src_dims) : value[i].get_desc(),
+                     dst_md = activation_md(dst_dims), w_md = any(w_dims),
+                     b_md({l.out_c}, f32, Tag::x);
+  const memory::dims strides{l.stride_h, l.stride_w}, pad_l{l.pad_top, l.pad_left},
       pad_r{l.pad_bottom, l.pad_right};
 
   dnnl::primitive_attr attr = user_scratchpad();
-  std::optional<Eltwise> e = eltwise_of(act, l);
+  std::optional<Eltwise> e = eltwise_of(activation, l);
   if (e) {
     dnnl::post_ops ops;
     ops.append_eltwise(1.0f, e->forward, 0.0f, 0.0f);
     attr.set_post_ops(ops);
   }
 
-  memory src_mem(src_md, cpu(), src), dst_mem(dst_md, cpu(), dst);
+  // Backward chooses its activations' formats from the forward's hint, and its weights' as
+  // with_forward_weights says. Where formats differ, tensors are reordered every step.
+  dnnl::primitive_desc fpd, dpd, wpd;
+  dnnl::primitive fwd, bwd_data, bwd_weights;
   if (conv) {
-    dnnl::convolution_forward::primitive_desc fpd(
-        dnnl::convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct,
-                                        src_md, any_weights, bias_md, dst_md, strides, pad_l,
-                                        pad_r),
+    const algorithm direct = algorithm::convolution_direct;
+    dnnl::convolution_forward::primitive_desc f(
+        {prop_kind::forward_training, direct, src_md, w_md, b_md, dst_md, strides, pad_l, pad_r},
         attr, cpu());
-    weights = memory(fpd.weights_desc(), cpu());
-    fwd = dnnl::convolution_forward(fpd);
-    impl[0] = fpd.impl_info_str();
-    // Backward chooses its own weights format too: forcing the forward's makes oneDNN 2.6 fall
-    // back to its reference convolution (ref:any, 40x slower) for backward-data on NHWC. When
-    // the formats differ, weights and gradients are reordered every step, as a oneDNN user
-    // would do.
-    dnnl::convolution_backward_data::primitive_desc dpd(
-        dnnl::convolution_backward_data::desc(algorithm::convolution_direct, src_md, any_weights,
-                                              dst_md, strides, pad_l, pad_r),
-        user_scratchpad(), cpu(), fpd);
-    dnnl::convolution_backward_weights::primitive_desc wpd(
-        dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, src_md, any_weights,
-                                                 bias_md, dst_md, strides, pad_l, pad_r),
-        user_scratchpad(), cpu(), fpd);
-    bind_backward(fpd, dpd, wpd, dnnl::convolution_backward_data(dpd),
-                  dnnl::convolution_backward_weights(wpd));
+    fpd = f;
+    fwd = dnnl::convolution_forward(f);
+    if (need_dx) {
+      auto d = with_forward_weights<dnnl::convolution_backward_data::primitive_desc>(
+          f, w_md, [&](const memory::desc& w) {
+            return dnnl::convolution_backward_data::desc(direct, src_md, w, dst_md, strides, pad_l,
+                                                         pad_r);
+          });
+      dpd = d;
+      bwd_data = dnnl::convolution_backward_data(d);
+    }
+    if (weights_grad) {
+      auto weights_grad_pd = [&](const memory::desc& src, const memory::desc& dst) {
+        return with_forward_weights<dnnl::convolution_backward_weights::primitive_desc>(
+            f, w_md, [&](const memory::desc& dw) {
+              return dnnl::convolution_backward_weights::desc(direct, src, dw, b_md, dst, strides,
+                                                              pad_l, pad_r);
+            });
+      };
+      auto w = weights_grad_pd(src_md, dst_md);
+      // For an input of a few channels (lenet5's conv2 reads 6) oneDNN 2.6 chooses an AVX2
+      // kernel on nChw8c even on AVX-512, where its channels-last AVX-512 kernel takes 0.43x the
+      // time (216 vs 504 us at batch 64, 1 thread, interleaved): lenet5 then trains 1.13x as
+      // fast, the two reorders into channels-last included (1.26x nhwc's img/s instead of
+      // 1.12x, medians of 5 runs that alternated the two builds).
+      if (layout == OnednnLayout::any) {
+        auto channels_last = weights_grad_pd(plain(src_dims), plain(dst_dims));
+        if (vector_bits(channels_last.impl_info_str()) > vector_bits(w.impl_info_str()))
+          w = channels_last;
+      }
+      wpd = w;
+      bwd_weights = dnnl::convolution_backward_weights(w);
+    }
   } else {
-    dnnl::inner_product_forward::primitive_desc fpd(
-        dnnl::inner_product_forward::desc(prop_kind::forward_training, src_md, any_weights, bias_md,
-                                          dst_md),
-        attr, cpu());
-    weights = memory(fpd.weights_desc(), cpu());
-    fwd = dnnl::inner_product_forward(fpd);
-    impl[0] = fpd.impl_info_str();
-    dnnl::inner_product_backward_data::primitive_desc dpd(
-        dnnl::inner_product_backward_data::desc(src_md, any_weights, dst_md), user_scratchpad(),
-        cpu(), fpd);
-    dnnl::inner_product_backward_weights::primitive_desc wpd(
-        dnnl::inner_product_backward_weights::desc(src_md, any_weights, bias_md, dst_md),
-        user_scratchpad(), cpu(), fpd);
-    bind_backward(fpd, dpd, wpd, dnnl::inner_product_backward_data(dpd),
-                  dnnl::inner_product_backward_weights(wpd));
+    dnnl::inner_product_forward::primitive_desc f(
+        {prop_kind::forward_training, src_md, w_md, b_md, dst_md}, attr, cpu());
+    fpd = f;
+    fwd = dnnl::inner_product_forward(f);
+    if (need_dx) {
+      auto d = with_forward_weights<dnnl::inner_product_backward_data::primitive_desc>(
+          f, w_md, [&](const memory::desc& w) {
+            return dnnl::inner_product_backward_data::desc(src_md, w, dst_md);
+          });
+      dpd = d;
+      bwd_data = dnnl::inner_product_backward_data(d);
+    }
+    if (weights_grad) {
+      auto w = with_forward_weights<dnnl::inner_product_backward_weights::primitive_desc>(
+          f, w_md, [&](const memory::desc& dw) {
+            return dnnl::inner_product_backward_weights::desc(src_md, dw, b_md, dst_md);
+          });
+      wpd = w;
+      bwd_weights = dnnl::inner_product_backward_weights(w);
+    }
   }
-  if (bwd_data_weights.get_data_handle() != weights.get_data_handle())
-    weights_for_bwd_data.emplace(weights, bwd_data_weights);
-  bias = memory(bias_md, cpu());
-  diff_bias = memory(bias_md, cpu());
+  const std::string kind = conv ? "convolution" : "inner_product";
 
-  fwd_args = {{DNNL_ARG_SRC, src_mem},
-              {DNNL_ARG_WEIGHTS, weights},
-              {DNNL_ARG_BIAS, bias},
-              {DNNL_ARG_DST, dst_mem},
-              {DNNL_ARG_SCRATCHPAD, scratch_fwd}};
-  if (diff_dst) {
-    memory diff_dst_mem(dst_md, cpu(), diff_dst);
-    has_bwd_weights = true;
-    bwd_weights_args = {{DNNL_ARG_SRC, src_mem},
-                        {DNNL_ARG_DIFF_DST, diff_dst_mem},
-                        {DNNL_ARG_DIFF_WEIGHTS, diff_weights_bwd},
-                        {DNNL_ARG_DIFF_BIAS, diff_bias},
-                        {DNNL_ARG_SCRATCHPAD, scratch_bwd_weights}};
-    if (diff_src) {
-      has_bwd_data = true;
-      bwd_data_args = {{DNNL_ARG_DIFF_DST, diff_dst_mem},
-                       {DNNL_ARG_WEIGHTS, bwd_data_weights},
-                       {DNNL_ARG_DIFF_SRC, memory(src_md, cpu(), diff_src)},
-                       {DNNL_ARG_SCRATCHPAD, scratch_bwd_data}};
-    }
-    if (e) {
-      // In place: oneDNN's eltwise backward allows diff_src to be diff_dst.
-      dnnl::eltwise_forward::primitive_desc hint(
-          dnnl::eltwise_forward::desc(prop_kind::forward_training, e->backward, dst_md), cpu());
-      dnnl::eltwise_backward::primitive_desc bpd(
-          dnnl::eltwise_backward::desc(e->backward, dst_md, dst_md), user_scratchpad(), cpu(),
-          hint);
-      act_bwd = dnnl::eltwise_backward(bpd);
-      act_bwd_args = {{DNNL_ARG_DST, dst_mem},
-                      {DNNL_ARG_DIFF_DST, diff_dst_mem},
-                      {DNNL_ARG_DIFF_SRC, diff_dst_mem}};
-      add_scratchpad(act_bwd_args, bpd);
-      has_act_bwd = true;
-    }
+  L.weights = zeroed(fpd.weights_desc(0));
+  L.bias = zeroed(b_md);
+  memory src = in_format(value[i], fpd.src_desc(0), forward, i, Phase::forward, "src");
+  memory dst = zeroed(fpd.dst_desc(0));
+  L.phase[0] = add(forward, fpd, fwd,
+                   {{DNNL_ARG_SRC, src},
+                    {DNNL_ARG_WEIGHTS, L.weights},
+                    {DNNL_ARG_BIAS, L.bias},
+                    {DNNL_ARG_DST, dst}},
+                   i, Phase::forward, e ? fmt::format("{} + {}", kind, e->name) : kind);
+  value[i + 1] = dst;
+  if (!trains) return;
+
+  gradient_at_output(i);
+  Program& b = backward[i];
+  if (e) {
+    // In place, from the output: oneDNN's eltwise backward allows diff_src to be diff_dst.
+    dnnl::eltwise_forward::primitive_desc hint(
+        {prop_kind::forward_training, e->backward, dst.get_desc()}, cpu());
+    dnnl::eltwise_backward::primitive_desc bpd({e->backward, dst.get_desc(), dst.get_desc()},
+                                               user_scratchpad(), cpu(), hint);
+    add(b, bpd, dnnl::eltwise_backward(bpd),
+        {{DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_DST, grad[i + 1]}, {DNNL_ARG_DIFF_SRC, grad[i + 1]}},
+        i, Phase::backward_data, fmt::format("eltwise_{} backward", e->name));
+  }
+  if (weights_grad) {
+    memory w_src = in_format(src, wpd.src_desc(0), b, i, Phase::backward_weights, "src");
+    memory w_diff_dst =
+        in_format(grad[i + 1], wpd.diff_dst_desc(0), b, i, Phase::backward_weights, "diff_dst");
+    L.diff_weights = zeroed(L.weights.get_desc());
+    L.diff_bias = zeroed(b_md);
+    memory diff_weights = out_buffer(L.diff_weights, wpd.diff_weights_desc(0));
+    L.phase[2] = add(b, wpd, bwd_weights,
+                     {{DNNL_ARG_SRC, w_src},
+                      {DNNL_ARG_DIFF_DST, w_diff_dst},
+                      {DNNL_ARG_DIFF_WEIGHTS, diff_weights},
+                      {DNNL_ARG_DIFF_BIAS, L.diff_bias}},
+                     i, Phase::backward_weights, kind + " backward_weights");
+    copy_back(diff_weights, L.diff_weights, b, i, Phase::backward_weights, "diff_weights");
+    const size_t w = L.weights.get_desc().get_size() / sizeof(float);
+    L.state.assign(2 * (2 * w + static_cast<size_t>(l.out_c)), 0.0f);
+  }
+  if (need_dx) {
+    memory d_diff_dst =
+        in_format(grad[i + 1], dpd.diff_dst_desc(0), b, i, Phase::backward_data, "diff_dst");
+    memory weights =
+        in_format(L.weights, dpd.weights_desc(0), b, i, Phase::backward_data, "weights");
+    memory diff_src = out_buffer(grad[i], dpd.diff_src_desc(0));
+    L.phase[1] = add(b, dpd, bwd_data,
+                     {{DNNL_ARG_DIFF_DST, d_diff_dst},
+                      {DNNL_ARG_WEIGHTS, weights},
+                      {DNNL_ARG_DIFF_SRC, diff_src}},
+                     i, Phase::backward_data, kind + " backward_data");
+    copy_back(diff_src, grad[i], b, i, Phase::backward_data, "diff_src");
   }
 }
 
-template <class Pd>
-void LayerPrims::bind_weights_gradient(const Pd& wpd) {
-  diff_weights = memory(weights.get_desc(), cpu());
-  if (wpd.diff_weights_desc() == weights.get_desc()) {
-    diff_weights_bwd = diff_weights;
-  } else {
-    diff_weights_bwd = memory(wpd.diff_weights_desc(), cpu());
-    diff_weights_to_fwd.emplace(diff_weights_bwd, diff_weights);
-  }
-}
-
-void LayerPrims::pool(int32_t n, float* src, float* dst, float* diff_src, float* diff_dst) {
-  memory::desc src_md = spatial_md(n, l.in_h, l.in_w, l.in_c);
-  memory::desc dst_md = spatial_md(n, l.out_h, l.out_w, l.out_c);
+void OnednnNet::Impl::pool(size_t i) {
+  Layer& L = layers[i];
+  const cnnc_layer& l = L.l;
+  const memory::dims dst_dims{n, l.out_c, l.out_h, l.out_w};
+  // Pooling takes its input's format (it cannot choose one) and, given any, keeps it for dst.
+  const memory::desc src_md = value[i].get_desc(),
+                     dst_md = layout == OnednnLayout::any ? any(dst_dims) : plain(dst_dims);
   // No padding in cnnc's pools; a window that does not fit the last rows is dropped, which
   // oneDNN expresses as a negative right padding.
-  memory::dims strides{l.stride_h, l.stride_w}, kernel{l.kernel_h, l.kernel_w}, pad_l{0, 0},
+  const memory::dims strides{l.stride_h, l.stride_w}, kernel{l.kernel_h, l.kernel_w}, pad_l{0, 0},
       pad_r{(l.out_h - 1) * l.stride_h + l.kernel_h - l.in_h,
             (l.out_w - 1) * l.stride_w + l.kernel_w - l.in_w};
-  algorithm alg = l.kind == CNNC_MAXPOOL ? algorithm::pooling_max : algorithm::pooling_avg;
+  const algorithm alg = l.kind == CNNC_MAXPOOL ? algorithm::pooling_max : algorithm::pooling_avg;
+  const char* kind = l.kind == CNNC_MAXPOOL ? "pooling_max" : "pooling_avg";
   dnnl::pooling_forward::primitive_desc fpd(
-      dnnl::pooling_forward::desc(prop_kind::forward_training, alg, src_md, dst_md, strides, kernel,
-                                  pad_l, pad_r),
+      {prop_kind::forward_training, alg, src_md, dst_md, strides, kernel, pad_l, pad_r},
       user_scratchpad(), cpu());
-  fwd = dnnl::pooling_forward(fpd);
-  impl[0] = fpd.impl_info_str();
-  memory src_mem(src_md, cpu(), src), dst_mem(dst_md, cpu(), dst);
-  fwd_args = {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_DST, dst_mem}};
-  add_scratchpad(fwd_args, fpd);
+  memory dst = zeroed(fpd.dst_desc());
+  Args args{{DNNL_ARG_SRC, value[i]}, {DNNL_ARG_DST, dst}};
   memory workspace;
   if (alg == algorithm::pooling_max) {
-    workspace = memory(fpd.workspace_desc(), cpu());
-    fwd_args[DNNL_ARG_WORKSPACE] = workspace;
+    workspace = zeroed(fpd.workspace_desc());
+    args[DNNL_ARG_WORKSPACE] = workspace;
   }
-  if (diff_src && diff_dst) {
-    dnnl::pooling_backward::primitive_desc bpd(
-        dnnl::pooling_backward::desc(alg, src_md, dst_md, strides, kernel, pad_l, pad_r),
-        user_scratchpad(), cpu(), fpd);
-    bwd_data = dnnl::pooling_backward(bpd);
-    impl[1] = bpd.impl_info_str();
-    bwd_data_args = {{DNNL_ARG_DIFF_DST, memory(dst_md, cpu(), diff_dst)},
-                     {DNNL_ARG_DIFF_SRC, memory(src_md, cpu(), diff_src)}};
-    add_scratchpad(bwd_data_args, bpd);
-    if (alg == algorithm::pooling_max) bwd_data_args[DNNL_ARG_WORKSPACE] = workspace;
-    has_bwd_data = true;
-  }
+  L.phase[0] =
+      add(forward, fpd, dnnl::pooling_forward(fpd), std::move(args), i, Phase::forward, kind);
+  value[i + 1] = dst;
+  if (i < first_trained) return;
+
+  gradient_at_output(i);
+  dnnl::pooling_backward::primitive_desc bpd(
+      {alg, fpd.src_desc(), fpd.dst_desc(), strides, kernel, pad_l, pad_r}, user_scratchpad(),
+      cpu(), fpd);
+  Program& b = backward[i];
+  memory diff_src = out_buffer(grad[i], bpd.diff_src_desc());
+  Args bargs{{DNNL_ARG_DIFF_DST,
+              in_format(grad[i + 1], bpd.diff_dst_desc(), b, i, Phase::backward_data, "diff_dst")},
+             {DNNL_ARG_DIFF_SRC, diff_src}};
+  if (workspace) bargs[DNNL_ARG_WORKSPACE] = workspace;
+  L.phase[1] = add(b, bpd, dnnl::pooling_backward(bpd), std::move(bargs), i, Phase::backward_data,
+                   fmt::format("{} backward", kind));
+  copy_back(diff_src, grad[i], b, i, Phase::backward_data, "diff_src");
 }
 
-void LayerPrims::eltwise(int32_t n, float* src, float* dst, float* diff_src, float* diff_dst) {
-  std::optional<Eltwise> e = eltwise_of(l.activation, l);
-  if (!e) throw std::logic_error("LayerPrims::eltwise: linear and softmax are not primitives");
-  memory::desc md = flat_md(n, out_size(l));
-  dnnl::eltwise_forward::primitive_desc fpd(
-      dnnl::eltwise_forward::desc(prop_kind::forward_training, e->backward, md), user_scratchpad(),
-      cpu());
-  fwd = dnnl::eltwise_forward(fpd);
-  impl[0] = fpd.impl_info_str();
-  memory dst_mem(md, cpu(), dst);
-  fwd_args = {{DNNL_ARG_SRC, memory(md, cpu(), src)}, {DNNL_ARG_DST, dst_mem}};
-  add_scratchpad(fwd_args, fpd);
-  if (diff_src && diff_dst) {
-    dnnl::eltwise_backward::primitive_desc bpd(dnnl::eltwise_backward::desc(e->backward, md, md),
-                                               user_scratchpad(), cpu(), fpd);
-    bwd_data = dnnl::eltwise_backward(bpd);
-    impl[1] = bpd.impl_info_str();
-    bwd_data_args = {{DNNL_ARG_DST, dst_mem},
-                     {DNNL_ARG_DIFF_DST, memory(md, cpu(), diff_dst)},
-                     {DNNL_ARG_DIFF_SRC, memory(md, cpu(), diff_src)}};
-    add_scratchpad(bwd_data_args, bpd);
-    has_bwd_data = true;
-  }
+void OnednnNet::Impl::eltwise(size_t i) {
+  Layer& L = layers[i];
+  const Eltwise e = *eltwise_of(L.l.activation, L.l);
+  // Elementwise: any format will do, so the input's.
+  const memory::desc md = value[i].get_desc();
+  dnnl::eltwise_forward::primitive_desc fpd({prop_kind::forward_training, e.backward, md},
+                                            user_scratchpad(), cpu());
+  memory dst = zeroed(md);
+  L.phase[0] =
+      add(forward, fpd, dnnl::eltwise_forward(fpd), {{DNNL_ARG_SRC, value[i]}, {DNNL_ARG_DST, dst}},
+          i, Phase::forward, fmt::format("eltwise_{}", e.name));
+  value[i + 1] = dst;
+  if (i < first_trained) return;
+
+  gradient_at_output(i);
+  dnnl::eltwise_backward::primitive_desc bpd({e.backward, md, md}, user_scratchpad(), cpu(), fpd);
+  Program& b = backward[i];
+  memory diff_src = out_buffer(grad[i], md);
+  L.phase[1] =
+      add(b, bpd, dnnl::eltwise_backward(bpd),
+          {{DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_DST, grad[i + 1]}, {DNNL_ARG_DIFF_SRC, diff_src}}, i,
+          Phase::backward_data, fmt::format("eltwise_{} backward", e.name));
+  copy_back(diff_src, grad[i], b, i, Phase::backward_data, "diff_src");
 }
 
-// ---- OnednnLayer ----
+// Dropout's mask is keyed by the ABI's element index, [H][W][C] within a sample: it runs on a
+// channels-last copy of its input, and its output stays channels-last.
+void OnednnNet::Impl::dropout(size_t i) {
+  const memory::desc md = plain(value[i].get_desc().dims());
+  const int64_t bytes = static_cast<int64_t>(md.get_size());
+  memory src = in_format(value[i], md, forward, i, Phase::forward, "src");
+  memory dst = zeroed(md);
+  forward.add_host([this, i, src, dst, bytes] {
+    if (training)
+      rt::dropout_forward(layers[i].l, n, {seed, epoch, sample_base, static_cast<uint32_t>(i)},
+                          floats(src), floats(dst));
+    else
+      std::memcpy(floats(dst), floats(src), static_cast<size_t>(bytes));
+  });
+  value[i + 1] = dst;
+  if (i < first_trained) return;
 
-struct OnednnLayer::Impl {
-  Impl(const cnnc_layer& l, int32_t n)
-      : src(n * in_size(l)),
-        dst(n * out_size(l)),
-        diff_src(n * in_size(l)),
-        diff_dst(n * out_size(l)),
-        prims(l, n, src.data, dst.data, diff_src.data, diff_dst.data, l.activation) {
-    // Inputs like a ReLU network's (mostly positive, some exact zeros); weights small, as after
-    // He initialisation; they only need to be finite and not denormal.
-    uint64_t state = 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(n);
-    auto next = [&] {
-      state = state * 6364136223846793005ull + 1442695040888963407ull;
-      return static_cast<float>(state >> 40) / static_cast<float>(1 << 24);  // [0, 1)
-    };
-    for (int64_t i = 0; i < src.size; ++i) src.data[i] = std::max(0.0f, next() - 0.2f);
-    for (int64_t i = 0; i < diff_dst.size; ++i) diff_dst.data[i] = next() - 0.5f;
-    if (l.kind == CNNC_CONV || l.kind == CNNC_DENSE) {
-      std::vector<float> w(static_cast<size_t>(l.weight_count)), b(static_cast<size_t>(l.out_c));
-      for (float& x : w) x = (next() - 0.5f) * 0.1f;
-      for (float& x : b) x = (next() - 0.5f) * 0.1f;
-      prims.set_weights(w.data(), b.data());
-    }
-    prims.forward();  // pooling's backward reads the workspace forward leaves
-  }
-  Floats src, dst, diff_src, diff_dst;
-  LayerPrims prims;
-};
-
-OnednnLayer::OnednnLayer(const cnnc_layer& l, int32_t n) {
-  if (l.kind != CNNC_CONV && l.kind != CNNC_DENSE && l.kind != CNNC_MAXPOOL &&
-      l.kind != CNNC_AVGPOOL)
-    throw OnednnUnsupported(fmt::format("layer '{}' is not conv, pool or dense", l.name));
-  impl_ = std::make_unique<Impl>(l, n);
+  gradient_at_output(i);
+  Program& b = backward[i];
+  memory diff_src = out_buffer(grad[i], md);
+  memory diff_dst = grad[i + 1];
+  b.add_host([this, i, diff_dst, diff_src] {
+    rt::dropout_backward(layers[i].l, n, {seed, epoch, sample_base, static_cast<uint32_t>(i)},
+                         floats(diff_dst), floats(diff_src));
+  });
+  copy_back(diff_src, grad[i], b, i, Phase::backward_data, "diff_src");
 }
 
-OnednnLayer::~OnednnLayer() = default;
-
-bool OnednnLayer::has(Phase phase) const {
-  switch (phase) {
-    case Phase::forward: return true;
-    case Phase::backward_data: return impl_->prims.has_bwd_data;
-    case Phase::backward_weights: return impl_->prims.has_bwd_weights;
-  }
-  return false;
-}
-
-void OnednnLayer::run(Phase phase) {
-  switch (phase) {
-    case Phase::forward: impl_->prims.forward(); break;
-    case Phase::backward_data: impl_->prims.backward_data(); break;
-    case Phase::backward_weights: impl_->prims.backward_weights(); break;
-  }
-}
-
-std::string OnednnLayer::implementation(Phase phase) const {
-  return impl_->prims.impl[static_cast<int>(phase)];
-}
-
-// ---- OnednnNet ----
-
-struct OnednnNet::Impl {
-  Impl(const cnnc_model& model, int32_t batch);
-
-  const cnnc_model& m;
-  int32_t n;
-  std::vector<cnnc_layer> layers;
-  std::vector<std::unique_ptr<Floats>> owned;
-  std::vector<float*> act;   // act[0] the input; act[i + 1] layer i's output
-  std::vector<float*> grad;  // grad[i + 1] the loss's gradient at layer i's output
-  std::vector<std::unique_ptr<LayerPrims>> prims;  // null for flatten, dropout, identities
-  std::vector<std::unique_ptr<Floats>> state;      // per layer: momentum | Adam's m and v
-  size_t first_trained;
-  bool fused_softmax;
-
-  float* buffer(int64_t count) {
-    owned.push_back(std::make_unique<Floats>(count));
-    return owned.back()->data;
-  }
-  void run_forward(bool training, uint32_t epoch, uint32_t sample_base, uint64_t seed);
-};
-
-OnednnNet::Impl::Impl(const cnnc_model& model, int32_t batch) : m(model), n(batch) {
-  if (m.loss != CNNC_CROSS_ENTROPY)
-    throw OnednnUnsupported("the MSE loss is not mapped to oneDNN (only softmax cross-entropy)");
-  layers.assign(m.layers, m.layers + m.layer_count);
-  const size_t count = layers.size();
-  fused_softmax = layers.back().activation == CNNC_SOFTMAX;
-  for (size_t i = 0; i < count; ++i) {
-    const cnnc_layer& l = layers[i];
-    if (l.activation == CNNC_SOFTMAX && i + 1 != count)
-      throw OnednnUnsupported(fmt::format("layer '{}': softmax before the last layer", l.name));
-  }
-  first_trained = count;
-  for (size_t i = 0; i < count; ++i)
-    if (layers[i].trainable && layers[i].weight_count + layers[i].bias_count > 0) {
-      first_trained = i;
-      break;
-    }
-
-  // Activations: flatten and the identities alias their input; dropout gets its own buffer
-  // (its output differs from its input in training).
-  act.assign(count + 1, nullptr);
-  act[0] = buffer(n * in_size(layers[0]));
-  for (size_t i = 0; i < count; ++i) {
-    const cnnc_layer& l = layers[i];
-    bool alias =
-        l.kind == CNNC_FLATTEN || (l.kind == CNNC_ACTIVATION && !eltwise_of(l.activation, l));
-    act[i + 1] = alias ? act[i] : buffer(n * out_size(l));
-  }
-  // Gradients, from the loss backwards: flatten passes its buffer through.
-  grad.assign(count + 1, nullptr);
-  grad[count] = buffer(n * out_size(layers.back()));
-  for (size_t i = count; i-- > first_trained;) {
-    const cnnc_layer& l = layers[i];
-    if (i == first_trained) break;  // nothing below needs a gradient
-    bool alias =
-        l.kind == CNNC_FLATTEN || (l.kind == CNNC_ACTIVATION && !eltwise_of(l.activation, l));
-    grad[i] = alias ? grad[i + 1] : buffer(n * in_size(l));
-  }
-
-  prims.resize(count);
-  state.resize(count);
-  for (size_t i = 0; i < count; ++i) {
-    const cnnc_layer& l = layers[i];
-    const bool last = i + 1 == count;
-    switch (l.kind) {
-      case CNNC_CONV:
-      case CNNC_DENSE:
-      case CNNC_MAXPOOL:
-      case CNNC_AVGPOOL:
-        prims[i] = std::make_unique<LayerPrims>(l, n, act[i], act[i + 1],
-                                                i > first_trained ? grad[i] : nullptr,
-                                                i >= first_trained ? grad[i + 1] : nullptr,
-                                                last && fused_softmax ? CNNC_LINEAR : l.activation);
-        break;
-      case CNNC_ACTIVATION:
-        if (last && fused_softmax) {
-          act[i + 1] = act[i];  // the loss applies the softmax
-          if (grad[i]) grad[i] = grad[i + 1];
-        } else if (eltwise_of(l.activation, l)) {
-          prims[i] = std::make_unique<LayerPrims>(l, n, act[i], act[i + 1],
-                                                  i > first_trained ? grad[i] : nullptr,
-                                                  grad[i + 1], l.activation);
-        }
-        break;
-      case CNNC_FLATTEN:
-      case CNNC_DROPOUT: break;
-      default:
-        throw OnednnUnsupported(
-            fmt::format("layer '{}': layer kind {} is not mapped to oneDNN", l.name, l.kind));
-    }
-    if (prims[i] && (l.kind == CNNC_CONV || l.kind == CNNC_DENSE) && l.trainable) {
-      int64_t w = static_cast<int64_t>(prims[i]->weights.get_desc().get_size() / sizeof(float));
-      state[i] = std::make_unique<Floats>(2 * (2 * w + l.out_c));
-    }
-  }
-}
-
-void OnednnNet::Impl::run_forward(bool training, uint32_t epoch, uint32_t sample_base,
-                                  uint64_t seed) {
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const cnnc_layer& l = layers[i];
-    if (prims[i]) {
-      prims[i]->forward();
-    } else if (l.kind == CNNC_DROPOUT) {
-      if (training)
-        rt::dropout_forward(l, n, {seed, epoch, sample_base, static_cast<uint32_t>(i)}, act[i],
-                            act[i + 1]);
-      else
-        std::memcpy(act[i + 1], act[i], static_cast<size_t>(n * out_size(l)) * sizeof(float));
-    }
-  }
-}
-
-OnednnNet::OnednnNet(const cnnc_model& model, int32_t batch)
-    : impl_(std::make_unique<Impl>(model, batch)) {}
+OnednnNet::OnednnNet(const cnnc_model& model, int32_t batch, OnednnLayout layout)
+    : impl_(std::make_unique<Impl>(model, batch, layout)) {}
 
 OnednnNet::~OnednnNet() = default;
 
 void OnednnNet::set_params(const float* params) {
-  for (size_t i = 0; i < impl_->layers.size(); ++i) {
-    const cnnc_layer& l = impl_->layers[i];
-    if (impl_->prims[i] && (l.kind == CNNC_CONV || l.kind == CNNC_DENSE))
-      impl_->prims[i]->set_weights(params + l.weight_offset, params + l.bias_offset);
-    if (impl_->state[i])
-      std::memset(impl_->state[i]->data, 0, static_cast<size_t>(impl_->state[i]->size) * 4);
+  for (Impl::Layer& L : impl_->layers) {
+    if (!L.weights) continue;
+    memory from(L.user_weights, cpu(), const_cast<float*>(params + L.l.weight_offset));
+    dnnl::reorder(from, L.weights).execute(stream(), from, L.weights);
+    stream().wait();
+    std::memcpy(floats(L.bias), params + L.l.bias_offset,
+                static_cast<size_t>(L.l.out_c) * sizeof(float));
+    std::fill(L.state.begin(), L.state.end(), 0.0f);
   }
 }
 
 float OnednnNet::train_step(const float* images, const int32_t* labels, const cnnc_optimizer& opt,
                             uint32_t epoch, uint32_t sample_base, uint64_t seed) {
   Impl& d = *impl_;
-  const size_t count = d.layers.size();
-  const int32_t o = d.m.output_size;
-  std::memcpy(d.act[0], images, static_cast<size_t>(d.n * in_size(d.layers[0])) * sizeof(float));
-  d.run_forward(true, epoch, sample_base, seed);
+  d.input.set_data_handle(const_cast<float*>(images));
+  d.training = true;
+  d.epoch = epoch;
+  d.sample_base = sample_base;
+  d.seed = seed;
+  d.forward.run();
 
   // The loss on the logits (the softmax is fused into it, as in the ABI's engines); its
   // gradient is scaled to the batch mean here, so the weight gradients come out as the mean
   // that the optimizer takes.
-  float* dz = d.grad[count];
-  float loss = rt::softmax_xent(d.n, o, d.act[count], labels, nullptr, dz);
+  const int32_t o = d.output_size;
+  float* dz = floats(d.dlogits);
+  float loss = rt::softmax_xent(d.n, o, floats(d.logits), labels, nullptr, dz);
   const float inv_n = 1.0f / static_cast<float>(d.n);
   for (int64_t i = 0; i < int64_t{d.n} * o; ++i) dz[i] *= inv_n;
-
-  for (size_t i = count; i-- > d.first_trained;) {
-    const cnnc_layer& l = d.layers[i];
-    const bool need_dx = i > d.first_trained;
-    if (LayerPrims* p = d.prims[i].get()) {
-      if (l.kind == CNNC_CONV || l.kind == CNNC_DENSE) {
-        p->activation_backward();
-        p->backward_weights();
-        if (need_dx) p->backward_data();
-      } else if (need_dx) {
-        p->backward_data();
-      }
-    } else if (l.kind == CNNC_DROPOUT && need_dx) {
-      rt::dropout_backward(l, d.n, {seed, epoch, sample_base, static_cast<uint32_t>(i)},
-                           d.grad[i + 1], d.grad[i]);
-    }
-  }
+  d.loss_gradient.run();
+  for (size_t i = d.layers.size(); i-- > d.first_trained;) d.backward[i].run();
 
   // Non-finite loss or gradient: leave the parameters alone, as rt::TrainStep does.
   bool finite = std::isfinite(loss);
-  for (size_t i = 0; i < count && finite; ++i) {
-    if (!d.state[i]) continue;
-    const LayerPrims& p = *d.prims[i];
-    const float* g = static_cast<const float*>(p.diff_weights.get_data_handle());
-    size_t w = p.diff_weights.get_desc().get_size() / sizeof(float);
+  for (const Impl::Layer& L : d.layers) {
+    if (!finite || L.state.empty()) continue;
+    const float* g = floats(L.diff_weights);
+    size_t w = L.diff_weights.get_desc().get_size() / sizeof(float);
     for (size_t k = 0; k < w && finite; ++k) finite = std::isfinite(g[k]);
-    const float* gb = static_cast<const float*>(p.diff_bias.get_data_handle());
-    for (int32_t k = 0; k < p.l.out_c && finite; ++k) finite = std::isfinite(gb[k]);
+    const float* gb = floats(L.diff_bias);
+    for (int32_t k = 0; k < L.l.out_c && finite; ++k) finite = std::isfinite(gb[k]);
   }
   if (!finite) return loss;
 
-  for (size_t i = 0; i < count; ++i) {
-    if (!d.state[i]) continue;
-    LayerPrims& p = *d.prims[i];
-    int64_t w = static_cast<int64_t>(p.weights.get_desc().get_size() / sizeof(float));
-    int64_t b = p.l.out_c;
-    float* s = d.state[i]->data;  // [w momentum | b momentum | w second moment | b second]
-    float* pw = static_cast<float*>(p.weights.get_data_handle());
-    float* pb = static_cast<float*>(p.bias.get_data_handle());
-    const float* gw = static_cast<const float*>(p.diff_weights.get_data_handle());
-    const float* gb = static_cast<const float*>(p.diff_bias.get_data_handle());
+  for (Impl::Layer& L : d.layers) {
+    if (L.state.empty()) continue;
+    const int64_t w = static_cast<int64_t>(L.weights.get_desc().get_size() / sizeof(float));
+    const int64_t b = L.l.out_c;
+    float* s = L.state.data();
+    float *pw = floats(L.weights), *pb = floats(L.bias);
+    const float *gw = floats(L.diff_weights), *gb = floats(L.diff_bias);
     if (opt.kind == CNNC_SGD) {
       rt::sgd_step(opt, w, pw, gw, s);
       rt::sgd_step(opt, b, pb, gb, s + w);
@@ -658,21 +663,29 @@ float OnednnNet::train_step(const float* images, const int32_t* labels, const cn
 
 void OnednnNet::forward(const float* images, float* outputs) {
   Impl& d = *impl_;
-  const size_t count = d.layers.size();
-  const int32_t o = d.m.output_size;
-  std::memcpy(d.act[0], images, static_cast<size_t>(d.n * in_size(d.layers[0])) * sizeof(float));
-  d.run_forward(false, 0, 0, 0);
-  std::memcpy(outputs, d.act[count], static_cast<size_t>(d.n) * o * sizeof(float));
-  if (d.fused_softmax) rt::activation_forward(CNNC_SOFTMAX, d.n, o, outputs);
+  d.input.set_data_handle(const_cast<float*>(images));
+  d.training = false;
+  d.forward.run();
+  std::memcpy(outputs, floats(d.logits), d.logits.get_desc().get_size());
+  if (d.fused_softmax) rt::activation_forward(CNNC_SOFTMAX, d.n, d.output_size, outputs);
 }
 
-std::string OnednnNet::implementations() const {
-  std::string out;
-  for (size_t i = 0; i < impl_->layers.size(); ++i)
-    if (impl_->prims[i])
-      out += fmt::format("{}{} {}", out.empty() ? "" : ", ", impl_->layers[i].name,
-                         impl_->prims[i]->impl[0]);
-  return out;
+std::vector<OnednnImplementation> OnednnNet::implementation_rows() const {
+  return impl_->rows;
+}
+
+bool OnednnNet::has(size_t layer, Phase phase) const {
+  return layer < impl_->layers.size() &&
+         impl_->layers[layer].phase[static_cast<int>(phase)].has_value();
+}
+
+void OnednnNet::run(size_t layer, Phase phase) {
+  impl_->layers.at(layer).phase[static_cast<int>(phase)].value().run();
+  stream().wait();
+}
+
+std::string OnednnNet::implementation(size_t layer, Phase phase) const {
+  return impl_->layers.at(layer).phase[static_cast<int>(phase)].value().implementation;
 }
 
 }  // namespace cnnc::bench

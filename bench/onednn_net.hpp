@@ -1,65 +1,70 @@
 // onednn_net.hpp: the baseline a user would write with oneDNN instead of cnnc, for any model
-// whose layer table (runtime/cnnc_abi.h) it can map: per layer (bench_layers) and as a whole
-// training network (`cnnc bench --engines onednn`). oneDNN stays behind this header, so that
-// cnnc builds without it (CNNC_WITH_ONEDNN tells whether these are compiled in).
+// whose layer table (runtime/cnnc_abi.h) it can map: a whole training network of oneDNN
+// primitives (`cnnc bench --engines onednn`; onednn_peer.cpp wraps it in the module cnnc opens
+// on demand) whose layers bench_layers also times one primitive at a time. oneDNN stays behind
+// this header.
 //
-// Layout: activations stay channels-last, oneDNN's nhwc (flat tensors nc), exactly the ABI's
-// [n][H][W][C], so no activation is ever reordered. Weights take the format oneDNN prefers
-// (format_tag::any): they are reordered from the ABI's [K][R][S][C] once in set_params, and the
-// optimizer then runs elementwise on oneDNN's layout, as a oneDNN user would train.
+// Layout, as a oneDNN user at their best would set it up (OnednnLayout::any): conv primitives
+// are created with format_tag::any for source, destination, weights and their gradients, and
+// pick their own (nChw16c blocks on AVX-512); inner product takes its producer's format (its
+// gemm reads any order), pooling and eltwise follow their input. A reorder runs only at the
+// network's edges (the caller's [n][H][W][C] images in, the logits out, dropout's loop, which
+// keys its mask by the ABI's [H][W][C] element index) and where two neighbouring primitives
+// chose different formats; backward takes the forward's weights format unless that costs it its
+// kernel, and a conv's backward-weights goes channels-last when that gets it a wider one
+// (onednn_net.cpp says where). OnednnLayout::nhwc keeps every activation in the ABI's
+// channels-last order instead (only weights take format_tag::any): the layout bench_layers
+// compares against. Weights are reordered from the ABI's [K][R][S][C] once in set_params, and
+// the optimizer then runs elementwise on oneDNN's weights layout.
 // Threads: oneDNN's own (OpenMP), limited with onednn_set_threads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "cnnc_abi.h"
+#include "onednn_types.hpp"
 
 namespace cnnc::bench {
 
-// A model the oneDNN baseline cannot run: what() names the layer or setting and why.
-struct OnednnUnsupported : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 // Caps oneDNN's OpenMP threads for the primitives created and run after it (on this thread).
-// Call it before constructing an OnednnLayer or OnednnNet: oneDNN splits work by the thread
-// count it sees when a primitive is created, and asks OpenMP for that many when it runs.
+// Call it before constructing an OnednnNet: oneDNN splits work by the thread count it sees when
+// a primitive is created, and asks OpenMP for that many when it runs.
 void onednn_set_threads(int threads);
 
-enum class Phase { forward, backward_data, backward_weights };
-const char* phase_name(Phase phase);
-
-// One conv, pool or dense layer at a batch of n, on random data: each phase as one oneDNN
-// primitive call (forward training with the fused bias and activation as a post-op; the
-// backward phases without the activation's derivative, as the ABI's backward kernels).
-class OnednnLayer {
- public:
-  // Throws OnednnUnsupported for other kinds.
-  OnednnLayer(const cnnc_layer& layer, int32_t n);
-  ~OnednnLayer();
-  OnednnLayer(const OnednnLayer&) = delete;
-  OnednnLayer& operator=(const OnednnLayer&) = delete;
-
-  bool has(Phase phase) const;  // pooling has no backward_weights
-  void run(Phase phase);        // one primitive execution, waited for
-  // oneDNN's implementation of the phase ("brg:avx512_core", "jit:avx512_core", "gemm:jit").
-  std::string implementation(Phase phase) const;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
+// The activations' formats (see the top of this file). any is the default because it was the
+// faster for both models: bench_layers' train_step and infer of onednn-any against
+// onednn-nhwc, batch 64, 9 repetitions interleaved at random, medians, images/s, on a shared
+// 2-core Zen 5 (CPU family 26) at load average 8.8-10.6, OMP_WAIT_POLICY=passive:
+//
+//   model        phase  threads      any     nhwc  any/nhwc
+//   lenet5       train  1         12,540    9,151  1.37
+//   lenet5       train  2          1,337    1,074  1.24
+//   lenet5       infer  1         43,827   31,465  1.39
+//   lenet5       infer  2         35,614   30,355  1.17
+//   keras_mnist  train  1            714      700  1.02
+//   keras_mnist  train  2            670      542  1.24
+//   keras_mnist  infer  1          2,861    2,634  1.09
+//   keras_mnist  infer  2          2,786    2,682  1.04
+//
+// With OpenMP's default (spinning) waits the 1-thread ratios were alike (1.13, 1.41, 1.15,
+// 0.99) and the 2-thread figures collapsed for both layouts on that loaded machine
+// (docs/benchmarks.md, "The OpenMP caveat"). Rerun: bench_layers
+// --benchmark_filter='onednn-' --benchmark_repetitions=9
+// --benchmark_enable_random_interleaving=true.
+enum class OnednnLayout { any, nhwc };
+const char* layout_name(OnednnLayout layout);
 
 // A whole training network of oneDNN primitives for batches of exactly `batch` samples:
 // conv, pooling, inner product and eltwise from oneDNN; dropout (oneDNN has no primitive) with the
 // ABI's counter-based mask, softmax + cross-entropy and the optimizer step (oneDNN has none) in
-// plain loops over the same float vectors. Throws OnednnUnsupported for the MSE loss.
+// plain loops. Throws OnednnUnsupported for the MSE loss and for layers it cannot map.
 class OnednnNet {
  public:
-  OnednnNet(const cnnc_model& model, int32_t batch);
+  OnednnNet(const cnnc_model& model, int32_t batch, OnednnLayout layout = OnednnLayout::any);
   ~OnednnNet();
   OnednnNet(const OnednnNet&) = delete;
   OnednnNet& operator=(const OnednnNet&) = delete;
@@ -75,8 +80,18 @@ class OnednnNet {
                    uint32_t epoch, uint32_t sample_base, uint64_t seed);
   // Inference: probabilities [batch][output_size] after the final softmax.
   void forward(const float* images, float* outputs);
-  // One line: the implementation oneDNN chose for each layer's forward.
-  std::string implementations() const;
+
+  // Every primitive the network runs, layer by layer in the network's order: each phase's
+  // primitive, the fused activation's backward, and every reorder.
+  std::vector<OnednnImplementation> implementation_rows() const;
+
+  // For bench_layers: layer `layer`'s own primitive of a phase (a conv's backward_data without
+  // the reorders around it), run once on what the last train_step left in the buffers. A phase
+  // the network does not run (backward of the first trained layer's input, weights of a pool)
+  // has none.
+  bool has(size_t layer, Phase phase) const;
+  void run(size_t layer, Phase phase);
+  std::string implementation(size_t layer, Phase phase) const;
 
  private:
   struct Impl;

@@ -31,9 +31,7 @@
 #include "timing.hpp"
 #include "train/thread_pool.hpp"
 #include "train/trainer.hpp"
-#ifdef CNNC_WITH_ONEDNN
-#include "onednn_net.hpp"
-#endif
+#include "onednn_peer_loader.hpp"
 
 namespace cnnc::bench {
 
@@ -87,7 +85,6 @@ class InProcessContender : public Contender {
 
   bool check(const std::vector<float>& params, const cnnc_optimizer& opt,
              std::vector<float>& outputs) final {
-    enter();
     reset(params, opt);
     if (!train_step()) return false;
     reset(params, opt);
@@ -97,7 +94,6 @@ class InProcessContender : public Contender {
   }
   double train_rate(const std::vector<float>& params, const cnnc_optimizer& opt, double warmup,
                     double seconds) final {
-    enter();
     reset(params, opt);
     bool finite = true;
     auto step = [&] { finite = train_step() && finite; };
@@ -107,15 +103,12 @@ class InProcessContender : public Contender {
     return r;
   }
   double infer_rate(double warmup, double seconds) final {
-    enter();
     auto infer = [&] { forward(); };
     rate(warmup, 2, infer);
     return rate(seconds, 3, infer) * batch_.n;
   }
 
  protected:
-  // Called before each of the above: whatever the engine must set up on this thread.
-  virtual void enter() {}
   // params and a zero optimizer state, step 0.
   virtual void reset(const std::vector<float>& params, const cnnc_optimizer& opt) = 0;
   // One step on the whole batch; false when the loss or a gradient was not finite.
@@ -178,25 +171,22 @@ class AbiContender final : public InProcessContender {
   cnnc_optimizer opt_{};
 };
 
-#ifdef CNNC_WITH_ONEDNN
-// onednn: the whole batch through a network of oneDNN primitives (bench/onednn_net.hpp), with
-// oneDNN's OpenMP threads capped at --threads.
+// onednn: the whole batch through a network of oneDNN primitives (bench/onednn_net.hpp) in the
+// module the loader opens, with oneDNN's OpenMP threads capped at --threads.
 class OnednnContender final : public InProcessContender {
  public:
   OnednnContender(const cnnc_model& table, const Batch& batch, int threads, uint64_t seed)
-      : InProcessContender("onednn", batch),
-        threads_((bench::onednn_set_threads(threads), threads)),  // before the primitives
-        net_(table, batch.n),
-        seed_(seed) {
+      : InProcessContender("onednn", batch), peer_(table, batch.n, threads), seed_(seed) {
     outputs_.assign(static_cast<size_t>(batch.n) * table.output_size, 0.0f);
   }
 
-  std::string implementations() const { return net_.implementations(); }
+  std::vector<OnednnImplementation> implementations() const {
+    return peer_.implementation_rows();
+  }
 
  private:
-  void enter() override { bench::onednn_set_threads(threads_); }
   void reset(const std::vector<float>& params, const cnnc_optimizer& opt) override {
-    net_.set_params(params.data());
+    peer_.set_params(params.data());
     opt_ = opt;
     opt_.step = 0;
   }
@@ -204,16 +194,14 @@ class OnednnContender final : public InProcessContender {
     uint32_t base = static_cast<uint32_t>(opt_.step) * static_cast<uint32_t>(batch_.n);
     ++opt_.step;
     return std::isfinite(
-        net_.train_step(batch_.images.data(), batch_.labels.data(), opt_, 0, base, seed_));
+        peer_.train_step(batch_.images.data(), batch_.labels.data(), opt_, 0, base, seed_));
   }
-  void forward() override { net_.forward(batch_.images.data(), outputs_.data()); }
+  void forward() override { peer_.forward(batch_.images.data(), outputs_.data()); }
 
-  int threads_;
-  bench::OnednnNet net_;
+  OnednnPeer peer_;
   uint64_t seed_;
   cnnc_optimizer opt_{};
 };
-#endif
 
 // pytorch: the timing loop runs inside the Python process (a call per step across the pipe
 // would time the pipe); cnnc asks for one window at a time, so windows still interleave.
@@ -289,7 +277,7 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
     fmt::print("{}: skipped: {}\n", name, why);
     skipped.push_back({{"engine", name}, {"reason", why}});
   };
-  std::string onednn_impls;
+  std::vector<OnednnImplementation> onednn_impls;
   for (const std::string& name : a.engines) {
     if (name == "pytorch") {
       std::string why;
@@ -301,7 +289,6 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
       }
       contenders.push_back(std::make_unique<PytorchContender>(std::move(peer), data));
     } else if (name == "onednn") {
-#ifdef CNNC_WITH_ONEDNN
       try {
         auto c = std::make_unique<OnednnContender>(table, data, a.threads, g.training.seed);
         onednn_impls = c->implementations();
@@ -309,9 +296,6 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
       } catch (const OnednnUnsupported& e) {
         skip(name, e.what());
       }
-#else
-      skip(name, "cnnc was built without oneDNN (install libdnnl-dev and reconfigure)");
-#endif
     } else {
       std::unique_ptr<engine::Engine> e = engine::make_engine(g, name, slice);
       if (e->model().param_count != table.param_count)
@@ -333,7 +317,12 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
       g.name, g.source_path, batch, a.threads, a.threads == 1 ? "" : "s", a.reps,
       a.reps == 1 ? "" : "s", a.seconds, g.input.str());
   fmt::print("cpu: {}\n", cpu.describe());
-  if (!onednn_impls.empty()) fmt::print("onednn implementations: {}\n", onednn_impls);
+  if (!onednn_impls.empty()) {
+    fmt::print("onednn implementations (layer, phase, primitive: implementation):\n");
+    for (const OnednnImplementation& r : onednn_impls)
+      fmt::print("  {:<10} {:<17} {}: {}\n", r.layer, phase_name(r.phase), r.primitive,
+                 r.implementation);
+  }
 
   // Verify before timing (as llm.c's benches do): one step from the same parameters on the
   // same batch must give a finite loss, and every engine must infer what the first one does;
@@ -425,6 +414,12 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
   fmt::print("ratio: median training images/s over {}'s; infer: the same for inference\n",
              contenders.front()->name);
   if (a.json) {
+    nlohmann::ordered_json implementations = nlohmann::ordered_json::array();
+    for (const OnednnImplementation& r : onednn_impls)
+      implementations.push_back({{"layer", r.layer},
+                                 {"phase", phase_name(r.phase)},
+                                 {"primitive", r.primitive},
+                                 {"implementation", r.implementation}});
     nlohmann::ordered_json j = {{"model", g.name},
                                 {"cpu", cpu_json(cpu)},
                                 {"threads", a.threads},

@@ -26,9 +26,7 @@
 #include "pytorch_peer.hpp"
 #include "train/thread_pool.hpp"
 #include "train/trainer.hpp"
-#ifdef CNNC_WITH_ONEDNN
-#include "onednn_net.hpp"
-#endif
+#include "onednn_peer_loader.hpp"
 
 namespace cnnc::bench {
 
@@ -57,17 +55,13 @@ nlohmann::ordered_json outcome_json(const Outcome& o) {
           {"note", o.note}};
 }
 
-#ifdef CNNC_WITH_ONEDNN
 // The oneDNN network takes batches of exactly its size: the loop drops an epoch's short last
 // batch (32 of MNIST's 60,000 images at batch 64), and evaluation pads the test set's last one.
 class OnednnLearner final : public rt::Learner {
  public:
   OnednnLearner(const cnnc_model& table, const std::vector<float>& params, int32_t batch,
                 int threads)
-      : table_(table),
-        threads_((onednn_set_threads(threads), threads)),  // before the primitives
-        net_(table, batch),
-        batch_(batch) {
+      : table_(table), net_(table, batch, threads), batch_(batch) {
     net_.set_params(params.data());
   }
   rt::StepResult step(const float* images, const int32_t* labels, int32_t n,
@@ -93,11 +87,9 @@ class OnednnLearner final : public rt::Learner {
 
  private:
   const cnnc_model& table_;
-  int threads_;
-  OnednnNet net_;
+  OnednnPeer net_;
   int32_t batch_;
 };
-#endif
 
 // One engine that trains through rt::train: cnnc's, or the oneDNN peer.
 Outcome train_in_process(const dsl::Graph& g, rt::Learner& learner, const rt::Mnist& data,
@@ -203,7 +195,6 @@ int run_to_accuracy(const dsl::Graph& g, const AccuracyOptions& a) {
       if (name == "pytorch") {
         o = train_pytorch(g, table, a, seed);
       } else if (name == "onednn") {
-#ifdef CNNC_WITH_ONEDNN
         try {
           OnednnLearner learner(table, engine::initial_params(g, table, seed), batch, a.threads);
           o = train_in_process(g, learner, data, a, seed, name);
@@ -211,10 +202,6 @@ int run_to_accuracy(const dsl::Graph& g, const AccuracyOptions& a) {
           o = {name, seed};
           o.note = fmt::format("skipped: {}", e.what());
         }
-#else
-        o = {name, seed};
-        o.note = "skipped: cnnc was built without oneDNN";
-#endif
       } else {
         std::unique_ptr<engine::Engine> e = engine::make_engine(g, name, slice);
         std::vector<float> params = engine::initial_params(g, e->model(), seed);
