@@ -1,6 +1,8 @@
 // PyTorch as a peer of cnnc bench: the child process, its line protocol and the JSON it reads.
 #include "pytorch_peer.hpp"
 
+#include "timing.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spawn.h>
@@ -168,14 +170,27 @@ std::optional<std::string> LineProcess::receive() {
   }
 }
 
-std::vector<std::string> peer_environment(int threads) {
-  return {"OPENBLAS_NUM_THREADS=1", "MKL_NUM_THREADS=1", fmt::format("OMP_NUM_THREADS={}", threads),
-          "PYTHONDONTWRITEBYTECODE=1"};
+std::vector<std::string> peer_environment(int threads, const std::string& wait_policy) {
+  std::vector<std::string> env = {"OPENBLAS_NUM_THREADS=1", "MKL_NUM_THREADS=1",
+                                  fmt::format("OMP_NUM_THREADS={}", threads),
+                                  "PYTHONDONTWRITEBYTECODE=1"};
+  if (!wait_policy.empty()) env.push_back("OMP_WAIT_POLICY=" + wait_policy);
+  return env;
+}
+
+std::string PeerSetting::str() const {
+  return fmt::format("{} thread{}, OMP_WAIT_POLICY={}", threads, threads == 1 ? "" : "s",
+                     wait_policy);
+}
+
+std::vector<std::string> wait_policy_candidates() {
+  if (const char* w = std::getenv("OMP_WAIT_POLICY"); w && *w) return {""};
+  return {"", "passive"};
 }
 
 std::unique_ptr<PytorchPeer> PytorchPeer::start(const std::string& python,
                                                 const nlohmann::json& config, int threads,
-                                                std::string& why) {
+                                                std::string& why, const std::string& wait_policy) {
   if (access(python.c_str(), X_OK) != 0) {
     why = fmt::format("{} is not an executable interpreter (set CNNC_PYTHON or --python)", python);
     return nullptr;
@@ -194,7 +209,7 @@ std::unique_ptr<PytorchPeer> PytorchPeer::start(const std::string& python,
   p->dir_ = tmpl;
   try {
     p->process_ = std::make_unique<LineProcess>(std::vector<std::string>{python, script, "serve"},
-                                                peer_environment(threads));
+                                                peer_environment(threads, wait_policy));
     std::optional<std::string> hello = p->process_->receive();
     if (!hello) {
       why = "the script ended without a word";
@@ -208,12 +223,63 @@ std::unique_ptr<PytorchPeer> PytorchPeer::start(const std::string& python,
     p->version_ = h.value("torch", "?");
     std::string cfg = p->dir_ + "/config.json", text = config.dump();
     write_binary(cfg, text.data(), text.size());
-    p->command("config " + cfg);
+    nlohmann::json r = p->command("config " + cfg);
+    p->setting_.threads = r.value("threads", threads);
+    p->setting_.wait_policy = r.value("omp_wait_policy", "?");
+    p->setting_.blas = r.value("blas", "?");
   } catch (const std::runtime_error& e) {
     why = e.what();
     return nullptr;
   }
   return p;
+}
+
+std::unique_ptr<PytorchPeer> PytorchPeer::start_best(
+    const std::string& python, const std::function<nlohmann::json(int)>& config, int max_threads,
+    const PeerBatch& batch, std::string& why, int rounds, double seconds) {
+  std::vector<std::unique_ptr<PytorchPeer>> peers;
+  std::vector<std::vector<double>> rates;
+  for (const std::string& policy : wait_policy_candidates())
+    for (int t = 1; t <= max_threads; ++t) {
+      std::unique_ptr<PytorchPeer> p = start(python, config(t), t, why, policy);
+      if (!p) return nullptr;  // the same reason would stop every setting
+      const std::string& d = p->dir();
+      write_binary(d + "/params.f32", batch.params.data(), batch.params.size() * sizeof(float));
+      write_binary(d + "/images.f32", batch.images.data(), batch.images.size() * sizeof(float));
+      write_binary(d + "/labels.i32", batch.labels.data(), batch.labels.size() * sizeof(int32_t));
+      try {
+        p->command("load " + d);
+      } catch (const std::runtime_error& e) {
+        why = e.what();
+        return nullptr;
+      }
+      peers.push_back(std::move(p));
+      rates.emplace_back();
+    }
+  // Interleaved, as every timing in cnnc bench: the machine's drift hits every setting alike.
+  for (int r = 0; r < rounds; ++r)
+    for (size_t i = 0; i < peers.size(); ++i)
+      rates[i].push_back(peers[i]
+                             ->command(fmt::format("train {} {}", seconds, seconds / 3))
+                             .at("images_per_second")
+                             .get<double>());
+  size_t best = 0;
+  std::string line;
+  for (size_t i = 0; i < peers.size(); ++i) {
+    peers[i]->setting_.train_ips = stats(rates[i]).median;
+    if (peers[i]->setting_.train_ips > peers[best]->setting_.train_ips) best = i;
+    line += fmt::format("{}{}: {:.0f}", i ? "; " : "", peers[i]->setting_.str(),
+                        peers[i]->setting_.train_ips);
+  }
+  fmt::print("pytorch: settings tried (training images/s, median of {} windows of {:g} s): {}\n",
+             rounds, seconds, line);
+  const PeerSetting& s = peers[best]->setting_;
+  fmt::print("pytorch: kept {}; BLAS {}\n", s.str(), s.blas);
+  if (s.blas.rfind("reference", 0) == 0)
+    fmt::print(
+        "pytorch: warning: torch runs its dense layers on the reference BLAS, about 20x slower "
+        "than OpenBLAS (install libopenblas0-openmp: scripts/setup --peers)\n");
+  return std::move(peers[best]);  // the others quit as they go out of scope
 }
 
 PytorchPeer::~PytorchPeer() {

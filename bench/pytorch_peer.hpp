@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -52,21 +53,54 @@ class LineProcess {
 };
 
 // The environment of a peer: its BLAS single-threaded (OpenBLAS threads otherwise fight torch's
-// own for the cores: 1.4-2.9x slower, docs/design.md) and OpenMP at `threads`.
-std::vector<std::string> peer_environment(int threads);
+// own for the cores) and OpenMP at `threads`; OMP_WAIT_POLICY set to `wait_policy` unless it is
+// empty (then the caller's environment decides).
+std::vector<std::string> peer_environment(int threads, const std::string& wait_policy = "");
+
+// What a PyTorch process runs under, as its config reply says, and what it reached with it.
+struct PeerSetting {
+  int threads = 0;
+  std::string wait_policy;  // the OMP_WAIT_POLICY it started under: "passive", "default" ...
+  std::string blas;         // the library torch's dense layers run on
+  double train_ips = 0;     // median of the calibration windows
+  std::string str() const;  // "2 threads, OMP_WAIT_POLICY=passive"
+};
+
+// The OMP_WAIT_POLICY values tried for the peer: the caller's own if OMP_WAIT_POLICY is set,
+// else "" (libgomp's default: spin briefly, then sleep) and "passive". Not "active": its idle
+// workers spin for minutes after each window, taking a core from the engine timed next.
+std::vector<std::string> wait_policy_candidates();
+
+// The batch a calibration window trains on: the same files `load` reads.
+struct PeerBatch {
+  const std::vector<float>& params;
+  const std::vector<float>& images;  // [n][H][W][C]
+  const std::vector<int32_t>& labels;
+};
 
 // PyTorch in `serve` mode. start() returns null and says why (no interpreter, no torch, a layer
 // the script cannot build) in `why`: cnnc bench then goes on without it.
 class PytorchPeer {
  public:
   static std::unique_ptr<PytorchPeer> start(const std::string& python, const nlohmann::json& config,
-                                            int threads, std::string& why);
+                                            int threads, std::string& why,
+                                            const std::string& wait_policy = "");
+  // PyTorch at its best on this machine: one process per setting (1..max_threads threads x
+  // wait_policy_candidates()), all loaded with `batch` and timed in turn, `rounds` training
+  // windows of `seconds` each; keeps the process with the highest median and ends the others.
+  // Prints one line with every setting's rate and the one kept. config(threads) gives the JSON.
+  static std::unique_ptr<PytorchPeer> start_best(
+      const std::string& python, const std::function<nlohmann::json(int)>& config,
+      int max_threads, const PeerBatch& batch, std::string& why, int rounds = 3,
+      double seconds = 0.3);
   ~PytorchPeer();
 
   // One command line, one JSON reply line; throws std::runtime_error on an error reply or when
   // the process ended.
   nlohmann::json command(const std::string& line);
   const std::string& version() const { return version_; }
+  // The threads, OMP_WAIT_POLICY and BLAS from the config reply (train_ips after start_best).
+  const PeerSetting& setting() const { return setting_; }
   // A private directory for the files the commands exchange (params, batch, outputs).
   const std::string& dir() const { return dir_; }
 
@@ -74,6 +108,7 @@ class PytorchPeer {
   PytorchPeer() = default;
   std::unique_ptr<LineProcess> process_;
   std::string version_, dir_;
+  PeerSetting setting_;
 };
 
 // Writes floats or int32s to a file; throws std::runtime_error when it cannot.

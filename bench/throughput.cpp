@@ -26,12 +26,12 @@
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
 #include "machine.hpp"
+#include "onednn_peer_loader.hpp"
 #include "peak_fma.hpp"
 #include "pytorch_peer.hpp"
 #include "timing.hpp"
 #include "train/thread_pool.hpp"
 #include "train/trainer.hpp"
-#include "onednn_peer_loader.hpp"
 
 namespace cnnc::bench {
 
@@ -180,9 +180,7 @@ class OnednnContender final : public InProcessContender {
     outputs_.assign(static_cast<size_t>(batch.n) * table.output_size, 0.0f);
   }
 
-  std::vector<OnednnImplementation> implementations() const {
-    return peer_.implementation_rows();
-  }
+  std::vector<OnednnImplementation> implementations() const { return peer_.implementation_rows(); }
 
  private:
   void reset(const std::vector<float>& params, const cnnc_optimizer& opt) override {
@@ -232,7 +230,9 @@ class PytorchContender final : public Contender {
         .at("images_per_second")
         .get<double>();
   }
-  std::string label() const override { return fmt::format("pytorch ({})", peer_->version()); }
+  std::string label() const override {
+    return fmt::format("pytorch ({}, {})", peer_->version(), peer_->setting().str());
+  }
 
  private:
   std::unique_ptr<PytorchPeer> peer_;
@@ -281,8 +281,9 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
   for (const std::string& name : a.engines) {
     if (name == "pytorch") {
       std::string why;
-      std::unique_ptr<PytorchPeer> peer =
-          PytorchPeer::start(a.python, peer_config(g, table, batch, a.threads), a.threads, why);
+      std::unique_ptr<PytorchPeer> peer = PytorchPeer::start_best(
+          a.python, [&](int t) { return peer_config(g, table, batch, t); }, a.threads,
+          PeerBatch{params, data.images, data.labels}, why);
       if (!peer) {
         skip(name, why);
         continue;
@@ -382,7 +383,9 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
         "training step {:.3f} MFLOP/image, forward {:.3f} MFLOP/image; peak {:g} GFLOP/s = "
         "{:g} x {}/2 threads (given with --peak-gflops, not measured)\n",
         train_mflop, forward_mflop, peak, *a.peak_gflops, a.threads);
-  fmt::print("{:<22} {:>30} {:>8} {:>7} {:>30} {:>6} {:>6}\n", "engine",
+  size_t label_width = 6;
+  for (const auto& c : contenders) label_width = std::max(label_width, c->label().size());
+  fmt::print("{:<{}} {:>30} {:>8} {:>7} {:>30} {:>6} {:>6}\n", "engine", label_width,
              "train img/s median [min-max]", "GFLOP/s", "% peak", "infer img/s median [min-max]",
              "ratio", "infer");
   nlohmann::ordered_json engines = nlohmann::ordered_json::array();
@@ -391,10 +394,10 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
     double gflops = t.median * train_mflop / 1e3, share = gflops / peak;
     double infer_gflops = f.median * forward_mflop / 1e3, infer_share = infer_gflops / peak;
     double ratio = t.median / base.median, infer_ratio = f.median / base_infer.median;
-    fmt::print("{:<22} {:>30} {:>8.1f} {:>6.1f}% {:>30} {:>6.2f} {:>6.2f}\n", c->label(),
-               fmt::format("{} [{}-{}]", group(t.median), group(t.min), group(t.max)), gflops,
-               100 * share, fmt::format("{} [{}-{}]", group(f.median), group(f.min), group(f.max)),
-               ratio, infer_ratio);
+    fmt::print(
+        "{:<{}} {:>30} {:>8.1f} {:>6.1f}% {:>30} {:>6.2f} {:>6.2f}\n", c->label(), label_width,
+        fmt::format("{} [{}-{}]", group(t.median), group(t.min), group(t.max)), gflops, 100 * share,
+        fmt::format("{} [{}-{}]", group(f.median), group(f.min), group(f.max)), ratio, infer_ratio);
     engines.push_back({{"engine", c->name},
                        {"label", c->label()},
                        {"train_images_per_second", t.median},

@@ -18,15 +18,17 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 
+#include "data/batches.hpp"
 #include "dsl/diagnostics.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
+#include "onednn_peer_loader.hpp"
 #include "pytorch_peer.hpp"
 #include "train/thread_pool.hpp"
 #include "train/trainer.hpp"
-#include "onednn_peer_loader.hpp"
 
 namespace cnnc::bench {
 
@@ -123,11 +125,32 @@ Outcome train_in_process(const dsl::Graph& g, rt::Learner& learner, const rt::Mn
   return out;
 }
 
+// PyTorch's best setting for this model, from serve-mode calibration windows on the first
+// batch of the training set (PytorchPeer::start_best); nullopt and `why` when it cannot run.
+std::optional<PeerSetting> best_pytorch_setting(const dsl::Graph& g, const cnnc_model& table,
+                                                const AccuracyOptions& a, const rt::Mnist& data,
+                                                std::string& why) {
+  const int32_t batch = static_cast<int32_t>(g.training.batch);
+  const rt::LabeledImages& train = data.train;
+  const int32_t n = std::min(batch, train.count);
+  std::vector<int32_t> first(static_cast<size_t>(n)), labels(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) first[static_cast<size_t>(i)] = i;
+  std::vector<float> images(static_cast<size_t>(n) * train.rows * train.cols);
+  rt::prepare_batch(train, first, images.data(), labels.data());
+  std::vector<float> params = engine::initial_params(g, table, g.training.seed);
+  std::unique_ptr<PytorchPeer> peer = PytorchPeer::start_best(
+      a.python, [&](int t) { return peer_config(g, table, batch, t); }, a.threads,
+      PeerBatch{params, images, labels}, why);
+  if (!peer) return std::nullopt;
+  return peer->setting();
+}
+
 Outcome train_pytorch(const dsl::Graph& g, const cnnc_model& table, const AccuracyOptions& a,
-                      uint64_t seed) {
+                      uint64_t seed, const std::optional<PeerSetting>& setting,
+                      const std::string& why) {
   Outcome out{"pytorch", seed};
-  if (access(a.python.c_str(), X_OK) != 0) {
-    out.note = fmt::format("skipped: {} is not an executable interpreter", a.python);
+  if (!setting) {
+    out.note = "skipped: " + why;
     return out;
   }
   char tmpl[] = "/tmp/cnnc-accuracy.XXXXXX";
@@ -136,7 +159,7 @@ Outcome train_pytorch(const dsl::Graph& g, const cnnc_model& table, const Accura
   dsl::Graph seeded = g;
   seeded.training.seed = seed;
   std::string config =
-      peer_config(seeded, table, static_cast<int32_t>(g.training.batch), a.threads).dump();
+      peer_config(seeded, table, static_cast<int32_t>(g.training.batch), setting->threads).dump();
   write_binary(dir + "/config.json", config.data(), config.size());
   std::vector<float> params = engine::initial_params(g, table, seed);
   write_binary(dir + "/params.f32", params.data(), params.size() * sizeof(float));
@@ -181,6 +204,11 @@ int run_to_accuracy(const dsl::Graph& g, const AccuracyOptions& a) {
   const cnnc_model& table = reference->model();
   rt::ThreadPool pool(a.threads);
 
+  // Before the table, whose rows the search's lines would otherwise interrupt.
+  std::optional<PeerSetting> pytorch_setting;
+  std::string pytorch_why;
+  if (std::find(a.engines.begin(), a.engines.end(), "pytorch") != a.engines.end())
+    pytorch_setting = best_pytorch_setting(g, table, a, data, pytorch_why);
   fmt::print(
       "bench {} to {:.2f}% test accuracy: MNIST from {}, batch {}, {} thread{}, evaluated every "
       "{}, at most {} epochs\n",
@@ -193,7 +221,7 @@ int run_to_accuracy(const dsl::Graph& g, const AccuracyOptions& a) {
     for (const std::string& name : a.engines) {
       Outcome o;
       if (name == "pytorch") {
-        o = train_pytorch(g, table, a, seed);
+        o = train_pytorch(g, table, a, seed, pytorch_setting, pytorch_why);
       } else if (name == "onednn") {
         try {
           OnednnLearner learner(table, engine::initial_params(g, table, seed), batch, a.threads);

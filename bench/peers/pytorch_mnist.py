@@ -10,17 +10,42 @@ compared with cnnc's engines before anything is timed.
 Modes:
   serve             line protocol on stdin/stdout, one JSON reply per command, so that cnnc can
                     interleave this engine with its own (the python process stays alive):
-                      config <file.json>   build the network (reply: torch version, params)
+                      config <file.json>   build the network (reply: torch version, params, and
+                                           the setting it runs under: threads, omp_wait_policy,
+                                           blas)
+                      threads <n>          torch.set_num_threads(n) (reply: threads)
                       load <dir>           params.f32, images.f32 [n][H][W][C], labels.i32
                       check <dir>          one step must be finite; forward -> dir/outputs.f32
                       train <sec> <warm>   training images/s on the loaded batch
                       infer <sec> <warm>   inference images/s
                       quit
   accuracy          train on MNIST (IDX files) until the test accuracy reaches a target;
-                    prints one JSON object per evaluation and a final one with "done".
+                    prints one JSON object per evaluation and a final one with "done" (which,
+                    like config's reply, names threads, omp_wait_policy and blas).
 
 Every reply is one line of JSON; errors are {"error": "..."}. NCHW inside (PyTorch's native
 layout): parameters are permuted from the ABI's channels-last layout once when loaded.
+
+PyTorch at its best (DESIGN.md), and what this script once got wrong: on a 2-core Zen 5 it
+trained lenet5 at a third of a plain PyTorch loop's rate (6,337 against about 20,500 images/s).
+Two causes, found with torch.profiler on lenet5's step (1 thread, 2026-12-03):
+  - the images were channels-last in disguise. A permute of [n][H][W][1] to [n][1][H][W] passes
+    torch's is_contiguous() check (a dimension of size 1 has no stride to get wrong), so
+    .contiguous() kept the strides (784, 1, 28, 1); those are also channels-last strides, so
+    the first convolution chose channels-last for its output and every conv, ReLU and pooling
+    after it ran the slower channels-last kernels (ReLU and its backward 14% of the step instead
+    of 3%; 2x the step at 1 thread). The batch is now built NCHW: to_nchw() below.
+  - torch's dense layers (addmm, mm) call whatever libblas.so.3 the process loads. Debian's
+    python3-torch only recommends OpenBLAS; without it, the netlib reference BLAS runs the
+    GEMMs at about 3 GFLOP/s against OpenBLAS's 70 on one core, and keras_mnist's 9216 x 128
+    layer alone caps training near 450 images/s. The script cannot change its BLAS once
+    started, so it says which one it got ("blas" in config's reply) and cnnc prints it.
+    `scripts/setup --peers` installs libopenblas0-openmp for that reason.
+The rest is what a user's plain loop does: zero_grad(set_to_none=True), no .item() or float()
+of the loss per step (the divergence check reads the loss once per timed window), and no copy of
+the batch per step. The thread count and OMP_WAIT_POLICY are cnnc's to search: OMP_WAIT_POLICY
+is read once, when OpenMP starts, so each policy needs its own process; the thread count can be
+changed at run time (`threads`). See cli/bench_peers.cpp for the search.
 """
 import json
 import math
@@ -151,8 +176,33 @@ def read_floats(path):
 
 
 def to_nchw(images, cfg):
+    """[n][H][W][C] -> a real NCHW tensor. Not .contiguous(): with C = 1 the permuted view already
+    passes that check, keeps channels-last strides, and every layer after it runs channels-last."""
     h, w, c = cfg["input"]
-    return images.view(-1, h, w, c).permute(0, 3, 1, 2).contiguous()
+    return images.view(-1, h, w, c).permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)
+
+
+def blas_library():
+    """The BLAS the process loaded (torch's dense layers run on it), from /proc/self/maps: the
+    netlib reference BLAS is 20x slower than OpenBLAS here and must show in the results."""
+    torch.mm(torch.ones(2, 2), torch.ones(2, 2))  # make sure it is loaded
+    try:
+        with open("/proc/self/maps") as f:
+            names = {line.split()[-1] for line in f if "blas" in line.rsplit("/", 1)[-1]}
+    except OSError:
+        return "unknown"
+    for name in sorted(names):
+        base = os.path.basename(name)
+        if "openblas" in base or "mkl" in base or "blis" in base:
+            return base
+    return "reference (netlib " + os.path.basename(sorted(names)[0]) + ")" if names else "none"
+
+
+def setting():
+    """What this process runs under, for cnnc to report with the best rate."""
+    return {"threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default").lower(),
+            "blas": blas_library()}
 
 
 class Server:
@@ -165,8 +215,15 @@ class Server:
         torch.manual_seed(self.cfg.get("seed", 1))
         torch.set_num_threads(self.cfg["threads"])
         self.net = Net(self.cfg)
-        return {"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "params": sum(p.numel() for p in self.net.parameters())}
+        return dict({"ok": True, "torch": torch.__version__,
+                     "params": sum(p.numel() for p in self.net.parameters())}, **setting())
+
+    def threads(self, n):
+        # OpenMP sizes its team at the next parallel region. In interleaved windows (lenet5, load
+        # 8-10) a process started at 1 thread and switched to 2 ran no slower than one started at
+        # 2, but that noise hides 30%: cnnc starts one process per setting all the same.
+        torch.set_num_threads(n)
+        return {"ok": True, "threads": torch.get_num_threads()}
 
     def load(self, d):
         self.params = read_floats(os.path.join(d, "params.f32"))
@@ -216,13 +273,13 @@ class Server:
     def train(self, seconds, warmup):
         self.reset()
         self.net.train()
-        finite = [True]
+        last = [None]
 
-        def body():
-            if not math.isfinite(float(self.step().detach())):
-                finite[0] = False
+        def body():  # no float(loss) per step: a plain loop does not read it back every step
+            last[0] = self.step()
         ips = self.rate(seconds, warmup, body)
-        return {"images_per_second": ips, "diverged": not finite[0]}
+        # A NaN or inf, once in the parameters, stays there: the last loss says if any step blew up.
+        return {"images_per_second": ips, "diverged": not math.isfinite(float(last[0].detach()))}
 
     def infer(self, seconds, warmup):
         self.net.eval()
@@ -249,6 +306,8 @@ def serve():
                 return
             if cmd == "config":
                 reply(s.config(args[0]))
+            elif cmd == "threads":
+                reply(s.threads(int(args[0])))
             elif cmd == "load":
                 reply(s.load(args[0]))
             elif cmd == "check":
@@ -302,9 +361,9 @@ def accuracy_mode(argv):
     o = cfg["optimizer"]
     opt = make_optimizer(net, o)
 
-    def load(images, labels):
+    def load(images, labels):  # preloaded, [n][1][H][W] with NCHW strides (C = 1 added in front)
         x = read_idx(os.path.join(a.data, images)).float().div_(255.0).unsqueeze(1)
-        return x.contiguous(), read_idx(os.path.join(a.data, labels)).long()
+        return x, read_idx(os.path.join(a.data, labels)).long()
     train_x, train_y = load("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
     test_x, test_y = load("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
     batch, count = cfg["batch"], train_x.shape[0]
@@ -342,12 +401,12 @@ def accuracy_mode(argv):
                 print(json.dumps({"epoch": epoch + 1, "step": step, "seconds": seconds,
                                   "accuracy": acc}), flush=True)
                 if acc >= a.target:
-                    print(json.dumps({"done": True, "reached": True, "epoch": epoch + 1,
-                                      "step": step, "seconds": seconds, "accuracy": acc}),
-                          flush=True)
+                    print(json.dumps(dict({"done": True, "reached": True, "epoch": epoch + 1,
+                                           "step": step, "seconds": seconds, "accuracy": acc},
+                                          **setting())), flush=True)
                     return
-    print(json.dumps({"done": True, "reached": False, "epoch": a.epochs, "step": step,
-                      "seconds": seconds, "accuracy": evaluate()}), flush=True)
+    print(json.dumps(dict({"done": True, "reached": False, "epoch": a.epochs, "step": step,
+                           "seconds": seconds, "accuracy": evaluate()}, **setting())), flush=True)
 
 
 if __name__ == "__main__":
