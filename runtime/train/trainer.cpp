@@ -16,6 +16,7 @@
 #include <numbers>
 #include <stdexcept>
 
+#include "atomic_file.hpp"
 #include "checkpoint.hpp"
 #include "data/batches.hpp"
 #include "params.hpp"
@@ -84,21 +85,40 @@ cnnc_pass slice_pass(const cnnc_model& m, const std::vector<float>& params, cons
   return pass;
 }
 
-void write_history_header(const std::filesystem::path& path) {
-  std::ofstream(path, std::ios::trunc) << "epoch,lr,train_loss,train_accuracy,validation_loss,"
-                                          "validation_accuracy,test_loss,test_accuracy,seconds,"
-                                          "images_per_second\n";
-}
+constexpr const char* history_header =
+    "epoch,lr,train_loss,train_accuracy,validation_loss,validation_accuracy,test_loss,"
+    "test_accuracy,seconds,images_per_second\n";
 
-void append_history(const std::filesystem::path& path, const EpochRecord& r) {
-  std::ofstream f(path, std::ios::app);
+std::string history_row(const EpochRecord& r) {
   auto opt = [](const EvalResult& e, double v) {
     return e.count ? fmt::format("{:.6f}", v) : std::string();
   };
-  f << fmt::format("{},{:.6g},{:.6f},{:.6f},{},{},{},{},{:.3f},{:.1f}\n", r.epoch, r.lr,
-                   r.train_loss, r.train_accuracy, opt(r.validation, r.validation.loss),
-                   opt(r.validation, r.validation.accuracy), opt(r.test, r.test.loss),
-                   opt(r.test, r.test.accuracy), r.seconds, r.images_per_second);
+  return fmt::format("{},{:.6g},{:.6f},{:.6f},{},{},{},{},{:.3f},{:.1f}\n", r.epoch, r.lr,
+                     r.train_loss, r.train_accuracy, opt(r.validation, r.validation.loss),
+                     opt(r.validation, r.validation.accuracy), opt(r.test, r.test.loss),
+                     opt(r.test, r.test.accuracy), r.seconds, r.images_per_second);
+}
+
+// history.csv as a checkpoint after `epochs` epochs accounts for it: the header and the first
+// `epochs` rows. history.csv is written before the checkpoint, so a run killed between the two
+// leaves a row the resumed run writes again.
+std::string history_upto(const std::filesystem::path& path, uint32_t epochs) {
+  std::ifstream in(path);
+  std::string text = history_header, line;
+  std::getline(in, line);  // the header
+  for (uint32_t e = 0; e < epochs && std::getline(in, line); ++e) text += line + "\n";
+  return text;
+}
+
+// What a killed run may have left of atomic writes into out_dir: temporary files no other run
+// will finish (a run owns its directory).
+void remove_temporaries(const std::filesystem::path& out_dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(out_dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.starts_with("checkpoint.bin.tmp") || name.starts_with("history.csv.tmp"))
+      std::filesystem::remove(entry.path(), ec);
+  }
 }
 
 // The first layer whose gradient holds a NaN or an infinity, or "" when all are finite.
@@ -269,16 +289,21 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
 
   int32_t first_epoch = 0;
   int64_t step = 0;
-  bool checkpointed = false;  // out_dir holds a checkpoint of this run
+  std::string history_text = history_header;
   if (o.resume) {
     Checkpoint c = load_checkpoint(checkpoint, digest);
     *params = std::move(c.params);
     *state = std::move(c.optimizer);
     first_epoch = static_cast<int32_t>(c.epochs_done);
     step = c.step;
-    checkpointed = true;
-  } else if (writes) {
-    write_history_header(history);
+    history_text = history_upto(history, c.epochs_done);
+  }
+  if (writes) {
+    // Both files before the first step, so that a directory that cannot take them is found
+    // before an epoch's work, not after it; and a fresh run can be resumed from its start.
+    remove_temporaries(o.out_dir);
+    write_file_atomically(history, history_text);
+    if (!o.resume) save_checkpoint(checkpoint, {digest, 0, 0, *params, *state});
   }
 
   for (int32_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
@@ -323,7 +348,7 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
                         epoch + 1, b + 1,
                         r.non_finite == "the loss" ? r.non_finite
                                                    : "the gradient of layer '" + r.non_finite + "'",
-                        checkpointed ? "; the last good checkpoint is kept" : "");
+                        writes ? "; the last good checkpoint is kept" : "");
         return result;
       }
       ++step;
@@ -358,10 +383,10 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
     }
     result.history.push_back(rec);
     if (writes) {
-      append_history(history, rec);
+      history_text += history_row(rec);
+      write_file_atomically(history, history_text);
       save_checkpoint(checkpoint,
                       {digest, static_cast<uint32_t>(epoch + 1), step, *params, *state});
-      checkpointed = true;
     }
     if (hooks.after_epoch) hooks.after_epoch(rec);
     if (o.max_steps > 0 && step >= o.max_steps) break;

@@ -125,6 +125,45 @@ TEST_CASE("resuming ends with exactly the weights of an uninterrupted run") {
   fs::remove_all(b);
 }
 
+// The epoch column of history.csv, row by row.
+std::vector<int> history_epochs(const fs::path& dir) {
+  std::ifstream in(dir / "history.csv");
+  std::string line;
+  std::getline(in, line);
+  std::vector<int> epochs;
+  while (std::getline(in, line)) epochs.push_back(std::stoi(line));
+  return epochs;
+}
+
+TEST_CASE("a run killed between history.csv and its checkpoint resumes with each row once") {
+  fs::path a = temp_dir("killed_a"), b = temp_dir("killed_b");
+  Run whole = train_blobs(3, 2, a);
+  train_blobs(1, 2, b);
+  // What kill -9 leaves after writing epoch 2's row and before its checkpoint (the checkpoint
+  // still says 1 epoch), with a temporary checkpoint of the killed process beside it.
+  std::ofstream(b / "history.csv", std::ios::app) << "2,0.1,0.5,0.5,,,0.5,0.5,0.1,100.0\n";
+  std::ofstream(b / "checkpoint.bin.tmp99999") << "torn";
+  Run resumed = train_blobs(3, 2, b, true);
+  CHECK(rt::weights_digest(resumed.params) == rt::weights_digest(whole.params));
+  CHECK(history_epochs(b) == std::vector<int>{1, 2, 3});
+  CHECK_FALSE(fs::exists(b / "checkpoint.bin.tmp99999"));
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+TEST_CASE("a directory that cannot take the run's files fails before the first step") {
+  fs::path dir = temp_dir("unwritable");
+  std::ofstream(dir / "file") << "a file, not a directory";
+  CHECK_THROWS_WITH(train_blobs(1, 2, dir / "file" / "run"), Catch::Contains("cannot write"));
+  // A fresh run leaves a checkpoint of its starting point before any step: resumable at once.
+  fs::path fresh = temp_dir("fresh");
+  Run r = train_blobs(1, 2, fresh);
+  CHECK(fs::exists(fresh / "checkpoint.bin"));
+  CHECK(history_epochs(fresh) == std::vector<int>{1});
+  fs::remove_all(dir);
+  fs::remove_all(fresh);
+}
+
 TEST_CASE("checkpoints round-trip and refuse damage, truncation and other models") {
   fs::path dir = temp_dir("ckpt");
   fs::path f = dir / "c.bin";
