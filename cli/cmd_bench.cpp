@@ -121,26 +121,26 @@ void register_bench(CLI::App& app, int& status) {
                   "specialized)");
   cmd->add_option("--threads", a->threads, "Threads that split each batch")
       ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+      ->check(within(1, 256));
   cmd->add_option("--batch", a->batch, "Batch size (default the file's)")
-      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+      ->check(within(int64_t{1}, int64_t{65536}));
   cmd->add_option("--reps", a->reps, "Repetitions; each times every engine in turn")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1000));
+      ->check(within(1, 1000));
   cmd->add_option("--seconds", a->seconds, "Seconds per engine, phase and repetition")
       ->capture_default_str()
-      ->check(CLI::Range(0.001, 3600.0));
+      ->check(within(0.001, 3600.0));
   cmd->add_option("--peak-gflops", a->peak_gflops,
                   "FP32 peak of 2 cores in GFLOP/s, scaled by threads/2 (default: measured with "
                   "FMA chains on the bench's threads)")
-      ->check(CLI::Range(1e-3, 1e9));
+      ->check(within(1e-3, 1e9));
   cmd->add_option("--python", a->python,
                   "Interpreter for the pytorch engine (default $CNNC_PYTHON or /usr/bin/python3)")
       ->capture_default_str();
   cmd->add_option("--to-accuracy", a->to_accuracy,
                   "Train on MNIST until the test accuracy reaches this fraction; report the "
                   "training seconds per engine and seed")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(within(0.0, 1.0));
   cmd->add_option("--seeds", a->seeds,
                   "With --to-accuracy: comma-separated seeds (default the file's)");
   cmd->add_option("--data", a->data,
@@ -150,11 +150,11 @@ void register_bench(CLI::App& app, int& status) {
                   "With --to-accuracy: steps between test evaluations, 0 for once per epoch "
                   "(evaluation time is not training time)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 1000000));
+      ->check(within(0, 1000000));
   cmd->add_option("--epochs", a->epochs,
                   "With --to-accuracy: give up after this many epochs (default the file's; the "
                   "schedule always spans the file's)")
-      ->check(CLI::Range(int64_t{1}, int64_t{1000}));
+      ->check(within(int64_t{1}, int64_t{1000}));
   cmd->add_flag("--json", a->json, "End with one JSON object of the results");
   add_limit_flags(*cmd, a->limits);
   cmd->callback([a, &status] {

@@ -295,7 +295,7 @@ void register_build(CLI::App& app, int& status) {
                               fmt::join(default_compilers, ", ")));
   cmd->add_option("--max-batch", a->max_batch,
                   "The largest slice the linked code takes (default: the file's batch)")
-      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+      ->check(within(int64_t{1}, int64_t{65536}));
   cmd->add_flag("-v,--verbose", a->verbose, "Print the compiler and linker commands");
   add_limit_flags(*cmd, a->limits);
   cmd->callback([a, &status] {

@@ -26,7 +26,7 @@ void register_gen(CLI::App& app, int& status) {
       ->required();
   cmd->add_option("--batch", opt->batch,
                   "Override the file's batch: the largest slice the code takes")
-      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+      ->check(within(int64_t{1}, int64_t{65536}));
   cmd->add_flag("--stats", opt->stats, "Print lines, functions, bytes and generation time");
   cmd->add_flag("--format", opt->format,
                 "Run clang-format (built in, cnnc's style) over both files: for reading; the "

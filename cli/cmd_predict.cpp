@@ -112,10 +112,8 @@ void register_predict(CLI::App& app, int& status, const EmbeddedModel* embedded)
       ->capture_default_str()
       ->check(CLI::IsMember({"specialized", "generic"}));
   cmd->add_option("--limit", a->limit, "Only the first N images of an IDX file")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", a->threads, "Threads")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+      ->check(within(int64_t{1}, int64_t{INT32_MAX}));
+  cmd->add_option("--threads", a->threads, "Threads")->capture_default_str()->check(within(1, 256));
   cmd->add_flag("--invert", a->invert, "Invert grey levels: dark digits on a light background");
   cmd->add_flag("--json", a->json, "One JSON object per picture");
   if (!embedded) add_limit_flags(*cmd, a->limits);

@@ -207,23 +207,24 @@ void register_train(CLI::App& app, int& status, const EmbeddedModel* embedded) {
                   "Directory with the four IDX files (default $CNNC_DATA, then data/mnist)")
       ->capture_default_str();
   cmd->add_option("--epochs", a->epochs, "Override the file's epochs")
-      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+      ->check(within(int64_t{1}, int64_t{100000}));
   cmd->add_option("--batch", a->batch, "Override the file's batch size")
-      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+      ->check(within(int64_t{1}, int64_t{65536}));
   cmd->add_option("--lr", a->lr, "Override the optimizer's learning rate")
-      ->check(CLI::Range(1e-9, 10.0));
+      ->check(within(1e-9, 10.0));
   cmd->add_option("--threads", a->threads, "Threads that split each batch")
       ->capture_default_str()
-      ->check(CLI::Range(1, 256));
-  cmd->add_option("--seed", a->seed, "Override the file's seed")->check(CLI::NonNegativeNumber);
+      ->check(within(1, 256));
+  cmd->add_option("--seed", a->seed, "Override the file's seed")
+      ->check(within(int64_t{0}, INT64_MAX));
   cmd->add_option("--out", a->out,
                   "Where history.csv and checkpoint.bin go (default runs/<model>)");
   cmd->add_flag("--resume", a->resume, "Continue from the checkpoint in --out");
   cmd->add_flag("--json", a->json, "End with one JSON object of the results");
   cmd->add_option("--limit", a->limit, "Use only the first N training and test images")
-      ->check(CLI::PositiveNumber);
+      ->check(within(int64_t{1}, int64_t{INT32_MAX}));
   cmd->add_option("--max-steps", a->max_steps, "Stop after N optimizer steps")
-      ->check(CLI::PositiveNumber);
+      ->check(within(int64_t{1}, int64_t{INT32_MAX}));
   if (!embedded) add_limit_flags(*cmd, a->limits);
   cmd->callback([a, &status] { status = user_errors([&] { return run_train(*a); }); });
 }
@@ -239,11 +240,9 @@ void register_eval(CLI::App& app, int& status, const EmbeddedModel* embedded) {
   cmd->add_option("--weights", a->weights, "Checkpoint written by cnnc train")->required();
   cmd->add_option("--engine", a->engine, "generic or specialized")->capture_default_str();
   cmd->add_option("--data", a->data, "Directory with the four IDX files")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "Threads")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+  cmd->add_option("--threads", a->threads, "Threads")->capture_default_str()->check(within(1, 256));
   cmd->add_option("--limit", a->limit, "Use only the first N test images")
-      ->check(CLI::PositiveNumber);
+      ->check(within(int64_t{1}, int64_t{INT32_MAX}));
   cmd->add_flag("--json", a->json, "Print one JSON object");
   if (!embedded) add_limit_flags(*cmd, a->limits);
   cmd->callback([a, &status] { status = user_errors([&] { return run_eval(*a); }); });

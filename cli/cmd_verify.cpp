@@ -23,7 +23,7 @@ void register_verify(CLI::App& app, int& status) {
       ->capture_default_str()
       ->check(CLI::IsMember({"all", "auto", "avx512", "avx2", "portable"}));
   cmd->add_option("--batch", opt->batch, "Samples per call (default: the file's batch)")
-      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+      ->check(within(int64_t{1}, int64_t{4096}));
   cmd->add_option("--seed", opt->seed, "Seed of the random inputs and parameters")
       ->capture_default_str();
   add_limit_flags(*cmd, opt->limits);

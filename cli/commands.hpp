@@ -3,8 +3,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "dsl/check.hpp"
 #include "dsl/graph.hpp"
@@ -14,6 +16,19 @@ namespace cnnc::cli {
 // Exit statuses: 0 success, 1 the user's input was wrong, 2 a usage error, 70 (EX_SOFTWARE)
 // a bug in cnnc.
 inline constexpr int exit_ok = 0, exit_user_error = 1, exit_usage = 2, exit_internal = 70;
+
+// A flag's value must be a number from lo to hi; NaN, infinities and numbers past the type's
+// range are refused with a message that shows the bounds as a user writes them ("--lr: nan is
+// not a number from 1e-09 to 10").
+CLI::Validator within_integer(int64_t lo, int64_t hi);
+CLI::Validator within_real(double lo, double hi);
+template <class T>
+CLI::Validator within(T lo, T hi) {
+  if constexpr (std::is_floating_point_v<T>)
+    return within_real(lo, hi);
+  else
+    return within_integer(lo, hi);
+}
 
 // The limits of dsl::Limits as flags, shared by every subcommand that checks a model.
 void add_limit_flags(CLI::App& cmd, dsl::Limits& limits);

@@ -15,17 +15,17 @@ namespace cnnc::cli {
 void add_limit_flags(CLI::App& cmd, dsl::Limits& limits) {
   cmd.add_option("--max-params", limits.max_params, "Largest parameter count accepted")
       ->default_val(limits.max_params)
-      ->check(CLI::PositiveNumber);
+      ->check(within(int64_t{1}, INT64_MAX));
   cmd.add_option_function<int64_t>(
          "--max-activation-mib", [&limits](int64_t v) { limits.max_activation_bytes = v << 20; },
          "Largest activation memory per sample, MiB")
       ->default_str(std::to_string(limits.max_activation_bytes >> 20))
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+      ->check(within(int64_t{1}, int64_t{1} << 20));
   cmd.add_option_function<int64_t>(
          "--max-code-mib", [&limits](int64_t v) { limits.max_code_bytes = v << 20; },
          "Largest estimated size of the generated source, MiB")
       ->default_str(std::to_string(limits.max_code_bytes >> 20))
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+      ->check(within(int64_t{1}, int64_t{1} << 20));
 }
 
 namespace {

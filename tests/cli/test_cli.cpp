@@ -78,6 +78,24 @@ TEST_CASE("help for every subcommand, the version, and usage errors exit 2") {
   CHECK(run_cnnc("check --max-params -5 models/lenet5.cnn").status == 2);
 }
 
+TEST_CASE("numeric flags refuse NaN and out-of-range values, naming the bounds as written") {
+  Run r = run_cnnc("train models/lenet5.cnn --lr nan");
+  CHECK(r.status == 2);
+  CHECK(contains(r.out, "--lr: nan is not a number from 1e-09 to 10"));
+  r = run_cnnc("train models/lenet5.cnn --lr 0");
+  CHECK(r.status == 2);
+  CHECK(contains(r.out, "--lr: 0 is not a number from 1e-09 to 10"));
+  // The largest seed a .cnn file takes, and not one more: nothing is clamped in silence.
+  r = run_cnnc("train models/lenet5.cnn --seed 18446744073709551615");
+  CHECK(r.status == 2);
+  CHECK(contains(r.out,
+                 "--seed: 18446744073709551615 is not a whole number from 0 to "
+                 "9223372036854775807"));
+  CHECK(run_cnnc("train models/lenet5.cnn --seed -1").status == 2);
+  CHECK(run_cnnc("train models/lenet5.cnn --threads 0").status == 2);
+  CHECK(run_cnnc("bench models/lenet5.cnn --seconds inf").status == 2);
+}
+
 TEST_CASE("cnnc train and eval: user errors are reported with exit 1") {
   Run r = run_cnnc("train models/lenet5.cnn --data /nonexistent/mnist --epochs 1");
   CHECK(r.status == 1);
