@@ -1,0 +1,29 @@
+// Files a hostile user hands cnnc (issue 13): a FIFO, a huge .cnn, a device or a directory as
+// the checkpoint, broken pictures. Each ends at once with exit 1 and a message that says what is
+// wrong and where (check_refusal runs cnnc under `timeout`: a hang fails the test).
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "../run_command.hpp"
+
+using namespace cnnc_test;
+
+TEST_CASE("cnnc check and train refuse a FIFO at once, saying what it is") {
+  TempDir dir("fifo");
+  std::string fifo = dir / "model.cnn";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  std::string refusal =
+      "cnnc: error: cannot read '" + fifo + "': it is a named pipe (FIFO), not a regular file\n";
+  check_refusal("check " + fifo, refusal + "1 of 1 file invalid\n");
+  check_refusal("train " + fifo, refusal);
+}
+
+TEST_CASE("cnnc check reports the real size of a .cnn file too large to read") {
+  TempDir dir("big_cnn");
+  std::string big = dir / "big.cnn";
+  std::ofstream(big) << std::string(10 << 20, '#');
+  check_refusal("check " + big, "cnnc: error: cannot read '" + big +
+                                    "': it is 10485760 bytes; a .cnn file is at most 1048576 "
+                                    "bytes\n1 of 1 file invalid\n");
+}
