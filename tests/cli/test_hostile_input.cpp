@@ -19,6 +19,16 @@ TEST_CASE("cnnc check and train refuse a FIFO at once, saying what it is") {
   check_refusal("train " + fifo, refusal);
 }
 
+TEST_CASE("cnnc train refuses IDX files that are FIFOs at once, naming the file") {
+  TempDir dir("fifo_data");
+  for (const char* name : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"})
+    REQUIRE(mkfifo((dir / name).c_str(), 0600) == 0);
+  check_refusal("train models/lenet5.cnn --engine generic --data " + dir.path.string(),
+                "cnnc: error: " + (dir / "train-images-idx3-ubyte") +
+                    ": cannot read: it is a named pipe (FIFO), not a regular file\n");
+}
+
 TEST_CASE("cnnc check reports the real size of a .cnn file too large to read") {
   TempDir dir("big_cnn");
   std::string big = dir / "big.cnn";
