@@ -37,3 +37,15 @@ TEST_CASE("cnnc check reports the real size of a .cnn file too large to read") {
                                     "': it is 10485760 bytes; a .cnn file is at most 1048576 "
                                     "bytes\n1 of 1 file invalid\n");
 }
+
+TEST_CASE("cnnc eval refuses a device, a directory or a missing file as the checkpoint") {
+  check_refusal("eval models/lenet5.cnn --weights /dev/zero",
+                "cnnc: error: checkpoint '/dev/zero': cannot read: it is a character device, not "
+                "a regular file\n");
+  check_refusal(
+      "eval models/lenet5.cnn --weights models",
+      "cnnc: error: checkpoint 'models': cannot read: it is a directory, not a regular file\n");
+  check_refusal("eval models/lenet5.cnn --weights no/such/checkpoint.bin",
+                "cnnc: error: checkpoint 'no/such/checkpoint.bin': cannot read: No such file or "
+                "directory\n");
+}
