@@ -1,0 +1,165 @@
+// The pictures cnnc predict reads, from their bytes: PGM and PPM decoded and scaled, PNG checked
+// chunk by chunk before stb_image decodes it, IDX images by their magic; every refusal quoted
+// verbatim with the file's name and what is wrong.
+#include <catch2/catch.hpp>
+
+#include <zlib.h>
+
+#include <string>
+
+#include "pictures.hpp"
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb_image_write.h>
+
+using cnnc::cli::decode_pictures;
+using cnnc::cli::Picture;
+using Pixels = std::vector<uint8_t>;
+
+namespace {
+
+Picture one(const std::string& bytes, const std::string& name = "x.pgm") {
+  std::vector<Picture> p = decode_pictures(name, bytes, 0);
+  REQUIRE(p.size() == 1);
+  return p[0];
+}
+
+// The message decode_pictures throws; fails the test when it throws nothing.
+std::string error_of(const std::string& bytes, const std::string& name = "x.pgm") {
+  try {
+    decode_pictures(name, bytes, 0);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  FAIL("expected a std::runtime_error");
+  return {};
+}
+
+// A rows x cols grey PNG as stb_image_write makes it: signature, IHDR (bytes 8..32), IDAT from
+// byte 33, IEND.
+std::string png(int rows, int cols) {
+  std::string pixels;
+  for (int i = 0; i < rows * cols; ++i) pixels += static_cast<char>(i * 37 % 256);
+  std::string out;
+  auto append = [](void* to, void* data, int size) {
+    static_cast<std::string*>(to)->append(static_cast<const char*>(data), size);
+  };
+  REQUIRE(stbi_write_png_to_func(append, &out, cols, rows, 1, pixels.data(), cols) != 0);
+  return out;
+}
+
+// One PNG chunk: length, type, data, CRC.
+std::string chunk(const std::string& type, const std::string& data) {
+  std::string out;
+  auto u32 = [&out](uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>(v >> shift);
+  };
+  u32(static_cast<uint32_t>(data.size()));
+  std::string body = type + data;
+  out += body;
+  u32(static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
+  return out;
+}
+
+const std::string signature("\x89PNG\r\n\x1a\n", 8);
+
+}  // namespace
+
+TEST_CASE("PGM and PPM pictures decode to grey bytes scaled to 0..255") {
+  Picture p = one(std::string("P5\n2 1\n255\n") + '\0' + '\xC8');
+  CHECK(p.name == "x.pgm");
+  CHECK(p.rows == 1);
+  CHECK(p.cols == 2);
+  CHECK(p.pixels == Pixels{0, 200});
+  // Comments anywhere between the fields; maxval 15 scales up.
+  CHECK(one("P5 # made by hand\n2 # wide\n1\n15\n\x0f\x08").pixels == Pixels{255, 136});
+  // 16-bit samples, big-endian.
+  CHECK(one(std::string("P5 3 1 65535\n\0\0\x80\0\xff\xff", 19)).pixels == Pixels{0, 128, 255});
+  // Colour becomes grey as stb_image makes it for PNG: (77 r + 150 g + 29 b) >> 8.
+  CHECK(one(std::string("P6 2 1 255\n\xff\0\0\xff\xff\xff", 17), "x.ppm").pixels ==
+        Pixels{76, 255});
+}
+
+TEST_CASE("a broken PGM or PPM is refused with what is wrong") {
+  CHECK(error_of("P5\n28 28\n0\n") ==
+        "'x.pgm' is not a valid PGM: maxval 0, expected 1 to 65535 (the value of white)");
+  CHECK(error_of("P5 1 1 70000\n") ==
+        "'x.pgm' is not a valid PGM: maxval 70000, expected 1 to 65535 (the value of white)");
+  CHECK(error_of("P5\n2 2\n255\nabc") ==
+        "'x.pgm' is not a valid PGM: truncated: the header announces 2x2 pixels (4 bytes), the "
+        "file holds 3 after its 11-byte header");
+  CHECK(error_of("P6 1 1 255\nabcd", "x.ppm") ==
+        "'x.ppm' is not a valid PPM: 1 bytes after the 1x1 pixels (3 bytes) the header "
+        "announces");
+  CHECK(error_of("P5 2 1 10\n\x05\x0b") ==
+        "'x.pgm' is not a valid PGM: sample 11 of pixel (1, 0) is above the maxval 10");
+  CHECK(error_of("P5\n28 28") == "'x.pgm' is not a valid PGM: the header ends before its maxval");
+  CHECK(error_of("P5\n28 x") ==
+        "'x.pgm' is not a valid PGM: expected the height (a decimal number) at byte 6, found 'x'");
+  CHECK(error_of("P5 99999999999 1 255\n") ==
+        "'x.pgm' is not a valid PGM: the width at byte 12 has too many digits");
+  CHECK(error_of("P5 1 1 255") ==
+        "'x.pgm' is not a valid PGM: expected one whitespace byte after the maxval, at byte 10");
+  CHECK(error_of("P5 0 28 255\n") ==
+        "'x.pgm' is 0x28 pixels; predict reads pictures of 1x1 to 4096x4096");
+  CHECK(error_of("P5 5000 1 255\n") ==
+        "'x.pgm' is 5000x1 pixels; predict reads pictures of 1x1 to 4096x4096");
+  CHECK(error_of("P2\n1 1\n255\n0\n") ==
+        "'x.pgm' is a netpbm P2 file; predict reads binary PGM (P5) and PPM (P6)");
+}
+
+TEST_CASE("a PNG decodes to its grey bytes") {
+  Picture p = one(png(3, 5), "x.png");
+  CHECK(p.rows == 3);
+  CHECK(p.cols == 5);
+  CHECK(p.pixels[7] == 7 * 37 % 256);
+}
+
+TEST_CASE("a truncated or damaged PNG is called that, with the chunk and its place") {
+  const std::string good = png(28, 28);
+  REQUIRE(good.substr(37, 4) == "IDAT");
+  CHECK(error_of(good.substr(0, 60), "x.png") ==
+        "'x.png' is not a valid PNG: truncated: chunk 'IDAT' at byte 33 announces " +
+            std::to_string(good.size() - 33 - 12 - 12) +
+            " bytes and a CRC, the file holds 19 after its 8-byte header");
+  CHECK(error_of(good.substr(0, 35), "x.png") ==
+        "'x.png' is not a valid PNG: truncated: the file ends inside the chunk header at byte 33");
+  CHECK(error_of(good.substr(0, good.size() - 12), "x.png") ==
+        "'x.png' is not a valid PNG: truncated: the file ends at byte " +
+            std::to_string(good.size() - 12) + " without an IEND chunk");
+  std::string flipped = good;
+  flipped[50] ^= 1;
+  CHECK(error_of(flipped, "x.png") ==
+        "'x.png' is not a valid PNG: chunk 'IDAT' at byte 33 is damaged (its CRC does not match "
+        "its bytes)");
+  CHECK(error_of(good + "junk", "x.png") ==
+        "'x.png' is not a valid PNG: 4 bytes after the IEND chunk");
+  CHECK(error_of(signature + chunk("IEND", ""), "x.png") ==
+        "'x.png' is not a valid PNG: the first chunk is 'IEND' of 0 bytes, expected 'IHDR' of 13");
+  std::string ihdr("\0\0\x13\x88\0\0\0\x01\x08\0\0\0\0", 13);  // 5000x1, 8-bit grey
+  CHECK(error_of(signature + chunk("IHDR", ihdr) + chunk("IEND", ""), "x.png") ==
+        "'x.png' is 5000x1 pixels; predict reads pictures of 1x1 to 4096x4096");
+  // Chunks in order with good CRCs, but no image data: stb_image's reason.
+  ihdr[2] = 0;
+  ihdr[3] = 28;
+  ihdr[7] = 28;
+  CHECK_THAT(error_of(signature + chunk("IHDR", ihdr) + chunk("IEND", ""), "x.png"),
+             Catch::StartsWith("'x.png' is not a valid PNG: "));
+}
+
+TEST_CASE("IDX images are known by their magic; anything else is not a picture") {
+  std::string idx(
+      "\0\0\x08\x03\0\0\0\x03\0\0\0\x01\0\0\0\x02"
+      "abcdef",
+      22);
+  std::vector<Picture> p = decode_pictures("t.idx", idx, 2);
+  REQUIRE(p.size() == 2);
+  CHECK(p[1].name == "t.idx[1]");
+  CHECK(p[1].pixels == Pixels{'c', 'd'});
+  CHECK(error_of(idx.substr(0, 21), "t.idx") ==
+        "t.idx: truncated: the header announces 6 bytes of images (3x1x2), the file holds 5 "
+        "after its 16-byte header");
+  CHECK(error_of("model x\n", "x.cnn") == "'x.cnn' is not a PNG, PGM or IDX image file");
+  CHECK(error_of("", "empty") == "'empty' is not a PNG, PGM or IDX image file");
+}
