@@ -49,3 +49,14 @@ TEST_CASE("cnnc eval refuses a device, a directory or a missing file as the chec
                 "cnnc: error: checkpoint 'no/such/checkpoint.bin': cannot read: No such file or "
                 "directory\n");
 }
+
+TEST_CASE("cnnc predict names the file and the fault of a PGM with maxval 0 and a cut PNG") {
+  std::string predict = "predict tests/standalone/small.cnn --checkpoint none.bin ";
+  check_refusal(predict + "tests/fuzz/corpus/pictures/maxval0.pgm",
+                "cnnc: error: 'tests/fuzz/corpus/pictures/maxval0.pgm' is not a valid PGM: "
+                "maxval 0, expected 1 to 65535 (the value of white)\n");
+  check_refusal(predict + "tests/fuzz/corpus/pictures/truncated.png",
+                "cnnc: error: 'tests/fuzz/corpus/pictures/truncated.png' is not a valid PNG: "
+                "truncated: chunk 'IDAT' at byte 33 announces 399 bytes and a CRC, the file "
+                "holds 19 after its 8-byte header\n");
+}
