@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include <array>
 #include <memory>
 #include <stdexcept>
 
@@ -51,12 +52,59 @@ void check_side(const std::string& name, uint64_t width, uint64_t height) {
 
 constexpr std::string_view png_signature("\x89PNG\r\n\x1a\n", 8);
 
+// What a PNG's IHDR says of its pixels, and how many bytes its image data must inflate to.
+struct PngHeader {
+  uint32_t width, height;
+  uint8_t depth, colour, interlace;
+
+  int channels() const {
+    switch (colour) {
+      case 0: return depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16 ? 1 : 0;
+      case 3: return depth == 1 || depth == 2 || depth == 4 || depth == 8 ? 1 : 0;
+      case 2: return depth == 8 || depth == 16 ? 3 : 0;
+      case 4: return depth == 8 || depth == 16 ? 2 : 0;
+      case 6: return depth == 8 || depth == 16 ? 4 : 0;
+      default: return 0;  // not a colour type and depth PNG defines
+    }
+  }
+
+  std::string str() const {
+    constexpr const char* kinds[] = {"grey", "", "RGB", "palette", "grey+alpha", "", "RGBA"};
+    return fmt::format("{}x{} {}-bit {} picture", width, height, depth, kinds[colour]);
+  }
+
+  // Per row a filter byte and the row's samples; interlaced (Adam7), seven passes of such rows.
+  uint64_t raw_bytes() const {
+    const uint64_t bits = uint64_t{depth} * channels();
+    auto rows = [bits](uint64_t cols, uint64_t count) {
+      return cols == 0 ? 0 : count * (1 + (cols * bits + 7) / 8);
+    };
+    if (interlace == 0) return rows(width, height);
+    constexpr uint32_t adam7[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+                                      {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};  // x0 y0 dx dy
+    uint64_t total = 0;
+    for (const auto& [x0, y0, dx, dy] : adam7)
+      total += rows((width + dx - 1 - x0) / dx, (height + dy - 1 - y0) / dy);
+    return total;
+  }
+};
+
 // A PNG file is its 8-byte signature, then chunks: a big-endian u32 length (below 2^31), a
-// 4-byte type, the data, and the CRC-32 of type and data; IHDR (13 bytes, width and height
-// first) comes first, IEND last. Checked here so that a cut or damaged file is called that:
-// stb_image, which decodes what passes, reads past the end as zeros and ignores CRCs.
+// 4-byte type, the data, and the CRC-32 of type and data; IHDR (13 bytes) comes first, IEND
+// last, and the IDAT chunks between hold one zlib stream of exactly header.raw_bytes(). Checked
+// here so that a cut or damaged file is called that: stb_image, which decodes what passes, reads
+// past the end as zeros, ignores CRCs and grows its buffer for as much as the stream inflates to
+// (a 1 MB file to 1 GB). The stream is inflated here only to count, 16 KiB at a time.
 void check_png_chunks(const std::string& name, std::string_view bytes) {
   auto bad = [&name](const std::string& what) { fail(name, "is not a valid PNG: " + what); };
+  PngHeader header{};
+  uint64_t expected = 0;  // header.raw_bytes()
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) bad("zlib cannot start inflating");
+  std::unique_ptr<z_stream, int (*)(z_streamp)> end_inflate(&z, &inflateEnd);
+  std::array<Bytef, 1 << 14> scratch;
+  uint64_t inflated = 0;
+  bool ended = false;
   for (size_t pos = png_signature.size();;) {
     if (bytes.size() - pos < 8) {
       bad(pos == bytes.size()
@@ -82,17 +130,48 @@ void check_png_chunks(const std::string& name, std::string_view bytes) {
       bad(fmt::format("chunk '{}' at byte {} is damaged (its CRC does not match its bytes)",
                       printable(type), pos));
     }
+    std::string_view data = checked.substr(4);
     if (pos == png_signature.size()) {
       if (type != "IHDR" || length != 13) {
         bad(fmt::format("the first chunk is '{}' of {} bytes, expected 'IHDR' of 13",
                         printable(type), length));
       }
-      check_side(name, big_endian(bytes, pos + 8), big_endian(bytes, pos + 12));
+      header = {big_endian(data, 0), big_endian(data, 4), static_cast<uint8_t>(data[8]),
+                static_cast<uint8_t>(data[9]), static_cast<uint8_t>(data[12])};
+      check_side(name, header.width, header.height);
+      if (header.channels() == 0) {
+        bad(fmt::format("IHDR: bit depth {} with colour type {} is not a PNG format", header.depth,
+                        header.colour));
+      }
+      if (header.interlace > 1)
+        bad(fmt::format("IHDR: interlace method {}, expected 0 or 1", header.interlace));
+      expected = header.raw_bytes();
+    }
+    if (type == "IDAT" && !ended) {
+      z.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(data.data()));
+      z.avail_in = static_cast<uInt>(data.size());
+      while (z.avail_in > 0 && !ended) {
+        z.next_out = scratch.data();
+        z.avail_out = scratch.size();
+        int r = inflate(&z, Z_NO_FLUSH);
+        inflated += scratch.size() - z.avail_out;
+        if (inflated > expected) {
+          bad(fmt::format("its image data inflates to more than the {} bytes a {} holds", expected,
+                          header.str()));
+        }
+        ended = r == Z_STREAM_END;
+        if (r != Z_OK && !ended)
+          bad(fmt::format("its image data is damaged ({})", z.msg ? z.msg : "zlib error"));
+      }
     }
     pos += 12 + length;
     if (type == "IEND") {
       if (pos != bytes.size())
         bad(fmt::format("{} bytes after the IEND chunk", bytes.size() - pos));
+      if (!ended || inflated < expected) {
+        bad(fmt::format("its image data {} {} of the {} bytes a {} holds",
+                        ended ? "holds" : "ends early, after", inflated, expected, header.str()));
+      }
       return;
     }
   }

@@ -5,7 +5,9 @@
 
 #include <zlib.h>
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "pictures.hpp"
 
@@ -63,6 +65,51 @@ std::string chunk(const std::string& type, const std::string& data) {
 }
 
 const std::string signature("\x89PNG\r\n\x1a\n", 8);
+
+std::string compressed(const std::string& bytes) {
+  uLongf size = compressBound(static_cast<uLong>(bytes.size()));
+  std::string out(size, '\0');
+  REQUIRE(compress(reinterpret_cast<Bytef*>(out.data()), &size,
+                   reinterpret_cast<const Bytef*>(bytes.data()),
+                   static_cast<uLong>(bytes.size())) == Z_OK);
+  out.resize(size);
+  return out;
+}
+
+// A width x height grey PNG of the given bit depth whose pixel (x, y) is value(x, y), laid out
+// as the PNG specification says: per row a filter byte (0) and the samples packed from the high
+// bit; interlaced, the rows of the seven Adam7 passes one after another, empty passes left out.
+std::string grey_png(int width, int height, int depth, bool interlaced,
+                     const std::function<int(int, int)>& value) {
+  struct Pass {
+    int x0, y0, dx, dy;
+  };
+  std::vector<Pass> passes = {{0, 0, 1, 1}};
+  if (interlaced)
+    passes = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+              {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
+  std::string raw;
+  for (const Pass& p : passes) {
+    for (int y = p.y0; y < height && p.x0 < width; y += p.dy) {
+      raw += '\0';
+      int bits = 0, acc = 0;
+      for (int x = p.x0; x < width; x += p.dx) {
+        acc = acc << depth | value(x, y);
+        bits += depth;
+        if (bits == 8) {
+          raw += static_cast<char>(acc);
+          bits = acc = 0;
+        }
+      }
+      if (bits > 0) raw += static_cast<char>(acc << (8 - bits));
+    }
+  }
+  std::string ihdr;
+  for (int v : {width, height})
+    for (int shift = 24; shift >= 0; shift -= 8) ihdr += static_cast<char>(v >> shift);
+  ihdr += {static_cast<char>(depth), 0, 0, 0, static_cast<char>(interlaced)};
+  return signature + chunk("IHDR", ihdr) + chunk("IDAT", compressed(raw)) + chunk("IEND", "");
+}
 
 }  // namespace
 
@@ -140,12 +187,41 @@ TEST_CASE("a truncated or damaged PNG is called that, with the chunk and its pla
   std::string ihdr("\0\0\x13\x88\0\0\0\x01\x08\0\0\0\0", 13);  // 5000x1, 8-bit grey
   CHECK(error_of(signature + chunk("IHDR", ihdr) + chunk("IEND", ""), "x.png") ==
         "'x.png' is 5000x1 pixels; predict reads pictures of 1x1 to 4096x4096");
-  // Chunks in order with good CRCs, but no image data: stb_image's reason.
-  ihdr[2] = 0;
-  ihdr[3] = 28;
-  ihdr[7] = 28;
-  CHECK_THAT(error_of(signature + chunk("IHDR", ihdr) + chunk("IEND", ""), "x.png"),
-             Catch::StartsWith("'x.png' is not a valid PNG: "));
+}
+
+TEST_CASE("a PNG's image data must inflate to exactly what its header announces") {
+  std::string ihdr("\0\0\0\x1c\0\0\0\x1c\x08\0\0\0\0", 13);  // 28x28, 8-bit grey
+  auto with_data = [&ihdr](const std::string& zlib_stream) {
+    return signature + chunk("IHDR", ihdr) + chunk("IDAT", zlib_stream) + chunk("IEND", "");
+  };
+  const std::string picture = "bytes a 28x28 8-bit grey picture holds";
+  // 28 rows of a filter byte and 28 samples: 812 bytes. A 1 MB file could otherwise inflate to
+  // 1 GB in stb_image's buffer.
+  CHECK(error_of(with_data(compressed(std::string(812 + 2000, '\0'))), "x.png") ==
+        "'x.png' is not a valid PNG: its image data inflates to more than the 812 " + picture);
+  CHECK(error_of(with_data(compressed(std::string(10, '\0'))), "x.png") ==
+        "'x.png' is not a valid PNG: its image data holds 10 of the 812 " + picture);
+  CHECK(error_of(signature + chunk("IHDR", ihdr) + chunk("IEND", ""), "x.png") ==
+        "'x.png' is not a valid PNG: its image data ends early, after 0 of the 812 " + picture);
+  CHECK(error_of(with_data("garbage"), "x.png") ==
+        "'x.png' is not a valid PNG: its image data is damaged (incorrect header check)");
+  ihdr[8] = 7;
+  CHECK(error_of(with_data(compressed(std::string(812, '\0'))), "x.png") ==
+        "'x.png' is not a valid PNG: IHDR: bit depth 7 with colour type 0 is not a PNG format");
+}
+
+TEST_CASE("interlaced PNGs and bit depths below 8 have the size their passes and rows give") {
+  auto value8 = [](int x, int y) { return 10 * y + x + 1; };
+  auto value1 = [](int x, int y) { return (x + y) % 3 == 0 ? 1 : 0; };
+  for (bool interlaced : {false, true}) {
+    INFO("interlaced " << interlaced);
+    Picture p = one(grey_png(5, 3, 8, interlaced, value8), "x.png");
+    REQUIRE(p.pixels.size() == 15);
+    for (int i = 0; i < 15; ++i) CHECK(p.pixels[i] == value8(i % 5, i / 5));
+    p = one(grey_png(10, 3, 1, interlaced, value1), "x.png");
+    REQUIRE(p.pixels.size() == 30);
+    for (int i = 0; i < 30; ++i) CHECK(p.pixels[i] == 255 * value1(i % 10, i / 10));
+  }
 }
 
 TEST_CASE("IDX images are known by their magic; anything else is not a picture") {

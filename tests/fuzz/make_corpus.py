@@ -80,12 +80,22 @@ def chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png(rows, cols, colour_type, channels, width=None, height=None):
-    raw = b"".join(b"\0" + bytes((r * cols + c) * 9 % 256 for c in range(cols * channels))
-                   for r in range(rows))
-    ihdr = struct.pack(">IIBBBBB", width or cols, height or rows, 8, colour_type, 0, 0, 0)
+def png(rows, cols, colour_type, channels, width=None, height=None, raw=None, interlace=0):
+    if raw is None:
+        raw = b"".join(b"\0" + bytes((r * cols + c) * 9 % 256 for c in range(cols * channels))
+                       for r in range(rows))
+    ihdr = struct.pack(">IIBBBBB", width or cols, height or rows, 8, colour_type, 0, 0, interlace)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9))
             + chunk(b"IEND", b""))
+
+
+# The rows of an interlaced 8-bit grey picture: the seven Adam7 passes, each row a filter byte
+# and its samples.
+def adam7_rows(rows, cols):
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+              (0, 1, 1, 2)]
+    return b"".join(b"\0" + bytes(10 * y + x for x in range(x0, cols, dx))
+                    for x0, y0, dx, dy in passes if x0 < cols for y in range(y0, rows, dy))
 
 
 def pnm(magic, cols, rows, maxval, samples):
@@ -102,6 +112,8 @@ def write_pictures():
     write("pictures", "bad_crc.png", bytes(bad_crc))
     write("pictures", "no_iend.png", grey[:-12])
     write("pictures", "huge.png", png(1, 1, 0, 1, width=100000, height=100000))
+    write("pictures", "too_much_data.png", png(28, 28, 0, 1, raw=bytes(28 * 29 + 2000)))
+    write("pictures", "interlaced.png", png(3, 5, 0, 1, raw=adam7_rows(3, 5), interlace=1))
     write("pictures", "grey.pgm", pnm("P5", 28, 28, 255, images(1, 28, 28)))
     write("pictures", "maxval0.pgm", pnm("P5", 28, 28, 0, images(1, 28, 28)))
     write("pictures", "sixteen_bit.pgm", pnm("P5", 4, 4, 65535, images(1, 4, 8)))
