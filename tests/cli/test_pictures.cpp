@@ -1,10 +1,13 @@
-// The pictures cnnc predict reads, from their bytes: PGM and PPM decoded and scaled, PNG checked
-// chunk by chunk before stb_image decodes it, IDX images by their magic; every refusal quoted
-// verbatim with the file's name and what is wrong.
+// The pictures cnnc predict reads, mostly from their bytes: PGM and PPM decoded and scaled, PNG
+// checked chunk by chunk before stb_image decodes it, IDX images by their magic; every refusal
+// quoted verbatim with the file's name and what is wrong.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <zlib.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -224,7 +227,7 @@ TEST_CASE("interlaced PNGs and bit depths below 8 have the size their passes and
   }
 }
 
-TEST_CASE("IDX images are known by their magic; anything else is not a picture") {
+TEST_CASE("IDX images are known by their magic, and anything else is not a picture") {
   std::string idx(
       "\0\0\x08\x03\0\0\0\x03\0\0\0\x01\0\0\0\x02"
       "abcdef",
@@ -238,4 +241,15 @@ TEST_CASE("IDX images are known by their magic; anything else is not a picture")
         "after its 16-byte header");
   CHECK(error_of("model x\n", "x.cnn") == "'x.cnn' is not a PNG, PGM or IDX image file");
   CHECK(error_of("", "empty") == "'empty' is not a PNG, PGM or IDX image file");
+}
+
+TEST_CASE("a picture file larger than 256 MiB is refused by its size, unread") {
+  std::filesystem::path big =
+      std::filesystem::temp_directory_path() / ("cnnc_test_big_" + std::to_string(getpid()));
+  std::ofstream(big) << "P5";
+  std::filesystem::resize_file(big, cnnc::cli::max_picture_file_bytes + 1);  // sparse
+  CHECK_THROWS_WITH(cnnc::cli::read_pictures(big.string(), 0),
+                    "cannot read '" + big.string() +
+                        "': it is 268435457 bytes; a picture file is at most 268435456 bytes");
+  std::filesystem::remove(big);
 }
