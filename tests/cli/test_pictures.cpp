@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pictures.hpp"
@@ -132,25 +133,24 @@ TEST_CASE("PGM and PPM pictures decode to grey bytes scaled to 0..255") {
 }
 
 TEST_CASE("a broken PGM or PPM is refused with what is wrong") {
-  CHECK(error_of("P5\n28 28\n0\n") ==
-        "'x.pgm' is not a valid PGM: maxval 0, expected 1 to 65535 (the value of white)");
-  CHECK(error_of("P5 1 1 70000\n") ==
-        "'x.pgm' is not a valid PGM: maxval 70000, expected 1 to 65535 (the value of white)");
-  CHECK(error_of("P5\n2 2\n255\nabc") ==
-        "'x.pgm' is not a valid PGM: truncated: the header announces 2x2 pixels (4 bytes), the "
-        "file holds 3 after its 11-byte header");
-  CHECK(error_of("P6 1 1 255\nabcd", "x.ppm") ==
-        "'x.ppm' is not a valid PPM: 1 bytes after the 1x1 pixels (3 bytes) the header "
-        "announces");
-  CHECK(error_of("P5 2 1 10\n\x05\x0b") ==
-        "'x.pgm' is not a valid PGM: sample 11 of pixel (1, 0) is above the maxval 10");
-  CHECK(error_of("P5\n28 28") == "'x.pgm' is not a valid PGM: the header ends before its maxval");
-  CHECK(error_of("P5\n28 x") ==
-        "'x.pgm' is not a valid PGM: expected the height (a decimal number) at byte 6, found 'x'");
-  CHECK(error_of("P5 99999999999 1 255\n") ==
-        "'x.pgm' is not a valid PGM: the width at byte 12 has too many digits");
-  CHECK(error_of("P5 1 1 255") ==
-        "'x.pgm' is not a valid PGM: expected one whitespace byte after the maxval, at byte 10");
+  const std::pair<std::string, std::string> cases[] = {
+      {"P5\n28 28\n0\n", "maxval 0, expected 1 to 65535 (the value of white)"},
+      {"P5 1 1 70000\n", "maxval 70000, expected 1 to 65535 (the value of white)"},
+      {"P5\n2 2\n255\nabc",
+       "truncated: the header announces 2x2 pixels (4 bytes), the file holds 3 after its 11-byte "
+       "header"},
+      {"P5 1 1 255\nab", "1 bytes after the 1x1 pixels (1 bytes) the header announces"},
+      {"P5 2 1 10\n\x05\x0b", "sample 11 of pixel (1, 0) is above the maxval 10"},
+      {"P5\n28 28", "the header ends before its maxval"},
+      {"P5\n28 x", "expected the height (a decimal number) at byte 6, found 'x'"},
+      {"P5 99999999999 1 255\n", "the width at byte 12 has too many digits"},
+      {"P5 1 1 255", "expected one whitespace byte after the maxval, at byte 10"},
+  };
+  for (const auto& [bytes, what] : cases)
+    CHECK(error_of(bytes) == "'x.pgm' is not a valid PGM: " + what);
+  CHECK(error_of("P6 1 1 255\nab", "x.ppm") ==
+        "'x.ppm' is not a valid PPM: truncated: the header announces 1x1 pixels (3 bytes), the "
+        "file holds 2 after its 11-byte header");
   CHECK(error_of("P5 0 28 255\n") ==
         "'x.pgm' is 0x28 pixels; predict reads pictures of 1x1 to 4096x4096");
   CHECK(error_of("P5 5000 1 255\n") ==
