@@ -1,12 +1,10 @@
 // Reading a .cnn file and reporting its diagnostics: the one way every subcommand loads a model.
 #include <fmt/format.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 
 #include "commands.hpp"
+#include "data/byte_source.hpp"
 #include "dsl/frontend.hpp"
 #include "dsl/lexer.hpp"
 
@@ -30,29 +28,16 @@ void add_limit_flags(CLI::App& cmd, dsl::Limits& limits) {
 
 namespace {
 
-// Reads at most one byte more than a .cnn file may hold, so that /dev/zero or a huge file is
-// refused by the lexer's size check instead of filling memory.
+// The text of a .cnn file, or nullopt after saying why it cannot be had. Refuses without
+// reading what is not a regular file (a FIFO would block forever, /dev/zero fill memory) and a
+// file larger than the lexer accepts, with its real size.
 std::optional<std::string> read_source(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    fmt::print(stderr, "cnnc: error: '{}' is a directory, not a .cnn file\n", path);
+  try {
+    return rt::read_file(path, dsl::max_source_bytes, ".cnn file");
+  } catch (const rt::FileError& e) {
+    fmt::print(stderr, "cnnc: error: cannot read '{}': {}\n", path, e.what());
     return std::nullopt;
   }
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) {
-    fmt::print(stderr, "cnnc: error: cannot read '{}': {}\n", path, std::strerror(errno));
-    return std::nullopt;
-  }
-  std::string text(dsl::max_source_bytes + 1, '\0');
-  size_t n = std::fread(text.data(), 1, text.size(), f);
-  bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) {
-    fmt::print(stderr, "cnnc: error: cannot read '{}'\n", path);
-    return std::nullopt;
-  }
-  text.resize(n);
-  return text;
 }
 
 std::optional<dsl::Graph> analyze_text(const std::string& path, std::string text,

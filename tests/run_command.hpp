@@ -55,6 +55,15 @@ inline Run run_cnnc(const std::string& args) {
   return run("'" CNNC_EXE "' " + args);
 }
 
+// Runs cnnc with args and checks that it refuses them: exit 1 and exactly `message` printed.
+// Under `timeout`, so that a command that hangs fails instead of stalling the suite.
+inline void check_refusal(const std::string& args, const std::string& message) {
+  INFO("cnnc " << args);
+  Run r = run("timeout 60 '" CNNC_EXE "' " + args);
+  CHECK(r.status == 1);
+  CHECK(r.out == message);
+}
+
 inline bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }

@@ -1,5 +1,5 @@
-// idx.cpp: the IDX reader. One path for plain and gzip files: zlib's gzread passes plain files
-// through unchanged, and gzdirect() tells which one it is.
+// idx.cpp: the IDX reader. One parser for plain and gzip data, from a file or from memory: a
+// Reader in front of the bytes passes plain data through and inflates gzip.
 #include "data/idx.hpp"
 
 #include <fmt/format.h>
@@ -8,11 +8,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <climits>
 #include <cstring>
-#include <memory>
-#include <system_error>
 
 namespace cnnc::rt {
 namespace {
@@ -29,10 +26,6 @@ const char* type_name(uint8_t code) {
   }
 }
 
-struct GzCloser {
-  void operator()(gzFile_s* f) const { gzclose(f); }
-};
-
 // What one kind of IDX file must look like, for checking and for messages.
 struct Expect {
   int rank;
@@ -40,71 +33,93 @@ struct Expect {
   const char* dims_meaning;  // "count, rows, cols"
 };
 
+// The bytes of an IDX file as the parser wants them: passed through when plain, inflated when
+// gzip (known by its first two bytes, 1f 8b, not by a name). Several gzip members in a row read
+// as one stream, as gunzip reads them.
 class Reader {
  public:
-  explicit Reader(const std::filesystem::path& path) : path_(path.string()) {
-    std::error_code ec;
-    auto status = std::filesystem::status(path, ec);
-    if (!std::filesystem::exists(status)) fail("file not found");
-    if (!std::filesystem::is_regular_file(status)) fail("not a regular file");
-    file_size_ = std::filesystem::file_size(path, ec);
-    if (ec) fail(fmt::format("cannot read its size: {}", ec.message()));
-    gz_.reset(gzopen(path_.c_str(), "rb"));
-    if (!gz_)
-      fail(fmt::format("cannot open: {}",
-                       std::error_code(errno, std::generic_category()).message()));
-    gzbuffer(gz_.get(), 1 << 17);
+  Reader(ByteSource& in, std::string name) : in_(in), name_(std::move(name)) {
+    fill();
+    compressed_ = len_ >= 2 && buf_[0] == std::byte{0x1f} && buf_[1] == std::byte{0x8b};
+    if (compressed_ && inflateInit2(&z_, 15 + 16) != Z_OK) fail("zlib cannot start inflating");
   }
+  ~Reader() {
+    if (compressed_) inflateEnd(&z_);
+  }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
 
   [[noreturn]] void fail(const std::string& what) const {
-    throw DataError(fmt::format("{}: {}", path_, what));
+    throw DataError(fmt::format("{}: {}", name_, what));
   }
 
-  const std::string& path() const { return path_; }
-  bool compressed() { return gzdirect(gz_.get()) == 0; }
-  uint64_t file_size() const { return file_size_; }
-  uint64_t consumed() const { return consumed_; }
+  bool compressed() const { return compressed_; }
+  uint64_t size() const { return in_.size(); }  // of the file itself, compressed or not
 
   // Reads up to n bytes; fewer only at the end of the data. Corrupt gzip data throws.
   size_t read(uint8_t* dst, size_t n) {
-    size_t got = 0;
-    while (got < n) {
-      unsigned want = static_cast<unsigned>(std::min<size_t>(n - got, 1u << 30));
-      int r = gzread(gz_.get(), dst + got, want);
-      if (r < 0) corrupt();
-      if (r == 0) break;
-      got += static_cast<size_t>(r);
-    }
-    consumed_ += got;
-    // zlib reports a stream cut short (Z_BUF_ERROR) as an end of file; tell it apart here.
-    if (got < n) check_stream();
-    return got;
-  }
-
-  // Throws when the stream ended because of an error rather than at its true end.
-  void check_stream() {
-    int err = Z_OK;
-    gzerror(gz_.get(), &err);
-    if (err == Z_BUF_ERROR && compressed()) {
-      fail("corrupt gzip data: the compressed stream ends early (unexpected end of file)");
-    }
-    if (err != Z_OK) corrupt();
+    return compressed_ ? inflate_into(dst, n) : copy_into(dst, n);
   }
 
  private:
-  // zlib's gzerror message without the path it puts in front, since ours is there already.
-  [[noreturn]] void corrupt() {
-    int err = Z_OK;
-    std::string msg = gzerror(gz_.get(), &err);
-    if (err == Z_ERRNO) msg = std::strerror(errno);
-    if (msg.starts_with(path_ + ": ")) msg.erase(0, path_.size() + 2);
-    fail(fmt::format("{}: {}", compressed() ? "corrupt gzip data" : "read error", msg));
+  // Tops the buffer up behind what is left in it.
+  void fill() {
+    std::memmove(buf_.data(), buf_.data() + pos_, len_ - pos_);
+    len_ -= pos_;
+    pos_ = 0;
+    size_t n = in_.read(std::span(buf_).subspan(len_));
+    len_ += n;
+    taken_ += n;
   }
 
-  std::string path_;
-  uint64_t file_size_ = 0;
-  uint64_t consumed_ = 0;
-  std::unique_ptr<gzFile_s, GzCloser> gz_;
+  size_t copy_into(uint8_t* dst, size_t n) {
+    size_t got = std::min(n, len_ - pos_);
+    std::memcpy(dst, buf_.data() + pos_, got);
+    pos_ += got;
+    return got + in_.read({reinterpret_cast<std::byte*>(dst) + got, n - got});
+  }
+
+  size_t inflate_into(uint8_t* dst, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      if (pos_ == len_ || (ended_ && len_ - pos_ < 2)) fill();
+      if (ended_) {
+        if (pos_ == len_) break;  // the true end: nothing follows the last member
+        if (len_ - pos_ < 2 || buf_[pos_] != std::byte{0x1f} || buf_[pos_ + 1] != std::byte{0x8b})
+          fail(fmt::format("corrupt gzip data: {} bytes after the end of the compressed stream",
+                           len_ - pos_ + (in_.size() - taken_)));
+        inflateReset(&z_);  // another member follows
+        ended_ = false;
+      }
+      if (pos_ == len_)
+        fail("corrupt gzip data: the compressed stream ends early (unexpected end of file)");
+      z_.next_in = reinterpret_cast<Bytef*>(buf_.data() + pos_);
+      z_.avail_in = static_cast<uInt>(len_ - pos_);
+      z_.next_out = dst + got;
+      z_.avail_out = static_cast<uInt>(std::min<size_t>(n - got, 1u << 30));
+      const uInt room = z_.avail_out;
+      int r = inflate(&z_, Z_NO_FLUSH);
+      pos_ = len_ - z_.avail_in;
+      got += room - z_.avail_out;
+      if (r == Z_STREAM_END) {
+        ended_ = true;
+      } else if (r == Z_MEM_ERROR) {
+        fail("zlib ran out of memory");
+      } else if (r != Z_OK) {  // Z_BUF_ERROR too: with input and room given, no progress is damage
+        fail(
+            fmt::format("corrupt gzip data: {}", z_.msg ? z_.msg : "the stream makes no progress"));
+      }
+    }
+    return got;
+  }
+
+  ByteSource& in_;
+  std::string name_;
+  std::array<std::byte, 1 << 16> buf_{};
+  size_t pos_ = 0, len_ = 0;  // buf_[pos_, len_) is read from in_ but not yet used
+  uint64_t taken_ = 0;        // bytes read from in_ so far
+  bool compressed_ = false, ended_ = false;
+  z_stream z_{};
 };
 
 uint32_t big_endian(const uint8_t* p) {
@@ -180,7 +195,7 @@ std::vector<uint32_t> read_idx(Reader& in, const Expect& expect, std::vector<uin
 
   if (!in.compressed()) {
     // Checked before allocating, so a hostile header cannot make us reserve what is not there.
-    const uint64_t have = in.file_size() - header;
+    const uint64_t have = in.size() > header ? in.size() - header : 0;
     if (have < payload) {
       in.fail(
           fmt::format("truncated: the header announces {}, the file holds {} after its "
@@ -193,13 +208,14 @@ std::vector<uint32_t> read_idx(Reader& in, const Expect& expect, std::vector<uin
     }
   }
 
-  // Grow with what actually arrives, so a gzip file that lies about its size costs no more
-  // memory than the data it really holds.
-  constexpr uint64_t kChunk = uint64_t{1} << 24;
+  // A plain file holds the payload, checked above. A gzip file's size says nothing of what it
+  // inflates to: grow with what actually arrives, doubling from 64 KiB, so a gzip file that lies
+  // about its size costs no more memory than the data it really holds.
   data.clear();
   uint64_t done = 0;
   while (done < payload) {
-    const uint64_t want = std::min(payload - done, kChunk);
+    const uint64_t want =
+        std::min(payload - done, in.compressed() ? std::max(done, uint64_t{1} << 16) : payload);
     data.resize(done + want);
     const size_t n = in.read(data.data() + done, want);
     done += n;
@@ -211,9 +227,19 @@ std::vector<uint32_t> read_idx(Reader& in, const Expect& expect, std::vector<uin
                     "{}-byte header",
                     announced, done, header));
   }
+  // Gzip data after the payload is counted as it inflates, up to a bound: a few kilobytes of
+  // deflate can stand for megabytes.
+  constexpr uint64_t kMaxCounted = uint64_t{1} << 20;
   uint8_t extra[4096];
   uint64_t trailing = 0;
-  while (size_t n = in.read(extra, sizeof extra)) trailing += n;
+  while (size_t n = in.read(extra, sizeof extra)) {
+    trailing += n;
+    if (trailing > kMaxCounted) break;
+  }
+  if (trailing > kMaxCounted) {
+    in.fail(fmt::format("more than {} trailing bytes after the {} the header announces",
+                        kMaxCounted, announced));
+  }
   if (trailing > 0) {
     in.fail(
         fmt::format("{} trailing bytes after the {} the header announces", trailing, announced));
@@ -221,26 +247,47 @@ std::vector<uint32_t> read_idx(Reader& in, const Expect& expect, std::vector<uin
   return dims;
 }
 
+// Runs one of the readers below on the file at path, with the system's reasons framed by it.
+template <class Read>
+auto read_file_with(const std::filesystem::path& path, Read read) {
+  try {
+    InputFile file(path);
+    return read(file, path.string());
+  } catch (const FileError& e) {
+    throw DataError(fmt::format("{}: cannot read: {}", path.string(), e.what()));
+  }
+}
+
 }  // namespace
 
-IdxImages read_idx_images(const std::filesystem::path& path) {
-  Reader in(path);
+IdxImages read_idx_images(ByteSource& source, const std::string& name) {
+  Reader in(source, name);
   IdxImages out;
   auto dims = read_idx(in, {3, "images", "count, rows, cols"}, out.pixels);
-  out.path = in.path();
+  out.path = name;
   out.count = static_cast<int32_t>(dims[0]);
   out.rows = static_cast<int32_t>(dims[1]);
   out.cols = static_cast<int32_t>(dims[2]);
   return out;
 }
 
-IdxLabels read_idx_labels(const std::filesystem::path& path) {
-  Reader in(path);
+IdxLabels read_idx_labels(ByteSource& source, const std::string& name) {
+  Reader in(source, name);
   IdxLabels out;
   auto dims = read_idx(in, {1, "labels", "count"}, out.labels);
-  out.path = in.path();
+  out.path = name;
   out.count = static_cast<int32_t>(dims[0]);
   return out;
+}
+
+IdxImages read_idx_images(const std::filesystem::path& path) {
+  return read_file_with(
+      path, [](ByteSource& in, const std::string& name) { return read_idx_images(in, name); });
+}
+
+IdxLabels read_idx_labels(const std::filesystem::path& path) {
+  return read_file_with(
+      path, [](ByteSource& in, const std::string& name) { return read_idx_labels(in, name); });
 }
 
 }  // namespace cnnc::rt

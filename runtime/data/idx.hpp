@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "data/byte_source.hpp"
+
 namespace cnnc::rt {
 
 // Every failure of the data path. what() starts with the file's path and says what was
@@ -36,8 +38,14 @@ inline constexpr uint64_t kMaxIdxBytes = uint64_t{1} << 32;
 
 // Both read the whole file; a name ending in anything may hold gzip data (detected by its
 // magic bytes, not its name). Memory grows with the bytes actually read, never with what a
-// hostile header claims. Throw DataError.
+// hostile header claims. Throw DataError; a file that cannot be opened, or is not a regular
+// file, is one too ("PATH: cannot read: No such file or directory").
 IdxImages read_idx_images(const std::filesystem::path& path);
 IdxLabels read_idx_labels(const std::filesystem::path& path);
+
+// The same from bytes already at hand (cnnc predict's files, the fuzzers); name stands for the
+// file in messages and in the result's path.
+IdxImages read_idx_images(ByteSource& in, const std::string& name);
+IdxLabels read_idx_labels(ByteSource& in, const std::string& name);
 
 }  // namespace cnnc::rt

@@ -4,7 +4,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
+
+#include "data/byte_source.hpp"
 
 namespace cnnc::rt {
 
@@ -22,8 +25,13 @@ struct Checkpoint {
 // file in the same directory, fsynced, then renamed over the target.
 void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c);
 
-// Throws std::runtime_error naming the file and what is wrong: missing, not a checkpoint, another
-// version, truncated, a checksum mismatch, or a different model than expected_digest.
+// Throws std::runtime_error naming the file and what is wrong: missing or not a regular file
+// (with the system's reason), not a checkpoint, another version, truncated, a checksum mismatch,
+// or a different model than expected_digest. The header is checked against the file's real size
+// and expected_digest before the parameters are allocated.
 Checkpoint load_checkpoint(const std::filesystem::path& path, uint64_t expected_digest);
+
+// The same from any bytes (the fuzzer's); name stands for the file in messages.
+Checkpoint read_checkpoint(ByteSource& in, const std::string& name, uint64_t expected_digest);
 
 }  // namespace cnnc::rt

@@ -2,6 +2,8 @@
 // (each message quoted verbatim: it names the file, what was expected and what was found).
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include "data/idx.hpp"
 #include "idx_files.hpp"
 
@@ -59,12 +61,35 @@ TEST_CASE("a gzip file larger than one read chunk reads whole", "[idx]") {
   CHECK(im.pixels == Bytes(images.begin() + 16, images.end()));
 }
 
-TEST_CASE("a missing file or a directory is an error naming the path", "[idx][errors]") {
+TEST_CASE("what is not a regular file is refused with the reason, without blocking",
+          "[idx][errors]") {
   TempDir dir;
   const std::string missing = (dir.path() / "nope").string();
-  CHECK(error_of([&] { read_idx_images(missing); }) == missing + ": file not found");
+  CHECK(error_of([&] { read_idx_images(missing); }) ==
+        missing + ": cannot read: No such file or directory");
   CHECK(error_of([&] { read_idx_labels(dir.path()); }) ==
-        dir.path().string() + ": not a regular file");
+        dir.path().string() + ": cannot read: it is a directory, not a regular file");
+  CHECK(error_of([&] { read_idx_images("/dev/zero"); }) ==
+        "/dev/zero: cannot read: it is a character device, not a regular file");
+  // A FIFO without a writer blocks a plain open() forever.
+  const std::string fifo = (dir.path() / "fifo").string();
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK(error_of([&] { read_idx_labels(fifo); }) ==
+        fifo + ": cannot read: it is a named pipe (FIFO), not a regular file");
+}
+
+TEST_CASE("bytes in memory read as the same file does", "[idx]") {
+  const Bytes images = image_file(3, 4, 5);
+  cnnc::rt::MemorySource source(std::as_bytes(std::span(images)));
+  auto im = read_idx_images(source, "in memory");
+  CHECK(im.path == "in memory");
+  CHECK(im.count == 3);
+  CHECK(im.pixels == Bytes(images.begin() + 16, images.end()));
+  const Bytes labels = label_file({1});
+  cnnc::rt::MemorySource cut(std::as_bytes(std::span(labels)).first(labels.size() - 1));
+  CHECK(error_of([&] { read_idx_labels(cut, "in memory"); }) ==
+        "in memory: truncated: the header announces 1 bytes of labels (1), the file holds 0 "
+        "after its 8-byte header");
 }
 
 TEST_CASE("wrong magic, type code and rank are reported with what was found", "[idx][errors]") {
@@ -226,4 +251,36 @@ TEST_CASE("corrupt gzip data is an error naming the file", "[idx][errors]") {
           p.string() +
               ": corrupt gzip data: the compressed stream ends early (unexpected end of file)");
   }
+}
+
+TEST_CASE("gzip members in a row read as one stream, and anything else after it is an error",
+          "[idx][errors]") {
+  TempDir dir;
+  const Bytes images = image_file(2, 3, 3);
+  dir.write_gz("a.gz", Bytes(images.begin(), images.begin() + 20));
+  dir.write_gz("b.gz", Bytes(images.begin() + 20, images.end()));
+  Bytes both = dir.read("a.gz");
+  const Bytes b = dir.read("b.gz");
+  both.insert(both.end(), b.begin(), b.end());
+  CHECK(read_idx_images(dir.write("both.gz", both)).pixels ==
+        Bytes(images.begin() + 16, images.end()));
+
+  dir.write_gz("whole.gz", images);
+  Bytes garbage = dir.read("whole.gz");
+  garbage.insert(garbage.end(), {'x', 'y', 'z'});
+  auto p = dir.write("garbage.gz", garbage);
+  CHECK(error_of([&] { read_idx_images(p); }) ==
+        p.string() + ": corrupt gzip data: 3 bytes after the end of the compressed stream");
+}
+
+TEST_CASE("gzip data after the payload is counted up to a bound, not inflated to the end",
+          "[idx][errors]") {
+  TempDir dir;
+  Bytes labels = label_file({1, 2});
+  labels.resize(labels.size() + (size_t{8} << 20));  // 8 MiB of zeros: a few KiB compressed
+  auto p = dir.write_gz("bomb.gz", labels);
+  CHECK(error_of([&] { read_idx_labels(p); }) ==
+        p.string() +
+            ": more than 1048576 trailing bytes after the 2 bytes of labels (2) the header "
+            "announces");
 }

@@ -1,5 +1,5 @@
 // libFuzzer target: any bytes through the whole front end must end in a Graph or in errors,
-// never a crash, a hang or a Graph with errors. Run: build/fuzz/bin/fuzz_check tests/fuzz/corpus
+// never a crash, a hang or a Graph with errors. Run: scripts/fuzz SECONDS check
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -1,0 +1,23 @@
+// libFuzzer target: any bytes as a checkpoint of the model whose digest is 0x1234 (the seeds'
+// digest) must give its parameters and optimizer state or a clean error, never a crash or an
+// allocation the bytes do not back. Run: scripts/fuzz SECONDS checkpoint
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <span>
+#include <stdexcept>
+
+#include "checkpoint.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace cnnc::rt;
+  MemorySource in(std::as_bytes(std::span(data, size)));
+  try {
+    Checkpoint c = read_checkpoint(in, "fuzz.ckpt", 0x1234);
+    if (c.model_digest != 0x1234 || c.optimizer.size() != 2 * c.params.size() ||
+        size != 48 + 12 * c.params.size() + 4)
+      std::abort();
+  } catch (const std::runtime_error&) {
+  }
+  return 0;
+}
