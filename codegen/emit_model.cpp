@@ -8,8 +8,8 @@
 #include <algorithm>
 
 #include "cnnc/version.hpp"
-#include "compile/sha256.hpp"
 #include "emit.hpp"
+#include "sha256.hpp"
 
 namespace cnnc::codegen {
 
