@@ -1,11 +1,13 @@
-// What the emitters share: the context of one ISA variant and the names of its buffers.
-// Each emit_<kind>.cpp writes the functions of one layer kind for one block of L samples.
+// What the emitters share: the context of one ISA variant and the names of its buffers, and the
+// parts of a generated file in the order emit_model() writes them. Each emit_<kind>.cpp writes
+// the functions of one layer kind for one block of L samples.
 #pragma once
 
 #include <functional>
 #include <string>
 
 #include "dsl/graph.hpp"
+#include "emit_model.hpp"
 #include "plan.hpp"
 #include "writer.hpp"
 
@@ -31,6 +33,9 @@ struct EmitContext {
 
 std::string ws(const Slot& s);  // "ws + 1234"
 
+// The preprocessor switch around one ISA's variant: CNNC_HAS_AVX512, ... (see emit_prelude).
+std::string variant_macro(Isa isa);
+
 // Whether a layer has a backward function: it passes a gradient on or has parameters to learn.
 bool runs_backward(const LayerPlan& lp);
 
@@ -54,5 +59,17 @@ void emit_activation_loop(EmitContext& c, const dsl::Layer& l, const std::string
                           int64_t values);
 void emit_activation_backward_loop(EmitContext& c, const dsl::Layer& l, const std::string& y,
                                    const std::string& dy, int64_t values);
+
+// The parts of the file, in order (emit_model.cpp). The prelude: the banner, includes and macros.
+void emit_prelude(Writer& w, const dsl::Graph& graph, const GenOptions& options);
+// The ABI's description of every layer, `layer_table`.
+void emit_layer_table(Writer& w, const dsl::Graph& graph);
+// Per ISA, after the layer functions: load_block, the slice's start and end, the output stage,
+// train and forward, and the kernel table.
+void emit_drivers(EmitContext& c);
+// cnnc_model::update, shared by every variant.
+void emit_update(Writer& w, const dsl::Graph& graph);
+// cnnc_<model>_create, _destroy and _kernels: the C functions that pick a variant at run time.
+void emit_entry_points(Writer& w, const dsl::Graph& graph, const GenOptions& options);
 
 }  // namespace cnnc::codegen

@@ -105,8 +105,8 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
           "x [{}][{}][{}][L] -> y [{}][{}][{}][L]; register tiles of {} columns x {} filters{}",
           d.Hp, d.Wp, d.C, d.P, d.Q, d.K, lp.qblock, lp.kblock,
           lp.unroll_c ? ", taps unrolled" : ", channel loop"));
-  c.w.open("static {} void {}_forward(const float* __restrict params, float* __restrict ws)",
-           c.kernel(), l.name);
+  c.w.function("static {} void {}_forward(const float* __restrict params, float* __restrict ws)",
+               c.kernel(), l.name);
   c.w.line("const float* w = params + {};", l.weight_offset);
   c.w.line("const float* b = params + {};", l.bias_offset);
   std::string x = c.input_of(lp.index);
@@ -144,7 +144,7 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
                   "[{}][{}][{}][L] (t = s*C + c), db [{}][L]; tiles of {} filters x "
                   "{} taps",
                   d.P, d.Q, d.K, d.Hp, d.Wp, d.C, d.K, d.R, T, d.K, lp.dw_kblock, lp.dw_tblock));
-  c.w.open(
+  c.w.function(
       "static {} void {}_backward_weights(const float* __restrict params, float* __restrict ws)",
       c.kernel(), l.name);
   c.w.line("(void)params;");
@@ -201,8 +201,9 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
       c, lp, "backward_data",
       fmt::format("dz [{}][{}][{}][L] -> dx [{}][{}][{}][L]; tiles of {} taps{}", d.P, d.Q, d.K,
                   d.H, d.W, d.C, lp.dx_tblock, pads(l) ? ", through the padded buffer" : ""));
-  c.w.open("static {} void {}_backward_data(const float* __restrict params, float* __restrict ws)",
-           c.kernel(), l.name);
+  c.w.function(
+      "static {} void {}_backward_data(const float* __restrict params, float* __restrict ws)",
+      c.kernel(), l.name);
   c.w.line("const float* w = params + {};", l.weight_offset);
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
   c.w.line("float* dxp = {};", pads(l) ? ws(lp.dpadded) : c.grad_of(lp.index - 1));
@@ -246,8 +247,8 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
   if (l.trainable()) emit_backward_weights(c, lp, d);
   if (lp.needs_dx) emit_backward_data(c, lp, d);
   function_comment(c, lp, "backward", "dy -> dz = dy * f'(z) in place, then the gradients");
-  c.w.open("static {} void {}_backward(const float* __restrict params, float* __restrict ws)",
-           c.kernel(), l.name);
+  c.w.function("static {} void {}_backward(const float* __restrict params, float* __restrict ws)",
+               c.kernel(), l.name);
   c.w.line("float* dz = {};", c.grad_of(lp.index));
   if (l.activation == dsl::Activation::relu || l.activation == dsl::Activation::sigmoid ||
       l.activation == dsl::Activation::tanh)

@@ -18,8 +18,8 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   int64_t L = c.L(), I = l.in.size(), K = l.units;
   function_comment(c, lp, "forward",
                    fmt::format("x [{}][L] -> y [{}][L]; units {} at a time", I, K, lp.kblock));
-  c.w.open("static {} void {}_forward(const float* __restrict params, float* __restrict ws)",
-           c.kernel(), l.name);
+  c.w.function("static {} void {}_forward(const float* __restrict params, float* __restrict ws)",
+               c.kernel(), l.name);
   c.w.line("const float* w = params + {};", l.weight_offset);
   c.w.line("const float* b = params + {};", l.bias_offset);
   c.w.line("const float* x = {};", c.input_of(lp.index));
@@ -50,8 +50,9 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp) {
   function_comment(
       c, lp, "backward_data",
       fmt::format("dz [{}][L] -> dx [{}][L]; inputs {} at a time", K, I, lp.dx_tblock));
-  c.w.open("static {} void {}_backward_data(const float* __restrict params, float* __restrict ws)",
-           c.kernel(), l.name);
+  c.w.function(
+      "static {} void {}_backward_data(const float* __restrict params, float* __restrict ws)",
+      c.kernel(), l.name);
   c.w.line("const float* w = params + {};", l.weight_offset);
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
   c.w.line("float* dx = {};", c.grad_of(lp.index - 1));
@@ -81,7 +82,7 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp) {
                    fmt::format("rows of x [n][{}] and dz [n][{}] -> dw [{}][{}] in grads; tiles "
                                "of {} units x {} vectors",
                                X, K, K, I, lp.dw_kblock, lp.dw_vblock));
-  c.w.open(
+  c.w.function(
       "static {} void {}_backward_weights(float* __restrict grads, const float* __restrict ws, int "
       "rows)",
       c.kernel(), l.name);
@@ -137,7 +138,7 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
                    fmt::format("dy [{}][L] -> dz = dy * f'(z) in place; this block's rows of the "
                                "slice's inputs [n][{}] and output gradients [n][{}]{}",
                                K, I, K, lp.needs_dx ? "; dx" : ""));
-  c.w.open(
+  c.w.function(
       "static {} void {}_backward(const float* __restrict params, float* __restrict ws, int block)",
       c.kernel(), l.name);
   c.w.line("const float* x = {};", c.input_of(lp.index));

@@ -52,7 +52,7 @@ void emit_dropout_apply(EmitContext& c, const LayerPlan& lp) {
   c.w.comment(
       fmt::format("{}'s mask on one block: to = from * scale where kept, else 0; [{}][L] values.",
                   l.name, l.out.size()));
-  c.w.open(
+  c.w.function(
       "static {} void {}_apply(const float* __restrict from, float* __restrict to, const "
       "cnnc_pass* pass, int first)",
       c.kernel(), l.name);
@@ -81,8 +81,8 @@ void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
   if (dropout) emit_dropout_apply(c, lp);
   function_comment(c, lp, "forward",
                    fmt::format("x [{}][L] -> y [{}][L]", l.in.size(), l.out.size()));
-  c.w.open("static {} void {}_forward(float* __restrict ws{})", c.kernel(), l.name,
-           dropout ? ", const cnnc_pass* pass, int first, bool training" : "");
+  c.w.function("static {} void {}_forward(float* __restrict ws{})", c.kernel(), l.name,
+               dropout ? ", const cnnc_pass* pass, int first, bool training" : "");
   c.w.line("const float* x = {};", c.input_of(lp.index));
   c.w.line("float* y = {};", c.output_of(lp.index));
   const std::string x = "x", y = "y";
@@ -107,8 +107,8 @@ void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
 
   function_comment(c, lp, "backward",
                    fmt::format("dy [{}][L] -> dx [{}][L]", l.out.size(), l.in.size()));
-  c.w.open("static {} void {}_backward(float* __restrict ws{})", c.kernel(), l.name,
-           dropout ? ", const cnnc_pass* pass, int first" : "");
+  c.w.function("static {} void {}_backward(float* __restrict ws{})", c.kernel(), l.name,
+               dropout ? ", const cnnc_pass* pass, int first" : "");
   c.w.line("float* dy = {};", c.grad_of(lp.index));
   c.w.line("float* dx = {};", c.grad_of(lp.index - 1));
   const std::string dy = "dy", dx = "dx";

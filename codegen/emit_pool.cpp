@@ -20,7 +20,7 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
 
   function_comment(c, lp, "forward",
                    fmt::format("x [{}][{}][{}][L] -> y [{}][{}][{}][L]", l.in.h, W, C, P, Q, C));
-  c.w.open("static {} void {}_forward(float* __restrict ws)", c.kernel(), l.name);
+  c.w.function("static {} void {}_forward(float* __restrict ws)", c.kernel(), l.name);
   c.w.line("const float* x = {};", c.input_of(lp.index));
   c.w.line("float* y = {};", c.output_of(lp.index));
   c.w.open("for (int p = 0; p < {}; ++p)", P);
@@ -43,7 +43,7 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
 
   function_comment(c, lp, "backward",
                    fmt::format("dy [{}][{}][{}][L] -> dx [{}][{}][{}][L]", P, Q, C, l.in.h, W, C));
-  c.w.open("static {} void {}_backward(float* __restrict ws)", c.kernel(), l.name);
+  c.w.function("static {} void {}_backward(float* __restrict ws)", c.kernel(), l.name);
   c.w.line("const float* x = {};", c.input_of(lp.index));
   c.w.line("const float* y = {};", c.output_of(lp.index));
   c.w.line("const float* dy = {};", c.grad_of(lp.index));

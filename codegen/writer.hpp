@@ -31,6 +31,12 @@ class Writer {
       line("{} {{", head);
     ++indent_;
   }
+  // A function: a block, counted for `cnnc gen --stats`.
+  template <class... Args>
+  void function(fmt::format_string<Args...> format, Args&&... args) {
+    open(format, std::forward<Args>(args)...);
+    ++functions_;
+  }
   void close(std::string_view tail = "") {
     --indent_;
     line("}}{}", tail);
@@ -46,11 +52,13 @@ class Writer {
 
   const std::string& str() const { return out_; }
   int lines() const { return lines_; }
+  int functions() const { return functions_; }
 
  private:
   std::string out_;
   int indent_ = 0;
   int lines_ = 0;
+  int functions_ = 0;
 };
 
 // A float as a C++ literal that reads back to the same value: 0.25f, 2.0f, 1e-08f.

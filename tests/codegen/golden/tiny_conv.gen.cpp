@@ -2027,7 +2027,9 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
   return m;
 }
 
-extern "C" void cnnc_tiny_conv_destroy(cnnc_model* model) { delete model; }
+extern "C" void cnnc_tiny_conv_destroy(cnnc_model* model) {
+  delete model;
+}
 
 extern "C" int32_t cnnc_tiny_conv_kernels(const char* target, const cnnc_kernel** kernels) {
   using namespace cnnc_gen_tiny_conv;
