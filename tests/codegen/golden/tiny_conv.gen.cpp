@@ -56,6 +56,8 @@ static const cnnc_layer layer_table[3] = {
 namespace avx512 {
 // 16 samples per vector; workspace 6336 floats for slices of up to 4 samples.
 static const int64_t workspace_floats = 6336;
+// AVX-512 vector helpers: V holds 16 floats, one sample of the block per lane; a mask is a V
+// whose lanes are all ones or all zeros.
 typedef __m512 V;
 static CNNC_AVX512 inline V vload(const float* p) { return _mm512_load_ps(p); }
 static CNNC_AVX512 inline V vloadu(const float* p) { return _mm512_loadu_ps(p); }
@@ -796,6 +798,8 @@ static const int32_t kernel_count = 7;
 namespace avx2 {
 // 8 samples per vector; workspace 3136 floats for slices of up to 4 samples.
 static const int64_t workspace_floats = 3136;
+// AVX2 + FMA vector helpers: V holds 8 floats, one sample of the block per lane; a mask is a V
+// whose lanes are all ones or all zeros.
 typedef __m256 V;
 static CNNC_AVX2 inline V vload(const float* p) { return _mm256_load_ps(p); }
 static CNNC_AVX2 inline V vloadu(const float* p) { return _mm256_loadu_ps(p); }
@@ -1416,6 +1420,8 @@ static const int32_t kernel_count = 7;
 namespace portable {
 // 1 samples per vector; workspace 576 floats for slices of up to 4 samples.
 static const int64_t workspace_floats = 576;
+// Portable helpers: V is one float, a block of one sample; a mask is a float whose bits are all
+// ones or all zeros, as in the vector ISAs.
 typedef float V;
 static CNNC_PORTABLE inline uint32_t vbits_of(float x) { uint32_t u; std::memcpy(&u, &x, 4); return u; }
 static CNNC_PORTABLE inline float vfrom_bits(uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; }

@@ -56,6 +56,8 @@ static const cnnc_layer layer_table[3] = {
 namespace avx512 {
 // 16 samples per vector; workspace 2000 floats for slices of up to 3 samples.
 static const int64_t workspace_floats = 2000;
+// AVX-512 vector helpers: V holds 16 floats, one sample of the block per lane; a mask is a V
+// whose lanes are all ones or all zeros.
 typedef __m512 V;
 static CNNC_AVX512 inline V vload(const float* p) { return _mm512_load_ps(p); }
 static CNNC_AVX512 inline V vloadu(const float* p) { return _mm512_loadu_ps(p); }
@@ -495,6 +497,8 @@ static const int32_t kernel_count = 5;
 namespace avx2 {
 // 8 samples per vector; workspace 880 floats for slices of up to 3 samples.
 static const int64_t workspace_floats = 880;
+// AVX2 + FMA vector helpers: V holds 8 floats, one sample of the block per lane; a mask is a V
+// whose lanes are all ones or all zeros.
 typedef __m256 V;
 static CNNC_AVX2 inline V vload(const float* p) { return _mm256_load_ps(p); }
 static CNNC_AVX2 inline V vloadu(const float* p) { return _mm256_loadu_ps(p); }
@@ -962,6 +966,8 @@ static const int32_t kernel_count = 5;
 namespace portable {
 // 1 samples per vector; workspace 304 floats for slices of up to 3 samples.
 static const int64_t workspace_floats = 304;
+// Portable helpers: V is one float, a block of one sample; a mask is a float whose bits are all
+// ones or all zeros, as in the vector ISAs.
 typedef float V;
 static CNNC_PORTABLE inline uint32_t vbits_of(float x) { uint32_t u; std::memcpy(&u, &x, 4); return u; }
 static CNNC_PORTABLE inline float vfrom_bits(uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; }
