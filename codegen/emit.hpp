@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "abi_table.hpp"
 #include "dsl/graph.hpp"
 #include "emit_model.hpp"
 #include "plan.hpp"
@@ -63,13 +64,14 @@ void emit_activation_backward_loop(EmitContext& c, const dsl::Layer& l, const st
 // The parts of the file, in order (emit_model.cpp). The prelude: the banner, includes and macros.
 void emit_prelude(Writer& w, const dsl::Graph& graph, const GenOptions& options);
 // The ABI's description of every layer, `layer_table`.
-void emit_layer_table(Writer& w, const dsl::Graph& graph);
+void emit_layer_table(Writer& w, const AbiModel& abi);
 // Per ISA, after the layer functions: load_block, the slice's start and end, the output stage,
 // train and forward, and the kernel table.
 void emit_drivers(EmitContext& c);
 // cnnc_model::update, shared by every variant.
 void emit_update(Writer& w, const dsl::Graph& graph);
 // cnnc_<model>_create, _destroy and _kernels: the C functions that pick a variant at run time.
-void emit_entry_points(Writer& w, const dsl::Graph& graph, const GenOptions& options);
+void emit_entry_points(Writer& w, const dsl::Graph& graph, const AbiModel& abi,
+                       const GenOptions& options);
 
 }  // namespace cnnc::codegen

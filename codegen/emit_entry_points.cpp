@@ -1,11 +1,11 @@
 // The C entry points of a generated file: they pick an ISA variant at run time from the CPU (or
 // the one the caller names) and fill a cnnc_model with it.
+#include "abi_table.hpp"
 #include "emit.hpp"
 
 namespace cnnc::codegen {
 
-void emit_entry_points(Writer& w, const dsl::Graph& g, const GenOptions& o) {
-  int64_t O = g.output().size();
+void emit_entry_points(Writer& w, const dsl::Graph& g, const AbiModel& abi, const GenOptions& o) {
   w.comment(
       "The ISA variant for a target (\"auto\": the best this CPU runs): 0 avx512, 1 avx2, 2 "
       "portable, -1 none.");
@@ -41,29 +41,27 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   w.line("if (!m) return nullptr;");
   w.line("m->abi_version = CNNC_ABI_VERSION;");
   w.line("m->name = \"{}\";", g.name);
-  w.line("m->input_h = {};", g.input.h);
-  w.line("m->input_w = {};", g.input.w);
-  w.line("m->input_c = {};", g.input.c);
-  w.line("m->output_size = {};", O);
+  w.line("m->input_h = {};", abi.input_h);
+  w.line("m->input_w = {};", abi.input_w);
+  w.line("m->input_c = {};", abi.input_c);
+  w.line("m->output_size = {};", g.output().size());
   w.line("m->max_batch = max_batch;");
-  w.line("m->loss = {};", g.training.loss == dsl::Loss::mse ? "CNNC_MSE" : "CNNC_CROSS_ENTROPY");
-  w.line("m->layer_count = {};", g.layers.size());
+  w.line("m->loss = {};", abi_loss_name(abi.loss));
+  w.line("m->layer_count = {};", abi.layers.size());
   w.line("m->layers = layer_table;");
-  w.line("m->param_count = {};", g.param_floats);
+  w.line("m->param_count = {};", abi.param_count);
   w.line("m->update = update;");
-  auto variant = [&](Isa isa, int index) {
+  int index = 0;
+  for (Isa isa : all_isas) {  // in pick_isa's order
     w.line("#if {}", variant_macro(isa));
-    w.open("if (isa == {})", index);
+    w.open("if (isa == {})", index++);
     w.line("m->engine = \"specialized-{}\";", name_of(isa));
     w.line("m->workspace_bytes = {}::workspace_floats * 4;", name_of(isa));
     w.line("m->forward = {}::forward;", name_of(isa));
     w.line("m->train = {}::train;", name_of(isa));
     w.close();
     w.line("#endif");
-  };
-  variant(Isa::avx512, 0);
-  variant(Isa::avx2, 1);
-  variant(Isa::portable, 2);
+  }
   w.line("return m;");
   w.close();
   w.blank();
@@ -76,7 +74,7 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const GenOptions& o) {
       g.name);
   w.line("using namespace cnnc_gen_{};", g.name);
   w.line("const int isa = target ? pick_isa(target) : -1;");
-  int index = 0;
+  index = 0;
   for (Isa isa : all_isas) {
     w.line("#if {}", variant_macro(isa));
     w.line("if (isa == {}) return *kernels = {}::kernels, {}::kernel_count;", index++, name_of(isa),

@@ -52,15 +52,16 @@ void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch) {
 
 Generated emit_model(const dsl::Graph& g, const GenOptions& o) {
   Writer w;
+  AbiModel abi = lower_to_abi(g);
   emit_prelude(w, g, o);
   w.open_namespace("cnnc_gen_" + g.name);
   w.blank();
-  emit_layer_table(w, g);
+  emit_layer_table(w, abi);
   for (Isa isa : all_isas) emit_isa(w, g, isa, o.max_batch);
   emit_update(w, g);
   w.close_namespace("cnnc_gen_" + g.name);
   w.blank();
-  emit_entry_points(w, g, o);
+  emit_entry_points(w, g, abi, o);
   return {w.str(), "", w.lines(), w.functions()};
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 
+#include "abi_table.hpp"
 #include "cnnc/version.hpp"
 #include "emit.hpp"
 #include "sha256.hpp"
@@ -97,30 +98,21 @@ void emit_prelude(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   w.blank();
 }
 
-void emit_layer_table(Writer& w, const dsl::Graph& g) {
-  w.line("static const cnnc_layer layer_table[{}] = {{", g.layers.size());
-  for (const dsl::Layer& l : g.layers) {
-    int kind = 0;
-    switch (l.kind) {
-      case dsl::LayerKind::conv: kind = 1; break;
-      case dsl::LayerKind::maxpool: kind = 2; break;
-      case dsl::LayerKind::avgpool: kind = 3; break;
-      case dsl::LayerKind::flatten: kind = 4; break;
-      case dsl::LayerKind::dense: kind = 5; break;
-      case dsl::LayerKind::dropout: kind = 6; break;
-      case dsl::LayerKind::activation: kind = 7; break;
-    }
-    bool windowed = l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::maxpool ||
-                    l.kind == dsl::LayerKind::avgpool;
+void emit_layer_table(Writer& w, const AbiModel& abi) {
+  w.comment(
+      "The ABI's layer table (cnnc_layer in cnnc_abi.h), one row per layer: name, kind, "
+      "activation,\n"
+      "in h w c, out h w c, kernel h w, stride h w, padding top left bottom right, dropout rate,\n"
+      "weight offset and count, bias offset and count, trainable.");
+  w.line("static const cnnc_layer layer_table[{}] = {{", abi.layers.size());
+  for (const cnnc_layer& a : abi.layers)
     w.line(
         "    {{\"{}\", {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, "
         "{}, {}, {}}},",
-        l.name, kind, static_cast<int>(l.activation), l.in.h, l.in.w, l.in.c, l.out.h, l.out.w,
-        l.out.c, windowed ? l.kernel_h : 0, windowed ? l.kernel_w : 0, windowed ? l.stride_h : 0,
-        windowed ? l.stride_w : 0, l.pad_top, l.pad_left, l.pad_bottom, l.pad_right,
-        float_literal(static_cast<float>(l.rate)), l.weight_offset, l.weight_count, l.bias_offset,
-        l.bias_count, l.trainable() ? 1 : 0);
-  }
+        a.name, abi_kind_name(a.kind), abi_activation_name(a.activation), a.in_h, a.in_w, a.in_c,
+        a.out_h, a.out_w, a.out_c, a.kernel_h, a.kernel_w, a.stride_h, a.stride_w, a.pad_top,
+        a.pad_left, a.pad_bottom, a.pad_right, float_literal(a.dropout_rate), a.weight_offset,
+        a.weight_count, a.bias_offset, a.bias_count, a.trainable);
   w.line("}};");
   w.blank();
 }

@@ -46,10 +46,13 @@
 
 namespace cnnc_gen_tiny_conv {
 
+// The ABI's layer table (cnnc_layer in cnnc_abi.h), one row per layer: name, kind, activation,
+// in h w c, out h w c, kernel h w, stride h w, padding top left bottom right, dropout rate,
+// weight offset and count, bias offset and count, trainable.
 static const cnnc_layer layer_table[3] = {
-    {"conv1", 1, 1, 6, 6, 1, 6, 6, 2, 3, 3, 1, 1, 1, 1, 1, 1, 0.0f, 0, 18, 32, 2, 1},
-    {"maxpool1", 2, 0, 6, 6, 2, 3, 3, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0.0f, 48, 0, 48, 0, 0},
-    {"dense1", 5, 4, 3, 3, 2, 1, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0.0f, 48, 54, 112, 3, 1},
+    {"conv1", CNNC_CONV, CNNC_RELU, 6, 6, 1, 6, 6, 2, 3, 3, 1, 1, 1, 1, 1, 1, 0.0f, 0, 18, 32, 2, 1},
+    {"maxpool1", CNNC_MAXPOOL, CNNC_LINEAR, 6, 6, 2, 3, 3, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0.0f, 48, 0, 48, 0, 0},
+    {"dense1", CNNC_DENSE, CNNC_SOFTMAX, 3, 3, 2, 1, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0.0f, 48, 54, 112, 3, 1},
 };
 
 #if CNNC_HAS_AVX512

@@ -46,10 +46,13 @@
 
 namespace cnnc_gen_tiny_dense {
 
+// The ABI's layer table (cnnc_layer in cnnc_abi.h), one row per layer: name, kind, activation,
+// in h w c, out h w c, kernel h w, stride h w, padding top left bottom right, dropout rate,
+// weight offset and count, bias offset and count, trainable.
 static const cnnc_layer layer_table[3] = {
-    {"dense1", 5, 2, 3, 3, 2, 1, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0.0f, 0, 72, 80, 4, 1},
-    {"dropout1", 6, 0, 1, 1, 4, 1, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0.25f, 96, 0, 96, 0, 0},
-    {"dense2", 5, 0, 1, 1, 4, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0.0f, 96, 8, 112, 2, 1},
+    {"dense1", CNNC_DENSE, CNNC_SIGMOID, 3, 3, 2, 1, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0.0f, 0, 72, 80, 4, 1},
+    {"dropout1", CNNC_DROPOUT, CNNC_LINEAR, 1, 1, 4, 1, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0.25f, 96, 0, 96, 0, 0},
+    {"dense2", CNNC_DENSE, CNNC_LINEAR, 1, 1, 4, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0.0f, 96, 8, 112, 2, 1},
 };
 
 #if CNNC_HAS_AVX512
