@@ -16,7 +16,7 @@ std::string EmitContext::target() const {
 }
 
 std::string ws(const Slot& s) {
-  return fmt::format("ws + {}", s.offset);
+  return "ws + " + s.name;
 }
 
 std::string EmitContext::output_of(int i) const {
@@ -26,8 +26,7 @@ std::string EmitContext::input_of(int i) const {
   return i == 0 ? ws(plan.input) : output_of(i - 1);
 }
 std::string EmitContext::grad_of(int i) const {
-  int from_last = static_cast<int>(plan.layers.size()) - 1 - i;
-  return ws(from_last % 2 == 0 ? plan.grad_a : plan.grad_b);
+  return ws(plan.layers[static_cast<size_t>(i)].dy);
 }
 
 bool runs_backward(const LayerPlan& lp) {

@@ -24,15 +24,15 @@ struct EmitContext {
   // The attributes of a layer function: target() and noinline, so that each layer stays one
   // function in profiles and the drivers stay small.
   std::string kernel() const { return target() + " CNNC_NOINLINE"; }
-  // Where layer i reads its input and writes its output, as "ws + <offset>".
+  // Where layer i reads its input and writes its output, as "ws + conv1_y".
   std::string input_of(int i) const;
   std::string output_of(int i) const;
-  // Where the gradient of layer i's output lives (ping-pong between two buffers), and so where
-  // layer i writes the gradient of its input: grad_of(i - 1).
+  // Where the gradient of layer i's output lives, and so where layer i writes the gradient of
+  // its input: grad_of(i - 1).
   std::string grad_of(int i) const;
 };
 
-std::string ws(const Slot& s);  // "ws + 1234"
+std::string ws(const Slot& s);  // "ws + conv1_y"
 
 // The preprocessor switch around one ISA's variant: CNNC_HAS_AVX512, ... (see emit_prelude).
 std::string variant_macro(Isa isa);

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "emit.hpp"
 #include "isa_helpers.hpp"
 
@@ -21,18 +23,35 @@ void emit_lines(Writer& w, std::string_view text) {
   }
 }
 
+// The workspace of one call as named offsets: every region the plan laid out, so that code reads
+// `ws + conv1_y`, and the reader finds here what it holds.
+void emit_workspace(Writer& w, const Plan& plan) {
+  w.comment(fmt::format(
+      "The workspace of one call, for slices of up to {}: where each region starts, in floats.\n"
+      "The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,\n"
+      "the _dy of the layer before it, into the buffer it does not read.",
+      counted(plan.max_batch, "sample")));
+  w.line("static const int64_t workspace_floats = {};", plan.workspace_floats);
+  size_t name_width = 0, offset_width = 0;
+  for (const Slot& s : plan.regions) {
+    name_width = std::max(name_width, s.name.size());
+    offset_width = std::max(offset_width, std::to_string(s.offset).size());
+  }
+  for (const Slot& s : plan.regions)
+    w.line("static const int64_t {:<{}} = {:<{}}  // {}", s.name, name_width,
+           fmt::format("{};", s.offset), offset_width + 1, s.holds);
+  w.blank();
+}
+
 // One ISA's complete engine in its own namespace, compiled only when the variant is on.
 void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch) {
   Plan plan = plan_model(g, isa, max_batch);
   EmitContext c{g, plan, w};
   w.line("#if {}", variant_macro(isa));
   w.open_namespace(name_of(isa));
-  w.comment(
-      fmt::format("{} samples per vector; workspace {} floats for slices of up to {} samples.",
-                  plan.lanes, plan.workspace_floats, max_batch));
-  w.line("static const int64_t workspace_floats = {};", plan.workspace_floats);
   emit_lines(w, isa_helpers(isa));
   w.blank();
+  emit_workspace(w, plan);
   for (const LayerPlan& lp : plan.layers) {
     switch (lp.layer->kind) {
       case dsl::LayerKind::conv: emit_conv(c, lp); break;

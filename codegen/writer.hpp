@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -60,6 +61,9 @@ class Writer {
   int lines_ = 0;
   int functions_ = 0;
 };
+
+// A count and its noun, singular or plural: "1 sample", "16 samples", "1,024 rows".
+std::string counted(int64_t n, std::string_view noun);
 
 // A float as a C++ literal that reads back to the same value: 0.25f, 2.0f, 1e-08f.
 std::string float_literal(float x);

@@ -57,8 +57,6 @@ static const cnnc_layer layer_table[3] = {
 
 #if CNNC_HAS_AVX512
 namespace avx512 {
-// 16 samples per vector; workspace 6336 floats for slices of up to 4 samples.
-static const int64_t workspace_floats = 6336;
 // AVX-512 vector helpers: V holds 16 floats, one sample of the block per lane; a mask is a V
 // whose lanes are all ones or all zeros.
 typedef __m512 V;
@@ -93,16 +91,34 @@ static CNNC_AVX512 inline V vkeep(const uint32_t* keys, uint32_t element, uint32
   return vbits(_mm512_maskz_set1_epi32(_mm512_cmpge_epu32_mask(bits, _mm512_set1_epi32((int)threshold)), -1));
 }
 
+// The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
+// The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
+// the _dy of the layer before it, into the buffer it does not read.
+static const int64_t workspace_floats = 6320;
+static const int64_t block_input     = 0;     // the block's input, [6][6][1][L]
+static const int64_t conv1_y         = 576;   // conv1's output, [6][6][2][L]
+static const int64_t conv1_x_padded  = 1728;  // conv1's input, zero-padded, [8][8][1][L]
+static const int64_t conv1_dw_lanes  = 2752;  // conv1's weight gradient per lane, [2][3][3][1][L]
+static const int64_t conv1_db_lanes  = 3040;  // conv1's bias gradient per lane, [2][L]
+static const int64_t maxpool1_y      = 3072;  // maxpool1's output, [3][3][2][L]
+static const int64_t dense1_y        = 3360;  // dense1's output, [3][L]
+static const int64_t dense1_db_lanes = 3408;  // dense1's bias gradient per lane, [3][L]
+static const int64_t dense1_x_rows   = 3456;  // dense1's input rows for the slice, [16][32]
+static const int64_t dense1_dz_rows  = 3968;  // dense1's output gradient rows for the slice, [16][3]
+static const int64_t conv1_dy        = 4016;  // conv1's output gradient, [6][6][2][L] (buffer a)
+static const int64_t maxpool1_dy     = 5168;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
+static const int64_t dense1_dy       = 4016;  // dense1's output gradient, [3][L] (buffer a)
+
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 6 columns x 2 filters, taps unrolled
 static CNNC_AVX512 CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
   for (int h = 0; h < 6; ++h) {
-    std::memcpy(ws + 1728 + (h + 1) * 128 + 16, ws + 0 + h * 96, 96 * sizeof(float));
+    std::memcpy(ws + conv1_x_padded + (h + 1) * 128 + 16, ws + block_input + h * 96, 96 * sizeof(float));
   }
-  const float* xp = ws + 1728;
-  float* y = ws + 576;
+  const float* xp = ws + conv1_x_padded;
+  float* y = ws + conv1_y;
   for (int p = 0; p < 6; ++p) {
     {
       const int q0 = 0;
@@ -338,10 +354,10 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_forward(const float* __restrict para
 // 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]; tiles of 2 filters x 3 taps
 static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
   (void)params;
-  const float* dz = ws + 4016;
-  const float* xp = ws + 1728;
-  float* dw = ws + 2752;
-  float* db = ws + 3040;
+  const float* dz = ws + conv1_dy;
+  const float* xp = ws + conv1_x_padded;
+  float* dw = ws + conv1_dw_lanes;
+  float* db = ws + conv1_db_lanes;
   for (int k = 0; k < 2; ++k) {
     V bias = vload(db + k * 16);
     for (int pq = 0; pq < 36; ++pq) bias = vadd(bias, vload(dz + (pq * 2 + k) * 16));
@@ -394,8 +410,8 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __rest
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, then the gradients
 static CNNC_AVX512 CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  float* dz = ws + 4016;
-  const float* y = ws + 576;
+  float* dz = ws + conv1_dy;
+  const float* y = ws + conv1_y;
   for (int e = 0; e < 1152; e += 16) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
   conv1_backward_weights(params, ws);
 }
@@ -403,8 +419,8 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_backward(const float* __restrict par
 // maxpool1 forward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; x [6][6][2][L] -> y [3][3][2][L]
 static CNNC_AVX512 CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
-  const float* x = ws + 576;
-  float* y = ws + 3072;
+  const float* x = ws + conv1_y;
+  float* y = ws + maxpool1_y;
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
       for (int ch = 0; ch < 2; ++ch) {
@@ -422,10 +438,10 @@ static CNNC_AVX512 CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
 // maxpool1 backward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L]
 static CNNC_AVX512 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
-  const float* x = ws + 576;
-  const float* y = ws + 3072;
-  const float* dy = ws + 5168;
-  float* dx = ws + 4016;
+  const float* x = ws + conv1_y;
+  const float* y = ws + maxpool1_y;
+  const float* dy = ws + maxpool1_dy;
+  float* dx = ws + conv1_dy;
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
       for (int ch = 0; ch < 2; ++ch) {
@@ -452,8 +468,8 @@ static CNNC_AVX512 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
 static CNNC_AVX512 CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
   const float* b = params + 112;
-  const float* x = ws + 3072;
-  float* y = ws + 3360;
+  const float* x = ws + maxpool1_y;
+  float* y = ws + dense1_y;
   {
     const int k0 = 0;
     const float* wk = w + k0 * 18;
@@ -475,8 +491,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_forward(const float* __restrict par
 // dense1 backward_weights: line 6: dense 3 softmax
 // 3x3x2 -> 3; rows of x [n][32] and dz [n][3] -> dw [3][18] in grads; tiles of 6 units x 4 vectors
 static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
-  const float* rows_x = ws + 3456;
-  const float* rows_dz = ws + 3968;
+  const float* rows_x = ws + dense1_x_rows;
+  const float* rows_dz = ws + dense1_dz_rows;
   float* dw = grads + 48;
   {
     const int v0 = 0;
@@ -530,8 +546,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict 
 // 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 18 at a time
 static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
-  const float* dz = ws + 4016;
-  float* dx = ws + 5168;
+  const float* dz = ws + dense1_dy;
+  float* dx = ws + maxpool1_dy;
   {
     const int i0 = 0;
     V acc0 = vzero();
@@ -598,13 +614,13 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_data(const float* __restri
 // dense1 backward: line 6: dense 3 softmax
 // 3x3x2 -> 3; dy [3][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][3]; dx
 static CNNC_AVX512 CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* x = ws + 3072;
-  float* dz = ws + 4016;
+  const float* x = ws + maxpool1_y;
+  float* dz = ws + dense1_dy;
   (void)params, (void)x, (void)block;
-  float* db = ws + 3408;
+  float* db = ws + dense1_db_lanes;
   for (int k = 0; k < 3; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
-  float* rows_x = ws + 3456 + block * 512;
-  float* rows_dz = ws + 3968 + block * 48;
+  float* rows_x = ws + dense1_x_rows + block * 512;
+  float* rows_dz = ws + dense1_dz_rows + block * 48;
   for (int lane = 0; lane < 16; ++lane) {
     for (int i = 0; i < 18; ++i) rows_x[lane * 32 + i] = x[i * 16 + lane];
     for (int k = 0; k < 3; ++k) rows_dz[lane * 3 + k] = dz[k * 16 + lane];
@@ -614,7 +630,7 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward(const float* __restrict pa
 
 // input [n][36] -> block [36][L], samples first .. first + count - 1.
 static CNNC_AVX512 void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
-  float* x = ws + 0;
+  float* x = ws + block_input;
   for (int lane = 0; lane < 16; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 36;
     if (lane < count) for (int e = 0; e < 36; ++e) x[e * 16 + lane] = src[e];
@@ -625,15 +641,15 @@ static CNNC_AVX512 void load_block(const float* __restrict input, int first, int
 // Zeroes the borders of padded inputs: only their interiors are written per block.
 static CNNC_AVX512 void clear_padding(float* __restrict ws) {
   (void)ws;
-  std::memset(ws + 1728, 0, 1024 * sizeof(float));  // conv1
+  std::memset(ws + conv1_x_padded, 0, 1024 * sizeof(float));  // conv1
 }
 
 // Clears what accumulates over a slice: per-lane gradient partials.
 static CNNC_AVX512 void begin_slice(float* __restrict ws) {
   (void)ws;
-  std::memset(ws + 2752, 0, 288 * sizeof(float));
-  std::memset(ws + 3040, 0, 32 * sizeof(float));
-  std::memset(ws + 3408, 0, 48 * sizeof(float));
+  std::memset(ws + conv1_dw_lanes, 0, 288 * sizeof(float));
+  std::memset(ws + conv1_db_lanes, 0, 32 * sizeof(float));
+  std::memset(ws + dense1_db_lanes, 0, 48 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
@@ -641,13 +657,13 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
   (void)grads, (void)ws, (void)rows;
   {
     // conv1
-    const float* dw = ws + 2752;
+    const float* dw = ws + conv1_dw_lanes;
     for (int j = 0; j < 18; ++j) {
       float sum = 0.0f;
       for (int lane = 0; lane < 16; ++lane) sum += dw[j * 16 + lane];
       grads[0 + j] = sum;
     }
-    const float* db = ws + 3040;
+    const float* db = ws + conv1_db_lanes;
     for (int k = 0; k < 2; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 16; ++lane) sum += db[k * 16 + lane];
@@ -657,7 +673,7 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
   {
     // dense1
     dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + 3408;
+    const float* db = ws + dense1_db_lanes;
     for (int k = 0; k < 3; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 16; ++lane) sum += db[k * 16 + lane];
@@ -668,8 +684,8 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
 
 // The last layer's 3 values per lane -> softmax, the loss (cross_entropy) and the gradient that starts backward.
 static CNNC_AVX512 double output_block(const cnnc_pass* pass, int first, int count, float* __restrict ws, bool training) {
-  const float* z = ws + 3360;
-  float* dz = ws + 4016;
+  const float* z = ws + dense1_y;
+  float* dz = ws + dense1_dy;
   double loss = 0.0;
   for (int lane = 0; lane < 16; ++lane) {
     float v[3], p[3];
@@ -799,8 +815,6 @@ static const int32_t kernel_count = 7;
 
 #if CNNC_HAS_AVX2
 namespace avx2 {
-// 8 samples per vector; workspace 3136 floats for slices of up to 4 samples.
-static const int64_t workspace_floats = 3136;
 // AVX2 + FMA vector helpers: V holds 8 floats, one sample of the block per lane; a mask is a V
 // whose lanes are all ones or all zeros.
 typedef __m256 V;
@@ -833,16 +847,34 @@ static CNNC_AVX2 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t
   return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(bits, _mm256_set1_epi32((int)threshold)), bits));
 }
 
+// The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
+// The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
+// the _dy of the layer before it, into the buffer it does not read.
+static const int64_t workspace_floats = 3120;
+static const int64_t block_input     = 0;     // the block's input, [6][6][1][L]
+static const int64_t conv1_y         = 288;   // conv1's output, [6][6][2][L]
+static const int64_t conv1_x_padded  = 864;   // conv1's input, zero-padded, [8][8][1][L]
+static const int64_t conv1_dw_lanes  = 1376;  // conv1's weight gradient per lane, [2][3][3][1][L]
+static const int64_t conv1_db_lanes  = 1520;  // conv1's bias gradient per lane, [2][L]
+static const int64_t maxpool1_y      = 1536;  // maxpool1's output, [3][3][2][L]
+static const int64_t dense1_y        = 1680;  // dense1's output, [3][L]
+static const int64_t dense1_db_lanes = 1712;  // dense1's bias gradient per lane, [3][L]
+static const int64_t dense1_x_rows   = 1744;  // dense1's input rows for the slice, [8][24]
+static const int64_t dense1_dz_rows  = 1936;  // dense1's output gradient rows for the slice, [8][3]
+static const int64_t conv1_dy        = 1968;  // conv1's output gradient, [6][6][2][L] (buffer a)
+static const int64_t maxpool1_dy     = 2544;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
+static const int64_t dense1_dy       = 1968;  // dense1's output gradient, [3][L] (buffer a)
+
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 3 columns x 2 filters, taps unrolled
 static CNNC_AVX2 CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
   for (int h = 0; h < 6; ++h) {
-    std::memcpy(ws + 864 + (h + 1) * 64 + 8, ws + 0 + h * 48, 48 * sizeof(float));
+    std::memcpy(ws + conv1_x_padded + (h + 1) * 64 + 8, ws + block_input + h * 48, 48 * sizeof(float));
   }
-  const float* xp = ws + 864;
-  float* y = ws + 288;
+  const float* xp = ws + conv1_x_padded;
+  float* y = ws + conv1_y;
   for (int p = 0; p < 6; ++p) {
     for (int q0 = 0; q0 < 6; q0 += 3) {
       const float* xw = xp + p * 64 + q0 * 8;
@@ -978,10 +1010,10 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_forward(const float* __restrict params
 // 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]; tiles of 2 filters x 3 taps
 static CNNC_AVX2 CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
   (void)params;
-  const float* dz = ws + 1968;
-  const float* xp = ws + 864;
-  float* dw = ws + 1376;
-  float* db = ws + 1520;
+  const float* dz = ws + conv1_dy;
+  const float* xp = ws + conv1_x_padded;
+  float* dw = ws + conv1_dw_lanes;
+  float* db = ws + conv1_db_lanes;
   for (int k = 0; k < 2; ++k) {
     V bias = vload(db + k * 8);
     for (int pq = 0; pq < 36; ++pq) bias = vadd(bias, vload(dz + (pq * 2 + k) * 8));
@@ -1034,8 +1066,8 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_backward_weights(const float* __restri
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, then the gradients
 static CNNC_AVX2 CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  float* dz = ws + 1968;
-  const float* y = ws + 288;
+  float* dz = ws + conv1_dy;
+  const float* y = ws + conv1_y;
   for (int e = 0; e < 576; e += 8) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
   conv1_backward_weights(params, ws);
 }
@@ -1043,8 +1075,8 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_backward(const float* __restrict param
 // maxpool1 forward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; x [6][6][2][L] -> y [3][3][2][L]
 static CNNC_AVX2 CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
-  const float* x = ws + 288;
-  float* y = ws + 1536;
+  const float* x = ws + conv1_y;
+  float* y = ws + maxpool1_y;
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
       for (int ch = 0; ch < 2; ++ch) {
@@ -1062,10 +1094,10 @@ static CNNC_AVX2 CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
 // maxpool1 backward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L]
 static CNNC_AVX2 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
-  const float* x = ws + 288;
-  const float* y = ws + 1536;
-  const float* dy = ws + 2544;
-  float* dx = ws + 1968;
+  const float* x = ws + conv1_y;
+  const float* y = ws + maxpool1_y;
+  const float* dy = ws + maxpool1_dy;
+  float* dx = ws + conv1_dy;
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
       for (int ch = 0; ch < 2; ++ch) {
@@ -1092,8 +1124,8 @@ static CNNC_AVX2 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
 static CNNC_AVX2 CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
   const float* b = params + 112;
-  const float* x = ws + 1536;
-  float* y = ws + 1680;
+  const float* x = ws + maxpool1_y;
+  float* y = ws + dense1_y;
   {
     const int k0 = 0;
     const float* wk = w + k0 * 18;
@@ -1115,8 +1147,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_forward(const float* __restrict param
 // dense1 backward_weights: line 6: dense 3 softmax
 // 3x3x2 -> 3; rows of x [n][24] and dz [n][3] -> dw [3][18] in grads; tiles of 3 units x 4 vectors
 static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
-  const float* rows_x = ws + 1744;
-  const float* rows_dz = ws + 1936;
+  const float* rows_x = ws + dense1_x_rows;
+  const float* rows_dz = ws + dense1_dz_rows;
   float* dw = grads + 48;
   {
     const int v0 = 0;
@@ -1180,8 +1212,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict gr
 // 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 9 at a time
 static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
-  const float* dz = ws + 1968;
-  float* dx = ws + 2544;
+  const float* dz = ws + dense1_dy;
+  float* dx = ws + maxpool1_dy;
   for (int i0 = 0; i0 < 18; i0 += 9) {
     V acc0 = vzero();
     V acc1 = vzero();
@@ -1220,13 +1252,13 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_data(const float* __restrict
 // dense1 backward: line 6: dense 3 softmax
 // 3x3x2 -> 3; dy [3][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][3]; dx
 static CNNC_AVX2 CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* x = ws + 1536;
-  float* dz = ws + 1968;
+  const float* x = ws + maxpool1_y;
+  float* dz = ws + dense1_dy;
   (void)params, (void)x, (void)block;
-  float* db = ws + 1712;
+  float* db = ws + dense1_db_lanes;
   for (int k = 0; k < 3; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
-  float* rows_x = ws + 1744 + block * 192;
-  float* rows_dz = ws + 1936 + block * 24;
+  float* rows_x = ws + dense1_x_rows + block * 192;
+  float* rows_dz = ws + dense1_dz_rows + block * 24;
   for (int lane = 0; lane < 8; ++lane) {
     for (int i = 0; i < 18; ++i) rows_x[lane * 24 + i] = x[i * 8 + lane];
     for (int k = 0; k < 3; ++k) rows_dz[lane * 3 + k] = dz[k * 8 + lane];
@@ -1236,7 +1268,7 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward(const float* __restrict para
 
 // input [n][36] -> block [36][L], samples first .. first + count - 1.
 static CNNC_AVX2 void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
-  float* x = ws + 0;
+  float* x = ws + block_input;
   for (int lane = 0; lane < 8; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 36;
     if (lane < count) for (int e = 0; e < 36; ++e) x[e * 8 + lane] = src[e];
@@ -1247,15 +1279,15 @@ static CNNC_AVX2 void load_block(const float* __restrict input, int first, int c
 // Zeroes the borders of padded inputs: only their interiors are written per block.
 static CNNC_AVX2 void clear_padding(float* __restrict ws) {
   (void)ws;
-  std::memset(ws + 864, 0, 512 * sizeof(float));  // conv1
+  std::memset(ws + conv1_x_padded, 0, 512 * sizeof(float));  // conv1
 }
 
 // Clears what accumulates over a slice: per-lane gradient partials.
 static CNNC_AVX2 void begin_slice(float* __restrict ws) {
   (void)ws;
-  std::memset(ws + 1376, 0, 144 * sizeof(float));
-  std::memset(ws + 1520, 0, 16 * sizeof(float));
-  std::memset(ws + 1712, 0, 24 * sizeof(float));
+  std::memset(ws + conv1_dw_lanes, 0, 144 * sizeof(float));
+  std::memset(ws + conv1_db_lanes, 0, 16 * sizeof(float));
+  std::memset(ws + dense1_db_lanes, 0, 24 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
@@ -1263,13 +1295,13 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
   (void)grads, (void)ws, (void)rows;
   {
     // conv1
-    const float* dw = ws + 1376;
+    const float* dw = ws + conv1_dw_lanes;
     for (int j = 0; j < 18; ++j) {
       float sum = 0.0f;
       for (int lane = 0; lane < 8; ++lane) sum += dw[j * 8 + lane];
       grads[0 + j] = sum;
     }
-    const float* db = ws + 1520;
+    const float* db = ws + conv1_db_lanes;
     for (int k = 0; k < 2; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 8; ++lane) sum += db[k * 8 + lane];
@@ -1279,7 +1311,7 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
   {
     // dense1
     dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + 1712;
+    const float* db = ws + dense1_db_lanes;
     for (int k = 0; k < 3; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 8; ++lane) sum += db[k * 8 + lane];
@@ -1290,8 +1322,8 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
 
 // The last layer's 3 values per lane -> softmax, the loss (cross_entropy) and the gradient that starts backward.
 static CNNC_AVX2 double output_block(const cnnc_pass* pass, int first, int count, float* __restrict ws, bool training) {
-  const float* z = ws + 1680;
-  float* dz = ws + 1968;
+  const float* z = ws + dense1_y;
+  float* dz = ws + dense1_dy;
   double loss = 0.0;
   for (int lane = 0; lane < 8; ++lane) {
     float v[3], p[3];
@@ -1421,8 +1453,6 @@ static const int32_t kernel_count = 7;
 
 #if CNNC_HAS_PORTABLE
 namespace portable {
-// 1 samples per vector; workspace 576 floats for slices of up to 4 samples.
-static const int64_t workspace_floats = 576;
 // Portable helpers: V is one float, a block of one sample; a mask is a float whose bits are all
 // ones or all zeros, as in the vector ISAs.
 typedef float V;
@@ -1447,16 +1477,34 @@ static CNNC_PORTABLE inline V veq(V a, V b) { return vfrom_bits(a == b ? ~0u : 0
 static CNNC_PORTABLE inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
 static CNNC_PORTABLE inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) { return vfrom_bits(cnnc_dropout_bits(keys[0], element) >= threshold ? ~0u : 0u); }
 
+// The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
+// The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
+// the _dy of the layer before it, into the buffer it does not read.
+static const int64_t workspace_floats = 560;
+static const int64_t block_input     = 0;    // the block's input, [6][6][1][L]
+static const int64_t conv1_y         = 48;   // conv1's output, [6][6][2][L]
+static const int64_t conv1_x_padded  = 128;  // conv1's input, zero-padded, [8][8][1][L]
+static const int64_t conv1_dw_lanes  = 192;  // conv1's weight gradient per lane, [2][3][3][1][L]
+static const int64_t conv1_db_lanes  = 224;  // conv1's bias gradient per lane, [2][L]
+static const int64_t maxpool1_y      = 240;  // maxpool1's output, [3][3][2][L]
+static const int64_t dense1_y        = 272;  // dense1's output, [3][L]
+static const int64_t dense1_db_lanes = 288;  // dense1's bias gradient per lane, [3][L]
+static const int64_t dense1_x_rows   = 304;  // dense1's input rows for the slice, [4][18]
+static const int64_t dense1_dz_rows  = 384;  // dense1's output gradient rows for the slice, [4][3]
+static const int64_t conv1_dy        = 400;  // conv1's output gradient, [6][6][2][L] (buffer a)
+static const int64_t maxpool1_dy     = 480;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
+static const int64_t dense1_dy       = 400;  // dense1's output gradient, [3][L] (buffer a)
+
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]; register tiles of 1 columns x 2 filters, taps unrolled
 static CNNC_PORTABLE CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 32;
   for (int h = 0; h < 6; ++h) {
-    std::memcpy(ws + 128 + (h + 1) * 8 + 1, ws + 0 + h * 6, 6 * sizeof(float));
+    std::memcpy(ws + conv1_x_padded + (h + 1) * 8 + 1, ws + block_input + h * 6, 6 * sizeof(float));
   }
-  const float* xp = ws + 128;
-  float* y = ws + 48;
+  const float* xp = ws + conv1_x_padded;
+  float* y = ws + conv1_y;
   for (int p = 0; p < 6; ++p) {
     for (int q0 = 0; q0 < 6; q0 += 1) {
       const float* xw = xp + p * 8 + q0 * 1;
@@ -1526,10 +1574,10 @@ static CNNC_PORTABLE CNNC_NOINLINE void conv1_forward(const float* __restrict pa
 // 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]; tiles of 2 filters x 3 taps
 static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
   (void)params;
-  const float* dz = ws + 400;
-  const float* xp = ws + 128;
-  float* dw = ws + 192;
-  float* db = ws + 224;
+  const float* dz = ws + conv1_dy;
+  const float* xp = ws + conv1_x_padded;
+  float* dw = ws + conv1_dw_lanes;
+  float* db = ws + conv1_db_lanes;
   for (int k = 0; k < 2; ++k) {
     V bias = vload(db + k * 1);
     for (int pq = 0; pq < 36; ++pq) bias = vadd(bias, vload(dz + (pq * 2 + k) * 1));
@@ -1582,8 +1630,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward_weights(const float* __re
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, then the gradients
 static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  float* dz = ws + 400;
-  const float* y = ws + 48;
+  float* dz = ws + conv1_dy;
+  const float* y = ws + conv1_y;
   for (int e = 0; e < 72; e += 1) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
   conv1_backward_weights(params, ws);
 }
@@ -1591,8 +1639,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward(const float* __restrict p
 // maxpool1 forward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; x [6][6][2][L] -> y [3][3][2][L]
 static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
-  const float* x = ws + 48;
-  float* y = ws + 240;
+  const float* x = ws + conv1_y;
+  float* y = ws + maxpool1_y;
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
       for (int ch = 0; ch < 2; ++ch) {
@@ -1610,10 +1658,10 @@ static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
 // maxpool1 backward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L]
 static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
-  const float* x = ws + 48;
-  const float* y = ws + 240;
-  const float* dy = ws + 480;
-  float* dx = ws + 400;
+  const float* x = ws + conv1_y;
+  const float* y = ws + maxpool1_y;
+  const float* dy = ws + maxpool1_dy;
+  float* dx = ws + conv1_dy;
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
       for (int ch = 0; ch < 2; ++ch) {
@@ -1640,8 +1688,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) 
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
   const float* b = params + 112;
-  const float* x = ws + 240;
-  float* y = ws + 272;
+  const float* x = ws + maxpool1_y;
+  float* y = ws + dense1_y;
   {
     const int k0 = 0;
     const float* wk = w + k0 * 18;
@@ -1663,8 +1711,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_forward(const float* __restrict p
 // dense1 backward_weights: line 6: dense 3 softmax
 // 3x3x2 -> 3; rows of x [n][18] and dz [n][3] -> dw [3][18] in grads; tiles of 4 units x 2 vectors
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
-  const float* rows_x = ws + 304;
-  const float* rows_dz = ws + 384;
+  const float* rows_x = ws + dense1_x_rows;
+  const float* rows_dz = ws + dense1_dz_rows;
   float* dw = grads + 48;
   for (int v0 = 0; v0 < 18; v0 += 2) {
     {
@@ -1704,8 +1752,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restric
 // 3x3x2 -> 3; dz [3][L] -> dx [18][L]; inputs 6 at a time
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 48;
-  const float* dz = ws + 400;
-  float* dx = ws + 480;
+  const float* dz = ws + dense1_dy;
+  float* dx = ws + maxpool1_dy;
   for (int i0 = 0; i0 < 18; i0 += 6) {
     V acc0 = vzero();
     V acc1 = vzero();
@@ -1735,13 +1783,13 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_data(const float* __rest
 // dense1 backward: line 6: dense 3 softmax
 // 3x3x2 -> 3; dy [3][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][3]; dx
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* x = ws + 240;
-  float* dz = ws + 400;
+  const float* x = ws + maxpool1_y;
+  float* dz = ws + dense1_dy;
   (void)params, (void)x, (void)block;
-  float* db = ws + 288;
+  float* db = ws + dense1_db_lanes;
   for (int k = 0; k < 3; ++k) vstore(db + k * 1, vadd(vload(db + k * 1), vload(dz + k * 1)));
-  float* rows_x = ws + 304 + block * 18;
-  float* rows_dz = ws + 384 + block * 3;
+  float* rows_x = ws + dense1_x_rows + block * 18;
+  float* rows_dz = ws + dense1_dz_rows + block * 3;
   for (int lane = 0; lane < 1; ++lane) {
     for (int i = 0; i < 18; ++i) rows_x[lane * 18 + i] = x[i * 1 + lane];
     for (int k = 0; k < 3; ++k) rows_dz[lane * 3 + k] = dz[k * 1 + lane];
@@ -1751,7 +1799,7 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward(const float* __restrict 
 
 // input [n][36] -> block [36][L], samples first .. first + count - 1.
 static CNNC_PORTABLE void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
-  float* x = ws + 0;
+  float* x = ws + block_input;
   for (int lane = 0; lane < 1; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 36;
     if (lane < count) for (int e = 0; e < 36; ++e) x[e * 1 + lane] = src[e];
@@ -1762,15 +1810,15 @@ static CNNC_PORTABLE void load_block(const float* __restrict input, int first, i
 // Zeroes the borders of padded inputs: only their interiors are written per block.
 static CNNC_PORTABLE void clear_padding(float* __restrict ws) {
   (void)ws;
-  std::memset(ws + 128, 0, 64 * sizeof(float));  // conv1
+  std::memset(ws + conv1_x_padded, 0, 64 * sizeof(float));  // conv1
 }
 
 // Clears what accumulates over a slice: per-lane gradient partials.
 static CNNC_PORTABLE void begin_slice(float* __restrict ws) {
   (void)ws;
-  std::memset(ws + 192, 0, 18 * sizeof(float));
-  std::memset(ws + 224, 0, 2 * sizeof(float));
-  std::memset(ws + 288, 0, 3 * sizeof(float));
+  std::memset(ws + conv1_dw_lanes, 0, 18 * sizeof(float));
+  std::memset(ws + conv1_db_lanes, 0, 2 * sizeof(float));
+  std::memset(ws + dense1_db_lanes, 0, 3 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
@@ -1778,13 +1826,13 @@ static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restric
   (void)grads, (void)ws, (void)rows;
   {
     // conv1
-    const float* dw = ws + 192;
+    const float* dw = ws + conv1_dw_lanes;
     for (int j = 0; j < 18; ++j) {
       float sum = 0.0f;
       for (int lane = 0; lane < 1; ++lane) sum += dw[j * 1 + lane];
       grads[0 + j] = sum;
     }
-    const float* db = ws + 224;
+    const float* db = ws + conv1_db_lanes;
     for (int k = 0; k < 2; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 1; ++lane) sum += db[k * 1 + lane];
@@ -1794,7 +1842,7 @@ static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restric
   {
     // dense1
     dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + 288;
+    const float* db = ws + dense1_db_lanes;
     for (int k = 0; k < 3; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 1; ++lane) sum += db[k * 1 + lane];
@@ -1805,8 +1853,8 @@ static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restric
 
 // The last layer's 3 values per lane -> softmax, the loss (cross_entropy) and the gradient that starts backward.
 static CNNC_PORTABLE double output_block(const cnnc_pass* pass, int first, int count, float* __restrict ws, bool training) {
-  const float* z = ws + 272;
-  float* dz = ws + 400;
+  const float* z = ws + dense1_y;
+  float* dz = ws + dense1_dy;
   double loss = 0.0;
   for (int lane = 0; lane < 1; ++lane) {
     float v[3], p[3];

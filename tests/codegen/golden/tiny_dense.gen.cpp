@@ -57,8 +57,6 @@ static const cnnc_layer layer_table[3] = {
 
 #if CNNC_HAS_AVX512
 namespace avx512 {
-// 16 samples per vector; workspace 2000 floats for slices of up to 3 samples.
-static const int64_t workspace_floats = 2000;
 // AVX-512 vector helpers: V holds 16 floats, one sample of the block per lane; a mask is a V
 // whose lanes are all ones or all zeros.
 typedef __m512 V;
@@ -93,13 +91,31 @@ static CNNC_AVX512 inline V vkeep(const uint32_t* keys, uint32_t element, uint32
   return vbits(_mm512_maskz_set1_epi32(_mm512_cmpge_epu32_mask(bits, _mm512_set1_epi32((int)threshold)), -1));
 }
 
+// The workspace of one call, for slices of up to 3 samples: where each region starts, in floats.
+// The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
+// the _dy of the layer before it, into the buffer it does not read.
+static const int64_t workspace_floats = 1984;
+static const int64_t block_input     = 0;     // the block's input, [3][3][2][L]
+static const int64_t dense1_y        = 288;   // dense1's output, [4][L]
+static const int64_t dense1_db_lanes = 352;   // dense1's bias gradient per lane, [4][L]
+static const int64_t dense1_x_rows   = 416;   // dense1's input rows for the slice, [16][32]
+static const int64_t dense1_dz_rows  = 928;   // dense1's output gradient rows for the slice, [16][4]
+static const int64_t dropout1_y      = 992;   // dropout1's output, [4][L]
+static const int64_t dense2_y        = 1056;  // dense2's output, [2][L]
+static const int64_t dense2_db_lanes = 1088;  // dense2's bias gradient per lane, [2][L]
+static const int64_t dense2_x_rows   = 1120;  // dense2's input rows for the slice, [16][16]
+static const int64_t dense2_dz_rows  = 1376;  // dense2's output gradient rows for the slice, [16][2]
+static const int64_t dense1_dy       = 1408;  // dense1's output gradient, [4][L] (buffer a)
+static const int64_t dropout1_dy     = 1696;  // dropout1's output gradient, [4][L] (buffer b)
+static const int64_t dense2_dy       = 1408;  // dense2's output gradient, [2][L] (buffer a)
+
 // dense1 forward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
 static CNNC_AVX512 CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 80;
-  const float* x = ws + 0;
-  float* y = ws + 288;
+  const float* x = ws + block_input;
+  float* y = ws + dense1_y;
   {
     const int k0 = 0;
     const float* wk = w + k0 * 18;
@@ -125,8 +141,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_forward(const float* __restrict par
 // dense1 backward_weights: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; rows of x [n][32] and dz [n][4] -> dw [4][18] in grads; tiles of 6 units x 4 vectors
 static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
-  const float* rows_x = ws + 416;
-  const float* rows_dz = ws + 928;
+  const float* rows_x = ws + dense1_x_rows;
+  const float* rows_dz = ws + dense1_dz_rows;
   float* dw = grads + 0;
   {
     const int v0 = 0;
@@ -187,15 +203,15 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict 
 // dense1 backward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][4]
 static CNNC_AVX512 CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* x = ws + 0;
-  float* dz = ws + 1408;
+  const float* x = ws + block_input;
+  float* dz = ws + dense1_dy;
   (void)params, (void)x, (void)block;
-  const float* y = ws + 288;
+  const float* y = ws + dense1_y;
   for (int e = 0; e < 64; ++e) dz[e] *= y[e] * (1.0f - y[e]);
-  float* db = ws + 352;
+  float* db = ws + dense1_db_lanes;
   for (int k = 0; k < 4; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
-  float* rows_x = ws + 416 + block * 512;
-  float* rows_dz = ws + 928 + block * 64;
+  float* rows_x = ws + dense1_x_rows + block * 512;
+  float* rows_dz = ws + dense1_dz_rows + block * 64;
   for (int lane = 0; lane < 16; ++lane) {
     for (int i = 0; i < 18; ++i) rows_x[lane * 32 + i] = x[i * 16 + lane];
     for (int k = 0; k < 4; ++k) rows_dz[lane * 4 + k] = dz[k * 16 + lane];
@@ -214,8 +230,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dropout1_apply(const float* __restrict fro
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
 static CNNC_AVX512 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
-  const float* x = ws + 288;
-  float* y = ws + 992;
+  const float* x = ws + dense1_y;
+  float* y = ws + dropout1_y;
   if (!training) {
     std::memcpy(y, x, 64 * sizeof(float));
     return;
@@ -226,8 +242,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, con
 // dropout1 backward: line 5: dropout 0.25
 // 4 -> 4; dy [4][L] -> dx [4][L]
 static CNNC_AVX512 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
-  float* dy = ws + 1696;
-  float* dx = ws + 1408;
+  float* dy = ws + dropout1_dy;
+  float* dx = ws + dense1_dy;
   dropout1_apply(dy, dx, pass, first);
 }
 
@@ -236,8 +252,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, co
 static CNNC_AVX512 CNNC_NOINLINE void dense2_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* b = params + 112;
-  const float* x = ws + 992;
-  float* y = ws + 1056;
+  const float* x = ws + dropout1_y;
+  float* y = ws + dense2_y;
   {
     const int k0 = 0;
     const float* wk = w + k0 * 4;
@@ -256,8 +272,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dense2_forward(const float* __restrict par
 // dense2 backward_weights: line 6: dense 2
 // 4 -> 2; rows of x [n][16] and dz [n][2] -> dw [2][4] in grads; tiles of 6 units x 4 vectors
 static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
-  const float* rows_x = ws + 1120;
-  const float* rows_dz = ws + 1376;
+  const float* rows_x = ws + dense2_x_rows;
+  const float* rows_dz = ws + dense2_dz_rows;
   float* dw = grads + 96;
   {
     const int v0 = 0;
@@ -284,8 +300,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_weights(float* __restrict 
 // 4 -> 2; dz [2][L] -> dx [4][L]; inputs 4 at a time
 static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
-  const float* dz = ws + 1408;
-  float* dx = ws + 1696;
+  const float* dz = ws + dense2_dy;
+  float* dx = ws + dropout1_dy;
   {
     const int i0 = 0;
     V acc0 = vzero();
@@ -310,13 +326,13 @@ static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_data(const float* __restri
 // dense2 backward: line 6: dense 2
 // 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][4] and output gradients [n][2]; dx
 static CNNC_AVX512 CNNC_NOINLINE void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* x = ws + 992;
-  float* dz = ws + 1408;
+  const float* x = ws + dropout1_y;
+  float* dz = ws + dense2_dy;
   (void)params, (void)x, (void)block;
-  float* db = ws + 1088;
+  float* db = ws + dense2_db_lanes;
   for (int k = 0; k < 2; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
-  float* rows_x = ws + 1120 + block * 256;
-  float* rows_dz = ws + 1376 + block * 32;
+  float* rows_x = ws + dense2_x_rows + block * 256;
+  float* rows_dz = ws + dense2_dz_rows + block * 32;
   for (int lane = 0; lane < 16; ++lane) {
     for (int i = 0; i < 4; ++i) rows_x[lane * 16 + i] = x[i * 16 + lane];
     for (int k = 0; k < 2; ++k) rows_dz[lane * 2 + k] = dz[k * 16 + lane];
@@ -326,7 +342,7 @@ static CNNC_AVX512 CNNC_NOINLINE void dense2_backward(const float* __restrict pa
 
 // input [n][18] -> block [18][L], samples first .. first + count - 1.
 static CNNC_AVX512 void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
-  float* x = ws + 0;
+  float* x = ws + block_input;
   for (int lane = 0; lane < 16; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 18;
     if (lane < count) for (int e = 0; e < 18; ++e) x[e * 16 + lane] = src[e];
@@ -342,8 +358,8 @@ static CNNC_AVX512 void clear_padding(float* __restrict ws) {
 // Clears what accumulates over a slice: per-lane gradient partials.
 static CNNC_AVX512 void begin_slice(float* __restrict ws) {
   (void)ws;
-  std::memset(ws + 352, 0, 64 * sizeof(float));
-  std::memset(ws + 1088, 0, 32 * sizeof(float));
+  std::memset(ws + dense1_db_lanes, 0, 64 * sizeof(float));
+  std::memset(ws + dense2_db_lanes, 0, 32 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
@@ -352,7 +368,7 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
   {
     // dense1
     dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + 352;
+    const float* db = ws + dense1_db_lanes;
     for (int k = 0; k < 4; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 16; ++lane) sum += db[k * 16 + lane];
@@ -362,7 +378,7 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
   {
     // dense2
     dense2_backward_weights(grads, ws, rows);
-    const float* db = ws + 1088;
+    const float* db = ws + dense2_db_lanes;
     for (int k = 0; k < 2; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 16; ++lane) sum += db[k * 16 + lane];
@@ -373,8 +389,8 @@ static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict 
 
 // The last layer's 2 values per lane -> the loss (mse) and the gradient that starts backward.
 static CNNC_AVX512 double output_block(const cnnc_pass* pass, int first, int count, float* __restrict ws, bool training) {
-  const float* z = ws + 1056;
-  float* dz = ws + 1408;
+  const float* z = ws + dense2_y;
+  float* dz = ws + dense2_dy;
   double loss = 0.0;
   for (int lane = 0; lane < 16; ++lane) {
     float v[2], p[2];
@@ -498,8 +514,6 @@ static const int32_t kernel_count = 5;
 
 #if CNNC_HAS_AVX2
 namespace avx2 {
-// 8 samples per vector; workspace 880 floats for slices of up to 3 samples.
-static const int64_t workspace_floats = 880;
 // AVX2 + FMA vector helpers: V holds 8 floats, one sample of the block per lane; a mask is a V
 // whose lanes are all ones or all zeros.
 typedef __m256 V;
@@ -532,13 +546,31 @@ static CNNC_AVX2 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t
   return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(bits, _mm256_set1_epi32((int)threshold)), bits));
 }
 
+// The workspace of one call, for slices of up to 3 samples: where each region starts, in floats.
+// The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
+// the _dy of the layer before it, into the buffer it does not read.
+static const int64_t workspace_floats = 864;
+static const int64_t block_input     = 0;    // the block's input, [3][3][2][L]
+static const int64_t dense1_y        = 144;  // dense1's output, [4][L]
+static const int64_t dense1_db_lanes = 176;  // dense1's bias gradient per lane, [4][L]
+static const int64_t dense1_x_rows   = 208;  // dense1's input rows for the slice, [8][24]
+static const int64_t dense1_dz_rows  = 400;  // dense1's output gradient rows for the slice, [8][4]
+static const int64_t dropout1_y      = 432;  // dropout1's output, [4][L]
+static const int64_t dense2_y        = 464;  // dense2's output, [2][L]
+static const int64_t dense2_db_lanes = 480;  // dense2's bias gradient per lane, [2][L]
+static const int64_t dense2_x_rows   = 496;  // dense2's input rows for the slice, [8][8]
+static const int64_t dense2_dz_rows  = 560;  // dense2's output gradient rows for the slice, [8][2]
+static const int64_t dense1_dy       = 576;  // dense1's output gradient, [4][L] (buffer a)
+static const int64_t dropout1_dy     = 720;  // dropout1's output gradient, [4][L] (buffer b)
+static const int64_t dense2_dy       = 576;  // dense2's output gradient, [2][L] (buffer a)
+
 // dense1 forward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
 static CNNC_AVX2 CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 80;
-  const float* x = ws + 0;
-  float* y = ws + 144;
+  const float* x = ws + block_input;
+  float* y = ws + dense1_y;
   {
     const int k0 = 0;
     const float* wk = w + k0 * 18;
@@ -564,8 +596,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_forward(const float* __restrict param
 // dense1 backward_weights: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; rows of x [n][24] and dz [n][4] -> dw [4][18] in grads; tiles of 3 units x 4 vectors
 static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
-  const float* rows_x = ws + 208;
-  const float* rows_dz = ws + 400;
+  const float* rows_x = ws + dense1_x_rows;
+  const float* rows_dz = ws + dense1_dz_rows;
   float* dw = grads + 0;
   {
     const int v0 = 0;
@@ -656,15 +688,15 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict gr
 // dense1 backward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][4]
 static CNNC_AVX2 CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* x = ws + 0;
-  float* dz = ws + 576;
+  const float* x = ws + block_input;
+  float* dz = ws + dense1_dy;
   (void)params, (void)x, (void)block;
-  const float* y = ws + 144;
+  const float* y = ws + dense1_y;
   for (int e = 0; e < 32; ++e) dz[e] *= y[e] * (1.0f - y[e]);
-  float* db = ws + 176;
+  float* db = ws + dense1_db_lanes;
   for (int k = 0; k < 4; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
-  float* rows_x = ws + 208 + block * 192;
-  float* rows_dz = ws + 400 + block * 32;
+  float* rows_x = ws + dense1_x_rows + block * 192;
+  float* rows_dz = ws + dense1_dz_rows + block * 32;
   for (int lane = 0; lane < 8; ++lane) {
     for (int i = 0; i < 18; ++i) rows_x[lane * 24 + i] = x[i * 8 + lane];
     for (int k = 0; k < 4; ++k) rows_dz[lane * 4 + k] = dz[k * 8 + lane];
@@ -683,8 +715,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dropout1_apply(const float* __restrict from,
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
 static CNNC_AVX2 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
-  const float* x = ws + 144;
-  float* y = ws + 432;
+  const float* x = ws + dense1_y;
+  float* y = ws + dropout1_y;
   if (!training) {
     std::memcpy(y, x, 32 * sizeof(float));
     return;
@@ -695,8 +727,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const
 // dropout1 backward: line 5: dropout 0.25
 // 4 -> 4; dy [4][L] -> dx [4][L]
 static CNNC_AVX2 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
-  float* dy = ws + 720;
-  float* dx = ws + 576;
+  float* dy = ws + dropout1_dy;
+  float* dx = ws + dense1_dy;
   dropout1_apply(dy, dx, pass, first);
 }
 
@@ -705,8 +737,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, cons
 static CNNC_AVX2 CNNC_NOINLINE void dense2_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* b = params + 112;
-  const float* x = ws + 432;
-  float* y = ws + 464;
+  const float* x = ws + dropout1_y;
+  float* y = ws + dense2_y;
   {
     const int k0 = 0;
     const float* wk = w + k0 * 4;
@@ -725,8 +757,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dense2_forward(const float* __restrict param
 // dense2 backward_weights: line 6: dense 2
 // 4 -> 2; rows of x [n][8] and dz [n][2] -> dw [2][4] in grads; tiles of 3 units x 4 vectors
 static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
-  const float* rows_x = ws + 496;
-  const float* rows_dz = ws + 560;
+  const float* rows_x = ws + dense2_x_rows;
+  const float* rows_dz = ws + dense2_dz_rows;
   float* dw = grads + 96;
   {
     const int v0 = 0;
@@ -753,8 +785,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_weights(float* __restrict gr
 // 4 -> 2; dz [2][L] -> dx [4][L]; inputs 4 at a time
 static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
-  const float* dz = ws + 576;
-  float* dx = ws + 720;
+  const float* dz = ws + dense2_dy;
+  float* dx = ws + dropout1_dy;
   {
     const int i0 = 0;
     V acc0 = vzero();
@@ -779,13 +811,13 @@ static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_data(const float* __restrict
 // dense2 backward: line 6: dense 2
 // 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][4] and output gradients [n][2]; dx
 static CNNC_AVX2 CNNC_NOINLINE void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* x = ws + 432;
-  float* dz = ws + 576;
+  const float* x = ws + dropout1_y;
+  float* dz = ws + dense2_dy;
   (void)params, (void)x, (void)block;
-  float* db = ws + 480;
+  float* db = ws + dense2_db_lanes;
   for (int k = 0; k < 2; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
-  float* rows_x = ws + 496 + block * 64;
-  float* rows_dz = ws + 560 + block * 16;
+  float* rows_x = ws + dense2_x_rows + block * 64;
+  float* rows_dz = ws + dense2_dz_rows + block * 16;
   for (int lane = 0; lane < 8; ++lane) {
     for (int i = 0; i < 4; ++i) rows_x[lane * 8 + i] = x[i * 8 + lane];
     for (int k = 0; k < 2; ++k) rows_dz[lane * 2 + k] = dz[k * 8 + lane];
@@ -795,7 +827,7 @@ static CNNC_AVX2 CNNC_NOINLINE void dense2_backward(const float* __restrict para
 
 // input [n][18] -> block [18][L], samples first .. first + count - 1.
 static CNNC_AVX2 void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
-  float* x = ws + 0;
+  float* x = ws + block_input;
   for (int lane = 0; lane < 8; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 18;
     if (lane < count) for (int e = 0; e < 18; ++e) x[e * 8 + lane] = src[e];
@@ -811,8 +843,8 @@ static CNNC_AVX2 void clear_padding(float* __restrict ws) {
 // Clears what accumulates over a slice: per-lane gradient partials.
 static CNNC_AVX2 void begin_slice(float* __restrict ws) {
   (void)ws;
-  std::memset(ws + 176, 0, 32 * sizeof(float));
-  std::memset(ws + 480, 0, 16 * sizeof(float));
+  std::memset(ws + dense1_db_lanes, 0, 32 * sizeof(float));
+  std::memset(ws + dense2_db_lanes, 0, 16 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
@@ -821,7 +853,7 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
   {
     // dense1
     dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + 176;
+    const float* db = ws + dense1_db_lanes;
     for (int k = 0; k < 4; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 8; ++lane) sum += db[k * 8 + lane];
@@ -831,7 +863,7 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
   {
     // dense2
     dense2_backward_weights(grads, ws, rows);
-    const float* db = ws + 480;
+    const float* db = ws + dense2_db_lanes;
     for (int k = 0; k < 2; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 8; ++lane) sum += db[k * 8 + lane];
@@ -842,8 +874,8 @@ static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws
 
 // The last layer's 2 values per lane -> the loss (mse) and the gradient that starts backward.
 static CNNC_AVX2 double output_block(const cnnc_pass* pass, int first, int count, float* __restrict ws, bool training) {
-  const float* z = ws + 464;
-  float* dz = ws + 576;
+  const float* z = ws + dense2_y;
+  float* dz = ws + dense2_dy;
   double loss = 0.0;
   for (int lane = 0; lane < 8; ++lane) {
     float v[2], p[2];
@@ -967,8 +999,6 @@ static const int32_t kernel_count = 5;
 
 #if CNNC_HAS_PORTABLE
 namespace portable {
-// 1 samples per vector; workspace 304 floats for slices of up to 3 samples.
-static const int64_t workspace_floats = 304;
 // Portable helpers: V is one float, a block of one sample; a mask is a float whose bits are all
 // ones or all zeros, as in the vector ISAs.
 typedef float V;
@@ -993,13 +1023,31 @@ static CNNC_PORTABLE inline V veq(V a, V b) { return vfrom_bits(a == b ? ~0u : 0
 static CNNC_PORTABLE inline V vgt(V a, V b) { return vfrom_bits(a > b ? ~0u : 0u); }
 static CNNC_PORTABLE inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) { return vfrom_bits(cnnc_dropout_bits(keys[0], element) >= threshold ? ~0u : 0u); }
 
+// The workspace of one call, for slices of up to 3 samples: where each region starts, in floats.
+// The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
+// the _dy of the layer before it, into the buffer it does not read.
+static const int64_t workspace_floats = 288;
+static const int64_t block_input     = 0;    // the block's input, [3][3][2][L]
+static const int64_t dense1_y        = 32;   // dense1's output, [4][L]
+static const int64_t dense1_db_lanes = 48;   // dense1's bias gradient per lane, [4][L]
+static const int64_t dense1_x_rows   = 64;   // dense1's input rows for the slice, [3][18]
+static const int64_t dense1_dz_rows  = 128;  // dense1's output gradient rows for the slice, [3][4]
+static const int64_t dropout1_y      = 144;  // dropout1's output, [4][L]
+static const int64_t dense2_y        = 160;  // dense2's output, [2][L]
+static const int64_t dense2_db_lanes = 176;  // dense2's bias gradient per lane, [2][L]
+static const int64_t dense2_x_rows   = 192;  // dense2's input rows for the slice, [3][4]
+static const int64_t dense2_dz_rows  = 208;  // dense2's output gradient rows for the slice, [3][2]
+static const int64_t dense1_dy       = 224;  // dense1's output gradient, [4][L] (buffer a)
+static const int64_t dropout1_dy     = 256;  // dropout1's output gradient, [4][L] (buffer b)
+static const int64_t dense2_dy       = 224;  // dense2's output gradient, [2][L] (buffer a)
+
 // dense1 forward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 0;
   const float* b = params + 80;
-  const float* x = ws + 0;
-  float* y = ws + 32;
+  const float* x = ws + block_input;
+  float* y = ws + dense1_y;
   {
     const int k0 = 0;
     const float* wk = w + k0 * 18;
@@ -1025,8 +1073,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_forward(const float* __restrict p
 // dense1 backward_weights: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; rows of x [n][18] and dz [n][4] -> dw [4][18] in grads; tiles of 4 units x 2 vectors
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
-  const float* rows_x = ws + 64;
-  const float* rows_dz = ws + 128;
+  const float* rows_x = ws + dense1_x_rows;
+  const float* rows_dz = ws + dense1_dz_rows;
   float* dw = grads + 0;
   for (int v0 = 0; v0 < 18; v0 += 2) {
     {
@@ -1072,15 +1120,15 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restric
 // dense1 backward: line 4: dense 4 sigmoid
 // 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][4]
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* x = ws + 0;
-  float* dz = ws + 224;
+  const float* x = ws + block_input;
+  float* dz = ws + dense1_dy;
   (void)params, (void)x, (void)block;
-  const float* y = ws + 32;
+  const float* y = ws + dense1_y;
   for (int e = 0; e < 4; ++e) dz[e] *= y[e] * (1.0f - y[e]);
-  float* db = ws + 48;
+  float* db = ws + dense1_db_lanes;
   for (int k = 0; k < 4; ++k) vstore(db + k * 1, vadd(vload(db + k * 1), vload(dz + k * 1)));
-  float* rows_x = ws + 64 + block * 18;
-  float* rows_dz = ws + 128 + block * 4;
+  float* rows_x = ws + dense1_x_rows + block * 18;
+  float* rows_dz = ws + dense1_dz_rows + block * 4;
   for (int lane = 0; lane < 1; ++lane) {
     for (int i = 0; i < 18; ++i) rows_x[lane * 18 + i] = x[i * 1 + lane];
     for (int k = 0; k < 4; ++k) rows_dz[lane * 4 + k] = dz[k * 1 + lane];
@@ -1099,8 +1147,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void dropout1_apply(const float* __restrict f
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
 static CNNC_PORTABLE CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
-  const float* x = ws + 32;
-  float* y = ws + 144;
+  const float* x = ws + dense1_y;
+  float* y = ws + dropout1_y;
   if (!training) {
     std::memcpy(y, x, 4 * sizeof(float));
     return;
@@ -1111,8 +1159,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void dropout1_forward(float* __restrict ws, c
 // dropout1 backward: line 5: dropout 0.25
 // 4 -> 4; dy [4][L] -> dx [4][L]
 static CNNC_PORTABLE CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
-  float* dy = ws + 256;
-  float* dx = ws + 224;
+  float* dy = ws + dropout1_dy;
+  float* dx = ws + dense1_dy;
   dropout1_apply(dy, dx, pass, first);
 }
 
@@ -1121,8 +1169,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void dropout1_backward(float* __restrict ws, 
 static CNNC_PORTABLE CNNC_NOINLINE void dense2_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* b = params + 112;
-  const float* x = ws + 144;
-  float* y = ws + 160;
+  const float* x = ws + dropout1_y;
+  float* y = ws + dense2_y;
   {
     const int k0 = 0;
     const float* wk = w + k0 * 4;
@@ -1141,8 +1189,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense2_forward(const float* __restrict p
 // dense2 backward_weights: line 6: dense 2
 // 4 -> 2; rows of x [n][4] and dz [n][2] -> dw [2][4] in grads; tiles of 4 units x 2 vectors
 static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
-  const float* rows_x = ws + 192;
-  const float* rows_dz = ws + 208;
+  const float* rows_x = ws + dense2_x_rows;
+  const float* rows_dz = ws + dense2_dz_rows;
   float* dw = grads + 96;
   for (int v0 = 0; v0 < 4; v0 += 2) {
     {
@@ -1175,8 +1223,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward_weights(float* __restric
 // 4 -> 2; dz [2][L] -> dx [4][L]; inputs 4 at a time
 static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
-  const float* dz = ws + 224;
-  float* dx = ws + 256;
+  const float* dz = ws + dense2_dy;
+  float* dx = ws + dropout1_dy;
   {
     const int i0 = 0;
     V acc0 = vzero();
@@ -1201,13 +1249,13 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward_data(const float* __rest
 // dense2 backward: line 6: dense 2
 // 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][4] and output gradients [n][2]; dx
 static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
-  const float* x = ws + 144;
-  float* dz = ws + 224;
+  const float* x = ws + dropout1_y;
+  float* dz = ws + dense2_dy;
   (void)params, (void)x, (void)block;
-  float* db = ws + 176;
+  float* db = ws + dense2_db_lanes;
   for (int k = 0; k < 2; ++k) vstore(db + k * 1, vadd(vload(db + k * 1), vload(dz + k * 1)));
-  float* rows_x = ws + 192 + block * 4;
-  float* rows_dz = ws + 208 + block * 2;
+  float* rows_x = ws + dense2_x_rows + block * 4;
+  float* rows_dz = ws + dense2_dz_rows + block * 2;
   for (int lane = 0; lane < 1; ++lane) {
     for (int i = 0; i < 4; ++i) rows_x[lane * 4 + i] = x[i * 1 + lane];
     for (int k = 0; k < 2; ++k) rows_dz[lane * 2 + k] = dz[k * 1 + lane];
@@ -1217,7 +1265,7 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward(const float* __restrict 
 
 // input [n][18] -> block [18][L], samples first .. first + count - 1.
 static CNNC_PORTABLE void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
-  float* x = ws + 0;
+  float* x = ws + block_input;
   for (int lane = 0; lane < 1; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 18;
     if (lane < count) for (int e = 0; e < 18; ++e) x[e * 1 + lane] = src[e];
@@ -1233,8 +1281,8 @@ static CNNC_PORTABLE void clear_padding(float* __restrict ws) {
 // Clears what accumulates over a slice: per-lane gradient partials.
 static CNNC_PORTABLE void begin_slice(float* __restrict ws) {
   (void)ws;
-  std::memset(ws + 48, 0, 4 * sizeof(float));
-  std::memset(ws + 176, 0, 2 * sizeof(float));
+  std::memset(ws + dense1_db_lanes, 0, 4 * sizeof(float));
+  std::memset(ws + dense2_db_lanes, 0, 2 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
@@ -1243,7 +1291,7 @@ static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restric
   {
     // dense1
     dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + 48;
+    const float* db = ws + dense1_db_lanes;
     for (int k = 0; k < 4; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 1; ++lane) sum += db[k * 1 + lane];
@@ -1253,7 +1301,7 @@ static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restric
   {
     // dense2
     dense2_backward_weights(grads, ws, rows);
-    const float* db = ws + 176;
+    const float* db = ws + dense2_db_lanes;
     for (int k = 0; k < 2; ++k) {
       float sum = 0.0f;
       for (int lane = 0; lane < 1; ++lane) sum += db[k * 1 + lane];
@@ -1264,8 +1312,8 @@ static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restric
 
 // The last layer's 2 values per lane -> the loss (mse) and the gradient that starts backward.
 static CNNC_PORTABLE double output_block(const cnnc_pass* pass, int first, int count, float* __restrict ws, bool training) {
-  const float* z = ws + 160;
-  float* dz = ws + 224;
+  const float* z = ws + dense2_y;
+  float* dz = ws + dense2_dy;
   double loss = 0.0;
   for (int lane = 0; lane < 1; ++lane) {
     float v[2], p[2];
