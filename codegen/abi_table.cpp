@@ -80,36 +80,42 @@ AbiModel lower_to_abi(const dsl::Graph& g) {
   return m;
 }
 
+// Each enumerator's name is its own spelling, so the two cannot drift apart.
+#define CNNC_NAME_OF(enumerator) \
+  case enumerator: return #enumerator
+
 const char* abi_kind_name(int32_t kind) {
   switch (kind) {
-    case CNNC_CONV: return "CNNC_CONV";
-    case CNNC_MAXPOOL: return "CNNC_MAXPOOL";
-    case CNNC_AVGPOOL: return "CNNC_AVGPOOL";
-    case CNNC_FLATTEN: return "CNNC_FLATTEN";
-    case CNNC_DENSE: return "CNNC_DENSE";
-    case CNNC_DROPOUT: return "CNNC_DROPOUT";
-    case CNNC_ACTIVATION: return "CNNC_ACTIVATION";
+    CNNC_NAME_OF(CNNC_CONV);
+    CNNC_NAME_OF(CNNC_MAXPOOL);
+    CNNC_NAME_OF(CNNC_AVGPOOL);
+    CNNC_NAME_OF(CNNC_FLATTEN);
+    CNNC_NAME_OF(CNNC_DENSE);
+    CNNC_NAME_OF(CNNC_DROPOUT);
+    CNNC_NAME_OF(CNNC_ACTIVATION);
   }
   throw std::logic_error("unknown cnnc_layer_kind");
 }
 
 const char* abi_activation_name(int32_t activation) {
   switch (activation) {
-    case CNNC_LINEAR: return "CNNC_LINEAR";
-    case CNNC_RELU: return "CNNC_RELU";
-    case CNNC_SIGMOID: return "CNNC_SIGMOID";
-    case CNNC_TANH: return "CNNC_TANH";
-    case CNNC_SOFTMAX: return "CNNC_SOFTMAX";
+    CNNC_NAME_OF(CNNC_LINEAR);
+    CNNC_NAME_OF(CNNC_RELU);
+    CNNC_NAME_OF(CNNC_SIGMOID);
+    CNNC_NAME_OF(CNNC_TANH);
+    CNNC_NAME_OF(CNNC_SOFTMAX);
   }
   throw std::logic_error("unknown cnnc_activation");
 }
 
 const char* abi_loss_name(int32_t loss) {
   switch (loss) {
-    case CNNC_CROSS_ENTROPY: return "CNNC_CROSS_ENTROPY";
-    case CNNC_MSE: return "CNNC_MSE";
+    CNNC_NAME_OF(CNNC_CROSS_ENTROPY);
+    CNNC_NAME_OF(CNNC_MSE);
   }
   throw std::logic_error("unknown cnnc_loss");
 }
+
+#undef CNNC_NAME_OF
 
 }  // namespace cnnc::codegen
