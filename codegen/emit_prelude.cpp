@@ -23,11 +23,11 @@ void emit_banner(Writer& w, const dsl::Graph& g, const GenOptions& o) {
                         o.source_path, sha256_hex(o.source_text)));
   w.comment(fmt::format("Regenerate with: cnnc gen {} -o DIR", o.source_path));
   w.comment("");
-  w.comment(
-      fmt::format("Model {}: input {}, slices of up to {} samples, {} parameters, {} MFLOP per "
-                  "sample forward, {} per training step.",
-                  g.name, g.input.str(), o.max_batch, dsl::with_thousands(g.param_count),
-                  mflop(g.forward_flops), mflop(g.training_flops)));
+  w.comment(fmt::format(
+      "Model {}: input {}, slices of up to {}, {}, {} MFLOP per sample forward, {} "
+      "per training step.",
+      g.name, g.input.str(), counted(o.max_batch, "sample"), counted(g.param_count, "parameter"),
+      mflop(g.forward_flops), mflop(g.training_flops)));
   w.comment(
       "ISA variants, chosen at run time from the CPU: avx512 (16 samples per vector), avx2 (8), "
       "portable (1).");
@@ -94,6 +94,11 @@ void emit_prelude(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   w.line("#define CNNC_AVX2 __attribute__((target(\"avx2,fma\"), unused))");
   w.line("#define CNNC_PORTABLE __attribute__((unused))");
   w.line("#define CNNC_NOINLINE __attribute__((noinline))");
+  w.comment(
+      "CNNC_OPAQUE hides a pointer's value from the optimiser (an empty asm that may change it).\n"
+      "Each conv forward tile passes its weight pointer through it; otherwise the compiler hoists\n"
+      "every weight broadcast of the tile out of the pixel loops and spills them to the stack:\n"
+      "lenet5's conv1 ran at 37 GFLOP/s that way, 100 without (docs/codegen.md).");
   w.line("#define CNNC_OPAQUE(pointer) __asm__(\"\" : \"+r\"(pointer))");
   w.blank();
 }

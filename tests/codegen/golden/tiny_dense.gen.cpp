@@ -42,6 +42,10 @@
 #define CNNC_AVX2 __attribute__((target("avx2,fma"), unused))
 #define CNNC_PORTABLE __attribute__((unused))
 #define CNNC_NOINLINE __attribute__((noinline))
+// CNNC_OPAQUE hides a pointer's value from the optimiser (an empty asm that may change it).
+// Each conv forward tile passes its weight pointer through it; otherwise the compiler hoists
+// every weight broadcast of the tile out of the pixel loops and spills them to the stack:
+// lenet5's conv1 ran at 37 GFLOP/s that way, 100 without (docs/codegen.md).
 #define CNNC_OPAQUE(pointer) __asm__("" : "+r"(pointer))
 
 namespace cnnc_gen_tiny_dense {
