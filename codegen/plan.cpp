@@ -152,8 +152,15 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       lp.dx_tblock = register_block(isa, l.in.size());
       // The slice's weight gradient is a matrix product with tiles of units x input vectors:
       // dw_kblock broadcasts and dw_vblock loads per dw_kblock x dw_vblock FMAs.
-      lp.dw_kblock = isa == Isa::avx512 ? 6 : isa == Isa::avx2 ? 3 : 4;
-      lp.dw_vblock = isa == Isa::avx512 ? 4 : isa == Isa::avx2 ? 4 : 2;
+      // Neither is larger than the layer, so the tile is the one that runs.
+      lp.dw_kblock = static_cast<int>(std::min<int64_t>(isa == Isa::avx512 ? 6
+                                                        : isa == Isa::avx2 ? 3
+                                                                           : 4,
+                                                        l.units));
+      lp.dw_vblock = static_cast<int>(std::min<int64_t>(isa == Isa::avx512 ? 4
+                                                        : isa == Isa::avx2 ? 4
+                                                                           : 2,
+                                                        std::max<int64_t>(1, l.in.size() / L)));
       lp.x_stride = (l.in.size() + L - 1) / L * L;
       if (l.trainable()) {
         int64_t rows = (max_batch + L - 1) / L * L;

@@ -32,6 +32,11 @@ class Writer {
       line("{} {{", head);
     ++indent_;
   }
+  // `{  // note`: a bare block that scopes its body's declarations; the note says why it is there.
+  void open_scope(std::string_view note) {
+    line("{{  // {}", note);
+    ++indent_;
+  }
   // A function: a block, counted for `cnnc gen --stats`.
   template <class... Args>
   void function(fmt::format_string<Args...> format, Args&&... args) {

@@ -114,53 +114,54 @@ static const int64_t dropout1_dy     = 1696;  // dropout1's output gradient, [4]
 static const int64_t dense2_dy       = 1408;  // dense2's output gradient, [2][L] (buffer a)
 
 // dense1 forward: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
+// 3x3x2 -> 4; x [18][L] -> y [4][L]
+// Tile: 4 units in registers, each unit's weight row one stream from memory.
+// FLOPs: 2,432 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
-  const float* w = params + 0;
+  const float* w = params;
   const float* b = params + 80;
   const float* x = ws + block_input;
   float* y = ws + dense1_y;
-  {
-    const int k0 = 0;
-    const float* wk = w + k0 * 18;
-    V acc0 = vbcast(b + k0 + 0);
-    V acc1 = vbcast(b + k0 + 1);
-    V acc2 = vbcast(b + k0 + 2);
-    V acc3 = vbcast(b + k0 + 3);
+  {  // k0 = 0
+    const float* wk = w;
+    V acc0 = vbcast(b);
+    V acc1 = vbcast(b + 1);
+    V acc2 = vbcast(b + 2);
+    V acc3 = vbcast(b + 3);
     for (int i = 0; i < 18; ++i) {
       V xi = vload(x + i * 16);
-      acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
-      acc1 = vfma(xi, vbcast(wk + 18 + i), acc1);
-      acc2 = vfma(xi, vbcast(wk + 36 + i), acc2);
-      acc3 = vfma(xi, vbcast(wk + 54 + i), acc3);
+      acc0 = vfma(xi, vbcast(wk + i), acc0);
+      acc1 = vfma(xi, vbcast(wk + i + 18), acc1);
+      acc2 = vfma(xi, vbcast(wk + i + 36), acc2);
+      acc3 = vfma(xi, vbcast(wk + i + 54), acc3);
     }
-    vstore(y + (k0 + 0) * 16, acc0);
-    vstore(y + (k0 + 1) * 16, acc1);
-    vstore(y + (k0 + 2) * 16, acc2);
-    vstore(y + (k0 + 3) * 16, acc3);
+    vstore(y, acc0);
+    vstore(y + 16, acc1);
+    vstore(y + 32, acc2);
+    vstore(y + 48, acc3);
   }
   for (int e = 0; e < 64; ++e) y[e] = 1.0f / (1.0f + std::exp(-y[e]));
 }
 
 // dense1 backward_weights: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; rows of x [n][32] and dz [n][4] -> dw [4][18] in grads; tiles of 6 units x 4 vectors
+// 3x3x2 -> 4; rows of x [n][32] and dz [n][4] -> dw [4][18] in grads
+// Tile: 4 units x 1 vector of inputs in registers.
+// FLOPs: 144 per row of the slice, 2,304 for a full slice of 16 rows.
 static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
   const float* rows_x = ws + dense1_x_rows;
   const float* rows_dz = ws + dense1_dz_rows;
-  float* dw = grads + 0;
-  {
-    const int v0 = 0;
-    {
-      const int k0 = 0;
+  float* dw = grads;
+  {  // v0 = 0
+    {  // k0 = 0
       V acc_k0_v0 = vzero();
       V acc_k1_v0 = vzero();
       V acc_k2_v0 = vzero();
       V acc_k3_v0 = vzero();
       for (int r = 0; r < rows; ++r) {
-        const float* xr = rows_x + r * 32 + v0 * 16;
-        const float* dzr = rows_dz + r * 4 + k0;
-        V x0 = vload(xr + 0);
-        V d0 = vbcast(dzr + 0);
+        const float* xr = rows_x + r * 32;
+        const float* dzr = rows_dz + r * 4;
+        V x0 = vload(xr);
+        V d0 = vbcast(dzr);
         acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
         V d1 = vbcast(dzr + 1);
         acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
@@ -169,25 +170,23 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict 
         V d3 = vbcast(dzr + 3);
         acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
       }
-      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 16, acc_k0_v0);
-      vstoreu(dw + (k0 + 1) * 18 + (v0 + 0) * 16, acc_k1_v0);
-      vstoreu(dw + (k0 + 2) * 18 + (v0 + 0) * 16, acc_k2_v0);
-      vstoreu(dw + (k0 + 3) * 18 + (v0 + 0) * 16, acc_k3_v0);
+      vstoreu(dw, acc_k0_v0);
+      vstoreu(dw + 18, acc_k1_v0);
+      vstoreu(dw + 36, acc_k2_v0);
+      vstoreu(dw + 54, acc_k3_v0);
     }
   }
-  {
-    const int v0 = 1;
-    {
-      const int k0 = 0;
+  {  // v0 = 1
+    {  // k0 = 0
       V acc_k0_v0 = vzero();
       V acc_k1_v0 = vzero();
       V acc_k2_v0 = vzero();
       V acc_k3_v0 = vzero();
       for (int r = 0; r < rows; ++r) {
-        const float* xr = rows_x + r * 32 + v0 * 16;
-        const float* dzr = rows_dz + r * 4 + k0;
-        V x0 = vload(xr + 0);
-        V d0 = vbcast(dzr + 0);
+        const float* xr = rows_x + r * 32 + 16;
+        const float* dzr = rows_dz + r * 4;
+        V x0 = vload(xr);
+        V d0 = vbcast(dzr);
         acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
         V d1 = vbcast(dzr + 1);
         acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
@@ -196,20 +195,22 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict 
         V d3 = vbcast(dzr + 3);
         acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
       }
-      vstore_first(dw + (k0 + 0) * 18 + (v0 + 0) * 16, acc_k0_v0, 2);
-      vstore_first(dw + (k0 + 1) * 18 + (v0 + 0) * 16, acc_k1_v0, 2);
-      vstore_first(dw + (k0 + 2) * 18 + (v0 + 0) * 16, acc_k2_v0, 2);
-      vstore_first(dw + (k0 + 3) * 18 + (v0 + 0) * 16, acc_k3_v0, 2);
+      vstore_first(dw + 16, acc_k0_v0, 2);
+      vstore_first(dw + 34, acc_k1_v0, 2);
+      vstore_first(dw + 52, acc_k2_v0, 2);
+      vstore_first(dw + 70, acc_k3_v0, 2);
     }
   }
 }
 
 // dense1 backward: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][4]
+// 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; the block's rows of x [n][18] and dz [n][4]
+// Tile: one vector at a time; rows lane by lane.
+// FLOPs: 128 per block of 16 samples, the functions it calls included.
 static CNNC_AVX512 CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
+  (void)params;
   const float* x = ws + block_input;
   float* dz = ws + dense1_dy;
-  (void)params, (void)x, (void)block;
   const float* y = ws + dense1_y;
   for (int e = 0; e < 64; ++e) dz[e] *= y[e] * (1.0f - y[e]);
   float* db = ws + dense1_db_lanes;
@@ -223,6 +224,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward(const float* __restrict pa
 }
 
 // dropout1's mask on one block: to = from * scale where kept, else 0; [4][L] values.
+// Tile: one vector at a time, the lanes' keys hashed once.
+// FLOPs: 64 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void dropout1_apply(const float* __restrict from, float* __restrict to, const cnnc_pass* pass, int first) {
   alignas(64) uint32_t keys[16];
   for (int lane = 0; lane < 16; ++lane) keys[lane] = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
@@ -233,6 +236,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dropout1_apply(const float* __restrict fro
 
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
+// Tile: one vector (a value of every sample) at a time.
+// FLOPs: 64 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
   const float* x = ws + dense1_y;
   float* y = ws + dropout1_y;
@@ -245,6 +250,8 @@ static CNNC_AVX512 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, con
 
 // dropout1 backward: line 5: dropout 0.25
 // 4 -> 4; dy [4][L] -> dx [4][L]
+// Tile: one vector (a value of every sample) at a time.
+// FLOPs: 64 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
   float* dy = ws + dropout1_dy;
   float* dx = ws + dense1_dy;
@@ -252,87 +259,90 @@ static CNNC_AVX512 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, co
 }
 
 // dense2 forward: line 6: dense 2
-// 4 -> 2; x [4][L] -> y [2][L]; units 2 at a time
+// 4 -> 2; x [4][L] -> y [2][L]
+// Tile: 2 units in registers, each unit's weight row one stream from memory.
+// FLOPs: 288 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void dense2_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* b = params + 112;
   const float* x = ws + dropout1_y;
   float* y = ws + dense2_y;
-  {
-    const int k0 = 0;
-    const float* wk = w + k0 * 4;
-    V acc0 = vbcast(b + k0 + 0);
-    V acc1 = vbcast(b + k0 + 1);
+  {  // k0 = 0
+    const float* wk = w;
+    V acc0 = vbcast(b);
+    V acc1 = vbcast(b + 1);
     for (int i = 0; i < 4; ++i) {
       V xi = vload(x + i * 16);
-      acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
-      acc1 = vfma(xi, vbcast(wk + 4 + i), acc1);
+      acc0 = vfma(xi, vbcast(wk + i), acc0);
+      acc1 = vfma(xi, vbcast(wk + i + 4), acc1);
     }
-    vstore(y + (k0 + 0) * 16, acc0);
-    vstore(y + (k0 + 1) * 16, acc1);
+    vstore(y, acc0);
+    vstore(y + 16, acc1);
   }
 }
 
 // dense2 backward_weights: line 6: dense 2
-// 4 -> 2; rows of x [n][16] and dz [n][2] -> dw [2][4] in grads; tiles of 6 units x 4 vectors
+// 4 -> 2; rows of x [n][16] and dz [n][2] -> dw [2][4] in grads
+// Tile: 2 units x 1 vector of inputs in registers.
+// FLOPs: 16 per row of the slice, 256 for a full slice of 16 rows.
 static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
   const float* rows_x = ws + dense2_x_rows;
   const float* rows_dz = ws + dense2_dz_rows;
   float* dw = grads + 96;
-  {
-    const int v0 = 0;
-    {
-      const int k0 = 0;
+  {  // v0 = 0
+    {  // k0 = 0
       V acc_k0_v0 = vzero();
       V acc_k1_v0 = vzero();
       for (int r = 0; r < rows; ++r) {
-        const float* xr = rows_x + r * 16 + v0 * 16;
-        const float* dzr = rows_dz + r * 2 + k0;
-        V x0 = vload(xr + 0);
-        V d0 = vbcast(dzr + 0);
+        const float* xr = rows_x + r * 16;
+        const float* dzr = rows_dz + r * 2;
+        V x0 = vload(xr);
+        V d0 = vbcast(dzr);
         acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
         V d1 = vbcast(dzr + 1);
         acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
       }
-      vstore_first(dw + (k0 + 0) * 4 + (v0 + 0) * 16, acc_k0_v0, 4);
-      vstore_first(dw + (k0 + 1) * 4 + (v0 + 0) * 16, acc_k1_v0, 4);
+      vstore_first(dw, acc_k0_v0, 4);
+      vstore_first(dw + 4, acc_k1_v0, 4);
     }
   }
 }
 
 // dense2 backward_data: line 6: dense 2
-// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 4 at a time
+// 4 -> 2; dz [2][L] -> dx [4][L]
+// Tile: 4 inputs of dx in registers, every unit added into them.
+// FLOPs: 256 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* dz = ws + dense2_dy;
   float* dx = ws + dropout1_dy;
-  {
-    const int i0 = 0;
+  {  // i0 = 0
     V acc0 = vzero();
     V acc1 = vzero();
     V acc2 = vzero();
     V acc3 = vzero();
     for (int k = 0; k < 2; ++k) {
       V dk = vload(dz + k * 16);
-      const float* wk = w + k * 4 + i0;
-      acc0 = vfma(dk, vbcast(wk + 0), acc0);
+      const float* wk = w + k * 4;
+      acc0 = vfma(dk, vbcast(wk), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
       acc2 = vfma(dk, vbcast(wk + 2), acc2);
       acc3 = vfma(dk, vbcast(wk + 3), acc3);
     }
-    vstore(dx + (i0 + 0) * 16, acc0);
-    vstore(dx + (i0 + 1) * 16, acc1);
-    vstore(dx + (i0 + 2) * 16, acc2);
-    vstore(dx + (i0 + 3) * 16, acc3);
+    vstore(dx, acc0);
+    vstore(dx + 16, acc1);
+    vstore(dx + 32, acc2);
+    vstore(dx + 48, acc3);
   }
 }
 
 // dense2 backward: line 6: dense 2
-// 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][4] and output gradients [n][2]; dx
+// 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; the block's rows of x [n][4] and dz [n][2]; dx
+// Tile: one vector at a time; rows lane by lane.
+// FLOPs: 288 per block of 16 samples, the functions it calls included.
 static CNNC_AVX512 CNNC_NOINLINE void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
   const float* x = ws + dropout1_y;
   float* dz = ws + dense2_dy;
-  (void)params, (void)x, (void)block;
   float* db = ws + dense2_db_lanes;
   for (int k = 0; k < 2; ++k) vstore(db + k * 16, vadd(vload(db + k * 16), vload(dz + k * 16)));
   float* rows_x = ws + dense2_x_rows + block * 256;
@@ -347,10 +357,12 @@ static CNNC_AVX512 CNNC_NOINLINE void dense2_backward(const float* __restrict pa
 // input [n][18] -> block [18][L], samples first .. first + count - 1.
 static CNNC_AVX512 void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
   float* x = ws + block_input;
-  for (int lane = 0; lane < 16; ++lane) {
+  for (int lane = 0; lane < count; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 18;
-    if (lane < count) for (int e = 0; e < 18; ++e) x[e * 16 + lane] = src[e];
-    else for (int e = 0; e < 18; ++e) x[e * 16 + lane] = 0.0f;
+    for (int e = 0; e < 18; ++e) x[e * 16 + lane] = src[e];
+  }
+  for (int lane = count; lane < 16; ++lane) {
+    for (int e = 0; e < 18; ++e) x[e * 16 + lane] = 0.0f;
   }
 }
 
@@ -361,32 +373,28 @@ static CNNC_AVX512 void clear_padding(float* __restrict ws) {
 
 // Clears what accumulates over a slice: per-lane gradient partials.
 static CNNC_AVX512 void begin_slice(float* __restrict ws) {
-  (void)ws;
   std::memset(ws + dense1_db_lanes, 0, 64 * sizeof(float));
   std::memset(ws + dense2_db_lanes, 0, 32 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
 static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  (void)grads, (void)ws, (void)rows;
-  {
-    // dense1
+  {  // dense1
     dense1_backward_weights(grads, ws, rows);
     const float* db = ws + dense1_db_lanes;
-    for (int k = 0; k < 4; ++k) {
+    for (int j = 0; j < 4; ++j) {
       float sum = 0.0f;
-      for (int lane = 0; lane < 16; ++lane) sum += db[k * 16 + lane];
-      grads[80 + k] = sum;
+      for (int lane = 0; lane < 16; ++lane) sum += db[j * 16 + lane];
+      grads[j + 80] = sum;
     }
   }
-  {
-    // dense2
+  {  // dense2
     dense2_backward_weights(grads, ws, rows);
     const float* db = ws + dense2_db_lanes;
-    for (int k = 0; k < 2; ++k) {
+    for (int j = 0; j < 2; ++j) {
       float sum = 0.0f;
-      for (int lane = 0; lane < 16; ++lane) sum += db[k * 16 + lane];
-      grads[112 + k] = sum;
+      for (int lane = 0; lane < 16; ++lane) sum += db[j * 16 + lane];
+      grads[j + 112] = sum;
     }
   }
 }
@@ -396,11 +404,11 @@ static CNNC_AVX512 double output_block(const cnnc_pass* pass, int first, int cou
   const float* z = ws + dense2_y;
   float* dz = ws + dense2_dy;
   double loss = 0.0;
-  for (int lane = 0; lane < 16; ++lane) {
+  for (int lane = 0; lane < count; ++lane) {
     float v[2], p[2];
     for (int j = 0; j < 2; ++j) v[j] = z[j * 16 + lane];
     float top = v[0];
-    for (int j = 1; j < 2; ++j) top = v[j] > top ? v[j] : top;
+    top = v[1] > top ? v[1] : top;
     double sum = 0.0;
     for (int j = 0; j < 2; ++j) {
       p[j] = std::exp(v[j] - top);
@@ -409,10 +417,6 @@ static CNNC_AVX512 double output_block(const cnnc_pass* pass, int first, int cou
     const float inv = (float)(1.0 / sum);
     for (int j = 0; j < 2; ++j) p[j] *= inv;
     const float* y = v;
-    if (lane >= count) {
-      if (training) for (int j = 0; j < 2; ++j) dz[j * 16 + lane] = 0.0f;
-      continue;
-    }
     if (pass->output) for (int j = 0; j < 2; ++j) pass->output[(int64_t)(first + lane) * 2 + j] = y[j];
     if (!training) continue;
     const int32_t label = pass->labels[first + lane];
@@ -431,15 +435,18 @@ static CNNC_AVX512 double output_block(const cnnc_pass* pass, int first, int cou
     loss += squares / 2;
     for (int j = 0; j < 2; ++j) dz[j * 16 + lane] = d[j];
   }
+  // Lanes past the slice's end pass no gradient back.
+  for (int lane = count; training && lane < 16; ++lane) {
+    for (int j = 0; j < 2; ++j) dz[j * 16 + lane] = 0.0f;
+  }
   return loss;
 }
 
-// cnnc_model::train for this ISA: forward, loss and backward block by block, then the slice's gradients.
+// cnnc_model::train for this ISA: forward, loss and backward block by block, then the slice's gradients; 508 FLOPs per sample.
 static CNNC_AVX512 float train(const cnnc_model* model, const cnnc_pass* pass) {
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
-  (void)params;
   clear_padding(ws);
   begin_slice(ws);
   double loss = 0.0;
@@ -460,12 +467,11 @@ static CNNC_AVX512 float train(const cnnc_model* model, const cnnc_pass* pass) {
   return (float)loss;
 }
 
-// cnnc_model::forward for this ISA: inference, dropout off.
+// cnnc_model::forward for this ISA: inference, dropout off; 174 FLOPs per sample.
 static CNNC_AVX512 void forward(const cnnc_model* model, const cnnc_pass* pass) {
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
-  (void)params;
   clear_padding(ws);
   const int blocks = (pass->n + 15) / 16;
   for (int block = 0; block < blocks; ++block) {
@@ -479,29 +485,31 @@ static CNNC_AVX512 void forward(const cnnc_model* model, const cnnc_pass* pass) 
   }
 }
 
+// The layer functions behind one signature (cnnc_kernel), for cnnc_<model>_kernels: a benchmark times them
+// one by one on a workspace that train() filled. FLOPs are per call.
 static CNNC_AVX512 void kernel_dense1_forward(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)grads;
   dense1_forward(params, ws);
 }
 static CNNC_AVX512 void kernel_dense1_backward_weights(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)params;
   dense1_backward_weights(grads, ws, 16);
 }
 static CNNC_AVX512 void kernel_dense2_forward(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)grads;
   dense2_forward(params, ws);
 }
 static CNNC_AVX512 void kernel_dense2_backward_data(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)grads;
   dense2_backward_data(params, ws);
 }
 static CNNC_AVX512 void kernel_dense2_backward_weights(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)params;
   dense2_backward_weights(grads, ws, 16);
 }
 static const cnnc_kernel kernels[5] = {
@@ -569,44 +577,45 @@ static const int64_t dropout1_dy     = 720;  // dropout1's output gradient, [4][
 static const int64_t dense2_dy       = 576;  // dense2's output gradient, [2][L] (buffer a)
 
 // dense1 forward: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
+// 3x3x2 -> 4; x [18][L] -> y [4][L]
+// Tile: 4 units in registers, each unit's weight row one stream from memory.
+// FLOPs: 1,216 per block of 8 samples.
 static CNNC_AVX2 CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
-  const float* w = params + 0;
+  const float* w = params;
   const float* b = params + 80;
   const float* x = ws + block_input;
   float* y = ws + dense1_y;
-  {
-    const int k0 = 0;
-    const float* wk = w + k0 * 18;
-    V acc0 = vbcast(b + k0 + 0);
-    V acc1 = vbcast(b + k0 + 1);
-    V acc2 = vbcast(b + k0 + 2);
-    V acc3 = vbcast(b + k0 + 3);
+  {  // k0 = 0
+    const float* wk = w;
+    V acc0 = vbcast(b);
+    V acc1 = vbcast(b + 1);
+    V acc2 = vbcast(b + 2);
+    V acc3 = vbcast(b + 3);
     for (int i = 0; i < 18; ++i) {
       V xi = vload(x + i * 8);
-      acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
-      acc1 = vfma(xi, vbcast(wk + 18 + i), acc1);
-      acc2 = vfma(xi, vbcast(wk + 36 + i), acc2);
-      acc3 = vfma(xi, vbcast(wk + 54 + i), acc3);
+      acc0 = vfma(xi, vbcast(wk + i), acc0);
+      acc1 = vfma(xi, vbcast(wk + i + 18), acc1);
+      acc2 = vfma(xi, vbcast(wk + i + 36), acc2);
+      acc3 = vfma(xi, vbcast(wk + i + 54), acc3);
     }
-    vstore(y + (k0 + 0) * 8, acc0);
-    vstore(y + (k0 + 1) * 8, acc1);
-    vstore(y + (k0 + 2) * 8, acc2);
-    vstore(y + (k0 + 3) * 8, acc3);
+    vstore(y, acc0);
+    vstore(y + 8, acc1);
+    vstore(y + 16, acc2);
+    vstore(y + 24, acc3);
   }
   for (int e = 0; e < 32; ++e) y[e] = 1.0f / (1.0f + std::exp(-y[e]));
 }
 
 // dense1 backward_weights: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; rows of x [n][24] and dz [n][4] -> dw [4][18] in grads; tiles of 3 units x 4 vectors
+// 3x3x2 -> 4; rows of x [n][24] and dz [n][4] -> dw [4][18] in grads
+// Tile: 3 units x 2 vectors of inputs in registers.
+// FLOPs: 144 per row of the slice, 1,152 for a full slice of 8 rows.
 static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
   const float* rows_x = ws + dense1_x_rows;
   const float* rows_dz = ws + dense1_dz_rows;
-  float* dw = grads + 0;
-  {
-    const int v0 = 0;
-    {
-      const int k0 = 0;
+  float* dw = grads;
+  {  // v0 = 0
+    {  // k0 = 0
       V acc_k0_v0 = vzero();
       V acc_k0_v1 = vzero();
       V acc_k1_v0 = vzero();
@@ -614,11 +623,11 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict gr
       V acc_k2_v0 = vzero();
       V acc_k2_v1 = vzero();
       for (int r = 0; r < rows; ++r) {
-        const float* xr = rows_x + r * 24 + v0 * 8;
-        const float* dzr = rows_dz + r * 4 + k0;
-        V x0 = vload(xr + 0);
+        const float* xr = rows_x + r * 24;
+        const float* dzr = rows_dz + r * 4;
+        V x0 = vload(xr);
         V x1 = vload(xr + 8);
-        V d0 = vbcast(dzr + 0);
+        V d0 = vbcast(dzr);
         acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
         acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
         V d1 = vbcast(dzr + 1);
@@ -628,73 +637,71 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict gr
         acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
         acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
       }
-      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 8, acc_k0_v0);
-      vstoreu(dw + (k0 + 0) * 18 + (v0 + 1) * 8, acc_k0_v1);
-      vstoreu(dw + (k0 + 1) * 18 + (v0 + 0) * 8, acc_k1_v0);
-      vstoreu(dw + (k0 + 1) * 18 + (v0 + 1) * 8, acc_k1_v1);
-      vstoreu(dw + (k0 + 2) * 18 + (v0 + 0) * 8, acc_k2_v0);
-      vstoreu(dw + (k0 + 2) * 18 + (v0 + 1) * 8, acc_k2_v1);
+      vstoreu(dw, acc_k0_v0);
+      vstoreu(dw + 8, acc_k0_v1);
+      vstoreu(dw + 18, acc_k1_v0);
+      vstoreu(dw + 26, acc_k1_v1);
+      vstoreu(dw + 36, acc_k2_v0);
+      vstoreu(dw + 44, acc_k2_v1);
     }
-    {
-      const int k0 = 3;
+    {  // k0 = 3
       V acc_k0_v0 = vzero();
       V acc_k0_v1 = vzero();
       for (int r = 0; r < rows; ++r) {
-        const float* xr = rows_x + r * 24 + v0 * 8;
-        const float* dzr = rows_dz + r * 4 + k0;
-        V x0 = vload(xr + 0);
+        const float* xr = rows_x + r * 24;
+        const float* dzr = rows_dz + r * 4 + 3;
+        V x0 = vload(xr);
         V x1 = vload(xr + 8);
-        V d0 = vbcast(dzr + 0);
+        V d0 = vbcast(dzr);
         acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
         acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
       }
-      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 8, acc_k0_v0);
-      vstoreu(dw + (k0 + 0) * 18 + (v0 + 1) * 8, acc_k0_v1);
+      vstoreu(dw + 54, acc_k0_v0);
+      vstoreu(dw + 62, acc_k0_v1);
     }
   }
-  {
-    const int v0 = 2;
-    {
-      const int k0 = 0;
+  {  // v0 = 2
+    {  // k0 = 0
       V acc_k0_v0 = vzero();
       V acc_k1_v0 = vzero();
       V acc_k2_v0 = vzero();
       for (int r = 0; r < rows; ++r) {
-        const float* xr = rows_x + r * 24 + v0 * 8;
-        const float* dzr = rows_dz + r * 4 + k0;
-        V x0 = vload(xr + 0);
-        V d0 = vbcast(dzr + 0);
+        const float* xr = rows_x + r * 24 + 16;
+        const float* dzr = rows_dz + r * 4;
+        V x0 = vload(xr);
+        V d0 = vbcast(dzr);
         acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
         V d1 = vbcast(dzr + 1);
         acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
         V d2 = vbcast(dzr + 2);
         acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
       }
-      vstore_first(dw + (k0 + 0) * 18 + (v0 + 0) * 8, acc_k0_v0, 2);
-      vstore_first(dw + (k0 + 1) * 18 + (v0 + 0) * 8, acc_k1_v0, 2);
-      vstore_first(dw + (k0 + 2) * 18 + (v0 + 0) * 8, acc_k2_v0, 2);
+      vstore_first(dw + 16, acc_k0_v0, 2);
+      vstore_first(dw + 34, acc_k1_v0, 2);
+      vstore_first(dw + 52, acc_k2_v0, 2);
     }
-    {
-      const int k0 = 3;
+    {  // k0 = 3
       V acc_k0_v0 = vzero();
       for (int r = 0; r < rows; ++r) {
-        const float* xr = rows_x + r * 24 + v0 * 8;
-        const float* dzr = rows_dz + r * 4 + k0;
-        V x0 = vload(xr + 0);
-        V d0 = vbcast(dzr + 0);
+        const float* xr = rows_x + r * 24 + 16;
+        const float* dzr = rows_dz + r * 4 + 3;
+        V x0 = vload(xr);
+        V d0 = vbcast(dzr);
         acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
       }
-      vstore_first(dw + (k0 + 0) * 18 + (v0 + 0) * 8, acc_k0_v0, 2);
+      vstore_first(dw + 70, acc_k0_v0, 2);
     }
   }
 }
 
 // dense1 backward: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][4]
+// 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; the block's rows of x [n][18] and dz [n][4]
+// Tile: one vector at a time; rows lane by lane.
+// FLOPs: 64 per block of 8 samples, the functions it calls included.
 static CNNC_AVX2 CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
+  (void)params;
   const float* x = ws + block_input;
   float* dz = ws + dense1_dy;
-  (void)params, (void)x, (void)block;
   const float* y = ws + dense1_y;
   for (int e = 0; e < 32; ++e) dz[e] *= y[e] * (1.0f - y[e]);
   float* db = ws + dense1_db_lanes;
@@ -708,6 +715,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward(const float* __restrict para
 }
 
 // dropout1's mask on one block: to = from * scale where kept, else 0; [4][L] values.
+// Tile: one vector at a time, the lanes' keys hashed once.
+// FLOPs: 32 per block of 8 samples.
 static CNNC_AVX2 CNNC_NOINLINE void dropout1_apply(const float* __restrict from, float* __restrict to, const cnnc_pass* pass, int first) {
   alignas(64) uint32_t keys[8];
   for (int lane = 0; lane < 8; ++lane) keys[lane] = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
@@ -718,6 +727,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dropout1_apply(const float* __restrict from,
 
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
+// Tile: one vector (a value of every sample) at a time.
+// FLOPs: 32 per block of 8 samples.
 static CNNC_AVX2 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
   const float* x = ws + dense1_y;
   float* y = ws + dropout1_y;
@@ -730,6 +741,8 @@ static CNNC_AVX2 CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const
 
 // dropout1 backward: line 5: dropout 0.25
 // 4 -> 4; dy [4][L] -> dx [4][L]
+// Tile: one vector (a value of every sample) at a time.
+// FLOPs: 32 per block of 8 samples.
 static CNNC_AVX2 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
   float* dy = ws + dropout1_dy;
   float* dx = ws + dense1_dy;
@@ -737,87 +750,90 @@ static CNNC_AVX2 CNNC_NOINLINE void dropout1_backward(float* __restrict ws, cons
 }
 
 // dense2 forward: line 6: dense 2
-// 4 -> 2; x [4][L] -> y [2][L]; units 2 at a time
+// 4 -> 2; x [4][L] -> y [2][L]
+// Tile: 2 units in registers, each unit's weight row one stream from memory.
+// FLOPs: 144 per block of 8 samples.
 static CNNC_AVX2 CNNC_NOINLINE void dense2_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* b = params + 112;
   const float* x = ws + dropout1_y;
   float* y = ws + dense2_y;
-  {
-    const int k0 = 0;
-    const float* wk = w + k0 * 4;
-    V acc0 = vbcast(b + k0 + 0);
-    V acc1 = vbcast(b + k0 + 1);
+  {  // k0 = 0
+    const float* wk = w;
+    V acc0 = vbcast(b);
+    V acc1 = vbcast(b + 1);
     for (int i = 0; i < 4; ++i) {
       V xi = vload(x + i * 8);
-      acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
-      acc1 = vfma(xi, vbcast(wk + 4 + i), acc1);
+      acc0 = vfma(xi, vbcast(wk + i), acc0);
+      acc1 = vfma(xi, vbcast(wk + i + 4), acc1);
     }
-    vstore(y + (k0 + 0) * 8, acc0);
-    vstore(y + (k0 + 1) * 8, acc1);
+    vstore(y, acc0);
+    vstore(y + 8, acc1);
   }
 }
 
 // dense2 backward_weights: line 6: dense 2
-// 4 -> 2; rows of x [n][8] and dz [n][2] -> dw [2][4] in grads; tiles of 3 units x 4 vectors
+// 4 -> 2; rows of x [n][8] and dz [n][2] -> dw [2][4] in grads
+// Tile: 2 units x 1 vector of inputs in registers.
+// FLOPs: 16 per row of the slice, 128 for a full slice of 8 rows.
 static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
   const float* rows_x = ws + dense2_x_rows;
   const float* rows_dz = ws + dense2_dz_rows;
   float* dw = grads + 96;
-  {
-    const int v0 = 0;
-    {
-      const int k0 = 0;
+  {  // v0 = 0
+    {  // k0 = 0
       V acc_k0_v0 = vzero();
       V acc_k1_v0 = vzero();
       for (int r = 0; r < rows; ++r) {
-        const float* xr = rows_x + r * 8 + v0 * 8;
-        const float* dzr = rows_dz + r * 2 + k0;
-        V x0 = vload(xr + 0);
-        V d0 = vbcast(dzr + 0);
+        const float* xr = rows_x + r * 8;
+        const float* dzr = rows_dz + r * 2;
+        V x0 = vload(xr);
+        V d0 = vbcast(dzr);
         acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
         V d1 = vbcast(dzr + 1);
         acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
       }
-      vstore_first(dw + (k0 + 0) * 4 + (v0 + 0) * 8, acc_k0_v0, 4);
-      vstore_first(dw + (k0 + 1) * 4 + (v0 + 0) * 8, acc_k1_v0, 4);
+      vstore_first(dw, acc_k0_v0, 4);
+      vstore_first(dw + 4, acc_k1_v0, 4);
     }
   }
 }
 
 // dense2 backward_data: line 6: dense 2
-// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 4 at a time
+// 4 -> 2; dz [2][L] -> dx [4][L]
+// Tile: 4 inputs of dx in registers, every unit added into them.
+// FLOPs: 128 per block of 8 samples.
 static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* dz = ws + dense2_dy;
   float* dx = ws + dropout1_dy;
-  {
-    const int i0 = 0;
+  {  // i0 = 0
     V acc0 = vzero();
     V acc1 = vzero();
     V acc2 = vzero();
     V acc3 = vzero();
     for (int k = 0; k < 2; ++k) {
       V dk = vload(dz + k * 8);
-      const float* wk = w + k * 4 + i0;
-      acc0 = vfma(dk, vbcast(wk + 0), acc0);
+      const float* wk = w + k * 4;
+      acc0 = vfma(dk, vbcast(wk), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
       acc2 = vfma(dk, vbcast(wk + 2), acc2);
       acc3 = vfma(dk, vbcast(wk + 3), acc3);
     }
-    vstore(dx + (i0 + 0) * 8, acc0);
-    vstore(dx + (i0 + 1) * 8, acc1);
-    vstore(dx + (i0 + 2) * 8, acc2);
-    vstore(dx + (i0 + 3) * 8, acc3);
+    vstore(dx, acc0);
+    vstore(dx + 8, acc1);
+    vstore(dx + 16, acc2);
+    vstore(dx + 24, acc3);
   }
 }
 
 // dense2 backward: line 6: dense 2
-// 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][4] and output gradients [n][2]; dx
+// 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; the block's rows of x [n][4] and dz [n][2]; dx
+// Tile: one vector at a time; rows lane by lane.
+// FLOPs: 144 per block of 8 samples, the functions it calls included.
 static CNNC_AVX2 CNNC_NOINLINE void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
   const float* x = ws + dropout1_y;
   float* dz = ws + dense2_dy;
-  (void)params, (void)x, (void)block;
   float* db = ws + dense2_db_lanes;
   for (int k = 0; k < 2; ++k) vstore(db + k * 8, vadd(vload(db + k * 8), vload(dz + k * 8)));
   float* rows_x = ws + dense2_x_rows + block * 64;
@@ -832,10 +848,12 @@ static CNNC_AVX2 CNNC_NOINLINE void dense2_backward(const float* __restrict para
 // input [n][18] -> block [18][L], samples first .. first + count - 1.
 static CNNC_AVX2 void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
   float* x = ws + block_input;
-  for (int lane = 0; lane < 8; ++lane) {
+  for (int lane = 0; lane < count; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 18;
-    if (lane < count) for (int e = 0; e < 18; ++e) x[e * 8 + lane] = src[e];
-    else for (int e = 0; e < 18; ++e) x[e * 8 + lane] = 0.0f;
+    for (int e = 0; e < 18; ++e) x[e * 8 + lane] = src[e];
+  }
+  for (int lane = count; lane < 8; ++lane) {
+    for (int e = 0; e < 18; ++e) x[e * 8 + lane] = 0.0f;
   }
 }
 
@@ -846,32 +864,28 @@ static CNNC_AVX2 void clear_padding(float* __restrict ws) {
 
 // Clears what accumulates over a slice: per-lane gradient partials.
 static CNNC_AVX2 void begin_slice(float* __restrict ws) {
-  (void)ws;
   std::memset(ws + dense1_db_lanes, 0, 32 * sizeof(float));
   std::memset(ws + dense2_db_lanes, 0, 16 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
 static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  (void)grads, (void)ws, (void)rows;
-  {
-    // dense1
+  {  // dense1
     dense1_backward_weights(grads, ws, rows);
     const float* db = ws + dense1_db_lanes;
-    for (int k = 0; k < 4; ++k) {
+    for (int j = 0; j < 4; ++j) {
       float sum = 0.0f;
-      for (int lane = 0; lane < 8; ++lane) sum += db[k * 8 + lane];
-      grads[80 + k] = sum;
+      for (int lane = 0; lane < 8; ++lane) sum += db[j * 8 + lane];
+      grads[j + 80] = sum;
     }
   }
-  {
-    // dense2
+  {  // dense2
     dense2_backward_weights(grads, ws, rows);
     const float* db = ws + dense2_db_lanes;
-    for (int k = 0; k < 2; ++k) {
+    for (int j = 0; j < 2; ++j) {
       float sum = 0.0f;
-      for (int lane = 0; lane < 8; ++lane) sum += db[k * 8 + lane];
-      grads[112 + k] = sum;
+      for (int lane = 0; lane < 8; ++lane) sum += db[j * 8 + lane];
+      grads[j + 112] = sum;
     }
   }
 }
@@ -881,11 +895,11 @@ static CNNC_AVX2 double output_block(const cnnc_pass* pass, int first, int count
   const float* z = ws + dense2_y;
   float* dz = ws + dense2_dy;
   double loss = 0.0;
-  for (int lane = 0; lane < 8; ++lane) {
+  for (int lane = 0; lane < count; ++lane) {
     float v[2], p[2];
     for (int j = 0; j < 2; ++j) v[j] = z[j * 8 + lane];
     float top = v[0];
-    for (int j = 1; j < 2; ++j) top = v[j] > top ? v[j] : top;
+    top = v[1] > top ? v[1] : top;
     double sum = 0.0;
     for (int j = 0; j < 2; ++j) {
       p[j] = std::exp(v[j] - top);
@@ -894,10 +908,6 @@ static CNNC_AVX2 double output_block(const cnnc_pass* pass, int first, int count
     const float inv = (float)(1.0 / sum);
     for (int j = 0; j < 2; ++j) p[j] *= inv;
     const float* y = v;
-    if (lane >= count) {
-      if (training) for (int j = 0; j < 2; ++j) dz[j * 8 + lane] = 0.0f;
-      continue;
-    }
     if (pass->output) for (int j = 0; j < 2; ++j) pass->output[(int64_t)(first + lane) * 2 + j] = y[j];
     if (!training) continue;
     const int32_t label = pass->labels[first + lane];
@@ -916,15 +926,18 @@ static CNNC_AVX2 double output_block(const cnnc_pass* pass, int first, int count
     loss += squares / 2;
     for (int j = 0; j < 2; ++j) dz[j * 8 + lane] = d[j];
   }
+  // Lanes past the slice's end pass no gradient back.
+  for (int lane = count; training && lane < 8; ++lane) {
+    for (int j = 0; j < 2; ++j) dz[j * 8 + lane] = 0.0f;
+  }
   return loss;
 }
 
-// cnnc_model::train for this ISA: forward, loss and backward block by block, then the slice's gradients.
+// cnnc_model::train for this ISA: forward, loss and backward block by block, then the slice's gradients; 508 FLOPs per sample.
 static CNNC_AVX2 float train(const cnnc_model* model, const cnnc_pass* pass) {
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
-  (void)params;
   clear_padding(ws);
   begin_slice(ws);
   double loss = 0.0;
@@ -945,12 +958,11 @@ static CNNC_AVX2 float train(const cnnc_model* model, const cnnc_pass* pass) {
   return (float)loss;
 }
 
-// cnnc_model::forward for this ISA: inference, dropout off.
+// cnnc_model::forward for this ISA: inference, dropout off; 174 FLOPs per sample.
 static CNNC_AVX2 void forward(const cnnc_model* model, const cnnc_pass* pass) {
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
-  (void)params;
   clear_padding(ws);
   const int blocks = (pass->n + 7) / 8;
   for (int block = 0; block < blocks; ++block) {
@@ -964,29 +976,31 @@ static CNNC_AVX2 void forward(const cnnc_model* model, const cnnc_pass* pass) {
   }
 }
 
+// The layer functions behind one signature (cnnc_kernel), for cnnc_<model>_kernels: a benchmark times them
+// one by one on a workspace that train() filled. FLOPs are per call.
 static CNNC_AVX2 void kernel_dense1_forward(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)grads;
   dense1_forward(params, ws);
 }
 static CNNC_AVX2 void kernel_dense1_backward_weights(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)params;
   dense1_backward_weights(grads, ws, 8);
 }
 static CNNC_AVX2 void kernel_dense2_forward(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)grads;
   dense2_forward(params, ws);
 }
 static CNNC_AVX2 void kernel_dense2_backward_data(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)grads;
   dense2_backward_data(params, ws);
 }
 static CNNC_AVX2 void kernel_dense2_backward_weights(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)params;
   dense2_backward_weights(grads, ws, 8);
 }
 static const cnnc_kernel kernels[5] = {
@@ -1046,43 +1060,45 @@ static const int64_t dropout1_dy     = 256;  // dropout1's output gradient, [4][
 static const int64_t dense2_dy       = 224;  // dense2's output gradient, [2][L] (buffer a)
 
 // dense1 forward: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; x [18][L] -> y [4][L]; units 4 at a time
+// 3x3x2 -> 4; x [18][L] -> y [4][L]
+// Tile: 4 units in registers, each unit's weight row one stream from memory.
+// FLOPs: 152 per block of 1 sample.
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_forward(const float* __restrict params, float* __restrict ws) {
-  const float* w = params + 0;
+  const float* w = params;
   const float* b = params + 80;
   const float* x = ws + block_input;
   float* y = ws + dense1_y;
-  {
-    const int k0 = 0;
-    const float* wk = w + k0 * 18;
-    V acc0 = vbcast(b + k0 + 0);
-    V acc1 = vbcast(b + k0 + 1);
-    V acc2 = vbcast(b + k0 + 2);
-    V acc3 = vbcast(b + k0 + 3);
+  {  // k0 = 0
+    const float* wk = w;
+    V acc0 = vbcast(b);
+    V acc1 = vbcast(b + 1);
+    V acc2 = vbcast(b + 2);
+    V acc3 = vbcast(b + 3);
     for (int i = 0; i < 18; ++i) {
-      V xi = vload(x + i * 1);
-      acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
-      acc1 = vfma(xi, vbcast(wk + 18 + i), acc1);
-      acc2 = vfma(xi, vbcast(wk + 36 + i), acc2);
-      acc3 = vfma(xi, vbcast(wk + 54 + i), acc3);
+      V xi = vload(x + i);
+      acc0 = vfma(xi, vbcast(wk + i), acc0);
+      acc1 = vfma(xi, vbcast(wk + i + 18), acc1);
+      acc2 = vfma(xi, vbcast(wk + i + 36), acc2);
+      acc3 = vfma(xi, vbcast(wk + i + 54), acc3);
     }
-    vstore(y + (k0 + 0) * 1, acc0);
-    vstore(y + (k0 + 1) * 1, acc1);
-    vstore(y + (k0 + 2) * 1, acc2);
-    vstore(y + (k0 + 3) * 1, acc3);
+    vstore(y, acc0);
+    vstore(y + 1, acc1);
+    vstore(y + 2, acc2);
+    vstore(y + 3, acc3);
   }
   for (int e = 0; e < 4; ++e) y[e] = 1.0f / (1.0f + std::exp(-y[e]));
 }
 
 // dense1 backward_weights: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; rows of x [n][18] and dz [n][4] -> dw [4][18] in grads; tiles of 4 units x 2 vectors
+// 3x3x2 -> 4; rows of x [n][18] and dz [n][4] -> dw [4][18] in grads
+// Tile: 4 units x 2 vectors of inputs in registers.
+// FLOPs: 144 per row of the slice, 432 for a full slice of 3 rows.
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
   const float* rows_x = ws + dense1_x_rows;
   const float* rows_dz = ws + dense1_dz_rows;
-  float* dw = grads + 0;
+  float* dw = grads;
   for (int v0 = 0; v0 < 18; v0 += 2) {
-    {
-      const int k0 = 0;
+    {  // k0 = 0
       V acc_k0_v0 = vzero();
       V acc_k0_v1 = vzero();
       V acc_k1_v0 = vzero();
@@ -1092,11 +1108,11 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restric
       V acc_k3_v0 = vzero();
       V acc_k3_v1 = vzero();
       for (int r = 0; r < rows; ++r) {
-        const float* xr = rows_x + r * 18 + v0 * 1;
-        const float* dzr = rows_dz + r * 4 + k0;
-        V x0 = vload(xr + 0);
+        const float* xr = rows_x + r * 18 + v0;
+        const float* dzr = rows_dz + r * 4;
+        V x0 = vload(xr);
         V x1 = vload(xr + 1);
-        V d0 = vbcast(dzr + 0);
+        V d0 = vbcast(dzr);
         acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
         acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
         V d1 = vbcast(dzr + 1);
@@ -1109,47 +1125,53 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restric
         acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
         acc_k3_v1 = vfma(d3, x1, acc_k3_v1);
       }
-      vstoreu(dw + (k0 + 0) * 18 + (v0 + 0) * 1, acc_k0_v0);
-      vstoreu(dw + (k0 + 0) * 18 + (v0 + 1) * 1, acc_k0_v1);
-      vstoreu(dw + (k0 + 1) * 18 + (v0 + 0) * 1, acc_k1_v0);
-      vstoreu(dw + (k0 + 1) * 18 + (v0 + 1) * 1, acc_k1_v1);
-      vstoreu(dw + (k0 + 2) * 18 + (v0 + 0) * 1, acc_k2_v0);
-      vstoreu(dw + (k0 + 2) * 18 + (v0 + 1) * 1, acc_k2_v1);
-      vstoreu(dw + (k0 + 3) * 18 + (v0 + 0) * 1, acc_k3_v0);
-      vstoreu(dw + (k0 + 3) * 18 + (v0 + 1) * 1, acc_k3_v1);
+      vstoreu(dw + v0, acc_k0_v0);
+      vstoreu(dw + v0 + 1, acc_k0_v1);
+      vstoreu(dw + v0 + 18, acc_k1_v0);
+      vstoreu(dw + v0 + 19, acc_k1_v1);
+      vstoreu(dw + v0 + 36, acc_k2_v0);
+      vstoreu(dw + v0 + 37, acc_k2_v1);
+      vstoreu(dw + v0 + 54, acc_k3_v0);
+      vstoreu(dw + v0 + 55, acc_k3_v1);
     }
   }
 }
 
 // dense1 backward: line 4: dense 4 sigmoid
-// 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][18] and output gradients [n][4]
+// 3x3x2 -> 4; dy [4][L] -> dz = dy * f'(z) in place; the block's rows of x [n][18] and dz [n][4]
+// Tile: one vector at a time; rows lane by lane.
+// FLOPs: 8 per block of 1 sample, the functions it calls included.
 static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward(const float* __restrict params, float* __restrict ws, int block) {
+  (void)params;
   const float* x = ws + block_input;
   float* dz = ws + dense1_dy;
-  (void)params, (void)x, (void)block;
   const float* y = ws + dense1_y;
   for (int e = 0; e < 4; ++e) dz[e] *= y[e] * (1.0f - y[e]);
   float* db = ws + dense1_db_lanes;
-  for (int k = 0; k < 4; ++k) vstore(db + k * 1, vadd(vload(db + k * 1), vload(dz + k * 1)));
+  for (int k = 0; k < 4; ++k) vstore(db + k, vadd(vload(db + k), vload(dz + k)));
   float* rows_x = ws + dense1_x_rows + block * 18;
   float* rows_dz = ws + dense1_dz_rows + block * 4;
-  for (int lane = 0; lane < 1; ++lane) {
-    for (int i = 0; i < 18; ++i) rows_x[lane * 18 + i] = x[i * 1 + lane];
-    for (int k = 0; k < 4; ++k) rows_dz[lane * 4 + k] = dz[k * 1 + lane];
+  {  // lane = 0
+    for (int i = 0; i < 18; ++i) rows_x[i] = x[i];
+    for (int k = 0; k < 4; ++k) rows_dz[k] = dz[k];
   }
 }
 
 // dropout1's mask on one block: to = from * scale where kept, else 0; [4][L] values.
+// Tile: one vector at a time, the lanes' keys hashed once.
+// FLOPs: 4 per block of 1 sample.
 static CNNC_PORTABLE CNNC_NOINLINE void dropout1_apply(const float* __restrict from, float* __restrict to, const cnnc_pass* pass, int first) {
   alignas(64) uint32_t keys[1];
-  for (int lane = 0; lane < 1; ++lane) keys[lane] = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first + lane, 1);
+  keys[0] = cnnc_dropout_key(pass->seed, pass->epoch, pass->sample_base + first, 1);
   const uint32_t threshold = cnnc_dropout_threshold(0.25f);
   const V scale = vset(1.0f / (1.0f - 0.25f));
-  for (int e = 0; e < 4; ++e) vstore(to + e * 1, vand(vkeep(keys, e, threshold), vmul(vload(from + e * 1), scale)));
+  for (int e = 0; e < 4; ++e) vstore(to + e, vand(vkeep(keys, e, threshold), vmul(vload(from + e), scale)));
 }
 
 // dropout1 forward: line 5: dropout 0.25
 // 4 -> 4; x [4][L] -> y [4][L]
+// Tile: one vector (a value of every sample) at a time.
+// FLOPs: 4 per block of 1 sample.
 static CNNC_PORTABLE CNNC_NOINLINE void dropout1_forward(float* __restrict ws, const cnnc_pass* pass, int first, bool training) {
   const float* x = ws + dense1_y;
   float* y = ws + dropout1_y;
@@ -1162,6 +1184,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void dropout1_forward(float* __restrict ws, c
 
 // dropout1 backward: line 5: dropout 0.25
 // 4 -> 4; dy [4][L] -> dx [4][L]
+// Tile: one vector (a value of every sample) at a time.
+// FLOPs: 4 per block of 1 sample.
 static CNNC_PORTABLE CNNC_NOINLINE void dropout1_backward(float* __restrict ws, const cnnc_pass* pass, int first) {
   float* dy = ws + dropout1_dy;
   float* dx = ws + dense1_dy;
@@ -1169,100 +1193,104 @@ static CNNC_PORTABLE CNNC_NOINLINE void dropout1_backward(float* __restrict ws, 
 }
 
 // dense2 forward: line 6: dense 2
-// 4 -> 2; x [4][L] -> y [2][L]; units 2 at a time
+// 4 -> 2; x [4][L] -> y [2][L]
+// Tile: 2 units in registers, each unit's weight row one stream from memory.
+// FLOPs: 18 per block of 1 sample.
 static CNNC_PORTABLE CNNC_NOINLINE void dense2_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* b = params + 112;
   const float* x = ws + dropout1_y;
   float* y = ws + dense2_y;
-  {
-    const int k0 = 0;
-    const float* wk = w + k0 * 4;
-    V acc0 = vbcast(b + k0 + 0);
-    V acc1 = vbcast(b + k0 + 1);
+  {  // k0 = 0
+    const float* wk = w;
+    V acc0 = vbcast(b);
+    V acc1 = vbcast(b + 1);
     for (int i = 0; i < 4; ++i) {
-      V xi = vload(x + i * 1);
-      acc0 = vfma(xi, vbcast(wk + 0 + i), acc0);
-      acc1 = vfma(xi, vbcast(wk + 4 + i), acc1);
+      V xi = vload(x + i);
+      acc0 = vfma(xi, vbcast(wk + i), acc0);
+      acc1 = vfma(xi, vbcast(wk + i + 4), acc1);
     }
-    vstore(y + (k0 + 0) * 1, acc0);
-    vstore(y + (k0 + 1) * 1, acc1);
+    vstore(y, acc0);
+    vstore(y + 1, acc1);
   }
 }
 
 // dense2 backward_weights: line 6: dense 2
-// 4 -> 2; rows of x [n][4] and dz [n][2] -> dw [2][4] in grads; tiles of 4 units x 2 vectors
+// 4 -> 2; rows of x [n][4] and dz [n][2] -> dw [2][4] in grads
+// Tile: 2 units x 2 vectors of inputs in registers.
+// FLOPs: 16 per row of the slice, 48 for a full slice of 3 rows.
 static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward_weights(float* __restrict grads, const float* __restrict ws, int rows) {
   const float* rows_x = ws + dense2_x_rows;
   const float* rows_dz = ws + dense2_dz_rows;
   float* dw = grads + 96;
   for (int v0 = 0; v0 < 4; v0 += 2) {
-    {
-      const int k0 = 0;
+    {  // k0 = 0
       V acc_k0_v0 = vzero();
       V acc_k0_v1 = vzero();
       V acc_k1_v0 = vzero();
       V acc_k1_v1 = vzero();
       for (int r = 0; r < rows; ++r) {
-        const float* xr = rows_x + r * 4 + v0 * 1;
-        const float* dzr = rows_dz + r * 2 + k0;
-        V x0 = vload(xr + 0);
+        const float* xr = rows_x + r * 4 + v0;
+        const float* dzr = rows_dz + r * 2;
+        V x0 = vload(xr);
         V x1 = vload(xr + 1);
-        V d0 = vbcast(dzr + 0);
+        V d0 = vbcast(dzr);
         acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
         acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
         V d1 = vbcast(dzr + 1);
         acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
         acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
       }
-      vstoreu(dw + (k0 + 0) * 4 + (v0 + 0) * 1, acc_k0_v0);
-      vstoreu(dw + (k0 + 0) * 4 + (v0 + 1) * 1, acc_k0_v1);
-      vstoreu(dw + (k0 + 1) * 4 + (v0 + 0) * 1, acc_k1_v0);
-      vstoreu(dw + (k0 + 1) * 4 + (v0 + 1) * 1, acc_k1_v1);
+      vstoreu(dw + v0, acc_k0_v0);
+      vstoreu(dw + v0 + 1, acc_k0_v1);
+      vstoreu(dw + v0 + 4, acc_k1_v0);
+      vstoreu(dw + v0 + 5, acc_k1_v1);
     }
   }
 }
 
 // dense2 backward_data: line 6: dense 2
-// 4 -> 2; dz [2][L] -> dx [4][L]; inputs 4 at a time
+// 4 -> 2; dz [2][L] -> dx [4][L]
+// Tile: 4 inputs of dx in registers, every unit added into them.
+// FLOPs: 16 per block of 1 sample.
 static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward_data(const float* __restrict params, float* __restrict ws) {
   const float* w = params + 96;
   const float* dz = ws + dense2_dy;
   float* dx = ws + dropout1_dy;
-  {
-    const int i0 = 0;
+  {  // i0 = 0
     V acc0 = vzero();
     V acc1 = vzero();
     V acc2 = vzero();
     V acc3 = vzero();
     for (int k = 0; k < 2; ++k) {
-      V dk = vload(dz + k * 1);
-      const float* wk = w + k * 4 + i0;
-      acc0 = vfma(dk, vbcast(wk + 0), acc0);
+      V dk = vload(dz + k);
+      const float* wk = w + k * 4;
+      acc0 = vfma(dk, vbcast(wk), acc0);
       acc1 = vfma(dk, vbcast(wk + 1), acc1);
       acc2 = vfma(dk, vbcast(wk + 2), acc2);
       acc3 = vfma(dk, vbcast(wk + 3), acc3);
     }
-    vstore(dx + (i0 + 0) * 1, acc0);
-    vstore(dx + (i0 + 1) * 1, acc1);
-    vstore(dx + (i0 + 2) * 1, acc2);
-    vstore(dx + (i0 + 3) * 1, acc3);
+    vstore(dx, acc0);
+    vstore(dx + 1, acc1);
+    vstore(dx + 2, acc2);
+    vstore(dx + 3, acc3);
   }
 }
 
 // dense2 backward: line 6: dense 2
-// 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; this block's rows of the slice's inputs [n][4] and output gradients [n][2]; dx
+// 4 -> 2; dy [2][L] -> dz = dy * f'(z) in place; the block's rows of x [n][4] and dz [n][2]; dx
+// Tile: one vector at a time; rows lane by lane.
+// FLOPs: 18 per block of 1 sample, the functions it calls included.
 static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward(const float* __restrict params, float* __restrict ws, int block) {
   const float* x = ws + dropout1_y;
   float* dz = ws + dense2_dy;
-  (void)params, (void)x, (void)block;
   float* db = ws + dense2_db_lanes;
-  for (int k = 0; k < 2; ++k) vstore(db + k * 1, vadd(vload(db + k * 1), vload(dz + k * 1)));
+  for (int k = 0; k < 2; ++k) vstore(db + k, vadd(vload(db + k), vload(dz + k)));
   float* rows_x = ws + dense2_x_rows + block * 4;
   float* rows_dz = ws + dense2_dz_rows + block * 2;
-  for (int lane = 0; lane < 1; ++lane) {
-    for (int i = 0; i < 4; ++i) rows_x[lane * 4 + i] = x[i * 1 + lane];
-    for (int k = 0; k < 2; ++k) rows_dz[lane * 2 + k] = dz[k * 1 + lane];
+  {  // lane = 0
+    for (int i = 0; i < 4; ++i) rows_x[i] = x[i];
+    for (int k = 0; k < 2; ++k) rows_dz[k] = dz[k];
   }
   dense2_backward_data(params, ws);
 }
@@ -1270,11 +1298,8 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward(const float* __restrict 
 // input [n][18] -> block [18][L], samples first .. first + count - 1.
 static CNNC_PORTABLE void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
   float* x = ws + block_input;
-  for (int lane = 0; lane < 1; ++lane) {
-    const float* src = input + (int64_t)(first + lane) * 18;
-    if (lane < count) for (int e = 0; e < 18; ++e) x[e * 1 + lane] = src[e];
-    else for (int e = 0; e < 18; ++e) x[e * 1 + lane] = 0.0f;
-  }
+  (void)count;
+  std::memcpy(x, input + (int64_t)first * 18, 18 * sizeof(float));
 }
 
 // Zeroes the borders of padded inputs: only their interiors are written per block.
@@ -1284,33 +1309,19 @@ static CNNC_PORTABLE void clear_padding(float* __restrict ws) {
 
 // Clears what accumulates over a slice: per-lane gradient partials.
 static CNNC_PORTABLE void begin_slice(float* __restrict ws) {
-  (void)ws;
   std::memset(ws + dense1_db_lanes, 0, 4 * sizeof(float));
   std::memset(ws + dense2_db_lanes, 0, 2 * sizeof(float));
 }
 
 // Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
 static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  (void)grads, (void)ws, (void)rows;
-  {
-    // dense1
+  {  // dense1
     dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + dense1_db_lanes;
-    for (int k = 0; k < 4; ++k) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 1; ++lane) sum += db[k * 1 + lane];
-      grads[80 + k] = sum;
-    }
+    std::memcpy(grads + 80, ws + dense1_db_lanes, 4 * sizeof(float));
   }
-  {
-    // dense2
+  {  // dense2
     dense2_backward_weights(grads, ws, rows);
-    const float* db = ws + dense2_db_lanes;
-    for (int k = 0; k < 2; ++k) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 1; ++lane) sum += db[k * 1 + lane];
-      grads[112 + k] = sum;
-    }
+    std::memcpy(grads + 112, ws + dense2_db_lanes, 2 * sizeof(float));
   }
 }
 
@@ -1319,11 +1330,11 @@ static CNNC_PORTABLE double output_block(const cnnc_pass* pass, int first, int c
   const float* z = ws + dense2_y;
   float* dz = ws + dense2_dy;
   double loss = 0.0;
-  for (int lane = 0; lane < 1; ++lane) {
+  for (int lane = 0; lane < count; ++lane) {
     float v[2], p[2];
-    for (int j = 0; j < 2; ++j) v[j] = z[j * 1 + lane];
+    for (int j = 0; j < 2; ++j) v[j] = z[j + lane];
     float top = v[0];
-    for (int j = 1; j < 2; ++j) top = v[j] > top ? v[j] : top;
+    top = v[1] > top ? v[1] : top;
     double sum = 0.0;
     for (int j = 0; j < 2; ++j) {
       p[j] = std::exp(v[j] - top);
@@ -1332,16 +1343,12 @@ static CNNC_PORTABLE double output_block(const cnnc_pass* pass, int first, int c
     const float inv = (float)(1.0 / sum);
     for (int j = 0; j < 2; ++j) p[j] *= inv;
     const float* y = v;
-    if (lane >= count) {
-      if (training) for (int j = 0; j < 2; ++j) dz[j * 1 + lane] = 0.0f;
-      continue;
-    }
     if (pass->output) for (int j = 0; j < 2; ++j) pass->output[(int64_t)(first + lane) * 2 + j] = y[j];
     if (!training) continue;
     const int32_t label = pass->labels[first + lane];
     if (label < 0 || label >= 2) {
       // The runtime checks labels when it loads them; a bad one here adds nothing.
-      for (int j = 0; j < 2; ++j) dz[j * 1 + lane] = 0.0f;
+      for (int j = 0; j < 2; ++j) dz[j + lane] = 0.0f;
       continue;
     }
     float d[2];
@@ -1352,24 +1359,23 @@ static CNNC_PORTABLE double output_block(const cnnc_pass* pass, int first, int c
       d[j] = 2.0f * diff / 2.0f;
     }
     loss += squares / 2;
-    for (int j = 0; j < 2; ++j) dz[j * 1 + lane] = d[j];
+    for (int j = 0; j < 2; ++j) dz[j + lane] = d[j];
   }
   return loss;
 }
 
-// cnnc_model::train for this ISA: forward, loss and backward block by block, then the slice's gradients.
+// cnnc_model::train for this ISA: forward, loss and backward block by block, then the slice's gradients; 508 FLOPs per sample.
 static CNNC_PORTABLE float train(const cnnc_model* model, const cnnc_pass* pass) {
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
-  (void)params;
   clear_padding(ws);
   begin_slice(ws);
   double loss = 0.0;
-  const int blocks = (pass->n + 0) / 1;
+  const int blocks = pass->n;
   for (int block = 0; block < blocks; ++block) {
-    const int first = block * 1;
-    const int count = pass->n - first < 1 ? pass->n - first : 1;
+    const int first = block;
+    const int count = 1;
     load_block(pass->input, first, count, ws);
     dense1_forward(params, ws);
     dropout1_forward(ws, pass, first, true);
@@ -1379,21 +1385,20 @@ static CNNC_PORTABLE float train(const cnnc_model* model, const cnnc_pass* pass)
     dropout1_backward(ws, pass, first);
     dense1_backward(params, ws, block);
   }
-  finish_slice(pass->grads, ws, blocks * 1);
+  finish_slice(pass->grads, ws, blocks);
   return (float)loss;
 }
 
-// cnnc_model::forward for this ISA: inference, dropout off.
+// cnnc_model::forward for this ISA: inference, dropout off; 174 FLOPs per sample.
 static CNNC_PORTABLE void forward(const cnnc_model* model, const cnnc_pass* pass) {
   (void)model;
   float* ws = (float*)pass->workspace;
   const float* params = pass->params;
-  (void)params;
   clear_padding(ws);
-  const int blocks = (pass->n + 0) / 1;
+  const int blocks = pass->n;
   for (int block = 0; block < blocks; ++block) {
-    const int first = block * 1;
-    const int count = pass->n - first < 1 ? pass->n - first : 1;
+    const int first = block;
+    const int count = 1;
     load_block(pass->input, first, count, ws);
     dense1_forward(params, ws);
     dropout1_forward(ws, pass, first, false);
@@ -1402,29 +1407,31 @@ static CNNC_PORTABLE void forward(const cnnc_model* model, const cnnc_pass* pass
   }
 }
 
+// The layer functions behind one signature (cnnc_kernel), for cnnc_<model>_kernels: a benchmark times them
+// one by one on a workspace that train() filled. FLOPs are per call.
 static CNNC_PORTABLE void kernel_dense1_forward(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)grads;
   dense1_forward(params, ws);
 }
 static CNNC_PORTABLE void kernel_dense1_backward_weights(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)params;
   dense1_backward_weights(grads, ws, 3);
 }
 static CNNC_PORTABLE void kernel_dense2_forward(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)grads;
   dense2_forward(params, ws);
 }
 static CNNC_PORTABLE void kernel_dense2_backward_data(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)grads;
   dense2_backward_data(params, ws);
 }
 static CNNC_PORTABLE void kernel_dense2_backward_weights(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
-  (void)params, (void)grads;
+  (void)params;
   dense2_backward_weights(grads, ws, 3);
 }
 static const cnnc_kernel kernels[5] = {
