@@ -7,7 +7,6 @@
 #include <filesystem>
 
 #include "cnnc/version.hpp"
-#include "codegen/compile/sha256.hpp"
 #include "commands.hpp"
 #include "engine/engine.hpp"
 

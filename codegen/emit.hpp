@@ -1,11 +1,16 @@
-// What the emitters share: the context of one ISA variant and the names of its buffers.
-// Each emit_<kind>.cpp writes the functions of one layer kind for one block of L samples.
+// What the emitters share: the context of one ISA variant and the names of its buffers, the
+// comment every layer function carries, and the parts of a generated file in the order
+// emit_model() writes them. Each emit_<kind>.cpp writes the functions of one layer kind for one
+// block of L samples.
 #pragma once
 
-#include <functional>
 #include <string>
+#include <string_view>
 
+#include "abi_table.hpp"
 #include "dsl/graph.hpp"
+#include "emit_model.hpp"
+#include "loops.hpp"
 #include "plan.hpp"
 #include "writer.hpp"
 
@@ -21,27 +26,42 @@ struct EmitContext {
   // The attributes of a layer function: target() and noinline, so that each layer stays one
   // function in profiles and the drivers stay small.
   std::string kernel() const { return target() + " CNNC_NOINLINE"; }
-  // Where layer i reads its input and writes its output, as "ws + <offset>".
+  // Where layer i reads its input and writes its output, as "ws + conv1_y".
   std::string input_of(int i) const;
   std::string output_of(int i) const;
-  // Where the gradient of layer i's output lives (ping-pong between two buffers), and so where
-  // layer i writes the gradient of its input: grad_of(i - 1).
+  // Where the gradient of layer i's output lives, and so where layer i writes the gradient of
+  // its input: grad_of(i - 1).
   std::string grad_of(int i) const;
 };
 
-std::string ws(const Slot& s);  // "ws + 1234"
+std::string ws(const Slot& s);  // "ws + conv1_y"
+
+// The preprocessor switch around one ISA's variant: CNNC_HAS_AVX512, ... (see emit_prelude).
+std::string variant_macro(Isa isa);
 
 // Whether a layer has a backward function: it passes a gradient on or has parameters to learn.
 bool runs_backward(const LayerPlan& lp);
 
-// Items [0, total) `size` at a time: a loop over the full blocks, then the rest, each block
-// with its first item in the int variable `var`; body(count) writes one block of count items.
-void emit_blocks(EmitContext& c, const std::string& var, int64_t total, int64_t size,
-                 const std::function<void(int64_t count)>& body);
+// The functions of a layer. backward is the whole backward pass of a block, the functions it
+// calls included; conv and dense split out backward_data and backward_weights.
+enum class Pass { forward, backward, backward_data, backward_weights };
+const char* name_of(Pass pass);
 
-// One comment block per function: the .cnn line, shapes, layout, tiling and FLOPs.
-void function_comment(EmitContext& c, const LayerPlan& lp, const std::string& pass,
-                      const std::string& detail);
+// FLOPs of one call for one sample, as the front end counts them (2 per multiply-add, 1 per other
+// operation), or, for dense backward_weights, for one row of the slice.
+int64_t flops_of(const LayerPlan& lp, Pass pass);
+
+// `static <attributes> void <layer>_<pass>(<parameters>) {`: the head of a layer function, most of
+// which take the parameters and the workspace (params_and_ws).
+void open_layer_function(EmitContext& c, const LayerPlan& lp, Pass pass,
+                         std::string_view parameters);
+inline constexpr std::string_view params_and_ws =
+    "const float* __restrict params, float* __restrict ws";
+
+// The comment above every layer function: its .cnn line, shapes and layout, its tile (what stays
+// in registers, or how the work is cut) and its FLOPs per call.
+void function_comment(EmitContext& c, const LayerPlan& lp, Pass pass, const std::string& layout,
+                      const std::string& tile);
 
 // Per layer kind. forward: y from x for one block. backward: the input gradient (when
 // needs_dx) and this block's share of the parameter gradients.
@@ -49,10 +69,27 @@ void emit_conv(EmitContext& c, const LayerPlan& lp);
 void emit_dense(EmitContext& c, const LayerPlan& lp);
 void emit_pool(EmitContext& c, const LayerPlan& lp);
 void emit_elementwise(EmitContext& c, const LayerPlan& lp);  // flatten, dropout, activation layers
-// The scalar activation of conv/dense outputs that are not relu (sigmoid, tanh), in place.
+// sigmoid or tanh over a buffer in place, value by value; nothing for other activations (relu is
+// fused into the vector code, softmax into the loss).
 void emit_activation_loop(EmitContext& c, const dsl::Layer& l, const std::string& buffer,
                           int64_t values);
+// dy *= f'(z), read off the output y; nothing for linear (and softmax, which the loss handles).
 void emit_activation_backward_loop(EmitContext& c, const dsl::Layer& l, const std::string& y,
                                    const std::string& dy, int64_t values);
+// Whether emit_activation_backward_loop writes anything: relu, sigmoid and tanh.
+bool has_derivative(const dsl::Layer& l);
+
+// The parts of the file, in order (emit_model.cpp). The prelude: the banner, includes and macros.
+void emit_prelude(Writer& w, const dsl::Graph& graph, const GenOptions& options);
+// The ABI's description of every layer, `layer_table`.
+void emit_layer_table(Writer& w, const AbiModel& abi);
+// Per ISA, after the layer functions: load_block, the slice's start and end, the output stage,
+// train and forward, and the kernel table.
+void emit_drivers(EmitContext& c);
+// cnnc_model::update, shared by every variant.
+void emit_update(Writer& w, const dsl::Graph& graph);
+// cnnc_<model>_create, _destroy and _kernels: the C functions that pick a variant at run time.
+void emit_entry_points(Writer& w, const dsl::Graph& graph, const AbiModel& abi,
+                       const GenOptions& options);
 
 }  // namespace cnnc::codegen

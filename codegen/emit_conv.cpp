@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <functional>
 
 #include "emit.hpp"
 
@@ -43,30 +42,29 @@ bool pads(const dsl::Layer& l) {
 void emit_pad_copy(EmitContext& c, const std::string& from, const std::string& to,
                    const ConvShape& d, const dsl::Layer& l) {
   int64_t L = c.L(), row = d.W * d.C * L;
-  c.w.open("for (int h = 0; h < {}; ++h)", d.H);
-  c.w.line("std::memcpy({} + (h + {}) * {} + {}, {} + h * {}, {} * sizeof(float));", to, l.pad_top,
-           d.Wp * d.C * L, l.pad_left * d.C * L, from, row, row);
-  c.w.close();
+  emit_loop(c.w, "h", d.H, [&](const Expr& h) {
+    c.w.line("std::memcpy({}, {}, {} * sizeof(float));",
+             at(to, (h + l.pad_top) * (d.Wp * d.C * L) + l.pad_left * d.C * L), at(from, h * row),
+             row);
+  });
 }
 
 // One register tile at output row p: `cols` output columns from q0 times `size` filters from
 // k0. Each tap loads one input vector per column and broadcasts one weight per filter, so a
 // tile of cols x size accumulators costs cols + size loads per cols x size FMAs.
-void emit_forward_tile(EmitContext& c, const dsl::Layer& l, const ConvShape& d, int64_t size,
-                       int64_t cols, bool unroll_c) {
+void emit_forward_tile(EmitContext& c, const dsl::Layer& l, const ConvShape& d, const Expr& k0,
+                       int64_t size, int64_t cols, bool unroll_c) {
   int64_t L = c.L(), RSC = d.R * d.S * d.C, col_step = d.sw * d.C * L;
-  c.w.line("const float* wk = w + k0 * {};", RSC);
-  // Opaque to the optimiser: otherwise it hoists every weight broadcast of the tile out of the
-  // pixel loops and spills hundreds of broadcast vectors to the stack, which turns 4-byte
-  // broadcast operands into 64-byte reloads.
-  c.w.line("CNNC_OPAQUE(wk);");
+  c.w.line("const float* wk = {};", at("w", k0 * RSC));
+  c.w.line("CNNC_OPAQUE(wk);");  // why: see the macro in the prelude (emit_prelude.cpp)
   for (int64_t i = 0; i < cols; ++i)
-    for (int64_t j = 0; j < size; ++j) c.w.line("V acc_q{}_k{} = vbcast(b + k0 + {});", i, j, j);
-  auto tap = [&](int64_t r, int64_t s, const std::string& cexpr, const std::string& woff) {
+    for (int64_t j = 0; j < size; ++j)
+      c.w.line("V acc_q{}_k{} = vbcast({});", i, j, at("b", k0 + j));
+  auto tap = [&](int64_t r, int64_t s, const Expr& ch) {
     for (int64_t i = 0; i < cols; ++i)
-      c.w.line("x{} = vload(xw + {}{});", i, (r * d.Wp + s) * d.C * L + i * col_step, cexpr);
+      c.w.line("x{} = vload({});", i, at("xw", ch * L + (r * d.Wp + s) * d.C * L + i * col_step));
     for (int64_t j = 0; j < size; ++j) {
-      c.w.line("wv = vbcast(wk + {}{});", j * RSC, woff);
+      c.w.line("wv = vbcast({});", at("wk", ch + j * RSC + (r * d.S + s) * d.C));
       for (int64_t i = 0; i < cols; ++i)
         c.w.line("acc_q{}_k{} = vfma(x{}, wv, acc_q{}_k{});", i, j, i, i, j);
     }
@@ -77,21 +75,18 @@ void emit_forward_tile(EmitContext& c, const dsl::Layer& l, const ConvShape& d, 
   if (unroll_c) {
     for (int64_t r = 0; r < d.R; ++r)
       for (int64_t s = 0; s < d.S; ++s)
-        for (int64_t ch = 0; ch < d.C; ++ch)
-          tap(r, s, ch ? fmt::format(" + {}", ch * L) : "",
-              fmt::format(" + {}", (r * d.S + s) * d.C + ch));
+        for (int64_t ch = 0; ch < d.C; ++ch) tap(r, s, ch);
   } else {
-    c.w.open("for (int ch = 0; ch < {}; ++ch)", d.C);
-    for (int64_t r = 0; r < d.R; ++r)
-      for (int64_t s = 0; s < d.S; ++s)
-        tap(r, s, fmt::format(" + ch * {}", L), fmt::format(" + {} + ch", (r * d.S + s) * d.C));
-    c.w.close();
+    emit_loop(c.w, "ch", d.C, [&](const Expr& ch) {
+      for (int64_t r = 0; r < d.R; ++r)
+        for (int64_t s = 0; s < d.S; ++s) tap(r, s, ch);
+    });
   }
   for (int64_t i = 0; i < cols; ++i)
     for (int64_t j = 0; j < size; ++j) {
       if (l.activation == dsl::Activation::relu)
         c.w.line("acc_q{}_k{} = vmax(acc_q{}_k{}, vzero());", i, j, i, j);
-      c.w.line("vstore(yo + ({} * {} + k0 + {}) * {}, acc_q{}_k{});", i, d.K, j, L, i, j);
+      c.w.line("vstore({}, acc_q{}_k{});", at("yo", (k0 + i * d.K + j) * L), i, j);
     }
 }
 
@@ -100,15 +95,14 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   ConvShape d = shape_of(l);
   int64_t L = c.L();
   function_comment(
-      c, lp, "forward",
-      fmt::format(
-          "x [{}][{}][{}][L] -> y [{}][{}][{}][L]; register tiles of {} columns x {} filters{}",
-          d.Hp, d.Wp, d.C, d.P, d.Q, d.K, lp.qblock, lp.kblock,
-          lp.unroll_c ? ", taps unrolled" : ", channel loop"));
-  c.w.open("static {} void {}_forward(const float* __restrict params, float* __restrict ws)",
-           c.kernel(), l.name);
-  c.w.line("const float* w = params + {};", l.weight_offset);
-  c.w.line("const float* b = params + {};", l.bias_offset);
+      c, lp, Pass::forward,
+      fmt::format("x [{}][{}][{}][L] -> y [{}][{}][{}][L]", d.Hp, d.Wp, d.C, d.P, d.Q, d.K),
+      fmt::format("{} x {} in registers, {}", counted(lp.qblock, "column"),
+                  counted(lp.kblock, "filter"),
+                  lp.unroll_c ? "taps unrolled" : "a loop over the channels"));
+  open_layer_function(c, lp, Pass::forward, params_and_ws);
+  c.w.line("const float* w = {};", at("params", l.weight_offset));
+  c.w.line("const float* b = {};", at("params", l.bias_offset));
   std::string x = c.input_of(lp.index);
   if (pads(l)) {
     emit_pad_copy(c, x, ws(lp.padded), d, l);
@@ -116,18 +110,20 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   }
   c.w.line("const float* xp = {};", x);
   c.w.line("float* y = {};", c.output_of(lp.index));
-  c.w.open("for (int p = 0; p < {}; ++p)", d.P);
-  // Tiles of qblock output columns x kblock filters; the columns and filters left over make
-  // smaller tiles.
-  emit_blocks(c, "q0", d.Q, std::min<int64_t>(lp.qblock, d.Q), [&](int64_t cols) {
-    c.w.line("const float* xw = xp + p * {} + q0 * {};", d.sh * d.Wp * d.C * L, d.sw * d.C * L);
-    c.w.line("float* yo = y + (p * {} + q0) * {};", d.Q, d.K * L);
-    emit_blocks(c, "k0", d.K, lp.kblock,
-                [&](int64_t size) { emit_forward_tile(c, l, d, size, cols, lp.unroll_c); });
+  emit_loop(c.w, "p", d.P, [&](const Expr& p) {
+    // Tiles of qblock output columns x kblock filters; the columns and filters left over make
+    // smaller tiles.
+    emit_blocks(c.w, "q0", d.Q, std::min<int64_t>(lp.qblock, d.Q),
+                [&](int64_t cols, const Expr& q0) {
+                  c.w.line("const float* xw = {};",
+                           at("xp", p * (d.sh * d.Wp * d.C * L) + q0 * (d.sw * d.C * L)));
+                  c.w.line("float* yo = {};", at("y", (p * d.Q + q0) * (d.K * L)));
+                  emit_blocks(c.w, "k0", d.K, lp.kblock, [&](int64_t size, const Expr& k0) {
+                    emit_forward_tile(c, l, d, k0, size, cols, lp.unroll_c);
+                  });
+                });
   });
-  c.w.close();
-  if (l.activation == dsl::Activation::sigmoid || l.activation == dsl::Activation::tanh)
-    emit_activation_loop(c, l, "y", l.out.size() * L);
+  emit_activation_loop(c, l, "y", l.out.size() * L);
   c.w.close();
   c.w.blank();
 }
@@ -139,52 +135,57 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), T = d.S * d.C, row = d.Wp * d.C * L;
   function_comment(
-      c, lp, "backward_weights",
+      c, lp, Pass::backward_weights,
       fmt::format("dz [{}][{}][{}][L], x [{}][{}][{}][L] -> per-lane partials dw "
-                  "[{}][{}][{}][L] (t = s*C + c), db [{}][L]; tiles of {} filters x "
-                  "{} taps",
-                  d.P, d.Q, d.K, d.Hp, d.Wp, d.C, d.K, d.R, T, d.K, lp.dw_kblock, lp.dw_tblock));
-  c.w.open(
-      "static {} void {}_backward_weights(const float* __restrict params, float* __restrict ws)",
-      c.kernel(), l.name);
+                  "[{}][{}][{}][L] (t = s*C + c), db [{}][L]",
+                  d.P, d.Q, d.K, d.Hp, d.Wp, d.C, d.K, d.R, T, d.K),
+      fmt::format("{} x {} in registers, {} of output at a time", counted(lp.dw_kblock, "filter"),
+                  counted(lp.dw_tblock, "tap"), counted(lp.dw_prows, "row")));
+  open_layer_function(c, lp, Pass::backward_weights, params_and_ws);
   c.w.line("(void)params;");
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
   c.w.line("const float* xp = {};", pads(l) ? ws(lp.padded) : c.input_of(lp.index));
   c.w.line("float* dw = {};", ws(lp.lane_dw));
   c.w.line("float* db = {};", ws(lp.lane_db));
-  c.w.open("for (int k = 0; k < {}; ++k)", d.K);
-  c.w.line("V bias = vload(db + k * {});", L);
-  c.w.line("for (int pq = 0; pq < {}; ++pq) bias = vadd(bias, vload(dz + (pq * {} + k) * {}));",
-           d.P * d.Q, d.K, L);
-  c.w.line("vstore(db + k * {}, bias);", L);
-  c.w.close();
+  emit_loop(c.w, "k", d.K, [&](const Expr& k) {
+    c.w.line("V bias = vload({});", at("db", k * L));
+    emit_loop_line(c.w, "", "pq", d.P * d.Q, [&](const Expr& pq) {
+      return fmt::format("bias = vadd(bias, vload({}));", at("dz", (pq * d.K + k) * L));
+    });
+    c.w.line("vstore({}, bias);", at("db", k * L));
+  });
   // Output rows dw_prows at a time (cache blocking); every tile of the layer passes over them.
-  emit_blocks(c, "p0", d.P, lp.dw_prows, [&](int64_t prows) {
-    emit_blocks(c, "k0", d.K, lp.dw_kblock, [&](int64_t filters) {
-      c.w.open("for (int r = 0; r < {}; ++r)", d.R);
-      emit_blocks(c, "t0", T, lp.dw_tblock, [&](int64_t taps) {
-        c.w.line("float* dwt = dw + ((k0 * {} + r) * {} + t0) * {};", d.R, T, L);
-        for (int64_t j = 0; j < filters; ++j)
-          for (int64_t i = 0; i < taps; ++i)
-            c.w.line("V acc_k{}_t{} = vload(dwt + {});", j, i, (j * d.R * T + i) * L);
-        c.w.line("const float* xt = xp + r * {} + t0 * {};", row, L);
-        c.w.open("for (int p = p0; p < p0 + {}; ++p)", prows);
-        c.w.open("for (int q = 0; q < {}; ++q)", d.Q);
-        c.w.line("const float* xr = xt + p * {} + q * {};", d.sh * row, d.sw * d.C * L);
-        c.w.line("const float* dzo = dz + ((p * {} + q) * {} + k0) * {};", d.Q, d.K, L);
-        for (int64_t j = 0; j < filters; ++j) c.w.line("V d{} = vload(dzo + {});", j, j * L);
-        for (int64_t i = 0; i < taps; ++i) {
-          c.w.line("V x{} = vload(xr + {});", i, i * L);
+  emit_blocks(c.w, "p0", d.P, lp.dw_prows, [&](int64_t prows, const Expr& p0) {
+    emit_blocks(c.w, "k0", d.K, lp.dw_kblock, [&](int64_t filters, const Expr& k0) {
+      emit_loop(c.w, "r", d.R, [&](const Expr& r) {
+        emit_blocks(c.w, "t0", T, lp.dw_tblock, [&](int64_t taps, const Expr& t0) {
+          c.w.line("float* dwt = {};", at("dw", ((k0 * d.R + r) * T + t0) * L));
           for (int64_t j = 0; j < filters; ++j)
-            c.w.line("acc_k{}_t{} = vfma(d{}, x{}, acc_k{}_t{});", j, i, j, i, j, i);
-        }
-        c.w.close();
-        c.w.close();
-        for (int64_t j = 0; j < filters; ++j)
-          for (int64_t i = 0; i < taps; ++i)
-            c.w.line("vstore(dwt + {}, acc_k{}_t{});", (j * d.R * T + i) * L, j, i);
+            for (int64_t i = 0; i < taps; ++i)
+              c.w.line("V acc_k{}_t{} = vload({});", j, i, at("dwt", (j * d.R * T + i) * L));
+          c.w.line("const float* xt = {};", at("xp", r * row + t0 * L));
+          emit_loop(
+              c.w, "p", prows,
+              [&](const Expr& p) {
+                emit_loop(c.w, "q", d.Q, [&](const Expr& q) {
+                  c.w.line("const float* xr = {};",
+                           at("xt", p * (d.sh * row) + q * (d.sw * d.C * L)));
+                  c.w.line("const float* dzo = {};", at("dz", ((p * d.Q + q) * d.K + k0) * L));
+                  for (int64_t j = 0; j < filters; ++j)
+                    c.w.line("V d{} = vload({});", j, at("dzo", j * L));
+                  for (int64_t i = 0; i < taps; ++i) {
+                    c.w.line("V x{} = vload({});", i, at("xr", i * L));
+                    for (int64_t j = 0; j < filters; ++j)
+                      c.w.line("acc_k{}_t{} = vfma(d{}, x{}, acc_k{}_t{});", j, i, j, i, j, i);
+                  }
+                });
+              },
+              p0);
+          for (int64_t j = 0; j < filters; ++j)
+            for (int64_t i = 0; i < taps; ++i)
+              c.w.line("vstore({}, acc_k{}_t{});", at("dwt", (j * d.R * T + i) * L), j, i);
+        });
       });
-      c.w.close();
     });
   });
   c.w.close();
@@ -197,41 +198,41 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
 void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), T = d.S * d.C, RSC = d.R * T, row = d.Wp * d.C * L;
-  function_comment(
-      c, lp, "backward_data",
-      fmt::format("dz [{}][{}][{}][L] -> dx [{}][{}][{}][L]; tiles of {} taps{}", d.P, d.Q, d.K,
-                  d.H, d.W, d.C, lp.dx_tblock, pads(l) ? ", through the padded buffer" : ""));
-  c.w.open("static {} void {}_backward_data(const float* __restrict params, float* __restrict ws)",
-           c.kernel(), l.name);
-  c.w.line("const float* w = params + {};", l.weight_offset);
+  function_comment(c, lp, Pass::backward_data,
+                   fmt::format("dz [{}][{}][{}][L] -> dx [{}][{}][{}][L]{}", d.P, d.Q, d.K, d.H,
+                               d.W, d.C, pads(l) ? ", through the padded buffer" : ""),
+                   fmt::format("{} of a dx row in registers, every filter added into them",
+                               counted(lp.dx_tblock, "tap")));
+  open_layer_function(c, lp, Pass::backward_data, params_and_ws);
+  c.w.line("const float* w = {};", at("params", l.weight_offset));
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
   c.w.line("float* dxp = {};", pads(l) ? ws(lp.dpadded) : c.grad_of(lp.index - 1));
   c.w.line("std::memset(dxp, 0, {} * sizeof(float));", d.Hp * d.Wp * d.C * L);
-  c.w.open("for (int p = 0; p < {}; ++p)", d.P);
-  c.w.open("for (int q = 0; q < {}; ++q)", d.Q);
-  c.w.line("const float* dzo = dz + (p * {} + q) * {};", d.Q, d.K * L);
-  c.w.open("for (int r = 0; r < {}; ++r)", d.R);
-  emit_blocks(c, "t0", T, lp.dx_tblock, [&](int64_t taps) {
-    c.w.line("float* dxt = dxp + (p * {} + r) * {} + q * {} + t0 * {};", d.sh, row, d.sw * d.C * L,
-             L);
-    c.w.line("const float* wt = w + r * {} + t0;", T);
-    for (int64_t i = 0; i < taps; ++i) c.w.line("V acc{} = vload(dxt + {});", i, i * L);
-    c.w.open("for (int k = 0; k < {}; ++k)", d.K);
-    c.w.line("const V dk = vload(dzo + k * {});", L);
-    for (int64_t i = 0; i < taps; ++i)
-      c.w.line("acc{} = vfma(dk, vbcast(wt + k * {} + {}), acc{});", i, RSC, i, i);
-    c.w.close();
-    for (int64_t i = 0; i < taps; ++i) c.w.line("vstore(dxt + {}, acc{});", i * L, i);
+  emit_loop(c.w, "p", d.P, [&](const Expr& p) {
+    emit_loop(c.w, "q", d.Q, [&](const Expr& q) {
+      c.w.line("const float* dzo = {};", at("dz", (p * d.Q + q) * (d.K * L)));
+      emit_loop(c.w, "r", d.R, [&](const Expr& r) {
+        emit_blocks(c.w, "t0", T, lp.dx_tblock, [&](int64_t taps, const Expr& t0) {
+          c.w.line("float* dxt = {};",
+                   at("dxp", (p * d.sh + r) * row + q * (d.sw * d.C * L) + t0 * L));
+          c.w.line("const float* wt = {};", at("w", r * T + t0));
+          for (int64_t i = 0; i < taps; ++i) c.w.line("V acc{} = vload({});", i, at("dxt", i * L));
+          emit_loop(c.w, "k", d.K, [&](const Expr& k) {
+            c.w.line("const V dk = vload({});", at("dzo", k * L));
+            for (int64_t i = 0; i < taps; ++i)
+              c.w.line("acc{} = vfma(dk, vbcast({}), acc{});", i, at("wt", k * RSC + i), i);
+          });
+          for (int64_t i = 0; i < taps; ++i) c.w.line("vstore({}, acc{});", at("dxt", i * L), i);
+        });
+      });
+    });
   });
-  c.w.close();
-  c.w.close();
-  c.w.close();
   if (pads(l)) {  // crop the padding away
     int64_t in_row = d.W * d.C * L;
-    c.w.open("for (int h = 0; h < {}; ++h)", d.H);
-    c.w.line("std::memcpy({} + h * {}, dxp + (h + {}) * {} + {}, {} * sizeof(float));",
-             c.grad_of(lp.index - 1), in_row, l.pad_top, row, l.pad_left * d.C * L, in_row);
-    c.w.close();
+    emit_loop(c.w, "h", d.H, [&](const Expr& h) {
+      c.w.line("std::memcpy({}, {}, {} * sizeof(float));", at(c.grad_of(lp.index - 1), h * in_row),
+               at("dxp", (h + l.pad_top) * row + l.pad_left * d.C * L), in_row);
+    });
   }
   c.w.close();
   c.w.blank();
@@ -245,16 +246,14 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
   ConvShape d = shape_of(l);
   if (l.trainable()) emit_backward_weights(c, lp, d);
   if (lp.needs_dx) emit_backward_data(c, lp, d);
-  function_comment(c, lp, "backward", "dy -> dz = dy * f'(z) in place, then the gradients");
-  c.w.open("static {} void {}_backward(const float* __restrict params, float* __restrict ws)",
-           c.kernel(), l.name);
-  c.w.line("float* dz = {};", c.grad_of(lp.index));
-  if (l.activation == dsl::Activation::relu || l.activation == dsl::Activation::sigmoid ||
-      l.activation == dsl::Activation::tanh)
+  function_comment(c, lp, Pass::backward, "dy -> dz = dy * f'(z) in place, then the gradients",
+                   "one vector at a time for f'(z); the gradients as their functions say");
+  open_layer_function(c, lp, Pass::backward, params_and_ws);
+  if (has_derivative(l)) {
+    c.w.line("float* dz = {};", c.grad_of(lp.index));
     c.w.line("const float* y = {};", c.output_of(lp.index));  // f'(z) is read off the output
-  else
-    c.w.line("(void)dz;");
-  emit_activation_backward_loop(c, l, "y", "dz", l.out.size() * c.L());
+    emit_activation_backward_loop(c, l, "y", "dz", l.out.size() * c.L());
+  }
   if (l.trainable()) c.w.line("{}_backward_weights(params, ws);", l.name);
   if (lp.needs_dx) c.w.line("{}_backward_data(params, ws);", l.name);
   c.w.close();

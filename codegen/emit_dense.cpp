@@ -4,7 +4,7 @@
 //   y[k] = b[k] + sum_i w[k][i] * x[i]
 // The weight gradient is a product over the whole slice, not per block: each block leaves its
 // inputs and output gradients as sample-major rows, and the slice's end multiplies them once
-// (emit_model.cpp), so the K x I weight matrix is written once per slice.
+// (emit_drivers.cpp), so the K x I weight matrix is written once per slice.
 #include <fmt/format.h>
 
 #include "emit.hpp"
@@ -16,29 +16,28 @@ namespace {
 void emit_forward(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), I = l.in.size(), K = l.units;
-  function_comment(c, lp, "forward",
-                   fmt::format("x [{}][L] -> y [{}][L]; units {} at a time", I, K, lp.kblock));
-  c.w.open("static {} void {}_forward(const float* __restrict params, float* __restrict ws)",
-           c.kernel(), l.name);
-  c.w.line("const float* w = params + {};", l.weight_offset);
-  c.w.line("const float* b = params + {};", l.bias_offset);
+  function_comment(c, lp, Pass::forward, fmt::format("x [{}][L] -> y [{}][L]", I, K),
+                   fmt::format("{} in registers, each unit's weight row one stream from memory",
+                               counted(lp.kblock, "unit")));
+  open_layer_function(c, lp, Pass::forward, params_and_ws);
+  c.w.line("const float* w = {};", at("params", l.weight_offset));
+  c.w.line("const float* b = {};", at("params", l.bias_offset));
   c.w.line("const float* x = {};", c.input_of(lp.index));
   c.w.line("float* y = {};", c.output_of(lp.index));
-  emit_blocks(c, "k0", K, lp.kblock, [&](int64_t size) {
-    c.w.line("const float* wk = w + k0 * {};", I);
-    for (int64_t j = 0; j < size; ++j) c.w.line("V acc{} = vbcast(b + k0 + {});", j, j);
-    c.w.open("for (int i = 0; i < {}; ++i)", I);
-    c.w.line("V xi = vload(x + i * {});", L);
-    for (int64_t j = 0; j < size; ++j)
-      c.w.line("acc{} = vfma(xi, vbcast(wk + {} + i), acc{});", j, j * I, j);
-    c.w.close();
+  emit_blocks(c.w, "k0", K, lp.kblock, [&](int64_t size, const Expr& k0) {
+    c.w.line("const float* wk = {};", at("w", k0 * I));
+    for (int64_t j = 0; j < size; ++j) c.w.line("V acc{} = vbcast({});", j, at("b", k0 + j));
+    emit_loop(c.w, "i", I, [&](const Expr& i) {
+      c.w.line("V xi = vload({});", at("x", i * L));
+      for (int64_t j = 0; j < size; ++j)
+        c.w.line("acc{} = vfma(xi, vbcast({}), acc{});", j, at("wk", i + j * I), j);
+    });
     for (int64_t j = 0; j < size; ++j) {
       if (l.activation == dsl::Activation::relu) c.w.line("acc{} = vmax(acc{}, vzero());", j, j);
-      c.w.line("vstore(y + (k0 + {}) * {}, acc{});", j, L, j);
+      c.w.line("vstore({}, acc{});", at("y", (k0 + j) * L), j);
     }
   });
-  if (l.activation == dsl::Activation::sigmoid || l.activation == dsl::Activation::tanh)
-    emit_activation_loop(c, l, "y", K * L);
+  emit_activation_loop(c, l, "y", K * L);
   c.w.close();
   c.w.blank();
 }
@@ -47,23 +46,22 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
 void emit_backward_data(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), I = l.in.size(), K = l.units;
-  function_comment(
-      c, lp, "backward_data",
-      fmt::format("dz [{}][L] -> dx [{}][L]; inputs {} at a time", K, I, lp.dx_tblock));
-  c.w.open("static {} void {}_backward_data(const float* __restrict params, float* __restrict ws)",
-           c.kernel(), l.name);
-  c.w.line("const float* w = params + {};", l.weight_offset);
+  function_comment(c, lp, Pass::backward_data, fmt::format("dz [{}][L] -> dx [{}][L]", K, I),
+                   fmt::format("{} of dx in registers, every unit added into them",
+                               counted(lp.dx_tblock, "input")));
+  open_layer_function(c, lp, Pass::backward_data, params_and_ws);
+  c.w.line("const float* w = {};", at("params", l.weight_offset));
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
   c.w.line("float* dx = {};", c.grad_of(lp.index - 1));
-  emit_blocks(c, "i0", I, lp.dx_tblock, [&](int64_t size) {
+  emit_blocks(c.w, "i0", I, lp.dx_tblock, [&](int64_t size, const Expr& i0) {
     for (int64_t j = 0; j < size; ++j) c.w.line("V acc{} = vzero();", j);
-    c.w.open("for (int k = 0; k < {}; ++k)", K);
-    c.w.line("V dk = vload(dz + k * {});", L);
-    c.w.line("const float* wk = w + k * {} + i0;", I);
-    for (int64_t j = 0; j < size; ++j)
-      c.w.line("acc{} = vfma(dk, vbcast(wk + {}), acc{});", j, j, j);
-    c.w.close();
-    for (int64_t j = 0; j < size; ++j) c.w.line("vstore(dx + (i0 + {}) * {}, acc{});", j, L, j);
+    emit_loop(c.w, "k", K, [&](const Expr& k) {
+      c.w.line("V dk = vload({});", at("dz", k * L));
+      c.w.line("const float* wk = {};", at("w", k * I + i0));
+      for (int64_t j = 0; j < size; ++j)
+        c.w.line("acc{} = vfma(dk, vbcast({}), acc{});", j, at("wk", j), j);
+    });
+    for (int64_t j = 0; j < size; ++j) c.w.line("vstore({}, acc{});", at("dx", (i0 + j) * L), j);
   });
   c.w.close();
   c.w.blank();
@@ -77,50 +75,54 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp) {
 void emit_backward_weights(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), I = l.in.size(), K = l.units, X = lp.x_stride;
-  function_comment(c, lp, "backward_weights",
-                   fmt::format("rows of x [n][{}] and dz [n][{}] -> dw [{}][{}] in grads; tiles "
-                               "of {} units x {} vectors",
-                               X, K, K, I, lp.dw_kblock, lp.dw_vblock));
-  c.w.open(
-      "static {} void {}_backward_weights(float* __restrict grads, const float* __restrict ws, int "
-      "rows)",
-      c.kernel(), l.name);
+  function_comment(
+      c, lp, Pass::backward_weights,
+      fmt::format("rows of x [n][{}] and dz [n][{}] -> dw [{}][{}] in grads", X, K, K, I),
+      fmt::format("{} x {} of inputs in registers", counted(lp.dw_kblock, "unit"),
+                  counted(lp.dw_vblock, "vector")));
+  open_layer_function(c, lp, Pass::backward_weights,
+                      "float* __restrict grads, const float* __restrict ws, int rows");
   c.w.line("const float* rows_x = {};", ws(lp.slice_x));
   c.w.line("const float* rows_dz = {};", ws(lp.slice_dz));
-  c.w.line("float* dw = grads + {};", l.weight_offset);
-  auto tile = [&](int64_t units, int64_t vectors, bool partial_last) {
+  c.w.line("float* dw = {};", at("grads", l.weight_offset));
+  const Expr r = Expr::var("r");
+  auto tile = [&](int64_t units, int64_t vectors, bool partial_last, const Expr& v0,
+                  const Expr& k0) {
     for (int64_t j = 0; j < units; ++j)
       for (int64_t u = 0; u < vectors; ++u) c.w.line("V acc_k{}_v{} = vzero();", j, u);
     c.w.open("for (int r = 0; r < rows; ++r)");
-    c.w.line("const float* xr = rows_x + r * {} + v0 * {};", X, L);
-    c.w.line("const float* dzr = rows_dz + r * {} + k0;", K);
-    for (int64_t u = 0; u < vectors; ++u) c.w.line("V x{} = vload(xr + {});", u, u * L);
+    c.w.line("const float* xr = {};", at("rows_x", r * X + v0 * L));
+    c.w.line("const float* dzr = {};", at("rows_dz", r * K + k0));
+    for (int64_t u = 0; u < vectors; ++u) c.w.line("V x{} = vload({});", u, at("xr", u * L));
     for (int64_t j = 0; j < units; ++j) {
-      c.w.line("V d{} = vbcast(dzr + {});", j, j);
+      c.w.line("V d{} = vbcast({});", j, at("dzr", j));
       for (int64_t u = 0; u < vectors; ++u)
         c.w.line("acc_k{}_v{} = vfma(d{}, x{}, acc_k{}_v{});", j, u, j, u, j, u);
     }
     c.w.close();
     for (int64_t j = 0; j < units; ++j)
       for (int64_t u = 0; u < vectors; ++u) {
+        std::string to = at("dw", (k0 + j) * I + (v0 + u) * L);
         if (partial_last && u == vectors - 1)
-          c.w.line("vstore_first(dw + (k0 + {}) * {} + (v0 + {}) * {}, acc_k{}_v{}, {});", j, I, u,
-                   L, j, u, I % L);
+          c.w.line("vstore_first({}, acc_k{}_v{}, {});", to, j, u, I % L);
         else
-          c.w.line("vstoreu(dw + (k0 + {}) * {} + (v0 + {}) * {}, acc_k{}_v{});", j, I, u, L, j, u);
+          c.w.line("vstoreu({}, acc_k{}_v{});", to, j, u);
       }
   };
   // Units innermost: a column block of x (rows x dw_vblock vectors) stays in L1 while every
   // unit passes over it, and dz (rows x K) is small.
-  emit_blocks(c, "v0", I / L, lp.dw_vblock, [&](int64_t vectors) {
-    emit_blocks(c, "k0", K, lp.dw_kblock, [&](int64_t units) { tile(units, vectors, false); });
+  emit_blocks(c.w, "v0", I / L, lp.dw_vblock, [&](int64_t vectors, const Expr& v0) {
+    emit_blocks(c.w, "k0", K, lp.dw_kblock,
+                [&](int64_t units, const Expr& k0) { tile(units, vectors, false, v0, k0); });
   });
-  if (I % L) {
-    c.w.open("");
-    c.w.line("const int v0 = {};", I / L);
-    emit_blocks(c, "k0", K, lp.dw_kblock, [&](int64_t units) { tile(units, 1, true); });
-    c.w.close();
-  }
+  // The last vector of a row that I does not fill.
+  emit_loop(
+      c.w, "v0", I % L ? 1 : 0,
+      [&](const Expr& v0) {
+        emit_blocks(c.w, "k0", K, lp.dw_kblock,
+                    [&](int64_t units, const Expr& k0) { tile(units, 1, true, v0, k0); });
+      },
+      I / L);
   c.w.close();
   c.w.blank();
 }
@@ -133,33 +135,37 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
   int64_t L = c.L(), I = l.in.size(), K = l.units;
   if (l.trainable()) emit_backward_weights(c, lp);
   if (lp.needs_dx) emit_backward_data(c, lp);
-  function_comment(c, lp, "backward",
-                   fmt::format("dy [{}][L] -> dz = dy * f'(z) in place; this block's rows of the "
-                               "slice's inputs [n][{}] and output gradients [n][{}]{}",
-                               K, I, K, lp.needs_dx ? "; dx" : ""));
-  c.w.open(
-      "static {} void {}_backward(const float* __restrict params, float* __restrict ws, int block)",
-      c.kernel(), l.name);
-  c.w.line("const float* x = {};", c.input_of(lp.index));
-  c.w.line("float* dz = {};", c.grad_of(lp.index));
-  c.w.line("(void)params, (void)x, (void)block;");
-  if (l.activation == dsl::Activation::relu || l.activation == dsl::Activation::sigmoid ||
-      l.activation == dsl::Activation::tanh)
+  function_comment(c, lp, Pass::backward,
+                   fmt::format("dy [{}][L] -> dz = dy * f'(z) in place; the block's rows of x "
+                               "[n][{}] and dz [n][{}]{}",
+                               K, I, K, lp.needs_dx ? "; dx" : ""),
+                   "one vector at a time; rows lane by lane");
+  open_layer_function(c, lp, Pass::backward, std::string(params_and_ws) + ", int block");
+  if (!lp.needs_dx) c.w.line("(void)params;");
+  if (!l.trainable()) c.w.line("(void)block;");
+  if (l.trainable()) c.w.line("const float* x = {};", c.input_of(lp.index));
+  if (l.trainable() || has_derivative(l)) c.w.line("float* dz = {};", c.grad_of(lp.index));
+  if (has_derivative(l)) {
     c.w.line("const float* y = {};", c.output_of(lp.index));  // f'(z) is read off the output
-  emit_activation_backward_loop(c, l, "y", "dz", K * L);
+    emit_activation_backward_loop(c, l, "y", "dz", K * L);
+  }
   if (l.trainable()) {
     c.w.line("float* db = {};", ws(lp.lane_db));
-    c.w.line(
-        "for (int k = 0; k < {}; ++k) vstore(db + k * {}, vadd(vload(db + k * {}), vload(dz + k * "
-        "{})));",
-        K, L, L, L);
-    c.w.line("float* rows_x = {} + block * {};", ws(lp.slice_x), L * lp.x_stride);
-    c.w.line("float* rows_dz = {} + block * {};", ws(lp.slice_dz), L * K);
-    c.w.open("for (int lane = 0; lane < {}; ++lane)", L);
-    c.w.line("for (int i = 0; i < {}; ++i) rows_x[lane * {} + i] = x[i * {} + lane];", I,
-             lp.x_stride, L);
-    c.w.line("for (int k = 0; k < {}; ++k) rows_dz[lane * {} + k] = dz[k * {} + lane];", K, K, L);
-    c.w.close();
+    emit_loop_line(c.w, "", "k", K, [&](const Expr& k) {
+      std::string to = at("db", k * L);
+      return fmt::format("vstore({}, vadd(vload({}), vload({})));", to, to, at("dz", k * L));
+    });
+    const Expr block = Expr::var("block");
+    c.w.line("float* rows_x = {};", at(ws(lp.slice_x), block * (L * lp.x_stride)));
+    c.w.line("float* rows_dz = {};", at(ws(lp.slice_dz), block * (L * K)));
+    emit_loop(c.w, "lane", L, [&](const Expr& lane) {
+      emit_loop_line(c.w, "", "i", I, [&](const Expr& i) {
+        return fmt::format("rows_x[{}] = x[{}];", lane * lp.x_stride + i, i * L + lane);
+      });
+      emit_loop_line(c.w, "", "k", K, [&](const Expr& k) {
+        return fmt::format("rows_dz[{}] = dz[{}];", lane * K + k, k * L + lane);
+      });
+    });
   }
   if (lp.needs_dx) c.w.line("{}_backward_data(params, ws);", l.name);
   c.w.close();

@@ -14,9 +14,9 @@ std::string emit_header(const dsl::Graph& g, const GenOptions& o) {
                   g.name, o.source_path));
   w.comment("");
   w.comment(
-      fmt::format("Parameters: one float vector of {} entries (cnnc_model::param_count); each "
-                  "tensor starts on a 64-byte boundary.",
-                  g.param_floats));
+      fmt::format("Parameters: one vector of {} (cnnc_model::param_count); each tensor starts "
+                  "on a 64-byte boundary.",
+                  counted(g.param_floats, "float")));
   w.comment("  layer     tensor  offset  shape");
   for (const dsl::Layer& l : g.layers) {
     if (!l.params()) continue;

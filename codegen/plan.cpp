@@ -1,6 +1,8 @@
 // Planning: workspace layout and register blocking per layer and ISA.
 #include "plan.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace cnnc::codegen {
@@ -20,15 +22,26 @@ int lanes_of(Isa isa) {
 
 namespace {
 
-// Workspace regions are handed out in order, each 64-byte aligned.
+// Workspace regions are handed out in order, each 64-byte aligned, and listed in the plan.
 struct Arena {
+  std::vector<Slot>& regions;
   int64_t top = 0;
-  Slot take(int64_t floats) {
-    Slot s{top, floats};
+  int64_t reserve(int64_t floats) {
+    int64_t at = top;
     top += (floats + 15) / 16 * 16;
+    return at;
+  }
+  Slot take(std::string name, int64_t floats, std::string holds) {
+    Slot s{std::move(name), reserve(floats), floats, std::move(holds)};
+    regions.push_back(s);
     return s;
   }
 };
+
+// "[6][6][2][L]"; a flat tensor as "[120][L]".
+std::string dims(const dsl::Shape& s) {
+  return s.flat ? fmt::format("[{}][L]", s.size()) : fmt::format("[{}][{}][{}][L]", s.h, s.w, s.c);
+}
 
 // Accumulators kept in registers while one input vector is reused: AVX2 has 16 vector
 // registers (one holds the input, one or two the broadcast weights), AVX-512 has 32.
@@ -47,24 +60,30 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
   p.lanes = lanes_of(isa);
   p.max_batch = max_batch;
   const int64_t L = p.lanes;
-  Arena a;
-  p.input = a.take(g.input.size() * L);
+  Arena a{p.regions};
+  p.input = a.take("block_input", g.input.size() * L, "the block's input, " + dims(g.input));
   int64_t largest = g.input.size();
   for (size_t i = 0; i < g.layers.size(); ++i) {
     const dsl::Layer& l = g.layers[i];
     LayerPlan lp;
     lp.index = static_cast<int>(i);
     lp.layer = &l;
-    lp.needs_dx = i > 0;
-    lp.out = a.take(l.out.size() * L);
+    lp.needs_dx = l.needs_input_grad;  // the FLOPs the Graph counts are the work done here
+    lp.out = a.take(l.name + "_y", l.out.size() * L,
+                    fmt::format("{}'s output, {}", l.name, dims(l.out)));
     largest = std::max(largest, l.out.size());
     if (l.kind == dsl::LayerKind::conv) {
       bool padding = l.pad_top + l.pad_bottom + l.pad_left + l.pad_right > 0;
       int64_t padded =
           (l.in.h + l.pad_top + l.pad_bottom) * (l.in.w + l.pad_left + l.pad_right) * l.in.c * L;
       if (padding) {
-        lp.padded = a.take(padded);
-        if (lp.needs_dx) lp.dpadded = a.take(padded);
+        std::string shape = fmt::format("[{}][{}][{}][L]", l.in.h + l.pad_top + l.pad_bottom,
+                                        l.in.w + l.pad_left + l.pad_right, l.in.c);
+        lp.padded = a.take(l.name + "_x_padded", padded,
+                           fmt::format("{}'s input, zero-padded, {}", l.name, shape));
+        if (lp.needs_dx)
+          lp.dpadded = a.take(l.name + "_dx_padded", padded,
+                              fmt::format("{}'s input gradient, padded, {}", l.name, shape));
       }
       // Forward tiles of qblock columns x kblock filters: each tap then costs qblock input loads
       // and kblock weight broadcasts for qblock x kblock FMAs. AVX2's 16 registers hold a 2 x 6
@@ -117,8 +136,13 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
                  512 * 1024)
         ++lp.dw_prows;
       lp.dx_tblock = register_block(isa, taps, isa == Isa::avx512 ? 24 : isa == Isa::avx2 ? 12 : 8);
-      lp.lane_dw = a.take(l.weight_count * L);
-      lp.lane_db = a.take(l.units * L);
+      if (l.trainable()) {
+        lp.lane_dw = a.take(l.name + "_dw_lanes", l.weight_count * L,
+                            fmt::format("{}'s weight gradient per lane, [{}][{}][{}][{}][L]",
+                                        l.name, l.units, l.kernel_h, l.kernel_w, l.in.c));
+        lp.lane_db = a.take(l.name + "_db_lanes", l.units * L,
+                            fmt::format("{}'s bias gradient per lane, [{}][L]", l.name, l.units));
+      }
     } else if (l.kind == dsl::LayerKind::dense) {
       // Forward: each unit's weight row is its own stream through memory (a large layer's
       // weights come from L3 for every block), and more than about 8 streams at once defeat
@@ -126,26 +150,49 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       lp.kblock = register_block(isa, l.units, 8);
       // Input gradient: dx_tblock inputs in registers, every unit's dz added into them.
       lp.dx_tblock = register_block(isa, l.in.size());
-      lp.lane_db = a.take(l.units * L);
-      int64_t rows = (max_batch + L - 1) / L * L;
-      lp.x_stride = (l.in.size() + L - 1) / L * L;
-      lp.slice_x = a.take(rows * lp.x_stride);
       // The slice's weight gradient is a matrix product with tiles of units x input vectors:
       // dw_kblock broadcasts and dw_vblock loads per dw_kblock x dw_vblock FMAs.
-      lp.dw_kblock = isa == Isa::avx512 ? 6 : isa == Isa::avx2 ? 3 : 4;
-      lp.dw_vblock = isa == Isa::avx512 ? 4 : isa == Isa::avx2 ? 4 : 2;
-      lp.slice_dz = a.take(rows * l.units);
+      // Neither is larger than the layer, so the tile is the one that runs.
+      lp.dw_kblock = static_cast<int>(std::min<int64_t>(isa == Isa::avx512 ? 6
+                                                        : isa == Isa::avx2 ? 3
+                                                                           : 4,
+                                                        l.units));
+      lp.dw_vblock = static_cast<int>(std::min<int64_t>(isa == Isa::avx512 ? 4
+                                                        : isa == Isa::avx2 ? 4
+                                                                           : 2,
+                                                        std::max<int64_t>(1, l.in.size() / L)));
+      lp.x_stride = (l.in.size() + L - 1) / L * L;
+      if (l.trainable()) {
+        int64_t rows = (max_batch + L - 1) / L * L;
+        lp.lane_db = a.take(l.name + "_db_lanes", l.units * L,
+                            fmt::format("{}'s bias gradient per lane, [{}][L]", l.name, l.units));
+        lp.slice_x = a.take(
+            l.name + "_x_rows", rows * lp.x_stride,
+            fmt::format("{}'s input rows for the slice, [{}][{}]", l.name, rows, lp.x_stride));
+        lp.slice_dz = a.take(l.name + "_dz_rows", rows * l.units,
+                             fmt::format("{}'s output gradient rows for the slice, [{}][{}]",
+                                         l.name, rows, l.units));
+      }
     }
     p.layers.push_back(lp);
   }
-  if (!p.layers.empty()) {
-    const dsl::Layer& last = g.layers.back();
-    p.layers.back().softmax_in_loss =
-        g.training.loss == dsl::Loss::cross_entropy && last.activation == dsl::Activation::softmax;
+  // The output gradients take two buffers of the largest size in turns, the last layer's in the
+  // first: layer i writes its input gradient, the output gradient of layer i - 1, into the
+  // buffer that it does not read from. One layer needs one buffer.
+  int64_t gradients[2] = {a.reserve(largest * L), 0};
+  if (p.layers.size() > 1) gradients[1] = a.reserve(largest * L);
+  for (LayerPlan& lp : p.layers) {
+    const dsl::Layer& l = *lp.layer;
+    // The loss writes the last layer's output gradient; a layer before it needs one only when
+    // its backward pass runs.
+    bool last = static_cast<size_t>(lp.index) + 1 == p.layers.size();
+    if (!last && !lp.needs_dx && !l.trainable()) continue;
+    size_t turn = (p.layers.size() - 1 - static_cast<size_t>(lp.index)) % 2;
+    lp.dy = {l.name + "_dy", gradients[turn], l.out.size() * L,
+             fmt::format("{}'s output gradient, {} (buffer {})", l.name, dims(l.out),
+                         turn == 0 ? "a" : "b")};
+    p.regions.push_back(lp.dy);
   }
-  p.grad_a = a.take(largest * L);
-  p.grad_b = a.take(largest * L);
-  p.loss_lanes = a.take(L);
   p.workspace_floats = a.top;
   return p;
 }

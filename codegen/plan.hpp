@@ -20,18 +20,23 @@ const char* name_of(Isa isa);
 int lanes_of(Isa isa);
 inline constexpr Isa all_isas[] = {Isa::avx512, Isa::avx2, Isa::portable};
 
-// A region of the workspace, in floats from its start.
+// A region of the workspace: the name of its offset in generated code (one constant per ISA
+// namespace), where it starts in floats from the workspace's start, and what it holds.
 struct Slot {
+  std::string name;
   int64_t offset = 0;
   int64_t floats = 0;
+  std::string holds;  // "conv1's output, [6][6][2][L]": the constant's comment
 };
 
 struct LayerPlan {
   int index = 0;  // in Graph::layers
   const dsl::Layer* layer = nullptr;
   Slot out;      // this layer's output for one block: out.size() * L floats
+  Slot dy;       // the gradient of the output, in one of two buffers that layers take in turns
   Slot padded;   // conv with padding: the zero-padded input, [Hp][Wp][C][L]
   Slot dpadded;  // conv with padding, backward: the padded input gradient
+  // Parameter gradients, for trainable layers only:
   Slot lane_dw;  // conv: per-lane weight-gradient partials, [K][R][S][C][L]
   Slot lane_db;  // conv and dense: per-lane bias-gradient partials, [K][L]
   Slot slice_x;  // dense: the slice's inputs, sample-major [n][x_stride], for the weight gradient
@@ -46,9 +51,8 @@ struct LayerPlan {
   int dx_tblock = 1;  // input gradient: values of dx (conv: taps of a row) summed in registers
   // dense weight gradient: dw_kblock units x dw_vblock vectors of inputs in registers
   int dw_vblock = 1;
-  bool unroll_c = true;          // conv: the channel loop is unrolled in the text (false: a loop)
-  bool needs_dx = true;          // false for the first layer: nobody reads its input gradient
-  bool softmax_in_loss = false;  // the last layer's softmax is fused into cross-entropy
+  bool unroll_c = true;  // conv: the channel loop is unrolled in the text (false: a loop)
+  bool needs_dx = true;  // false for the first layer: nobody reads its input gradient
 };
 
 struct Plan {
@@ -56,9 +60,8 @@ struct Plan {
   int lanes = 1;
   int max_batch = 0;  // the largest slice; the workspace is sized for it
   std::vector<LayerPlan> layers;
-  Slot input;           // the block's input, [H][W][C][L]
-  Slot grad_a, grad_b;  // ping-pong activation gradients, the largest layer's size each
-  Slot loss_lanes;      // per-lane losses of a block
+  Slot input;                 // the block's input, [H][W][C][L]
+  std::vector<Slot> regions;  // every Slot above, in the order they were laid out
   int64_t workspace_floats = 0;
 };
 

@@ -1,7 +1,13 @@
-// Comment escaping for the Writer.
+// Comment escaping for the Writer, and the text helpers of generated comments.
 #include "writer.hpp"
 
+#include "dsl/graph.hpp"
+
 namespace cnnc::codegen {
+
+std::string counted(int64_t n, std::string_view noun) {
+  return fmt::format("{} {}{}", dsl::with_thousands(n), noun, n == 1 ? "" : "s");
+}
 
 std::string float_literal(float x) {
   std::string s = fmt::format("{}", x);  // the shortest text that reads back exactly

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,17 @@ class Writer {
       line("{} {{", head);
     ++indent_;
   }
+  // `{  // note`: a bare block that scopes its body's declarations; the note says why it is there.
+  void open_scope(std::string_view note) {
+    line("{{  // {}", note);
+    ++indent_;
+  }
+  // A function: a block, counted for `cnnc gen --stats`.
+  template <class... Args>
+  void function(fmt::format_string<Args...> format, Args&&... args) {
+    open(format, std::forward<Args>(args)...);
+    ++functions_;
+  }
   void close(std::string_view tail = "") {
     --indent_;
     line("}}{}", tail);
@@ -46,12 +58,17 @@ class Writer {
 
   const std::string& str() const { return out_; }
   int lines() const { return lines_; }
+  int functions() const { return functions_; }
 
  private:
   std::string out_;
   int indent_ = 0;
   int lines_ = 0;
+  int functions_ = 0;
 };
+
+// A count and its noun, singular or plural: "1 sample", "16 samples", "1,024 rows".
+std::string counted(int64_t n, std::string_view noun);
 
 // A float as a C++ literal that reads back to the same value: 0.25f, 2.0f, 1e-08f.
 std::string float_literal(float x);

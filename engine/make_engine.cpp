@@ -4,9 +4,9 @@
 
 #include <fmt/format.h>
 
-#include <cstring>
 #include <stdexcept>
 
+#include "abi_table.hpp"
 #include "compile/build.hpp"  // ModelPtr only: nothing here generates or compiles code
 #include "generic_engine.hpp"
 
@@ -14,69 +14,12 @@ namespace cnnc::engine {
 
 namespace {
 
-int32_t abi_kind(dsl::LayerKind k) {
-  switch (k) {
-    case dsl::LayerKind::conv: return CNNC_CONV;
-    case dsl::LayerKind::maxpool: return CNNC_MAXPOOL;
-    case dsl::LayerKind::avgpool: return CNNC_AVGPOOL;
-    case dsl::LayerKind::flatten: return CNNC_FLATTEN;
-    case dsl::LayerKind::dense: return CNNC_DENSE;
-    case dsl::LayerKind::dropout: return CNNC_DROPOUT;
-    case dsl::LayerKind::activation: return CNNC_ACTIVATION;
-  }
-  throw std::logic_error("unknown layer kind");
-}
-
-int32_t abi_activation(dsl::Activation a) {
-  switch (a) {
-    case dsl::Activation::linear: return CNNC_LINEAR;
-    case dsl::Activation::relu: return CNNC_RELU;
-    case dsl::Activation::sigmoid: return CNNC_SIGMOID;
-    case dsl::Activation::tanh: return CNNC_TANH;
-    case dsl::Activation::softmax: return CNNC_SOFTMAX;
-  }
-  throw std::logic_error("unknown activation");
-}
-
+// The generic engine's description of the model: the ABI's rows, lowered once (codegen/abi_table)
+// for it and for the table generated code prints.
 rt::ModelSpec spec_of(const dsl::Graph& g) {
-  rt::ModelSpec s;
-  s.name = g.name;
-  s.input_h = static_cast<int32_t>(g.input.h);
-  s.input_w = static_cast<int32_t>(g.input.w);
-  s.input_c = static_cast<int32_t>(g.input.c);
-  s.loss = g.training.loss == dsl::Loss::mse ? CNNC_MSE : CNNC_CROSS_ENTROPY;
-  s.param_count = g.param_floats;
-  for (const dsl::Layer& l : g.layers) {
-    cnnc_layer a{};
-    std::strncpy(a.name, l.name.c_str(), sizeof a.name - 1);  // names are short identifiers
-    a.kind = abi_kind(l.kind);
-    a.activation = abi_activation(l.activation);
-    a.in_h = static_cast<int32_t>(l.in.h);
-    a.in_w = static_cast<int32_t>(l.in.w);
-    a.in_c = static_cast<int32_t>(l.in.c);
-    a.out_h = static_cast<int32_t>(l.out.h);
-    a.out_w = static_cast<int32_t>(l.out.w);
-    a.out_c = static_cast<int32_t>(l.out.c);
-    if (l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::maxpool ||
-        l.kind == dsl::LayerKind::avgpool) {
-      a.kernel_h = static_cast<int32_t>(l.kernel_h);
-      a.kernel_w = static_cast<int32_t>(l.kernel_w);
-      a.stride_h = static_cast<int32_t>(l.stride_h);
-      a.stride_w = static_cast<int32_t>(l.stride_w);
-      a.pad_top = static_cast<int32_t>(l.pad_top);
-      a.pad_left = static_cast<int32_t>(l.pad_left);
-      a.pad_bottom = static_cast<int32_t>(l.pad_bottom);
-      a.pad_right = static_cast<int32_t>(l.pad_right);
-    }
-    a.dropout_rate = static_cast<float>(l.rate);
-    a.weight_offset = l.weight_offset;
-    a.weight_count = l.weight_count;
-    a.bias_offset = l.bias_offset;
-    a.bias_count = l.bias_count;
-    a.trainable = l.trainable() ? 1 : 0;
-    s.layers.push_back(a);
-  }
-  return s;
+  codegen::AbiModel a = codegen::lower_to_abi(g);
+  return {std::move(a.name),   a.input_h,    a.input_w, a.input_c, a.loss,
+          std::move(a.layers), a.param_count};
 }
 
 class GenericEngine final : public Engine {

@@ -14,9 +14,9 @@
 
 #include "abi_header.hpp"
 #include "cache.hpp"
+#include "codegen/sha256.hpp"
 #include "compiler.hpp"
 #include "jit_clang.hpp"
-#include "sha256.hpp"
 
 namespace cnnc::codegen {
 

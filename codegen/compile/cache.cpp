@@ -11,7 +11,7 @@
 
 #include "abi_header.hpp"
 #include "build.hpp"
-#include "sha256.hpp"
+#include "codegen/sha256.hpp"
 
 namespace cnnc::codegen {
 

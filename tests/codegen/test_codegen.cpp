@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../dsl/check_text.hpp"
+#include "abi_table.hpp"
 #include "emit_model.hpp"
 #include "engine/verify.hpp"
 
@@ -109,6 +110,40 @@ TEST_CASE("codegen agrees with the generic engine on the shipped models") {
       verify(text, 13);
     }
   }
+}
+
+TEST_CASE("a checked graph lowers to the ABI's layer table, one row per layer") {
+  dsl::Graph g = test::graph_of(
+      "model rows\ninput 6x6x1\nconv 2 3x3 pad=same relu\nmaxpool 2x2\nflatten\ndropout "
+      "0.25\ndense 3 softmax\nloss mse\n");
+  codegen::AbiModel m = codegen::lower_to_abi(g);
+  CHECK(m.name == "rows");
+  CHECK((m.input_h == 6 && m.input_w == 6 && m.input_c == 1));
+  CHECK(m.loss == CNNC_MSE);
+  CHECK(m.param_count == g.param_floats);
+  REQUIRE(m.layers.size() == 5);
+  const cnnc_layer &conv = m.layers[0], &pool = m.layers[1], &flatten = m.layers[2],
+                   &dropout = m.layers[3], &dense = m.layers[4];
+  CHECK(std::string(conv.name) == "conv1");
+  CHECK((conv.kind == CNNC_CONV && conv.activation == CNNC_RELU));
+  CHECK((conv.in_h == 6 && conv.in_w == 6 && conv.in_c == 1));
+  CHECK((conv.out_h == 6 && conv.out_w == 6 && conv.out_c == 2));
+  CHECK((conv.kernel_h == 3 && conv.kernel_w == 3 && conv.stride_h == 1 && conv.stride_w == 1));
+  CHECK((conv.pad_top == 1 && conv.pad_left == 1 && conv.pad_bottom == 1 && conv.pad_right == 1));
+  CHECK((conv.weight_count == 18 && conv.bias_count == 2 && conv.trainable == 1));
+  CHECK((pool.kind == CNNC_MAXPOOL && pool.kernel_h == 2 && pool.stride_w == 2));
+  CHECK((pool.weight_count == 0 && pool.trainable == 0));
+  // Window fields belong to conv and pooling only.
+  CHECK((flatten.kind == CNNC_FLATTEN && flatten.kernel_h == 0 && flatten.stride_h == 0));
+  CHECK((flatten.out_h == 1 && flatten.out_w == 1 && flatten.out_c == 18));
+  CHECK((dropout.kind == CNNC_DROPOUT && dropout.dropout_rate == 0.25f));
+  CHECK((dense.kind == CNNC_DENSE && dense.activation == CNNC_SOFTMAX));
+  CHECK((dense.weight_offset == g.layers[4].weight_offset && dense.weight_count == 54));
+  CHECK((dense.bias_offset == g.layers[4].bias_offset && dense.bias_count == 3));
+  // Generated code spells the enumerators by name.
+  CHECK(std::string(codegen::abi_kind_name(dense.kind)) == "CNNC_DENSE");
+  CHECK(std::string(codegen::abi_activation_name(conv.activation)) == "CNNC_RELU");
+  CHECK(std::string(codegen::abi_loss_name(m.loss)) == "CNNC_MSE");
 }
 
 TEST_CASE("generated code matches the approved golden files") {

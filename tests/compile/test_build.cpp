@@ -17,7 +17,7 @@
 #include "../skip.hpp"
 #include "abi_header.hpp"
 #include "build.hpp"
-#include "sha256.hpp"
+#include "codegen/sha256.hpp"
 
 namespace fs = std::filesystem;
 using namespace cnnc::codegen;

@@ -1,6 +1,6 @@
 // tiny_dense.gen.hpp: the C entry points of the code cnnc generated from tests/codegen/golden/tiny_dense.cnn. Do not edit.
 //
-// Parameters: one float vector of 128 entries (cnnc_model::param_count); each tensor starts on a 64-byte boundary.
+// Parameters: one vector of 128 floats (cnnc_model::param_count); each tensor starts on a 64-byte boundary.
 //   layer     tensor  offset  shape
 //   dense1    weights       0  [4][18]
 //   dense1    bias         80  [4]

@@ -1,0 +1,342 @@
+// The per-slice drivers of one ISA: loading a block, the slice's start and end, the output stage
+// (softmax, loss, its gradient), cnnc_model::train and ::forward, and the per-layer kernel table.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "emit.hpp"
+
+namespace cnnc::codegen {
+
+namespace {
+
+// grads[offset + j] = the sum over lanes of partials[j][lane], j < count, lanes in order. The
+// partials are read through a pointer named `name`.
+void emit_lane_sums(EmitContext& c, const char* name, const Slot& partials, int64_t count,
+                    int64_t offset) {
+  int64_t L = c.L();
+  if (L == 1) {  // one lane: the partials are the sums
+    c.w.line("std::memcpy({}, {}, {} * sizeof(float));", at("grads", offset), ws(partials), count);
+    return;
+  }
+  c.w.line("const float* {} = {};", name, ws(partials));
+  emit_loop(c.w, "j", count, [&](const Expr& j) {
+    c.w.line("float sum = 0.0f;");
+    emit_loop_line(c.w, "", "lane", L, [&](const Expr& lane) {
+      return fmt::format("sum += {}[{}];", name, j * L + lane);
+    });
+    c.w.line("grads[{}] = sum;", j + offset);
+  });
+}
+
+// The slice's start and end: clearing per-lane partials, and reducing them (and the dense
+// layers' row products) into the caller's gradient vector, lanes summed in order.
+void emit_slice_edges(EmitContext& c) {
+  bool padding = false, trainable = false, dense = false;
+  for (const LayerPlan& lp : c.plan.layers) {
+    padding |= lp.padded.floats > 0;
+    trainable |= lp.layer->trainable();
+    dense |= lp.layer->trainable() && lp.layer->kind == dsl::LayerKind::dense;
+  }
+  c.w.comment("Zeroes the borders of padded inputs: only their interiors are written per block.");
+  c.w.function("static {} void clear_padding(float* __restrict ws)", c.target());
+  if (!padding) c.w.line("(void)ws;");
+  for (const LayerPlan& lp : c.plan.layers)
+    if (lp.padded.floats)
+      c.w.line("std::memset({}, 0, {} * sizeof(float));", ws(lp.padded), lp.padded.floats);
+  c.w.close();
+  c.w.blank();
+
+  c.w.comment("Clears what accumulates over a slice: per-lane gradient partials.");
+  c.w.function("static {} void begin_slice(float* __restrict ws)", c.target());
+  if (!trainable) c.w.line("(void)ws;");
+  for (const LayerPlan& lp : c.plan.layers)
+    for (const Slot* s : {&lp.lane_dw, &lp.lane_db})
+      if (s->floats) c.w.line("std::memset({}, 0, {} * sizeof(float));", ws(*s), s->floats);
+  c.w.close();
+  c.w.blank();
+
+  c.w.comment(
+      "Writes the slice's parameter gradients: lanes summed in order, dense weights as one product "
+      "over the slice's rows.");
+  c.w.function(
+      "static {} void finish_slice(float* __restrict grads, float* __restrict ws, int rows)",
+      c.target());
+  if (!trainable) c.w.line("(void)grads, (void)ws;");
+  if (!dense) c.w.line("(void)rows;");
+  for (const LayerPlan& lp : c.plan.layers) {
+    const dsl::Layer& l = *lp.layer;
+    if (!l.trainable()) continue;
+    c.w.open_scope(l.name);
+    if (l.kind == dsl::LayerKind::conv)
+      emit_lane_sums(c, "dw", lp.lane_dw, l.weight_count, l.weight_offset);
+    else
+      c.w.line("{}_backward_weights(grads, ws, rows);", l.name);
+    emit_lane_sums(c, "db", lp.lane_db, l.units, l.bias_offset);
+    c.w.close();
+  }
+  c.w.close();
+  c.w.blank();
+}
+
+// The block's input, transposed from the caller's [n][H][W][C] into [H][W][C][L]; lanes past
+// the slice's end are zero.
+void emit_load_block(EmitContext& c) {
+  int64_t L = c.L(), size = c.graph.input.size();
+  c.w.comment(fmt::format("input [n][{}] -> block [{}][L], samples first .. first + count - 1.",
+                          size, size));
+  c.w.function(
+      "static {} void load_block(const float* __restrict input, int first, int count, float* "
+      "__restrict ws)",
+      c.target());
+  c.w.line("float* x = {};", ws(c.plan.input));
+  if (L == 1) {  // a block of one sample: no transposition, and never a lane to spare
+    c.w.line("(void)count;");
+    c.w.line("std::memcpy(x, input + (int64_t)first * {}, {} * sizeof(float));", size, size);
+  } else {
+    const Expr lane = Expr::var("lane");
+    c.w.open("for (int lane = 0; lane < count; ++lane)");
+    c.w.line("const float* src = input + (int64_t)(first + lane) * {};", size);
+    emit_loop_line(c.w, "", "e", size,
+                   [&](const Expr& e) { return fmt::format("x[{}] = src[{}];", e * L + lane, e); });
+    c.w.close();
+    c.w.open("for (int lane = count; lane < {}; ++lane)", L);
+    emit_loop_line(c.w, "", "e", size,
+                   [&](const Expr& e) { return fmt::format("x[{}] = 0.0f;", e * L + lane); });
+    c.w.close();
+  }
+  c.w.close();
+  c.w.blank();
+}
+
+// The output stage, one lane (sample) at a time: softmax where the model ends in one, the loss
+// and its gradient in training, and the caller's output rows.
+void emit_output_block(EmitContext& c) {
+  const dsl::Graph& g = c.graph;
+  const LayerPlan& last = c.plan.layers.back();
+  int64_t L = c.L(), O = g.output().size();
+  bool softmax = last.layer->activation == dsl::Activation::softmax;
+  bool xent = g.training.loss == dsl::Loss::cross_entropy;
+  const Expr lane = Expr::var("lane");
+  // One statement per output j: `for (int j = 0; j < O; ++j) <statement(j)>`.
+  auto outputs = [&](const std::function<std::string(const Expr& j)>& statement,
+                     int64_t first = 0) {
+    emit_loop_line(c.w, "", "j", O - first, statement, first);
+  };
+  c.w.comment(
+      fmt::format("The last layer's {} per lane -> {}the loss ({}) and the gradient that "
+                  "starts backward.",
+                  counted(O, "value"), softmax ? "softmax, " : "", dsl::name_of(g.training.loss)));
+  c.w.function(
+      "static {} double output_block(const cnnc_pass* pass, int first, int count, float* "
+      "__restrict ws, bool training)",
+      c.target());
+  c.w.line("const float* z = {};", c.output_of(last.index));
+  c.w.line("float* dz = {};", c.grad_of(last.index));
+  c.w.line("double loss = 0.0;");
+  c.w.open("for (int lane = 0; lane < count; ++lane)");
+  c.w.line("float v[{}], p[{}];", O, O);
+  outputs([&](const Expr& j) { return fmt::format("v[{}] = z[{}];", j, j * L + lane); });
+  c.w.line("float top = v[0];");
+  outputs([&](const Expr& j) { return fmt::format("top = v[{}] > top ? v[{}] : top;", j, j); }, 1);
+  c.w.line("double sum = 0.0;");
+  emit_loop(c.w, "j", O, [&](const Expr& j) {
+    c.w.line("p[{}] = std::exp(v[{}] - top);", j, j);
+    c.w.line("sum += p[{}];", j);
+  });
+  c.w.line("const float inv = (float)(1.0 / sum);");
+  outputs([&](const Expr& j) { return fmt::format("p[{}] *= inv;", j); });
+  c.w.line("const float* y = {};", softmax ? "p" : "v");
+  const Expr row = Expr::var("(int64_t)(first + lane)") * O;  // the sample's output row
+  emit_loop_line(c.w, "if (pass->output) ", "j", O, [&](const Expr& j) {
+    return fmt::format("pass->output[{}] = y[{}];", row + j, j);
+  });
+  c.w.line("if (!training) continue;");
+  c.w.line("const int32_t label = pass->labels[first + lane];");
+  c.w.open("if (label < 0 || label >= {})", O);
+  c.w.comment("The runtime checks labels when it loads them; a bad one here adds nothing.");
+  outputs([&](const Expr& j) { return fmt::format("dz[{}] = 0.0f;", j * L + lane); });
+  c.w.line("continue;");
+  c.w.close();
+  if (xent) {
+    c.w.comment(
+        "-log softmax(z)[label] = log sum exp(z - top) - (z[label] - top); its gradient is p - "
+        "onehot.");
+    c.w.line("loss += std::log(sum) - (double)(v[label] - top);");
+    outputs([&](const Expr& j) {
+      return fmt::format("dz[{}] = p[{}] - ({} == label ? 1.0f : 0.0f);", j * L + lane, j, j);
+    });
+  } else {
+    c.w.line("float d[{}];", O);
+    c.w.line("double squares = 0.0;");
+    emit_loop(c.w, "j", O, [&](const Expr& j) {
+      c.w.line("const float diff = y[{}] - ({} == label ? 1.0f : 0.0f);", j, j);
+      c.w.line("squares += (double)diff * diff;");
+      c.w.line("d[{}] = 2.0f * diff / {}.0f;", j, O);
+    });
+    c.w.line("loss += squares / {};", O);
+    if (softmax) {
+      c.w.comment("Through the softmax: dz = p * (d - sum_j d_j p_j).");
+      c.w.line("float dot = 0.0f;");
+      outputs([&](const Expr& j) { return fmt::format("dot += d[{}] * p[{}];", j, j); });
+      outputs([&](const Expr& j) {
+        return fmt::format("dz[{}] = p[{}] * (d[{}] - dot);", j * L + lane, j, j);
+      });
+    } else {
+      outputs([&](const Expr& j) { return fmt::format("dz[{}] = d[{}];", j * L + lane, j); });
+    }
+  }
+  c.w.close();
+  if (L > 1) {
+    c.w.comment("Lanes past the slice's end pass no gradient back.");
+    c.w.open("for (int lane = count; training && lane < {}; ++lane)", L);
+    outputs([&](const Expr& j) { return fmt::format("dz[{}] = 0.0f;", j * L + lane); });
+    c.w.close();
+  }
+  c.w.line("return loss;");
+  c.w.close();
+  c.w.blank();
+}
+
+void emit_layer_calls(EmitContext& c, bool training) {
+  for (const LayerPlan& lp : c.plan.layers) {
+    const dsl::Layer& l = *lp.layer;
+    if (l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::dense)
+      c.w.line("{}_forward(params, ws);", l.name);
+    else if (l.kind == dsl::LayerKind::dropout)
+      c.w.line("{}_forward(ws, pass, first, {});", l.name, training ? "true" : "false");
+    else
+      c.w.line("{}_forward(ws);", l.name);
+  }
+}
+
+// cnnc_model::train and cnnc_model::forward: one block of L samples at a time through every
+// layer; train() also runs the loss and the backward pass, and writes the slice's gradients.
+void emit_driver(EmitContext& c, bool training) {
+  int64_t L = c.L();
+  const dsl::Graph& g = c.graph;
+  bool parameters = std::any_of(g.layers.begin(), g.layers.end(),
+                                [](const dsl::Layer& l) { return l.params() > 0; });
+  if (training) {
+    c.w.comment(fmt::format(
+        "cnnc_model::train for this ISA: forward, loss and backward block by block, then the "
+        "slice's gradients; {} FLOPs per sample.",
+        dsl::with_thousands(g.training_flops)));
+    c.w.function("static {} float train(const cnnc_model* model, const cnnc_pass* pass)",
+                 c.target());
+  } else {
+    c.w.comment(fmt::format(
+        "cnnc_model::forward for this ISA: inference, dropout off; {} FLOPs per sample.",
+        dsl::with_thousands(g.forward_flops)));
+    c.w.function("static {} void forward(const cnnc_model* model, const cnnc_pass* pass)",
+                 c.target());
+  }
+  c.w.line("(void)model;");
+  c.w.line("float* ws = (float*)pass->workspace;");
+  if (parameters) c.w.line("const float* params = pass->params;");
+  c.w.line("clear_padding(ws);");
+  if (training) {
+    c.w.line("begin_slice(ws);");
+    c.w.line("double loss = 0.0;");
+  }
+  if (L == 1)
+    c.w.line("const int blocks = pass->n;");
+  else
+    c.w.line("const int blocks = (pass->n + {}) / {};", L - 1, L);
+  c.w.open("for (int block = 0; block < blocks; ++block)");
+  c.w.line("const int first = {};", Expr::var("block") * L);
+  if (L == 1)
+    c.w.line("const int count = 1;");
+  else
+    c.w.line("const int count = pass->n - first < {} ? pass->n - first : {};", L, L);
+  c.w.line("load_block(pass->input, first, count, ws);");
+  emit_layer_calls(c, training);
+  c.w.line("{}output_block(pass, first, count, ws, {});", training ? "loss += " : "",
+           training ? "true" : "false");
+  for (auto it = c.plan.layers.rbegin(); training && it != c.plan.layers.rend(); ++it) {
+    const dsl::Layer& l = *it->layer;
+    if (!runs_backward(*it)) continue;
+    if (l.kind == dsl::LayerKind::conv)
+      c.w.line("{}_backward(params, ws);", l.name);
+    else if (l.kind == dsl::LayerKind::dense)
+      c.w.line("{}_backward(params, ws, block);", l.name);
+    else if (l.kind == dsl::LayerKind::dropout)
+      c.w.line("{}_backward(ws, pass, first);", l.name);
+    else
+      c.w.line("{}_backward(ws);", l.name);
+  }
+  c.w.close();
+  if (training) {
+    c.w.line("finish_slice(pass->grads, ws, {});", Expr::var("blocks") * L);
+    c.w.line("return (float)loss;");
+  }
+  c.w.close();
+  c.w.blank();
+}
+
+// The per-layer kernels of this ISA behind one signature, for cnnc_<name>_kernels: what a
+// benchmark times layer by layer on a workspace that train() filled.
+void emit_kernel_table(EmitContext& c) {
+  struct Entry {
+    std::string layer, phase, call;
+    int64_t samples, flops;
+    bool params, grads;  // which of the kernel's arguments the call reads
+  };
+  int64_t L = c.L(), rows = (c.plan.max_batch + L - 1) / L * L;
+  std::vector<Entry> entries;
+  for (const LayerPlan& lp : c.plan.layers) {
+    const dsl::Layer& l = *lp.layer;
+    bool conv = l.kind == dsl::LayerKind::conv, dense = l.kind == dsl::LayerKind::dense;
+    bool pool = l.kind == dsl::LayerKind::maxpool || l.kind == dsl::LayerKind::avgpool;
+    if (!conv && !dense && !pool) continue;
+    std::string args = pool ? "ws" : "params, ws";
+    entries.push_back({l.name, "forward", fmt::format("{}_forward({})", l.name, args), L,
+                       flops_of(lp, Pass::forward) * L, !pool, false});
+    if (lp.needs_dx) {
+      Pass pass = pool ? Pass::backward : Pass::backward_data;
+      entries.push_back({l.name, "backward_data",
+                         fmt::format("{}_{}({})", l.name, name_of(pass), args), L,
+                         flops_of(lp, pass) * L, !pool, false});
+    }
+    if (l.trainable()) {
+      int64_t samples = conv ? L : rows;
+      entries.push_back({l.name, "backward_weights",
+                         conv ? fmt::format("{}_backward_weights(params, ws)", l.name)
+                              : fmt::format("{}_backward_weights(grads, ws, {})", l.name, rows),
+                         samples, flops_of(lp, Pass::backward_weights) * samples, conv, dense});
+    }
+  }
+  c.w.comment(
+      "The layer functions behind one signature (cnnc_kernel), for cnnc_<model>_kernels: a "
+      "benchmark times them\none by one on a workspace that train() filled. FLOPs are per call.");
+  for (const Entry& e : entries) {
+    c.w.function("static {} void kernel_{}_{}(const float* params, float* grads, void* workspace)",
+                 c.target(), e.layer, e.phase);
+    c.w.line("float* ws = (float*)workspace;");
+    if (!e.params) c.w.line("(void)params;");
+    if (!e.grads) c.w.line("(void)grads;");
+    c.w.line("{};", e.call);
+    c.w.close();
+  }
+  c.w.line("static const cnnc_kernel kernels[{}] = {{", std::max<size_t>(entries.size(), 1));
+  for (const Entry& e : entries)
+    c.w.line("    {{\"{}\", \"{}\", kernel_{}_{}, {}, {}.0}},", e.layer, e.phase, e.layer, e.phase,
+             e.samples, e.flops);
+  if (entries.empty()) c.w.line("    {{\"\", \"\", nullptr, 0, 0.0}},");
+  c.w.line("}};");
+  c.w.line("static const int32_t kernel_count = {};", entries.size());
+  c.w.blank();
+}
+
+}  // namespace
+
+void emit_drivers(EmitContext& c) {
+  emit_load_block(c);
+  emit_slice_edges(c);
+  emit_output_block(c);
+  emit_driver(c, true);
+  emit_driver(c, false);
+  emit_kernel_table(c);
+}
+
+}  // namespace cnnc::codegen

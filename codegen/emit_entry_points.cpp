@@ -1,0 +1,89 @@
+// The C entry points of a generated file: they pick an ISA variant at run time from the CPU (or
+// the one the caller names) and fill a cnnc_model with it.
+#include "abi_table.hpp"
+#include "emit.hpp"
+
+namespace cnnc::codegen {
+
+void emit_entry_points(Writer& w, const dsl::Graph& g, const AbiModel& abi, const GenOptions& o) {
+  w.comment(
+      "The ISA variant for a target (\"auto\": the best this CPU runs): 0 avx512, 1 avx2, 2 "
+      "portable, -1 none.");
+  w.function("static int pick_isa(const char* target)");
+  w.line("const bool any = std::strcmp(target, \"auto\") == 0;");
+  w.line("(void)any;");
+  w.line("#if CNNC_HAS_AVX512 || CNNC_HAS_AVX2");
+  w.line("__builtin_cpu_init();");
+  w.line("#endif");
+  w.line("#if CNNC_HAS_AVX512");
+  w.line(
+      "if ((any || std::strcmp(target, \"avx512\") == 0) && __builtin_cpu_supports(\"avx512f\")) "
+      "return 0;");
+  w.line("#endif");
+  w.line("#if CNNC_HAS_AVX2");
+  w.line(
+      "if ((any || std::strcmp(target, \"avx2\") == 0) && __builtin_cpu_supports(\"avx2\") && "
+      "__builtin_cpu_supports(\"fma\")) return 1;");
+  w.line("#endif");
+  w.line("#if CNNC_HAS_PORTABLE");
+  w.line("if (any || std::strcmp(target, \"portable\") == 0) return 2;");
+  w.line("#endif");
+  w.line("return -1;");
+  w.close();
+  w.blank();
+  w.function("extern \"C\" cnnc_model* cnnc_{}_create(int32_t max_batch, const char* target)",
+             g.name);
+  w.line("using namespace cnnc_gen_{};", g.name);
+  w.line("if (max_batch < 1 || max_batch > {} || !target) return nullptr;", o.max_batch);
+  w.line("const int isa = pick_isa(target);");
+  w.line("if (isa < 0) return nullptr;");
+  w.line("cnnc_model* m = new (std::nothrow) cnnc_model();");
+  w.line("if (!m) return nullptr;");
+  w.line("m->abi_version = CNNC_ABI_VERSION;");
+  w.line("m->name = \"{}\";", g.name);
+  w.line("m->input_h = {};", abi.input_h);
+  w.line("m->input_w = {};", abi.input_w);
+  w.line("m->input_c = {};", abi.input_c);
+  w.line("m->output_size = {};", g.output().size());
+  w.line("m->max_batch = max_batch;");
+  w.line("m->loss = {};", abi_loss_name(abi.loss));
+  w.line("m->layer_count = {};", abi.layers.size());
+  w.line("m->layers = layer_table;");
+  w.line("m->param_count = {};", abi.param_count);
+  w.line("m->update = update;");
+  int index = 0;
+  for (Isa isa : all_isas) {  // in pick_isa's order
+    w.line("#if {}", variant_macro(isa));
+    w.open("if (isa == {})", index++);
+    w.line("m->engine = \"specialized-{}\";", name_of(isa));
+    w.line("m->workspace_bytes = {}::workspace_floats * 4;", name_of(isa));
+    w.line("m->forward = {}::forward;", name_of(isa));
+    w.line("m->train = {}::train;", name_of(isa));
+    w.close();
+    w.line("#endif");
+  }
+  w.line("return m;");
+  w.close();
+  w.blank();
+  w.function("extern \"C\" void cnnc_{}_destroy(cnnc_model* model)", g.name);
+  w.line("delete model;");
+  w.close();
+  w.blank();
+  w.function(
+      "extern \"C\" int32_t cnnc_{}_kernels(const char* target, const cnnc_kernel** kernels)",
+      g.name);
+  w.line("using namespace cnnc_gen_{};", g.name);
+  w.line("const int isa = target ? pick_isa(target) : -1;");
+  index = 0;
+  for (Isa isa : all_isas) {
+    w.line("#if {}", variant_macro(isa));
+    w.line("if (isa == {}) return *kernels = {}::kernels, {}::kernel_count;", index++, name_of(isa),
+           name_of(isa));
+    w.line("#endif");
+  }
+  w.line("(void)kernels;");
+  w.line("return 0;");
+  w.close();
+}
+
+}  // namespace cnnc::codegen

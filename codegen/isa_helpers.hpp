@@ -1,0 +1,13 @@
+// The vector helpers of each ISA (vload, vfma, vbcast, ...): C++ text that every generated file
+// carries in the ISA's namespace, kept in codegen/isa/<isa>.inc and embedded at build time.
+#pragma once
+
+#include <string_view>
+
+#include "plan.hpp"
+
+namespace cnnc::codegen {
+
+std::string_view isa_helpers(Isa isa);
+
+}  // namespace cnnc::codegen
