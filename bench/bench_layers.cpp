@@ -29,16 +29,16 @@
 #include "bench/onednn_types.hpp"
 #include "bench/peak_fma.hpp"
 #include "cnnc_abi.h"
-#include "gemm.hpp"
-#include "generic_engine.hpp"
+#include "generic/gemm.hpp"
+#include "generic/generic_engine.hpp"
+#include "generic/layers.hpp"
 #include "keras_mnist.gen.hpp"
-#include "layers.hpp"
 #include "lenet5.gen.hpp"
-#include "params.hpp"
-#include "thread_pool.hpp"
-#include "trainer.hpp"
+#include "train/params.hpp"
+#include "train/thread_pool.hpp"
+#include "train/trainer.hpp"
 #ifdef CNNC_BENCH_ONEDNN
-#include "onednn_net.hpp"
+#include "bench/onednn_net.hpp"
 using cnnc::bench::OnednnLayout;
 using cnnc::bench::OnednnNet;
 #endif

@@ -1,5 +1,5 @@
 // CPUID, read once per run: vendor, brand, family and model, the ISAs cnnc's variants use.
-#include "machine.hpp"
+#include "bench/machine.hpp"
 
 #include <cpuid.h>
 #include <fmt/format.h>

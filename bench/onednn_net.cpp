@@ -6,7 +6,7 @@
 // Letters as in runtime/generic/layers.hpp: n samples, H W C input, K filters or units, R S
 // window, P Q output. oneDNN names dimensions in its own order ({n, C, H, W}, weights
 // {K, C, R, S}) whatever the memory order; the format tag (nhwc, ohwi) says the memory order.
-#include "onednn_net.hpp"
+#include "bench/onednn_net.hpp"
 
 #include <omp.h>
 
@@ -22,7 +22,7 @@
 #include <optional>
 #include <unordered_map>
 
-#include "layers.hpp"  // the generic engine's dropout, softmax-xent and optimizer loops
+#include "generic/layers.hpp"  // the generic engine's dropout, softmax-xent and optimizer loops
 
 namespace cnnc::bench {
 

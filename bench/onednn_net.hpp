@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/onednn_types.hpp"
 #include "cnnc_abi.h"
-#include "onednn_types.hpp"
 
 namespace cnnc::bench {
 

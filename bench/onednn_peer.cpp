@@ -1,12 +1,12 @@
 // onednn_peer.cpp: the oneDNN peer module (libcnnc_onednn_peer.so): OnednnNet behind the C
 // interface of onednn_peer.h. Every exception stops here and becomes a status and a message.
-#include "onednn_peer.h"
+#include "bench/onednn_peer.h"
 
 #include <exception>
 #include <string>
 #include <vector>
 
-#include "onednn_net.hpp"
+#include "bench/onednn_net.hpp"
 
 using cnnc::bench::onednn_set_threads;
 using cnnc::bench::OnednnImplementation;

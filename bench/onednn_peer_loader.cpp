@@ -1,6 +1,6 @@
 // onednn_peer_loader.cpp: finds, opens and checks the oneDNN peer module, and forwards
 // OnednnPeer's calls through its C interface. See onednn_peer_loader.hpp.
-#include "onednn_peer_loader.hpp"
+#include "bench/onednn_peer_loader.hpp"
 
 #include <dlfcn.h>
 
@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "onednn_peer.h"
+#include "bench/onednn_peer.h"
 
 namespace cnnc::bench {
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/onednn_types.hpp"
 #include "cnnc_abi.h"
-#include "onednn_types.hpp"
 
 struct cnnc_onednn_peer_api;
 struct cnnc_onednn_net;

@@ -1,7 +1,7 @@
 // PyTorch as a peer of cnnc bench: the child process, its line protocol and the JSON it reads.
-#include "pytorch_peer.hpp"
+#include "bench/pytorch_peer.hpp"
 
-#include "timing.hpp"
+#include "bench/timing.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -89,10 +89,11 @@ class PytorchPeer {
   // wait_policy_candidates()), all loaded with `batch` and timed in turn, `rounds` training
   // windows of `seconds` each; keeps the process with the highest median and ends the others.
   // Prints one line with every setting's rate and the one kept. config(threads) gives the JSON.
-  static std::unique_ptr<PytorchPeer> start_best(
-      const std::string& python, const std::function<nlohmann::json(int)>& config,
-      int max_threads, const PeerBatch& batch, std::string& why, int rounds = 3,
-      double seconds = 0.3);
+  static std::unique_ptr<PytorchPeer> start_best(const std::string& python,
+                                                 const std::function<nlohmann::json(int)>& config,
+                                                 int max_threads, const PeerBatch& batch,
+                                                 std::string& why, int rounds = 3,
+                                                 double seconds = 0.3);
   ~PytorchPeer();
 
   // One command line, one JSON reply line; throws std::runtime_error on an error reply or when

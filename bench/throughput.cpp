@@ -9,7 +9,7 @@
 // peers a user would pick instead: a network of oneDNN primitives (onednn, when cnnc was built
 // with oneDNN) and PyTorch (pytorch, a child process running bench/peers/pytorch_mnist.py). A
 // peer that is not available is skipped with one line, and the others still run.
-#include "throughput.hpp"
+#include "bench/throughput.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -20,16 +20,16 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "bench/machine.hpp"
+#include "bench/onednn_peer_loader.hpp"
+#include "bench/peak_fma.hpp"
+#include "bench/pytorch_peer.hpp"
+#include "bench/timing.hpp"
 #include "data/batches.hpp"
 #include "data/random.hpp"
 #include "dsl/diagnostics.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
-#include "machine.hpp"
-#include "onednn_peer_loader.hpp"
-#include "peak_fma.hpp"
-#include "pytorch_peer.hpp"
-#include "timing.hpp"
 #include "train/thread_pool.hpp"
 #include "train/trainer.hpp"
 

@@ -8,7 +8,7 @@
 // the same network from the same initial parameters in bench/peers/pytorch_mnist.py's accuracy
 // mode, with its own shuffling and dropout masks. Runs interleave by seed: seed 1 on every
 // engine, then seed 2.
-#include "to_accuracy.hpp"
+#include "bench/to_accuracy.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -21,12 +21,12 @@
 #include <optional>
 #include <stdexcept>
 
+#include "bench/onednn_peer_loader.hpp"
+#include "bench/pytorch_peer.hpp"
 #include "data/batches.hpp"
 #include "dsl/diagnostics.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
-#include "onednn_peer_loader.hpp"
-#include "pytorch_peer.hpp"
 #include "train/thread_pool.hpp"
 #include "train/trainer.hpp"
 

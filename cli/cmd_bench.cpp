@@ -10,7 +10,7 @@
 #include "bench/pytorch_peer.hpp"
 #include "bench/throughput.hpp"
 #include "bench/to_accuracy.hpp"
-#include "commands.hpp"
+#include "cli/commands.hpp"
 #include "engine/training.hpp"
 
 namespace cnnc::cli {

@@ -12,14 +12,14 @@
 #include <cstring>
 #include <filesystem>
 
-#include "abi_header.hpp"
-#include "cache.hpp"
+#include "cli/commands.hpp"
+#include "cli/standalone_link.hpp"
 #include "cnnc/version.hpp"
-#include "commands.hpp"
-#include "compile/build.hpp"
-#include "compiler.hpp"
-#include "emit_model.hpp"
-#include "standalone_link.hpp"
+#include "codegen/compile/abi_header.hpp"
+#include "codegen/compile/build.hpp"
+#include "codegen/compile/cache.hpp"
+#include "codegen/compile/compiler.hpp"
+#include "codegen/emit_model.hpp"
 
 namespace cnnc::cli {
 

@@ -1,7 +1,7 @@
 // cnnc check FILE...: reports every problem in every file; exit 0 only when all are valid.
 #include <fmt/format.h>
 
-#include "commands.hpp"
+#include "cli/commands.hpp"
 
 namespace cnnc::cli {
 

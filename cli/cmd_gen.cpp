@@ -4,10 +4,10 @@
 #include <chrono>
 #include <filesystem>
 
-#include "atomic_file.hpp"
-#include "commands.hpp"
-#include "compile/jit_clang.hpp"
-#include "emit_model.hpp"
+#include "cli/commands.hpp"
+#include "codegen/compile/jit_clang.hpp"
+#include "codegen/emit_model.hpp"
+#include "train/atomic_file.hpp"
 
 namespace cnnc::cli {
 

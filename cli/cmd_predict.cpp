@@ -5,12 +5,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "commands.hpp"
+#include "cli/commands.hpp"
+#include "cli/pictures.hpp"
 #include "data/batches.hpp"
 #include "dsl/diagnostics.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
-#include "pictures.hpp"
 #include "train/checkpoint.hpp"
 #include "train/params.hpp"
 #include "train/trainer.hpp"

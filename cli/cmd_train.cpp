@@ -8,13 +8,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "commands.hpp"
-#include "compile/build.hpp"
+#include "cli/commands.hpp"
+#include "cli/progress.hpp"
+#include "codegen/compile/build.hpp"
 #include "data/dataset.hpp"
 #include "dsl/diagnostics.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
-#include "progress.hpp"
 #include "train/checkpoint.hpp"
 #include "train/params.hpp"
 #include "train/trainer.hpp"

@@ -2,7 +2,7 @@
 // tensor compared; exit 0 when all agree within tolerance, 1 otherwise.
 #include <fmt/format.h>
 
-#include "commands.hpp"
+#include "cli/commands.hpp"
 #include "engine/verify.hpp"
 
 namespace cnnc::cli {

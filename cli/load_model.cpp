@@ -3,7 +3,7 @@
 
 #include <cstdio>
 
-#include "commands.hpp"
+#include "cli/commands.hpp"
 #include "data/byte_source.hpp"
 #include "dsl/frontend.hpp"
 #include "dsl/lexer.hpp"

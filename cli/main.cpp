@@ -1,8 +1,8 @@
 // cnnc: the command line. Each subcommand lives in its own cmd_*.cpp.
 #include <fmt/format.h>
 
+#include "cli/commands.hpp"
 #include "cnnc/version.hpp"
-#include "commands.hpp"
 #include "engine/engine.hpp"
 
 int main(int argc, char** argv) {

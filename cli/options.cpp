@@ -4,7 +4,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "commands.hpp"
+#include "cli/commands.hpp"
 
 namespace cnnc::cli {
 

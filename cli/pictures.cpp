@@ -1,6 +1,6 @@
 // PNG through stb_image (only its PNG decoder compiled in) after checking the file's chunks,
 // PGM and PPM parsed here, IDX through runtime/data.
-#include "pictures.hpp"
+#include "cli/pictures.hpp"
 
 #include <fmt/format.h>
 #include <zlib.h>

@@ -1,5 +1,5 @@
 // The progress line: a bar, the batch, the epoch's loss and accuracy so far, speed and ETA.
-#include "progress.hpp"
+#include "cli/progress.hpp"
 
 #include <fmt/format.h>
 

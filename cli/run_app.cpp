@@ -3,7 +3,7 @@
 
 #include <exception>
 
-#include "commands.hpp"
+#include "cli/commands.hpp"
 
 namespace cnnc::cli {
 

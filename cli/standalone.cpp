@@ -1,13 +1,13 @@
 // What an executable built by `cnnc build` does: cnnc's train, eval and predict on its one model,
 // whose specialised code is linked in, so nothing is generated or compiled at run time.
-#include "standalone.hpp"
+#include "cli/standalone.hpp"
 
 #include <fmt/format.h>
 
 #include <filesystem>
 
+#include "cli/commands.hpp"
 #include "cnnc/version.hpp"
-#include "commands.hpp"
 #include "engine/engine.hpp"
 
 namespace cnnc::standalone {

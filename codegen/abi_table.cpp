@@ -1,5 +1,5 @@
 // Lowering of a checked Graph to the ABI's layer table, and the names of the ABI's enumerators.
-#include "abi_table.hpp"
+#include "codegen/abi_table.hpp"
 
 #include <cstring>
 #include <stdexcept>

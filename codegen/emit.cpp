@@ -1,6 +1,6 @@
 // What the emitters share: the ISA's attributes, where a layer's buffers live in the workspace,
 // and the comment and FLOPs of every layer function.
-#include "emit.hpp"
+#include "codegen/emit.hpp"
 
 #include <fmt/format.h>
 

@@ -7,12 +7,12 @@
 #include <string>
 #include <string_view>
 
-#include "abi_table.hpp"
+#include "codegen/abi_table.hpp"
+#include "codegen/emit_model.hpp"
+#include "codegen/loops.hpp"
+#include "codegen/plan.hpp"
+#include "codegen/writer.hpp"
 #include "dsl/graph.hpp"
-#include "emit_model.hpp"
-#include "loops.hpp"
-#include "plan.hpp"
-#include "writer.hpp"
 
 namespace cnnc::codegen {
 

@@ -7,7 +7,7 @@
 // (emit_drivers.cpp), so the K x I weight matrix is written once per slice.
 #include <fmt/format.h>
 
-#include "emit.hpp"
+#include "codegen/emit.hpp"
 
 namespace cnnc::codegen {
 

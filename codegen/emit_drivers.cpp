@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "emit.hpp"
+#include "codegen/emit.hpp"
 
 namespace cnnc::codegen {
 

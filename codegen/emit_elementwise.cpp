@@ -5,7 +5,7 @@
 // value with the ABI's counter-based functions so that every engine drops the same values.
 #include <fmt/format.h>
 
-#include "emit.hpp"
+#include "codegen/emit.hpp"
 
 namespace cnnc::codegen {
 

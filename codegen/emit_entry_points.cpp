@@ -1,7 +1,7 @@
 // The C entry points of a generated file: they pick an ISA variant at run time from the CPU (or
 // the one the caller names) and fill a cnnc_model with it.
-#include "abi_table.hpp"
-#include "emit.hpp"
+#include "codegen/abi_table.hpp"
+#include "codegen/emit.hpp"
 
 namespace cnnc::codegen {
 

@@ -2,8 +2,8 @@
 // needs to fill the parameter vector.
 #include <fmt/format.h>
 
-#include "emit_model.hpp"
-#include "writer.hpp"
+#include "codegen/emit_model.hpp"
+#include "codegen/writer.hpp"
 
 namespace cnnc::codegen {
 

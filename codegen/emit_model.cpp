@@ -1,13 +1,13 @@
 // The whole generated file, in order: the prelude, each ISA's namespace (plan, vector helpers,
 // layer functions, drivers), the optimizer step and the C entry points.
-#include "emit_model.hpp"
+#include "codegen/emit_model.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "emit.hpp"
-#include "isa_helpers.hpp"
+#include "codegen/emit.hpp"
+#include "codegen/isa_helpers.hpp"
 
 namespace cnnc::codegen {
 

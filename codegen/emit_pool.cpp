@@ -7,7 +7,7 @@
 // the maximum: the element forward kept, found again instead of stored.
 #include <fmt/format.h>
 
-#include "emit.hpp"
+#include "codegen/emit.hpp"
 
 namespace cnnc::codegen {
 

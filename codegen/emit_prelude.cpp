@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <array>
 
-#include "abi_table.hpp"
 #include "cnnc/version.hpp"
-#include "emit.hpp"
-#include "sha256.hpp"
+#include "codegen/abi_table.hpp"
+#include "codegen/emit.hpp"
+#include "codegen/sha256.hpp"
 
 namespace cnnc::codegen {
 

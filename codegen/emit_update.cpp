@@ -1,5 +1,5 @@
 // The optimizer step of a generated file (cnnc_model::update), shared by its ISA variants.
-#include "emit.hpp"
+#include "codegen/emit.hpp"
 
 namespace cnnc::codegen {
 

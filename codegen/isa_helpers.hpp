@@ -4,7 +4,7 @@
 
 #include <string_view>
 
-#include "plan.hpp"
+#include "codegen/plan.hpp"
 
 namespace cnnc::codegen {
 

@@ -1,5 +1,5 @@
 // Folding of index expressions, and the loops that pass their index to the body as one.
-#include "loops.hpp"
+#include "codegen/loops.hpp"
 
 #include <algorithm>
 

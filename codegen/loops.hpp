@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "writer.hpp"
+#include "codegen/writer.hpp"
 
 namespace cnnc::codegen {
 

@@ -1,5 +1,5 @@
 // Planning: workspace layout and register blocking per layer and ISA.
-#include "plan.hpp"
+#include "codegen/plan.hpp"
 
 #include <fmt/format.h>
 

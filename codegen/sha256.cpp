@@ -1,5 +1,5 @@
 // The Sha256 wrapper over libcrypto's EVP digest interface.
-#include "sha256.hpp"
+#include "codegen/sha256.hpp"
 
 #include <fmt/format.h>
 #include <openssl/evp.h>

@@ -1,5 +1,5 @@
 // Comment escaping for the Writer, and the text helpers of generated comments.
-#include "writer.hpp"
+#include "codegen/writer.hpp"
 
 #include "dsl/graph.hpp"
 

@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <optional>
 
-#include "ast.hpp"
-#include "diagnostics.hpp"
-#include "graph.hpp"
+#include "dsl/ast.hpp"
+#include "dsl/diagnostics.hpp"
+#include "dsl/graph.hpp"
 
 namespace cnnc::dsl {
 

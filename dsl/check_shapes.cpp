@@ -7,8 +7,8 @@
 
 #include <algorithm>
 
-#include "check.hpp"
-#include "draft.hpp"
+#include "dsl/check.hpp"
+#include "dsl/draft.hpp"
 
 namespace cnnc::dsl {
 

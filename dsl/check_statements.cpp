@@ -7,7 +7,7 @@
 #include <cmath>
 #include <map>
 
-#include "draft.hpp"
+#include "dsl/draft.hpp"
 
 namespace cnnc::dsl {
 

@@ -1,5 +1,5 @@
 // Collecting diagnostics and rendering them with the source line and a caret.
-#include "diagnostics.hpp"
+#include "dsl/diagnostics.hpp"
 
 #include <nlohmann/json.hpp>
 

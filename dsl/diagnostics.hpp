@@ -12,7 +12,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "source.hpp"
+#include "dsl/source.hpp"
 
 namespace cnnc::dsl {
 

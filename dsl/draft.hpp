@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "ast.hpp"
-#include "diagnostics.hpp"
-#include "graph.hpp"
+#include "dsl/ast.hpp"
+#include "dsl/diagnostics.hpp"
+#include "dsl/graph.hpp"
 
 namespace cnnc::dsl {
 

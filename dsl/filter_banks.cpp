@@ -1,5 +1,5 @@
 // The built-in filter banks of weights=, for the edge-detection lessons.
-#include "draft.hpp"
+#include "dsl/draft.hpp"
 
 namespace cnnc::dsl {
 

@@ -1,8 +1,8 @@
 // The front end's passes in order: lex, parse, check statements, check shapes.
-#include "frontend.hpp"
+#include "dsl/frontend.hpp"
 
-#include "lexer.hpp"
-#include "parser.hpp"
+#include "dsl/lexer.hpp"
+#include "dsl/parser.hpp"
 
 namespace cnnc::dsl {
 

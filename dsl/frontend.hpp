@@ -3,10 +3,10 @@
 
 #include <optional>
 
-#include "check.hpp"
-#include "diagnostics.hpp"
-#include "graph.hpp"
-#include "source.hpp"
+#include "dsl/check.hpp"
+#include "dsl/diagnostics.hpp"
+#include "dsl/graph.hpp"
+#include "dsl/source.hpp"
 
 namespace cnnc::dsl {
 

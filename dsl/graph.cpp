@@ -1,5 +1,5 @@
 // Names and printing for the Graph's types.
-#include "graph.hpp"
+#include "dsl/graph.hpp"
 
 #include <fmt/format.h>
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "source.hpp"
+#include "dsl/source.hpp"
 
 namespace cnnc::dsl {
 

@@ -4,7 +4,7 @@
 //   number  := [+-]?([0-9]+ '.' [0-9]* | '.' [0-9]+ | [0-9]+) ([eE] [+-]? [0-9]+)?
 //   shape   := [0-9]+ 'x' [0-9]+ ('x' [0-9]+)*
 //   '[' ']' ',' '='   newline   '#' comment to end of line
-#include "lexer.hpp"
+#include "dsl/lexer.hpp"
 
 #include <fmt/format.h>
 

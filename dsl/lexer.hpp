@@ -4,7 +4,7 @@
 #include <string_view>
 #include <vector>
 
-#include "diagnostics.hpp"
+#include "dsl/diagnostics.hpp"
 
 namespace cnnc::dsl {
 

@@ -4,7 +4,7 @@
 //   arg       := word '=' value | value
 //   value     := integer | number | shape | word | list
 //   list      := '[' number { ',' number } ']'
-#include "parser.hpp"
+#include "dsl/parser.hpp"
 
 #include <fmt/format.h>
 

@@ -3,9 +3,9 @@
 
 #include <vector>
 
-#include "ast.hpp"
-#include "diagnostics.hpp"
-#include "lexer.hpp"
+#include "dsl/ast.hpp"
+#include "dsl/diagnostics.hpp"
+#include "dsl/lexer.hpp"
 
 namespace cnnc::dsl {
 

@@ -1,5 +1,5 @@
 // Line and column arithmetic over a source file.
-#include "source.hpp"
+#include "dsl/source.hpp"
 
 #include <algorithm>
 

@@ -7,9 +7,9 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "compile/build.hpp"
-#include "emit_model.hpp"
-#include "engine.hpp"
+#include "codegen/compile/build.hpp"
+#include "codegen/emit_model.hpp"
+#include "engine/engine.hpp"
 
 namespace cnnc::engine {
 

@@ -1,14 +1,14 @@
 // Graph -> ABI layer table -> engine. The one place where the front end's types meet the
 // runtime's, so that runtime/ never includes dsl/.
-#include "engine.hpp"
+#include "engine/engine.hpp"
 
 #include <fmt/format.h>
 
 #include <stdexcept>
 
-#include "abi_table.hpp"
-#include "compile/build.hpp"  // ModelPtr only: nothing here generates or compiles code
-#include "generic_engine.hpp"
+#include "codegen/abi_table.hpp"
+#include "codegen/compile/build.hpp"  // ModelPtr only: nothing here generates or compiles code
+#include "generic/generic_engine.hpp"
 
 namespace cnnc::engine {
 

@@ -1,5 +1,5 @@
 // The training block of a .cnn file as runtime options, initial parameters and data.
-#include "training.hpp"
+#include "engine/training.hpp"
 
 #include <fmt/format.h>
 

@@ -1,5 +1,5 @@
 // Running both engines on one random problem and comparing every tensor they produce.
-#include "verify.hpp"
+#include "engine/verify.hpp"
 
 #include <fmt/format.h>
 
@@ -8,12 +8,12 @@
 #include <cstdlib>
 #include <memory>
 
-#include "compile/build.hpp"
+#include "codegen/compile/build.hpp"
+#include "codegen/emit_model.hpp"
 #include "data/random.hpp"
-#include "emit_model.hpp"
-#include "engine.hpp"
+#include "engine/engine.hpp"
+#include "engine/training.hpp"
 #include "train/trainer.hpp"
-#include "training.hpp"
 
 namespace cnnc::engine {
 

@@ -1,6 +1,6 @@
 // build_generated: the choice of backend, cache lookup, the compile on a miss (in-process or
 // in a subprocess), loading (JIT or dlopen), and what a failure tells the user.
-#include "build.hpp"
+#include "codegen/compile/build.hpp"
 
 #include <dlfcn.h>
 #include <fmt/format.h>
@@ -12,11 +12,11 @@
 #include <iterator>
 #include <utility>
 
-#include "abi_header.hpp"
-#include "cache.hpp"
+#include "codegen/compile/abi_header.hpp"
+#include "codegen/compile/cache.hpp"
+#include "codegen/compile/compiler.hpp"
+#include "codegen/compile/jit_clang.hpp"
 #include "codegen/sha256.hpp"
-#include "compiler.hpp"
-#include "jit_clang.hpp"
 
 namespace cnnc::codegen {
 

@@ -1,5 +1,5 @@
 // Cache keys, entry validation and atomic writes for compiled models.
-#include "cache.hpp"
+#include "codegen/compile/cache.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -9,8 +9,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "abi_header.hpp"
-#include "build.hpp"
+#include "codegen/compile/abi_header.hpp"
+#include "codegen/compile/build.hpp"
 #include "codegen/sha256.hpp"
 
 namespace cnnc::codegen {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "compiler.hpp"
+#include "codegen/compile/compiler.hpp"
 
 namespace cnnc::codegen {
 

@@ -1,5 +1,5 @@
 // Finding, identifying and running the host compiler, with posix_spawn and a pipe.
-#include "compiler.hpp"
+#include "codegen/compile/compiler.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -14,7 +14,7 @@
 #include <map>
 #include <mutex>
 
-#include "build.hpp"
+#include "codegen/compile/build.hpp"
 
 extern char** environ;
 

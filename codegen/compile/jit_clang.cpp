@@ -4,7 +4,7 @@
 //
 // Not clang::Interpreter: on erroneous input it crashes in IncrementalParser::CleanUpPTU, and
 // generated code that does not compile must be reported, not crash cnnc.
-#include "jit_clang.hpp"
+#include "codegen/compile/jit_clang.hpp"
 
 #include <dlfcn.h>
 #include <fmt/format.h>
@@ -33,7 +33,7 @@
 
 #include <mutex>
 
-#include "build.hpp"
+#include "codegen/compile/build.hpp"
 
 namespace cnnc::codegen::jit {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "compiler.hpp"
+#include "codegen/compile/compiler.hpp"
 
 namespace cnnc::codegen::jit {
 

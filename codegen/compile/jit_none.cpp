@@ -2,8 +2,8 @@
 // in-process backend is absent, and build_generated uses the compiler subprocess.
 #include <stdexcept>
 
-#include "build.hpp"
-#include "jit_clang.hpp"
+#include "codegen/compile/build.hpp"
+#include "codegen/compile/jit_clang.hpp"
 
 namespace cnnc::codegen::jit {
 

@@ -4,7 +4,7 @@
 // and never the pre-activation value.
 #include <cmath>
 
-#include "layers.hpp"
+#include "generic/layers.hpp"
 
 namespace cnnc::rt {
 namespace {

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "gemm.hpp"
-#include "layers.hpp"
+#include "generic/gemm.hpp"
+#include "generic/layers.hpp"
 
 namespace cnnc::rt {
 namespace {

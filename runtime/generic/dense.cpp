@@ -3,8 +3,8 @@
 //   forward           y[N][K]  = x[N][C] * w^T[C][K]   (GEMM NT), then bias and activation
 //   backward-weights  dw[K][C] = dy^T[K][N] * x[N][C]  (GEMM TN)
 //   backward-data     dx[N][C] = dy[N][K] * w[K][C]    (GEMM NN)
-#include "gemm.hpp"
-#include "layers.hpp"
+#include "generic/gemm.hpp"
+#include "generic/layers.hpp"
 
 namespace cnnc::rt {
 namespace {

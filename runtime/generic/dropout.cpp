@@ -2,7 +2,7 @@
 //
 // The mask is recomputed in backward from (seed, epoch, sample, layer, element) instead of being
 // stored: it costs one hash per element and keeps the workspace free of masks.
-#include "layers.hpp"
+#include "generic/layers.hpp"
 
 namespace cnnc::rt {
 namespace {

@@ -4,7 +4,7 @@
 // ic over MC rows of A (pack A) -> jr over NR -> ir over MR -> the micro-kernel, which keeps a
 // 6x16 tile of C in registers for KC rank-1 updates. Packing absorbs the transposes, so one
 // micro-kernel serves NN, NT and TN, and zero-pads ragged edges so it never branches inside.
-#include "gemm.hpp"
+#include "generic/gemm.hpp"
 
 #include <cstring>
 

@@ -11,9 +11,9 @@
 #include <utility>
 #include <vector>
 
-#include "gemm.hpp"
-#include "generic_engine.hpp"
-#include "layers.hpp"
+#include "generic/gemm.hpp"
+#include "generic/generic_engine.hpp"
+#include "generic/layers.hpp"
 
 namespace cnnc::rt {
 namespace {

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "layers.hpp"
+#include "generic/layers.hpp"
 
 namespace cnnc::rt {
 namespace {

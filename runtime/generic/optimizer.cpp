@@ -1,7 +1,7 @@
 // SGD with momentum and Adam, each step written in torch.optim's order so results match it.
 #include <cmath>
 
-#include "layers.hpp"
+#include "generic/layers.hpp"
 
 namespace cnnc::rt {
 

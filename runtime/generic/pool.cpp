@@ -4,7 +4,7 @@
 // compiler vectorises. Windows may overlap (stride < window), so backward accumulates into dx.
 #include <cstring>
 
-#include "layers.hpp"
+#include "generic/layers.hpp"
 
 namespace cnnc::rt {
 namespace {

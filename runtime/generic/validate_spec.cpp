@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "generic_engine.hpp"
+#include "generic/generic_engine.hpp"
 
 namespace cnnc::rt {
 namespace {

@@ -1,5 +1,5 @@
 // Temporary file, fsync, rename.
-#include "atomic_file.hpp"
+#include "train/atomic_file.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -1,7 +1,7 @@
 // Atomic, checksummed checkpoint files.
-#include "checkpoint.hpp"
+#include "train/checkpoint.hpp"
 
-#include "atomic_file.hpp"
+#include "train/atomic_file.hpp"
 
 #include <fmt/format.h>
 #include <zlib.h>

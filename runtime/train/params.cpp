@@ -1,5 +1,5 @@
 // Initialisation and digests of the parameter vector.
-#include "params.hpp"
+#include "train/params.hpp"
 
 #include <fmt/format.h>
 

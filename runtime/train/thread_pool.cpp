@@ -1,5 +1,5 @@
 // The worker threads of ThreadPool: each waits for a new generation of work, runs its index.
-#include "thread_pool.hpp"
+#include "train/thread_pool.hpp"
 
 namespace cnnc::rt {
 

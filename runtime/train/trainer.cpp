@@ -2,7 +2,7 @@
 // most one); each thread runs the model's train entry point on its slice into its own gradient
 // buffer, and the buffers are summed in thread order, so the bits depend on the seed and the
 // thread count only.
-#include "trainer.hpp"
+#include "train/trainer.hpp"
 
 #include <fmt/format.h>
 
@@ -16,11 +16,11 @@
 #include <numbers>
 #include <stdexcept>
 
-#include "atomic_file.hpp"
-#include "checkpoint.hpp"
 #include "data/batches.hpp"
-#include "params.hpp"
-#include "stopwatch.hpp"
+#include "train/atomic_file.hpp"
+#include "train/checkpoint.hpp"
+#include "train/params.hpp"
+#include "train/stopwatch.hpp"
 
 namespace cnnc::rt {
 

@@ -14,7 +14,7 @@
 #include "cnnc_abi.h"
 #include "data/augment.hpp"
 #include "data/dataset.hpp"
-#include "thread_pool.hpp"
+#include "train/thread_pool.hpp"
 
 namespace cnnc::rt {
 

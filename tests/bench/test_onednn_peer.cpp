@@ -9,7 +9,7 @@
 #include <cstdlib>
 
 #include "../generic/support.hpp"
-#include "onednn_peer_loader.hpp"
+#include "bench/onednn_peer_loader.hpp"
 
 using cnnc::bench::OnednnPeer;
 using cnnc::bench::OnednnUnsupported;

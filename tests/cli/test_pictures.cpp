@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "pictures.hpp"
+#include "cli/pictures.hpp"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "../dsl/check_text.hpp"
-#include "abi_table.hpp"
-#include "emit_model.hpp"
+#include "codegen/abi_table.hpp"
+#include "codegen/emit_model.hpp"
 #include "engine/verify.hpp"
 
 namespace fs = std::filesystem;

@@ -15,8 +15,8 @@
 #include <thread>
 
 #include "../skip.hpp"
-#include "abi_header.hpp"
-#include "build.hpp"
+#include "codegen/compile/abi_header.hpp"
+#include "codegen/compile/build.hpp"
 #include "codegen/sha256.hpp"
 
 namespace fs = std::filesystem;

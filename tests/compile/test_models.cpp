@@ -10,8 +10,8 @@
 
 #include "../dsl/check_text.hpp"
 #include "../skip.hpp"
-#include "compile/build.hpp"
-#include "emit_model.hpp"
+#include "codegen/compile/build.hpp"
+#include "codegen/emit_model.hpp"
 #include "engine/verify.hpp"
 
 namespace fs = std::filesystem;

@@ -7,7 +7,7 @@
 #include <span>
 #include <stdexcept>
 
-#include "checkpoint.hpp"
+#include "train/checkpoint.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cnnc::rt;

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "pictures.hpp"
+#include "cli/pictures.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cnnc::cli;

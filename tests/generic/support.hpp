@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "cnnc_abi.h"
-#include "generic_engine.hpp"
+#include "generic/generic_engine.hpp"
 
 namespace cnnc::test {
 

@@ -1,8 +1,8 @@
 // Convolution: forward on hand-computed Sobel filters, backward against finite differences.
 #include <algorithm>
 
-#include "gemm.hpp"
-#include "layers.hpp"
+#include "generic/gemm.hpp"
+#include "generic/layers.hpp"
 #include "support.hpp"
 
 using cnnc::test::Pads;

@@ -1,8 +1,8 @@
 // Dense and activations: backward against finite differences, forward against closed forms.
 #include <cmath>
 
-#include "gemm.hpp"
-#include "layers.hpp"
+#include "generic/gemm.hpp"
+#include "generic/layers.hpp"
 #include "support.hpp"
 
 using cnnc::test::SpecBuilder;

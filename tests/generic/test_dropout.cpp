@@ -1,5 +1,5 @@
 // Dropout: the ABI's mask, the keep rate, the scale, reproducibility, and backward by differences.
-#include "layers.hpp"
+#include "generic/layers.hpp"
 #include "support.hpp"
 
 using cnnc::test::SpecBuilder;

@@ -1,5 +1,5 @@
 // SGEMM against the naive triple loop: every ISA variant this CPU has, every transpose, odd sizes.
-#include "gemm.hpp"
+#include "generic/gemm.hpp"
 #include "support.hpp"
 
 using cnnc::rt::GemmArgs;

@@ -1,7 +1,7 @@
 // Losses against closed forms and finite differences; optimizer steps against hand-computed values.
 #include <cmath>
 
-#include "layers.hpp"
+#include "generic/layers.hpp"
 #include "support.hpp"
 
 TEST_CASE("softmax cross-entropy: closed form, gradient, probabilities", "[loss]") {

@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "layers.hpp"
+#include "generic/layers.hpp"
 #include "support.hpp"
 
 using cnnc::test::SpecBuilder;

@@ -21,8 +21,8 @@
 #include <sstream>
 
 #include "../dsl/check_text.hpp"
-#include "compile/jit_clang.hpp"
-#include "emit_model.hpp"
+#include "codegen/compile/jit_clang.hpp"
+#include "codegen/emit_model.hpp"
 
 namespace fs = std::filesystem;
 using namespace clang::ast_matchers;

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "checkpoint.hpp"
+#include "train/checkpoint.hpp"
 
 namespace fs = std::filesystem;
 using namespace cnnc;
