@@ -39,8 +39,8 @@ int32_t i32(int64_t v) {
 
 }  // namespace
 
-AbiModel lower_to_abi(const dsl::Graph& g) {
-  AbiModel m;
+rt::ModelSpec lower_to_abi(const dsl::Graph& g) {
+  rt::ModelSpec m;
   m.name = g.name;
   m.input_h = i32(g.input.h);
   m.input_w = i32(g.input.w);

@@ -5,7 +5,8 @@
 
 namespace cnnc::codegen {
 
-void emit_entry_points(Writer& w, const dsl::Graph& g, const AbiModel& abi, const GenOptions& o) {
+void emit_entry_points(Writer& w, const dsl::Graph& g, const rt::ModelSpec& abi,
+                       const GenOptions& o) {
   w.comment(
       "The ISA variant for a target (\"auto\": the best this CPU runs): 0 avx512, 1 avx2, 2 "
       "portable, -1 none.");

@@ -71,7 +71,7 @@ void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch) {
 
 Generated emit_model(const dsl::Graph& g, const GenOptions& o) {
   Writer w;
-  AbiModel abi = lower_to_abi(g);
+  rt::ModelSpec abi = lower_to_abi(g);
   emit_prelude(w, g, o);
   w.open_namespace("cnnc_gen_" + g.name);
   w.blank();

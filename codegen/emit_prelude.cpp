@@ -103,7 +103,7 @@ void emit_prelude(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   w.blank();
 }
 
-void emit_layer_table(Writer& w, const AbiModel& abi) {
+void emit_layer_table(Writer& w, const rt::ModelSpec& abi) {
   w.comment(
       "The ABI's layer table (cnnc_layer in cnnc_abi.h), one row per layer: name, kind, "
       "activation,\n"

@@ -14,17 +14,10 @@ namespace cnnc::engine {
 
 namespace {
 
-// The generic engine's description of the model: the ABI's rows, lowered once (codegen/abi_table)
-// for it and for the table generated code prints.
-rt::ModelSpec spec_of(const dsl::Graph& g) {
-  codegen::AbiModel a = codegen::lower_to_abi(g);
-  return {std::move(a.name),   a.input_h,    a.input_w, a.input_c, a.loss,
-          std::move(a.layers), a.param_count};
-}
-
 class GenericEngine final : public Engine {
  public:
-  GenericEngine(const dsl::Graph& g, int32_t max_batch) : model_(spec_of(g), max_batch) {}
+  GenericEngine(const dsl::Graph& g, int32_t max_batch)
+      : model_(codegen::lower_to_abi(g), max_batch) {}
   const cnnc_model& model() const override { return *model_.abi(); }
   std::string description() const override { return "generic"; }
 

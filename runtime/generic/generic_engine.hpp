@@ -15,17 +15,9 @@
 #include <vector>
 
 #include "cnnc_abi.h"
+#include "model_spec.hpp"
 
 namespace cnnc::rt {
-
-// What the engine needs to know about a model: the ABI's layer table plus the model's header.
-struct ModelSpec {
-  std::string name;
-  int32_t input_h = 0, input_w = 0, input_c = 0;
-  int32_t loss = CNNC_CROSS_ENTROPY;  // enum cnnc_loss
-  std::vector<cnnc_layer> layers;
-  int64_t param_count = 0;
-};
 
 // Throws std::invalid_argument naming the layer and the broken rule when the table is not one
 // the ABI allows: shapes that do not chain or do not follow from the kernel, stride and padding;

@@ -116,7 +116,7 @@ TEST_CASE("a checked graph lowers to the ABI's layer table, one row per layer") 
   dsl::Graph g = test::graph_of(
       "model rows\ninput 6x6x1\nconv 2 3x3 pad=same relu\nmaxpool 2x2\nflatten\ndropout "
       "0.25\ndense 3 softmax\nloss mse\n");
-  codegen::AbiModel m = codegen::lower_to_abi(g);
+  rt::ModelSpec m = codegen::lower_to_abi(g);
   CHECK(m.name == "rows");
   CHECK((m.input_h == 6 && m.input_w == 6 && m.input_c == 1));
   CHECK(m.loss == CNNC_MSE);
