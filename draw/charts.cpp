@@ -270,7 +270,14 @@ void write_grid(const std::filesystem::path& path, const std::string& title,
   }
   for (size_t i = 0; i < tiles.size(); ++i) {
     const double x = 20 + cell_w * (i % columns), y = top + cell_h * (i / columns);
-    c.image(tiles[i].image, x + (cell_w - 16 - tiles[i].image.width) / 2, y);
+    const double image_x = x + (cell_w - 16 - tiles[i].image.width) / 2;
+    c.image(tiles[i].image, image_x, y);
+    // A hairline frame, so a map whose edge is white (a zero weight) keeps its outline.
+    c.set(kFaint);
+    cairo_set_line_width(c.cr(), 1);
+    cairo_rectangle(c.cr(), image_x - 0.5, y - 0.5, tiles[i].image.width + 1,
+                    tiles[i].image.height + 1);
+    cairo_stroke(c.cr());
     c.text(x + (cell_w - 16) / 2, y + tiles[i].image.height + 18, tiles[i].caption, kInk, 12, 0.5);
   }
   c.save(path);

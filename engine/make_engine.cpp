@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "compile/build.hpp"  // ModelPtr only: nothing here generates or compiles code
 #include "generic_engine.hpp"
@@ -81,7 +82,7 @@ rt::ModelSpec spec_of(const dsl::Graph& g) {
 
 class GenericEngine final : public Engine {
  public:
-  GenericEngine(const dsl::Graph& g, int32_t max_batch) : model_(spec_of(g), max_batch) {}
+  GenericEngine(rt::ModelSpec spec, int32_t max_batch) : model_(std::move(spec), max_batch) {}
   const cnnc_model& model() const override { return *model_.abi(); }
   std::string description() const override { return "generic"; }
 
@@ -151,10 +152,20 @@ void set_compiled_engine(EngineFactory factory) {
 
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
                                     int32_t max_batch, const std::string& target) {
-  if (name == "generic") return std::make_unique<GenericEngine>(graph, max_batch);
+  if (name == "generic") return std::make_unique<GenericEngine>(spec_of(graph), max_batch);
   if (name == "specialized") return make_specialized(graph, max_batch, target);
   throw std::runtime_error(
       fmt::format("unknown engine '{}'; expected generic or specialized", name));
+}
+
+std::unique_ptr<Engine> make_generic_prefix(const dsl::Graph& graph, size_t layers,
+                                            int32_t max_batch) {
+  if (layers == 0 || layers > graph.layers.size())
+    throw std::invalid_argument(fmt::format("model {} has {} layers, not a prefix of {}",
+                                            graph.name, graph.layers.size(), layers));
+  rt::ModelSpec spec = spec_of(graph);
+  spec.layers.resize(layers);  // offsets and param_count stay the whole model's
+  return std::make_unique<GenericEngine>(std::move(spec), max_batch);
 }
 
 }  // namespace cnnc::engine

@@ -9,34 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "../read_png.hpp"
 #include "../run_command.hpp"
 #include "draw/charts.hpp"
 #include "draw/image.hpp"
 
-#define STB_IMAGE_IMPLEMENTATION
-#define STB_IMAGE_STATIC
-#include <stb_image.h>
-
 namespace fs = std::filesystem;
 using namespace cnnc::draw;
+using cnnc_test::read_png;
 
 namespace {
-
-struct Decoded {
-  int width = 0, height = 0;
-  std::vector<uint8_t> rgb;
-  const uint8_t* at(int x, int y) const { return &rgb[(static_cast<size_t>(y) * width + x) * 3]; }
-};
-
-Decoded read_png(const fs::path& path) {
-  Decoded d;
-  int channels = 0;
-  unsigned char* p = stbi_load(path.c_str(), &d.width, &d.height, &channels, 3);
-  REQUIRE(p);
-  d.rgb.assign(p, p + static_cast<size_t>(d.width) * d.height * 3);
-  stbi_image_free(p);
-  return d;
-}
 
 fs::path scratch(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("cnnc_test_draw_" + std::to_string(getpid()));
@@ -51,7 +33,7 @@ TEST_CASE("a grey tensor image shows every value as a scale x scale block of its
   const std::vector<float> x = {-1, 0, 1, 2, 3, 4};
   const fs::path path = scratch("grey.png");
   write_png(path, tensor_image(x, 2, 3, ColorMap::grey, 4));
-  const Decoded d = read_png(path);
+  const cnnc_test::Png d = read_png(path);
   REQUIRE(d.width == 12);
   REQUIRE(d.height == 8);
   for (int y = 0; y < 8; ++y)
@@ -68,7 +50,7 @@ TEST_CASE("a diverging tensor image is white at 0, red at +max and blue at -max"
   const std::vector<float> x = {-2, -1, 0, 1, 2, 0.5f};
   const fs::path path = scratch("diverging.png");
   write_png(path, tensor_image(x, 1, 6, ColorMap::diverging, 1));
-  const Decoded d = read_png(path);
+  const cnnc_test::Png d = read_png(path);
   auto is = [&](int c, int r, int g, int b) {
     INFO("pixel " << c);
     CHECK(int{d.at(c, 0)[0]} == r);

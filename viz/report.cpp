@@ -1,0 +1,184 @@
+// The lesson of report.hpp: activations from generic prefixes of the model (the first k layers
+// read the full parameter vector), pictures through draw/, and the page that strings them
+// together.
+#include "viz/report.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "draw/charts.hpp"
+#include "draw/image.hpp"
+#include "engine/engine.hpp"
+#include "train/atomic_file.hpp"
+#include "train/thread_pool.hpp"
+#include "train/trainer.hpp"
+
+namespace cnnc::viz {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Upscaling that makes a map about 112 pixels on its longer side, at least 1.
+int scale_for(int64_t h, int64_t w, int target = 112) {
+  return static_cast<int>(std::max<int64_t>(1, target / std::max(h, w)));
+}
+
+// Channel k of a [H][W][C] tensor as an H x W map.
+std::vector<float> channel(std::span<const float> x, const dsl::Shape& s, int64_t k) {
+  std::vector<float> map(static_cast<size_t>(s.h * s.w));
+  for (int64_t i = 0; i < s.h * s.w; ++i) map[i] = x[i * s.c + k];
+  return map;
+}
+
+// The output of the graph's first `layers` layers on one image.
+std::vector<float> layer_output(const dsl::Graph& g, size_t layers,
+                                const std::vector<float>& params, std::span<const float> image) {
+  std::unique_ptr<engine::Engine> e = engine::make_generic_prefix(g, layers, 1);
+  const cnnc_model& m = e->model();
+  rt::ThreadPool pool(1);
+  rt::Workspaces workspaces(m, 1);
+  std::vector<float> out(static_cast<size_t>(m.output_size));
+  rt::forward_batch(m, params, image.data(), 1, out.data(), pool, workspaces);
+  return out;
+}
+
+std::string where(const dsl::Layer& l) {
+  return fmt::format("{} {} (line {}: {})", l.name, l.out.str(), l.line, l.statement);
+}
+
+// Text for HTML: the .cnn lines and file names are the user's.
+std::string escaped(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else if (c == '"')
+      out += "&quot;";
+    else
+      out += c;
+  }
+  return out;
+}
+
+Figure filters(const dsl::Layer& l, const std::vector<float>& params, bool first,
+               const fs::path& dir) {
+  // Conv weights are [K][R][S][C] (cnnc_abi.h); all kernels of a layer share one colour scale.
+  const int64_t K = l.out.c, R = l.kernel_h, S = l.kernel_w, C = l.in.c;
+  std::span<const float> w(params.data() + l.weight_offset, static_cast<size_t>(l.weight_count));
+  float m = 0;
+  for (float v : w) m = std::max(m, std::abs(v));
+  std::vector<draw::Tile> tiles;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      std::vector<float> kernel(static_cast<size_t>(R * S));
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < S; ++s) kernel[r * S + s] = w[((k * R + r) * S + s) * C + c];
+      draw::Image im = draw::tensor_image(kernel, static_cast<int>(R), static_cast<int>(S),
+                                          draw::ColorMap::diverging, scale_for(R, S, 96), -m, m);
+      draw::write_png(dir / fmt::format("filters_{}_k{}_c{}.png", l.name, k, c), im);
+      tiles.push_back(
+          {std::move(im), C == 1 ? fmt::format("filter {}", k) : fmt::format("k{} c{}", k, c)});
+    }
+  Figure f{"filters_" + l.name + ".png", "Filters of " + where(l), ""};
+  draw::write_grid(dir / f.file, f.title, tiles,
+                   static_cast<int>(C == 1 ? std::min<int64_t>(K, 8) : C),
+                   draw::ScaleBar{draw::ColorMap::diverging, -m, m});
+  f.caption = first
+                  ? fmt::format(
+                        "The {} kernels of the first convolution, each {}x{}. Red weights add the "
+                        "brightness under them, blue ones subtract it, white ones ignore it: a "
+                        "kernel responds most where the digit looks like it.",
+                        K, R, S)
+                  : fmt::format(
+                        "{}: one row per output channel, one kernel per input channel ({} of "
+                        "them). This layer does not look at pixels but at the maps of the layer "
+                        "before, so its kernels combine features rather than draw strokes.",
+                        l.name, C);
+  return f;
+}
+
+}  // namespace
+
+std::vector<Figure> write_report(const dsl::Graph& g, const std::vector<float>& params,
+                                 std::span<const float> image, const std::string& image_name,
+                                 const fs::path& dir) {
+  fs::create_directories(dir);
+  std::vector<Figure> figures;
+  const dsl::Shape& in = g.input;
+  figures.push_back(
+      {"input.png", "The input",
+       fmt::format("{}, {} as the model reads it (black 0, white 1).", image_name, in.str())});
+  draw::write_png(
+      dir / "input.png",
+      draw::tensor_image(channel(image, in, 0), static_cast<int>(in.h), static_cast<int>(in.w),
+                         draw::ColorMap::grey, scale_for(in.h, in.w, 224), 0, 1));
+  bool first = true;
+  for (const dsl::Layer& l : g.layers)
+    if (l.kind == dsl::LayerKind::conv) {
+      figures.push_back(filters(l, params, first, dir));
+      first = false;
+    }
+  for (size_t i = 0; i < g.layers.size(); ++i) {
+    const dsl::Layer& l = g.layers[i];
+    if (l.kind != dsl::LayerKind::conv && l.kind != dsl::LayerKind::maxpool &&
+        l.kind != dsl::LayerKind::avgpool)
+      continue;
+    const std::vector<float> y = layer_output(g, i + 1, params, image);
+    const int scale = scale_for(l.out.h, l.out.w);
+    std::vector<draw::Tile> tiles;
+    for (int64_t k = 0; k < l.out.c; ++k) {
+      const std::vector<float> map = channel(y, l.out, k);
+      auto [lo, hi] = std::minmax_element(map.begin(), map.end());
+      draw::Image im = draw::tensor_image(map, static_cast<int>(l.out.h), static_cast<int>(l.out.w),
+                                          draw::ColorMap::grey, scale);
+      draw::write_png(dir / fmt::format("maps_{}_c{}.png", l.name, k), im);
+      tiles.push_back({std::move(im), fmt::format("{} [{:.2g}, {:.2g}]", k, *lo, *hi)});
+    }
+    Figure f{"maps_" + l.name + ".png", "Feature maps of " + where(l), ""};
+    draw::write_grid(dir / f.file, f.title, tiles, static_cast<int>(std::min<int64_t>(l.out.c, 8)));
+    f.caption = l.kind == dsl::LayerKind::conv
+                    ? fmt::format(
+                          "What {} computes on this input: one map per filter, each grey from its "
+                          "smallest value (black) to its largest (white), the range under it. "
+                          "Bright where the input matches the filter.",
+                          l.name)
+                    : fmt::format(
+                          "{} keeps the strongest (max) or the mean (avg) response of each "
+                          "{}x{} window: the same maps, {}x{} instead of {}x{}, so the next "
+                          "layer sees a wider part of the digit.",
+                          l.name, l.kernel_h, l.kernel_w, l.out.h, l.out.w, l.in.h, l.in.w);
+    figures.push_back(std::move(f));
+  }
+
+  // The page: every figure with its caption; the inline script only reports, in the title,
+  // whether every image loaded (the test that opens the page in a browser reads it).
+  std::string html = fmt::format(
+      "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+      "<title>cnnc viz: {0}</title>\n<style>body{{font-family:'DejaVu Sans',sans-serif;"
+      "max-width:1100px;margin:2em auto;color:#222}}figure{{margin:2em 0}}img{{max-width:100%;"
+      "image-rendering:pixelated}}figcaption{{max-width:70ch}}</style>\n</head><body>\n"
+      "<h1>What {0} computes</h1>\n<p>Model <code>{1}</code>, input {2}. Read from top to "
+      "bottom: the input, the filters the model applies, and what each layer makes of the "
+      "input.</p>\n",
+      escaped(g.name), escaped(g.source_path), escaped(image_name));
+  for (const Figure& f : figures)
+    html += fmt::format(
+        "<figure><h2>{}</h2><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>\n",
+        escaped(f.title), escaped(f.file), escaped(f.title), escaped(f.caption));
+  html +=
+      "<script>window.addEventListener('load',()=>{const i=[...document.images];"
+      "document.title=i.every(x=>x.complete&&x.naturalWidth>0)?'all images loaded':"
+      "'images missing: '+i.filter(x=>!(x.complete&&x.naturalWidth>0)).map(x=>x.src).join(' ');"
+      "});</script>\n</body></html>\n";
+  rt::write_file_atomically(dir / "index.html", html);
+  return figures;
+}
+
+}  // namespace cnnc::viz
