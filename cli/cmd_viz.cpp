@@ -1,9 +1,14 @@
 // cnnc viz FILE [--weights CKPT] [--image IMG | --index N]: the lesson of viz/report.hpp for
-// one input, written to runs/<model>/viz/ unless --out says otherwise.
+// one input, written to runs/<model>/viz/ unless --out says otherwise; with --weights also the
+// run's curves (history.csv beside the checkpoint), confusion matrix and worst mistakes.
 #include <fmt/format.h>
+
+#include <filesystem>
+#include <optional>
 
 #include "commands.hpp"
 #include "data/batches.hpp"
+#include "data/idx.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
 #include "pictures.hpp"
@@ -44,6 +49,17 @@ int run_viz(const VizArgs& a) {
                  g.trainable_params, g.training.seed);
   }
 
+  // The test set gives --index its image and a trained model its confusion matrix; a picture
+  // from --image needs it only for the latter, so then a missing data set is a note, not an error.
+  std::optional<rt::Mnist> data;
+  if (a.image.empty() || !a.weights.empty()) {
+    try {
+      data = engine::load_data(g, a.data);
+    } catch (const rt::DataError& missing) {
+      if (a.image.empty()) throw;
+      fmt::print(stderr, "cnnc viz: no test set ({}): no confusion matrix\n", missing.what());
+    }
+  }
   std::vector<uint8_t> pixels;
   std::string name;
   if (!a.image.empty()) {
@@ -53,19 +69,26 @@ int run_viz(const VizArgs& a) {
                                            p.name, p.cols, p.rows, g.name, g.input.w, g.input.h));
     pixels = std::move(p.pixels), name = p.name;
   } else {
-    rt::Mnist data = engine::load_data(g, a.data);
-    if (a.index >= data.test.count)
+    if (a.index >= data->test.count)
       throw std::runtime_error(fmt::format("--index {} is past the {} test images of {}", a.index,
-                                           data.test.count, data.test.images_path));
-    const uint8_t* p = data.test.image(a.index);
+                                           data->test.count, data->test.images_path));
+    const uint8_t* p = data->test.image(a.index);
     pixels.assign(p, p + static_cast<size_t>(g.input.h) * g.input.w);
-    name = fmt::format("test image {} (label {})", a.index, data.test.labels[a.index]);
+    name = fmt::format("test image {} (label {})", a.index, data->test.labels[a.index]);
+  }
+  // A trained model's run: history.csv beside its checkpoint, and the test set.
+  viz::RunResults run;
+  if (!a.weights.empty()) {
+    const std::filesystem::path history =
+        std::filesystem::path(a.weights).parent_path() / "history.csv";
+    if (std::filesystem::exists(history)) run.history = history;
+    if (data) run.test = &data->test;
   }
   std::vector<float> input(pixels.size());
   rt::pixels_to_floats(pixels.data(), pixels.size(), input.data());
 
   const std::string out = a.out.empty() ? "runs/" + g.name + "/viz" : a.out;
-  std::vector<viz::Figure> figures = viz::write_report(g, params, input, name, out);
+  std::vector<viz::Figure> figures = viz::write_report(g, params, input, name, out, run);
   fmt::print("cnnc viz: wrote {}/index.html and {} pictures of {} on {}\n", out, figures.size(),
              g.name, name);
   return exit_ok;

@@ -163,25 +163,32 @@ void write_line_chart(const std::filesystem::path& path, const LineChart& chart,
   y_min = std::min(0.0, y_min);
   if (y_max <= y_min) y_max = y_min + 1;
   if (x_max <= x_min) x_max = x_min + 1;
+  // The top of the y axis is a whole tick, so the highest point never touches the frame.
+  const double dy = tick_step(y_max - y_min, 5);
+  y_max = std::ceil(y_max / dy - 1e-9) * dy;
   const double left = 70, right = 170, top = 50, bottom = 55;
   const double w = width - left - right, h = height - top - bottom;
   auto px = [&](double x) { return left + w * (x - x_min) / (x_max - x_min); };
   auto py = [&](double y) { return top + h * (1 - (y - y_min) / (y_max - y_min)); };
   Canvas c(width, height);
   c.text(left, 30, chart.title, kInk, kTitle);
-  const double dy = tick_step(y_max - y_min, 5);
   for (double t = std::ceil(y_min / dy) * dy; t <= y_max + 1e-9 * dy; t += dy) {
     c.line(left, std::round(py(t)) + 0.5, left + w, std::round(py(t)) + 0.5, kFaint);
     c.text(left - 8, py(t) + 5, short_number(t), kInk, 12, 1);
   }
-  const double dx = tick_step(x_max - x_min, 8);
+  // Whole numbers on x (epochs) get whole ticks: "epoch 1.5" means nothing.
+  bool whole = true;
+  for (const Series& s : chart.series)
+    for (double x : s.x) whole = whole && x == std::floor(x);
+  const double dx =
+      whole ? std::max(1.0, tick_step(x_max - x_min, 8)) : tick_step(x_max - x_min, 8);
   for (double t = std::ceil(x_min / dx) * dx; t <= x_max + 1e-9 * dx; t += dx)
     c.text(px(t), top + h + 18, short_number(t), kInk, 12, 0.5);
   c.line(left, top + h + 0.5, left + w, top + h + 0.5, kInk);
   c.line(left - 0.5, top, left - 0.5, top + h, kInk);
   c.text(left + w / 2, height - 12, chart.x_label, kInk, kText, 0.5);
   cairo_save(c.cr());
-  cairo_move_to(c.cr(), 20, top + h / 2);
+  cairo_translate(c.cr(), 20, top + h / 2);  // the label's centre, then turned upright
   cairo_rotate(c.cr(), -M_PI / 2);
   c.text(0, 0, chart.y_label, kInk, kText, 0.5);
   cairo_restore(c.cr());
@@ -215,7 +222,7 @@ void write_matrix(const std::filesystem::path& path, const Matrix& m) {
   c.text(20, 28, m.title, kInk, kTitle);
   c.text(left + cell * m.cols.size() / 2, 56, m.col_axis, kInk, kText, 0.5);
   cairo_save(c.cr());
-  cairo_move_to(c.cr(), 28, top + cell * m.rows.size() / 2);
+  cairo_translate(c.cr(), 28, top + cell * m.rows.size() / 2);
   cairo_rotate(c.cr(), -M_PI / 2);
   c.text(0, 0, m.row_axis, kInk, kText, 0.5);
   cairo_restore(c.cr());

@@ -7,7 +7,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
 
+#include "data/batches.hpp"
 #include "draw/charts.hpp"
 #include "draw/image.hpp"
 #include "engine/engine.hpp"
@@ -67,6 +71,129 @@ std::string escaped(const std::string& s) {
   return out;
 }
 
+// The columns of cnnc train's history.csv (runtime/train/trainer.cpp) by name; an empty cell
+// (validation without a held-out set) is NaN and drops out of the chart.
+std::map<std::string, std::vector<double>> read_history(const fs::path& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot read " + path.string());
+  std::string line;
+  std::vector<std::string> names;
+  std::map<std::string, std::vector<double>> columns;
+  for (int number = 1; std::getline(f, line); ++number) {
+    std::vector<std::string> cells;
+    std::stringstream row(line);
+    for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+    if (number == 1) {
+      names = cells;
+      continue;
+    }
+    if (cells.size() > names.size())
+      throw std::runtime_error(fmt::format("{}:{}: {} cells, but the header names {}",
+                                           path.string(), number, cells.size(), names.size()));
+    for (size_t i = 0; i < names.size(); ++i) {
+      double v = NAN;
+      if (i < cells.size() && !cells[i].empty()) {
+        size_t used = 0;
+        try {
+          v = std::stod(cells[i], &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != cells[i].size())
+          throw std::runtime_error(fmt::format("{}:{}: column {} ('{}') is not a number: '{}'",
+                                               path.string(), number, i + 1, names[i], cells[i]));
+      }
+      columns[names[i]].push_back(v);
+    }
+  }
+  if (!columns.count("epoch") || columns["epoch"].empty())
+    throw std::runtime_error(path.string() + ": no epochs (is it cnnc train's history.csv?)");
+  return columns;
+}
+
+// One line chart of `what` ("loss", "accuracy") per epoch for the three sets that have it.
+Figure curves(std::map<std::string, std::vector<double>>& h, const std::string& what,
+              const fs::path& dir) {
+  draw::LineChart chart{what + " per epoch", "epoch", what, {}};
+  const std::pair<const char*, draw::Rgb> sets[] = {
+      {"train", {31, 119, 180}}, {"validation", {44, 160, 44}}, {"test", {255, 127, 14}}};
+  for (const auto& [set, color] : sets) {
+    draw::Series s{set, {}, {}, color};
+    const std::vector<double>& y = h[std::string(set) + "_" + what];
+    for (size_t i = 0; i < y.size(); ++i)
+      if (!std::isnan(y[i])) s.x.push_back(h["epoch"][i]), s.y.push_back(y[i]);
+    if (!s.x.empty()) chart.series.push_back(std::move(s));
+  }
+  Figure f{what + ".png", "Training: " + what, ""};
+  draw::write_line_chart(dir / f.file, chart, 800, 400);
+  f.caption = what == "loss"
+                  ? "The cross-entropy per epoch. Training loss falling while validation or test "
+                    "loss rises is overfitting: the model memorises rather than generalises."
+                  : "The share of images classified correctly after each epoch. The gap between "
+                    "training and test accuracy is what the model did not generalise.";
+  return f;
+}
+
+// The confusion matrix and the most confident mistakes on the test set, in one pass.
+std::vector<Figure> test_results(const dsl::Graph& g, const std::vector<float>& params,
+                                 const rt::LabeledImages& test, const fs::path& dir) {
+  std::unique_ptr<engine::Engine> e = engine::make_engine(g, "generic", 64);
+  const cnnc_model& m = e->model();
+  rt::ThreadPool pool(1);
+  rt::Workspaces workspaces(m, 1);
+  const int32_t K = m.output_size;
+  std::vector<int32_t> predicted(static_cast<size_t>(test.count));
+  std::vector<float> confidence(static_cast<size_t>(test.count));
+  int32_t seen = 0;  // evaluate passes the test set in order, chunk after chunk
+  rt::EvalResult r = rt::evaluate(m, test, 64, [&](const float* images, int32_t n, float* outputs) {
+    rt::forward_batch(m, params, images, n, outputs, pool, workspaces);
+    for (int32_t i = 0; i < n; ++i, ++seen) {
+      const float* y = outputs + static_cast<int64_t>(i) * K;
+      predicted[seen] = static_cast<int32_t>(std::max_element(y, y + K) - y);
+      confidence[seen] = y[predicted[seen]];
+    }
+  });
+  std::vector<std::string> classes;
+  for (int32_t k = 0; k < K; ++k) classes.push_back(std::to_string(k));
+  std::vector<Figure> figures;
+  Figure c{"confusion.png", "Confusion matrix", ""};
+  draw::write_matrix(dir / c.file,
+                     {fmt::format("{} test images, {:.2f}% correct", r.count, 100 * r.accuracy),
+                      "true class", "predicted class", classes, classes,
+                      std::vector<double>(r.confusion.begin(), r.confusion.end())});
+  c.caption =
+      "Row: the true digit; column: what the model said. The diagonal holds the correct "
+      "answers; a large number off the diagonal names two digits the model confuses.";
+  figures.push_back(c);
+
+  std::vector<int32_t> wrong;
+  for (int32_t i = 0; i < test.count; ++i)
+    if (predicted[i] != test.labels[i]) wrong.push_back(i);
+  if (wrong.empty()) return figures;
+  const size_t shown = std::min<size_t>(wrong.size(), 24);
+  std::partial_sort(wrong.begin(), wrong.begin() + static_cast<std::ptrdiff_t>(shown), wrong.end(),
+                    [&](int32_t a, int32_t b) { return confidence[a] > confidence[b]; });
+  std::vector<draw::Tile> tiles;
+  for (size_t j = 0; j < shown; ++j) {
+    const int32_t i = wrong[j];
+    std::vector<float> x(static_cast<size_t>(test.rows) * test.cols);
+    rt::pixels_to_floats(test.image(i), x.size(), x.data());
+    tiles.push_back({draw::tensor_image(x, test.rows, test.cols, draw::ColorMap::grey, 3, 0, 1),
+                     fmt::format("#{}: {} as {} ({:.0f}%)", i, int{test.labels[i]}, predicted[i],
+                                 100 * confidence[i])});
+  }
+  Figure w{"mistakes.png", "The most confident mistakes", ""};
+  draw::write_grid(dir / w.file,
+                   fmt::format("{} of the {} misclassified test images", shown, wrong.size()),
+                   tiles, 8);
+  w.caption =
+      "Test images the model got wrong while most sure of itself: test index, true label, "
+      "\"as\" the prediction, and its probability. Some are ambiguous even to a person; others "
+      "show what the model never learned.";
+  figures.push_back(w);
+  return figures;
+}
+
 Figure filters(const dsl::Layer& l, const std::vector<float>& params, bool first,
                const fs::path& dir) {
   // Conv weights are [K][R][S][C] (cnnc_abi.h); all kernels of a layer share one colour scale.
@@ -108,7 +235,10 @@ Figure filters(const dsl::Layer& l, const std::vector<float>& params, bool first
 
 std::vector<Figure> write_report(const dsl::Graph& g, const std::vector<float>& params,
                                  std::span<const float> image, const std::string& image_name,
-                                 const fs::path& dir) {
+                                 const fs::path& dir, const RunResults& run) {
+  // Read before anything is written, so a broken history.csv leaves no half-made report.
+  std::map<std::string, std::vector<double>> history;
+  if (!run.history.empty()) history = read_history(run.history);
   fs::create_directories(dir);
   std::vector<Figure> figures;
   const dsl::Shape& in = g.input;
@@ -156,6 +286,13 @@ std::vector<Figure> write_report(const dsl::Graph& g, const std::vector<float>& 
                           l.name, l.kernel_h, l.kernel_w, l.out.h, l.out.w, l.in.h, l.in.w);
     figures.push_back(std::move(f));
   }
+
+  if (!history.empty()) {
+    figures.push_back(curves(history, "loss", dir));
+    figures.push_back(curves(history, "accuracy", dir));
+  }
+  if (run.test)
+    for (Figure& f : test_results(g, params, *run.test, dir)) figures.push_back(std::move(f));
 
   // The page: every figure with its caption; the inline script only reports, in the title,
   // whether every image loaded (the test that opens the page in a browser reads it).

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.hpp"
 #include "dsl/graph.hpp"
 
 namespace cnnc::viz {
@@ -15,6 +16,12 @@ namespace cnnc::viz {
 // One picture of the lesson: its file in the report's directory, a heading and what it shows.
 struct Figure {
   std::string file, title, caption;
+};
+
+// What a trained run adds to the lesson; each part is left out when empty.
+struct RunResults {
+  std::filesystem::path history;            // cnnc train's history.csv: loss.png, accuracy.png
+  const rt::LabeledImages* test = nullptr;  // the test set: confusion.png, mistakes.png
 };
 
 // Writes into dir (created when missing), for the input image ([H][W][C] floats in 0..1, as the
@@ -29,11 +36,15 @@ struct Figure {
 //                              on its own range (image.hpp), captioned with the shape and the
 //                              .cnn line that made it;
 //   maps_<layer>_c<k>.png      each channel alone, out_h x out_w scaled up to about 112 pixels;
+//   loss.png, accuracy.png     per epoch, training against validation and test (run.history);
+//   confusion.png              true class against predicted class on run.test;
+//   mistakes.png               the test images misclassified with the highest confidence;
 //   index.html                 all of the above in the order of the lesson.
 // params are the whole model's (a checkpoint's, or its initial ones). Returns the figures in the
-// order index.html shows them. Throws std::runtime_error naming the file it could not write.
+// order index.html shows them. Throws std::runtime_error naming the file it could not write
+// or read (history.csv's line and column).
 std::vector<Figure> write_report(const dsl::Graph& graph, const std::vector<float>& params,
                                  std::span<const float> image, const std::string& image_name,
-                                 const std::filesystem::path& dir);
+                                 const std::filesystem::path& dir, const RunResults& run = {});
 
 }  // namespace cnnc::viz

@@ -120,3 +120,35 @@ TEST_CASE("cnnc viz's index.html loads every picture in headless chromium") {
   CHECK(s.status == 0);
   CHECK(fs::file_size(shot) > 0);
 }
+
+TEST_CASE(
+    "cnnc viz with a trained checkpoint adds the curves, the confusion matrix, the mistakes") {
+  if (!cnnc_test::have_mnist()) CNNC_SKIP("data", "no MNIST in data/mnist (scripts/setup)");
+  const fs::path run = viz_dir().parent_path() / "lenet5";
+  const auto t = cnnc_test::run_cnnc(
+      "train models/lenet5.cnn --engine generic --epochs 2 --limit 500 --out '" + run.string() +
+      "'");
+  INFO(t.out);
+  REQUIRE(t.status == 0);
+  const auto v = cnnc_test::run_cnnc("viz models/lenet5.cnn --index 0 --weights '" +
+                                     (run / "checkpoint.bin").string() + "' --out '" +
+                                     (run / "viz").string() + "'");
+  INFO(v.out);
+  REQUIRE(v.status == 0);
+  for (const char* file : {"loss.png", "accuracy.png", "confusion.png", "mistakes.png"})
+    CHECK(read_png(run / "viz" / file).width > 0);
+  const std::string html = [&] {
+    std::ifstream f(run / "viz" / "index.html");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }();
+  CHECK(cnnc_test::contains(html, "<img src=\"confusion.png\""));
+
+  // A history.csv that is not one names the file, the line and the column.
+  std::ofstream(run / "history.csv") << "epoch,train_loss\n1,0.5\n2,oops\n";
+  const auto bad = cnnc_test::run_cnnc("viz models/lenet5.cnn --index 0 --weights '" +
+                                       (run / "checkpoint.bin").string() + "' --out '" +
+                                       (run / "viz2").string() + "'");
+  CHECK(bad.status == 1);
+  CHECK(cnnc_test::contains(bad.out,
+                            "history.csv:3: column 2 ('train_loss') is not a number: 'oops'"));
+}
