@@ -11,10 +11,12 @@
 #include <map>
 #include <sstream>
 
+#include "data/augment.hpp"
 #include "data/batches.hpp"
 #include "draw/charts.hpp"
 #include "draw/image.hpp"
 #include "engine/engine.hpp"
+#include "engine/training.hpp"
 #include "train/atomic_file.hpp"
 #include "train/thread_pool.hpp"
 #include "train/trainer.hpp"
@@ -194,6 +196,37 @@ std::vector<Figure> test_results(const dsl::Graph& g, const std::vector<float>& 
   return figures;
 }
 
+// What the model's augment statement does to this input: the warps training draws for it in
+// 16 epochs (sample 0 of the seed), each with its shift, angle and zoom.
+Figure augmented(const dsl::Graph& g, std::span<const float> image, const fs::path& dir) {
+  const rt::AugmentSpec spec = engine::train_options(g.training).augment;
+  const auto rows = static_cast<int32_t>(g.input.h), cols = static_cast<int32_t>(g.input.w);
+  // warp_image reads bytes; the input's floats are bytes / 255 (pixels_to_floats), so this is
+  // exact.
+  std::vector<uint8_t> pixels(image.size());
+  for (size_t i = 0; i < image.size(); ++i)
+    pixels[i] = static_cast<uint8_t>(std::lround(std::clamp(image[i], 0.0f, 1.0f) * 255));
+  std::vector<draw::Tile> tiles;
+  std::vector<float> warped(pixels.size());
+  for (uint32_t epoch = 0; epoch < 16; ++epoch) {
+    const rt::AugmentParams p = rt::draw_augment(spec, g.training.seed, epoch, 0);
+    rt::warp_image(pixels.data(), rows, cols, p, warped.data());
+    tiles.push_back(
+        {draw::tensor_image(warped, rows, cols, draw::ColorMap::grey, 3, 0, 1),
+         fmt::format("{:+d},{:+d} {:+.0f}\u00b0 x{:.2f}", p.dx, p.dy, p.angle, p.zoom)});
+  }
+  Figure f{"augment.png", "What augmentation does", ""};
+  draw::write_grid(dir / f.file,
+                   fmt::format("augment shift={} rotate={:g} scale={:g}, 16 epochs", spec.shift,
+                               spec.rotate, spec.scale),
+                   tiles, 8);
+  f.caption =
+      "Each epoch training shows the model another version of every digit: shifted (dx,dy "
+      "pixels), rotated (degrees) and zoomed by amounts drawn within the augment statement's "
+      "limits. The model must learn the digit, not where or how upright it is.";
+  return f;
+}
+
 Figure filters(const dsl::Layer& l, const std::vector<float>& params, bool first,
                const fs::path& dir) {
   // Conv weights are [K][R][S][C] (cnnc_abi.h); all kernels of a layer share one colour scale.
@@ -287,6 +320,8 @@ std::vector<Figure> write_report(const dsl::Graph& g, const std::vector<float>& 
     figures.push_back(std::move(f));
   }
 
+  if (engine::train_options(g.training).augment.enabled())
+    figures.push_back(augmented(g, image, dir));
   if (!history.empty()) {
     figures.push_back(curves(history, "loss", dir));
     figures.push_back(curves(history, "accuracy", dir));

@@ -152,3 +152,18 @@ TEST_CASE(
   CHECK(cnnc_test::contains(bad.out,
                             "history.csv:3: column 2 ('train_loss') is not a number: 'oops'"));
 }
+
+TEST_CASE("cnnc viz shows what augment does when the model asks for it, and only then") {
+  CHECK_FALSE(fs::exists(viz_dir() / "augment.png"));  // edges.cnn has no augment statement
+  const fs::path dir = viz_dir().parent_path() / "augment";
+  fs::create_directories(dir);
+  std::ofstream(dir / "aug.cnn") << "model aug\ninput 28x28x1\n"
+                                    "conv 2 3x3 pad=same weights=sobel frozen\n"
+                                    "augment shift=2 rotate=10\n";
+  const auto r = cnnc_test::run_cnnc("viz '" + (dir / "aug.cnn").string() + "' --image '" +
+                                     (viz_dir().parent_path() / "square.pgm").string() +
+                                     "' --out '" + (dir / "viz").string() + "'");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  CHECK(read_png(dir / "viz" / "augment.png").height > 2 * 84);  // two rows of 16 warped copies
+}
