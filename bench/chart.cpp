@@ -1,7 +1,7 @@
 // bench_chart: the chart of docs/benchmarks.md, drawn from the JSON lines `cnnc bench --json`
 // prints: one panel per model, training and inference images/s per engine as horizontal bars,
-// with the issue's targets as vertical marks. PNG through stb_image_write, text through
-// stb_easy_font, so the chart needs nothing beyond what the build already has.
+// with the issue's targets as vertical marks. The JSON is read with nlohmann-json, the chart
+// drawn by draw/ (Cairo, DejaVu Sans).
 //
 //   bench_chart -o docs/benchmarks.png --target lenet5=50000,100000
 //       --target keras_mnist=2300,5000 lenet5.json keras_mnist.json
@@ -9,81 +9,19 @@
 // Each input file may hold any output; its last line that starts with '{' is read.
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cmath>
-#include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <map>
-#include <sstream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb_easy_font.h>
-#include <stb_image_write.h>
+#include "draw/charts.hpp"
 
 namespace {
-
-// A flat reader of one JSON object: every scalar as path -> text ("engines.0.engine" ->
-// "specialized"); strings lose their quotes. Enough for cnnc bench's own output.
-class FlatJson {
- public:
-  explicit FlatJson(const std::string& text) : s_(text) {
-    if (!value("")) throw std::runtime_error("not a JSON object: " + text.substr(0, 60));
-  }
-  std::map<std::string, std::string> flat;
-
- private:
-  void skip() {
-    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
-  }
-  bool eat(char c) {
-    skip();
-    if (i_ < s_.size() && s_[i_] == c) return ++i_, true;
-    return false;
-  }
-  bool string(std::string& out) {
-    if (!eat('"')) return false;
-    while (i_ < s_.size() && s_[i_] != '"') {
-      if (s_[i_] == '\\') ++i_;
-      if (i_ < s_.size()) out += s_[i_++];
-    }
-    return i_ < s_.size() && (++i_, true);
-  }
-  bool value(const std::string& path) {
-    skip();
-    if (i_ >= s_.size()) return false;
-    if (s_[i_] == '{' || s_[i_] == '[') {
-      const bool object = s_[i_++] == '{';
-      if (eat(object ? '}' : ']')) return true;
-      int index = 0;
-      do {
-        std::string key = object ? std::string() : std::to_string(index);
-        ++index;
-        if (object && (!string(key) || !eat(':'))) return false;
-        if (!value(path.empty() ? key : path + "." + key)) return false;
-      } while (eat(','));
-      return eat(object ? '}' : ']');
-    }
-    if (s_[i_] == '"') {
-      std::string text;
-      if (!string(text)) return false;
-      flat[path] = text;
-      return true;
-    }
-    size_t start = i_;
-    while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}' && s_[i_] != ']') ++i_;
-    flat[path] = s_.substr(start, i_ - start);
-    return true;
-  }
-  std::string s_;
-  size_t i_ = 0;
-};
 
 struct EngineResult {
   std::string engine, label;
@@ -107,75 +45,30 @@ ModelResult read_result(const std::string& path) {
   while (std::getline(f, line))
     if (!line.empty() && line[0] == '{') last = line;
   if (last.empty()) throw std::runtime_error(path + " holds no JSON line");
-  FlatJson j(last);
-  ModelResult r;
-  r.model = j.flat["model"];
-  r.threads = std::atoi(j.flat["threads"].c_str());
-  r.batch = std::atoi(j.flat["batch"].c_str());
-  for (int i = 0; j.flat.count(fmt::format("engines.{}.engine", i)); ++i) {
-    EngineResult e;
-    e.engine = j.flat[fmt::format("engines.{}.engine", i)];
-    e.train = std::atof(j.flat[fmt::format("engines.{}.train_images_per_second", i)].c_str());
-    e.infer = std::atof(j.flat[fmt::format("engines.{}.infer_images_per_second", i)].c_str());
-    auto num = [&](const char* key) {
-      return std::atof(j.flat[fmt::format("engines.{}.{}", i, key)].c_str());
-    };
-    e.label = j.flat[fmt::format("engines.{}.label", i)];
-    e.train_min = num("train_min"), e.train_max = num("train_max");
-    e.infer_min = num("infer_min"), e.infer_max = num("infer_max");
-    e.peak_share = num("peak_share"), e.infer_peak_share = num("infer_peak_share");
-    r.engines.push_back(e);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(last);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path + ": its last JSON line does not parse: " + e.what());
   }
-  r.peak_gflops = std::atof(j.flat["peak_gflops"].c_str());
-  r.train_mflop = std::atof(j.flat["train_mflop_per_image"].c_str());
-  for (int i = 0; j.flat.count(fmt::format("skipped.{}.engine", i)); ++i)
-    r.skipped.push_back(j.flat[fmt::format("skipped.{}.engine", i)] + ": " +
-                        j.flat[fmt::format("skipped.{}.reason", i)]);
+  ModelResult r;
+  r.model = j.value("model", "");
+  r.threads = j.value("threads", 0);
+  r.batch = j.value("batch", 0);
+  r.peak_gflops = j.value("peak_gflops", 0.0);
+  r.train_mflop = j.value("train_mflop_per_image", 0.0);
+  for (const nlohmann::json& e : j.value("engines", nlohmann::json::array()))
+    r.engines.push_back(
+        {e.value("engine", ""), e.value("label", ""), e.value("train_images_per_second", 0.0),
+         e.value("infer_images_per_second", 0.0), e.value("train_min", 0.0),
+         e.value("train_max", 0.0), e.value("infer_min", 0.0), e.value("infer_max", 0.0),
+         e.value("peak_share", 0.0), e.value("infer_peak_share", 0.0)});
+  for (const nlohmann::json& s : j.value("skipped", nlohmann::json::array()))
+    r.skipped.push_back(s.value("engine", "") + ": " + s.value("reason", ""));
   return r;
 }
 
-struct Rgb {
-  uint8_t r, g, b;
-};
-
-class Canvas {
- public:
-  Canvas(int w, int h) : w_(w), h_(h), px_(static_cast<size_t>(w) * h * 3, 255) {}
-  void rect(int x0, int y0, int x1, int y1, Rgb c) {
-    x0 = std::max(0, x0), y0 = std::max(0, y0), x1 = std::min(w_, x1), y1 = std::min(h_, y1);
-    for (int y = y0; y < y1; ++y)
-      for (int x = x0; x < x1; ++x) {
-        uint8_t* p = &px_[(static_cast<size_t>(y) * w_ + x) * 3];
-        p[0] = c.r, p[1] = c.g, p[2] = c.b;
-      }
-  }
-  // stb_easy_font's quads, scaled: its glyphs are about 7 pixels high at scale 1.
-  void text(int x, int y, const std::string& s, Rgb c, int scale = 2) {
-    static char buffer[200000];
-    std::string copy = s;
-    int quads = stb_easy_font_print(0, 0, copy.data(), nullptr, buffer, sizeof buffer);
-    for (int q = 0; q < quads; ++q) {
-      const float* v = reinterpret_cast<const float*>(buffer + q * 4 * 16);
-      // Vertex k of quad q: x at v[k * 4], y at v[k * 4 + 1] (16 bytes a vertex).
-      float qx0 = v[0], qy0 = v[1], qx1 = v[8], qy1 = v[9];
-      rect(x + static_cast<int>(qx0 * scale), y + static_cast<int>(qy0 * scale),
-           x + static_cast<int>(qx1 * scale), y + static_cast<int>(qy1 * scale), c);
-    }
-  }
-  int text_width(const std::string& s, int scale = 2) {
-    std::string copy = s;
-    return stb_easy_font_width(copy.data()) * scale;
-  }
-  bool save(const std::string& path) const {
-    return stbi_write_png(path.c_str(), w_, h_, 3, px_.data(), w_ * 3) != 0;
-  }
-
- private:
-  int w_, h_;
-  std::vector<uint8_t> px_;
-};
-
-Rgb color_of(const std::string& engine) {
+cnnc::draw::Rgb color_of(const std::string& engine) {
   if (engine == "specialized") return {31, 119, 180};
   if (engine == "generic") return {127, 127, 127};
   if (engine == "onednn") return {255, 127, 14};
@@ -267,45 +160,27 @@ int main(int argc, char** argv) {
 
   if (markdown) print_markdown(models);
 
-  // Layout: per model a title, then a training and an inference group of one bar per engine.
-  const int width = 1000, left = 150, right = 150, bar = 22, gap = 6, title_h = 40, group_h = 28;
-  int height = 20;
-  for (const ModelResult& m : models)
-    height += title_h + 2 * (group_h + static_cast<int>(m.engines.size()) * (bar + gap)) + 20;
-  Canvas c(width, height);
-  const Rgb ink{30, 30, 30}, faint{200, 200, 200}, target_ink{0, 150, 0};
-  int y = 20;
+  // Per model a panel with a training and an inference group of one bar per engine.
+  std::vector<cnnc::draw::BarPanel> panels;
   for (const ModelResult& m : models) {
-    c.text(20, y,
-           fmt::format("{}: images/s, batch {}, {} threads (medians)", m.model, m.batch, m.threads),
-           ink, 3);
-    y += title_h;
+    cnnc::draw::BarPanel& panel = panels.emplace_back();
+    panel.title =
+        fmt::format("{}: images/s, batch {}, {} threads (medians)", m.model, m.batch, m.threads);
     for (int phase = 0; phase < 2; ++phase) {
-      double target = phase == 0 ? m.train_target : m.infer_target, top = target;
-      for (const EngineResult& e : m.engines) top = std::max(top, phase == 0 ? e.train : e.infer);
-      top *= 1.05;
-      c.text(20, y + 6, phase == 0 ? "training" : "inference", ink);
-      y += group_h;
-      int group_top = y;
+      cnnc::draw::BarGroup& g = panel.groups.emplace_back();
+      g.title = phase == 0 ? "training" : "inference";
+      g.mark = phase == 0 ? m.train_target : m.infer_target;
+      g.mark_label = fmt::format("target {}", grouped(g.mark));
       for (const EngineResult& e : m.engines) {
-        double v = phase == 0 ? e.train : e.infer;
-        int len = top > 0 ? static_cast<int>((width - left - right) * v / top) : 0;
-        c.text(20, y + 5, e.engine, ink);
-        c.rect(left, y, left + len, y + bar, color_of(e.engine));
-        c.text(left + len + 6, y + 5, grouped(v), ink);
-        y += bar + gap;
-      }
-      c.rect(left - 1, group_top, left, y - gap, faint);
-      if (target > 0) {
-        int x = left + static_cast<int>((width - left - right) * target / top);
-        c.rect(x, group_top - 4, x + 2, y - gap + 4, target_ink);
-        c.text(x + 4, group_top - 16, fmt::format("target {}", grouped(target)), target_ink);
+        const double v = phase == 0 ? e.train : e.infer;
+        g.bars.push_back({e.engine, grouped(v), v, color_of(e.engine)});
       }
     }
-    y += 20;
   }
-  if (!c.save(out)) {
-    fmt::print(stderr, "bench_chart: cannot write {}\n", out);
+  try {
+    cnnc::draw::write_bar_chart(out, panels, 1000);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bench_chart: {}\n", e.what());
     return 1;
   }
   fmt::print("bench_chart: wrote {} ({} model{})\n", out, models.size(),

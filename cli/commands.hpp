@@ -64,5 +64,6 @@ void register_gen(CLI::App& app, int& status);
 void register_build(CLI::App& app, int& status);
 void register_verify(CLI::App& app, int& status);
 void register_bench(CLI::App& app, int& status);
+void register_viz(CLI::App& app, int& status);
 
 }  // namespace cnnc::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   register_train(app, status);
   register_eval(app, status);
   register_predict(app, status);
+  register_viz(app, status);
   register_gen(app, status);
   register_build(app, status);
   register_verify(app, status);

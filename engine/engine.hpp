@@ -32,6 +32,12 @@ class Engine {
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
                                     int32_t max_batch, const std::string& target = "auto");
 
+// The generic engine of the graph's first `layers` layers: its output is that last layer's
+// tensor, [H][W][C]. It reads the whole model's parameter vector (offsets are unchanged), so a
+// checkpoint of the full model drives it: how cnnc viz shows what every layer computes.
+std::unique_ptr<Engine> make_generic_prefix(const dsl::Graph& graph, size_t layers,
+                                            int32_t max_batch);
+
 // Where make_engine's "specialized" gets its code. First, code linked into this executable by
 // `cnnc build`, for the model it was generated from (same name, same .cnn text). Otherwise the
 // compiled engine: generated now, then compiled or found in the cache (compiled_engine.cpp).

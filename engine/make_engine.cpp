@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <stdexcept>
+#include <utility>
 
 #include "codegen/abi_table.hpp"
 #include "codegen/compile/build.hpp"  // ModelPtr only: nothing here generates or compiles code
@@ -16,8 +17,7 @@ namespace {
 
 class GenericEngine final : public Engine {
  public:
-  GenericEngine(const dsl::Graph& g, int32_t max_batch)
-      : model_(codegen::lower_to_abi(g), max_batch) {}
+  GenericEngine(rt::ModelSpec spec, int32_t max_batch) : model_(std::move(spec), max_batch) {}
   const cnnc_model& model() const override { return *model_.abi(); }
   std::string description() const override { return "generic"; }
 
@@ -87,10 +87,21 @@ void set_compiled_engine(EngineFactory factory) {
 
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
                                     int32_t max_batch, const std::string& target) {
-  if (name == "generic") return std::make_unique<GenericEngine>(graph, max_batch);
+  if (name == "generic")
+    return std::make_unique<GenericEngine>(codegen::lower_to_abi(graph), max_batch);
   if (name == "specialized") return make_specialized(graph, max_batch, target);
   throw std::runtime_error(
       fmt::format("unknown engine '{}'; expected generic or specialized", name));
+}
+
+std::unique_ptr<Engine> make_generic_prefix(const dsl::Graph& graph, size_t layers,
+                                            int32_t max_batch) {
+  if (layers == 0 || layers > graph.layers.size())
+    throw std::invalid_argument(fmt::format("model {} has {} layers, not a prefix of {}",
+                                            graph.name, graph.layers.size(), layers));
+  rt::ModelSpec spec = codegen::lower_to_abi(graph);
+  spec.layers.resize(layers);  // offsets and param_count stay the whole model's
+  return std::make_unique<GenericEngine>(std::move(spec), max_batch);
 }
 
 }  // namespace cnnc::engine
