@@ -78,6 +78,15 @@ TEST_CASE("help for every subcommand, the version, and usage errors exit 2") {
   CHECK(run_cnnc("check --max-params -5 models/lenet5.cnn").status == 2);
 }
 
+TEST_CASE("cnnc links neither oneDNN nor OpenMP: the oneDNN peer is a module opened on demand") {
+  cnnc_test::Output r = cnnc_test::run_apart("ldd '" CNNC_EXE "'");
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("libc.so") != std::string::npos);  // ldd did list the libraries
+  CHECK(r.out.find("libdnnl") == std::string::npos);
+  CHECK(r.out.find("libgomp") == std::string::npos);
+  CHECK(r.out.find("libomp") == std::string::npos);
+}
+
 TEST_CASE("numeric flags refuse NaN and out-of-range values, naming the bounds as written") {
   Run r = run_cnnc("train models/lenet5.cnn --lr nan");
   CHECK(r.status == 2);
