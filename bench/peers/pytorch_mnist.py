@@ -45,7 +45,7 @@ The rest is what a user's plain loop does: zero_grad(set_to_none=True), no .item
 of the loss per step (the divergence check reads the loss once per timed window), and no copy of
 the batch per step. The thread count and OMP_WAIT_POLICY are cnnc's to search: OMP_WAIT_POLICY
 is read once, when OpenMP starts, so each policy needs its own process; the thread count can be
-changed at run time (`threads`). See cli/bench_peers.cpp for the search.
+changed at run time (`threads`). See bench/pytorch_peer.cpp for the search.
 """
 import json
 import math

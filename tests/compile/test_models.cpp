@@ -1,5 +1,5 @@
 // Every shipped model, built in-process, agrees with the generic engine on every ISA this CPU
-// runs: the comparison cnnc verify makes (cli/verify.hpp), forced onto the Clang libraries.
+// runs: the comparison cnnc verify makes (engine/verify.hpp), forced onto the Clang libraries.
 #include <catch2/catch.hpp>
 
 #include <stdlib.h>
