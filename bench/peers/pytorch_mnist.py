@@ -26,7 +26,7 @@ Modes:
 Every reply is one line of JSON; errors are {"error": "..."}. NCHW inside (PyTorch's native
 layout): parameters are permuted from the ABI's channels-last layout once when loaded.
 
-PyTorch at its best (DESIGN.md), and what this script once got wrong: on a 2-core Zen 5 it
+PyTorch at its best (docs/design.md, docs/benchmarks.md), and what this script once got wrong: on a 2-core Zen 5 it
 trained lenet5 at a third of a plain PyTorch loop's rate (6,337 against about 20,500 images/s).
 Two causes, found with torch.profiler on lenet5's step (1 thread, 2026-12-03):
   - the images were channels-last in disguise. A permute of [n][H][W][1] to [n][1][H][W] passes
