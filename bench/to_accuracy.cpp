@@ -105,9 +105,8 @@ Outcome train_in_process(const dsl::Graph& g, rt::Learner& learner, const rt::Mn
   o.evaluate_epochs = false;  // the hook evaluates
   rt::TrainHooks hooks;
   hooks.after_step = [&](const rt::StepRecord& at) {
-    if (a.eval_every > 0 ? at.step % a.eval_every != 0 && at.batch != at.batches
-                         : at.batch != at.batches)
-      return true;
+    bool due = at.batch == at.batches || (a.eval_every > 0 && at.step % a.eval_every == 0);
+    if (!due) return true;
     out.accuracy = learner.evaluate(data.test).accuracy;
     out.epoch = at.epoch;
     out.steps = at.step;

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <thread>
 
 #include "bench/pytorch_peer.hpp"
 #include "bench/throughput.hpp"
@@ -20,7 +19,7 @@ namespace {
 struct BenchArgs {
   std::string file;
   std::optional<std::string> engines;  // unset: the default list, which may shrink
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = engine::default_threads();
   std::optional<int64_t> batch;
   int reps = 5;
   double seconds = 1.0;

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "cli/commands.hpp"
 #include "cli/pictures.hpp"
@@ -22,7 +21,7 @@ namespace {
 struct PredictArgs {
   std::string file, checkpoint, engine = "generic";
   std::vector<std::string> images;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = engine::default_threads();
   int32_t limit = 0;
   bool invert = false, json = false;
   dsl::Limits limits;

@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "cli/commands.hpp"
 #include "cli/progress.hpp"
@@ -23,10 +22,6 @@ namespace cnnc::cli {
 
 namespace {
 
-int default_threads() {
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
 std::string percent(double x) {
   return fmt::format("{:.2f}%", 100 * x);
 }
@@ -35,7 +30,7 @@ struct TrainArgs {
   std::string file, engine = "specialized", target = "auto", data = engine::default_data_dir(), out;
   std::optional<int64_t> epochs, batch, seed;
   std::optional<double> lr;
-  int threads = default_threads();
+  int threads = engine::default_threads();
   int32_t limit = 0;
   int64_t max_steps = 0;
   bool resume = false, json = false;
@@ -125,7 +120,7 @@ int run_train(TrainArgs& a) {
 
 struct EvalArgs {
   std::string file, weights, engine = "generic", data = engine::default_data_dir();
-  int threads = default_threads();
+  int threads = engine::default_threads();
   int32_t limit = 0;
   bool json = false;
   dsl::Limits limits;

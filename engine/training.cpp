@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
+#include <thread>
 
 #include "train/params.hpp"
 
@@ -64,6 +65,10 @@ std::vector<float> initial_params(const dsl::Graph& graph, const cnnc_model& mod
     std::copy(l.initial_bias.begin(), l.initial_bias.end(), p.begin() + l.bias_offset);
   }
   return p;
+}
+
+int default_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 int32_t slice_size(int64_t batch, int threads) {

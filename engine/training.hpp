@@ -24,6 +24,9 @@ rt::TrainOptions train_options(const dsl::Training& training);
 // written over them.
 std::vector<float> initial_params(const dsl::Graph& graph, const cnnc_model& model, uint64_t seed);
 
+// The threads a run uses unless told: every CPU the machine reports, at least one.
+int default_threads();
+
 // The largest slice of a batch that one of `threads` threads trains: what engines are made for.
 int32_t slice_size(int64_t batch, int threads);
 
