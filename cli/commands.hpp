@@ -65,5 +65,7 @@ void register_build(CLI::App& app, int& status);
 void register_verify(CLI::App& app, int& status);
 void register_bench(CLI::App& app, int& status);
 void register_viz(CLI::App& app, int& status);
+void register_compare(CLI::App& app, int& status);
+void register_sweep(CLI::App& app, int& status);
 
 }  // namespace cnnc::cli
