@@ -106,6 +106,14 @@ std::string short_number(double v) {
   return fmt::format("{:.4g}", v);
 }
 
+// A count on a log axis as people say it: 500, 20k, 1.5M.
+std::string count_text(double v) {
+  const double r = std::round(v);
+  if (r >= 1e6) return short_number(r / 1e6) + "M";
+  if (r >= 1e3) return short_number(r / 1e3) + "k";
+  return short_number(r);
+}
+
 // An axis title turned upright, centred on (x, y).
 void y_title(Canvas& c, double x, double y, const std::string& s) {
   cairo_save(c.cr());
@@ -154,12 +162,14 @@ void scatter_panel(Canvas& c, double x0, int width, int height, const ScatterCha
     ticks = log_ticks(x_min, x_max);
   } else {
     const double dx = tick_step(x_max - x_min, 6);
-    for (double t = std::ceil(x_min / dx) * dx; t <= x_max; t += dx) ticks.push_back(t);
+    // + 0.0: a tick at ceil(-0.3) is -0, which would print as "-0".
+    for (double t = std::ceil(x_min / dx) * dx + 0.0; t <= x_max; t += dx) ticks.push_back(t);
   }
   for (double t : ticks) {
     const double x = x0 + left + w * (t - x_min) / (x_max - x_min);
     c.line(std::round(x) + 0.5, top, std::round(x) + 0.5, top + h, kFaint);
-    c.text(x, top + h + 18, short_number(chart.log_x ? std::pow(10, t) : t), kInk, 12, 0.5);
+    c.text(x, top + h + 18, chart.log_x ? count_text(std::pow(10, t)) : short_number(t), kInk, 12,
+           0.5);
   }
   c.line(x0 + left, top + h + 0.5, x0 + left + w, top + h + 0.5, kInk);
   c.line(x0 + left - 0.5, top, x0 + left - 0.5, top + h, kInk);

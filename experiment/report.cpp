@@ -147,7 +147,7 @@ void write_html(const fs::path& out, const std::string& command, const Outcome& 
 body { font-family: "DejaVu Sans", sans-serif; margin: 2em; color: #1e1e1e; max-width: 1300px; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.7em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, .files { text-align: left; }
 code, pre { font-family: "DejaVu Sans Mono", monospace; font-size: 0.9em; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 p.note { color: #555; font-size: 0.9em; }
@@ -175,7 +175,7 @@ img { max-width: 100%; }
                        html_escape(v->diagnostic));
   }
   h += "<h2>Runs</h2>\n<table>\n<tr><th>model</th><th>seed</th><th>test acc</th><th>test "
-       "loss</th><th>train s</th><th>files</th></tr>\n";
+       "loss</th><th>train s</th><th class=\"files\">files</th></tr>\n";
   for (const Run& r : outcome.runs) {
     std::string files = fmt::format(
         "<a href=\"{0}/history.csv\">history.csv</a> · <a "
@@ -184,7 +184,8 @@ img { max-width: 100%; }
     if (fs::exists(out / r.dir / "viz" / "index.html"))
       files += fmt::format(" · <a href=\"{}/viz/index.html\">pictures</a>", href(r.dir));
     h += fmt::format(
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4f}</td><td>{:.1f}</td><td>{}</td></tr>\n",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4f}</td><td>{:.1f}</td><td "
+        "class=\"files\">{}</td></tr>\n",
         html_escape(r.label()), r.seed, percent(r.test_accuracy), r.test_loss, r.train_seconds,
         files);
   }
