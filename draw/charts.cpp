@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
@@ -133,6 +134,11 @@ std::vector<double> log_ticks(double lo, double hi) {
       const double t = std::log10(m) + e;
       if ((m == 1 || fine) && t >= lo && t <= hi) out.push_back(t);
     }
+  if (out.size() >= 2) return out;
+  // Less than a factor of 5 across (a sweep's parameter counts): round values, evenly spaced.
+  out.clear();
+  const double a = std::pow(10, lo), b = std::pow(10, hi), step = tick_step(b - a, 4);
+  for (double v = std::ceil(a / step) * step; v <= b; v += step) out.push_back(std::log10(v));
   return out;
 }
 
@@ -177,6 +183,7 @@ void scatter_panel(Canvas& c, double x0, int width, int height, const ScatterCha
   y_title(c, x0 + 20, top + h / 2, chart.y_label);
   const Rgb palette[] = {{31, 119, 180}, {214, 39, 40},  {44, 160, 44}, {148, 103, 189},
                          {255, 127, 14}, {23, 190, 207}, {140, 86, 75}, {227, 119, 194}};
+  std::vector<std::array<double, 4>> labels;  // left, top, right, bottom of those drawn
   for (size_t i = 0; i < chart.points.size(); ++i) {
     const Point& p = chart.points[i];
     const Rgb color = palette[i % std::size(palette)];
@@ -189,9 +196,21 @@ void scatter_panel(Canvas& c, double x0, int width, int height, const ScatterCha
     c.set(color);
     cairo_arc(c.cr(), x, y, 4.5, 0, 2 * M_PI);
     cairo_fill(c.cr());
-    // Labels sit right of their point, or left of it near the right edge.
-    const bool flip = x + 8 + c.width_of(p.label, 12) > x0 + width - 4;
-    c.text(flip ? x - 8 : x + 8, y - 6, p.label, color, 12, flip ? 1 : 0);
+    // Labels sit right of their point (left of it near the right edge), moved up or down
+    // until they overlap no label drawn before.
+    const double lw = c.width_of(p.label, 12);
+    const bool flip = x + 8 + lw > x0 + width - 4;
+    const double lx = flip ? x - 8 - lw : x + 8;
+    double ly = y - 6;
+    for (double shift : {0.0, 15.0, -15.0, 30.0, -30.0, 45.0, -45.0, 60.0, -60.0}) {
+      ly = y - 6 + shift;
+      if (std::none_of(labels.begin(), labels.end(), [&](const std::array<double, 4>& r) {
+            return lx < r[2] && r[0] < lx + lw && ly - 11 < r[3] && r[1] < ly + 3;
+          }))
+        break;
+    }
+    labels.push_back({lx, ly - 11, lx + lw, ly + 3});
+    c.text(lx, ly, p.label, color, 12);
   }
 }
 

@@ -22,7 +22,7 @@ std::string percent(double x) {
 }
 
 std::string spread_text(const Row& r) {
-  return r.seeds > 1 ? fmt::format("{:.2f}", 100 * r.spread) : "-";
+  return r.seeds > 1 ? fmt::format("{:.2f}", 100 * (r.highest - r.lowest)) : "-";
 }
 
 constexpr size_t columns = 9;
@@ -79,30 +79,26 @@ constexpr std::string_view columns_note =
 
 std::vector<Row> summarize(const std::vector<Run>& runs) {
   std::vector<Row> rows;
-  std::vector<std::pair<double, double>> range;  // each row's lowest and highest accuracy
   for (const Run& run : runs) {
     auto it = std::find_if(rows.begin(), rows.end(), [&](const Row& r) {
       return r.file == run.file && r.variant == run.variant && r.label == run.label();
     });
     if (it == rows.end()) {
       rows.push_back({run.label(), run.file, run.variant, run.params, run.training_flops});
-      range.emplace_back(run.test_accuracy, run.test_accuracy);
       it = rows.end() - 1;
+      it->lowest = it->highest = run.test_accuracy;
     }
     Row& r = *it;
-    auto& [lo, hi] = range[static_cast<size_t>(it - rows.begin())];
-    lo = std::min(lo, run.test_accuracy), hi = std::max(hi, run.test_accuracy);
+    r.lowest = std::min(r.lowest, run.test_accuracy);
+    r.highest = std::max(r.highest, run.test_accuracy);
     r.seeds += 1;
     r.threads = run.threads;
     r.diverged += run.status == "diverged";
     r.accuracy += run.test_accuracy, r.loss += run.test_loss, r.seconds += run.train_seconds;
     r.images_per_second += run.train_images_per_second;
   }
-  for (size_t i = 0; i < rows.size(); ++i) {
-    Row& r = rows[i];
-    r.spread = range[i].second - range[i].first;
+  for (Row& r : rows)
     r.accuracy /= r.seeds, r.loss /= r.seeds, r.seconds /= r.seeds, r.images_per_second /= r.seeds;
-  }
   return rows;
 }
 
@@ -130,11 +126,11 @@ void write_chart(const fs::path& path, const std::vector<Row>& rows) {
                                 false,
                                 {}};
   for (const Row& r : rows) {
-    const double y = 100 * r.accuracy;
-    // The spread is the whole range over seeds; the bar shows it around the mean.
-    const double lo = y - 50 * r.spread, hi = y + 50 * r.spread;
-    by_params.points.push_back({r.label, static_cast<double>(r.params), y, lo, hi});
-    by_seconds.points.push_back({r.label, r.seconds, y, lo, hi});
+    // A sweep's points are told apart by what changed; a comparison's by the model.
+    const std::string& label = r.variant.empty() ? r.label : r.variant;
+    const double y = 100 * r.accuracy, lo = 100 * r.lowest, hi = 100 * r.highest;
+    by_params.points.push_back({label, static_cast<double>(r.params), y, lo, hi});
+    by_seconds.points.push_back({label, r.seconds, y, lo, hi});
   }
   draw::write_scatter_charts(path, {by_params, by_seconds}, 620, 440);
 }

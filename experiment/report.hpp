@@ -15,7 +15,8 @@ struct Row {
   std::string label, file, variant;
   int64_t params = 0, training_flops = 0;
   int seeds = 0, threads = 0;
-  double accuracy = 0, spread = 0;  // mean test accuracy, and its largest minus its smallest
+  double accuracy = 0;             // mean test accuracy
+  double lowest = 0, highest = 0;  // over the seeds; their difference is the spread
   double loss = 0, seconds = 0, images_per_second = 0;  // means
   int diverged = 0;                                     // runs that diverged
 };
@@ -27,7 +28,7 @@ std::vector<Row> summarize(const std::vector<Run>& runs);
 std::string table(const std::vector<Row>& rows);
 
 // chart.png: test accuracy against parameters (log scale) and against training seconds, one
-// point per variant with its seed spread as an error bar.
+// point per variant at its mean, a bar from its lowest to its highest seed.
 void write_chart(const std::filesystem::path& path, const std::vector<Row>& rows);
 
 // report.html in out: the command, the machine, the table, chart.png, each run with links to
