@@ -114,8 +114,14 @@ Outcome run(const std::vector<Variant>& variants, const Options& o,
     }
   }
 
-  fs::create_directories(o.out);
+  // Data first: a missing data set is reported before anything is written or compiled.
   std::map<DataKey, rt::Mnist> data;
+  for (const Planned& p : plan) {
+    const dsl::Graph& g = *p.variant->graph;
+    if (!p.done && !data.count(data_key(g)))
+      data.emplace(data_key(g), engine::load_data(g, o.data, g.training.validation, o.limit));
+  }
+  fs::create_directories(o.out);
   std::map<const Variant*, std::unique_ptr<engine::Engine>> engines;
   for (const Planned& p : plan) {
     if (p.done || engines.count(p.variant)) continue;
@@ -125,8 +131,6 @@ Outcome run(const std::vector<Variant>& variants, const Options& o,
       rt::write_file_atomically(o.out / fs::path(p.row.dir).parent_path() / "model.cnn",
                                 p.variant->text);
     }
-    if (!data.count(data_key(g)))
-      data.emplace(data_key(g), engine::load_data(g, o.data, g.training.validation, o.limit));
     engines[p.variant] =
         engine::make_engine(g, o.engine, engine::slice_size(g.training.batch, threads));
     say(fmt::format("{}: {}", p.row.label(), engines[p.variant]->description()));

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 
 #include "bench/machine.hpp"
 #include "draw/charts.hpp"

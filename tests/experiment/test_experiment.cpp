@@ -176,3 +176,13 @@ TEST_CASE("sweep: a misspelt --set stops before anything runs, naming what exist
                  "are conv1, maxpool1, conv2, maxpool2, dense1, dense2, dense3"));
   CHECK_FALSE(fs::exists(dir / "o"));
 }
+
+TEST_CASE("compare: missing data is refused before anything is written") {
+  TempDir dir("compare_nodata");
+  Run r = run("'" CNNC_EXE "' compare models/lenet5.cnn --data " + dir / "none" + " --out " +
+              dir / "o");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "cnnc: error: "));
+  CHECK(contains(r.out, dir / "none"));
+  CHECK_FALSE(fs::exists(dir / "o"));
+}
