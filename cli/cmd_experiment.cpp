@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -62,7 +63,11 @@ int run_experiment(const std::string& verb, ExperimentArgs& a) {
     variants = experiment::make_variants(*base, flags, a.grid, a.limits);
   }
   experiment::Options& o = a.options;
-  for (int64_t s : a.seeds) o.seeds.push_back(static_cast<uint64_t>(s));
+  for (int64_t s : a.seeds) {
+    if (std::find(o.seeds.begin(), o.seeds.end(), static_cast<uint64_t>(s)) != o.seeds.end())
+      throw std::runtime_error(fmt::format("--seeds: {} is given twice", s));
+    o.seeds.push_back(static_cast<uint64_t>(s));
+  }
   o.epochs = a.epochs;
   if (o.out.empty()) o.out = out;
   for (const experiment::Variant& v : variants)

@@ -17,6 +17,11 @@ namespace {
 
 const std::string quick = " --epochs 1 --limit 256 --engine generic --json";
 
+// cnnc with args, on the quick settings, its results in out.
+Output quick_run(const std::string& args, const std::string& out) {
+  return run_apart("'" CNNC_EXE "' " + args + " --out " + out + quick);
+}
+
 nlohmann::json last_line(const std::string& out) {
   size_t end = out.find_last_not_of('\n');
   size_t start = out.rfind('\n', end);
@@ -28,10 +33,8 @@ nlohmann::json last_line(const std::string& out) {
 TEST_CASE("sweep: every variant's parameters are cnnc summary's for its model.cnn") {
   if (!have_mnist()) CNNC_SKIP("data", "no MNIST in data/mnist");
   TempDir dir("sweep_params");
-  Output r = run_apart("'" CNNC_EXE
-                       "' sweep models/lenet5.cnn --set conv1.filters=4,8 --set "
-                       "dense1.units=32 --out " +
-                       dir / "out" + quick);
+  Output r = quick_run("sweep models/lenet5.cnn --set conv1.filters=4,8 --set dense1.units=32",
+                       dir / "out");
   INFO(r.err);
   REQUIRE(r.status == 0);
   nlohmann::json runs = last_line(r.out)["runs"];
@@ -54,10 +57,7 @@ TEST_CASE("sweep: every variant's parameters are cnnc summary's for its model.cn
 TEST_CASE("sweep: a variant that does not fit is reported with its diagnostic and not run") {
   if (!have_mnist()) CNNC_SKIP("data", "no MNIST in data/mnist");
   TempDir dir("sweep_skip");
-  Output r = run_apart("'" CNNC_EXE
-                       "' sweep models/lenet5.cnn --set conv2.kernel=3x3,20x20 "
-                       "--out " +
-                       dir / "out" + quick);
+  Output r = quick_run("sweep models/lenet5.cnn --set conv2.kernel=3x3,20x20", dir / "out");
   REQUIRE(r.status == 0);
   nlohmann::json j = last_line(r.out);
   REQUIRE(j["runs"].size() == 1);
@@ -132,9 +132,9 @@ TEST_CASE("compare: --resume trains nothing finished, and the JSON is results.cs
 TEST_CASE("compare --jobs 2: each run is the same bits as that run alone on as many threads") {
   if (!have_mnist()) CNNC_SKIP("data", "no MNIST in data/mnist");
   TempDir dir("compare_jobs");
-  const std::string common = "'" CNNC_EXE "' compare models/lenet5.cnn models/mlp.cnn --seeds 3,4";
-  Output together = run_apart(common + " --jobs 2 --threads 2 --out " + dir / "a" + quick);
-  Output alone = run_apart(common + " --jobs 1 --threads 1 --out " + dir / "b" + quick);
+  const std::string common = "compare models/lenet5.cnn models/mlp.cnn --seeds 3,4";
+  Output together = quick_run(common + " --jobs 2 --threads 2", dir / "a");
+  Output alone = quick_run(common + " --jobs 1 --threads 1", dir / "b");
   REQUIRE(together.status == 0);
   REQUIRE(alone.status == 0);
   nlohmann::json a = last_line(together.out)["runs"], b = last_line(alone.out)["runs"];
@@ -146,8 +146,7 @@ TEST_CASE("compare --jobs 2: each run is the same bits as that run alone on as m
     CHECK(a[i]["test_loss"] == b[i]["test_loss"]);
   }
   // And cnnc train agrees with the run it stands for.
-  Output train = run_apart("'" CNNC_EXE "' train models/mlp.cnn --seed 4 --threads 1 --out " +
-                           dir / "t" + quick);
+  Output train = quick_run("train models/mlp.cnn --seed 4 --threads 1", dir / "t");
   REQUIRE(train.status == 0);
   CHECK(last_line(train.out)["weights_digest"] == a[3]["weights_digest"]);
 }
@@ -174,6 +173,9 @@ TEST_CASE("sweep: a misspelt --set stops before anything runs, naming what exist
   CHECK(contains(r.out,
                  "cnnc: error: --set conv3.filters: no such setting; the layers of lenet5 "
                  "are conv1, maxpool1, conv2, maxpool2, dense1, dense2, dense3"));
+  CHECK_FALSE(fs::exists(dir / "o"));
+  check_refusal("compare models/mlp.cnn --seeds 1,2,1 --out " + dir / "o",
+                "cnnc: error: --seeds: 1 is given twice\n");
   CHECK_FALSE(fs::exists(dir / "o"));
 }
 
