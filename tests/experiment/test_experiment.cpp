@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "../run_command.hpp"
@@ -33,8 +35,8 @@ nlohmann::json last_line(const std::string& out) {
 TEST_CASE("sweep: every variant's parameters are cnnc summary's for its model.cnn") {
   if (!have_mnist()) CNNC_SKIP("data", "no MNIST in data/mnist");
   TempDir dir("sweep_params");
-  Output r = quick_run("sweep models/lenet5.cnn --set conv1.filters=4,8 --set dense1.units=32",
-                       dir / "out");
+  Output r = quick_run(
+      "sweep models/lenet5.cnn --set conv1.filters=4,8 --set dense1.units=32 --viz", dir / "out");
   INFO(r.err);
   REQUIRE(r.status == 0);
   nlohmann::json runs = last_line(r.out)["runs"];
@@ -51,7 +53,13 @@ TEST_CASE("sweep: every variant's parameters are cnnc summary's for its model.cn
     CHECK(run["test_accuracy"].get<double>() > 0.1);  // it learned something in 4 steps
   }
   CHECK(fs::exists(dir / "out/chart.png"));
-  CHECK(fs::exists(dir / "out/report.html"));
+  // The report links each run's cnnc viz pictures, which --viz wrote.
+  std::ifstream in(dir / "out/report.html");
+  const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(contains(html, "<img src=\"chart.png\""));
+  CHECK(contains(html, "<a href=\"conv1.filters%3D8/seed-1/viz/index.html\">pictures</a>"));
+  CHECK(fs::exists(dir / "out/conv1.filters=8/seed-1/viz/index.html"));
+  CHECK(fs::exists(dir / "out/conv1.filters=8/seed-1/viz/filters_conv1.png"));
 }
 
 TEST_CASE("sweep: a variant that does not fit is reported with its diagnostic and not run") {
