@@ -118,6 +118,7 @@ int run_train(TrainArgs& a, Ranks& ranks) {
                             {"test_loss", last.loss},
                             {"train_images_per_second", ips},
                             {"seconds", r.train_seconds},
+                            {"wait_seconds", ranks.wait_seconds()},
                             {"communication_seconds", ranks.communication_seconds()},
                             {"weights_digest", digest}}));
   return exit_ok;

@@ -34,6 +34,7 @@ class MpiRanks final : public Ranks {
                                        rt::ThreadPool& pool, int32_t batch) override {
     return std::make_unique<rt::DistributedLearner>(model, params, pool, batch, exchange_);
   }
+  double wait_seconds() const override { return exchange_.wait_seconds(); }
   double communication_seconds() const override { return exchange_.seconds(); }
 
  private:

@@ -20,7 +20,8 @@ class Ranks {
   // What this process trains: the model on all of each batch, or its rank's share.
   virtual std::unique_ptr<rt::Learner> learner(const cnnc_model& model, std::vector<float>& params,
                                                rt::ThreadPool& pool, int32_t batch);
-  // Seconds spent exchanging gradients (and waiting for the other ranks) so far.
+  // Seconds so far spent waiting for the other ranks, and exchanging gradients after that.
+  virtual double wait_seconds() const { return 0; }
   virtual double communication_seconds() const { return 0; }
 };
 

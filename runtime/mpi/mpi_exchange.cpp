@@ -24,7 +24,12 @@ MpiExchange::MpiExchange() {
 
 void MpiExchange::sum_gradients(std::span<const float* const> local, int64_t count, float scale,
                                 float* out) {
+  // The barrier costs one latency per step; it keeps the load imbalance out of the figure of
+  // communication, which docs/scaling.md projects to other networks.
   Clock::time_point t0 = Clock::now();
+  MPI_Barrier(MPI_COMM_WORLD);
+  wait_seconds_ += seconds_since(t0);
+  t0 = Clock::now();
   partial_.resize(static_cast<size_t>(count));
   const int last = ranks_ - 1;
   std::vector<MPI_Request> requests;

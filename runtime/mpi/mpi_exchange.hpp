@@ -25,14 +25,15 @@ class MpiExchange final : public SliceExchange {
                      float* out) override;
   void gather(std::span<const double> local, std::span<const int32_t> counts, double* all) override;
 
-  // Wall-clock seconds spent in the two collectives so far: communication, and waiting for the
-  // other ranks to finish their slices.
+  // Wall-clock seconds so far spent waiting for the other ranks to finish their slices (a
+  // barrier before each sum), and in the sums and gathers after it: communication proper.
+  double wait_seconds() const { return wait_seconds_; }
   double seconds() const { return seconds_; }
 
  private:
   int rank_ = 0, ranks_ = 1;
   std::vector<float> partial_;  // the chain's running sums, before scaling
-  double seconds_ = 0;
+  double wait_seconds_ = 0, seconds_ = 0;
 };
 
 }  // namespace cnnc::rt
