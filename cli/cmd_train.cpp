@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/progress.hpp"
+#include "cli/ranks.hpp"
 #include "codegen/compile/build.hpp"
 #include "data/dataset.hpp"
 #include "dsl/diagnostics.hpp"
@@ -38,7 +39,7 @@ struct TrainArgs {
   const EmbeddedModel* embedded = nullptr;
 };
 
-int run_train(TrainArgs& a) {
+int run_train(TrainArgs& a, Ranks& ranks) {
   std::optional<dsl::Graph> graph = load_model(a.embedded, a.file, a.limits);
   if (!graph) return exit_user_error;
   dsl::Graph& g = *graph;
@@ -52,17 +53,17 @@ int run_train(TrainArgs& a) {
 
   // Data first: a missing directory is reported before any code is generated and compiled.
   rt::Mnist data = engine::load_data(g, a.data, t.validation, a.limit);
-  std::unique_ptr<engine::Engine> eng =
-      engine::make_engine(g, a.engine, engine::slice_size(t.batch, a.threads), a.target);
+  std::unique_ptr<engine::Engine> eng = engine::make_engine(
+      g, a.engine, engine::slice_size(t.batch, a.threads * ranks.ranks), a.target);
   const cnnc_model& m = eng->model();
   if (!a.json) fmt::print("engine: {}\n", eng->description());
-  std::filesystem::create_directories(out);
+  if (ranks.leader()) std::filesystem::create_directories(out);
 
   rt::TrainOptions o = engine::train_options(t);  // after --lr, which it carries as the base rate
-  o.out_dir = out;
+  if (ranks.leader()) o.out_dir = out;  // the other ranks write nothing, and resume from rank 0
   o.resume = a.resume;
   o.max_steps = a.max_steps;
-  bool progress = !a.json && isatty(STDERR_FILENO);
+  bool progress = ranks.leader() && !a.json && isatty(STDERR_FILENO);
   rt::TrainHooks hooks;
   if (progress)
     hooks.after_step = [](const rt::StepRecord& at) {
@@ -85,11 +86,13 @@ int run_train(TrainArgs& a) {
   std::vector<float> params = engine::initial_params(g, m, t.seed);
   rt::ThreadPool pool(a.threads);
   fmt::print(
-      "training {} on {} ({} images, test {}) with the {} engine: batch {}, {} thread{}, {} "
+      "training {} on {} ({} images, test {}) with the {} engine: batch {}, {}{} thread{}, {} "
       "epoch{}\n",
-      g.name, a.data, data.train.count, data.test.count, a.engine, t.batch, a.threads,
+      g.name, a.data, data.train.count, data.test.count, a.engine, t.batch,
+      ranks.ranks > 1 ? fmt::format("{} ranks x ", ranks.ranks) : "", a.threads,
       a.threads == 1 ? "" : "s", t.epochs, t.epochs == 1 ? "" : "s");
-  rt::TrainResult r = rt::train(m, params, data, o, pool, hooks);
+  std::unique_ptr<rt::Learner> learner = ranks.learner(m, params, pool, o.batch);
+  rt::TrainResult r = rt::train(*learner, data, o, hooks);
   if (r.diverged) {
     fmt::print(stderr, "cnnc: error: {}\n", r.divergence);
     return exit_user_error;
@@ -108,12 +111,15 @@ int run_train(TrainArgs& a) {
                                                            : nlohmann::ordered_json(eng->build())},
                             {"build_seconds", eng->build_seconds()},
                             {"epochs", t.epochs},
+                            {"ranks", ranks.ranks},
                             {"threads", a.threads},
                             {"batch", t.batch},
                             {"test_accuracy", last.accuracy},
                             {"test_loss", last.loss},
                             {"train_images_per_second", ips},
                             {"seconds", r.train_seconds},
+                            {"wait_seconds", ranks.wait_seconds()},
+                            {"communication_seconds", ranks.communication_seconds()},
                             {"weights_digest", digest}}));
   return exit_ok;
 }
@@ -221,7 +227,10 @@ void register_train(CLI::App& app, int& status, const EmbeddedModel* embedded) {
   cmd->add_option("--max-steps", a->max_steps, "Stop after N optimizer steps")
       ->check(within(int64_t{1}, int64_t{INT32_MAX}));
   if (!embedded) add_limit_flags(*cmd, a->limits);
-  cmd->callback([a, &status] { status = user_errors([&] { return run_train(*a); }); });
+  cmd->callback([a, &status] {
+    status = run_as_ranks(
+        [&](Ranks& ranks) { return user_errors([&] { return run_train(*a, ranks); }); });
+  });
 }
 
 void register_eval(CLI::App& app, int& status, const EmbeddedModel* embedded) {

@@ -7,6 +7,7 @@
 
 #include "cnnc_abi.h"
 #include "dsl/graph.hpp"
+#include "generic/generic_engine.hpp"
 
 namespace cnnc::engine {
 
@@ -37,6 +38,10 @@ std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& 
 // checkpoint of the full model drives it: how cnnc viz shows what every layer computes.
 std::unique_ptr<Engine> make_generic_prefix(const dsl::Graph& graph, size_t layers,
                                             int32_t max_batch);
+
+// The generic engine of the whole graph as itself, for what only it computes: the input
+// gradient behind cnnc viz's saliency maps.
+rt::GenericModel make_generic_model(const dsl::Graph& graph, int32_t max_batch);
 
 // Where make_engine's "specialized" gets its code. First, code linked into this executable by
 // `cnnc build`, for the model it was generated from (same name, same .cnn text). Otherwise the
