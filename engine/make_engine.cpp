@@ -77,6 +77,14 @@ std::unique_ptr<Engine> make_specialized(const dsl::Graph& g, int32_t max_batch,
 
 }  // namespace
 
+std::string precision_note(const dsl::Graph& graph, const cnnc_model& model) {
+  if (graph.training.precision != dsl::Precision::bf16 ||
+      std::string(model.engine) == "specialized-avx512_bf16")
+    return {};
+  return "; precision bf16 asked for, but this CPU lacks AVX512_BF16 (or the target names an fp32 "
+         "variant): fp32 products";
+}
+
 void link_model(LinkedModel model) {
   linked_models().push_back(std::move(model));
 }
