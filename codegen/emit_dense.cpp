@@ -211,16 +211,8 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
       c.w.line("uint32_t* rows_x = (uint32_t*)({}) + {};", ws(lp.slice_x),
                block * (L / 2 * lp.x_stride));
       c.w.line("uint32_t* rows_dz = (uint32_t*)({}) + {};", ws(lp.slice_dz), block * (L / 2 * K));
-      emit_loop(c.w, "m", L / 2, [&](const Expr& m) {
-        emit_loop_line(c.w, "", "i", I, [&](const Expr& i) {
-          return fmt::format("rows_x[{}] = bf16_pair(x[{}], x[{}]);", m * lp.x_stride + i,
-                             i * L + m * 2, i * L + m * 2 + 1);
-        });
-        emit_loop_line(c.w, "", "k", K, [&](const Expr& k) {
-          return fmt::format("rows_dz[{}] = bf16_pair(dz[{}], dz[{}]);", m * K + k, k * L + m * 2,
-                             k * L + m * 2 + 1);
-        });
-      });
+      c.w.line("lane_pairs(rows_x, x, {}, {});", I, lp.x_stride);
+      c.w.line("lane_pairs(rows_dz, dz, {}, {});", K, K);
       if (lp.needs_dx) c.w.line("{}_backward_data(params, ws);", l.name);
       c.w.close();
       c.w.blank();
