@@ -145,11 +145,11 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   c.w.blank();
 }
 
-// The weight gradient in bf16, the body of emit_backward_weights: pairs of output columns q and
-// q + 1 (dz's, and x's at columns q*sw + s and (q + 1)*sw + s) make each vdot two terms of the
-// sum over (p, q). The tiles are the fp32 ones; the loop over q takes half the steps.
-void emit_backward_weights_bf16(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
-  int64_t L = c.L(), T = d.S * d.C, row = d.Wp * d.C * L, Q2 = (d.Q + 1) / 2;
+// bf16's weight gradient reads pairs of output columns q and q + 1 (dz's, and x's at columns
+// q*sw + s and (q + 1)*sw + s), so that each vdot adds two terms of the sum over (p, q): the
+// pairs are made here, once per block, from the fp32 dz and x.
+void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
+  int64_t L = c.L(), row = d.Wp * d.C * L, Q2 = (d.Q + 1) / 2;
   c.w.line("uint32_t* xq = (uint32_t*)({});", ws(lp.xq_pairs));
   c.w.line("uint32_t* dzq = (uint32_t*)({});", ws(lp.dzq_pairs));
   c.w.comment(
@@ -166,41 +166,6 @@ void emit_backward_weights_bf16(EmitContext& c, const LayerPlan& lp, const ConvS
                d.Q % 2 ? fmt::format("{} < {} ? {} : 0", j, Q2 - 1, d.K) : std::to_string(d.K));
     });
   });
-  emit_blocks(c.w, "p0", d.P, lp.dw_prows, [&](int64_t prows, const Expr& p0) {
-    emit_blocks(c.w, "k0", d.K, lp.dw_kblock, [&](int64_t filters, const Expr& k0) {
-      emit_loop(c.w, "r", d.R, [&](const Expr& r) {
-        emit_blocks(c.w, "t0", T, lp.dw_tblock, [&](int64_t taps, const Expr& t0) {
-          c.w.line("float* dwt = {};", at("dw", ((k0 * d.R + r) * T + t0) * L));
-          for (int64_t j = 0; j < filters; ++j)
-            for (int64_t i = 0; i < taps; ++i)
-              c.w.line("V acc_k{}_t{} = vload({});", j, i, at("dwt", (j * d.R * T + i) * L));
-          c.w.line("const uint32_t* xt = {};", at("xq", r * row + t0 * L));
-          emit_loop(
-              c.w, "p", prows,
-              [&](const Expr& p) {
-                emit_loop(c.w, "j", Q2, [&](const Expr& j) {
-                  c.w.line("const uint32_t* xr = {};",
-                           at("xt", p * (d.sh * row) + j * (2 * d.sw * d.C * L)));
-                  c.w.line("const uint32_t* dzo = {};", at("dzq", ((p * Q2 + j) * d.K + k0) * L));
-                  for (int64_t f = 0; f < filters; ++f)
-                    c.w.line("P d{} = vpload({});", f, at("dzo", f * L));
-                  for (int64_t i = 0; i < taps; ++i) {
-                    c.w.line("P x{} = vpload({});", i, at("xr", i * L));
-                    for (int64_t f = 0; f < filters; ++f)
-                      c.w.line("acc_k{}_t{} = vdot(acc_k{}_t{}, d{}, x{});", f, i, f, i, f, i);
-                  }
-                });
-              },
-              p0);
-          for (int64_t j = 0; j < filters; ++j)
-            for (int64_t i = 0; i < taps; ++i)
-              c.w.line("vstore({}, acc_k{}_t{});", at("dwt", (j * d.R * T + i) * L), j, i);
-        });
-      });
-    });
-  });
-  c.w.close();
-  c.w.blank();
 }
 
 // The weight gradient of one block, as per-lane partials (lanes are summed once per slice):
@@ -229,10 +194,13 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
     });
     c.w.line("vstore({}, bias);", at("db", k * L));
   });
-  if (lp.bf16_dw) {
-    emit_backward_weights_bf16(c, lp, d);
-    return;
-  }
+  // bf16: pairs of columns, j = q / 2, and vdot for vfma.
+  const bool bf16 = lp.bf16_dw;
+  if (bf16) emit_column_pairs(c, lp, d);
+  const int64_t Q = bf16 ? (d.Q + 1) / 2 : d.Q;
+  const char* type = bf16 ? "uint32_t" : "float";
+  const char* vec = bf16 ? "P" : "V";
+  const char* load = bf16 ? "vpload" : "vload";
   // Output rows dw_prows at a time (cache blocking); every tile of the layer passes over them.
   emit_blocks(c.w, "p0", d.P, lp.dw_prows, [&](int64_t prows, const Expr& p0) {
     emit_blocks(c.w, "k0", d.K, lp.dw_kblock, [&](int64_t filters, const Expr& k0) {
@@ -242,20 +210,25 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
           for (int64_t j = 0; j < filters; ++j)
             for (int64_t i = 0; i < taps; ++i)
               c.w.line("V acc_k{}_t{} = vload({});", j, i, at("dwt", (j * d.R * T + i) * L));
-          c.w.line("const float* xt = {};", at("xp", r * row + t0 * L));
+          c.w.line("const {}* xt = {};", type, at(bf16 ? "xq" : "xp", r * row + t0 * L));
           emit_loop(
               c.w, "p", prows,
               [&](const Expr& p) {
-                emit_loop(c.w, "q", d.Q, [&](const Expr& q) {
-                  c.w.line("const float* xr = {};",
-                           at("xt", p * (d.sh * row) + q * (d.sw * d.C * L)));
-                  c.w.line("const float* dzo = {};", at("dz", ((p * d.Q + q) * d.K + k0) * L));
+                emit_loop(c.w, bf16 ? "j" : "q", Q, [&](const Expr& q) {
+                  c.w.line("const {}* xr = {};", type,
+                           at("xt", p * (d.sh * row) + q * ((bf16 ? 2 : 1) * d.sw * d.C * L)));
+                  c.w.line("const {}* dzo = {};", type,
+                           at(bf16 ? "dzq" : "dz", ((p * Q + q) * d.K + k0) * L));
                   for (int64_t j = 0; j < filters; ++j)
-                    c.w.line("V d{} = vload({});", j, at("dzo", j * L));
+                    c.w.line("{} d{} = {}({});", vec, j, load, at("dzo", j * L));
                   for (int64_t i = 0; i < taps; ++i) {
-                    c.w.line("V x{} = vload({});", i, at("xr", i * L));
-                    for (int64_t j = 0; j < filters; ++j)
-                      c.w.line("acc_k{}_t{} = vfma(d{}, x{}, acc_k{}_t{});", j, i, j, i, j, i);
+                    c.w.line("{} x{} = {}({});", vec, i, load, at("xr", i * L));
+                    for (int64_t j = 0; j < filters; ++j) {
+                      if (bf16)
+                        c.w.line("acc_k{}_t{} = vdot(acc_k{}_t{}, d{}, x{});", j, i, j, i, j, i);
+                      else
+                        c.w.line("acc_k{}_t{} = vfma(d{}, x{}, acc_k{}_t{});", j, i, j, i, j, i);
+                    }
                   }
                 });
               },

@@ -127,29 +127,24 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp) {
                   const Expr& k0) {
     for (int64_t j = 0; j < units; ++j)
       for (int64_t u = 0; u < vectors; ++u) c.w.line("V acc_k{}_v{} = vzero();", j, u);
-    if (bf16) {  // rows 2r and 2r + 1 in one pair
-      c.w.open("for (int r = 0; r < rows / 2; ++r)");
-      c.w.line("const uint32_t* xr = {};", at("rows_x", r * X + v0 * L));
-      c.w.line("const uint32_t* dzr = {};", at("rows_dz", r * K + k0));
-      for (int64_t u = 0; u < vectors; ++u) c.w.line("P x{} = vpload({});", u, at("xr", u * L));
-      for (int64_t j = 0; j < units; ++j) {
-        c.w.line("P d{} = vpbcast({});", j, at("dzr", j));
-        for (int64_t u = 0; u < vectors; ++u)
+    // bf16: rows 2r and 2r + 1 in one pair.
+    const char* type = bf16 ? "uint32_t" : "float";
+    const char* vec = bf16 ? "P" : "V";
+    c.w.open("for (int r = 0; r < {}; ++r)", bf16 ? "rows / 2" : "rows");
+    c.w.line("const {}* xr = {};", type, at("rows_x", r * X + v0 * L));
+    c.w.line("const {}* dzr = {};", type, at("rows_dz", r * K + k0));
+    for (int64_t u = 0; u < vectors; ++u)
+      c.w.line("{} x{} = {}({});", vec, u, bf16 ? "vpload" : "vload", at("xr", u * L));
+    for (int64_t j = 0; j < units; ++j) {
+      c.w.line("{} d{} = {}({});", vec, j, bf16 ? "vpbcast" : "vbcast", at("dzr", j));
+      for (int64_t u = 0; u < vectors; ++u) {
+        if (bf16)
           c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, d{}, x{});", j, u, j, u, j, u);
-      }
-      c.w.close();
-    } else {
-      c.w.open("for (int r = 0; r < rows; ++r)");
-      c.w.line("const float* xr = {};", at("rows_x", r * X + v0 * L));
-      c.w.line("const float* dzr = {};", at("rows_dz", r * K + k0));
-      for (int64_t u = 0; u < vectors; ++u) c.w.line("V x{} = vload({});", u, at("xr", u * L));
-      for (int64_t j = 0; j < units; ++j) {
-        c.w.line("V d{} = vbcast({});", j, at("dzr", j));
-        for (int64_t u = 0; u < vectors; ++u)
+        else
           c.w.line("acc_k{}_v{} = vfma(d{}, x{}, acc_k{}_v{});", j, u, j, u, j, u);
       }
-      c.w.close();
     }
+    c.w.close();
     for (int64_t j = 0; j < units; ++j)
       for (int64_t u = 0; u < vectors; ++u) {
         std::string to = at("dw", (k0 + j) * I + (v0 + u) * L);
