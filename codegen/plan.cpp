@@ -59,10 +59,6 @@ int register_block(Isa isa, int64_t units, int64_t most = 0) {
   return static_cast<int>((units + blocks - 1) / blocks);
 }
 
-}  // namespace
-
-namespace {
-
 // The bf16 variant's pair layouts for a conv or dense layer (see LayerPlan).
 void plan_pairs(LayerPlan& lp, Arena& a, int64_t L) {
   const dsl::Layer& l = *lp.layer;
