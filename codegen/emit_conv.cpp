@@ -53,9 +53,16 @@ void emit_pad_copy(EmitContext& c, const std::string& from, const std::string& t
 // k0. Each tap loads one input vector per column and broadcasts one weight per filter, so a
 // tile of cols x size accumulators costs cols + size loads per cols x size FMAs. In bf16 a tap is
 // a pair of channels: the loads are pairs and each vdot is two multiply-adds per lane.
-void emit_forward_tile(EmitContext& c, const dsl::Layer& l, const ConvShape& d, const Expr& k0,
-                       int64_t size, int64_t cols, bool unroll_c, bool bf16) {
-  int64_t L = c.L(), C = bf16 ? d.C / 2 : d.C, RSC = d.R * d.S * C, col_step = d.sw * C * L;
+void emit_forward_tile(EmitContext& c, const LayerPlan& lp, const ConvShape& d, const Expr& k0,
+                       int64_t size, int64_t cols) {
+  const dsl::Layer& l = *lp.layer;
+  const bool bf16 = lp.bf16_forward;
+  // The layout's channels and kernel columns, and the x columns between two of those: channel
+  // pairs halve C; column pairs halve S and step two columns of x (each holds its right
+  // neighbour too).
+  const int64_t C = bf16 && !lp.bf16_columns ? d.C / 2 : d.C;
+  const int64_t S = lp.bf16_columns ? (d.S + 1) / 2 : d.S, s_step = lp.bf16_columns ? 2 : 1;
+  int64_t L = c.L(), RSC = d.R * S * C, col_step = d.sw * C * L;
   c.w.line("const {}* wk = {};", bf16 ? "uint32_t" : "float", at(bf16 ? "wpairs" : "w", k0 * RSC));
   c.w.line("CNNC_OPAQUE(wk);");  // why: see the macro in the prelude (emit_prelude.cpp)
   for (int64_t i = 0; i < cols; ++i)
@@ -64,10 +71,10 @@ void emit_forward_tile(EmitContext& c, const dsl::Layer& l, const ConvShape& d, 
   auto tap = [&](int64_t r, int64_t s, const Expr& ch) {
     for (int64_t i = 0; i < cols; ++i)
       c.w.line("x{} = {}({});", i, bf16 ? "vpload" : "vload",
-               at("xw", ch * L + (r * d.Wp + s) * C * L + i * col_step));
+               at("xw", ch * L + (r * d.Wp + s * s_step) * C * L + i * col_step));
     for (int64_t j = 0; j < size; ++j) {
       c.w.line("wv = {}({});", bf16 ? "vpbcast" : "vbcast",
-               at("wk", ch + j * RSC + (r * d.S + s) * C));
+               at("wk", ch + j * RSC + (r * S + s) * C));
       for (int64_t i = 0; i < cols; ++i) {
         if (bf16)
           c.w.line("acc_q{}_k{} = vdot(acc_q{}_k{}, x{}, wv);", i, j, i, j, i);
@@ -79,14 +86,14 @@ void emit_forward_tile(EmitContext& c, const dsl::Layer& l, const ConvShape& d, 
   std::string xs;
   for (int64_t i = 0; i < cols; ++i) xs += fmt::format("{}x{}", i ? ", " : "", i);
   c.w.line("{} {}, wv;", bf16 ? "P" : "V", xs);
-  if (unroll_c) {
+  if (lp.unroll_c) {
     for (int64_t r = 0; r < d.R; ++r)
-      for (int64_t s = 0; s < d.S; ++s)
+      for (int64_t s = 0; s < S; ++s)
         for (int64_t ch = 0; ch < C; ++ch) tap(r, s, ch);
   } else {
     emit_loop(c.w, "ch", C, [&](const Expr& ch) {
       for (int64_t r = 0; r < d.R; ++r)
-        for (int64_t s = 0; s < d.S; ++s) tap(r, s, ch);
+        for (int64_t s = 0; s < S; ++s) tap(r, s, ch);
     });
   }
   for (int64_t i = 0; i < cols; ++i)
@@ -116,10 +123,18 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
     x = ws(lp.padded);
   }
   const bool bf16 = lp.bf16_forward;
-  const int64_t C = bf16 ? d.C / 2 : d.C;  // bf16: pairs of channels
+  const int64_t C = bf16 && !lp.bf16_columns ? d.C / 2 : d.C;  // channels of the x layout
   if (bf16) {
     c.w.line("uint32_t* xpairs = (uint32_t*)({});", ws(lp.x_pairs));
-    c.w.line("vpairs(xpairs, {}, {}, 2, 1, {});", x, d.Hp * d.Wp * C, d.Hp * d.Wp * C);
+    if (lp.bf16_columns) {  // x[h][w] with x[h][w + 1], zero past the right edge
+      int64_t row = d.Wp * d.C * L;
+      emit_loop(c.w, "h", d.Hp, [&](const Expr& h) {
+        c.w.line("vpairs({}, {}, {}, 1, {}, {});", at("xpairs", h * row),
+                 at(std::string("(") + x + ")", h * row), d.Wp * d.C, d.C, (d.Wp - 1) * d.C);
+      });
+    } else {
+      c.w.line("vpairs(xpairs, {}, {}, 2, 1, {});", x, d.Hp * d.Wp * C, d.Hp * d.Wp * C);
+    }
     c.w.line("const uint32_t* wpairs = (const uint32_t*)({});", ws(lp.w_pairs));
     c.w.line("(void)w;");
     c.w.line("const uint32_t* xp = xpairs;");
@@ -136,7 +151,7 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
                            at("xp", p * (d.sh * d.Wp * C * L) + q0 * (d.sw * C * L)));
                   c.w.line("float* yo = {};", at("y", (p * d.Q + q0) * (d.K * L)));
                   emit_blocks(c.w, "k0", d.K, lp.kblock, [&](int64_t size, const Expr& k0) {
-                    emit_forward_tile(c, l, d, k0, size, cols, lp.unroll_c, bf16);
+                    emit_forward_tile(c, lp, d, k0, size, cols);
                   });
                 });
   });

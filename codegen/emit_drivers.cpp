@@ -224,7 +224,10 @@ void emit_convert_weights(EmitContext& c) {
   for (const LayerPlan& lp : c.plan.layers) {
     const dsl::Layer& l = *lp.layer;
     int64_t n = l.kind == dsl::LayerKind::conv ? l.kernel_h * l.kernel_w * l.in.c : l.in.size();
-    if (lp.w_pairs.floats)
+    if (lp.bf16_columns)
+      c.w.line("column_pairs((uint32_t*)({}), {}, {}, {}, {});", ws(lp.w_pairs),
+               at("params", l.weight_offset), l.units * l.kernel_h, l.kernel_w, l.in.c);
+    else if (lp.w_pairs.floats)
       c.w.line("rows_to_pairs((uint32_t*)({}), {}, {}, {});", ws(lp.w_pairs),
                at("params", l.weight_offset), l.units, n);
     if (lp.wt_pairs.floats)

@@ -67,11 +67,23 @@ void plan_pairs(LayerPlan& lp, Arena& a, int64_t L) {
   if (l.kind == dsl::LayerKind::conv) {
     int64_t Hp = l.in.h + l.pad_top + l.pad_bottom, Wp = l.in.w + l.pad_left + l.pad_right;
     int64_t C = l.in.c, RSC = l.kernel_h * l.kernel_w * C;
-    // Pairs of channels need an even C: a first layer's single channel stays fp32.
-    lp.bf16_forward = C % 2 == 0;
+    // Pairs of channels where C is even; otherwise (a first layer's single channel) pairs of
+    // kernel columns, the last paired with a zero weight when S is odd.
+    lp.bf16_forward = true;
+    lp.bf16_columns = C % 2 != 0;
     lp.bf16_dx = lp.needs_dx;
     lp.bf16_dw = l.trainable();
-    if (lp.bf16_forward) {
+    if (lp.bf16_columns) {
+      int64_t S2 = pairs(l.kernel_w);
+      lp.x_pairs = a.take(l.name + "_x_pairs", Hp * Wp * C * L,
+                          fmt::format("{}'s input, each column paired with the next, bf16, "
+                                      "[{}][{}][{}][L]",
+                                      l.name, Hp, Wp, C));
+      lp.w_pairs = a.take(l.name + "_w_pairs", l.units * l.kernel_h * S2 * C,
+                          fmt::format("{}'s weights by pairs of kernel columns, bf16, "
+                                      "[{}][{}][{}][{}]",
+                                      l.name, l.units, l.kernel_h, S2, C));
+    } else {
       lp.x_pairs = a.take(l.name + "_x_pairs", Hp * Wp * (C / 2) * L,
                           fmt::format("{}'s input by pairs of channels, bf16, [{}][{}][{}][L]",
                                       l.name, Hp, Wp, C / 2));

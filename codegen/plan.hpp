@@ -60,7 +60,9 @@ struct LayerPlan {
   // avx512_bf16: which products run in bf16 pairs of their reduction dimension (the others stay
   // fp32), and the pair layouts they read. A pair is two bf16 in one 32-bit word, the first in
   // the low half; vdpbf16ps multiplies pairs and adds both products into one fp32 lane.
-  bool bf16_forward = false;  // conv: C even (pairs of channels); dense: always (pairs of inputs)
+  bool bf16_forward = false;  // conv: pairs of channels, or of kernel columns (odd C); dense:
+                              // pairs of inputs
+  bool bf16_columns = false;  // conv forward: pairs of kernel columns s, s + 1 (C is odd)
   bool bf16_dx = false;       // input gradient: pairs of filters (units)
   bool bf16_dw = false;       // weight gradient: conv pairs of output columns, dense of samples
   Slot x_pairs;               // forward: conv x [Hp][Wp][C/2][L], dense x [ceil(I/2)][L]
