@@ -29,6 +29,7 @@ std::string percent(double x) {
 
 struct TrainArgs {
   std::string file, engine = "specialized", target = "auto", data = engine::default_data_dir(), out;
+  std::string precision;  // empty: the file's
   std::optional<int64_t> epochs, batch, seed;
   std::optional<double> lr;
   int threads = engine::default_threads();
@@ -48,6 +49,7 @@ int run_train(TrainArgs& a, Ranks& ranks) {
   if (a.batch) t.batch = *a.batch;
   if (a.seed) t.seed = static_cast<uint64_t>(*a.seed);
   if (a.lr) t.optimizer.lr = *a.lr;
+  apply_precision(g, a.precision);
   std::filesystem::path out =
       a.out.empty() ? std::filesystem::path("runs") / g.name : std::filesystem::path(a.out);
 
@@ -204,6 +206,7 @@ void register_train(CLI::App& app, int& status, const EmbeddedModel* embedded) {
                   "The specialised code's ISA: auto, avx512, avx2 or portable")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "avx512", "avx2", "portable"}));
+  add_precision_flag(*cmd, a->precision);
   cmd->add_option("--data", a->data,
                   "Directory with the four IDX files (default $CNNC_DATA, then data/mnist)")
       ->capture_default_str();

@@ -33,6 +33,10 @@ class Engine {
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
                                     int32_t max_batch, const std::string& target = "auto");
 
+// "" when the model runs at the graph's precision; for a bf16 graph on fp32 code (a CPU without
+// AVX512_BF16, or a target that names an fp32 variant), what the user should know.
+std::string precision_note(const dsl::Graph& graph, const cnnc_model& model);
+
 // The generic engine of the graph's first `layers` layers: its output is that last layer's
 // tensor, [H][W][C]. It reads the whole model's parameter vector (offsets are unchanged), so a
 // checkpoint of the full model drives it: how cnnc viz shows what every layer computes.
