@@ -52,13 +52,18 @@ int run_train(TrainArgs& a) {
   std::filesystem::path out =
       a.out.empty() ? std::filesystem::path("runs") / g.name : std::filesystem::path(a.out);
 
-  // Data first: a missing directory is reported before any code is generated and compiled.
+  // The run's directory first, then the data: what cannot work is reported before any code is
+  // generated and compiled.
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  if (ec)
+    throw std::runtime_error(
+        fmt::format("cannot create the run's directory '{}': {}", out.string(), ec.message()));
   rt::Mnist data = engine::load_data(g, a.data, t.validation, a.limit);
   std::unique_ptr<engine::Engine> eng =
       engine::make_engine(g, a.engine, engine::slice_size(t.batch, a.threads), a.target);
   const cnnc_model& m = eng->model();
   if (!a.json) fmt::print("engine: {}\n", eng->description());
-  std::filesystem::create_directories(out);
 
   rt::TrainOptions o = engine::train_options(t);  // after --lr, which it carries as the base rate
   o.out_dir = out;
