@@ -63,12 +63,23 @@ uint32_t epochs_done(const fs::path& checkpoint) {
   return v;
 }
 
-// Whether dir holds a temporary file of an atomic write; false while it does not exist yet.
-bool has_temporaries(const fs::path& dir) {
+// Whether dir holds a file whose name contains part; false while dir does not exist yet.
+bool has_file(const fs::path& dir, const std::string& part) {
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    if (it->path().filename().string().find(".tmp") != std::string::npos) return true;
+    if (it->path().filename().string().find(part) != std::string::npos) return true;
   return false;
+}
+
+// A temporary file of an atomic write.
+bool has_temporaries(const fs::path& dir) {
+  return has_file(dir, ".tmp");
+}
+
+// Waits up to 5 s for a file in dir whose name contains part.
+void wait_for(const fs::path& dir, const std::string& part) {
+  for (int i = 0; i < 1000 && !has_file(dir, part); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
 // cnnc started in the background from the source directory, with `env` ("NAME=VALUE ...").
@@ -90,6 +101,18 @@ int wait_status(pid_t pid) {
   return WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
 }
 
+// Runs cnnc with args (a resumed run of out) to its end, and checks it against the uninterrupted
+// run in whole_dir, whose --json output was whole.
+void check_ends_as(const std::string& args, const fs::path& out, const Run& whole,
+                   const fs::path& whole_dir) {
+  Run resumed = run_cnnc(args + " --json");
+  CHECK(resumed.status == 0);
+  CHECK(digest_of(resumed.out) == digest_of(whole.out));
+  CHECK(history_rows(out) == history_rows(whole_dir));
+  CHECK(epochs_done(out / "checkpoint.bin") == 3);
+  CHECK_FALSE(has_temporaries(out));
+}
+
 }  // namespace
 
 TEST_CASE("Ctrl-C stops cnnc train after a step, and --resume ends with the uninterrupted bits") {
@@ -99,8 +122,7 @@ TEST_CASE("Ctrl-C stops cnnc train after a step, and --resume ends with the unin
   std::ofstream(model) << model_text("adam lr=0.002", "step every=1 gamma=0.5");
   Run whole = run_cnnc(train_args(model, "specialized", dir.path / "whole") + " --json");
   REQUIRE(whole.status == 0);
-  std::vector<std::string> history = history_rows(dir.path / "whole");
-  REQUIRE(history.size() == 4);
+  REQUIRE(history_rows(dir.path / "whole").size() == 4);
 
   // 10 batches an epoch: step 13 is within epoch 2, step 10 the last of epoch 1 (before its
   // evaluation), step 11 the first after an epoch's checkpoint.
@@ -116,11 +138,7 @@ TEST_CASE("Ctrl-C stops cnnc train after a step, and --resume ends with the unin
     CHECK(contains(stopped.out, "cnnc: interrupted after " + std::string(place) +
                                     "; its state is in " + (out / "checkpoint.bin").string() +
                                     "\ncnnc: to continue, run the same command with --resume\n"));
-    Run resumed = run_cnnc(args + " --resume --json");
-    CHECK(resumed.status == 0);
-    CHECK(digest_of(resumed.out) == digest_of(whole.out));
-    CHECK(history_rows(out) == history);
-    CHECK_FALSE(has_temporaries(out));
+    check_ends_as(args + " --resume", out, whole, dir.path / "whole");
   }
 }
 
@@ -137,9 +155,10 @@ TEST_CASE("a SIGINT from outside checkpoints the run; a second one ends it at on
     std::string args = train_args(model, "specialized", out);
     // Steps slowed by a pause before every file's rename, so that the signals land mid-run.
     pid_t pid = spawn_cnnc("CNNC_TEST_PAUSE_BEFORE_RENAME_MS=150", args, dir.path / "log");
-    for (int i = 0; i < 2000 && !fs::exists(out / "history.csv"); ++i)
+    // After the starting checkpoint: the signals land in the training.
+    for (int i = 0; i < 1000 && !fs::exists(out / "checkpoint.bin"); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     for (int i = 0; i < signals; ++i) {
       kill(pid, SIGINT);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -148,12 +167,7 @@ TEST_CASE("a SIGINT from outside checkpoints the run; a second one ends it at on
     // One SIGINT: the run checkpoints and exits 130 (or had finished). Two: SIGINT's default
     // action ends it where it stands, also 128 + 2.
     CHECK((status == 130 || status == 0));
-    CHECK(epochs_done(out / "checkpoint.bin") <= 3);
-    Run resumed = run_cnnc(args + " --resume --json");
-    CHECK(resumed.status == 0);
-    CHECK(digest_of(resumed.out) == digest_of(whole.out));
-    CHECK(history_rows(out) == history_rows(dir.path / "whole"));
-    CHECK_FALSE(has_temporaries(out));
+    check_ends_as(args + " --resume", out, whole, dir.path / "whole");
   }
 }
 
@@ -199,7 +213,7 @@ TEST_CASE("kill -9 at any moment leaves a run that resumes to the uninterrupted 
   int kills = env ? std::atoi(env) : 3;
   std::mt19937 random(env ? static_cast<unsigned>(std::time(nullptr)) : 13u);
   TempDir dir("kills");
-  int survived = 0;
+  int killed = 0, survived = 0;
   for (std::string engine : {"specialized", "generic"})
     for (auto [optimizer, schedule] : {std::pair{"sgd lr=0.05", "cosine"},
                                        std::pair{"adam lr=0.002", "step every=1 gamma=0.5"}}) {
@@ -217,16 +231,14 @@ TEST_CASE("kill -9 at any moment leaves a run that resumes to the uninterrupted 
         pid_t pid =
             spawn_cnnc(std::string("CNNC_TEST_PAUSE_BEFORE_RENAME_MS=") + (aimed ? "100" : "5"),
                        args + (resume ? " --resume" : ""), dir.path / "log");
-        if (aimed) {
-          // At the first temporary checkpoint seen, within 5 s.
-          for (int i = 0; i < 1000 && !has_temporaries(out); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        } else {
+        // Aimed: at the first temporary checkpoint seen. Else at a random moment of the run.
+        wait_for(out, aimed ? "checkpoint.bin.tmp" : "history.csv");
+        if (!aimed)
           std::this_thread::sleep_for(
-              std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1500)(random)));
-        }
+              std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 800)(random)));
         kill(pid, SIGKILL);
         wait_status(pid);
+        ++killed;
         if (!fs::exists(out / "checkpoint.bin")) continue;  // killed before its first write
         // A whole checkpoint of this model, and history.csv at most one epoch ahead of it.
         Run eval = run_cnnc("eval " + model + " --weights " + (out / "checkpoint.bin").string() +
@@ -236,13 +248,9 @@ TEST_CASE("kill -9 at any moment leaves a run that resumes to the uninterrupted 
         CHECK((rows == epochs || rows == epochs + 1));
         ++survived;
       }
-      Run resumed =
-          run_cnnc(args + (fs::exists(out / "checkpoint.bin") ? " --resume" : "") + " --json");
-      CHECK(resumed.status == 0);
-      CHECK(digest_of(resumed.out) == digest_of(whole.out));
-      CHECK(history_rows(out) == history_rows(whole_dir));
-      CHECK(epochs_done(out / "checkpoint.bin") == 3);
-      CHECK_FALSE(has_temporaries(out));
+      check_ends_as(args + (fs::exists(out / "checkpoint.bin") ? " --resume" : ""), out, whole,
+                    whole_dir);
     }
-  std::cout << "kills survived: " << survived << "\n";
+  std::cout << "kills: " << killed << ", after which a checkpoint was there to resume: " << survived
+            << "\n";
 }
