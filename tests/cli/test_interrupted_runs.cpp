@@ -142,7 +142,7 @@ TEST_CASE("Ctrl-C stops cnnc train after a step, and --resume ends with the unin
   }
 }
 
-TEST_CASE("a SIGINT from outside checkpoints the run; a second one ends it at once") {
+TEST_CASE("a SIGINT from outside checkpoints the run, and a second one ends it at once") {
   if (!have_mnist()) CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
   TempDir dir("sigint_outside");
   std::string model = dir / "tiny.cnn";
@@ -206,11 +206,11 @@ TEST_CASE("resuming with other settings than the checkpoint's is refused, each o
 // kill -9 at random moments, over both engines, SGD with a cosine schedule and Adam with a step
 // schedule, all augmented; half the kills aimed at a checkpoint's write (its temporary file whole,
 // its rename held back by CNNC_TEST_PAUSE_BEFORE_RENAME_MS). CNNC_KILLS sets the kills per
-// configuration (CI: 3, so 12 in all); the count docs/robustness.md reports ran with more.
+// configuration (CI: 2, so 8 in all); the count docs/robustness.md reports ran with more.
 TEST_CASE("kill -9 at any moment leaves a run that resumes to the uninterrupted bits") {
   if (!have_mnist()) CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
   const char* env = std::getenv("CNNC_KILLS");
-  int kills = env ? std::atoi(env) : 3;
+  int kills = env ? std::atoi(env) : 2;
   std::mt19937 random(env ? static_cast<unsigned>(std::time(nullptr)) : 13u);
   TempDir dir("kills");
   int killed = 0, survived = 0;
