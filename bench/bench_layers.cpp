@@ -1,11 +1,13 @@
 // bench_layers.cpp: every conv, pool and dense layer of lenet5 and keras_mnist, forward,
 // backward-data and backward-weights at batch 64, on the generic engine's kernels, oneDNN's
 // primitives and the specialised generated code; then whole training steps. Counters: GFLOP/s,
-// the share of the measured FMA peak, images/s.
+// the share of the measured FMA peak, images/s, and the bytes each phase must move at least,
+// which with the measured bandwidth places it on the roofline (bench/layers_table.py).
 //
-// Order of the suite (the registration order): the FMA peak first (it sets the denominator of
-// every peak_share), then per layer and phase generic | oneDNN | specialised side by side, then
-// the training steps. Run with --benchmark_repetitions=5
+// Order of the suite (the registration order): the FMA peak and the triad bandwidth of memory
+// and of L2 first (the peak sets the denominator of every peak_share), then per layer and phase
+// generic | oneDNN | specialised side by side, then the training steps. Run with
+// --benchmark_repetitions=5
 // --benchmark_enable_random_interleaving=true for interleaved medians (bench/run_benchmarks).
 //
 // Threads: per-layer figures are one thread per call for every engine (the generic kernels and
@@ -26,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bandwidth.hpp"
 #include "bench/onednn_types.hpp"
 #include "bench/peak_fma.hpp"
 #include "cnnc_abi.h"
@@ -87,6 +90,18 @@ void BM_peak_fma(benchmark::State& state, cnnc::bench::FmaIsa isa) {
   // Reported, not used: the denominator was fixed before the first benchmark (main), so that
   // every share of one run divides by the same figure whatever order the runs interleave in.
   state.counters["peak_used"] = peak(threads);
+}
+
+// Arrays of 128 MiB per thread, far beyond the last-level cache, or of 384 KiB, within a core's
+// L2: the roofline's two slopes.
+void BM_bandwidth(benchmark::State& state, int64_t bytes) {
+  const int threads = static_cast<int>(state.range(0));
+  double gbs = 0;
+  for (auto _ : state) {
+    for (int i = 0; i < 4; ++i)
+      gbs = std::max(gbs, cnnc::bench::measure_triad_gbs(threads, bytes, 0.1));
+  }
+  state.counters["GB/s"] = gbs;
 }
 
 // ---- the models ----
@@ -209,9 +224,28 @@ double flops_per_image(const cnnc_layer& l, Phase) {
   return 1.0 * l.out_h * l.out_w * l.out_c * l.kernel_h * l.kernel_w;
 }
 
+// Bytes a phase must move at least on a batch of n: every tensor it reads or writes once, in
+// floats (forward x, w, b -> y; backward-data dy, w -> dx; backward-weights x, dy -> dw, db; max
+// pooling's backward reads x to find the maxima again). The same for every engine: a property of
+// the phase, whose FLOPs over it are its arithmetic intensity.
+double bytes_per_call(const cnnc_layer& l, Phase p, int64_t n) {
+  const double x = double(n) * l.in_h * l.in_w * l.in_c,
+               y = double(n) * l.out_h * l.out_w * l.out_c, w = double(l.weight_count),
+               b = double(l.bias_count);
+  double floats = 0;
+  if (l.kind == CNNC_CONV || l.kind == CNNC_DENSE)
+    floats = p == Phase::forward         ? x + w + b + y
+             : p == Phase::backward_data ? y + w + x
+                                         : x + y + w + b;
+  else
+    floats = p == Phase::forward ? x + y : (l.kind == CNNC_MAXPOOL ? 2 * x + y : x + y);
+  return 4 * floats;
+}
+
 // Times `body`, which processes `images` images per call; sets the counters every engine shares.
 template <class Body>
-void time_layer(benchmark::State& state, double flops_per_call, int64_t images, Body&& body) {
+void time_layer(benchmark::State& state, double flops_per_call, double bytes, int64_t images,
+                Body&& body) {
   body();  // warm: first-touch pages and caches outside the timing
   Clock::time_point t0 = Clock::now();
   for (auto _ : state) body();
@@ -222,6 +256,8 @@ void time_layer(benchmark::State& state, double flops_per_call, int64_t images, 
   state.counters["img/s"] =
       benchmark::Counter(calls * static_cast<double>(images), benchmark::Counter::kIsRate);
   state.counters["peak_share"] = calls * flops_per_call / 1e9 / seconds / peak(1);
+  state.counters["bytes"] = bytes;
+  state.counters["flops"] = flops_per_call;
 }
 
 // The generic engine's kernels for one layer at batch 64, on random data. conv_backward and
@@ -307,13 +343,15 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
   std::vector<cnnc_layer> layers(probe->layers, probe->layers + probe->layer_count);
 #ifdef CNNC_BENCH_ONEDNN
   // oneDNN's layers are those of its whole network, in the formats the network chose for them,
-  // after one training step has filled its buffers.
+  // after one training step has filled its buffers. The network's input memory points at the
+  // step's images from then on, so they live as long as the network's benchmarks.
   std::shared_ptr<OnednnNet> onednn;
+  std::shared_ptr<StepInputs> inputs;
   try {
     onednn = std::make_shared<OnednnNet>(*probe, kBatch);
-    StepInputs in(*probe);
-    onednn->set_params(in.params.data());
-    onednn->train_step(in.images.get(), in.labels.data(), in.opt, 0, 0, 1);
+    inputs = std::make_shared<StepInputs>(*probe);
+    onednn->set_params(inputs->params.data());
+    onednn->train_step(inputs->images.get(), inputs->labels.data(), inputs->opt, 0, 0, 1);
   } catch (const std::exception& e) {
     notes.push_back(fmt::format("{}: oneDNN: {}", api.name, e.what()));
   }
@@ -356,16 +394,17 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
     for (Phase p : {Phase::forward, Phase::backward_data, Phase::backward_weights}) {
       if (!has_phase(l, p)) continue;
       const std::string base = fmt::format("layer/{}/{}/{}", api.name, l.name, phase_name(p));
-      const double flops = flops_per_image(l, p) * kBatch;
-      benchmark::RegisterBenchmark((base + "/generic").c_str(), [generic, p, flops](auto& st) {
-        time_layer(st, flops, kBatch, [&] { generic->run(p); });
+      const double flops = flops_per_image(l, p) * kBatch, bytes = bytes_per_call(l, p, kBatch);
+      benchmark::RegisterBenchmark((base + "/generic").c_str(), [generic, p, flops,
+                                                                 bytes](auto& st) {
+        time_layer(st, flops, bytes, kBatch, [&] { generic->run(p); });
       })->UseRealTime();
 #ifdef CNNC_BENCH_ONEDNN
       if (onednn && onednn->has(index, p))
-        benchmark::RegisterBenchmark((base + "/onednn").c_str(), [onednn, index, p,
-                                                                  flops](auto& st) {
+        benchmark::RegisterBenchmark((base + "/onednn").c_str(), [onednn, inputs, index, p, flops,
+                                                                  bytes](auto& st) {
           st.SetLabel(onednn->implementation(index, p));
-          time_layer(st, flops, kBatch, [&] { onednn->run(index, p); });
+          time_layer(st, flops, bytes, kBatch, [&] { onednn->run(index, p); });
         })->UseRealTime();
 #endif
       for (const Target& t : targets) {
@@ -375,9 +414,10 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
           // One benchmark iteration covers the batch of 64 in runs of k.samples images.
           int32_t runs = std::max(1, kBatch / std::max(1, k.samples));
           Specialized* s = t.model;
-          benchmark::RegisterBenchmark((base + "/specialized-" + t.name).c_str(), [s, k, runs, l,
-                                                                                   p](auto& st) {
-            time_layer(st, k.flops * runs, int64_t{k.samples} * runs, [&] {
+          benchmark::RegisterBenchmark((base + "/specialized-" + t.name).c_str(), [s, k, runs, l, p,
+                                                                                   bytes](
+                                                                                      auto& st) {
+            time_layer(st, k.flops * runs, bytes, int64_t{k.samples} * runs, [&] {
               for (int32_t r = 0; r < runs; ++r)
                 k.run(s->params.data(), s->grads.data(), s->workspace.get());
               benchmark::ClobberMemory();
@@ -547,6 +587,13 @@ int main(int argc, char** argv) {
         ->Iterations(1)
         ->UseRealTime();
   }
+  for (auto [level, bytes] : {std::pair{"memory", int64_t{128} << 20}, {"l2", int64_t{384} << 10}})
+    benchmark::RegisterBenchmark((std::string("bandwidth/") + level).c_str(), BM_bandwidth, bytes)
+        ->Arg(1)
+        ->Arg(2)
+        ->ArgName("threads")
+        ->Iterations(1)
+        ->UseRealTime();
   std::vector<std::string> notes;
 #ifdef CNNC_BENCH_ONEDNN
   cnnc::bench::onednn_set_threads(1);  // before any primitive exists: see onednn_net.hpp

@@ -28,6 +28,41 @@ def fmt(x):
     return f"{x:,.0f}"
 
 
+def roofline(context, runs, rows, best, spec, position):
+    """Every phase under the roofline of one thread: its FLOPs over the bytes it must move (the
+    arithmetic intensity), what the peak and the triad bandwidths of memory and of L2 allow it,
+    and what the specialised code reaches."""
+    bw = {level: runs.get(f"bandwidth/{level}/threads:1", {}).get("GB/s")
+          for level in ("memory", "l2")}
+    if not spec or not bw["memory"] or not bw["l2"]:
+        return
+    peak = best[1]
+    print(f"\n**Roofline**, one thread: peak {peak:.1f} GFLOP/s; triad bandwidth "
+          f"{bw['memory']:.1f} GB/s from memory and {bw['l2']:.1f} GB/s from L2, so a phase "
+          f"needs {peak / bw['memory']:.1f} FLOP/byte to be compute-bound when its tensors come "
+          f"from memory and {peak / bw['l2']:.1f} when they sit in L2. Bytes: every tensor the "
+          "phase reads or writes, once, at batch 64. GFLOP/s: the useful FLOPs of "
+          f"{spec}.\n")
+    print("| model | layer | phase | MFLOP | KiB | FLOP/B | roof (memory) | roof (L2) | GFLOP/s "
+          "| of peak | of L2 roof | bound |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for key in sorted(rows, key=lambda k: (k[0], position(k))):
+        b = rows[key].get(spec)
+        g = rows[key].get("generic")  # its flops are the phase's useful ones, batch 64
+        if not b or not g:
+            continue
+        flops, nbytes = g["flops"], g["bytes"]
+        intensity = flops / nbytes
+        roof_mem = min(peak, intensity * bw["memory"])
+        roof_l2 = min(peak, intensity * bw["l2"])
+        achieved = b["img/s"] * flops / 64 / 1e9
+        bound = ("compute" if roof_mem >= peak else
+                 "memory" if roof_l2 < peak else "compute in cache, memory otherwise")
+        print(f"| {key[0]} | {key[1]} | {key[2]} | {flops / 1e6:.2f} | {nbytes / 1024:,.0f} | "
+              f"{intensity:.1f} | {roof_mem:.0f} | {roof_l2:.0f} | {achieved:.1f} | "
+              f"{100 * achieved / peak:.0f}% | {100 * achieved / roof_l2:.0f}% | {bound} |")
+
+
 def main():
     context, runs = medians(sys.argv[1])
     peaks = {n: b["GFLOP/s"] for n, b in runs.items() if n.startswith("peak_fma/")}
@@ -88,6 +123,8 @@ def main():
                 s, o = rows[key].get(best_spec), rows[key].get("onednn")
                 cells.append(f"{s['img/s'] / o['img/s']:.2f}x" if s and o else "-")
             print(f"| {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
+
+    roofline(context, runs, rows, best, best_spec, position)
 
     steps = {n: b for n, b in runs.items() if n.startswith("train_step/")}
     if steps:

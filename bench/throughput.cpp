@@ -30,6 +30,7 @@
 #include "dsl/diagnostics.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
+#include "engine/verify.hpp"
 #include "train/thread_pool.hpp"
 #include "train/trainer.hpp"
 
@@ -278,6 +279,7 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
     skipped.push_back({{"engine", name}, {"reason", why}});
   };
   std::vector<OnednnImplementation> onednn_impls;
+  bool bf16 = false;  // an engine multiplies in bf16: the engines' outputs agree less closely
   for (const std::string& name : a.engines) {
     if (name == "pytorch") {
       std::string why;
@@ -298,7 +300,16 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
         skip(name, e.what());
       }
     } else {
-      std::unique_ptr<engine::Engine> e = engine::make_engine(g, name, slice);
+      // specialized-bf16 and specialized-fp32: the specialised code at that precision, whatever
+      // the file says.
+      dsl::Graph variant = g;
+      if (name == "specialized-bf16" || name == "specialized-fp32")
+        variant.training.precision =
+            name == "specialized-bf16" ? dsl::Precision::bf16 : dsl::Precision::fp32;
+      std::unique_ptr<engine::Engine> e = engine::make_engine(
+          variant, name.rfind("specialized", 0) == 0 ? "specialized" : name, slice);
+      if (variant.training.precision == dsl::Precision::bf16)
+        bf16 = bf16 || std::string(e->model().engine) == "specialized-avx512_bf16";
       if (e->model().param_count != table.param_count)
         throw std::logic_error("engines disagree on the parameter count");
       contenders.push_back(
@@ -341,11 +352,13 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
       continue;
     }
     double d = relative_difference(first_outputs, outputs);
-    if (!(d < 1e-3))
+    // bf16's tolerance for the forward outputs, as cnnc verify derives it (docs/codegen.md).
+    double tolerance = bf16 ? engine::bf16_tolerance(g, false, batch) : 1e-3;
+    if (!(d < tolerance))
       throw std::runtime_error(fmt::format(
           "engines '{}' and '{}' disagree on the forward pass (largest relative difference "
-          "{:.3g}, tolerance 1e-3); not timing them (cnnc verify compares them layer by layer)",
-          contenders.front()->name, c->name, d));
+          "{:.3g}, tolerance {:.3g}); not timing them (cnnc verify compares them layer by layer)",
+          contenders.front()->name, c->name, d, tolerance));
   }
 
   bool progress = isatty(STDERR_FILENO);

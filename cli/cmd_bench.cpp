@@ -19,6 +19,7 @@ namespace {
 struct BenchArgs {
   std::string file;
   std::optional<std::string> engines;  // unset: the default list, which may shrink
+  std::string precision;               // empty: the file's
   int threads = engine::default_threads();
   std::optional<int64_t> batch;
   int reps = 5;
@@ -54,9 +55,12 @@ std::vector<std::string> split_list(const std::string& flag, const std::string& 
 std::vector<std::string> engines_of(const std::string& list) {
   std::vector<std::string> out = split_list("--engines", list);
   for (const std::string& e : out)
-    if (e != "generic" && e != "specialized" && e != "onednn" && e != "pytorch")
+    if (e != "generic" && e != "specialized" && e != "specialized-bf16" &&
+        e != "specialized-fp32" && e != "onednn" && e != "pytorch")
       throw std::runtime_error(
-          fmt::format("unknown engine '{}'; expected generic, specialized, onednn or pytorch", e));
+          fmt::format("unknown engine '{}'; expected generic, specialized, specialized-bf16, "
+                      "specialized-fp32, onednn or pytorch",
+                      e));
   return out;
 }
 
@@ -78,6 +82,7 @@ std::vector<uint64_t> seeds_of(const std::string& list) {
 int run_bench(const BenchArgs& a) {
   std::optional<dsl::Graph> graph = load_model(a.file, a.limits);
   if (!graph) return exit_user_error;
+  apply_precision(*graph, a.precision);
   const dsl::Graph& g = *graph;
   if (a.to_accuracy) {
     bench::AccuracyOptions o;
@@ -114,8 +119,10 @@ void register_bench(CLI::App& app, int& status) {
       "Training and inference images/s of each engine on random MNIST-shaped data, interleaved; "
       "or the training seconds to a test accuracy (--to-accuracy)");
   cmd->add_option("file", a->file, ".cnn file")->required();
+  add_precision_flag(*cmd, a->precision);
   cmd->add_option("--engines", a->engines,
-                  "Comma-separated engines: generic, specialized, onednn, pytorch; the first is "
+                  "Comma-separated engines: generic, specialized (specialized-bf16, "
+                  "specialized-fp32: at that precision), onednn, pytorch; the first is "
                   "the reference of the ratios (default specialized,generic; with --to-accuracy "
                   "specialized)");
   cmd->add_option("--threads", a->threads, "Threads that split each batch")

@@ -11,6 +11,7 @@
 #include "cli/commands.hpp"
 #include "cli/interrupt.hpp"
 #include "cli/progress.hpp"
+#include "cli/ranks.hpp"
 #include "codegen/compile/build.hpp"
 #include "data/dataset.hpp"
 #include "dsl/diagnostics.hpp"
@@ -30,6 +31,7 @@ std::string percent(double x) {
 
 struct TrainArgs {
   std::string file, engine = "specialized", target = "auto", data = engine::default_data_dir(), out;
+  std::string precision;  // empty: the file's
   std::optional<int64_t> epochs, batch, seed;
   std::optional<double> lr;
   int threads = engine::default_threads();
@@ -40,7 +42,7 @@ struct TrainArgs {
   const EmbeddedModel* embedded = nullptr;
 };
 
-int run_train(TrainArgs& a) {
+int run_train(TrainArgs& a, Ranks& ranks) {
   std::optional<dsl::Graph> graph = load_model(a.embedded, a.file, a.limits);
   if (!graph) return exit_user_error;
   dsl::Graph& g = *graph;
@@ -49,31 +51,33 @@ int run_train(TrainArgs& a) {
   if (a.batch) t.batch = *a.batch;
   if (a.seed) t.seed = static_cast<uint64_t>(*a.seed);
   if (a.lr) t.optimizer.lr = *a.lr;
+  apply_precision(g, a.precision);
   std::filesystem::path out =
       a.out.empty() ? std::filesystem::path("runs") / g.name : std::filesystem::path(a.out);
 
   // The run's directory first, then the data: what cannot work is reported before any code is
   // generated and compiled.
   std::error_code ec;
-  std::filesystem::create_directories(out, ec);
+  if (ranks.leader()) std::filesystem::create_directories(out, ec);
   if (ec)
     throw std::runtime_error(
         fmt::format("cannot create the run's directory '{}': {}", out.string(), ec.message()));
   rt::Mnist data = engine::load_data(g, a.data, t.validation, a.limit);
-  std::unique_ptr<engine::Engine> eng =
-      engine::make_engine(g, a.engine, engine::slice_size(t.batch, a.threads), a.target);
+  std::unique_ptr<engine::Engine> eng = engine::make_engine(
+      g, a.engine, engine::slice_size(t.batch, a.threads * ranks.ranks), a.target);
   const cnnc_model& m = eng->model();
   if (!a.json) fmt::print("engine: {}\n", eng->description());
 
   rt::TrainOptions o = engine::train_options(t);  // after --lr, which it carries as the base rate
-  o.out_dir = out;
+  if (ranks.leader()) o.out_dir = out;  // the other ranks write nothing, and resume from rank 0
   o.resume = a.resume;
   o.max_steps = a.max_steps;
   o.threads = a.threads;
-  bool progress = !a.json && isatty(STDERR_FILENO);
+  bool progress = ranks.leader() && !a.json && isatty(STDERR_FILENO);
   // Ctrl-C stops the run after the step under way, with a checkpoint of where it stands.
   InterruptRequest interrupt;
-  // Tests interrupt at an exact step through the same handler (tests/cli/test_interrupt.cpp).
+  // Tests interrupt at an exact step through the same handler
+  // (tests/cli/test_interrupted_runs.cpp).
   const char* sigint_at = std::getenv("CNNC_TEST_SIGINT_AT_STEP");
   const int64_t sigint_step = sigint_at ? std::atoll(sigint_at) : 0;
   rt::StepRecord last_step;
@@ -100,11 +104,13 @@ int run_train(TrainArgs& a) {
   std::vector<float> params = engine::initial_params(g, m, t.seed);
   rt::ThreadPool pool(a.threads);
   fmt::print(
-      "training {} on {} ({} images, test {}) with the {} engine: batch {}, {} thread{}, {} "
+      "training {} on {} ({} images, test {}) with the {} engine: batch {}, {}{} thread{}, {} "
       "epoch{}\n",
-      g.name, a.data, data.train.count, data.test.count, a.engine, t.batch, a.threads,
+      g.name, a.data, data.train.count, data.test.count, a.engine, t.batch,
+      ranks.ranks > 1 ? fmt::format("{} ranks x ", ranks.ranks) : "", a.threads,
       a.threads == 1 ? "" : "s", t.epochs, t.epochs == 1 ? "" : "s");
-  rt::TrainResult r = rt::train(m, params, data, o, pool, hooks);
+  std::unique_ptr<rt::Learner> learner = ranks.learner(m, params, pool, o.batch);
+  rt::TrainResult r = rt::train(*learner, data, o, hooks);
   if (r.diverged) {
     fmt::print(stderr, "cnnc: error: {}\n", r.divergence);
     return exit_user_error;
@@ -132,12 +138,15 @@ int run_train(TrainArgs& a) {
                                                            : nlohmann::ordered_json(eng->build())},
                             {"build_seconds", eng->build_seconds()},
                             {"epochs", t.epochs},
+                            {"ranks", ranks.ranks},
                             {"threads", a.threads},
                             {"batch", t.batch},
                             {"test_accuracy", last.accuracy},
                             {"test_loss", last.loss},
                             {"train_images_per_second", ips},
                             {"seconds", r.train_seconds},
+                            {"wait_seconds", ranks.wait_seconds()},
+                            {"communication_seconds", ranks.communication_seconds()},
                             {"weights_digest", digest}}));
   return exit_ok;
 }
@@ -222,6 +231,7 @@ void register_train(CLI::App& app, int& status, const EmbeddedModel* embedded) {
                   "The specialised code's ISA: auto, avx512, avx2 or portable")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "avx512", "avx2", "portable"}));
+  add_precision_flag(*cmd, a->precision);
   cmd->add_option("--data", a->data,
                   "Directory with the four IDX files (default $CNNC_DATA, then data/mnist)")
       ->capture_default_str();
@@ -245,7 +255,10 @@ void register_train(CLI::App& app, int& status, const EmbeddedModel* embedded) {
   cmd->add_option("--max-steps", a->max_steps, "Stop after N optimizer steps")
       ->check(within(int64_t{1}, int64_t{INT32_MAX}));
   if (!embedded) add_limit_flags(*cmd, a->limits);
-  cmd->callback([a, &status] { status = user_errors([&] { return run_train(*a); }); });
+  cmd->callback([a, &status] {
+    status = run_as_ranks(
+        [&](Ranks& ranks) { return user_errors([&] { return run_train(*a, ranks); }); });
+  });
 }
 
 void register_eval(CLI::App& app, int& status, const EmbeddedModel* embedded) {

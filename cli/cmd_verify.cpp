@@ -9,7 +9,7 @@ namespace cnnc::cli {
 
 void register_verify(CLI::App& app, int& status) {
   struct Options {
-    std::string file, target = "all";
+    std::string file, target = "all", precision;
     std::optional<int64_t> batch;
     uint64_t seed = 1;
     dsl::Limits limits;
@@ -19,9 +19,10 @@ void register_verify(CLI::App& app, int& status) {
       "verify", "Check the specialised code against the generic engine on random data");
   cmd->add_option("file", opt->file, ".cnn file")->required();
   cmd->add_option("--target", opt->target,
-                  "all (every ISA this CPU runs), auto, avx512, avx2 or portable")
+                  "all (every ISA this CPU runs), auto, avx512_bf16, avx512, avx2 or portable")
       ->capture_default_str()
-      ->check(CLI::IsMember({"all", "auto", "avx512", "avx2", "portable"}));
+      ->check(CLI::IsMember({"all", "auto", "avx512_bf16", "avx512", "avx2", "portable"}));
+  add_precision_flag(*cmd, opt->precision);
   cmd->add_option("--batch", opt->batch, "Samples per call (default: the file's batch)")
       ->check(within(int64_t{1}, int64_t{4096}));
   cmd->add_option("--seed", opt->seed, "Seed of the random inputs and parameters")
@@ -33,10 +34,15 @@ void register_verify(CLI::App& app, int& status) {
       status = exit_user_error;
       return;
     }
+    apply_precision(*g, opt->precision);
     int32_t n = static_cast<int32_t>(opt->batch.value_or(g->training.batch));
     std::vector<std::string> targets = opt->target == "all"
                                            ? std::vector<std::string>{"avx512", "avx2", "portable"}
                                            : std::vector<std::string>{opt->target};
+    // bf16 is checked with the tolerance its rounding allows (docs/codegen.md); its fp32
+    // fallbacks with fp32's.
+    if (opt->target == "all" && g->training.precision == dsl::Precision::bf16)
+      targets.insert(targets.begin(), "avx512_bf16");
     engine::VerifyReport r = engine::verify_specialized(*g, n, opt->seed, targets);
     fmt::print("{}: {} lines generated, {}; batch {}, seed {}\n", g->name,
                dsl::with_thousands(r.lines), r.build, n, opt->seed);
@@ -47,6 +53,11 @@ void register_verify(CLI::App& app, int& status) {
       }
       fmt::print("{} ({})\n  {:<22} {:>12} {:>12}\n", t.target, t.engine, "tensor", "max abs err",
                  "max rel err");
+      if (t.target == "avx512_bf16")
+        fmt::print(
+            "  bf16 tolerance: 1e-5 + {:.4f} x the largest value (outputs, loss), {:.4f} "
+            "(gradients, parameters)\n",
+            engine::bf16_tolerance(*g, false, n), engine::bf16_tolerance(*g, true, n));
       for (const engine::TensorCheck& c : t.tensors)
         fmt::print("  {:<22} {:>12.3e} {:>12.3e}{}\n", c.tensor, c.max_abs, c.max_rel(),
                    c.ok() ? "" : "  MISMATCH");

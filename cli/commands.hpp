@@ -33,6 +33,11 @@ CLI::Validator within(T lo, T hi) {
 // The limits of dsl::Limits as flags, shared by every subcommand that checks a model.
 void add_limit_flags(CLI::App& cmd, dsl::Limits& limits);
 
+// --precision fp32|bf16, which overrides the file's `precision` statement (docs/language.md);
+// apply_precision leaves the graph as it is when the flag was not given (empty).
+void add_precision_flag(CLI::App& cmd, std::string& precision);
+void apply_precision(dsl::Graph& graph, const std::string& precision);
+
 // Reads and checks a .cnn file, printing its diagnostics (as text, or JSON lines with json)
 // to stderr. Returns the Graph when the file is valid.
 std::optional<dsl::Graph> load_model(const std::string& path, const dsl::Limits& limits,
@@ -65,5 +70,7 @@ void register_build(CLI::App& app, int& status);
 void register_verify(CLI::App& app, int& status);
 void register_bench(CLI::App& app, int& status);
 void register_viz(CLI::App& app, int& status);
+void register_compare(CLI::App& app, int& status);
+void register_sweep(CLI::App& app, int& status);
 
 }  // namespace cnnc::cli

@@ -22,5 +22,7 @@ int main(int argc, char** argv) {
   register_build(app, status);
   register_verify(app, status);
   register_bench(app, status);
+  register_compare(app, status);
+  register_sweep(app, status);
   return run_app(app, argc, argv, status, "cnnc");
 }

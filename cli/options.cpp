@@ -35,4 +35,16 @@ CLI::Validator within_real(double lo, double hi) {
   return within_any(lo, hi, "a number");
 }
 
+void add_precision_flag(CLI::App& cmd, std::string& precision) {
+  cmd.add_option("--precision", precision,
+                 "fp32, or bf16 (conv and dense products in bf16, sums in fp32); overrides the "
+                 "file's precision statement")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+}
+
+void apply_precision(dsl::Graph& graph, const std::string& precision) {
+  if (!precision.empty())
+    graph.training.precision = precision == "bf16" ? dsl::Precision::bf16 : dsl::Precision::fp32;
+}
+
 }  // namespace cnnc::cli

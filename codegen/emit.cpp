@@ -9,6 +9,7 @@ namespace cnnc::codegen {
 std::string EmitContext::target() const {
   switch (plan.isa) {
     case Isa::avx512: return "CNNC_AVX512";
+    case Isa::avx512_bf16: return "CNNC_AVX512_BF16";
     case Isa::avx2: return "CNNC_AVX2";
     case Isa::portable: return "CNNC_PORTABLE";
   }
@@ -32,6 +33,7 @@ std::string EmitContext::grad_of(int i) const {
 std::string variant_macro(Isa isa) {
   switch (isa) {
     case Isa::avx512: return "CNNC_HAS_AVX512";
+    case Isa::avx512_bf16: return "CNNC_HAS_AVX512_BF16";
     case Isa::avx2: return "CNNC_HAS_AVX2";
     case Isa::portable: return "CNNC_HAS_PORTABLE";
   }

@@ -51,35 +51,49 @@ void emit_pad_copy(EmitContext& c, const std::string& from, const std::string& t
 
 // One register tile at output row p: `cols` output columns from q0 times `size` filters from
 // k0. Each tap loads one input vector per column and broadcasts one weight per filter, so a
-// tile of cols x size accumulators costs cols + size loads per cols x size FMAs.
-void emit_forward_tile(EmitContext& c, const dsl::Layer& l, const ConvShape& d, const Expr& k0,
-                       int64_t size, int64_t cols, bool unroll_c) {
-  int64_t L = c.L(), RSC = d.R * d.S * d.C, col_step = d.sw * d.C * L;
-  c.w.line("const float* wk = {};", at("w", k0 * RSC));
+// tile of cols x size accumulators costs cols + size loads per cols x size FMAs. In bf16 a tap is
+// a pair of channels: the loads are pairs and each vdot is two multiply-adds per lane.
+void emit_forward_tile(EmitContext& c, const LayerPlan& lp, const ConvShape& d, const Expr& k0,
+                       int64_t size, int64_t cols) {
+  const dsl::Layer& l = *lp.layer;
+  const bool bf16 = lp.bf16_forward;
+  // The layout's channels and kernel columns, and the x columns between two of those: channel
+  // pairs halve C; column pairs halve S and step two columns of x (each holds its right
+  // neighbour too).
+  const int64_t C = bf16 && !lp.bf16_columns ? d.C / 2 : d.C;
+  const int64_t S = lp.bf16_columns ? (d.S + 1) / 2 : d.S, s_step = lp.bf16_columns ? 2 : 1;
+  int64_t L = c.L(), RSC = d.R * S * C, col_step = d.sw * C * L;
+  c.w.line("const {}* wk = {};", bf16 ? "uint32_t" : "float", at(bf16 ? "wpairs" : "w", k0 * RSC));
   c.w.line("CNNC_OPAQUE(wk);");  // why: see the macro in the prelude (emit_prelude.cpp)
   for (int64_t i = 0; i < cols; ++i)
     for (int64_t j = 0; j < size; ++j)
       c.w.line("V acc_q{}_k{} = vbcast({});", i, j, at("b", k0 + j));
   auto tap = [&](int64_t r, int64_t s, const Expr& ch) {
     for (int64_t i = 0; i < cols; ++i)
-      c.w.line("x{} = vload({});", i, at("xw", ch * L + (r * d.Wp + s) * d.C * L + i * col_step));
+      c.w.line("x{} = {}({});", i, bf16 ? "vpload" : "vload",
+               at("xw", ch * L + (r * d.Wp + s * s_step) * C * L + i * col_step));
     for (int64_t j = 0; j < size; ++j) {
-      c.w.line("wv = vbcast({});", at("wk", ch + j * RSC + (r * d.S + s) * d.C));
-      for (int64_t i = 0; i < cols; ++i)
-        c.w.line("acc_q{}_k{} = vfma(x{}, wv, acc_q{}_k{});", i, j, i, i, j);
+      c.w.line("wv = {}({});", bf16 ? "vpbcast" : "vbcast",
+               at("wk", ch + j * RSC + (r * S + s) * C));
+      for (int64_t i = 0; i < cols; ++i) {
+        if (bf16)
+          c.w.line("acc_q{}_k{} = vdot(acc_q{}_k{}, x{}, wv);", i, j, i, j, i);
+        else
+          c.w.line("acc_q{}_k{} = vfma(x{}, wv, acc_q{}_k{});", i, j, i, i, j);
+      }
     }
   };
   std::string xs;
   for (int64_t i = 0; i < cols; ++i) xs += fmt::format("{}x{}", i ? ", " : "", i);
-  c.w.line("V {}, wv;", xs);
-  if (unroll_c) {
+  c.w.line("{} {}, wv;", bf16 ? "P" : "V", xs);
+  if (lp.unroll_c) {
     for (int64_t r = 0; r < d.R; ++r)
-      for (int64_t s = 0; s < d.S; ++s)
-        for (int64_t ch = 0; ch < d.C; ++ch) tap(r, s, ch);
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t ch = 0; ch < C; ++ch) tap(r, s, ch);
   } else {
-    emit_loop(c.w, "ch", d.C, [&](const Expr& ch) {
+    emit_loop(c.w, "ch", C, [&](const Expr& ch) {
       for (int64_t r = 0; r < d.R; ++r)
-        for (int64_t s = 0; s < d.S; ++s) tap(r, s, ch);
+        for (int64_t s = 0; s < S; ++s) tap(r, s, ch);
     });
   }
   for (int64_t i = 0; i < cols; ++i)
@@ -108,24 +122,65 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
     emit_pad_copy(c, x, ws(lp.padded), d, l);
     x = ws(lp.padded);
   }
-  c.w.line("const float* xp = {};", x);
+  const bool bf16 = lp.bf16_forward;
+  const int64_t C = bf16 && !lp.bf16_columns ? d.C / 2 : d.C;  // channels of the x layout
+  if (bf16) {
+    c.w.line("uint32_t* xpairs = (uint32_t*)({});", ws(lp.x_pairs));
+    if (lp.bf16_columns) {  // x[h][w] with x[h][w + 1], zero past the right edge
+      int64_t row = d.Wp * d.C * L;
+      emit_loop(c.w, "h", d.Hp, [&](const Expr& h) {
+        c.w.line("vpairs({}, {}, {}, 1, {}, {});", at("xpairs", h * row),
+                 at(std::string("(") + x + ")", h * row), d.Wp * d.C, d.C, (d.Wp - 1) * d.C);
+      });
+    } else {
+      c.w.line("vpairs(xpairs, {}, {}, 2, 1, {});", x, d.Hp * d.Wp * C, d.Hp * d.Wp * C);
+    }
+    c.w.line("const uint32_t* wpairs = (const uint32_t*)({});", ws(lp.w_pairs));
+    c.w.line("(void)w;");
+    c.w.line("const uint32_t* xp = xpairs;");
+  } else {
+    c.w.line("const float* xp = {};", x);
+  }
   c.w.line("float* y = {};", c.output_of(lp.index));
   emit_loop(c.w, "p", d.P, [&](const Expr& p) {
     // Tiles of qblock output columns x kblock filters; the columns and filters left over make
     // smaller tiles.
     emit_blocks(c.w, "q0", d.Q, std::min<int64_t>(lp.qblock, d.Q),
                 [&](int64_t cols, const Expr& q0) {
-                  c.w.line("const float* xw = {};",
-                           at("xp", p * (d.sh * d.Wp * d.C * L) + q0 * (d.sw * d.C * L)));
+                  c.w.line("const {}* xw = {};", bf16 ? "uint32_t" : "float",
+                           at("xp", p * (d.sh * d.Wp * C * L) + q0 * (d.sw * C * L)));
                   c.w.line("float* yo = {};", at("y", (p * d.Q + q0) * (d.K * L)));
                   emit_blocks(c.w, "k0", d.K, lp.kblock, [&](int64_t size, const Expr& k0) {
-                    emit_forward_tile(c, l, d, k0, size, cols, lp.unroll_c);
+                    emit_forward_tile(c, lp, d, k0, size, cols);
                   });
                 });
   });
   emit_activation_loop(c, l, "y", l.out.size() * L);
   c.w.close();
   c.w.blank();
+}
+
+// bf16's weight gradient reads pairs of output columns q and q + 1 (dz's, and x's at columns
+// q*sw + s and (q + 1)*sw + s), so that each vdot adds two terms of the sum over (p, q): the
+// pairs are made here, once per block, from the fp32 dz and x.
+void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
+  int64_t L = c.L(), row = d.Wp * d.C * L, Q2 = (d.Q + 1) / 2;
+  c.w.line("uint32_t* xq = (uint32_t*)({});", ws(lp.xq_pairs));
+  c.w.line("uint32_t* dzq = (uint32_t*)({});", ws(lp.dzq_pairs));
+  c.w.comment(
+      "x[h][w] with x[h][w + sw] (zero past the right edge), dz[p][2j] with dz[p][2j + 1].");
+  emit_loop(c.w, "h", d.Hp, [&](const Expr& h) {
+    c.w.line("vpairs({}, {}, {}, 1, {}, {});", at("xq", h * row), at("xp", h * row), d.Wp * d.C,
+             d.sw * d.C, (d.Wp - d.sw) * d.C);
+  });
+  emit_loop(c.w, "p", d.P, [&](const Expr& p) {
+    emit_loop(c.w, "j", Q2, [&](const Expr& j) {
+      // The last pair of an odd Q has no second column.
+      c.w.line("vpairs({}, {}, {}, 1, {}, {});", at("dzq", (p * Q2 + j) * (d.K * L)),
+               at("dz", (p * d.Q + j * 2) * (d.K * L)), d.K, d.K,
+               d.Q % 2 ? fmt::format("{} < {} ? {} : 0", j, Q2 - 1, d.K) : std::to_string(d.K));
+    });
+  });
 }
 
 // The weight gradient of one block, as per-lane partials (lanes are summed once per slice):
@@ -154,6 +209,13 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
     });
     c.w.line("vstore({}, bias);", at("db", k * L));
   });
+  // bf16: pairs of columns, j = q / 2, and vdot for vfma.
+  const bool bf16 = lp.bf16_dw;
+  if (bf16) emit_column_pairs(c, lp, d);
+  const int64_t Q = bf16 ? (d.Q + 1) / 2 : d.Q;
+  const char* type = bf16 ? "uint32_t" : "float";
+  const char* vec = bf16 ? "P" : "V";
+  const char* load = bf16 ? "vpload" : "vload";
   // Output rows dw_prows at a time (cache blocking); every tile of the layer passes over them.
   emit_blocks(c.w, "p0", d.P, lp.dw_prows, [&](int64_t prows, const Expr& p0) {
     emit_blocks(c.w, "k0", d.K, lp.dw_kblock, [&](int64_t filters, const Expr& k0) {
@@ -163,20 +225,25 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
           for (int64_t j = 0; j < filters; ++j)
             for (int64_t i = 0; i < taps; ++i)
               c.w.line("V acc_k{}_t{} = vload({});", j, i, at("dwt", (j * d.R * T + i) * L));
-          c.w.line("const float* xt = {};", at("xp", r * row + t0 * L));
+          c.w.line("const {}* xt = {};", type, at(bf16 ? "xq" : "xp", r * row + t0 * L));
           emit_loop(
               c.w, "p", prows,
               [&](const Expr& p) {
-                emit_loop(c.w, "q", d.Q, [&](const Expr& q) {
-                  c.w.line("const float* xr = {};",
-                           at("xt", p * (d.sh * row) + q * (d.sw * d.C * L)));
-                  c.w.line("const float* dzo = {};", at("dz", ((p * d.Q + q) * d.K + k0) * L));
+                emit_loop(c.w, bf16 ? "j" : "q", Q, [&](const Expr& q) {
+                  c.w.line("const {}* xr = {};", type,
+                           at("xt", p * (d.sh * row) + q * ((bf16 ? 2 : 1) * d.sw * d.C * L)));
+                  c.w.line("const {}* dzo = {};", type,
+                           at(bf16 ? "dzq" : "dz", ((p * Q + q) * d.K + k0) * L));
                   for (int64_t j = 0; j < filters; ++j)
-                    c.w.line("V d{} = vload({});", j, at("dzo", j * L));
+                    c.w.line("{} d{} = {}({});", vec, j, load, at("dzo", j * L));
                   for (int64_t i = 0; i < taps; ++i) {
-                    c.w.line("V x{} = vload({});", i, at("xr", i * L));
-                    for (int64_t j = 0; j < filters; ++j)
-                      c.w.line("acc_k{}_t{} = vfma(d{}, x{}, acc_k{}_t{});", j, i, j, i, j, i);
+                    c.w.line("{} x{} = {}({});", vec, i, load, at("xr", i * L));
+                    for (int64_t j = 0; j < filters; ++j) {
+                      if (bf16)
+                        c.w.line("acc_k{}_t{} = vdot(acc_k{}_t{}, d{}, x{});", j, i, j, i, j, i);
+                      else
+                        c.w.line("acc_k{}_t{} = vfma(d{}, x{}, acc_k{}_t{});", j, i, j, i, j, i);
+                    }
                   }
                 });
               },
@@ -204,23 +271,46 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
                    fmt::format("{} of a dx row in registers, every filter added into them",
                                counted(lp.dx_tblock, "tap")));
   open_layer_function(c, lp, Pass::backward_data, params_and_ws);
-  c.w.line("const float* w = {};", at("params", l.weight_offset));
-  c.w.line("const float* dz = {};", c.grad_of(lp.index));
+  if (!lp.bf16_dx) {
+    c.w.line("const float* w = {};", at("params", l.weight_offset));
+    c.w.line("const float* dz = {};", c.grad_of(lp.index));
+  }
   c.w.line("float* dxp = {};", pads(l) ? ws(lp.dpadded) : c.grad_of(lp.index - 1));
   c.w.line("std::memset(dxp, 0, {} * sizeof(float));", d.Hp * d.Wp * d.C * L);
+  if (lp.bf16_dx) {
+    // bf16: pairs of filters k and k + 1, of dz and of the weights (wt_pairs, converted once per
+    // call of train), so that each vdot adds two filters.
+    int64_t K2 = (d.K + 1) / 2;
+    c.w.line("(void)params;");
+    c.w.line("uint32_t* dzp = (uint32_t*)({});", ws(lp.dz_pairs));
+    c.w.line("const uint32_t* w = (const uint32_t*)({});", ws(lp.wt_pairs));
+    emit_loop(c.w, "pq", d.P * d.Q, [&](const Expr& pq) {
+      c.w.line("vpairs({}, {}, {}, 2, 1, {});", at("dzp", pq * (K2 * L)),
+               at(c.grad_of(lp.index), pq * (d.K * L)), K2, d.K / 2);
+    });
+    c.w.line("const uint32_t* dz = dzp;");
+  }
+  const int64_t K = lp.bf16_dx ? (d.K + 1) / 2 : d.K;
+  const char* type = lp.bf16_dx ? "uint32_t" : "float";
   emit_loop(c.w, "p", d.P, [&](const Expr& p) {
     emit_loop(c.w, "q", d.Q, [&](const Expr& q) {
-      c.w.line("const float* dzo = {};", at("dz", (p * d.Q + q) * (d.K * L)));
+      c.w.line("const {}* dzo = {};", type, at("dz", (p * d.Q + q) * (K * L)));
       emit_loop(c.w, "r", d.R, [&](const Expr& r) {
         emit_blocks(c.w, "t0", T, lp.dx_tblock, [&](int64_t taps, const Expr& t0) {
           c.w.line("float* dxt = {};",
                    at("dxp", (p * d.sh + r) * row + q * (d.sw * d.C * L) + t0 * L));
-          c.w.line("const float* wt = {};", at("w", r * T + t0));
+          c.w.line("const {}* wt = {};", type, at("w", r * T + t0));
           for (int64_t i = 0; i < taps; ++i) c.w.line("V acc{} = vload({});", i, at("dxt", i * L));
-          emit_loop(c.w, "k", d.K, [&](const Expr& k) {
-            c.w.line("const V dk = vload({});", at("dzo", k * L));
-            for (int64_t i = 0; i < taps; ++i)
-              c.w.line("acc{} = vfma(dk, vbcast({}), acc{});", i, at("wt", k * RSC + i), i);
+          emit_loop(c.w, "k", K, [&](const Expr& k) {
+            if (lp.bf16_dx) {
+              c.w.line("const P dk = vpload({});", at("dzo", k * L));
+              for (int64_t i = 0; i < taps; ++i)
+                c.w.line("acc{} = vdot(acc{}, dk, vpbcast({}));", i, i, at("wt", k * RSC + i));
+            } else {
+              c.w.line("const V dk = vload({});", at("dzo", k * L));
+              for (int64_t i = 0; i < taps; ++i)
+                c.w.line("acc{} = vfma(dk, vbcast({}), acc{});", i, at("wt", k * RSC + i), i);
+            }
           });
           for (int64_t i = 0; i < taps; ++i) c.w.line("vstore({}, acc{});", at("dxt", i * L), i);
         });

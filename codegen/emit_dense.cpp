@@ -20,14 +20,30 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
                    fmt::format("{} in registers, each unit's weight row one stream from memory",
                                counted(lp.kblock, "unit")));
   open_layer_function(c, lp, Pass::forward, params_and_ws);
-  c.w.line("const float* w = {};", at("params", l.weight_offset));
+  const bool bf16 = lp.bf16_forward;
+  if (bf16) {
+    // bf16: pairs of inputs i and i + 1, of x and of each weight row (w_pairs, converted once per
+    // call), so that each vdot adds two inputs.
+    I = (I + 1) / 2;
+    c.w.line("const uint32_t* w = (const uint32_t*)({});", ws(lp.w_pairs));
+    c.w.line("uint32_t* x = (uint32_t*)({});", ws(lp.x_pairs));
+    c.w.line("vpairs(x, {}, {}, 2, 1, {});", c.input_of(lp.index), I, l.in.size() / 2);
+  } else {
+    c.w.line("const float* w = {};", at("params", l.weight_offset));
+  }
   c.w.line("const float* b = {};", at("params", l.bias_offset));
-  c.w.line("const float* x = {};", c.input_of(lp.index));
+  if (!bf16) c.w.line("const float* x = {};", c.input_of(lp.index));
   c.w.line("float* y = {};", c.output_of(lp.index));
   emit_blocks(c.w, "k0", K, lp.kblock, [&](int64_t size, const Expr& k0) {
-    c.w.line("const float* wk = {};", at("w", k0 * I));
+    c.w.line("const {}* wk = {};", bf16 ? "uint32_t" : "float", at("w", k0 * I));
     for (int64_t j = 0; j < size; ++j) c.w.line("V acc{} = vbcast({});", j, at("b", k0 + j));
     emit_loop(c.w, "i", I, [&](const Expr& i) {
+      if (bf16) {
+        c.w.line("P xi = vpload({});", at("x", i * L));
+        for (int64_t j = 0; j < size; ++j)
+          c.w.line("acc{} = vdot(acc{}, xi, vpbcast({}));", j, j, at("wk", i + j * I));
+        return;
+      }
       c.w.line("V xi = vload({});", at("x", i * L));
       for (int64_t j = 0; j < size; ++j)
         c.w.line("acc{} = vfma(xi, vbcast({}), acc{});", j, at("wk", i + j * I), j);
@@ -50,16 +66,31 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp) {
                    fmt::format("{} of dx in registers, every unit added into them",
                                counted(lp.dx_tblock, "input")));
   open_layer_function(c, lp, Pass::backward_data, params_and_ws);
-  c.w.line("const float* w = {};", at("params", l.weight_offset));
-  c.w.line("const float* dz = {};", c.grad_of(lp.index));
+  const bool bf16 = lp.bf16_dx;
+  if (bf16) {
+    // bf16: pairs of units k and k + 1, of dz and of the weights (wt_pairs, converted once per
+    // call of train), so that each vdot adds two units.
+    c.w.line("(void)params;");
+    c.w.line("const uint32_t* w = (const uint32_t*)({});", ws(lp.wt_pairs));
+    c.w.line("uint32_t* dz = (uint32_t*)({});", ws(lp.dz_pairs));
+    c.w.line("vpairs(dz, {}, {}, 2, 1, {});", c.grad_of(lp.index), (K + 1) / 2, K / 2);
+    K = (K + 1) / 2;
+  } else {
+    c.w.line("const float* w = {};", at("params", l.weight_offset));
+    c.w.line("const float* dz = {};", c.grad_of(lp.index));
+  }
   c.w.line("float* dx = {};", c.grad_of(lp.index - 1));
   emit_blocks(c.w, "i0", I, lp.dx_tblock, [&](int64_t size, const Expr& i0) {
     for (int64_t j = 0; j < size; ++j) c.w.line("V acc{} = vzero();", j);
     emit_loop(c.w, "k", K, [&](const Expr& k) {
-      c.w.line("V dk = vload({});", at("dz", k * L));
-      c.w.line("const float* wk = {};", at("w", k * I + i0));
-      for (int64_t j = 0; j < size; ++j)
-        c.w.line("acc{} = vfma(dk, vbcast({}), acc{});", j, at("wk", j), j);
+      c.w.line("{} dk = {}({});", bf16 ? "P" : "V", bf16 ? "vpload" : "vload", at("dz", k * L));
+      c.w.line("const {}* wk = {};", bf16 ? "uint32_t" : "float", at("w", k * I + i0));
+      for (int64_t j = 0; j < size; ++j) {
+        if (bf16)
+          c.w.line("acc{} = vdot(acc{}, dk, vpbcast({}));", j, j, at("wk", j));
+        else
+          c.w.line("acc{} = vfma(dk, vbcast({}), acc{});", j, at("wk", j), j);
+      }
     });
     for (int64_t j = 0; j < size; ++j) c.w.line("vstore({}, acc{});", at("dx", (i0 + j) * L), j);
   });
@@ -82,22 +113,36 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp) {
                   counted(lp.dw_vblock, "vector")));
   open_layer_function(c, lp, Pass::backward_weights,
                       "float* __restrict grads, const float* __restrict ws, int rows");
-  c.w.line("const float* rows_x = {};", ws(lp.slice_x));
-  c.w.line("const float* rows_dz = {};", ws(lp.slice_dz));
+  const bool bf16 = lp.bf16_dw;
+  if (bf16) {
+    c.w.line("const uint32_t* rows_x = (const uint32_t*)({});", ws(lp.slice_x));
+    c.w.line("const uint32_t* rows_dz = (const uint32_t*)({});", ws(lp.slice_dz));
+  } else {
+    c.w.line("const float* rows_x = {};", ws(lp.slice_x));
+    c.w.line("const float* rows_dz = {};", ws(lp.slice_dz));
+  }
   c.w.line("float* dw = {};", at("grads", l.weight_offset));
   const Expr r = Expr::var("r");
   auto tile = [&](int64_t units, int64_t vectors, bool partial_last, const Expr& v0,
                   const Expr& k0) {
     for (int64_t j = 0; j < units; ++j)
       for (int64_t u = 0; u < vectors; ++u) c.w.line("V acc_k{}_v{} = vzero();", j, u);
-    c.w.open("for (int r = 0; r < rows; ++r)");
-    c.w.line("const float* xr = {};", at("rows_x", r * X + v0 * L));
-    c.w.line("const float* dzr = {};", at("rows_dz", r * K + k0));
-    for (int64_t u = 0; u < vectors; ++u) c.w.line("V x{} = vload({});", u, at("xr", u * L));
+    // bf16: rows 2r and 2r + 1 in one pair.
+    const char* type = bf16 ? "uint32_t" : "float";
+    const char* vec = bf16 ? "P" : "V";
+    c.w.open("for (int r = 0; r < {}; ++r)", bf16 ? "rows / 2" : "rows");
+    c.w.line("const {}* xr = {};", type, at("rows_x", r * X + v0 * L));
+    c.w.line("const {}* dzr = {};", type, at("rows_dz", r * K + k0));
+    for (int64_t u = 0; u < vectors; ++u)
+      c.w.line("{} x{} = {}({});", vec, u, bf16 ? "vpload" : "vload", at("xr", u * L));
     for (int64_t j = 0; j < units; ++j) {
-      c.w.line("V d{} = vbcast({});", j, at("dzr", j));
-      for (int64_t u = 0; u < vectors; ++u)
-        c.w.line("acc_k{}_v{} = vfma(d{}, x{}, acc_k{}_v{});", j, u, j, u, j, u);
+      c.w.line("{} d{} = {}({});", vec, j, bf16 ? "vpbcast" : "vbcast", at("dzr", j));
+      for (int64_t u = 0; u < vectors; ++u) {
+        if (bf16)
+          c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, d{}, x{});", j, u, j, u, j, u);
+        else
+          c.w.line("acc_k{}_v{} = vfma(d{}, x{}, acc_k{}_v{});", j, u, j, u, j, u);
+      }
     }
     c.w.close();
     for (int64_t j = 0; j < units; ++j)
@@ -156,6 +201,18 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
       return fmt::format("vstore({}, vadd(vload({}), vload({})));", to, to, at("dz", k * L));
     });
     const Expr block = Expr::var("block");
+    if (lp.bf16_dw) {
+      // bf16: samples 2m and 2m + 1 of the block as one pair, for the slice's product over rows.
+      c.w.line("uint32_t* rows_x = (uint32_t*)({}) + {};", ws(lp.slice_x),
+               block * (L / 2 * lp.x_stride));
+      c.w.line("uint32_t* rows_dz = (uint32_t*)({}) + {};", ws(lp.slice_dz), block * (L / 2 * K));
+      c.w.line("lane_pairs(rows_x, x, {}, {});", I, lp.x_stride);
+      c.w.line("lane_pairs(rows_dz, dz, {}, {});", K, K);
+      if (lp.needs_dx) c.w.line("{}_backward_data(params, ws);", l.name);
+      c.w.close();
+      c.w.blank();
+      return;
+    }
     c.w.line("float* rows_x = {};", at(ws(lp.slice_x), block * (L * lp.x_stride)));
     c.w.line("float* rows_dz = {};", at(ws(lp.slice_dz), block * (L * K)));
     emit_loop(c.w, "lane", L, [&](const Expr& lane) {

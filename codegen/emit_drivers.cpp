@@ -210,6 +210,34 @@ void emit_layer_calls(EmitContext& c, bool training) {
   }
 }
 
+// bf16: the weights in the pair layouts the products read, from the fp32 master weights, once
+// per call (per slice): w_pairs for forward, wt_pairs for the input gradient in training.
+void emit_convert_weights(EmitContext& c) {
+  c.w.comment(
+      "The fp32 weights rounded to bf16 pairs for this call: by pairs along each row for the "
+      "forward products,\nby pairs of rows (filters, units) for the input gradients.");
+  c.w.function(
+      "static {} void convert_weights(const float* __restrict params, float* __restrict ws, bool "
+      "training)",
+      c.target());
+  c.w.line("(void)params, (void)ws, (void)training;");
+  for (const LayerPlan& lp : c.plan.layers) {
+    const dsl::Layer& l = *lp.layer;
+    int64_t n = l.kind == dsl::LayerKind::conv ? l.kernel_h * l.kernel_w * l.in.c : l.in.size();
+    if (lp.bf16_columns)
+      c.w.line("column_pairs((uint32_t*)({}), {}, {}, {}, {});", ws(lp.w_pairs),
+               at("params", l.weight_offset), l.units * l.kernel_h, l.kernel_w, l.in.c);
+    else if (lp.w_pairs.floats)
+      c.w.line("rows_to_pairs((uint32_t*)({}), {}, {}, {});", ws(lp.w_pairs),
+               at("params", l.weight_offset), l.units, n);
+    if (lp.wt_pairs.floats)
+      c.w.line("if (training) row_pairs((uint32_t*)({}), {}, {}, {});", ws(lp.wt_pairs),
+               at("params", l.weight_offset), l.units, n);
+  }
+  c.w.close();
+  c.w.blank();
+}
+
 // cnnc_model::train and cnnc_model::forward: one block of L samples at a time through every
 // layer; train() also runs the loss and the backward pass, and writes the slice's gradients.
 void emit_driver(EmitContext& c, bool training) {
@@ -235,6 +263,8 @@ void emit_driver(EmitContext& c, bool training) {
   c.w.line("float* ws = (float*)pass->workspace;");
   if (parameters) c.w.line("const float* params = pass->params;");
   c.w.line("clear_padding(ws);");
+  if (c.plan.isa == Isa::avx512_bf16)
+    c.w.line("convert_weights(params, ws, {});", training ? "true" : "false");
   if (training) {
     c.w.line("begin_slice(ws);");
     c.w.line("double loss = 0.0;");
@@ -334,6 +364,7 @@ void emit_drivers(EmitContext& c) {
   emit_load_block(c);
   emit_slice_edges(c);
   emit_output_block(c);
+  if (c.plan.isa == Isa::avx512_bf16) emit_convert_weights(c);
   emit_driver(c, true);
   emit_driver(c, false);
   emit_kernel_table(c);

@@ -49,6 +49,9 @@ void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch) {
   EmitContext c{g, plan, w};
   w.line("#if {}", variant_macro(isa));
   w.open_namespace(name_of(isa));
+  // The bf16 variant is AVX-512 with pair products: the AVX-512 helpers (whose target its
+  // functions include), then its own.
+  if (isa == Isa::avx512_bf16) emit_lines(w, isa_helpers(Isa::avx512));
   emit_lines(w, isa_helpers(isa));
   w.blank();
   emit_workspace(w, plan);
@@ -76,7 +79,7 @@ Generated emit_model(const dsl::Graph& g, const GenOptions& o) {
   w.open_namespace("cnnc_gen_" + g.name);
   w.blank();
   emit_layer_table(w, abi);
-  for (Isa isa : all_isas) emit_isa(w, g, isa, o.max_batch);
+  for (Isa isa : isas_of(g)) emit_isa(w, g, isa, o.max_batch);
   emit_update(w, g);
   w.close_namespace("cnnc_gen_" + g.name);
   w.blank();

@@ -31,6 +31,10 @@ void emit_banner(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   w.comment(
       "ISA variants, chosen at run time from the CPU: avx512 (16 samples per vector), avx2 (8), "
       "portable (1).");
+  if (g.training.precision == dsl::Precision::bf16)
+    w.comment(
+        "precision bf16: avx512_bf16 first (conv and dense products in bf16, sums in fp32), where "
+        "the CPU has AVX512_BF16.");
   w.comment(
       "Samples ride in the vector lanes: every activation is stored [H][W][C][L] for a block of L "
       "samples.");
@@ -93,6 +97,22 @@ void emit_prelude(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   w.line("#define CNNC_AVX512 __attribute__((target(\"avx512f,avx2,fma\"), unused))");
   w.line("#define CNNC_AVX2 __attribute__((target(\"avx2,fma\"), unused))");
   w.line("#define CNNC_PORTABLE __attribute__((unused))");
+  if (g.training.precision == dsl::Precision::bf16) {
+    w.comment(
+        "precision bf16: variant 3, avx512_bf16, multiplies pairs of bf16 with vdpbf16ps "
+        "(AVX512_BF16).");
+    w.line("#if CNNC_X86");
+    w.line("#include <cpuid.h>");
+    w.line("#endif");
+    w.line("#ifdef CNNC_ONLY_VARIANT");
+    w.line("#define CNNC_HAS_AVX512_BF16 (CNNC_X86 && CNNC_ONLY_VARIANT == 3)");
+    w.line("#else");
+    w.line("#define CNNC_HAS_AVX512_BF16 CNNC_X86");
+    w.line("#endif");
+    w.line(
+        "#define CNNC_AVX512_BF16 __attribute__((target(\"avx512f,avx512bf16,avx512vl,avx512bw,"
+        "avx2,fma\"), unused))");
+  }
   w.line("#define CNNC_NOINLINE __attribute__((noinline))");
   w.comment(
       "CNNC_OPAQUE hides a pointer's value from the optimiser (an empty asm that may change it).\n"

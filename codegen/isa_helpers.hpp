@@ -8,6 +8,7 @@
 
 namespace cnnc::codegen {
 
+// avx512_bf16: only what it adds to the AVX-512 helpers, which its namespace carries first.
 std::string_view isa_helpers(Isa isa);
 
 }  // namespace cnnc::codegen

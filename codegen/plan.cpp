@@ -12,12 +12,19 @@ const char* name_of(Isa isa) {
     case Isa::portable: return "portable";
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
+    case Isa::avx512_bf16: return "avx512_bf16";
   }
   return "?";
 }
 
 int lanes_of(Isa isa) {
-  return isa == Isa::avx512 ? 16 : isa == Isa::avx2 ? 8 : 1;
+  return isa == Isa::avx512 || isa == Isa::avx512_bf16 ? 16 : isa == Isa::avx2 ? 8 : 1;
+}
+
+std::vector<Isa> isas_of(const dsl::Graph& graph) {
+  std::vector<Isa> isas(std::begin(all_isas), std::end(all_isas));
+  if (graph.training.precision == dsl::Precision::bf16) isas.insert(isas.begin(), Isa::avx512_bf16);
+  return isas;
 }
 
 namespace {
@@ -52,11 +59,86 @@ int register_block(Isa isa, int64_t units, int64_t most = 0) {
   return static_cast<int>((units + blocks - 1) / blocks);
 }
 
+// The bf16 variant's pair layouts for a conv or dense layer (see LayerPlan).
+void plan_pairs(LayerPlan& lp, Arena& a, int64_t L) {
+  const dsl::Layer& l = *lp.layer;
+  auto pairs = [&](int64_t n) { return (n + 1) / 2; };
+  int64_t K2 = pairs(l.units);
+  if (l.kind == dsl::LayerKind::conv) {
+    int64_t Hp = l.in.h + l.pad_top + l.pad_bottom, Wp = l.in.w + l.pad_left + l.pad_right;
+    int64_t C = l.in.c, RSC = l.kernel_h * l.kernel_w * C;
+    // Pairs of channels where C is even; otherwise (a first layer's single channel) pairs of
+    // kernel columns, the last paired with a zero weight when S is odd.
+    lp.bf16_forward = true;
+    lp.bf16_columns = C % 2 != 0;
+    lp.bf16_dx = lp.needs_dx;
+    lp.bf16_dw = l.trainable();
+    if (lp.bf16_columns) {
+      int64_t S2 = pairs(l.kernel_w);
+      lp.x_pairs = a.take(l.name + "_x_pairs", Hp * Wp * C * L,
+                          fmt::format("{}'s input, each column paired with the next, bf16, "
+                                      "[{}][{}][{}][L]",
+                                      l.name, Hp, Wp, C));
+      lp.w_pairs = a.take(l.name + "_w_pairs", l.units * l.kernel_h * S2 * C,
+                          fmt::format("{}'s weights by pairs of kernel columns, bf16, "
+                                      "[{}][{}][{}][{}]",
+                                      l.name, l.units, l.kernel_h, S2, C));
+    } else {
+      lp.x_pairs = a.take(l.name + "_x_pairs", Hp * Wp * (C / 2) * L,
+                          fmt::format("{}'s input by pairs of channels, bf16, [{}][{}][{}][L]",
+                                      l.name, Hp, Wp, C / 2));
+      lp.w_pairs = a.take(l.name + "_w_pairs", l.units * RSC / 2,
+                          fmt::format("{}'s weights by pairs of channels, bf16, [{}][{}][{}][{}]",
+                                      l.name, l.units, l.kernel_h, l.kernel_w, C / 2));
+    }
+    if (lp.bf16_dx) {
+      lp.dz_pairs = a.take(l.name + "_dz_pairs", l.out.h * l.out.w * K2 * L,
+                           fmt::format("{}'s output gradient by pairs of filters, bf16, "
+                                       "[{}][{}][{}][L]",
+                                       l.name, l.out.h, l.out.w, K2));
+      lp.wt_pairs =
+          a.take(l.name + "_wt_pairs", K2 * RSC,
+                 fmt::format("{}'s weights by pairs of filters, bf16, [{}][{}]", l.name, K2, RSC));
+    }
+    if (lp.bf16_dw) {
+      lp.xq_pairs =
+          a.take(l.name + "_xq_pairs", Hp * Wp * C * L,
+                 fmt::format("{}'s input, each column paired with the one {} to its right, bf16, "
+                             "[{}][{}][{}][L]",
+                             l.name, l.stride_w, Hp, Wp, C));
+      lp.dzq_pairs = a.take(l.name + "_dzq_pairs", l.out.h * pairs(l.out.w) * l.units * L,
+                            fmt::format("{}'s output gradient by pairs of columns, bf16, "
+                                        "[{}][{}][{}][L]",
+                                        l.name, l.out.h, pairs(l.out.w), l.units));
+    }
+    return;
+  }
+  int64_t I = l.in.size(), I2 = pairs(I);
+  lp.bf16_forward = true;
+  lp.bf16_dx = lp.needs_dx;
+  lp.bf16_dw = l.trainable();
+  lp.x_pairs = a.take(l.name + "_x_pairs", I2 * L,
+                      fmt::format("{}'s input by pairs, bf16, [{}][L]", l.name, I2));
+  lp.w_pairs =
+      a.take(l.name + "_w_pairs", l.units * I2,
+             fmt::format("{}'s weights by pairs of inputs, bf16, [{}][{}]", l.name, l.units, I2));
+  if (lp.bf16_dx) {
+    lp.dz_pairs = a.take(l.name + "_dz_pairs", K2 * L,
+                         fmt::format("{}'s output gradient by pairs, bf16, [{}][L]", l.name, K2));
+    lp.wt_pairs =
+        a.take(l.name + "_wt_pairs", K2 * I,
+               fmt::format("{}'s weights by pairs of units, bf16, [{}][{}]", l.name, K2, I));
+  }
+}
+
 }  // namespace
 
 Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
   Plan p;
-  p.isa = isa;
+  // The bf16 variant tiles as AVX-512 does; only its products differ.
+  const bool bf16 = isa == Isa::avx512_bf16;
+  if (bf16) isa = Isa::avx512;
+  p.isa = bf16 ? Isa::avx512_bf16 : isa;
   p.lanes = lanes_of(isa);
   p.max_batch = max_batch;
   const int64_t L = p.lanes;
@@ -166,14 +248,26 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
         int64_t rows = (max_batch + L - 1) / L * L;
         lp.lane_db = a.take(l.name + "_db_lanes", l.units * L,
                             fmt::format("{}'s bias gradient per lane, [{}][L]", l.name, l.units));
-        lp.slice_x = a.take(
-            l.name + "_x_rows", rows * lp.x_stride,
-            fmt::format("{}'s input rows for the slice, [{}][{}]", l.name, rows, lp.x_stride));
-        lp.slice_dz = a.take(l.name + "_dz_rows", rows * l.units,
-                             fmt::format("{}'s output gradient rows for the slice, [{}][{}]",
-                                         l.name, rows, l.units));
+        if (bf16) {  // pairs of samples: rows 2m and 2m + 1 in one word
+          lp.slice_x = a.take(l.name + "_x_row_pairs", rows / 2 * lp.x_stride,
+                              fmt::format("{}'s input rows for the slice by pairs, bf16, [{}][{}]",
+                                          l.name, rows / 2, lp.x_stride));
+          lp.slice_dz =
+              a.take(l.name + "_dz_row_pairs", rows / 2 * l.units,
+                     fmt::format("{}'s output gradient rows for the slice by pairs, bf16, [{}][{}]",
+                                 l.name, rows / 2, l.units));
+        } else {
+          lp.slice_x = a.take(
+              l.name + "_x_rows", rows * lp.x_stride,
+              fmt::format("{}'s input rows for the slice, [{}][{}]", l.name, rows, lp.x_stride));
+          lp.slice_dz = a.take(l.name + "_dz_rows", rows * l.units,
+                               fmt::format("{}'s output gradient rows for the slice, [{}][{}]",
+                                           l.name, rows, l.units));
+        }
       }
     }
+    if (bf16 && (l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::dense))
+      plan_pairs(lp, a, L);
     p.layers.push_back(lp);
   }
   // The output gradients take two buffers of the largest size in turns, the last layer's in the

@@ -15,10 +15,14 @@
 
 namespace cnnc::codegen {
 
-enum class Isa { portable, avx2, avx512 };
+// avx512_bf16 is the AVX-512 variant whose conv and dense layers multiply in bf16 (vdpbf16ps)
+// and add in fp32; models with `precision bf16` carry it besides the fp32 variants.
+enum class Isa { portable, avx2, avx512, avx512_bf16 };
 const char* name_of(Isa isa);
 int lanes_of(Isa isa);
 inline constexpr Isa all_isas[] = {Isa::avx512, Isa::avx2, Isa::portable};
+// The variants a model's file carries, in the order the CPU is asked for them.
+std::vector<Isa> isas_of(const dsl::Graph& graph);
 
 // A region of the workspace: the name of its offset in generated code (one constant per ISA
 // namespace), where it starts in floats from the workspace's start, and what it holds.
@@ -53,6 +57,20 @@ struct LayerPlan {
   int dw_vblock = 1;
   bool unroll_c = true;  // conv: the channel loop is unrolled in the text (false: a loop)
   bool needs_dx = true;  // false for the first layer: nobody reads its input gradient
+  // avx512_bf16: which products run in bf16 pairs of their reduction dimension (the others stay
+  // fp32), and the pair layouts they read. A pair is two bf16 in one 32-bit word, the first in
+  // the low half; vdpbf16ps multiplies pairs and adds both products into one fp32 lane.
+  bool bf16_forward = false;  // conv: pairs of channels, or of kernel columns (odd C); dense:
+                              // pairs of inputs
+  bool bf16_columns = false;  // conv forward: pairs of kernel columns s, s + 1 (C is odd)
+  bool bf16_dx = false;       // input gradient: pairs of filters (units)
+  bool bf16_dw = false;       // weight gradient: conv pairs of output columns, dense of samples
+  Slot x_pairs;               // forward: conv x [Hp][Wp][C/2][L], dense x [ceil(I/2)][L]
+  Slot w_pairs;               // forward: conv w [K][R][S][C/2], dense w [K][ceil(I/2)]
+  Slot dz_pairs;              // input gradient: dz [P][Q][ceil(K/2)][L] (dense [ceil(K/2)][L])
+  Slot wt_pairs;   // input gradient: w by pairs of filters, [ceil(K/2)][R*S*C] (dense [..][I])
+  Slot xq_pairs;   // conv weight gradient: x[h][w] with x[h][w + sw], [Hp][Wp][C][L]
+  Slot dzq_pairs;  // conv weight gradient: dz[p][2j] with dz[p][2j + 1], [P][ceil(Q/2)][K][L]
 };
 
 struct Plan {

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
@@ -106,6 +107,113 @@ std::string short_number(double v) {
   return fmt::format("{:.4g}", v);
 }
 
+// A count on a log axis as people say it: 500, 20k, 1.5M.
+std::string count_text(double v) {
+  const double r = std::round(v);
+  if (r >= 1e6) return short_number(r / 1e6) + "M";
+  if (r >= 1e3) return short_number(r / 1e3) + "k";
+  return short_number(r);
+}
+
+// An axis title turned upright, centred on (x, y).
+void y_title(Canvas& c, double x, double y, const std::string& s) {
+  cairo_save(c.cr());
+  cairo_translate(c.cr(), x, y);
+  cairo_rotate(c.cr(), -M_PI / 2);
+  c.text(0, 0, s, kInk, kText, 0.5);
+  cairo_restore(c.cr());
+}
+
+// Ticks of a log axis from lo to hi (decades): every power of ten, and 2 and 5 times it when
+// the axis spans fewer than three decades.
+std::vector<double> log_ticks(double lo, double hi) {
+  std::vector<double> out;
+  const bool fine = hi - lo < 3;
+  for (double e = std::floor(lo); e <= std::ceil(hi); ++e)
+    for (double m : {1.0, 2.0, 5.0}) {
+      const double t = std::log10(m) + e;
+      if ((m == 1 || fine) && t >= lo && t <= hi) out.push_back(t);
+    }
+  if (out.size() >= 2) return out;
+  // Less than a factor of 5 across (a sweep's parameter counts): round values, evenly spaced.
+  out.clear();
+  const double a = std::pow(10, lo), b = std::pow(10, hi), step = tick_step(b - a, 4);
+  for (double v = std::ceil(a / step) * step; v <= b; v += step) out.push_back(std::log10(v));
+  return out;
+}
+
+void scatter_panel(Canvas& c, double x0, int width, int height, const ScatterChart& chart) {
+  auto fx = [&](double x) { return chart.log_x ? std::log10(std::max(x, 1e-300)) : x; };
+  double x_min = INFINITY, x_max = -INFINITY, y_min = INFINITY, y_max = -INFINITY;
+  for (const Point& p : chart.points) {
+    x_min = std::min(x_min, fx(p.x)), x_max = std::max(x_max, fx(p.x));
+    y_min = std::min({y_min, p.y, p.y_lo}), y_max = std::max({y_max, p.y, p.y_hi});
+  }
+  // Room around the points, and a visible span when they share an x or a y.
+  const double x_pad = x_max > x_min ? 0.08 * (x_max - x_min) : chart.log_x ? 0.5 : 1;
+  const double y_pad = y_max > y_min ? 0.12 * (y_max - y_min) : 0.01;
+  x_min -= x_pad, x_max += x_pad, y_min -= y_pad, y_max += y_pad;
+  const double left = 70, right = 30, top = 50, bottom = 55;
+  const double w = width - left - right, h = height - top - bottom;
+  auto px = [&](double x) { return x0 + left + w * (fx(x) - x_min) / (x_max - x_min); };
+  auto py = [&](double y) { return top + h * (1 - (y - y_min) / (y_max - y_min)); };
+  c.text(x0 + left, 30, chart.title, kInk, kTitle);
+  const double dy = tick_step(y_max - y_min, 5);
+  for (double t = std::ceil(y_min / dy) * dy; t <= y_max; t += dy) {
+    c.line(x0 + left, std::round(py(t)) + 0.5, x0 + left + w, std::round(py(t)) + 0.5, kFaint);
+    c.text(x0 + left - 8, py(t) + 5, short_number(t), kInk, 12, 1);
+  }
+  std::vector<double> ticks;
+  if (chart.log_x) {
+    ticks = log_ticks(x_min, x_max);
+  } else {
+    const double dx = tick_step(x_max - x_min, 6);
+    // + 0.0: a tick at ceil(-0.3) is -0, which would print as "-0".
+    for (double t = std::ceil(x_min / dx) * dx + 0.0; t <= x_max; t += dx) ticks.push_back(t);
+  }
+  for (double t : ticks) {
+    const double x = x0 + left + w * (t - x_min) / (x_max - x_min);
+    c.line(std::round(x) + 0.5, top, std::round(x) + 0.5, top + h, kFaint);
+    c.text(x, top + h + 18, chart.log_x ? count_text(std::pow(10, t)) : short_number(t), kInk, 12,
+           0.5);
+  }
+  c.line(x0 + left, top + h + 0.5, x0 + left + w, top + h + 0.5, kInk);
+  c.line(x0 + left - 0.5, top, x0 + left - 0.5, top + h, kInk);
+  c.text(x0 + left + w / 2, height - 12, chart.x_label, kInk, kText, 0.5);
+  y_title(c, x0 + 20, top + h / 2, chart.y_label);
+  const Rgb palette[] = {{31, 119, 180}, {214, 39, 40},  {44, 160, 44}, {148, 103, 189},
+                         {255, 127, 14}, {23, 190, 207}, {140, 86, 75}, {227, 119, 194}};
+  std::vector<std::array<double, 4>> labels;  // left, top, right, bottom of those drawn
+  for (size_t i = 0; i < chart.points.size(); ++i) {
+    const Point& p = chart.points[i];
+    const Rgb color = palette[i % std::size(palette)];
+    const double x = px(p.x), y = py(p.y);
+    if (p.y_hi > p.y_lo) {
+      c.line(x, py(p.y_lo), x, py(p.y_hi), color, 1.5);
+      c.line(x - 4, py(p.y_lo), x + 4, py(p.y_lo), color, 1.5);
+      c.line(x - 4, py(p.y_hi), x + 4, py(p.y_hi), color, 1.5);
+    }
+    c.set(color);
+    cairo_arc(c.cr(), x, y, 4.5, 0, 2 * M_PI);
+    cairo_fill(c.cr());
+    // Labels sit right of their point (left of it near the right edge), moved up or down
+    // until they overlap no label drawn before.
+    const double lw = c.width_of(p.label, 12);
+    const bool flip = x + 8 + lw > x0 + width - 4;
+    const double lx = flip ? x - 8 - lw : x + 8;
+    double ly = y - 6;
+    for (double shift : {0.0, 15.0, -15.0, 30.0, -30.0, 45.0, -45.0, 60.0, -60.0}) {
+      ly = y - 6 + shift;
+      if (std::none_of(labels.begin(), labels.end(), [&](const std::array<double, 4>& r) {
+            return lx < r[2] && r[0] < lx + lw && ly - 11 < r[3] && r[1] < ly + 3;
+          }))
+        break;
+    }
+    labels.push_back({lx, ly - 11, lx + lw, ly + 3});
+    c.text(lx, ly, p.label, color, 12);
+  }
+}
+
 }  // namespace
 
 void write_bar_chart(const std::filesystem::path& path, const std::vector<BarPanel>& panels,
@@ -187,11 +295,7 @@ void write_line_chart(const std::filesystem::path& path, const LineChart& chart,
   c.line(left, top + h + 0.5, left + w, top + h + 0.5, kInk);
   c.line(left - 0.5, top, left - 0.5, top + h, kInk);
   c.text(left + w / 2, height - 12, chart.x_label, kInk, kText, 0.5);
-  cairo_save(c.cr());
-  cairo_translate(c.cr(), 20, top + h / 2);  // the label's centre, then turned upright
-  cairo_rotate(c.cr(), -M_PI / 2);
-  c.text(0, 0, chart.y_label, kInk, kText, 0.5);
-  cairo_restore(c.cr());
+  y_title(c, 20, top + h / 2, chart.y_label);
   double legend_y = top + 10;
   for (const Series& s : chart.series) {
     c.set(s.color);
@@ -210,6 +314,17 @@ void write_line_chart(const std::filesystem::path& path, const LineChart& chart,
   c.save(path);
 }
 
+void write_scatter_charts(const std::filesystem::path& path,
+                          const std::vector<ScatterChart>& panels, int panel_width, int height) {
+  for (const ScatterChart& p : panels)
+    if (p.points.empty())
+      throw std::runtime_error(path.string() + ": a scatter chart with no points");
+  Canvas c(panel_width * static_cast<int>(panels.size()), height);
+  for (size_t i = 0; i < panels.size(); ++i)
+    scatter_panel(c, static_cast<double>(panel_width) * i, panel_width, height, panels[i]);
+  c.save(path);
+}
+
 void write_matrix(const std::filesystem::path& path, const Matrix& m) {
   if (m.values.size() != m.rows.size() * m.cols.size())
     throw std::runtime_error(path.string() + ": a matrix of " + std::to_string(m.values.size()) +
@@ -221,11 +336,7 @@ void write_matrix(const std::filesystem::path& path, const Matrix& m) {
   Canvas c(width, height);
   c.text(20, 28, m.title, kInk, kTitle);
   c.text(left + cell * m.cols.size() / 2, 56, m.col_axis, kInk, kText, 0.5);
-  cairo_save(c.cr());
-  cairo_translate(c.cr(), 28, top + cell * m.rows.size() / 2);
-  cairo_rotate(c.cr(), -M_PI / 2);
-  c.text(0, 0, m.row_axis, kInk, kText, 0.5);
-  cairo_restore(c.cr());
+  y_title(c, 28, top + cell * m.rows.size() / 2, m.row_axis);
   const double largest = std::max(1e-30, *std::max_element(m.values.begin(), m.values.end()));
   for (size_t j = 0; j < m.cols.size(); ++j)
     c.text(left + cell * (j + 0.5), top - 8, m.cols[j], kInk, kText, 0.5);

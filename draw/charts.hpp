@@ -49,6 +49,21 @@ struct LineChart {
 void write_line_chart(const std::filesystem::path& path, const LineChart& chart, int width,
                       int height);
 
+// Labelled points with vertical error bars, panels side by side (cnnc compare's chart). The y
+// axis spans the points (accuracies near 1 would vanish on a scale from 0); log_x for quantities
+// that differ by orders of magnitude, such as parameter counts.
+struct Point {
+  std::string label;
+  double x = 0, y = 0, y_lo = 0, y_hi = 0;  // the error bar from y_lo to y_hi; equal to y: none
+};
+struct ScatterChart {
+  std::string title, x_label, y_label;
+  bool log_x = false;
+  std::vector<Point> points;
+};
+void write_scatter_charts(const std::filesystem::path& path,
+                          const std::vector<ScatterChart>& panels, int panel_width, int height);
+
 // values[r][c] row-major; every cell shows its number, shaded by its share of the largest.
 struct Matrix {
   std::string title, row_axis, col_axis;

@@ -16,8 +16,9 @@ namespace {
 constexpr std::string_view layer_keywords[] = {"conv",  "maxpool", "avgpool", "flatten",
                                                "dense", "dropout", "relu",    "sigmoid",
                                                "tanh",  "softmax"};
-constexpr std::string_view training_keywords[] = {"loss", "optimizer",  "batch",   "epochs",
-                                                  "seed", "validation", "augment", "schedule"};
+constexpr std::string_view training_keywords[] = {"loss",    "optimizer", "batch",
+                                                  "epochs",  "seed",      "validation",
+                                                  "augment", "schedule",  "precision"};
 constexpr std::string_view activation_words[] = {"relu", "sigmoid", "tanh", "softmax", "linear"};
 
 // Words a model name may not be: it names a C++ namespace in generated code.
@@ -591,6 +592,12 @@ class StatementChecker {
       }
     } else if (kw == "schedule") {
       schedule(st);
+    } else if (kw == "precision") {
+      Args args(st, diags_, {});
+      if (!args.require(0, "fp32 or bf16", "precision bf16")) return;
+      args.at_most(1);
+      if (auto w = word(*args.at(0), "precision", std::array<std::string_view, 2>{"fp32", "bf16"}))
+        t.precision = *w == "bf16" ? Precision::bf16 : Precision::fp32;
     }
   }
 

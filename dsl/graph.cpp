@@ -59,4 +59,8 @@ const char* name_of(ScheduleKind kind) {
   return "?";
 }
 
+const char* name_of(Precision precision) {
+  return precision == Precision::bf16 ? "bf16" : "fp32";
+}
+
 }  // namespace cnnc::dsl

@@ -24,12 +24,15 @@ enum class Activation { linear, relu, sigmoid, tanh, softmax };
 enum class Loss { cross_entropy, mse };
 enum class OptimizerKind { sgd, adam };
 enum class ScheduleKind { constant, step, cosine };
+// How conv and dense layers multiply: fp32, or bf16 products with fp32 sums (docs/language.md).
+enum class Precision { fp32, bf16 };
 
 const char* name_of(LayerKind kind);
 const char* name_of(Activation act);
 const char* name_of(Loss loss);
 const char* name_of(OptimizerKind kind);
 const char* name_of(ScheduleKind kind);
+const char* name_of(Precision precision);
 
 // 61706 -> "61,706", as parameter counts are printed everywhere.
 std::string with_thousands(int64_t n);
@@ -108,6 +111,7 @@ struct Training {
   double validation = 0;  // the last fraction of the training set held out
   Augment augment;
   Schedule schedule;
+  Precision precision = Precision::fp32;
 };
 
 struct Graph {

@@ -16,15 +16,20 @@ namespace cnnc::engine {
 namespace {
 
 // The variant of the generated file this process will run for target, numbered as the file's
-// CNNC_ONLY_VARIANT: 0 avx512, 1 avx2, 2 portable. Compiling only it takes about a third of the
-// time of all three (lenet5's AVX-512 variant alone: 1.8 s of CPU with clang 19, all: 4.5 s). A
-// target this CPU lacks still names its variant, and creating the model then says so.
-int variant_for(const std::string& target) {
+// CNNC_ONLY_VARIANT: 0 avx512, 1 avx2, 2 portable, 3 avx512_bf16 (models of precision bf16).
+// Compiling only it takes about a third of the time of all three (lenet5's AVX-512 variant
+// alone: 1.8 s of CPU with clang 19, all: 4.5 s). A target this CPU lacks still names its variant,
+// and creating the model then says so.
+int variant_for(const std::string& target, bool bf16) {
+  if (target == "avx512_bf16") return 3;
   if (target == "avx512") return 0;
   if (target == "avx2") return 1;
   if (target == "portable") return 2;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
+  if (bf16 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw"))
+    return 3;
   if (__builtin_cpu_supports("avx512f")) return 0;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
 #endif
@@ -40,7 +45,8 @@ class SpecializedEngine final : public Engine {
     double gen_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     codegen::BuildOptions build;
-    build.flags.push_back(fmt::format("-DCNNC_ONLY_VARIANT={}", variant_for(target)));
+    const bool bf16 = g.training.precision == dsl::Precision::bf16;
+    build.flags.push_back(fmt::format("-DCNNC_ONLY_VARIANT={}", variant_for(target, bf16)));
     library_ = std::make_unique<codegen::GeneratedModel>(
         codegen::build_generated(gen.source, g.name, build));
     model_ = library_->make(std::min<int32_t>(max_batch, static_cast<int32_t>(g.training.batch)),
@@ -48,8 +54,9 @@ class SpecializedEngine final : public Engine {
     if (!model_)
       throw std::runtime_error(
           fmt::format("this CPU cannot run the specialised code for target '{}'", target));
-    description_ = fmt::format("{}: generated {} lines in {:.0f} ms; {}", model_->engine,
-                               dsl::with_thousands(gen.lines), gen_ms, library_->summary());
+    description_ = fmt::format("{}: generated {} lines in {:.0f} ms; {}{}", model_->engine,
+                               dsl::with_thousands(gen.lines), gen_ms, library_->summary(),
+                               precision_note(g, *model_));
   }
   const cnnc_model& model() const override { return *model_; }
   std::string description() const override { return description_; }

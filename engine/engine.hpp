@@ -7,6 +7,7 @@
 
 #include "cnnc_abi.h"
 #include "dsl/graph.hpp"
+#include "generic/generic_engine.hpp"
 
 namespace cnnc::engine {
 
@@ -32,11 +33,19 @@ class Engine {
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
                                     int32_t max_batch, const std::string& target = "auto");
 
+// "" when the model runs at the graph's precision; for a bf16 graph on fp32 code (a CPU without
+// AVX512_BF16, or a target that names an fp32 variant), what the user should know.
+std::string precision_note(const dsl::Graph& graph, const cnnc_model& model);
+
 // The generic engine of the graph's first `layers` layers: its output is that last layer's
 // tensor, [H][W][C]. It reads the whole model's parameter vector (offsets are unchanged), so a
 // checkpoint of the full model drives it: how cnnc viz shows what every layer computes.
 std::unique_ptr<Engine> make_generic_prefix(const dsl::Graph& graph, size_t layers,
                                             int32_t max_batch);
+
+// The generic engine of the whole graph as itself, for what only it computes: the input
+// gradient behind cnnc viz's saliency maps.
+rt::GenericModel make_generic_model(const dsl::Graph& graph, int32_t max_batch);
 
 // Where make_engine's "specialized" gets its code. First, code linked into this executable by
 // `cnnc build`, for the model it was generated from (same name, same .cnn text). Otherwise the

@@ -28,13 +28,14 @@ class GenericEngine final : public Engine {
 // The specialised code of a model linked into the executable: nothing to generate or load.
 class LinkedEngine final : public Engine {
  public:
-  LinkedEngine(const LinkedModel& linked, int32_t max_batch, const std::string& target)
+  LinkedEngine(const dsl::Graph& g, const LinkedModel& linked, int32_t max_batch,
+               const std::string& target)
       : model_(linked.create(max_batch, target.c_str()), codegen::ModelDeleter{linked.destroy}) {
     if (!model_)
       throw std::runtime_error(
           fmt::format("this CPU cannot run the specialised code for target '{}'", target));
-    description_ =
-        fmt::format("{}: linked into this executable ({})", model_->engine, linked.built_with);
+    description_ = fmt::format("{}: linked into this executable ({}){}", model_->engine,
+                               linked.built_with, precision_note(g, *model_));
   }
   const cnnc_model& model() const override { return *model_; }
   std::string description() const override { return description_; }
@@ -66,7 +67,7 @@ std::unique_ptr<Engine> make_specialized(const dsl::Graph& g, int32_t max_batch,
           "run needs {}: use more --threads, a --batch of at most {} per thread, --engine "
           "generic, or rebuild with `cnnc build --max-batch N`",
           l.max_batch, max_batch, l.max_batch));
-    return std::make_unique<LinkedEngine>(l, max_batch, target);
+    return std::make_unique<LinkedEngine>(g, l, max_batch, target);
   }
   if (compiled_engine) return compiled_engine(g, max_batch, target);
   if (!linked_models().empty())
@@ -76,6 +77,14 @@ std::unique_ptr<Engine> make_specialized(const dsl::Graph& g, int32_t max_batch,
 }
 
 }  // namespace
+
+std::string precision_note(const dsl::Graph& graph, const cnnc_model& model) {
+  if (graph.training.precision != dsl::Precision::bf16 ||
+      std::string(model.engine) == "specialized-avx512_bf16")
+    return {};
+  return "; precision bf16 asked for, but this CPU lacks AVX512_BF16 (or the target names an fp32 "
+         "variant): fp32 products";
+}
 
 void link_model(LinkedModel model) {
   linked_models().push_back(std::move(model));
@@ -102,6 +111,10 @@ std::unique_ptr<Engine> make_generic_prefix(const dsl::Graph& graph, size_t laye
   rt::ModelSpec spec = codegen::lower_to_abi(graph);
   spec.layers.resize(layers);  // offsets and param_count stay the whole model's
   return std::make_unique<GenericEngine>(std::move(spec), max_batch);
+}
+
+rt::GenericModel make_generic_model(const dsl::Graph& graph, int32_t max_batch) {
+  return rt::GenericModel(codegen::lower_to_abi(graph), max_batch);
 }
 
 }  // namespace cnnc::engine

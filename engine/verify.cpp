@@ -65,6 +65,14 @@ TensorCheck compare(std::string tensor, const float* got, const float* want, int
 
 }  // namespace
 
+double bf16_tolerance(const dsl::Graph& graph, bool gradient, int32_t n) {
+  int layers = 0;
+  for (const dsl::Layer& l : graph.layers)
+    layers += l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::dense;
+  double forward = std::ldexp(1.0, -8) * layers;
+  return gradient ? 2 * forward * std::sqrt(static_cast<double>(n)) : forward;
+}
+
 bool TargetCheck::ok() const {
   return std::all_of(tensors.begin(), tensors.end(), [](const TensorCheck& t) { return t.ok(); });
 }
@@ -129,6 +137,9 @@ VerifyReport verify_specialized(const dsl::Graph& graph, int32_t n, uint64_t see
       }
       t.tensors.push_back(compare("updated parameters", got.updated.data(), want.updated.data(),
                                   all(want.updated)));
+      if (target == "avx512_bf16")
+        for (size_t i = 0; i < t.tensors.size(); ++i)  // the outputs and the loss come first
+          t.tensors[i].rel_tolerance = bf16_tolerance(g, i >= 3, n);
     }
     report.targets.push_back(std::move(t));
   }

@@ -13,10 +13,11 @@ namespace cnnc::engine {
 struct TensorCheck {
   std::string tensor;  // "forward output", "conv1 weight grad", ...
   double max_abs = 0, max_ref = 0;
+  double rel_tolerance = 1e-3;  // fp32; bf16's is bf16_tolerance()
   double max_rel() const { return max_abs / (max_ref > 1e-12 ? max_ref : 1e-12); }
   // Float sums in another order differ by rounding: a tensor passes when its largest error is
   // small next to its largest value.
-  bool ok() const { return max_abs <= 1e-5 + 1e-3 * max_ref; }
+  bool ok() const { return max_abs <= 1e-5 + rel_tolerance * max_ref; }
 };
 
 struct TargetCheck {
@@ -32,6 +33,15 @@ struct VerifyReport {
   std::vector<TargetCheck> targets;
   bool ok() const;  // every target that ran agrees, and at least one ran
 };
+
+// The relative tolerance of the bf16 variant against the fp32 generic engine (docs/codegen.md,
+// "Checking it"). bf16 keeps 8 bits of mantissa: each rounded factor is off by at most 2^-9 of
+// itself, each product by 2^-8, and so is a sum of such products next to the sum of their sizes.
+// Each conv or dense layer a tensor depends on adds one such error: the forward outputs depend
+// on every layer once (2^-8 x layers), the gradients and the updated parameters on every layer
+// forward and backward (2 x layers) and are sums over the n samples of a batch, whose errors
+// add like sqrt(n) terms while the sum itself may cancel down to the size of one term.
+double bf16_tolerance(const dsl::Graph& graph, bool gradient, int32_t n);
 
 // Generates and builds the specialised code for batches of n, runs it on each target ("avx512",
 // "avx2", "portable"; those the CPU lacks are reported without tensors) and the generic engine

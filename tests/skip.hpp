@@ -1,6 +1,6 @@
 // How a test that cannot run on this machine says so: ctest marks a test whose output holds
 // "CNNC-SKIPPED:" as skipped, never as passed (SKIP_REGULAR_EXPRESSION in tests/CMakeLists.txt).
-// `what` names what is missing in a word scripts/test knows (data, compiler, clang, onednn,
+// `what` names what is missing in a word scripts/test knows (data, compiler, clang, onednn, mpi,
 // chromium, or isa:<feature> as /proc/cpuinfo spells it), so that CI fails a machine that skipped
 // what it has.
 #pragma once

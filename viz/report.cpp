@@ -227,6 +227,58 @@ Figure augmented(const dsl::Graph& g, std::span<const float> image, const fs::pa
   return f;
 }
 
+// Saliency maps: for each image, the gradient of the predicted class's score (its logit) with
+// respect to every input pixel, from the generic engine's backward pass.
+Figure saliency(const dsl::Graph& g, const std::vector<float>& params,
+                const std::vector<std::pair<std::string, std::vector<float>>>& images,
+                const fs::path& dir) {
+  const auto n = static_cast<int32_t>(images.size());
+  const rt::GenericModel model = engine::make_generic_model(g, n);
+  const cnnc_model& m = *model.abi();
+  const int64_t size = int64_t{m.input_h} * m.input_w * m.input_c;
+  std::vector<float> x, outputs(static_cast<size_t>(n) * m.output_size),
+      grad(static_cast<size_t>(n * size));
+  for (const auto& image : images) x.insert(x.end(), image.second.begin(), image.second.end());
+  rt::Workspaces workspace(m, 1);
+  cnnc_pass pass{};
+  pass.params = params.data();
+  pass.input = x.data();
+  pass.output = outputs.data();
+  pass.workspace = workspace[0];
+  pass.n = n;
+  m.forward(&m, &pass);
+  std::vector<int32_t> predicted;
+  for (int32_t i = 0; i < n; ++i) {
+    const float* y = outputs.data() + static_cast<int64_t>(i) * m.output_size;
+    predicted.push_back(static_cast<int32_t>(std::max_element(y, y + m.output_size) - y));
+  }
+  model.input_gradient(pass, predicted.data(), grad.data());
+
+  std::vector<draw::Tile> tiles;
+  const dsl::Shape& in = g.input;
+  for (int32_t i = 0; i < n; ++i) {
+    std::span<const float> xi(x.data() + i * size, static_cast<size_t>(size)),
+        gi(grad.data() + i * size, static_cast<size_t>(size));
+    float magnitude = 0;
+    for (float v : gi) magnitude = std::max(magnitude, std::abs(v));
+    tiles.push_back({draw::tensor_image(channel(xi, in, 0), static_cast<int>(in.h),
+                                        static_cast<int>(in.w), draw::ColorMap::grey, 3, 0, 1),
+                     fmt::format("{}: {}", images[size_t(i)].first, predicted[size_t(i)])});
+    tiles.push_back(
+        {draw::tensor_image(channel(gi, in, 0), static_cast<int>(in.h), static_cast<int>(in.w),
+                            draw::ColorMap::diverging, 3, -magnitude, magnitude),
+         fmt::format("saliency of {}", predicted[size_t(i)])});
+  }
+  Figure f{"saliency.png", "Saliency: which pixels the answer depends on", ""};
+  draw::write_grid(dir / f.file, "each image, its prediction, and d score / d pixel", tiles, 8);
+  f.caption =
+      "Beside each image, the gradient of the predicted digit's score with respect to every "
+      "pixel, each map on its own scale: red pixels would raise the score if they were brighter, "
+      "blue ones lower it, white ones hardly matter. The strokes and gaps that tell this digit "
+      "from the others light up.";
+  return f;
+}
+
 Figure filters(const dsl::Layer& l, const std::vector<float>& params, bool first,
                const fs::path& dir) {
   // Conv weights are [K][R][S][C] (cnnc_abi.h); all kernels of a layer share one colour scale.
@@ -318,6 +370,21 @@ std::vector<Figure> write_report(const dsl::Graph& g, const std::vector<float>& 
                           "layer sees a wider part of the digit.",
                           l.name, l.kernel_h, l.kernel_w, l.out.h, l.out.w, l.in.h, l.in.w);
     figures.push_back(std::move(f));
+  }
+
+  // The input's saliency, and seven test images' when there is a test set; only for a model
+  // that answers with class scores (edges.cnn answers with maps).
+  const dsl::Shape& out = g.layers.back().out;
+  if (out.h == 1 && out.w == 1) {
+    std::vector<std::pair<std::string, std::vector<float>>> salient{
+        {"input", std::vector<float>(image.begin(), image.end())}};
+    for (int32_t i = 0; run.test && i < run.test->count && salient.size() < 8; ++i) {
+      std::vector<float> x(static_cast<size_t>(run.test->rows) * run.test->cols);
+      rt::pixels_to_floats(run.test->image(i), x.size(), x.data());
+      if (!std::equal(x.begin(), x.end(), image.begin(), image.end()))  // the input itself
+        salient.emplace_back(fmt::format("test #{}", i), std::move(x));
+    }
+    figures.push_back(saliency(g, params, salient, dir));
   }
 
   if (engine::train_options(g.training).augment.enabled())

@@ -36,6 +36,8 @@ struct RunResults {
 //                              on its own range (image.hpp), captioned with the shape and the
 //                              .cnn line that made it;
 //   maps_<layer>_c<k>.png      each channel alone, out_h x out_w scaled up to about 112 pixels;
+//   saliency.png               d score / d pixel of the predicted class for the input and, with
+//                              run.test, the first seven test images;
 //   augment.png                the model's augment settings applied to the input, 16 draws;
 //   loss.png, accuracy.png     per epoch, training against validation and test (run.history);
 //   confusion.png              true class against predicted class on run.test;

@@ -49,10 +49,23 @@ struct GenericModel::Engine {
 
   Engine(ModelSpec s, int32_t max_batch);
   // Runs every layer; returns each layer's output (flatten, and layers that are the identity in
-  // this mode, alias their input).
-  std::vector<const float*> run_forward(const cnnc_pass& p, bool training) const;
+  // this mode, alias their input). With linear_last the last layer's softmax is left out: its
+  // output is the logits.
+  std::vector<const float*> run_forward(const cnnc_pass& p, bool training, bool linear_last) const;
+  // What one backward pass computes, and of which forward pass.
+  struct Backward {
+    bool training;     // the forward pass dropped out what dropout masks
+    bool linear_last;  // the forward pass left out a final softmax (run_forward)
+    size_t bottom;     // the lowest layer backward reaches
+    bool input_grad;   // the gradient at bottom's input too
+    float* grads;      // parameter gradients, or null for none
+  };
+  // Backpropagates the gradient in grad buffer 0, taken at the last layer's output as forward
+  // produced it. Returns the grad buffer that holds the gradient at bottom's input.
+  int backward(const cnnc_pass& p, const std::vector<const float*>& outs, const Backward& b) const;
   void forward(const cnnc_pass& p) const;
   float train(const cnnc_pass& p) const;
+  void input_gradient(const cnnc_pass& p, const int32_t* classes, float* grad) const;
   void update(float* params, const float* grads, float* state, const cnnc_optimizer& opt) const;
   void check(const cnnc_pass& p) const;
 };
@@ -74,7 +87,8 @@ GenericModel::Engine::Engine(ModelSpec s, int32_t max_batch) : spec(std::move(s)
   int64_t at = 0;
   pack_at = at;
   at += aligned(kGemmPackFloats);
-  int64_t col = 0, widest = 0;
+  // The gradient buffers also hold the input's gradient (input_gradient).
+  int64_t col = 0, widest = int64_t{spec.input_h} * spec.input_w * spec.input_c;
   for (const cnnc_layer& l : layers) {
     if (l.kind == CNNC_CONV) col = std::max(col, conv_col_floats(l));
     widest = std::max(widest, out_size(l));
@@ -125,15 +139,15 @@ void GenericModel::Engine::check(const cnnc_pass& p) const {
     throw std::invalid_argument("pass without params, input or workspace");
 }
 
-std::vector<const float*> GenericModel::Engine::run_forward(const cnnc_pass& p,
-                                                            bool training) const {
+std::vector<const float*> GenericModel::Engine::run_forward(const cnnc_pass& p, bool training,
+                                                            bool linear_last) const {
   float* ws = static_cast<float*>(p.workspace);
   const std::vector<cnnc_layer>& layers = spec.layers;
   std::vector<const float*> outs(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {
     cnnc_layer l = layers[i];
-    const bool loss_owns_softmax = training && fused_softmax && i + 1 == layers.size();
-    if (loss_owns_softmax) l.activation = CNNC_LINEAR;
+    if (linear_last && i + 1 == layers.size() && l.activation == CNNC_SOFTMAX)
+      l.activation = CNNC_LINEAR;
     const float* x = i == 0 ? p.input : outs[i - 1];
     float* y = ws + act_at[i];
     const float* w = l.weight_count ? p.params + l.weight_offset : nullptr;
@@ -167,23 +181,22 @@ std::vector<const float*> GenericModel::Engine::run_forward(const cnnc_pass& p,
 void GenericModel::Engine::forward(const cnnc_pass& p) const {
   check(p);
   if (!p.output) throw std::invalid_argument("forward needs pass->output");
-  const std::vector<const float*> outs = run_forward(p, false);
+  const std::vector<const float*> outs = run_forward(p, false, false);
   std::memcpy(p.output, outs.back(), p.n * int64_t{model.output_size} * sizeof(float));
 }
 
 float GenericModel::Engine::train(const cnnc_pass& p) const {
   check(p);
   if (!p.labels || !p.grads) throw std::invalid_argument("train needs pass->labels and grads");
-  const std::vector<cnnc_layer>& layers = spec.layers;
-  const std::vector<const float*> outs = run_forward(p, true);
+  // In training the loss owns a final softmax (fused_softmax).
+  const std::vector<const float*> outs = run_forward(p, true, fused_softmax);
   float* ws = static_cast<float*>(p.workspace);
   const int32_t o = model.output_size;
   const float* last = outs.back();
 
   // The gradient of the summed loss with respect to the last output (the logits when the
   // softmax is fused) lands in the first gradient buffer.
-  int cur = 0;
-  float* dy = ws + grad_at[cur];
+  float* dy = ws + grad_at[0];
   float loss = 0.0f;
   if (spec.loss == CNNC_CROSS_ENTROPY) {
     loss = softmax_xent(p.n, o, last, p.labels, fused_softmax ? p.output : nullptr, dy);
@@ -192,24 +205,32 @@ float GenericModel::Engine::train(const cnnc_pass& p) const {
     loss = mse(p.n, o, last, p.labels, dy);
     if (p.output) std::memcpy(p.output, last, p.n * int64_t{o} * sizeof(float));
   }
+  backward(p, outs, {true, fused_softmax, first_trained, false, p.grads});
+  return loss;
+}
 
-  for (size_t i = layers.size(); i-- > first_trained;) {
+int GenericModel::Engine::backward(const cnnc_pass& p, const std::vector<const float*>& outs,
+                                   const Backward& b) const {
+  const std::vector<cnnc_layer>& layers = spec.layers;
+  float* ws = static_cast<float*>(p.workspace);
+  int cur = 0;
+  for (size_t i = layers.size(); i-- > b.bottom;) {
     const cnnc_layer& l = layers[i];
-    const bool loss_owns_softmax = fused_softmax && i + 1 == layers.size();
-    const bool need_dx = i > first_trained;
-    dy = ws + grad_at[cur];
+    const bool softmax_left_out =
+        b.linear_last && i + 1 == layers.size() && l.activation == CNNC_SOFTMAX;
+    const bool need_dx = i > b.bottom || b.input_grad;
+    float* dy = ws + grad_at[cur];
     float* dx = need_dx ? ws + grad_at[1 - cur] : nullptr;
     const float* x = i == 0 ? p.input : outs[i - 1];
     const float* w = l.weight_count ? p.params + l.weight_offset : nullptr;
-    float* dw = l.trainable && l.weight_count ? p.grads + l.weight_offset : nullptr;
-    float* db = l.trainable && l.bias_count ? p.grads + l.bias_offset : nullptr;
+    float* dw = b.grads && l.trainable && l.weight_count ? b.grads + l.weight_offset : nullptr;
+    float* db = b.grads && l.trainable && l.bias_count ? b.grads + l.bias_offset : nullptr;
     // Layers that act elementwise work in place and leave the gradient where it is.
     bool swap = dx != nullptr;
     switch (l.kind) {
       case CNNC_CONV:
       case CNNC_DENSE:
-        if (!loss_owns_softmax)
-          activation_backward(l.activation, p.n, out_size(l), outs[i], dy, dy);
+        if (!softmax_left_out) activation_backward(l.activation, p.n, out_size(l), outs[i], dy, dy);
         if (l.kind == CNNC_CONV)
           conv_backward(l, p.n, x, w, dy, dx, dw, db, ws + col_at, ws + pack_at);
         else
@@ -219,18 +240,39 @@ float GenericModel::Engine::train(const cnnc_pass& p) const {
       case CNNC_AVGPOOL: avgpool_backward(l, p.n, dy, dx); break;
       case CNNC_FLATTEN: swap = false; break;
       case CNNC_DROPOUT:
-        dropout_backward(l, p.n, {p.seed, p.epoch, p.sample_base, uint32_t(i)}, dy, dy);
+        if (b.training)
+          dropout_backward(l, p.n, {p.seed, p.epoch, p.sample_base, uint32_t(i)}, dy, dy);
         swap = false;
         break;
       case CNNC_ACTIVATION:
-        if (!loss_owns_softmax)
-          activation_backward(l.activation, p.n, out_size(l), outs[i], dy, dy);
+        if (!softmax_left_out) activation_backward(l.activation, p.n, out_size(l), outs[i], dy, dy);
         swap = false;
         break;
     }
     if (swap) cur = 1 - cur;
   }
-  return loss;
+  return cur;
+}
+
+void GenericModel::Engine::input_gradient(const cnnc_pass& p, const int32_t* classes,
+                                          float* grad) const {
+  check(p);
+  if (!classes || !grad) throw std::invalid_argument("input_gradient needs classes and grad");
+  const int32_t o = model.output_size;
+  for (int32_t i = 0; i < p.n; ++i)
+    if (classes[i] < 0 || classes[i] >= o)
+      throw std::invalid_argument("class " + std::to_string(classes[i]) + " of sample " +
+                                  std::to_string(i) + " is not one of the " + std::to_string(o) +
+                                  " outputs");
+  // Inference mode (no dropout), the score before any final softmax.
+  const std::vector<const float*> outs = run_forward(p, false, true);
+  float* ws = static_cast<float*>(p.workspace);
+  float* dy = ws + grad_at[0];
+  std::fill(dy, dy + p.n * int64_t{o}, 0.0f);
+  for (int32_t i = 0; i < p.n; ++i) dy[i * int64_t{o} + classes[i]] = 1.0f;
+  const int at = backward(p, outs, {false, true, 0, true, nullptr});
+  const int64_t size = int64_t{model.input_h} * model.input_w * model.input_c;
+  std::memcpy(grad, ws + grad_at[at], p.n * size * sizeof(float));
 }
 
 void GenericModel::Engine::update(float* params, const float* grads, float* state,
@@ -264,6 +306,11 @@ const cnnc_model* GenericModel::abi() const {
 }
 const ModelSpec& GenericModel::spec() const {
   return engine_->spec;
+}
+
+void GenericModel::input_gradient(const cnnc_pass& pass, const int32_t* classes,
+                                  float* grad) const {
+  engine_->input_gradient(pass, classes, grad);
 }
 
 }  // namespace cnnc::rt

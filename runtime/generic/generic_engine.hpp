@@ -44,6 +44,13 @@ class GenericModel {
   const cnnc_model* abi() const;
   const ModelSpec& spec() const;
 
+  // The saliency of an input: d score[classes[i]] / d input for each sample of the pass (params,
+  // input [n][H][W][C], workspace and n are read; the rest is ignored) into grad [n][H][W][C].
+  // The score is the output before a final softmax (the logit), as in inference: dropout is the
+  // identity. Only the generic engine has it: compiled code never computes the first layer's
+  // input gradient, which training does not need.
+  void input_gradient(const cnnc_pass& pass, const int32_t* classes, float* grad) const;
+
  private:
   struct Engine;
   std::unique_ptr<Engine> engine_;

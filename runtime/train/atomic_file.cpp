@@ -42,8 +42,8 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
     fail(err);
   }
   if (::close(fd) != 0) fail(errno);
-  // The kill tests (tests/cli/test_kills.cpp) aim kill -9 at the moment a whole temporary file
-  // waits for its rename; this pause widens it.
+  // The kill tests (tests/cli/test_interrupted_runs.cpp) aim kill -9 at the moment a whole
+  // temporary file waits for its rename; this pause widens it.
   if (const char* pause = std::getenv("CNNC_TEST_PAUSE_BEFORE_RENAME_MS"))
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(pause)));
   std::error_code ec;

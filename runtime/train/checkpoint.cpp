@@ -4,6 +4,7 @@
 #include "train/atomic_file.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <zlib.h>
 
 #include <cstring>
@@ -181,6 +182,18 @@ std::vector<std::string> settings_differences(const RunSettings& checkpoint,
   for (const auto& [name, value] : run)
     if (find(checkpoint, name) == "none") note(name);
   return out;
+}
+
+Checkpoint load_to_resume(const std::filesystem::path& path, uint64_t expected_digest,
+                          int64_t expected_count, const RunSettings& settings) {
+  Checkpoint c = load_checkpoint(path, expected_digest, expected_count);
+  std::vector<std::string> diff = settings_differences(c.settings, settings);
+  if (diff.empty()) return c;
+  throw std::runtime_error(fmt::format(
+      "cannot resume from '{}': it was written by a run with other settings, and a resumed run "
+      "must end with the bits of an uninterrupted one; run with the checkpoint's settings, or "
+      "train afresh in another --out:\n  {}",
+      path.string(), fmt::join(diff, "\n  ")));
 }
 
 }  // namespace cnnc::rt

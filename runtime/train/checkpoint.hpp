@@ -58,4 +58,10 @@ Checkpoint read_checkpoint(ByteSource& in, const std::string& name, uint64_t exp
 std::vector<std::string> settings_differences(const RunSettings& checkpoint,
                                               const RunSettings& run);
 
+// load_checkpoint for a resumed run whose settings are `settings`: a checkpoint written with
+// others is refused (std::runtime_error) with each difference named, since the resumed run could
+// not end with an uninterrupted run's bits.
+Checkpoint load_to_resume(const std::filesystem::path& path, uint64_t expected_digest,
+                          int64_t expected_count, const RunSettings& settings);
+
 }  // namespace cnnc::rt

@@ -5,7 +5,6 @@
 #include "train/trainer.hpp"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -140,18 +139,6 @@ std::string float_text(float x) {
   return fmt::format("{}", x);  // the shortest text that reads back as x
 }
 
-// A resumed run must take every step as the interrupted one would have: the same settings.
-void check_same_settings(const std::filesystem::path& checkpoint, const RunSettings& recorded,
-                         const RunSettings& now) {
-  std::vector<std::string> diff = settings_differences(recorded, now);
-  if (diff.empty()) return;
-  throw std::runtime_error(fmt::format(
-      "cannot resume from '{}': it was written by a run with other settings, and a resumed run "
-      "must end with the bits of an uninterrupted one; run with the checkpoint's settings, or "
-      "train afresh in another --out:\n  {}",
-      checkpoint.string(), fmt::join(diff, "\n  ")));
-}
-
 }  // namespace
 
 RunSettings run_settings(const Learner& learner, const Mnist& data, const TrainOptions& o) {
@@ -209,15 +196,30 @@ void forward_batch(const cnnc_model& m, const std::vector<float>& params, const 
   });
 }
 
-TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch)
+namespace {
+
+int ranks_of(const SliceExchange* exchange) {
+  return exchange ? exchange->ranks() : 1;
+}
+
+// The most slices any process trains in a step of up to `batch` samples: a smaller last batch
+// cuts into no more slices than a full one, and shares differ by at most one slice.
+size_t most_slices(const cnnc_model& m, int threads, int32_t batch, int ranks) {
+  int32_t parts = static_cast<int32_t>(slices(batch, threads * ranks, m.max_batch).size());
+  return static_cast<size_t>((parts + ranks - 1) / ranks);
+}
+
+}  // namespace
+
+TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch, SliceExchange* exchange)
     : m_(m),
       pool_(pool),
       batch_(batch),
+      exchange_(exchange),
       workspaces_(m, pool.size()),
-      // A smaller last batch cuts into no more slices than a full one, so these suffice.
-      slice_grads_(slices(batch, pool.size(), m.max_batch).size(),
+      slice_grads_(most_slices(m, pool.size(), batch, ranks_of(exchange)),
                    std::vector<float>(static_cast<size_t>(m.param_count), 0.0f)),
-      slice_loss_(slice_grads_.size(), 0.0f),
+      slice_scores_(2 * slice_grads_.size(), 0.0),
       grads_(static_cast<size_t>(m.param_count), 0.0f),
       state_(static_cast<size_t>(m.param_count) * 2, 0.0f),
       outputs_(static_cast<size_t>(batch) * m.output_size, 0.0f) {}
@@ -227,7 +229,10 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
                           uint32_t sample_base, uint64_t seed) {
   if (n < 1 || n > batch_)
     throw std::logic_error(fmt::format("TrainStep::run: {} samples, expected 1..{}", n, batch_));
-  std::vector<Slice> parts = slices(n, pool_.size(), m_.max_batch);
+  const int ranks = ranks_of(exchange_), rank = exchange_ ? exchange_->rank() : 0;
+  std::vector<Slice> all = slices(n, pool_.size() * ranks, m_.max_batch);
+  SliceShare mine = slice_share(static_cast<int32_t>(all.size()), rank, ranks);
+  std::vector<Slice> parts(all.begin() + mine.first, all.begin() + mine.first + mine.count);
   for_each_slice(pool_, parts, [&](size_t s, int t) {
     cnnc_pass pass = slice_pass(m_, params, images, outputs_.data(), parts[s], workspaces_[t]);
     pass.labels = labels + parts[s].offset;
@@ -235,27 +240,45 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     pass.epoch = epoch;
     pass.sample_base = sample_base + static_cast<uint32_t>(parts[s].offset);
     pass.seed = seed;
-    slice_loss_[s] = m_.train(&m_, &pass);
+    slice_scores_[2 * s] = m_.train(&m_, &pass);
+    int64_t correct = 0;
+    for (int32_t i = parts[s].offset; i < parts[s].offset + parts[s].n; ++i)
+      correct += argmax(outputs_.data() + static_cast<int64_t>(i) * m_.output_size,
+                        m_.output_size) == labels[i];
+    slice_scores_[2 * s + 1] = static_cast<double>(correct);
   });
-  // The reduction: every index sums the slices in slice order, split by index over threads.
-  int64_t count = m_.param_count, per = (count + pool_.size() - 1) / pool_.size();
+  int64_t count = m_.param_count;
   float scale = 1.0f / static_cast<float>(n);
-  pool_.run([&](int t) {
-    for (int64_t i = t * per; i < std::min(count, (t + 1) * per); ++i) {
-      float g = 0;
-      for (size_t s = 0; s < parts.size(); ++s) g += slice_grads_[s][i];
-      grads_[i] = g * scale;
-    }
-  });
+  std::vector<double> scores(2 * all.size());
+  if (exchange_) {
+    std::vector<const float*> local;
+    for (size_t s = 0; s < parts.size(); ++s) local.push_back(slice_grads_[s].data());
+    exchange_->sum_gradients(local, count, scale, grads_.data());
+    std::vector<int32_t> counts;
+    for (int r = 0; r < ranks; ++r)
+      counts.push_back(2 * slice_share(static_cast<int32_t>(all.size()), r, ranks).count);
+    exchange_->gather(std::span(slice_scores_.data(), 2 * parts.size()), counts, scores.data());
+  } else {
+    // The reduction: every index sums the slices in slice order, split by index over threads.
+    int64_t per = (count + pool_.size() - 1) / pool_.size();
+    pool_.run([&](int t) {
+      for (int64_t i = t * per; i < std::min(count, (t + 1) * per); ++i) {
+        float g = 0;
+        for (size_t s = 0; s < parts.size(); ++s) g += slice_grads_[s][i];
+        grads_[i] = g * scale;
+      }
+    });
+    std::copy_n(slice_scores_.begin(), scores.size(), scores.begin());
+  }
   StepResult r;
-  for (size_t s = 0; s < parts.size(); ++s) r.loss_sum += slice_loss_[s];
+  for (size_t s = 0; s < all.size(); ++s) {
+    r.loss_sum += static_cast<float>(scores[2 * s]);
+    r.correct += static_cast<int64_t>(scores[2 * s + 1]);
+  }
   // Checked before the update, so that a diverged step leaves the last good weights behind.
   r.non_finite = std::isfinite(r.loss_sum) ? non_finite_layer(m_, grads_) : "the loss";
   if (!r.non_finite.empty()) return r;
   m_.update(&m_, params.data(), grads_.data(), state_.data(), &opt);
-  for (int32_t i = 0; i < n; ++i)
-    r.correct += argmax(outputs_.data() + static_cast<int64_t>(i) * m_.output_size,
-                        m_.output_size) == labels[i];
   return r;
 }
 
@@ -312,8 +335,8 @@ EvalResult evaluate(const cnnc_model& m, const std::vector<float>& params,
 }
 
 ModelLearner::ModelLearner(const cnnc_model& m, std::vector<float>& params, ThreadPool& pool,
-                           int32_t batch)
-    : m_(m), params_(params), pool_(pool), step_(m, pool, batch) {}
+                           int32_t batch, SliceExchange* exchange)
+    : m_(m), params_(params), pool_(pool), step_(m, pool, batch, exchange) {}
 
 StepResult ModelLearner::step(const float* images, const int32_t* labels, int32_t n,
                               const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base,
@@ -348,11 +371,10 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
   Checkpoint start;
   std::string history_text = history_header;
   if (o.resume) {
-    start = load_checkpoint(checkpoint, digest, learner.model()->param_count);
-    check_same_settings(checkpoint, start.settings, settings);
+    start = learner.resume_from(checkpoint, digest, settings);
     *params = std::move(start.params);
     *state = std::move(start.optimizer);
-    history_text = history_upto(history, start.epochs_done);
+    if (writes) history_text = history_upto(history, start.epochs_done);
   }
   const int32_t first_epoch = static_cast<int32_t>(start.epochs_done);
   int64_t step = start.step;

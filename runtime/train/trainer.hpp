@@ -15,6 +15,7 @@
 #include "data/augment.hpp"
 #include "data/dataset.hpp"
 #include "train/checkpoint.hpp"
+#include "train/slice_exchange.hpp"
 #include "train/thread_pool.hpp"
 
 namespace cnnc::rt {
@@ -120,10 +121,13 @@ struct StepResult {
 // slice per thread, each slice's gradient into its own buffer, the buffers summed in slice
 // order, the sums checked for NaN and infinity, and only then the update. Owns everything a
 // step touches, sized once for batches of up to `batch` samples, so that `cnnc train` and
-// `cnnc bench` run (and time) the same code.
+// `cnnc bench` run (and time) the same code. With an exchange, the batch is cut as one process
+// with the threads of every process would cut it, this process trains its share of the slices
+// (slice_exchange.hpp), and the exchange sums the gradients of all in slice order.
 class TrainStep {
  public:
-  TrainStep(const cnnc_model& model, ThreadPool& pool, int32_t batch);
+  TrainStep(const cnnc_model& model, ThreadPool& pool, int32_t batch,
+            SliceExchange* exchange = nullptr);
 
   // Trains params in place on images [n][input_h][input_w][input_c] and labels [n], 1 <= n <=
   // batch. opt carries this step's lr and step (1 for the first); epoch, sample_base (the
@@ -134,7 +138,7 @@ class TrainStep {
 
   // 2 * param_count floats (cnnc_model::update); zero before the first step, replaced on resume.
   std::vector<float>& optimizer_state() { return state_; }
-  // The last run's outputs, [n][output_size].
+  // The last run's outputs, [n][output_size]; with an exchange, only this process's slices'.
   const std::vector<float>& outputs() const { return outputs_; }
   const Workspaces& workspaces() const { return workspaces_; }
 
@@ -142,9 +146,11 @@ class TrainStep {
   const cnnc_model& m_;
   ThreadPool& pool_;
   int32_t batch_;
+  SliceExchange* exchange_;
   Workspaces workspaces_;
-  std::vector<std::vector<float>> slice_grads_;  // one per slice of a full batch
-  std::vector<float> slice_loss_, grads_, state_, outputs_;
+  std::vector<std::vector<float>> slice_grads_;  // one per slice of this process's share
+  std::vector<double> slice_scores_;             // [slice][loss, correct]
+  std::vector<float> grads_, state_, outputs_;
 };
 
 // The evaluation loop of any engine: data in chunks of at most `chunk` samples, each prepared
@@ -177,13 +183,19 @@ class Learner {
   virtual const cnnc_model* model() const { return nullptr; }
   virtual std::vector<float>* params() { return nullptr; }
   virtual std::vector<float>* optimizer_state() { return nullptr; }
+  // The checkpoint a resumed run starts from, refused when its settings are not `settings`
+  // (load_to_resume); the processes of a distributed run take rank 0's.
+  virtual Checkpoint resume_from(const std::filesystem::path& checkpoint, uint64_t digest,
+                                 const RunSettings& settings) {
+    return load_to_resume(checkpoint, digest, model()->param_count, settings);
+  }
 };
 
 // A model behind the C ABI, trained in place on params with a TrainStep sized for batch.
 class ModelLearner final : public Learner {
  public:
-  ModelLearner(const cnnc_model& model, std::vector<float>& params, ThreadPool& pool,
-               int32_t batch);
+  ModelLearner(const cnnc_model& model, std::vector<float>& params, ThreadPool& pool, int32_t batch,
+               SliceExchange* exchange = nullptr);
   StepResult step(const float* images, const int32_t* labels, int32_t n, const cnnc_optimizer& opt,
                   uint32_t epoch, uint32_t sample_base, uint64_t seed) override;
   EvalResult evaluate(const LabeledImages& data) override;

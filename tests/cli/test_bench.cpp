@@ -238,15 +238,15 @@ TEST_CASE("cnnc bench: unknown engines are user errors and help works") {
   cnnc_test::Output r =
       bench_cnnc("bench models/lenet5.cnn --engines nonsense --reps 1 --seconds 0.01");
   CHECK(r.status == 1);
-  CHECK(r.err.find("unknown engine 'nonsense'; expected generic, specialized, onednn or pytorch") !=
-        std::string::npos);
+  CHECK(r.err.find("unknown engine 'nonsense'; expected generic, specialized, specialized-bf16, "
+                   "specialized-fp32, onednn or pytorch") != std::string::npos);
   CHECK(bench_cnnc("bench models/lenet5.cnn --engines generic, --seconds 0.01").status == 1);
   CHECK(bench_cnnc("bench tests/dsl/errors/unknown_layer.cnn").status == 1);
   CHECK(bench_cnnc("bench models/lenet5.cnn --reps 0").status == 2);
   r = bench_cnnc("bench --help");
   CHECK(r.status == 0);
-  for (const char* flag :
-       {"Usage", "--engines", "--threads", "--batch", "--reps", "--seconds", "--json",
-        "--peak-gflops", "--python", "--to-accuracy", "--seeds", "--eval-every", "--data"})
+  for (const char* flag : {"Usage", "--engines", "--threads", "--batch", "--reps", "--seconds",
+                           "--json", "--peak-gflops", "--python", "--to-accuracy", "--seeds",
+                           "--eval-every", "--data", "--precision"})
     CHECK(r.out.find(flag) != std::string::npos);
 }

@@ -96,6 +96,34 @@ TEST_CASE("charts are PNG files of the size their layout asks for") {
   CHECK(read_png(grid).height > 20);
   CHECK_THROWS_WITH(write_grid(scratch("empty.png"), "none", {}, 2),
                     Catch::Contains("a grid needs images"));
+
+  // Panels side by side; each point in the palette's next colour, its label beside it.
+  const fs::path scatter = scratch("scatter.png");
+  write_scatter_charts(scatter,
+                       {{"by size",
+                         "parameters",
+                         "accuracy",
+                         true,
+                         {{"a", 1e4, 0.9, 0.88, 0.92}, {"b", 1e6, 0.95, 0.95, 0.95}}},
+                        {"by time", "seconds", "accuracy", false, {{"a", 2, 0.9, 0.9, 0.9}}}},
+                       300, 200);
+  const cnnc_test::Png sp = read_png(scatter);
+  CHECK(sp.width == 600);
+  CHECK(sp.height == 200);
+  auto has = [&](int from, int to, uint8_t r, uint8_t g, uint8_t b) {
+    for (int row = 0; row < sp.height; ++row)
+      for (int col = from; col < to; ++col)
+        if (sp.at(col, row)[0] == r && sp.at(col, row)[1] == g && sp.at(col, row)[2] == b)
+          return true;
+    return false;
+  };
+  CHECK(has(0, 300, 31, 119, 180));    // the first point of the first panel
+  CHECK(has(0, 300, 214, 39, 40));     // its second
+  CHECK(has(300, 600, 31, 119, 180));  // the second panel's only point
+  CHECK_FALSE(has(300, 600, 214, 39, 40));
+  CHECK_THROWS_WITH(
+      write_scatter_charts(scratch("none.png"), {{"empty", "x", "y", false, {}}}, 300, 200),
+      Catch::Contains("a scatter chart with no points"));
   fs::remove_all(lines.parent_path());
 }
 

@@ -111,6 +111,7 @@ TEST_CASE("training defaults when no training statement is given (dsl.md)") {
   CHECK(t.validation == 0);
   CHECK_FALSE(t.augment.enabled());
   CHECK(t.schedule.kind == ScheduleKind::constant);
+  CHECK(t.precision == Precision::fp32);
 }
 
 TEST_CASE("every training statement and option") {
@@ -141,6 +142,8 @@ TEST_CASE("every training statement and option") {
                  "dense 10\nschedule cosine\noptimizer sgd lr=0.1 momentum=0 weight_decay=0.01\n")
             .training.schedule.kind == ScheduleKind::cosine);
   CHECK(graph_of(head + "dense 10\nschedule step every=3\n").training.schedule.gamma == 0.1);
+  CHECK(graph_of(head + "dense 10\nprecision bf16\n").training.precision == Precision::bf16);
+  CHECK(graph_of(head + "dense 10\nprecision fp32\n").training.precision == Precision::fp32);
 }
 
 TEST_CASE("training statements may come in any order, also between layers") {

@@ -156,6 +156,73 @@ TEST_CASE("frozen layers: gradients untouched, parameters unchanged, backprop th
   }
 }
 
+namespace {
+
+// input_gradient against central differences of the class scores: the sum over the samples of
+// each one's score (its logit, the output before a final softmax) for a chosen class. `logits`
+// is the same network without the final softmax, whose forward pass gives those scores.
+void check_input_gradient(const cnnc::rt::ModelSpec& spec, const cnnc::rt::ModelSpec& logits,
+                          int32_t n, uint64_t seed) {
+  GenericModel model(spec, n), scores(logits, n);
+  Harness h(model.abi(), n, seed), s(scores.abi(), n, seed);
+  const int32_t o = model.abi()->output_size;
+  std::vector<int32_t> classes;
+  for (int32_t i = 0; i < n; ++i) classes.push_back((i * 3 + 1) % o);
+  std::vector<float> grad(h.input.size(), -1.0f);
+  model.input_gradient(*h.bind(), classes.data(), grad.data());
+  REQUIRE(s.params == h.params);
+  cnnc::test::check_gradient(
+      "d score / d input", s.input, grad,
+      [&] {
+        s.forward();
+        double sum = 0;
+        for (int32_t i = 0; i < n; ++i) sum += s.output[size_t(i * o + classes[size_t(i)])];
+        return sum;
+      },
+      1e-3f, 3e-4, 1e-2, 400);
+}
+
+}  // namespace
+
+TEST_CASE("input_gradient is the gradient of the class score that finite differences give",
+          "[engine][saliency]") {
+  SECTION("conv tanh, max pool, dense, dropout (the identity here), dense softmax") {
+    auto net = [](int32_t last) {
+      return SpecBuilder(8, 8, 1)
+          .conv(3, 3, 3, 1, 1, {1, 1, 1, 1}, CNNC_TANH)
+          .pool(CNNC_MAXPOOL, 2, 2, 2, 2)
+          .flatten()
+          .dense(7, CNNC_SIGMOID)
+          .dropout(0.5f)
+          .dense(4, last)
+          .build();
+    };
+    check_input_gradient(net(CNNC_SOFTMAX), net(CNNC_LINEAR), 2, 21);
+  }
+  SECTION("a dense network whose input is wider than every layer, softmax as its own layer") {
+    const auto logits = SpecBuilder(6, 6, 2).dense(5, CNNC_TANH).dense(3).build();
+    const auto spec = SpecBuilder(6, 6, 2).dense(5, CNNC_TANH).dense(3).activation(CNNC_SOFTMAX);
+    check_input_gradient(spec.build(), logits, 3, 22);
+  }
+  SECTION("strided conv and avg pool, no softmax: the score is the output itself") {
+    const auto spec = SpecBuilder(7, 7, 2)
+                          .conv(3, 3, 3, 2, 2, {0, 1, 1, 0}, CNNC_SIGMOID)
+                          .pool(CNNC_AVGPOOL, 2, 2, 1, 1)
+                          .flatten()
+                          .dense(3)
+                          .build();
+    check_input_gradient(spec, spec, 2, 23);
+  }
+  SECTION("a class outside the outputs is refused") {
+    const auto spec = SpecBuilder(2, 2, 1).dense(3).build();
+    GenericModel model(spec, 1);
+    Harness h(model.abi(), 1, 24);
+    std::vector<float> grad(4);
+    const int32_t bad = 3;
+    CHECK_THROWS_AS(model.input_gradient(*h.bind(), &bad, grad.data()), std::invalid_argument);
+  }
+}
+
 TEST_CASE("training is deterministic and does not depend on stale workspace", "[engine]") {
   const auto spec = SpecBuilder(8, 8, 3)
                         .conv(5, 3, 3, 1, 1, {1, 1, 1, 1}, CNNC_RELU)

@@ -137,6 +137,11 @@ TEST_CASE(
   REQUIRE(v.status == 0);
   for (const char* file : {"loss.png", "accuracy.png", "confusion.png", "mistakes.png"})
     CHECK(read_png(run / "viz" / file).width > 0);
+  // The input and seven other test images, each beside its saliency map: two rows of eight.
+  const Png saliency = read_png(run / "viz" / "saliency.png");
+  CHECK(saliency.width > 8 * 84);
+  CHECK(saliency.height > 2 * 84);
+  CHECK_FALSE(fs::exists(viz_dir() / "saliency.png"));  // edges.cnn's outputs are not classes
   const std::string html = [&] {
     std::ifstream f(run / "viz" / "index.html");
     return std::string(std::istreambuf_iterator<char>(f), {});

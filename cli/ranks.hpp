@@ -1,0 +1,34 @@
+// cnnc train as one rank of an mpirun job: whether it is one, MPI around the run, the learner
+// each rank trains, and the way a failing rank ends them all.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "train/trainer.hpp"
+
+namespace cnnc::cli {
+
+// The processes that train one model: a process alone, or the ranks of an mpirun job.
+class Ranks {
+ public:
+  virtual ~Ranks() = default;
+  int rank = 0, ranks = 1;
+  bool leader() const { return rank == 0; }
+  // What this process trains: the model on all of each batch, or its rank's share.
+  virtual std::unique_ptr<rt::Learner> learner(const cnnc_model& model, std::vector<float>& params,
+                                               rt::ThreadPool& pool, int32_t batch);
+  // Seconds so far spent waiting for the other ranks, and exchanging gradients after that.
+  virtual double wait_seconds() const { return 0; }
+  virtual double communication_seconds() const { return 0; }
+};
+
+// Runs `run` as this process's part of an mpirun job (detected from the launcher's environment),
+// or alone. Under mpirun, MPI is initialised around it, only rank 0 writes to stdout, and a rank
+// whose run ends with a nonzero status says so on stderr and ends every rank (MPI_Abort), so
+// that none waits forever for it. A cnnc built without MPI refuses a job of several ranks.
+int run_as_ranks(const std::function<int(Ranks&)>& run);
+
+}  // namespace cnnc::cli

@@ -1,0 +1,94 @@
+// Specifications of precision bf16: the avx512_bf16 variant agrees with the fp32 generic engine
+// within the tolerance bf16 rounding allows (engine::bf16_tolerance, docs/codegen.md) and is
+// really bf16 (it differs from fp32 by more than fp32 rounding); a CPU or target without
+// AVX512_BF16 falls back to the fp32 variants, which agree within fp32's tolerance, and says so.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "../dsl/check_text.hpp"
+#include "../skip.hpp"
+#include "engine/engine.hpp"
+#include "engine/verify.hpp"
+
+using namespace cnnc;
+
+namespace {
+
+bool cpu_has_bf16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str().find(" avx512_bf16") != std::string::npos;
+}
+
+// The bf16 variant against the generic engine: every tensor within bf16's tolerance, and the
+// forward output further from fp32 than fp32 rounding goes (else the products were not bf16).
+void check_bf16(const std::string& text, int32_t n) {
+  dsl::Graph g = test::graph_of(text + "precision bf16\n");
+  REQUIRE(g.training.precision == dsl::Precision::bf16);
+  engine::VerifyReport r = engine::verify_specialized(g, n, 5, {"avx512_bf16", "avx512"});
+  REQUIRE(r.targets.size() == 2);
+  const engine::TargetCheck& bf16 = r.targets[0];
+  const engine::TargetCheck& fp32 = r.targets[1];
+  REQUIRE(bf16.engine == "specialized-avx512_bf16");
+  REQUIRE(fp32.engine == "specialized-avx512");  // the fallback of a bf16 model
+  for (const engine::TargetCheck* t : {&bf16, &fp32})
+    for (const engine::TensorCheck& c : t->tensors) {
+      INFO(g.name << " " << t->target << " " << c.tensor << ": max abs err " << c.max_abs
+                  << ", largest value " << c.max_ref << ", tolerance " << c.rel_tolerance);
+      CHECK(c.rel_tolerance ==
+            (t == &fp32
+                 ? 1e-3
+                 : engine::bf16_tolerance(
+                       g, c.tensor.find("output") == std::string::npos && c.tensor != "loss", n)));
+      CHECK(c.ok());
+    }
+  CHECK(bf16.tensors.front().max_rel() > 1e-4);
+  CHECK(fp32.tensors.front().max_rel() < 1e-5);
+}
+
+}  // namespace
+
+TEST_CASE("bf16 agrees with the generic engine: lenet5's shapes") {
+  if (!cpu_has_bf16()) CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  check_bf16(
+      "model lenet_bf16\ninput 28x28x1\nconv 6 5x5 pad=same relu\nmaxpool 2x2\nconv 16 5x5 "
+      "relu\nmaxpool 2x2\ndense 120 relu\ndense 84 relu\ndense 10 softmax\n",
+      64);
+}
+
+TEST_CASE("bf16 agrees with the generic engine: keras_mnist's shapes, smaller, with dropout") {
+  if (!cpu_has_bf16()) CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  check_bf16(
+      "model keras_bf16\ninput 16x16x1\nconv 32 3x3 relu\nconv 64 3x3 relu\nmaxpool 2x2\ndropout "
+      "0.25\nflatten\ndense 128 relu\ndropout 0.5\ndense 10 softmax\n",
+      32);
+}
+
+TEST_CASE(
+    "bf16 agrees with the generic engine: odd filters, odd columns, odd inputs, stride 2, a "
+    "partial block") {
+  if (!cpu_has_bf16()) CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  // conv1: C = 2 (pairs of channels), K = 5 (conv2's input gradient pairs a filter with zero);
+  // conv2: C = 5 (fp32 forward), Q = 5 (the last column pair is half zero); dense2: I = 9.
+  check_bf16(
+      "model odd_bf16\ninput 9x11x2\nconv 5 3x3 stride=2 pad=same relu\nconv 7 3x3 pad=1 "
+      "relu\ndense 9 tanh\ndense 3 softmax\noptimizer adam lr=0.01\n",
+      21);
+}
+
+TEST_CASE("a bf16 model on fp32 code says so; an fp32 model never does") {
+  dsl::Graph g = test::graph_of("model p\ninput 4x4x1\ndense 3 softmax\nprecision bf16\n");
+  cnnc_model fp32{};
+  fp32.engine = "specialized-avx512";
+  cnnc_model bf16{};
+  bf16.engine = "specialized-avx512_bf16";
+  CHECK(engine::precision_note(g, fp32) ==
+        "; precision bf16 asked for, but this CPU lacks AVX512_BF16 (or the target names an fp32 "
+        "variant): fp32 products");
+  CHECK(engine::precision_note(g, bf16).empty());
+  g.training.precision = dsl::Precision::fp32;
+  CHECK(engine::precision_note(g, fp32).empty());
+}

@@ -1,0 +1,194 @@
+// cnnc train under mpirun: N ranks of T threads give the bits of one process of N x T threads,
+// only rank 0 writes, --resume continues from rank 0's checkpoint, and a rank that fails or is
+// killed ends the job with an error and leaves the last checkpoint whole.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "../run_command.hpp"
+#include "../skip.hpp"
+
+using namespace cnnc_test;
+
+namespace {
+
+#ifdef CNNC_HAVE_MPI
+
+bool have_mpirun() {
+  return std::system("command -v mpirun >/dev/null 2>&1") == 0;
+}
+
+// mpirun as CI runs it: as root, more ranks than cores, on loopback; under `timeout`, so that a
+// job that hangs fails the test instead of stalling the suite. The sanitizer build's leak check
+// would report Open MPI's own allocations at exit.
+std::string mpirun(int ranks) {
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 "
+         "timeout 300 mpirun --oversubscribe -np " +
+         std::to_string(ranks) + " ";
+}
+
+std::string digest_of(const Run& r) {
+  size_t at = r.out.find("\"weights_digest\":\"");
+  return at == std::string::npos ? std::string() : r.out.substr(at + 18, 16);
+}
+
+// A short run: 600 images are 9 full batches of 64 and a short one of 24.
+std::string train(const std::string& model, const std::string& engine, int threads,
+                  const std::string& out, int epochs = 1) {
+  return "'" CNNC_EXE "' train " + model + " --engine " + engine + " --limit 600 --epochs " +
+         std::to_string(epochs) + " --threads " + std::to_string(threads) + " --out " + out +
+         " --json";
+}
+
+#define REQUIRE_MPI_AND_DATA()                                                    \
+  do {                                                                            \
+    if (!have_mpirun()) CNNC_SKIP("mpi", "mpirun is not on PATH (openmpi-bin)");  \
+    if (!have_mnist()) CNNC_SKIP("data", "data/mnist is absent (scripts/setup)"); \
+  } while (false)
+
+#endif
+
+}  // namespace
+
+#ifdef CNNC_HAVE_MPI
+
+TEST_CASE("2 ranks x 1 thread give the weights of 1 process x 2 threads: SGD, Adam, both engines") {
+  REQUIRE_MPI_AND_DATA();
+  TempDir dir("mpi_bits");
+  // lenet5: SGD with momentum and weight decay; mlp: Adam and dropout.
+  for (std::string model : {"models/lenet5.cnn", "models/mlp.cnn"})
+    for (std::string engine : {"generic", "specialized"}) {
+      INFO(model << " --engine " << engine);
+      Run alone = run(train(model, engine, 2, dir / "alone"));
+      Run ranks = run(mpirun(2) + train(model, engine, 1, dir / "ranks"));
+      CHECK(alone.status == 0);
+      CHECK(ranks.status == 0);
+      CHECK(contains(ranks.out, "\"ranks\":2,\"threads\":1"));
+      CHECK(!digest_of(alone).empty());
+      CHECK(digest_of(ranks) == digest_of(alone));
+    }
+}
+
+TEST_CASE("the slice order holds across ranks: 2 x 2 is 1 x 4 and 3 x 1 is 1 x 3") {
+  REQUIRE_MPI_AND_DATA();
+  TempDir dir("mpi_order");
+  // A plain allreduce would add (g0 + g1) + (g2 + g3) where one process adds ((g0 + g1) + g2) +
+  // g3: these shapes tell the two apart, where 2 x 1 cannot (a + b == b + a).
+  std::string lenet = "models/lenet5.cnn";
+  Run four = run(train(lenet, "generic", 4, dir / "four"));
+  Run two_by_two = run(mpirun(2) + train(lenet, "generic", 2, dir / "two_by_two"));
+  CHECK(digest_of(two_by_two) == digest_of(four));
+  Run three = run(train(lenet, "generic", 3, dir / "three"));
+  Run three_ranks = run(mpirun(3) + train(lenet, "generic", 1, dir / "three_ranks"));
+  CHECK(digest_of(three_ranks) == digest_of(three));
+  // And the digest tells thread counts apart, so the equalities above say something.
+  CHECK(digest_of(three) != digest_of(four));
+}
+
+TEST_CASE(
+    "under mpirun only rank 0 prints and writes, and --resume continues from its checkpoint") {
+  REQUIRE_MPI_AND_DATA();
+  TempDir dir("mpi_resume");
+  std::string lenet = "models/lenet5.cnn";
+  Run alone = run(train(lenet, "generic", 2, dir / "alone", 2));
+  Run first = run(mpirun(2) + train(lenet, "generic", 1, dir / "ranks", 1));
+  CHECK(first.status == 0);
+  size_t lines = 0;
+  for (size_t at = first.out.find("epoch 1/1"); at != std::string::npos;
+       at = first.out.find("epoch 1/1", at + 1))
+    ++lines;
+  CHECK(lines == 1);  // rank 1 printed nothing
+  Run resumed = run(mpirun(2) + train(lenet, "generic", 1, dir / "ranks", 2) + " --resume");
+  CHECK(resumed.status == 0);
+  CHECK(!contains(resumed.out, "epoch 1/2"));
+  CHECK(contains(resumed.out, "epoch 2/2"));
+  CHECK(digest_of(resumed) == digest_of(alone));
+  // A resume with no checkpoint fails on every rank, with rank 0's reason.
+  Run missing = run(mpirun(2) + train(lenet, "generic", 1, dir / "none", 2) + " --resume");
+  CHECK(missing.status != 0);
+  CHECK(contains(missing.out, "checkpoint.bin': cannot read"));
+}
+
+TEST_CASE("a rank that cannot read the data ends every rank with an error") {
+  REQUIRE_MPI_AND_DATA();
+  TempDir dir("mpi_data");
+  std::string good = train("models/lenet5.cnn", "generic", 1, dir / "run");
+  // Two programs in one job (mpirun's "a : b"): rank 1 is given a directory with no data.
+  Run r = run(mpirun(1) + good + " : -np 1 " + good + " --data " + dir / "empty");
+  CHECK(r.status != 0);
+  CHECK(contains(r.out, "rank 1 of 2 failed; ending every rank"));
+  CHECK(contains(r.out, dir / "empty"));
+}
+
+TEST_CASE("a rank killed mid-run ends the job with an error and the last checkpoint intact") {
+  REQUIRE_MPI_AND_DATA();
+  TempDir dir("mpi_kill");
+  std::string out = dir / "run", log = dir / "log";
+  // Many epochs in the background; rank 1 is killed once epoch 1's checkpoint is written.
+  std::string job = mpirun(2) + "'" CNNC_EXE "' train models/lenet5.cnn --engine generic " +
+                    "--limit 600 --epochs 1000 --threads 1 --out " + out;
+  std::string pid_file = dir / "pid";
+  REQUIRE(std::system(("(" + job + " >" + log + " 2>&1; echo $? >" + dir / "status" +
+                       ") & echo $! >" + pid_file)
+                          .c_str()) == 0);
+  auto rows = [&] {
+    std::ifstream in(out + "/history.csv");
+    int n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n - 1;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (rows() < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(rows() >= 1);
+  // Rank 1 is the cnnc whose environment says so and whose command line names this run.
+  pid_t victim = 0;
+  for (const auto& p : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream cmd(p.path() / "cmdline"), env(p.path() / "environ");
+    std::string c((std::istreambuf_iterator<char>(cmd)), {}),
+        e((std::istreambuf_iterator<char>(env)), {});
+    if (contains(c, out) && contains(c, "train") &&
+        contains(std::string(1, '\0') + e, std::string(1, '\0') + "OMPI_COMM_WORLD_RANK=1") &&
+        !contains(c, "mpirun"))
+      victim = std::stoi(p.path().filename().string());
+  }
+  REQUIRE(victim > 0);
+  REQUIRE(kill(victim, SIGKILL) == 0);
+  while (!std::filesystem::exists(dir / "status") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::ifstream status_in(dir / "status");
+  int status = -1;
+  status_in >> status;
+  CHECK(status != 0);
+  std::ifstream log_in(log);
+  std::string said((std::istreambuf_iterator<char>(log_in)), {});
+  INFO(said);
+  CHECK(contains(said, "exited on signal 9"));
+  // The checkpoint of the last finished epoch is whole: eval reads it, --resume continues it.
+  CHECK(
+      run("'" CNNC_EXE "' eval models/lenet5.cnn --limit 100 --weights " + out + "/checkpoint.bin")
+          .status == 0);
+  int done = rows();
+  Run resumed =
+      run(mpirun(2) + train("models/lenet5.cnn", "generic", 1, out, done + 1) + " --resume");
+  CHECK(resumed.status == 0);
+  CHECK(contains(resumed.out, "epoch " + std::to_string(done + 1) + "/"));
+}
+
+#else
+
+TEST_CASE("a cnnc built without MPI refuses to be one of several ranks") {
+  // What mpirun tells each process it starts; this cnnc cannot join the job, so it says so.
+  Run r = run("OMPI_COMM_WORLD_SIZE=2 '" CNNC_EXE "' train models/lenet5.cnn --limit 64");
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "this cnnc was built without MPI, so it cannot train as one of 2 ranks"));
+}
+
+#endif
