@@ -153,8 +153,6 @@ RunSettings run_settings(const Learner& learner, const Mnist& data, const TrainO
       {"threads", std::to_string(o.threads)},
       {"engine", learner.model() ? learner.model()->engine : "none"},
       {"batch", std::to_string(o.batch)},
-      {"epochs", std::to_string(o.epochs)},
-      {"schedule epochs", std::to_string(o.schedule_epochs > 0 ? o.schedule_epochs : o.epochs)},
       {"optimizer", opt.kind == CNNC_ADAM ? "adam" : "sgd"},
       {"lr", float_text(opt.lr)},
       {"weight decay", float_text(opt.weight_decay)},
@@ -166,6 +164,11 @@ RunSettings run_settings(const Learner& learner, const Mnist& data, const TrainO
   else
     s.push_back({"momentum", float_text(opt.momentum)});
   s.push_back({"schedule", schedules[static_cast<int>(o.schedule.kind)]});
+  // The run's length changes no step's bits but through a cosine schedule's span: a run may be
+  // extended by more epochs, and ends as one that had that many from the start.
+  if (o.schedule.kind == LrSchedule::Kind::cosine)
+    s.push_back(
+        {"schedule epochs", std::to_string(o.schedule_epochs > 0 ? o.schedule_epochs : o.epochs)});
   if (o.schedule.kind == LrSchedule::Kind::step)
     s.insert(s.end(), {{"schedule every", std::to_string(o.schedule.every)},
                        {"schedule gamma", float_text(o.schedule.gamma)}});
