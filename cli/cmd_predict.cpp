@@ -48,7 +48,7 @@ int run_predict(PredictArgs& a) {
   std::unique_ptr<engine::Engine> eng =
       engine::make_engine(g, a.engine, engine::slice_size(g.training.batch, a.threads));
   const cnnc_model& m = eng->model();
-  rt::Checkpoint c = rt::load_checkpoint(a.checkpoint, rt::model_digest(m));
+  rt::Checkpoint c = rt::load_checkpoint(a.checkpoint, rt::model_digest(m), m.param_count);
 
   // MNIST's digits are white on black; --invert turns a dark digit on paper into one.
   auto n = static_cast<int32_t>(pictures.size());

@@ -3,11 +3,13 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/interrupt.hpp"
 #include "cli/progress.hpp"
 #include "cli/ranks.hpp"
 #include "codegen/compile/build.hpp"
@@ -53,25 +55,39 @@ int run_train(TrainArgs& a, Ranks& ranks) {
   std::filesystem::path out =
       a.out.empty() ? std::filesystem::path("runs") / g.name : std::filesystem::path(a.out);
 
-  // Data first: a missing directory is reported before any code is generated and compiled.
+  // The run's directory first, then the data: what cannot work is reported before any code is
+  // generated and compiled.
+  std::error_code ec;
+  if (ranks.leader()) std::filesystem::create_directories(out, ec);
+  if (ec)
+    throw std::runtime_error(
+        fmt::format("cannot create the run's directory '{}': {}", out.string(), ec.message()));
   rt::Mnist data = engine::load_data(g, a.data, t.validation, a.limit);
   std::unique_ptr<engine::Engine> eng = engine::make_engine(
       g, a.engine, engine::slice_size(t.batch, a.threads * ranks.ranks), a.target);
   const cnnc_model& m = eng->model();
   if (!a.json) fmt::print("engine: {}\n", eng->description());
-  if (ranks.leader()) std::filesystem::create_directories(out);
 
   rt::TrainOptions o = engine::train_options(t);  // after --lr, which it carries as the base rate
   if (ranks.leader()) o.out_dir = out;  // the other ranks write nothing, and resume from rank 0
   o.resume = a.resume;
   o.max_steps = a.max_steps;
+  o.threads = a.threads;
   bool progress = ranks.leader() && !a.json && isatty(STDERR_FILENO);
+  // Ctrl-C stops the run after the step under way, with a checkpoint of where it stands.
+  InterruptRequest interrupt;
+  // Tests interrupt at an exact step through the same handler
+  // (tests/cli/test_interrupted_runs.cpp).
+  const char* sigint_at = std::getenv("CNNC_TEST_SIGINT_AT_STEP");
+  const int64_t sigint_step = sigint_at ? std::atoll(sigint_at) : 0;
+  rt::StepRecord last_step;
   rt::TrainHooks hooks;
-  if (progress)
-    hooks.after_step = [](const rt::StepRecord& at) {
-      draw_progress(at);
-      return true;
-    };
+  hooks.after_step = [&](const rt::StepRecord& at) {
+    if (at.step == sigint_step) std::raise(SIGINT);
+    if (progress) draw_progress(at);
+    last_step = at;
+    return !interrupt.requested();
+  };
   hooks.after_epoch = [&](const rt::EpochRecord& e) {
     if (progress) erase_progress();
     std::string val = e.validation.count
@@ -98,6 +114,15 @@ int run_train(TrainArgs& a, Ranks& ranks) {
   if (r.diverged) {
     fmt::print(stderr, "cnnc: error: {}\n", r.divergence);
     return exit_user_error;
+  }
+  if (r.stopped) {
+    if (progress) erase_progress();
+    fmt::print(stderr,
+               "cnnc: interrupted after epoch {}, batch {} of {} (step {}); its state is in {}\n"
+               "cnnc: to continue, run the same command with --resume\n",
+               last_step.epoch, last_step.batch, last_step.batches, last_step.step,
+               (out / "checkpoint.bin").string());
+    return exit_interrupted;
   }
   rt::EvalResult last =
       r.history.empty() ? rt::evaluate(m, params, data.test, pool) : r.history.back().test;
@@ -142,7 +167,7 @@ int run_eval(EvalArgs& a) {
   std::unique_ptr<engine::Engine> eng =
       engine::make_engine(g, a.engine, engine::slice_size(g.training.batch, a.threads));
   const cnnc_model& m = eng->model();
-  rt::Checkpoint c = rt::load_checkpoint(a.weights, rt::model_digest(m));
+  rt::Checkpoint c = rt::load_checkpoint(a.weights, rt::model_digest(m), m.param_count);
   rt::Mnist data = engine::load_data(g, a.data, 0, a.limit);
   rt::ThreadPool pool(a.threads);
   rt::EvalResult r = rt::evaluate(m, c.params, data.test, pool);

@@ -37,7 +37,8 @@ int run_viz(const VizArgs& a) {
   std::unique_ptr<engine::Engine> e = engine::make_engine(g, "generic", 1);
   std::vector<float> params;
   if (!a.weights.empty()) {
-    params = rt::load_checkpoint(a.weights, rt::model_digest(e->model())).params;
+    params =
+        rt::load_checkpoint(a.weights, rt::model_digest(e->model()), e->model().param_count).params;
   } else {
     params = engine::initial_params(g, e->model(), g.training.seed);
     // Fixed weights (weights= ... frozen) need no checkpoint; anything trainable is shown as

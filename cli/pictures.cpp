@@ -7,7 +7,9 @@
 
 #include <array>
 #include <memory>
+#include <span>
 #include <stdexcept>
+#include <string_view>
 
 #include "data/byte_source.hpp"
 #include "data/idx.hpp"
@@ -260,23 +262,32 @@ Picture decode_pnm(const std::string& name, std::string_view bytes) {
   return p;
 }
 
+// The first `limit` images of an IDX file (all when 0), read no further than them.
+std::vector<Picture> idx_pictures(rt::ByteSource& source, const std::string& name, int32_t limit) {
+  rt::IdxImages idx = rt::read_idx_images(source, name, limit);
+  size_t size = static_cast<size_t>(idx.rows) * idx.cols;
+  std::vector<Picture> out;
+  for (int32_t i = 0; i < idx.count; ++i) {
+    const uint8_t* first = idx.pixels.data() + i * size;
+    out.push_back({fmt::format("{}[{}]", name, i), idx.rows, idx.cols, {first, first + size}});
+  }
+  return out;
+}
+
+bool is_idx(std::string_view bytes) {
+  // IDX files start with two zero bytes and the type; gzip with 1f 8b.
+  return bytes.starts_with(std::string_view("\x1f\x8b", 2)) ||
+         bytes.starts_with(std::string_view("\0\0\x08", 3));
+}
+
 }  // namespace
 
 std::vector<Picture> decode_pictures(const std::string& name, std::string_view bytes,
                                      int32_t limit) {
   auto starts = [bytes](std::string_view head) { return bytes.starts_with(head); };
-  // IDX files start with two zero bytes and the type; gzip with 1f 8b.
-  if (starts(std::string_view("\x1f\x8b", 2)) || starts(std::string_view("\0\0\x08", 3))) {
+  if (is_idx(bytes)) {
     rt::MemorySource source(std::as_bytes(std::span(bytes)));
-    rt::IdxImages idx = rt::read_idx_images(source, name);
-    int32_t count = limit > 0 && limit < idx.count ? limit : idx.count;
-    size_t size = static_cast<size_t>(idx.rows) * idx.cols;
-    std::vector<Picture> out;
-    for (int32_t i = 0; i < count; ++i) {
-      const uint8_t* first = idx.pixels.data() + i * size;
-      out.push_back({fmt::format("{}[{}]", name, i), idx.rows, idx.cols, {first, first + size}});
-    }
-    return out;
+    return idx_pictures(source, name, limit);
   }
   if (starts(png_signature)) return {decode_png(name, bytes)};
   if (starts("P5") || starts("P6")) return {decode_pnm(name, bytes)};
@@ -287,13 +298,22 @@ std::vector<Picture> decode_pictures(const std::string& name, std::string_view b
 }
 
 std::vector<Picture> read_pictures(const std::string& path, int32_t limit) {
-  std::string bytes;
   try {
-    bytes = rt::read_file(path, max_picture_file_bytes, "picture file");
+    // An IDX file with --limit is read as far as its first `limit` images, whatever its size.
+    if (limit > 0) {
+      rt::InputFile file(path);
+      std::string head(3, '\0');
+      size_t got = file.read(std::as_writable_bytes(std::span(head)));
+      if (is_idx(std::string_view(head).substr(0, got))) {
+        rt::InputFile idx(path);
+        return idx_pictures(idx, path, limit);
+      }
+    }
+    return decode_pictures(path, rt::read_file(path, max_picture_file_bytes, "picture file"),
+                           limit);
   } catch (const rt::FileError& e) {
     throw std::runtime_error(fmt::format("cannot read '{}': {}", path, e.what()));
   }
-  return decode_pictures(path, bytes, limit);
 }
 
 }  // namespace cnnc::cli

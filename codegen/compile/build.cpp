@@ -7,9 +7,12 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <iterator>
+#include <mutex>
 #include <utility>
 
 #include "codegen/compile/abi_header.hpp"
@@ -40,7 +43,7 @@ void make_dirs(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
-    throw BuildError(
+    throw CacheWriteError(
         fmt::format("cannot create the cache directory {}: {}", dir.string(), ec.message()));
   }
 }
@@ -170,8 +173,8 @@ void compile_subprocess(const CacheEntry& entry, const fs::path& cache_dir,
   std::error_code ec;
   fs::rename(compiled.path(), entry.library(), ec);
   if (ec) {
-    throw BuildError(fmt::format("cannot move the compiled model into the cache at {}: {}",
-                                 entry.library().string(), ec.message()));
+    throw CacheWriteError(fmt::format("cannot move the compiled model into the cache at {}: {}",
+                                      entry.library().string(), ec.message()));
   }
   compiled.release();
   write_file_atomically(entry.meta(), meta);
@@ -269,12 +272,8 @@ Built build_jit(const std::string& source, const std::string& model_name,
   Built model;
   std::optional<std::string> object;
   if (options.use_cache) object = read_valid_entry(entry);
-  if (object) {
-    model.how = "cache";
-  } else {
-    model.how = "jit";
-    object = compile_in_process(entry, cache_dir, source, model_name, flags);
-  }
+  model.how = object ? "cache" : "jit";
+  if (!object) object = compile_in_process(entry, cache_dir, source, model_name, flags);
   model.backend = "jit";
   model.compiler = compiler.short_name;
   model.optimization = optimization_of(flags);
@@ -283,8 +282,17 @@ Built build_jit(const std::string& source, const std::string& model_name,
   std::string destroy_name = fmt::format("cnnc_{}_destroy", model_name);
   // Linked from the bytes just validated or compiled: what other processes do to the entry
   // meanwhile cannot change them.
-  jit::LoadedObject loaded =
-      jit::load_object(*object, fmt::format("cnnc_{}", model_name), {create_name, destroy_name});
+  auto load = [&] {
+    return jit::load_object(*object, fmt::format("cnnc_{}", model_name),
+                            {create_name, destroy_name});
+  };
+  jit::LoadedObject loaded = load();
+  if (model.how == "cache" && (!loaded.symbols[0] || !loaded.symbols[1])) {
+    // A whole entry of another model's code (its checksum matches what it holds): rebuilt.
+    model.how = "jit";
+    object = compile_in_process(entry, cache_dir, source, model_name, flags);
+    loaded = load();
+  }
   model.code = std::move(loaded.owner);
   model.create = loaded.symbols[0];
   model.destroy = loaded.symbols[1];
@@ -314,25 +322,55 @@ Built build_subprocess(const std::string& source, const std::string& model_name,
   model.compiler = compiler.short_name;
   model.optimization = optimization_of(options.flags);
   model.library = entry.library();
-  if (options.use_cache && entry_is_valid(entry)) {
-    model.how = "cache";
-  } else {
-    model.how = "subprocess";
-    compile_subprocess(entry, cache_dir, source, model_name, compiler, options.flags);
-  }
+  bool cached = options.use_cache && entry_is_valid(entry);
+  if (!cached) compile_subprocess(entry, cache_dir, source, model_name, compiler, options.flags);
+  model.how = cached ? "cache" : "subprocess";
 
   // RTLD_LOCAL: two models may define the same internal names. The file loaded is complete
   // whatever other processes do meanwhile: they only ever rename whole files into place.
-  void* handle = ::dlopen(entry.library().c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) {
-    throw BuildError(fmt::format("internal error: cannot load the compiled model {}: {}",
-                                 entry.library().string(), ::dlerror()));
+  auto load = [&] {
+    void* handle = ::dlopen(entry.library().c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      throw BuildError(fmt::format("internal error: cannot load the compiled model {}: {}",
+                                   entry.library().string(), ::dlerror()));
+    }
+    model.code = std::shared_ptr<void>(handle, [](void* h) { ::dlclose(h); });
+    model.create = ::dlsym(handle, fmt::format("cnnc_{}_create", model_name).c_str());
+    model.destroy = ::dlsym(handle, fmt::format("cnnc_{}_destroy", model_name).c_str());
+  };
+  load();
+  if (cached && (!model.create || !model.destroy)) {
+    // A whole entry of another model's code (its checksum matches what it holds): rebuilt.
+    model.code.reset();
+    compile_subprocess(entry, cache_dir, source, model_name, compiler, options.flags);
+    model.how = "subprocess";
+    load();
   }
-  model.code = std::shared_ptr<void>(handle, [](void* h) { ::dlclose(h); });
-  model.create = ::dlsym(handle, fmt::format("cnnc_{}_create", model_name).c_str());
-  model.destroy = ::dlsym(handle, fmt::format("cnnc_{}_destroy", model_name).c_str());
   return model;
 }
+
+// A private directory under $TMPDIR (or /tmp), removed with everything in it at the end.
+class PrivateDir {
+ public:
+  PrivateDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = fmt::format("{}/cnnc-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!::mkdtemp(pattern.data()))
+      throw BuildError(
+          fmt::format("cannot create a temporary directory {}: {}", pattern, std::strerror(errno)));
+    path_ = pattern;
+  }
+  ~PrivateDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  PrivateDir(const PrivateDir&) = delete;
+  PrivateDir& operator=(const PrivateDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
 
 }  // namespace
 
@@ -369,9 +407,27 @@ GeneratedModel build_generated(const std::string& source, const std::string& mod
   }
   auto start = std::chrono::steady_clock::now();
   Backend backend = choose_backend(options, model_name);
-  Built built = backend == Backend::jit
-                    ? build_jit(source, model_name, options, resolve_cache_dir(options))
-                    : build_subprocess(source, model_name, options, resolve_cache_dir(options));
+  auto build = [&](const fs::path& cache_dir, const BuildOptions& o) {
+    return backend == Backend::jit ? build_jit(source, model_name, o, cache_dir)
+                                   : build_subprocess(source, model_name, o, cache_dir);
+  };
+  Built built;
+  try {
+    built = build(resolve_cache_dir(options), options);
+  } catch (const CacheWriteError& e) {
+    // The cache is an optimisation: without it the build goes on in a directory of this
+    // process's own, removed once the code is loaded (loaded code needs no file).
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      fmt::print(stderr,
+                 "cnnc: warning: the compile cache cannot be used ({}); building without it\n",
+                 e.what());
+    });
+    PrivateDir dir;
+    BuildOptions uncached = options;
+    uncached.use_cache = false;
+    built = build(dir.path(), uncached);
+  }
   GeneratedModel model;
   model.code_ = std::move(built.code);
   model.create_ = reinterpret_cast<cnnc_model* (*)(int32_t, const char*)>(built.create);

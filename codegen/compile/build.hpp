@@ -43,6 +43,12 @@ struct BuildError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The cache directory cannot take a file (read-only, XDG_CACHE_HOME naming a file, a full disk).
+// build_generated never lets it escape: it warns once and builds in a private directory instead.
+struct CacheWriteError : BuildError {
+  using BuildError::BuildError;
+};
+
 // Destroys a model through the library that created it.
 struct ModelDeleter {
   void (*destroy)(cnnc_model*) = nullptr;

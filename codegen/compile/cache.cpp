@@ -114,13 +114,13 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
     std::ofstream out(tmp.path(), std::ios::binary);
     out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
     out.close();
-    if (!out) throw BuildError(fmt::format("cannot write {}", tmp.path().string()));
+    if (!out) throw CacheWriteError(fmt::format("cannot write {}", tmp.path().string()));
   }
   std::error_code ec;
   std::filesystem::rename(tmp.path(), path, ec);
   if (ec) {
-    throw BuildError(fmt::format("cannot rename {} to {}: {}", tmp.path().string(), path.string(),
-                                 ec.message()));
+    throw CacheWriteError(fmt::format("cannot rename {} to {}: {}", tmp.path().string(),
+                                      path.string(), ec.message()));
   }
   tmp.release();
 }

@@ -132,7 +132,10 @@ std::string shape_text(const std::vector<uint32_t>& dims) {
 
 // Reads the header and the payload of an unsigned-byte IDX file of the given rank; returns the
 // dimensions and fills data.
-std::vector<uint32_t> read_idx(Reader& in, const Expect& expect, std::vector<uint8_t>& data) {
+// Reads the first `first` items (along the first dimension; all when 0 or more than there are)
+// and leaves the rest unread: a plain file is still checked against its size.
+std::vector<uint32_t> read_idx(Reader& in, const Expect& expect, std::vector<uint8_t>& data,
+                               uint32_t first = 0) {
   const uint32_t want_magic = 0x0800u | static_cast<uint32_t>(expect.rank);
   std::array<uint8_t, 4> magic{};
   size_t got = in.read(magic.data(), 4);
@@ -208,6 +211,11 @@ std::vector<uint32_t> read_idx(Reader& in, const Expect& expect, std::vector<uin
     }
   }
 
+  const bool part = first > 0 && first < dims[0];
+  if (part) {
+    payload = payload / dims[0] * first;
+    dims[0] = first;
+  }
   // A plain file holds the payload, checked above. A gzip file's size says nothing of what it
   // inflates to: grow with what actually arrives, doubling from 64 KiB, so a gzip file that lies
   // about its size costs no more memory than the data it really holds.
@@ -227,6 +235,7 @@ std::vector<uint32_t> read_idx(Reader& in, const Expect& expect, std::vector<uin
                     "{}-byte header",
                     announced, done, header));
   }
+  if (part) return dims;
   // Gzip data after the payload is counted as it inflates, up to a bound: a few kilobytes of
   // deflate can stand for megabytes.
   constexpr uint64_t kMaxCounted = uint64_t{1} << 20;
@@ -260,10 +269,11 @@ auto read_file_with(const std::filesystem::path& path, Read read) {
 
 }  // namespace
 
-IdxImages read_idx_images(ByteSource& source, const std::string& name) {
+IdxImages read_idx_images(ByteSource& source, const std::string& name, int32_t first) {
   Reader in(source, name);
   IdxImages out;
-  auto dims = read_idx(in, {3, "images", "count, rows, cols"}, out.pixels);
+  auto dims = read_idx(in, {3, "images", "count, rows, cols"}, out.pixels,
+                       static_cast<uint32_t>(std::max(first, 0)));
   out.path = name;
   out.count = static_cast<int32_t>(dims[0]);
   out.rows = static_cast<int32_t>(dims[1]);

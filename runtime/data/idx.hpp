@@ -45,7 +45,9 @@ IdxLabels read_idx_labels(const std::filesystem::path& path);
 
 // The same from bytes already at hand (cnnc predict's files, the fuzzers); name stands for the
 // file in messages and in the result's path.
-IdxImages read_idx_images(ByteSource& in, const std::string& name);
+// first > 0 reads only the first `first` images (all when there are fewer) and leaves the rest
+// unread: neither inflated nor checked, but for a plain file's size.
+IdxImages read_idx_images(ByteSource& in, const std::string& name, int32_t first = 0);
 IdxLabels read_idx_labels(ByteSource& in, const std::string& name);
 
 }  // namespace cnnc::rt

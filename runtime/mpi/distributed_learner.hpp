@@ -24,7 +24,8 @@ class DistributedLearner final : public Learner {
   std::vector<float>* optimizer_state() override { return inner_.optimizer_state(); }
   // Collective: rank 0 reads the checkpoint and broadcasts it; when it cannot, every rank throws
   // std::runtime_error (rank 0 with the reason), so that no rank waits for the others.
-  Checkpoint resume_from(const std::filesystem::path& checkpoint, uint64_t digest) override;
+  Checkpoint resume_from(const std::filesystem::path& checkpoint, uint64_t digest,
+                         const RunSettings& settings) override;
 
  private:
   MpiExchange& exchange_;

@@ -6,8 +6,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 namespace cnnc::rt {
 
@@ -39,6 +42,10 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
     fail(err);
   }
   if (::close(fd) != 0) fail(errno);
+  // The kill tests (tests/cli/test_interrupted_runs.cpp) aim kill -9 at the moment a whole
+  // temporary file waits for its rename; this pause widens it.
+  if (const char* pause = std::getenv("CNNC_TEST_PAUSE_BEFORE_RENAME_MS"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(pause)));
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) fail(ec.value());

@@ -5,6 +5,7 @@
 #include "train/trainer.hpp"
 
 #include <fmt/format.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -134,7 +135,51 @@ std::string non_finite_layer(const cnnc_model& m, const std::vector<float>& g) {
   return {};
 }
 
+std::string float_text(float x) {
+  return fmt::format("{}", x);  // the shortest text that reads back as x
+}
+
 }  // namespace
+
+RunSettings run_settings(const Learner& learner, const Mnist& data, const TrainOptions& o) {
+  const cnnc_optimizer& opt = o.optimizer;
+  static constexpr const char* schedules[] = {"constant", "step", "cosine"};
+  auto set_crc = [](const LabeledImages& d) {
+    uLong crc = crc32_z(0, d.pixels.data(), d.pixels.size());
+    return fmt::format("{:08x}", crc32_z(crc, d.labels.data(), d.labels.size()));
+  };
+  RunSettings s = {
+      {"seed", std::to_string(o.seed)},
+      {"threads", std::to_string(o.threads)},
+      {"engine", learner.model() ? learner.model()->engine : "none"},
+      {"batch", std::to_string(o.batch)},
+      {"optimizer", opt.kind == CNNC_ADAM ? "adam" : "sgd"},
+      {"lr", float_text(opt.lr)},
+      {"weight decay", float_text(opt.weight_decay)},
+  };
+  if (opt.kind == CNNC_ADAM)
+    s.insert(s.end(), {{"beta1", float_text(opt.beta1)},
+                       {"beta2", float_text(opt.beta2)},
+                       {"eps", float_text(opt.eps)}});
+  else
+    s.push_back({"momentum", float_text(opt.momentum)});
+  s.push_back({"schedule", schedules[static_cast<int>(o.schedule.kind)]});
+  // The run's length changes no step's bits but through a cosine schedule's span: a run may be
+  // extended by more epochs, and ends as one that had that many from the start.
+  if (o.schedule.kind == LrSchedule::Kind::cosine)
+    s.push_back(
+        {"schedule epochs", std::to_string(o.schedule_epochs > 0 ? o.schedule_epochs : o.epochs)});
+  if (o.schedule.kind == LrSchedule::Kind::step)
+    s.insert(s.end(), {{"schedule every", std::to_string(o.schedule.every)},
+                       {"schedule gamma", float_text(o.schedule.gamma)}});
+  s.insert(s.end(), {{"augment shift", std::to_string(o.augment.shift)},
+                     {"augment rotate", float_text(o.augment.rotate)},
+                     {"augment scale", float_text(o.augment.scale)},
+                     {"training images", std::to_string(data.train.count)},
+                     {"training data checksum", set_crc(data.train)},
+                     {"validation images", std::to_string(data.validation.count)}});
+  return s;
+}
 
 Workspaces::Workspaces(const cnnc_model& m, int threads) {
   // aligned_alloc wants a multiple of the alignment, and a model may need no scratch at all.
@@ -319,27 +364,34 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
   if ((writes || o.resume) && (!learner.model() || !params || !state))
     throw std::logic_error("train: this learner cannot write or resume checkpoints");
   const uint64_t digest = writes || o.resume ? model_digest(*learner.model()) : 0;
+  const RunSettings settings = writes || o.resume ? run_settings(learner, data, o) : RunSettings{};
   std::filesystem::path history = o.out_dir / "history.csv",
                         checkpoint = o.out_dir / "checkpoint.bin";
   const int32_t schedule_epochs = o.schedule_epochs > 0 ? o.schedule_epochs : o.epochs;
 
-  int32_t first_epoch = 0;
-  int64_t step = 0;
+  // Where the run starts: the checkpoint's epoch, and within it (a run stopped mid-epoch) its
+  // batch and the epoch's sums so far.
+  Checkpoint start;
   std::string history_text = history_header;
   if (o.resume) {
-    Checkpoint c = learner.resume_from(checkpoint, digest);
-    *params = std::move(c.params);
-    *state = std::move(c.optimizer);
-    first_epoch = static_cast<int32_t>(c.epochs_done);
-    step = c.step;
-    if (writes) history_text = history_upto(history, c.epochs_done);
+    start = learner.resume_from(checkpoint, digest, settings);
+    *params = std::move(start.params);
+    *state = std::move(start.optimizer);
+    if (writes) history_text = history_upto(history, start.epochs_done);
   }
+  const int32_t first_epoch = static_cast<int32_t>(start.epochs_done);
+  int64_t step = start.step;
+  auto save = [&](uint32_t epochs_done, uint32_t batches_done, double loss_sum, int64_t correct,
+                  int64_t trained, double seconds) {
+    save_checkpoint(checkpoint, {digest, epochs_done, batches_done, step, loss_sum, correct,
+                                 trained, seconds, settings, *params, *state});
+  };
   if (writes) {
     // Both files before the first step, so that a directory that cannot take them is found
     // before an epoch's work, not after it; and a fresh run can be resumed from its start.
     remove_temporaries(o.out_dir);
     write_file_atomically(history, history_text);
-    if (!o.resume) save_checkpoint(checkpoint, {digest, 0, 0, *params, *state});
+    if (!o.resume) save(0, 0, 0, 0, 0, 0);
   }
 
   for (int32_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
@@ -357,8 +409,20 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
     at.lr = rec.lr;
     double loss_sum = 0;
     int64_t correct = 0;
+    int32_t first_batch = 0;
+    if (epoch == first_epoch && start.batches_done > 0) {
+      if (start.batches_done > static_cast<uint32_t>(batches))
+        throw std::runtime_error(
+            fmt::format("checkpoint '{}': damaged: {} batches done in an epoch of {}",
+                        checkpoint.string(), start.batches_done, batches));
+      first_batch = static_cast<int32_t>(start.batches_done);
+      loss_sum = start.loss_sum;
+      correct = start.correct;
+      at.images = start.images;
+      at.epoch_seconds = start.seconds;
+    }
     Clock::time_point epoch_start = Clock::now();
-    for (int32_t b = 0; b < batches; ++b) {
+    for (int32_t b = first_batch; b < batches; ++b) {
       if (o.max_steps > 0 && step >= o.max_steps) break;
       Clock::time_point t0 = Clock::now();
       int32_t n = std::min(o.batch, train_set.count - b * o.batch);
@@ -405,6 +469,9 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
         if (!hooks.after_step(at)) {
           result.stopped = true;
           result.steps = step;
+          if (writes)
+            save(static_cast<uint32_t>(epoch), static_cast<uint32_t>(b + 1), loss_sum, correct,
+                 at.images, at.epoch_seconds);
           return result;
         }
       }
@@ -421,8 +488,7 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
     if (writes) {
       history_text += history_row(rec);
       write_file_atomically(history, history_text);
-      save_checkpoint(checkpoint,
-                      {digest, static_cast<uint32_t>(epoch + 1), step, *params, *state});
+      save(static_cast<uint32_t>(epoch + 1), 0, 0, 0, 0, 0);
     }
     if (hooks.after_epoch) hooks.after_epoch(rec);
     if (o.max_steps > 0 && step >= o.max_steps) break;

@@ -42,6 +42,9 @@ struct TrainOptions {
   bool resume = false;            // continue from out_dir/checkpoint.bin
   bool evaluate_epochs = true;    // evaluate validation and test after every epoch
   int64_t max_steps = 0;          // end the run after this many optimizer steps (0: no limit)
+  // Recorded in checkpoints with the settings above, since the bits depend on it too (0: a
+  // learner without a thread pool).
+  int32_t threads = 0;
 };
 
 struct EvalResult {
@@ -77,13 +80,14 @@ struct TrainResult {
   double train_seconds = 0;  // in training steps only, evaluation excluded
   int64_t images = 0;        // trained on in this run
   int64_t steps = 0;         // optimizer steps taken, resumed ones included
-  bool stopped = false;      // a hook ended the run
+  bool stopped = false;      // a hook ended the run (within an epoch; checkpointed if out_dir)
   bool diverged = false;
   std::string divergence;  // the layer and batch where a non-finite value appeared
 };
 
-// What callers watch the run with. after_step returning false ends the run at once: the
-// epoch under way is neither evaluated nor written.
+// What callers watch the run with. after_step returning false ends the run after that step: the
+// epoch under way is not evaluated, and when out_dir is set a checkpoint of where the run stands
+// within it is written, which --resume continues to an uninterrupted run's bits.
 struct TrainHooks {
   std::function<bool(const StepRecord&)> after_step;
   std::function<void(const EpochRecord&)> after_epoch;
@@ -179,9 +183,11 @@ class Learner {
   virtual const cnnc_model* model() const { return nullptr; }
   virtual std::vector<float>* params() { return nullptr; }
   virtual std::vector<float>* optimizer_state() { return nullptr; }
-  // The checkpoint a resumed run starts from; the processes of a distributed run take rank 0's.
-  virtual Checkpoint resume_from(const std::filesystem::path& checkpoint, uint64_t digest) {
-    return load_checkpoint(checkpoint, digest);
+  // The checkpoint a resumed run starts from, refused when its settings are not `settings`
+  // (load_to_resume); the processes of a distributed run take rank 0's.
+  virtual Checkpoint resume_from(const std::filesystem::path& checkpoint, uint64_t digest,
+                                 const RunSettings& settings) {
+    return load_to_resume(checkpoint, digest, model()->param_count, settings);
   }
 };
 
@@ -208,9 +214,15 @@ class ModelLearner final : public Learner {
 // the learning rate from the schedule, batches prepared (augmented when asked), one step each;
 // then validation and test evaluated, history.csv appended and checkpoint.bin written (when
 // out_dir is set; the learner must then hold params). A non-finite loss or gradient stops
-// training with the result's divergence set and the last checkpoint kept.
+// training with the result's divergence set and the last checkpoint kept. The checkpoint records
+// run_settings(); resuming with other settings throws std::runtime_error naming each difference.
 TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& options,
                   const TrainHooks& hooks = {});
+
+// What a checkpoint of this run records, that a resumed run must match: the options' seed,
+// batch, optimizer, schedule (with the epochs a cosine spans), augmentation and threads, the engine (its ISA) of the
+// learner's model, and the training and validation sets' sizes and checksum.
+RunSettings run_settings(const Learner& learner, const Mnist& data, const TrainOptions& options);
 
 // The same for a model behind the C ABI: params trained in place.
 TrainResult train(const cnnc_model& model, std::vector<float>& params, const Mnist& data,

@@ -60,3 +60,13 @@ TEST_CASE("cnnc predict names the file and the fault of a PGM with maxval 0 and 
                 "truncated: chunk 'IDAT' at byte 33 announces 399 bytes and a CRC, the file "
                 "holds 19 after its 8-byte header\n");
 }
+
+TEST_CASE("cnnc train names an --out it cannot create and the reason, before any work") {
+  TempDir dir("bad_out");
+  std::ofstream(dir / "file") << "a file, not a directory";
+  // Before the data: a data directory that does not exist is not what is reported.
+  check_refusal(
+      "train models/lenet5.cnn --data " + (dir / "no_data") + " --out " + (dir / "file") + "/run",
+      "cnnc: error: cannot create the run's directory '" + (dir / "file") +
+          "/run': Not a directory\n");
+}

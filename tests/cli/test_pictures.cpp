@@ -253,3 +253,39 @@ TEST_CASE("a picture file larger than 256 MiB is refused by its size, unread") {
                         "': it is 268435457 bytes; a picture file is at most 268435456 bytes");
   std::filesystem::remove(big);
 }
+
+TEST_CASE("with --limit an IDX file is read no further than the images asked for") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("cnnc_test_idx_limit_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  // Plain: 300 Mi images of 1x1 (sparse), over the 256 MiB any other picture file may have.
+  fs::path plain = dir / "big.idx";
+  std::ofstream(plain, std::ios::binary)
+      << std::string("\0\0\x08\x03\x12\xc0\0\0\0\0\0\x01\0\0\0\x01", 16) << "xy";
+  fs::resize_file(plain, 16 + (uint64_t{300} << 20));
+  std::vector<Picture> p = cnnc::cli::read_pictures(plain.string(), 2);
+  REQUIRE(p.size() == 2);
+  CHECK(p[1].pixels == Pixels{'y'});
+  CHECK_THROWS_WITH(cnnc::cli::read_pictures(plain.string(), 0),
+                    Catch::Contains("a picture file is at most"));
+  // Gzip, cut in the middle: the first image inflates, the cut is never reached.
+  std::string idx = std::string("\0\0\x08\x03\0\0\0\x04\0\0\0\x10\0\0\0\x10", 16);
+  for (int i = 0; i < 4 * 256; ++i) idx += static_cast<char>(i * 7);
+  z_stream z{};
+  REQUIRE(deflateInit2(&z, 0, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string gz(deflateBound(&z, idx.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(idx.data());
+  z.avail_in = static_cast<uInt>(idx.size());
+  z.next_out = reinterpret_cast<Bytef*>(gz.data());
+  z.avail_out = static_cast<uInt>(gz.size());
+  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
+  gz.resize(z.total_out);
+  deflateEnd(&z);
+  fs::path cut = dir / "cut.idx.gz";
+  std::ofstream(cut, std::ios::binary) << gz.substr(0, gz.size() / 2);
+  p = cnnc::cli::read_pictures(cut.string(), 1);
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].pixels == Pixels(idx.begin() + 16, idx.begin() + 16 + 256));
+  CHECK_THROWS(cnnc::cli::read_pictures(cut.string(), 0));
+  fs::remove_all(dir);
+}

@@ -641,3 +641,40 @@ TEST_CASE("In-process diagnostics honour -ferror-limit") {
   CHECK_THAT(message, Catch::Contains(":3:10: error:"));
   CHECK_THAT(message, !Catch::Contains(":4:10: error:"));
 }
+
+TEST_CASE("A cache that cannot be written costs the cache, not the build") {
+  FOR_EACH_BACKEND(backend);
+  TempDir dir;
+  std::ofstream(dir.path() / "file") << "a file, not a directory";
+  SECTION("XDG_CACHE_HOME names a file") {
+    ScopedEnv env("XDG_CACHE_HOME", (dir.path() / "file").c_str());
+    BuildOptions options;
+    options.backend = backend;
+    GeneratedModel built = build_generated(fixture("tiny"), "tiny", options);
+    CHECK(built.how() == compiled_by(backend));
+    check_calls_work(built, "tiny");
+  }
+  SECTION("a cache on a file system no one may write (even root)") {
+    BuildOptions options;
+    options.cache_dir = "/proc/cnnc-cache";
+    options.backend = backend;
+    GeneratedModel built = build_generated(fixture("tiny"), "tiny", options);
+    CHECK(built.how() == compiled_by(backend));
+    check_calls_work(built, "tiny");
+  }
+}
+
+TEST_CASE("A cache entry holding another model's code is rebuilt, not reported as a bug") {
+  FOR_EACH_BACKEND(backend);
+  TempDir cache;
+  fs::path tiny = build_generated(fixture("tiny"), "tiny", in(cache, backend)).library();
+  fs::path other = build_generated(fixture("other"), "other", in(cache, backend)).library();
+  // The other model's code and its meta.txt: a whole entry whose checksum matches.
+  fs::copy_file(other, tiny, fs::copy_options::overwrite_existing);
+  fs::copy_file(other.parent_path() / "meta.txt", tiny.parent_path() / "meta.txt",
+                fs::copy_options::overwrite_existing);
+  GeneratedModel rebuilt = build_generated(fixture("tiny"), "tiny", in(cache, backend));
+  CHECK(rebuilt.how() == compiled_by(backend));
+  check_calls_work(rebuilt, "tiny");
+  CHECK(build_generated(fixture("tiny"), "tiny", in(cache, backend)).how() == "cache");
+}

@@ -55,9 +55,11 @@ def write_idx():
 
 
 # Checkpoints (see runtime/train/checkpoint.hpp); the fuzzer expects model digest 0x1234.
-def checkpoint(params, optimizer, digest=0x1234, version=1, count=None):
+def checkpoint(params, optimizer, digest=0x1234, version=2, count=None, settings=b"seed=7\nthreads=2\n"):
     count = len(params) if count is None else count
-    out = b"CNNCCKPT" + struct.pack("<IIQIIqq", version, 0, digest, 2, 0, 99, count)
+    out = b"CNNCCKPT" + struct.pack("<IIQIIqqdqqd", version, len(settings), digest, 2, 5, 99, count,
+                                    1.5, 40, 160, 0.25)
+    out += settings
     out += struct.pack(f"<{len(params)}f", *params) + struct.pack(f"<{len(optimizer)}f", *optimizer)
     return out + struct.pack("<I", zlib.crc32(out))
 
@@ -69,9 +71,12 @@ def write_checkpoint():
     flipped = bytearray(valid)
     flipped[50] ^= 1
     write("checkpoint", "flipped.ckpt", bytes(flipped))
-    write("checkpoint", "other_model.ckpt", checkpoint([1.0], [0, 0], digest=0x9999))
-    write("checkpoint", "version2.ckpt", checkpoint([1.0], [0, 0], version=2))
+    write("checkpoint", "other_model.ckpt", checkpoint([1.0, 2.0, 3.0], [0] * 6, digest=0x9999))
+    write("checkpoint", "other_count.ckpt", checkpoint([1.0], [0, 0]))
+    write("checkpoint", "version1.ckpt", checkpoint([1.0, 2.0, 3.0], [0] * 6, version=1))
+    write("checkpoint", "version3.ckpt", checkpoint([1.0, 2.0, 3.0], [0] * 6, version=3))
     write("checkpoint", "huge_count.ckpt", checkpoint([], [], count=1 << 60))
+    write("checkpoint", "bad_settings.ckpt", checkpoint([1.0, 2.0, 3.0], [0] * 6, settings=b"seed"))
     write("checkpoint", "not_a_checkpoint.ckpt", b"hello, checkpoint\n")
 
 

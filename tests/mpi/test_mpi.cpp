@@ -98,11 +98,13 @@ TEST_CASE(
   TempDir dir("mpi_resume");
   std::string lenet = "models/lenet5.cnn";
   Run alone = run(train(lenet, "generic", 2, dir / "alone", 2));
-  Run first = run(mpirun(2) + train(lenet, "generic", 1, dir / "ranks", 1));
+  // One epoch of two (10 steps of 64 of 600 images), then the rest resumed: a checkpoint refuses
+  // a resume with another cosine span, so both runs ask for 2.
+  Run first = run(mpirun(2) + train(lenet, "generic", 1, dir / "ranks", 2) + " --max-steps 10");
   CHECK(first.status == 0);
   size_t lines = 0;
-  for (size_t at = first.out.find("epoch 1/1"); at != std::string::npos;
-       at = first.out.find("epoch 1/1", at + 1))
+  for (size_t at = first.out.find("epoch 1/2"); at != std::string::npos;
+       at = first.out.find("epoch 1/2", at + 1))
     ++lines;
   CHECK(lines == 1);  // rank 1 printed nothing
   Run resumed = run(mpirun(2) + train(lenet, "generic", 1, dir / "ranks", 2) + " --resume");
@@ -176,8 +178,13 @@ TEST_CASE("a rank killed mid-run ends the job with an error and the last checkpo
       run("'" CNNC_EXE "' eval models/lenet5.cnn --limit 100 --weights " + out + "/checkpoint.bin")
           .status == 0);
   int done = rows();
-  Run resumed =
-      run(mpirun(2) + train("models/lenet5.cnn", "generic", 1, out, done + 1) + " --resume");
+  // The same 1000 epochs (their cosine span is the checkpoint's), ended 10 steps (an epoch) on.
+  int64_t step = 0;
+  std::ifstream(out + "/checkpoint.bin", std::ios::binary)
+      .seekg(32)
+      .read(reinterpret_cast<char*>(&step), sizeof step);
+  Run resumed = run(mpirun(2) + train("models/lenet5.cnn", "generic", 1, out, 1000) +
+                    " --resume --max-steps " + std::to_string(step + 10));
   CHECK(resumed.status == 0);
   CHECK(contains(resumed.out, "epoch " + std::to_string(done + 1) + "/"));
 }

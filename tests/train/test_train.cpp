@@ -64,7 +64,10 @@ struct Run {
   std::vector<float> params;
 };
 
-Run train_blobs(int epochs, int threads, const fs::path& out = {}, bool resume = false) {
+// max_steps ends the run at the end of the epoch it falls in; stop_after ends it after that
+// step, within its epoch, as Ctrl-C does.
+Run train_blobs(int epochs, int threads, const fs::path& out = {}, bool resume = false,
+                int64_t max_steps = 0, int64_t stop_after = 0) {
   dsl::Graph g = test::graph_of(blob_model);
   auto engine = engine::make_engine(g, "generic", (32 + threads - 1) / threads);
   const cnnc_model& m = engine->model();
@@ -76,10 +79,14 @@ Run train_blobs(int epochs, int threads, const fs::path& out = {}, bool resume =
   o.optimizer = {CNNC_SGD, 0.1f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
   o.out_dir = out;
   o.resume = resume;
+  o.max_steps = max_steps;
+  o.threads = threads;
+  rt::TrainHooks hooks;
+  hooks.after_step = [&](const rt::StepRecord& at) { return at.step != stop_after; };
   rt::ThreadPool pool(threads);
   Run r;
   r.params = engine::initial_params(g, m, o.seed);
-  r.result = rt::train(m, r.params, data, o, pool);
+  r.result = rt::train(m, r.params, data, o, pool, hooks);
   return r;
 }
 
@@ -109,7 +116,7 @@ TEST_CASE("the same seed and thread count give the same bits") {
 TEST_CASE("resuming ends with exactly the weights of an uninterrupted run") {
   fs::path a = temp_dir("a"), b = temp_dir("b");
   Run whole = train_blobs(2, 2, a);
-  train_blobs(1, 2, b);  // "interrupted" after one epoch
+  train_blobs(2, 2, b, false, 16);  // ended after one epoch (16 steps)
   Run resumed = train_blobs(2, 2, b, true);
   CHECK(resumed.result.history.size() == 1);
   CHECK(rt::weights_digest(resumed.params) == rt::weights_digest(whole.params));
@@ -138,7 +145,7 @@ std::vector<int> history_epochs(const fs::path& dir) {
 TEST_CASE("a run killed between history.csv and its checkpoint resumes with each row once") {
   fs::path a = temp_dir("killed_a"), b = temp_dir("killed_b");
   Run whole = train_blobs(3, 2, a);
-  train_blobs(1, 2, b);
+  train_blobs(3, 2, b, false, 16);
   // What kill -9 leaves after writing epoch 2's row and before its checkpoint (the checkpoint
   // still says 1 epoch), with a temporary checkpoint of the killed process beside it.
   std::ofstream(b / "history.csv", std::ios::app) << "2,0.1,0.5,0.5,,,0.5,0.5,0.1,100.0\n";
@@ -167,14 +174,14 @@ TEST_CASE("a directory that cannot take the run's files fails before the first s
 TEST_CASE("checkpoints round-trip and refuse damage, truncation and other models") {
   fs::path dir = temp_dir("ckpt");
   fs::path f = dir / "c.bin";
-  rt::Checkpoint c{0x1234, 3, 99, {1.5f, -2.0f, 3.25f}, {0, 1, 2, 3, 4, 5}};
+  rt::Checkpoint c{0x1234, 3, 0, 99, 0, 0, 0, 0, {}, {1.5f, -2.0f, 3.25f}, {0, 1, 2, 3, 4, 5}};
   rt::save_checkpoint(f, c);
-  rt::Checkpoint back = rt::load_checkpoint(f, 0x1234);
+  rt::Checkpoint back = rt::load_checkpoint(f, 0x1234, 3);
   CHECK(back.params == c.params);
   CHECK(back.optimizer == c.optimizer);
   CHECK(back.epochs_done == 3);
   CHECK(back.step == 99);
-  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x9999), Catch::Contains("different model"));
+  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x9999, 3), Catch::Contains("different model"));
   std::string bytes;
   {
     std::ifstream in(f, std::ios::binary);
@@ -183,12 +190,12 @@ TEST_CASE("checkpoints round-trip and refuse damage, truncation and other models
   std::string flipped = bytes;
   flipped[50] ^= 1;
   std::ofstream(f, std::ios::binary | std::ios::trunc) << flipped;
-  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x1234), Catch::Contains("checksum mismatch"));
+  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x1234, 3), Catch::Contains("checksum mismatch"));
   std::ofstream(f, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() - 5);
-  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x1234), Catch::Contains("truncated"));
+  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x1234, 3), Catch::Contains("truncated"));
   std::ofstream(f, std::ios::binary | std::ios::trunc) << "hello";
-  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x1234), Catch::Contains("not a cnnc checkpoint"));
-  CHECK_THROWS_WITH(rt::load_checkpoint(dir / "missing.bin", 0x1234),
+  CHECK_THROWS_WITH(rt::load_checkpoint(f, 0x1234, 3), Catch::Contains("not a cnnc checkpoint"));
+  CHECK_THROWS_WITH(rt::load_checkpoint(dir / "missing.bin", 0x1234, 3),
                     Catch::Contains("cannot read: No such file or directory"));
   CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) ==
         1);  // no temporary left
