@@ -134,19 +134,6 @@ void add_common(CLI::App* cmd, ExperimentArgs& a) {
 
 // The user's errors (data, results.csv, --set) exit 1; generated code that does not build is
 // cnnc's bug, as the message says.
-void run_caught(const std::string& verb, ExperimentArgs& a, int& status) {
-  try {
-    status = run_experiment(verb, a);
-  } catch (const codegen::BuildError& e) {
-    fmt::print(stderr, "cnnc: error: {}\n", e.what());
-    status =
-        std::string_view(e.what()).starts_with("internal error") ? exit_internal : exit_user_error;
-  } catch (const std::runtime_error& e) {
-    fmt::print(stderr, "cnnc: error: {}\n", e.what());
-    status = exit_user_error;
-  }
-}
-
 }  // namespace
 
 void register_compare(CLI::App& app, int& status) {
@@ -155,7 +142,8 @@ void register_compare(CLI::App& app, int& status) {
       "compare", "Train several models with the same seeds and data, and compare them");
   cmd->add_option("files", a->files, ".cnn files")->required();
   add_common(cmd, *a);
-  cmd->callback([a, &status] { run_caught("compare", *a, status); });
+  cmd->callback(
+      [a, &status] { status = user_errors([&] { return run_experiment("compare", *a); }); });
 }
 
 void register_sweep(CLI::App& app, int& status) {
@@ -172,7 +160,8 @@ void register_sweep(CLI::App& app, int& status) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_flag("--grid", a->grid, "Every combination of the --set values");
   add_common(cmd, *a);
-  cmd->callback([a, &status] { run_caught("sweep", *a, status); });
+  cmd->callback(
+      [a, &status] { status = user_errors([&] { return run_experiment("sweep", *a); }); });
 }
 
 }  // namespace cnnc::cli

@@ -200,23 +200,6 @@ int run_eval(EvalArgs& a) {
   return exit_ok;
 }
 
-// User-facing failures of the runtime (data files, checkpoints, engines) are the user's to fix.
-template <class F>
-int user_errors(F&& f) {
-  try {
-    return f();
-  } catch (const codegen::BuildError& e) {
-    // Generated code that does not compile or link is cnnc's bug (the message says so), not the
-    // user's; a missing compiler is the user's to fix.
-    fmt::print(stderr, "cnnc: error: {}\n", e.what());
-    return std::string_view(e.what()).starts_with("internal error") ? exit_internal
-                                                                    : exit_user_error;
-  } catch (const std::runtime_error& e) {
-    fmt::print(stderr, "cnnc: error: {}\n", e.what());
-    return exit_user_error;
-  }
-}
-
 }  // namespace
 
 void register_train(CLI::App& app, int& status, const EmbeddedModel* embedded) {

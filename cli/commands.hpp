@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -59,6 +60,11 @@ std::optional<dsl::Graph> load_model(const EmbeddedModel* embedded, const std::s
 // error, or exit_internal (with the message that calls it a bug) for an escaped exception.
 // `program` names the executable in messages.
 int run_app(CLI::App& app, int argc, char** argv, const int& status, const std::string& program);
+
+// Runs a command, turning the failures that are the user's to fix (data files, checkpoints,
+// engines: a std::runtime_error) into their message and exit_user_error. Generated code that
+// does not build is cnnc's bug when its message says "internal error": exit_internal.
+int user_errors(const std::function<int()>& command);
 
 void register_check(CLI::App& app, int& status);
 void register_summary(CLI::App& app, int& status);

@@ -2,8 +2,11 @@
 #include <fmt/format.h>
 
 #include <exception>
+#include <stdexcept>
+#include <string_view>
 
 #include "cli/commands.hpp"
+#include "codegen/compile/build.hpp"  // BuildError
 
 namespace cnnc::cli {
 
@@ -25,6 +28,20 @@ int run_app(CLI::App& app, int argc, char** argv, const int& status, const std::
     return exit_internal;
   }
   return status;
+}
+
+int user_errors(const std::function<int()>& command) {
+  try {
+    return command();
+  } catch (const codegen::BuildError& e) {
+    // A missing compiler is the user's to fix; generated code that does not compile says so.
+    fmt::print(stderr, "cnnc: error: {}\n", e.what());
+    return std::string_view(e.what()).starts_with("internal error") ? exit_internal
+                                                                    : exit_user_error;
+  } catch (const std::runtime_error& e) {
+    fmt::print(stderr, "cnnc: error: {}\n", e.what());
+    return exit_user_error;
+  }
 }
 
 }  // namespace cnnc::cli
