@@ -3,8 +3,8 @@
 // with the targets as vertical marks. The JSON is read with nlohmann-json, the chart
 // drawn by draw/ (Cairo, DejaVu Sans).
 //
-//   bench_chart -o docs/benchmarks.png --target lenet5=50000,100000
-//       --target keras_mnist=2300,5000 lenet5.json keras_mnist.json
+//   bench_chart -o docs/benchmarks.png --target lenet5=140000,623000
+//       --target keras_mnist=4600,0 lenet5.json keras_mnist.json
 //
 // Each input file may hold any output; its last line that starts with '{' is read.
 #include <fmt/format.h>
