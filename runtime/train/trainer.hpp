@@ -220,8 +220,8 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& optio
                   const TrainHooks& hooks = {});
 
 // What a checkpoint of this run records, that a resumed run must match: the options' seed,
-// batch, optimizer, schedule (with the epochs a cosine spans), augmentation and threads, the engine (its ISA) of the
-// learner's model, and the training and validation sets' sizes and checksum.
+// batch, optimizer, schedule (with the epochs a cosine spans), augmentation and threads, the engine
+// (its ISA) of the learner's model, and the training and validation sets' sizes and checksum.
 RunSettings run_settings(const Learner& learner, const Mnist& data, const TrainOptions& options);
 
 // The same for a model behind the C ABI: params trained in place.
