@@ -66,6 +66,10 @@ int run_app(CLI::App& app, int argc, char** argv, const int& status, const std::
 // does not build is cnnc's bug when its message says "internal error": exit_internal.
 int user_errors(const std::function<int()>& command);
 
+// cnnc's name, description, --version and every subcommand below, one of which must be chosen.
+// A subcommand's work runs in its callback, after the whole line was parsed and validated.
+void register_commands(CLI::App& app, int& status);
+
 void register_check(CLI::App& app, int& status);
 void register_summary(CLI::App& app, int& status);
 void register_train(CLI::App& app, int& status, const EmbeddedModel* embedded = nullptr);
