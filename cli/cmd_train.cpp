@@ -86,7 +86,11 @@ int run_train(TrainArgs& a, Ranks& ranks) {
     if (at.step == sigint_step) std::raise(SIGINT);
     if (progress) draw_progress(at);
     last_step = at;
-    return !interrupt.requested();
+    // --max-steps within an epoch ends the run as Ctrl-C does, with a checkpoint of the place
+    // that --resume continues; on an epoch's last step the trainer's own limit ends the run once
+    // the epoch is evaluated and checkpointed as done.
+    bool within_epoch = a.max_steps > 0 && at.step >= a.max_steps && at.batch < at.batches;
+    return !interrupt.requested() && !within_epoch;
   };
   hooks.after_epoch = [&](const rt::EpochRecord& e) {
     if (progress) erase_progress();
@@ -109,13 +113,24 @@ int run_train(TrainArgs& a, Ranks& ranks) {
       g.name, a.data, data.train.count, data.test.count, a.engine, t.batch,
       ranks.ranks > 1 ? fmt::format("{} ranks x ", ranks.ranks) : "", a.threads,
       a.threads == 1 ? "" : "s", t.epochs, t.epochs == 1 ? "" : "s");
+  if (a.resume && a.max_steps > 0 && ranks.leader()) {
+    // A run that has taken its --max-steps has none left: the trainer would end before a step
+    // and count the checkpoint's epoch as done. The other ranks end with rank 0 (ranks.hpp).
+    rt::Checkpoint c =
+        rt::load_checkpoint(out / "checkpoint.bin", rt::model_digest(m), m.param_count);
+    if (c.step >= a.max_steps)
+      throw std::runtime_error(fmt::format(
+          "--max-steps {}: the run in '{}' has taken {} steps already; to continue it, give a "
+          "larger --max-steps or none",
+          a.max_steps, out.string(), c.step));
+  }
   std::unique_ptr<rt::Learner> learner = ranks.learner(m, params, pool, o.batch);
   rt::TrainResult r = rt::train(*learner, data, o, hooks);
   if (r.diverged) {
     fmt::print(stderr, "cnnc: error: {}\n", r.divergence);
     return exit_user_error;
   }
-  if (r.stopped) {
+  if (r.stopped && interrupt.requested()) {
     if (progress) erase_progress();
     fmt::print(stderr,
                "cnnc: interrupted after epoch {}, batch {} of {} (step {}); its state is in {}\n"
@@ -124,8 +139,18 @@ int run_train(TrainArgs& a, Ranks& ranks) {
                (out / "checkpoint.bin").string());
     return exit_interrupted;
   }
-  rt::EvalResult last =
-      r.history.empty() ? rt::evaluate(m, params, data.test, pool) : r.history.back().test;
+  if (r.stopped) {
+    if (progress) erase_progress();
+    fmt::print(
+        "stopped after epoch {}, batch {} of {} (step {}), as --max-steps asks; its state is "
+        "in {}\nto continue, run the same command with --resume and a larger --max-steps, or "
+        "none\n",
+        last_step.epoch, last_step.batch, last_step.batches, last_step.step,
+        (out / "checkpoint.bin").string());
+  }
+  // A run stopped within an epoch has not evaluated its weights.
+  rt::EvalResult last = r.stopped || r.history.empty() ? rt::evaluate(m, params, data.test, pool)
+                                                       : r.history.back().test;
   double ips = r.images / std::max(r.train_seconds, 1e-9);
   std::string digest = rt::weights_digest(params);
   fmt::print("test accuracy {} ({} images); weights in {}\n", percent(last.accuracy), last.count,

@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "../run_command.hpp"
@@ -54,13 +55,22 @@ std::vector<std::string> history_rows(const fs::path& dir) {
   return rows;
 }
 
-// epochs_done of a checkpoint (checkpoint.hpp's layout: a u32 at byte 24).
-uint32_t epochs_done(const fs::path& checkpoint) {
+// A u32 of a checkpoint's header (checkpoint.hpp's layout): epochs_done at byte 24,
+// batches_done at 28.
+uint32_t header_u32(const fs::path& checkpoint, int at) {
   std::ifstream in(checkpoint, std::ios::binary);
-  in.seekg(24);
+  in.seekg(at);
   uint32_t v = 0;
   in.read(reinterpret_cast<char*>(&v), sizeof v);
   return v;
+}
+
+uint32_t epochs_done(const fs::path& checkpoint) {
+  return header_u32(checkpoint, 24);
+}
+
+uint32_t batches_done(const fs::path& checkpoint) {
+  return header_u32(checkpoint, 28);
 }
 
 // Whether dir holds a file whose name contains part; false while dir does not exist yet.
@@ -138,6 +148,49 @@ TEST_CASE("Ctrl-C stops cnnc train after a step, and --resume ends with the unin
     CHECK(contains(stopped.out, "cnnc: interrupted after " + std::string(place) +
                                     "; its state is in " + (out / "checkpoint.bin").string() +
                                     "\ncnnc: to continue, run the same command with --resume\n"));
+    check_ends_as(args + " --resume", out, whole, dir.path / "whole");
+  }
+}
+
+TEST_CASE(
+    "a run ended by --max-steps within an epoch checkpoints the place, and --resume "
+    "ends with the uninterrupted bits") {
+  if (!have_mnist()) CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
+  TempDir dir("max_steps");
+  std::string model = dir / "tiny.cnn";
+  std::ofstream(model) << model_text("adam lr=0.002", "step every=1 gamma=0.5");
+  Run whole = run_cnnc(train_args(model, "specialized", dir.path / "whole") + " --json");
+  REQUIRE(whole.status == 0);
+
+  // 10 batches an epoch. Step 13 stops within epoch 2, and its resumed run again within epoch 3
+  // (step 25); step 10 is an epoch's last: the epoch is evaluated and checkpointed as done.
+  for (auto [step, epochs, batches, then] :
+       {std::tuple{13, 1u, 3u, 25}, std::tuple{10, 1u, 0u, 0}, std::tuple{11, 1u, 1u, 0}}) {
+    INFO("--max-steps " << step);
+    fs::path out = dir.path / ("at" + std::to_string(step));
+    std::string args = train_args(model, "specialized", out);
+    Run stopped = run_cnnc(args + " --max-steps " + std::to_string(step));
+    CHECK(stopped.status == 0);
+    CHECK(epochs_done(out / "checkpoint.bin") == epochs);
+    CHECK(batches_done(out / "checkpoint.bin") == batches);
+    CHECK(history_rows(out).size() == 1 + epochs);
+    if (batches > 0)
+      CHECK(contains(stopped.out, "stopped after epoch 2, batch " + std::to_string(batches) +
+                                      " of 10 (step " + std::to_string(step) +
+                                      "), as --max-steps asks; its state is in " +
+                                      (out / "checkpoint.bin").string() + "\n"));
+    // A resumed run with no step left to take is refused, and the checkpoint left as it was.
+    Run none = run_cnnc(args + " --resume --max-steps " + std::to_string(step));
+    CHECK(none.status == 1);
+    CHECK(contains(none.out, "cnnc: error: --max-steps " + std::to_string(step) + ": the run in '" +
+                                 out.string() + "' has taken " + std::to_string(step) +
+                                 " steps already"));
+    CHECK(batches_done(out / "checkpoint.bin") == batches);
+    if (then > 0) {
+      CHECK(run_cnnc(args + " --resume --max-steps " + std::to_string(then)).status == 0);
+      CHECK(epochs_done(out / "checkpoint.bin") == 2);
+      CHECK(batches_done(out / "checkpoint.bin") == 5);
+    }
     check_ends_as(args + " --resume", out, whole, dir.path / "whole");
   }
 }
