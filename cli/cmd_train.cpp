@@ -3,8 +3,6 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <csignal>
-#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -76,14 +74,9 @@ int run_train(TrainArgs& a, Ranks& ranks) {
   bool progress = ranks.leader() && !a.json && isatty(STDERR_FILENO);
   // Ctrl-C stops the run after the step under way, with a checkpoint of where it stands.
   InterruptRequest interrupt;
-  // Tests interrupt at an exact step through the same handler
-  // (tests/cli/test_interrupted_runs.cpp).
-  const char* sigint_at = std::getenv("CNNC_TEST_SIGINT_AT_STEP");
-  const int64_t sigint_step = sigint_at ? std::atoll(sigint_at) : 0;
   rt::StepRecord last_step;
   rt::TrainHooks hooks;
   hooks.after_step = [&](const rt::StepRecord& at) {
-    if (at.step == sigint_step) std::raise(SIGINT);
     if (progress) draw_progress(at);
     last_step = at;
     // --max-steps within an epoch ends the run as Ctrl-C does, with a checkpoint of the place

@@ -6,11 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
-#include <thread>
 
 namespace cnnc::rt {
 
@@ -42,10 +39,6 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
     fail(err);
   }
   if (::close(fd) != 0) fail(errno);
-  // The kill tests (tests/cli/test_interrupted_runs.cpp) aim kill -9 at the moment a whole
-  // temporary file waits for its rename; this pause widens it.
-  if (const char* pause = std::getenv("CNNC_TEST_PAUSE_BEFORE_RENAME_MS"))
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(pause)));
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) fail(ec.value());

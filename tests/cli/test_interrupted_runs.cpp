@@ -86,10 +86,22 @@ bool has_temporaries(const fs::path& dir) {
   return has_file(dir, ".tmp");
 }
 
-// Waits up to 5 s for a file in dir whose name contains part.
-void wait_for(const fs::path& dir, const std::string& part) {
-  for (int i = 0; i < 1000 && !has_file(dir, part); ++i)
+// Waits up to 5 s for a file in dir whose name contains part; whether it came.
+bool wait_for(const fs::path& dir, const std::string& part) {
+  for (int i = 0; i < 1000; ++i) {
+    if (has_file(dir, part)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+// The environment ("NAME=VALUE ...") that times a run from inside with interrupt_timing.cpp's
+// CNNC_TEST_* variables: its library preloaded, and ASan (in a sanitizer build) told to let it
+// load first.
+std::string timed(const std::string& env) {
+  return "LD_PRELOAD='" CNNC_INTERRUPT_TIMING
+         "' ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0\" " +
+         env;
 }
 
 // cnnc started in the background from the source directory, with `env` ("NAME=VALUE ...").
@@ -143,7 +155,7 @@ TEST_CASE("Ctrl-C stops cnnc train after a step, and --resume ends with the unin
     fs::path out = dir.path / ("at" + std::to_string(step));
     std::string args = train_args(model, "specialized", out);
     Run stopped =
-        run("CNNC_TEST_SIGINT_AT_STEP=" + std::to_string(step) + " '" CNNC_EXE "' " + args);
+        run(timed("CNNC_TEST_SIGINT_AT_STEP=" + std::to_string(step)) + " '" CNNC_EXE "' " + args);
     CHECK(stopped.status == 130);
     CHECK(contains(stopped.out, "cnnc: interrupted after " + std::string(place) +
                                     "; its state is in " + (out / "checkpoint.bin").string() +
@@ -207,7 +219,7 @@ TEST_CASE("a SIGINT from outside checkpoints the run, and a second one ends it a
     fs::path out = dir.path / ("run" + std::to_string(signals));
     std::string args = train_args(model, "specialized", out);
     // Steps slowed by a pause before every file's rename, so that the signals land mid-run.
-    pid_t pid = spawn_cnnc("CNNC_TEST_PAUSE_BEFORE_RENAME_MS=150", args, dir.path / "log");
+    pid_t pid = spawn_cnnc(timed("CNNC_TEST_PAUSE_BEFORE_RENAME_MS=150"), args, dir.path / "log");
     // After the starting checkpoint: the signals land in the training.
     for (int i = 0; i < 1000 && !fs::exists(out / "checkpoint.bin"); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -230,8 +242,8 @@ TEST_CASE("resuming with other settings than the checkpoint's is refused, each o
   std::string model = dir / "tiny.cnn";
   std::ofstream(model) << model_text("adam lr=0.002", "step every=1 gamma=0.5");
   fs::path out = dir.path / "run";
-  Run stopped =
-      run("CNNC_TEST_SIGINT_AT_STEP=3 '" CNNC_EXE "' " + train_args(model, "generic", out));
+  Run stopped = run(timed("CNNC_TEST_SIGINT_AT_STEP=3") + " '" CNNC_EXE "' " +
+                    train_args(model, "generic", out));
   REQUIRE(stopped.status == 130);
   Run other = run_cnnc("train " + model + " --engine generic --limit 640 --threads 1 --seed 6 " +
                        "--lr 0.01 --batch 16 --epochs 4 --out " + out.string() + " --resume");
@@ -258,8 +270,9 @@ TEST_CASE("resuming with other settings than the checkpoint's is refused, each o
 
 // kill -9 at random moments, over both engines, SGD with a cosine schedule and Adam with a step
 // schedule, all augmented; half the kills aimed at a checkpoint's write (its temporary file whole,
-// its rename held back by CNNC_TEST_PAUSE_BEFORE_RENAME_MS). CNNC_KILLS sets the kills per
-// configuration (CI: 2, so 8 in all); the count docs/robustness.md reports ran with more.
+// its rename held back by interrupt_timing.cpp's CNNC_TEST_PAUSE_BEFORE_RENAME_MS). CNNC_KILLS sets
+// the kills per configuration (CI: 2, so 8 in all); the count docs/robustness.md reports ran with
+// more.
 TEST_CASE("kill -9 at any moment leaves a run that resumes to the uninterrupted bits") {
   if (!have_mnist()) CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
   const char* env = std::getenv("CNNC_KILLS");
@@ -281,11 +294,14 @@ TEST_CASE("kill -9 at any moment leaves a run that resumes to the uninterrupted 
         bool aimed = k % 2 == 1;
         INFO(engine << ", " << optimizer << ", kill " << k << (aimed ? " (aimed)" : ""));
         bool resume = fs::exists(out / "checkpoint.bin");
-        pid_t pid =
-            spawn_cnnc(std::string("CNNC_TEST_PAUSE_BEFORE_RENAME_MS=") + (aimed ? "100" : "5"),
-                       args + (resume ? " --resume" : ""), dir.path / "log");
-        // Aimed: at the first temporary checkpoint seen. Else at a random moment of the run.
-        wait_for(out, aimed ? "checkpoint.bin.tmp" : "history.csv");
+        bool unfinished = !resume || epochs_done(out / "checkpoint.bin") < 3;
+        pid_t pid = spawn_cnnc(
+            timed(std::string("CNNC_TEST_PAUSE_BEFORE_RENAME_MS=") + (aimed ? "100" : "5")),
+            args + (resume ? " --resume" : ""), dir.path / "log");
+        // Aimed: at the first temporary checkpoint seen (an unfinished run writes one, and the
+        // preloaded pause keeps it there long enough to be seen). Else at a random moment.
+        bool seen = wait_for(out, aimed ? "checkpoint.bin.tmp" : "history.csv");
+        if (aimed && unfinished) CHECK(seen);
         if (!aimed)
           std::this_thread::sleep_for(
               std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 800)(random)));
