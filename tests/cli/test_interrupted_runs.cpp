@@ -135,16 +135,28 @@ void check_ends_as(const std::string& args, const fs::path& out, const Run& whol
   CHECK_FALSE(has_temporaries(out));
 }
 
+// The model of the runs stopped at an exact step (Adam, a step schedule), written into dir, and
+// its uninterrupted run in dir/whole.
+struct Reference {
+  std::string model;
+  Run whole;
+};
+
+Reference adam_reference(const TempDir& dir) {
+  Reference r{dir / "tiny.cnn", {}};
+  std::ofstream(r.model) << model_text("adam lr=0.002", "step every=1 gamma=0.5");
+  r.whole = run_cnnc(train_args(r.model, "specialized", dir.path / "whole") + " --json");
+  REQUIRE(r.whole.status == 0);
+  REQUIRE(history_rows(dir.path / "whole").size() == 4);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("Ctrl-C stops cnnc train after a step, and --resume ends with the uninterrupted bits") {
   if (!have_mnist()) CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
   TempDir dir("sigint");
-  std::string model = dir / "tiny.cnn";
-  std::ofstream(model) << model_text("adam lr=0.002", "step every=1 gamma=0.5");
-  Run whole = run_cnnc(train_args(model, "specialized", dir.path / "whole") + " --json");
-  REQUIRE(whole.status == 0);
-  REQUIRE(history_rows(dir.path / "whole").size() == 4);
+  auto [model, whole] = adam_reference(dir);
 
   // 10 batches an epoch: step 13 is within epoch 2, step 10 the last of epoch 1 (before its
   // evaluation), step 11 the first after an epoch's checkpoint.
@@ -169,10 +181,7 @@ TEST_CASE(
     "ends with the uninterrupted bits") {
   if (!have_mnist()) CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
   TempDir dir("max_steps");
-  std::string model = dir / "tiny.cnn";
-  std::ofstream(model) << model_text("adam lr=0.002", "step every=1 gamma=0.5");
-  Run whole = run_cnnc(train_args(model, "specialized", dir.path / "whole") + " --json");
-  REQUIRE(whole.status == 0);
+  auto [model, whole] = adam_reference(dir);
 
   // 10 batches an epoch. Step 13 stops within epoch 2, and its resumed run again within epoch 3
   // (step 25); step 10 is an epoch's last: the epoch is evaluated and checkpointed as done.
