@@ -28,8 +28,8 @@ std::string spread_text(const Row& r) {
 
 constexpr size_t columns = 9;
 using Cells = std::array<std::string, columns>;
-constexpr Cells headings = {"model",     "params",  "train MFLOP", "test acc",       "spread",
-                            "test loss", "train s", "images/s",    "seeds x threads"};
+const Cells headings = {"model",     "params",  "train MFLOP", "test acc",       "spread",
+                        "test loss", "train s", "images/s",    "seeds x threads"};
 
 Cells cells(const Row& r) {
   return {r.label + (r.diverged ? fmt::format(" ({} diverged)", r.diverged) : ""),
