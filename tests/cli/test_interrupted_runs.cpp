@@ -5,10 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -86,9 +88,9 @@ bool has_temporaries(const fs::path& dir) {
   return has_file(dir, ".tmp");
 }
 
-// Waits up to 5 s for a file in dir whose name contains part; whether it came.
+// Waits up to 20 s for a file in dir whose name contains part; whether it came.
 bool wait_for(const fs::path& dir, const std::string& part) {
-  for (int i = 0; i < 1000; ++i) {
+  for (int i = 0; i < 4000; ++i) {
     if (has_file(dir, part)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -288,7 +290,7 @@ TEST_CASE("kill -9 at any moment leaves a run that resumes to the uninterrupted 
   int kills = env ? std::atoi(env) : 2;
   std::mt19937 random(env ? static_cast<unsigned>(std::time(nullptr)) : 13u);
   TempDir dir("kills");
-  int killed = 0, survived = 0;
+  int killed = 0, landed = 0, survived = 0;
   for (std::string engine : {"specialized", "generic"})
     for (auto [optimizer, schedule] : {std::pair{"sgd lr=0.05", "cosine"},
                                        std::pair{"adam lr=0.002", "step every=1 gamma=0.5"}}) {
@@ -296,26 +298,43 @@ TEST_CASE("kill -9 at any moment leaves a run that resumes to the uninterrupted 
       std::ofstream(model) << model_text(optimizer, schedule);
       fs::path whole_dir = dir.path / (engine + optimizer[0] + "_whole"),
                out = dir.path / (engine + optimizer[0]);
-      Run whole = run_cnnc(train_args(model, engine, whole_dir) + " --json");
-      REQUIRE(whole.status == 0);
+      // The uninterrupted run, timed from its first write (history.csv, just before its first
+      // step; paused as the killed runs' writes are) to its end: each random kill falls within as
+      // long a span of a run's first write, so that it lands in the run's work.
+      const std::string pause = "CNNC_TEST_PAUSE_BEFORE_RENAME_MS=";
+      pid_t first =
+          spawn_cnnc(timed(pause + "20"), train_args(model, engine, whole_dir) + " --json",
+                     dir.path / "whole.log");
+      REQUIRE(wait_for(whole_dir, "history.csv.tmp" + std::to_string(first)));
+      auto begun = std::chrono::steady_clock::now();
+      REQUIRE(wait_status(first) == 0);
+      int span_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - begun)
+                                         .count());
+      std::ifstream whole_log(dir.path / "whole.log");
+      Run whole{0, std::string(std::istreambuf_iterator<char>(whole_log), {})};
       std::string args = train_args(model, engine, out);
       for (int k = 0; k < kills; ++k) {
         bool aimed = k % 2 == 1;
         INFO(engine << ", " << optimizer << ", kill " << k << (aimed ? " (aimed)" : ""));
+        // A run that has ended starts afresh, so that every kill meets a run with work left.
+        if (fs::exists(out / "checkpoint.bin") && epochs_done(out / "checkpoint.bin") == 3)
+          fs::remove_all(out);
         bool resume = fs::exists(out / "checkpoint.bin");
-        bool unfinished = !resume || epochs_done(out / "checkpoint.bin") < 3;
-        pid_t pid = spawn_cnnc(
-            timed(std::string("CNNC_TEST_PAUSE_BEFORE_RENAME_MS=") + (aimed ? "100" : "5")),
-            args + (resume ? " --resume" : ""), dir.path / "log");
-        // Aimed: at the first temporary checkpoint seen (an unfinished run writes one, and the
-        // preloaded pause keeps it there long enough to be seen). Else at a random moment.
-        bool seen = wait_for(out, aimed ? "checkpoint.bin.tmp" : "history.csv");
-        if (aimed && unfinished) CHECK(seen);
-        if (!aimed)
-          std::this_thread::sleep_for(
-              std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 800)(random)));
+        pid_t pid = spawn_cnnc(timed(pause + (aimed ? "100" : "20")),
+                               args + (resume ? " --resume" : ""), dir.path / "log");
+        // Aimed: at this run's first temporary checkpoint (the files are named by the pid: sh
+        // execs env, which execs cnnc), which the pause keeps there long enough to be seen. Else
+        // at a random moment after its first write.
+        if (aimed) {
+          CHECK(wait_for(out, "checkpoint.bin.tmp" + std::to_string(pid)));
+        } else {
+          CHECK(wait_for(out, "history.csv.tmp" + std::to_string(pid)));
+          std::this_thread::sleep_for(std::chrono::milliseconds(
+              std::uniform_int_distribution<int>(0, std::max(span_ms, 1))(random)));
+        }
         kill(pid, SIGKILL);
-        wait_status(pid);
+        if (wait_status(pid) == 128 + SIGKILL) ++landed;  // else the run had ended
         ++killed;
         if (!fs::exists(out / "checkpoint.bin")) continue;  // killed before its first write
         // A whole checkpoint of this model, and history.csv at most one epoch ahead of it.
@@ -329,6 +348,7 @@ TEST_CASE("kill -9 at any moment leaves a run that resumes to the uninterrupted 
       check_ends_as(args + (fs::exists(out / "checkpoint.bin") ? " --resume" : ""), out, whole,
                     whole_dir);
     }
-  std::cout << "kills: " << killed << ", after which a checkpoint was there to resume: " << survived
-            << "\n";
+  std::cout << "kills: " << killed << ", of which landed in a running cnnc: " << landed
+            << ", after which a checkpoint was there to resume: " << survived << "\n";
+  CHECK(landed > 0);
 }
