@@ -15,7 +15,7 @@ Expr Expr::operator+(const Expr& other) const {
   Expr sum = *this;
   for (const auto& [name, factor] : other.terms_) {
     auto same = std::find_if(sum.terms_.begin(), sum.terms_.end(),
-                             [&](const auto& term) { return term.first == name; });
+                             [&name = name](const auto& term) { return term.first == name; });
     if (same == sum.terms_.end())
       sum.terms_.push_back({name, factor});
     else
