@@ -94,6 +94,21 @@ static CNNC_AVX512 inline V vkeep(const uint32_t* keys, uint32_t element, uint32
   __m512i bits = vhash(_mm512_xor_si512(_mm512_load_si512(keys), _mm512_set1_epi32((int)(element * 0x9e3779b9u))));
   return vbits(_mm512_maskz_set1_epi32(_mm512_cmpge_epu32_mask(bits, _mm512_set1_epi32((int)threshold)), -1));
 }
+// Square transposition of a block: src holds 16 vectors (elements) of 16 samples; sample `lane`
+// of element i goes to dst[lane * stride + i].
+static CNNC_AVX512 inline void vtranspose(float* dst, int64_t stride, const float* src) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(src + 16 * i);
+  for (int i = 0; i < 16; i += 2) { t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]); }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44); r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44); r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; ++i) { t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88); t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xDD); }
+  for (int i = 0; i < 8; ++i) { r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88); r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD); }
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * stride, r[i]);
+}
 
 // The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
 // The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
@@ -356,7 +371,7 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_forward(const float* __restrict para
 
 // conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]
-// Tile: 2 filters x 3 taps in registers, 6 rows of output at a time.
+// Tile: 2 filters x 9 taps in registers, 6 rows of output at a time.
 // FLOPs: 20,736 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
   (void)params;
@@ -371,16 +386,28 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __rest
   }
   {  // p0 = 0
     {  // k0 = 0
-      for (int r = 0; r < 3; ++r) {
+      {  // r = 0
         {  // t0 = 0
-          float* dwt = dw + r * 48;
+          float* dwt = dw;
           V acc_k0_t0 = vload(dwt);
           V acc_k0_t1 = vload(dwt + 16);
           V acc_k0_t2 = vload(dwt + 32);
+          V acc_k0_t3 = vload(dwt + 48);
+          V acc_k0_t4 = vload(dwt + 64);
+          V acc_k0_t5 = vload(dwt + 80);
+          V acc_k0_t6 = vload(dwt + 96);
+          V acc_k0_t7 = vload(dwt + 112);
+          V acc_k0_t8 = vload(dwt + 128);
           V acc_k1_t0 = vload(dwt + 144);
           V acc_k1_t1 = vload(dwt + 160);
           V acc_k1_t2 = vload(dwt + 176);
-          const float* xt = xp + r * 128;
+          V acc_k1_t3 = vload(dwt + 192);
+          V acc_k1_t4 = vload(dwt + 208);
+          V acc_k1_t5 = vload(dwt + 224);
+          V acc_k1_t6 = vload(dwt + 240);
+          V acc_k1_t7 = vload(dwt + 256);
+          V acc_k1_t8 = vload(dwt + 272);
+          const float* xt = xp;
           for (int p = 0; p < 6; ++p) {
             for (int q = 0; q < 6; ++q) {
               const float* xr = xt + p * 128 + q * 16;
@@ -396,14 +423,44 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __rest
               V x2 = vload(xr + 32);
               acc_k0_t2 = vfma(d0, x2, acc_k0_t2);
               acc_k1_t2 = vfma(d1, x2, acc_k1_t2);
+              V x3 = vload(xr + 128);
+              acc_k0_t3 = vfma(d0, x3, acc_k0_t3);
+              acc_k1_t3 = vfma(d1, x3, acc_k1_t3);
+              V x4 = vload(xr + 144);
+              acc_k0_t4 = vfma(d0, x4, acc_k0_t4);
+              acc_k1_t4 = vfma(d1, x4, acc_k1_t4);
+              V x5 = vload(xr + 160);
+              acc_k0_t5 = vfma(d0, x5, acc_k0_t5);
+              acc_k1_t5 = vfma(d1, x5, acc_k1_t5);
+              V x6 = vload(xr + 256);
+              acc_k0_t6 = vfma(d0, x6, acc_k0_t6);
+              acc_k1_t6 = vfma(d1, x6, acc_k1_t6);
+              V x7 = vload(xr + 272);
+              acc_k0_t7 = vfma(d0, x7, acc_k0_t7);
+              acc_k1_t7 = vfma(d1, x7, acc_k1_t7);
+              V x8 = vload(xr + 288);
+              acc_k0_t8 = vfma(d0, x8, acc_k0_t8);
+              acc_k1_t8 = vfma(d1, x8, acc_k1_t8);
             }
           }
           vstore(dwt, acc_k0_t0);
           vstore(dwt + 16, acc_k0_t1);
           vstore(dwt + 32, acc_k0_t2);
+          vstore(dwt + 48, acc_k0_t3);
+          vstore(dwt + 64, acc_k0_t4);
+          vstore(dwt + 80, acc_k0_t5);
+          vstore(dwt + 96, acc_k0_t6);
+          vstore(dwt + 112, acc_k0_t7);
+          vstore(dwt + 128, acc_k0_t8);
           vstore(dwt + 144, acc_k1_t0);
           vstore(dwt + 160, acc_k1_t1);
           vstore(dwt + 176, acc_k1_t2);
+          vstore(dwt + 192, acc_k1_t3);
+          vstore(dwt + 208, acc_k1_t4);
+          vstore(dwt + 224, acc_k1_t5);
+          vstore(dwt + 240, acc_k1_t6);
+          vstore(dwt + 256, acc_k1_t7);
+          vstore(dwt + 272, acc_k1_t8);
         }
       }
     }
@@ -854,6 +911,19 @@ static CNNC_AVX2 inline __m256i vhash(__m256i x) {
 static CNNC_AVX2 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) {
   __m256i bits = vhash(_mm256_xor_si256(_mm256_load_si256((const __m256i*)keys), _mm256_set1_epi32((int)(element * 0x9e3779b9u))));
   return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(bits, _mm256_set1_epi32((int)threshold)), bits));
+}
+// Square transposition of a block: src holds 8 vectors (elements) of 8 samples; sample `lane` of
+// element i goes to dst[lane * stride + i].
+static CNNC_AVX2 inline void vtranspose(float* dst, int64_t stride, const float* src) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(src + 8 * i);
+  for (int i = 0; i < 8; i += 2) { t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44); r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44); r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) { t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20); t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31); }
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * stride, t[i]);
 }
 
 // The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
