@@ -251,23 +251,17 @@ void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& 
 void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), T = d.S * d.C, row = d.Wp * d.C * L;
-  if (lp.dw_by_taps)
-    function_comment(
-        c, lp, Pass::backward_weights,
-        fmt::format("dz [{}][{}][{}][L], x [{}][{}][{}][L] -> dw [{}][{}][{}] (t = s*C + c) "
-                    "summed over the lanes, db [{}][L]",
-                    d.P, d.Q, d.K, d.Hp, d.Wp, d.C, d.K, d.R, T, d.K),
-        fmt::format("one sample at a time: {} x {} in registers, {} of output at a time",
-                    counted(lp.dw_kblock, "filter"), counted(lp.dw_tblock, "vector"),
-                    counted(lp.dw_prows, "row")));
-  else
-    function_comment(
-        c, lp, Pass::backward_weights,
-        fmt::format("dz [{}][{}][{}][L], x [{}][{}][{}][L] -> per-lane partials dw "
-                    "[{}][{}][{}][L] (t = s*C + c), db [{}][L]",
-                    d.P, d.Q, d.K, d.Hp, d.Wp, d.C, d.K, d.R, T, d.K),
-        fmt::format("{} x {} in registers, {} of output at a time", counted(lp.dw_kblock, "filter"),
-                    counted(lp.dw_tblock, "tap"), counted(lp.dw_prows, "row")));
+  const std::string dw_shape =
+      lp.dw_by_taps ? fmt::format("dw [{}][{}][{}] summed over the samples", d.K, d.R, T)
+                    : fmt::format("per-lane partials dw [{}][{}][{}][L]", d.K, d.R, T);
+  function_comment(
+      c, lp, Pass::backward_weights,
+      fmt::format("dz [{}][{}][{}][L], x [{}][{}][{}][L] -> {} (t = s*C + c), db [{}][L]", d.P, d.Q,
+                  d.K, d.Hp, d.Wp, d.C, dw_shape, d.K),
+      fmt::format("{}{} x {} in registers, {} of output at a time",
+                  lp.dw_by_taps ? "one sample at a time: " : "", counted(lp.dw_kblock, "filter"),
+                  counted(lp.dw_tblock, lp.dw_by_taps ? "vector" : "tap"),
+                  counted(lp.dw_prows, "row")));
   open_layer_function(c, lp, Pass::backward_weights, params_and_ws);
   c.w.line("(void)params;");
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
@@ -287,9 +281,6 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
     c.w.blank();
     return;
   }
-  // A tile of the whole window (dw_tblock = R*T) takes its taps from every kernel row; tap i
-  // of a tile lies in row i / T of it.
-  const bool window = lp.dw_tblock == d.R * T && d.R > 1;
   // bf16: pairs of columns, j = q / 2, and vdot for vfma.
   const bool bf16 = lp.bf16_dw;
   if (bf16) emit_column_pairs(c, lp, d);
@@ -300,43 +291,39 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
   // Output rows dw_prows at a time (cache blocking); every tile of the layer passes over them.
   emit_blocks(c.w, "p0", d.P, lp.dw_prows, [&](int64_t prows, const Expr& p0) {
     emit_blocks(c.w, "k0", d.K, lp.dw_kblock, [&](int64_t filters, const Expr& k0) {
-      emit_loop(c.w, "r", window ? 1 : d.R, [&](const Expr& r) {
-        emit_blocks(
-            c.w, "t0", window ? d.R * T : T, lp.dw_tblock, [&](int64_t taps, const Expr& t0) {
-              c.w.line("float* dwt = {};", at("dw", ((k0 * d.R + r) * T + t0) * L));
-              for (int64_t j = 0; j < filters; ++j)
-                for (int64_t i = 0; i < taps; ++i)
-                  c.w.line("V acc_k{}_t{} = vload({});", j, i, at("dwt", (j * d.R * T + i) * L));
-              c.w.line("const {}* xt = {};", type, at(bf16 ? "xq" : "xp", r * row + t0 * L));
-              emit_loop(
-                  c.w, "p", prows,
-                  [&](const Expr& p) {
-                    emit_loop(c.w, bf16 ? "j" : "q", Q, [&](const Expr& q) {
-                      c.w.line("const {}* xr = {};", type,
-                               at("xt", p * (d.sh * row) + q * ((bf16 ? 2 : 1) * d.sw * d.C * L)));
-                      c.w.line("const {}* dzo = {};", type,
-                               at(bf16 ? "dzq" : "dz", ((p * Q + q) * d.K + k0) * L));
-                      for (int64_t j = 0; j < filters; ++j)
-                        c.w.line("{} d{} = {}({});", vec, j, load, at("dzo", j * L));
-                      for (int64_t i = 0; i < taps; ++i) {
-                        c.w.line("{} x{} = {}({});", vec, i, load,
-                                 at("xr", (i / T) * row + (i % T) * L));
-                        for (int64_t j = 0; j < filters; ++j) {
-                          if (bf16)
-                            c.w.line("acc_k{}_t{} = vdot(acc_k{}_t{}, d{}, x{});", j, i, j, i, j,
-                                     i);
-                          else
-                            c.w.line("acc_k{}_t{} = vfma(d{}, x{}, acc_k{}_t{});", j, i, j, i, j,
-                                     i);
-                        }
-                      }
-                    });
-                  },
-                  p0);
-              for (int64_t j = 0; j < filters; ++j)
-                for (int64_t i = 0; i < taps; ++i)
-                  c.w.line("vstore({}, acc_k{}_t{});", at("dwt", (j * d.R * T + i) * L), j, i);
-            });
+      emit_loop(c.w, "r", d.R, [&](const Expr& r) {
+        emit_blocks(c.w, "t0", T, lp.dw_tblock, [&](int64_t taps, const Expr& t0) {
+          c.w.line("float* dwt = {};", at("dw", ((k0 * d.R + r) * T + t0) * L));
+          for (int64_t j = 0; j < filters; ++j)
+            for (int64_t i = 0; i < taps; ++i)
+              c.w.line("V acc_k{}_t{} = vload({});", j, i, at("dwt", (j * d.R * T + i) * L));
+          c.w.line("const {}* xt = {};", type, at(bf16 ? "xq" : "xp", r * row + t0 * L));
+          emit_loop(
+              c.w, "p", prows,
+              [&](const Expr& p) {
+                emit_loop(c.w, bf16 ? "j" : "q", Q, [&](const Expr& q) {
+                  c.w.line("const {}* xr = {};", type,
+                           at("xt", p * (d.sh * row) + q * ((bf16 ? 2 : 1) * d.sw * d.C * L)));
+                  c.w.line("const {}* dzo = {};", type,
+                           at(bf16 ? "dzq" : "dz", ((p * Q + q) * d.K + k0) * L));
+                  for (int64_t j = 0; j < filters; ++j)
+                    c.w.line("{} d{} = {}({});", vec, j, load, at("dzo", j * L));
+                  for (int64_t i = 0; i < taps; ++i) {
+                    c.w.line("{} x{} = {}({});", vec, i, load, at("xr", i * L));
+                    for (int64_t j = 0; j < filters; ++j) {
+                      if (bf16)
+                        c.w.line("acc_k{}_t{} = vdot(acc_k{}_t{}, d{}, x{});", j, i, j, i, j, i);
+                      else
+                        c.w.line("acc_k{}_t{} = vfma(d{}, x{}, acc_k{}_t{});", j, i, j, i, j, i);
+                    }
+                  }
+                });
+              },
+              p0);
+          for (int64_t j = 0; j < filters; ++j)
+            for (int64_t i = 0; i < taps; ++i)
+              c.w.line("vstore({}, acc_k{}_t{});", at("dwt", (j * d.R * T + i) * L), j, i);
+        });
       });
     });
   });

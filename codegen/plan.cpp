@@ -203,13 +203,9 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       // filter.
       int64_t taps = l.kernel_w * l.in.c;
       // Rows with few taps (a first layer's S*C is S) take more filters, as many as the
-      // registers hold: dw_kblock * dw_tblock accumulators + dw_kblock dz + one x. A window
-      // whose taps fit twice over (keras_mnist's conv1: 3 x 3 x 1) is one tile of all its rows,
-      // so each dz vector is loaded once per tile instead of once per kernel row.
+      // registers hold: dw_kblock * dw_tblock accumulators + dw_kblock dz + one x.
       int64_t registers = isa == Isa::avx512 ? 32 : 16;
       lp.dw_tblock = register_block(isa, taps, isa == Isa::avx512 ? 6 : isa == Isa::avx2 ? 5 : 4);
-      if (l.kernel_h * taps * 2 + 3 <= registers)
-        lp.dw_tblock = static_cast<int>(l.kernel_h * taps);
       lp.dw_kblock = register_block(isa, l.units, (registers - 1) / (lp.dw_tblock + 1));
       // Every tile walks the output rows of a chunk; chunks of dw_prows rows keep the input
       // rows and output-gradient rows they read within about 512 KiB of L2, so the tiles after

@@ -371,7 +371,7 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_forward(const float* __restrict para
 
 // conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]
-// Tile: 2 filters x 9 taps in registers, 6 rows of output at a time.
+// Tile: 2 filters x 3 taps in registers, 6 rows of output at a time.
 // FLOPs: 20,736 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
   (void)params;
@@ -386,28 +386,16 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __rest
   }
   {  // p0 = 0
     {  // k0 = 0
-      {  // r = 0
+      for (int r = 0; r < 3; ++r) {
         {  // t0 = 0
-          float* dwt = dw;
+          float* dwt = dw + r * 48;
           V acc_k0_t0 = vload(dwt);
           V acc_k0_t1 = vload(dwt + 16);
           V acc_k0_t2 = vload(dwt + 32);
-          V acc_k0_t3 = vload(dwt + 48);
-          V acc_k0_t4 = vload(dwt + 64);
-          V acc_k0_t5 = vload(dwt + 80);
-          V acc_k0_t6 = vload(dwt + 96);
-          V acc_k0_t7 = vload(dwt + 112);
-          V acc_k0_t8 = vload(dwt + 128);
           V acc_k1_t0 = vload(dwt + 144);
           V acc_k1_t1 = vload(dwt + 160);
           V acc_k1_t2 = vload(dwt + 176);
-          V acc_k1_t3 = vload(dwt + 192);
-          V acc_k1_t4 = vload(dwt + 208);
-          V acc_k1_t5 = vload(dwt + 224);
-          V acc_k1_t6 = vload(dwt + 240);
-          V acc_k1_t7 = vload(dwt + 256);
-          V acc_k1_t8 = vload(dwt + 272);
-          const float* xt = xp;
+          const float* xt = xp + r * 128;
           for (int p = 0; p < 6; ++p) {
             for (int q = 0; q < 6; ++q) {
               const float* xr = xt + p * 128 + q * 16;
@@ -423,44 +411,14 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __rest
               V x2 = vload(xr + 32);
               acc_k0_t2 = vfma(d0, x2, acc_k0_t2);
               acc_k1_t2 = vfma(d1, x2, acc_k1_t2);
-              V x3 = vload(xr + 128);
-              acc_k0_t3 = vfma(d0, x3, acc_k0_t3);
-              acc_k1_t3 = vfma(d1, x3, acc_k1_t3);
-              V x4 = vload(xr + 144);
-              acc_k0_t4 = vfma(d0, x4, acc_k0_t4);
-              acc_k1_t4 = vfma(d1, x4, acc_k1_t4);
-              V x5 = vload(xr + 160);
-              acc_k0_t5 = vfma(d0, x5, acc_k0_t5);
-              acc_k1_t5 = vfma(d1, x5, acc_k1_t5);
-              V x6 = vload(xr + 256);
-              acc_k0_t6 = vfma(d0, x6, acc_k0_t6);
-              acc_k1_t6 = vfma(d1, x6, acc_k1_t6);
-              V x7 = vload(xr + 272);
-              acc_k0_t7 = vfma(d0, x7, acc_k0_t7);
-              acc_k1_t7 = vfma(d1, x7, acc_k1_t7);
-              V x8 = vload(xr + 288);
-              acc_k0_t8 = vfma(d0, x8, acc_k0_t8);
-              acc_k1_t8 = vfma(d1, x8, acc_k1_t8);
             }
           }
           vstore(dwt, acc_k0_t0);
           vstore(dwt + 16, acc_k0_t1);
           vstore(dwt + 32, acc_k0_t2);
-          vstore(dwt + 48, acc_k0_t3);
-          vstore(dwt + 64, acc_k0_t4);
-          vstore(dwt + 80, acc_k0_t5);
-          vstore(dwt + 96, acc_k0_t6);
-          vstore(dwt + 112, acc_k0_t7);
-          vstore(dwt + 128, acc_k0_t8);
           vstore(dwt + 144, acc_k1_t0);
           vstore(dwt + 160, acc_k1_t1);
           vstore(dwt + 176, acc_k1_t2);
-          vstore(dwt + 192, acc_k1_t3);
-          vstore(dwt + 208, acc_k1_t4);
-          vstore(dwt + 224, acc_k1_t5);
-          vstore(dwt + 240, acc_k1_t6);
-          vstore(dwt + 256, acc_k1_t7);
-          vstore(dwt + 272, acc_k1_t8);
         }
       }
     }
