@@ -183,19 +183,85 @@ void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) 
   });
 }
 
+// The weight gradient by taps (plan.cpp says when): x is transposed to one sample after
+// another, then for each sample and chunk of dw_prows output rows, tiles of dw_kblock filters x
+// dw_tblock vectors of taps of one kernel row add
+//   dw[k][r][t] += sum_{p,q} dz[p][q][k][lane] * x[lane][p*sh + r][q*sw][t]
+// with the taps loaded and dz broadcast; the chunk's x rows and dz lines stay in L1 while every
+// tile passes over them.
+void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
+  int64_t L = c.L(), T = d.S * d.C, N = d.Hp * d.Wp * d.C, row = d.Wp * d.C;
+  c.w.line("float* xs = {};", ws(lp.x_by_sample));
+  int64_t squares = N / L;  // blocks of L elements x L samples; the elements left over one by one
+  emit_loop_line(
+      c.w, "", "e", squares,
+      [&](const Expr& e) {
+        return fmt::format("vtranspose({}, {}, {});", at("xs", e), N, at("xp", e * L));
+      },
+      0, L);
+  emit_loop(
+      c.w, "e", N - squares * L,
+      [&](const Expr& e) {
+        emit_loop_line(c.w, "", "lane", L, [&](const Expr& lane) {
+          return fmt::format("xs[{}] = xp[{}];", lane * N + e, e * L + lane);
+        });
+      },
+      squares * L);
+  emit_blocks(c.w, "p0", d.P, lp.dw_prows, [&](int64_t prows, const Expr& p0) {
+    emit_loop(c.w, "lane", L, [&](const Expr& lane) {
+      emit_blocks(c.w, "k0", d.K, lp.dw_kblock, [&](int64_t filters, const Expr& k0) {
+        emit_loop(c.w, "r", d.R, [&](const Expr& r) {
+          emit_blocks(c.w, "v0", T / L, lp.dw_tblock, [&](int64_t vectors, const Expr& v0) {
+            c.w.line("float* dwt = {};", at("dw", (k0 * d.R + r) * T + v0 * L));
+            for (int64_t j = 0; j < filters; ++j)
+              for (int64_t i = 0; i < vectors; ++i)
+                c.w.line("V acc_k{}_v{} = vload({});", j, i, at("dwt", (j * d.R * T + i * L)));
+            c.w.line("const float* xt = {};", at("xs", lane * N + r * row + v0 * L));
+            c.w.line("const float* dzl = {};", at("dz", k0 * L + lane));
+            emit_loop(
+                c.w, "p", prows,
+                [&](const Expr& p) {
+                  emit_loop(c.w, "q", d.Q, [&](const Expr& q) {
+                    c.w.line("const float* xr = {};",
+                             at("xt", p * (d.sh * row) + q * (d.sw * d.C)));
+                    c.w.line("const float* dzo = {};", at("dzl", (p * d.Q + q) * (d.K * L)));
+                    for (int64_t i = 0; i < vectors; ++i)
+                      c.w.line("V x{} = vloadu({});", i, at("xr", i * L));
+                    for (int64_t j = 0; j < filters; ++j) {
+                      c.w.line("V d{} = vbcast({});", j, at("dzo", j * L));
+                      for (int64_t i = 0; i < vectors; ++i)
+                        c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, i, i, j, j, i);
+                    }
+                  });
+                },
+                p0);
+            for (int64_t j = 0; j < filters; ++j)
+              for (int64_t i = 0; i < vectors; ++i)
+                c.w.line("vstore({}, acc_k{}_v{});", at("dwt", j * d.R * T + i * L), j, i);
+          });
+        });
+      });
+    });
+  });
+}
+
 // The weight gradient of one block, as per-lane partials (lanes are summed once per slice):
 //   dw[k][r][t] += sum_{p,q} dz[p][q][k] * x[p*sh + r][q*sw][t],  t = s*C + c in [0, S*C)
 // over tiles of dw_kblock filters x dw_tblock taps held in registers for the whole (p, q) loop.
 void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), T = d.S * d.C, row = d.Wp * d.C * L;
+  const std::string dw_shape =
+      lp.dw_by_taps ? fmt::format("dw [{}][{}][{}] summed over the samples", d.K, d.R, T)
+                    : fmt::format("per-lane partials dw [{}][{}][{}][L]", d.K, d.R, T);
   function_comment(
       c, lp, Pass::backward_weights,
-      fmt::format("dz [{}][{}][{}][L], x [{}][{}][{}][L] -> per-lane partials dw "
-                  "[{}][{}][{}][L] (t = s*C + c), db [{}][L]",
-                  d.P, d.Q, d.K, d.Hp, d.Wp, d.C, d.K, d.R, T, d.K),
-      fmt::format("{} x {} in registers, {} of output at a time", counted(lp.dw_kblock, "filter"),
-                  counted(lp.dw_tblock, "tap"), counted(lp.dw_prows, "row")));
+      fmt::format("dz [{}][{}][{}][L], x [{}][{}][{}][L] -> {} (t = s*C + c), db [{}][L]", d.P, d.Q,
+                  d.K, d.Hp, d.Wp, d.C, dw_shape, d.K),
+      fmt::format("{}{} x {} in registers, {} of output at a time",
+                  lp.dw_by_taps ? "one sample at a time: " : "", counted(lp.dw_kblock, "filter"),
+                  counted(lp.dw_tblock, lp.dw_by_taps ? "vector" : "tap"),
+                  counted(lp.dw_prows, "row")));
   open_layer_function(c, lp, Pass::backward_weights, params_and_ws);
   c.w.line("(void)params;");
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
@@ -209,6 +275,12 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
     });
     c.w.line("vstore({}, bias);", at("db", k * L));
   });
+  if (lp.dw_by_taps) {
+    emit_weights_by_taps(c, lp, d);
+    c.w.close();
+    c.w.blank();
+    return;
+  }
   // bf16: pairs of columns, j = q / 2, and vdot for vfma.
   const bool bf16 = lp.bf16_dw;
   if (bf16) emit_column_pairs(c, lp, d);

@@ -10,11 +10,10 @@ namespace cnnc::codegen {
 
 namespace {
 
-// grads[offset + j] = the sum over lanes of partials[j][lane], j < count, lanes in order. The
+// grads[offset + j] = the sum over L lanes of partials[j][lane], j < count, lanes in order. The
 // partials are read through a pointer named `name`.
 void emit_lane_sums(EmitContext& c, const char* name, const Slot& partials, int64_t count,
-                    int64_t offset) {
-  int64_t L = c.L();
+                    int64_t offset, int64_t L) {
   if (L == 1) {  // one lane: the partials are the sums
     c.w.line("std::memcpy({}, {}, {} * sizeof(float));", at("grads", offset), ws(partials), count);
     return;
@@ -69,10 +68,11 @@ void emit_slice_edges(EmitContext& c) {
     if (!l.trainable()) continue;
     c.w.open_scope(l.name);
     if (l.kind == dsl::LayerKind::conv)
-      emit_lane_sums(c, "dw", lp.lane_dw, l.weight_count, l.weight_offset);
+      emit_lane_sums(c, "dw", lp.lane_dw, l.weight_count, l.weight_offset,
+                     lp.dw_by_taps ? 1 : c.L());
     else
       c.w.line("{}_backward_weights(grads, ws, rows);", l.name);
-    emit_lane_sums(c, "db", lp.lane_db, l.units, l.bias_offset);
+    emit_lane_sums(c, "db", lp.lane_db, l.units, l.bias_offset, c.L());
     c.w.close();
   }
   c.w.close();

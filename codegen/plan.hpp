@@ -41,7 +41,7 @@ struct LayerPlan {
   Slot padded;   // conv with padding: the zero-padded input, [Hp][Wp][C][L]
   Slot dpadded;  // conv with padding, backward: the padded input gradient
   // Parameter gradients, for trainable layers only:
-  Slot lane_dw;  // conv: per-lane weight-gradient partials, [K][R][S][C][L]
+  Slot lane_dw;  // conv: per-lane weight-gradient partials, [K][R][S][C][L] (dw_by_taps: sums)
   Slot lane_db;  // conv and dense: per-lane bias-gradient partials, [K][L]
   Slot slice_x;  // dense: the slice's inputs, sample-major [n][x_stride], for the weight gradient
   int64_t x_stride = 0;  // dense: I rounded up to whole vectors, so every row starts aligned
@@ -51,7 +51,12 @@ struct LayerPlan {
   // conv backward, over t = (s, c), the S*C taps of one kernel row (contiguous in x, dx and w):
   int dw_kblock = 1;  // weight gradient: filters x dw_tblock taps of accumulators
   int dw_tblock = 1;
-  int dw_prows = 1;   // weight gradient: output rows per pass over the tiles (cache blocking)
+  int dw_prows = 1;  // weight gradient: output rows per pass over the tiles (cache blocking)
+  // Weight gradient by taps (S*C a whole number of vectors, fp32 on AVX2 and AVX-512): one
+  // sample at a time with taps in the lanes and filters broadcast, so lanes are not samples and
+  // lane_dw holds sums over the slice, [K][R][S][C]; dw_tblock then counts vectors of taps.
+  bool dw_by_taps = false;
+  Slot x_by_sample;   // weight gradient by taps: x transposed to [L][Hp][Wp][C]
   int dx_tblock = 1;  // input gradient: values of dx (conv: taps of a row) summed in registers
   // dense weight gradient: dw_kblock units x dw_vblock vectors of inputs in registers
   int dw_vblock = 1;

@@ -103,6 +103,18 @@ TEST_CASE(
       1);
 }
 
+TEST_CASE(
+    "codegen agrees with the generic engine: weight gradients by taps, with tails of taps, "
+    "filters and the transposition") {
+  // Kernel rows of 16 and 112 taps take the by-taps weight gradient on AVX2 and AVX-512; 504
+  // input elements leave a tail after the square transpositions, 112 taps a partial tile of
+  // vectors and 6 filters a partial tile of filters.
+  verify(
+      "model taps\ninput 7x9x8\nconv 56 2x2 relu\nconv 6 2x2 stride=2 pad=1 relu\nflatten\n"
+      "dense 3 softmax\n",
+      19);
+}
+
 TEST_CASE("codegen agrees with the generic engine on the shipped models") {
   for (const char* name : {"lenet5", "mlp", "edges", "keras_mnist"}) {
     std::string text = read(fs::path(CNNC_SOURCE_DIR) / "models" / (std::string(name) + ".cnn"));

@@ -94,6 +94,21 @@ static CNNC_AVX512 inline V vkeep(const uint32_t* keys, uint32_t element, uint32
   __m512i bits = vhash(_mm512_xor_si512(_mm512_load_si512(keys), _mm512_set1_epi32((int)(element * 0x9e3779b9u))));
   return vbits(_mm512_maskz_set1_epi32(_mm512_cmpge_epu32_mask(bits, _mm512_set1_epi32((int)threshold)), -1));
 }
+// Square transposition of a block: src holds 16 vectors (elements) of 16 samples; sample `lane`
+// of element i goes to dst[lane * stride + i].
+static CNNC_AVX512 inline void vtranspose(float* dst, int64_t stride, const float* src) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(src + 16 * i);
+  for (int i = 0; i < 16; i += 2) { t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]); }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44); r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44); r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; ++i) { t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88); t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xDD); }
+  for (int i = 0; i < 8; ++i) { r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88); r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD); }
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * stride, r[i]);
+}
 
 // The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
 // The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
@@ -854,6 +869,19 @@ static CNNC_AVX2 inline __m256i vhash(__m256i x) {
 static CNNC_AVX2 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t threshold) {
   __m256i bits = vhash(_mm256_xor_si256(_mm256_load_si256((const __m256i*)keys), _mm256_set1_epi32((int)(element * 0x9e3779b9u))));
   return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(bits, _mm256_set1_epi32((int)threshold)), bits));
+}
+// Square transposition of a block: src holds 8 vectors (elements) of 8 samples; sample `lane` of
+// element i goes to dst[lane * stride + i].
+static CNNC_AVX2 inline void vtranspose(float* dst, int64_t stride, const float* src) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(src + 8 * i);
+  for (int i = 0; i < 8; i += 2) { t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44); r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44); r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) { t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20); t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31); }
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * stride, t[i]);
 }
 
 // The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
