@@ -70,7 +70,8 @@ nlohmann::json peer_config(const dsl::Graph& g, const cnnc_model& m, int32_t bat
           {"schedule",
            {{"kind", dsl::name_of(t.schedule.kind)},
             {"every", t.schedule.every},
-            {"gamma", t.schedule.gamma}}},
+            {"gamma", t.schedule.gamma},
+            {"warmup", t.schedule.warmup}}},
           {"param_count", m.param_count},
           {"layers", layers}};
 }

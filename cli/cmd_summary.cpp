@@ -31,6 +31,8 @@ std::string training_line(const dsl::Training& t) {
   std::string schedule = dsl::name_of(t.schedule.kind);
   if (t.schedule.kind == dsl::ScheduleKind::step)
     schedule += fmt::format(" every={} gamma={}", t.schedule.every, t.schedule.gamma);
+  if (t.schedule.kind == dsl::ScheduleKind::onecycle)
+    schedule += fmt::format(" warmup={}", t.schedule.warmup);
   std::string line =
       fmt::format("Training: loss {}, optimizer {}, schedule {}, batch {}, {} epochs, seed {}",
                   dsl::name_of(t.loss), opt, schedule, t.batch, t.epochs, t.seed);

@@ -648,23 +648,33 @@ class StatementChecker {
     }
   }
 
-  // schedule constant | step every=N [gamma=F] | cosine
+  // schedule constant | step every=N [gamma=F] | cosine | onecycle [warmup=F]
   void schedule(const Statement& st) {
-    Args args(st, diags_, std::array<std::string_view, 2>{"every", "gamma"});
-    if (!args.require(0, "constant, step or cosine", "schedule step every=3 gamma=0.5")) return;
+    Args args(st, diags_, std::array<std::string_view, 3>{"every", "gamma", "warmup"});
+    if (!args.require(0, "constant, step, cosine or onecycle", "schedule step every=3 gamma=0.5"))
+      return;
     args.at_most(1);
     auto kind = word(*args.at(0), "schedule",
-                     std::array<std::string_view, 3>{"constant", "step", "cosine"});
+                     std::array<std::string_view, 4>{"constant", "step", "cosine", "onecycle"});
     if (!kind) return;
     Schedule& s = d_.training.schedule;
-    s.kind = *kind == "step"     ? ScheduleKind::step
-             : *kind == "cosine" ? ScheduleKind::cosine
-                                 : ScheduleKind::constant;
-    for (std::string_view name : {"every", "gamma"}) {
+    s.kind = *kind == "step"       ? ScheduleKind::step
+             : *kind == "cosine"   ? ScheduleKind::cosine
+             : *kind == "onecycle" ? ScheduleKind::onecycle
+                                   : ScheduleKind::constant;
+    for (std::string_view name : {"every", "gamma", "warmup"}) {
       const Arg* a = args.option_arg(name);
-      if (a && s.kind != ScheduleKind::step)
+      bool own = name == "warmup" ? s.kind == ScheduleKind::onecycle : s.kind == ScheduleKind::step;
+      if (a && !own)
         diags_.error(a->name_range,
-                     fmt::format("option '{}' belongs to 'schedule step', not '{}'", name, *kind));
+                     fmt::format("option '{}' belongs to 'schedule {}', not '{}'", name,
+                                 name == "warmup" ? "onecycle" : "step", *kind));
+    }
+    if (s.kind == ScheduleKind::onecycle) {
+      if (const Value* v = args.option("warmup")) {
+        if (auto x = number(*v, "warmup", 0, 1, false, true)) s.warmup = *x;
+      }
+      return;
     }
     if (s.kind != ScheduleKind::step) return;
     if (const Value* v = args.option("every")) {

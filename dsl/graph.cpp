@@ -55,6 +55,7 @@ const char* name_of(ScheduleKind kind) {
     case ScheduleKind::constant: return "constant";
     case ScheduleKind::step: return "step";
     case ScheduleKind::cosine: return "cosine";
+    case ScheduleKind::onecycle: return "onecycle";
   }
   return "?";
 }

@@ -23,7 +23,7 @@ enum class LayerKind { conv, maxpool, avgpool, flatten, dense, dropout, activati
 enum class Activation { linear, relu, sigmoid, tanh, softmax };
 enum class Loss { cross_entropy, mse };
 enum class OptimizerKind { sgd, adam };
-enum class ScheduleKind { constant, step, cosine };
+enum class ScheduleKind { constant, step, cosine, onecycle };
 // How conv and dense layers multiply: fp32, or bf16 products with fp32 sums (docs/language.md).
 enum class Precision { fp32, bf16 };
 
@@ -92,6 +92,7 @@ struct Schedule {
   ScheduleKind kind = ScheduleKind::constant;
   int64_t every = 0;   // step: epochs between decays
   double gamma = 0.1;  // step: factor per decay
+  double warmup = 0;   // onecycle: the share of the run's steps the rate rises over
 };
 
 struct Augment {

@@ -16,9 +16,11 @@ namespace {
 
 rt::LrSchedule schedule_of(const dsl::Training& t) {
   rt::LrSchedule s;
-  s.kind = t.schedule.kind == dsl::ScheduleKind::step     ? rt::LrSchedule::Kind::step
-           : t.schedule.kind == dsl::ScheduleKind::cosine ? rt::LrSchedule::Kind::cosine
-                                                          : rt::LrSchedule::Kind::constant;
+  s.kind = t.schedule.kind == dsl::ScheduleKind::step       ? rt::LrSchedule::Kind::step
+           : t.schedule.kind == dsl::ScheduleKind::cosine   ? rt::LrSchedule::Kind::cosine
+           : t.schedule.kind == dsl::ScheduleKind::onecycle ? rt::LrSchedule::Kind::onecycle
+                                                            : rt::LrSchedule::Kind::constant;
+  s.warmup = t.schedule.warmup;
   s.every = static_cast<int32_t>(t.schedule.every);
   s.gamma = static_cast<float>(t.schedule.gamma);
   return s;

@@ -333,8 +333,11 @@ def read_idx(path):
     return torch.frombuffer(body, dtype=torch.uint8).view(*dims)
 
 
-def learning_rate(sched, base, epoch, epochs):
-    """runtime/train/trainer.cpp's learning_rate, per epoch."""
+def learning_rate(sched, base, epoch, epochs, step, steps):
+    """runtime/train/trainer.cpp's learning_rate: per epoch, or per step for onecycle."""
+    if sched["kind"] == "onecycle":
+        rise, at = sched["warmup"] * steps, step + 1
+        return base * (at / rise if at <= rise else max(0.0, (steps - step) / (steps - rise)))
     if sched["kind"] == "step":
         return base * sched["gamma"] ** (epoch // max(1, sched["every"]))
     if sched["kind"] == "cosine":
@@ -382,12 +385,12 @@ def accuracy_mode(argv):
     batches = (count + batch - 1) // batch
     every = a.eval_every or batches
     for epoch in range(a.epochs):
-        lr = learning_rate(cfg["schedule"], o["lr"], epoch, cfg["epochs"])
-        for g in opt.param_groups:
-            g["lr"] = lr
         order = torch.randperm(count, generator=gen)
         net.train()
         for b in range(batches):
+            for g in opt.param_groups:
+                g["lr"] = learning_rate(cfg["schedule"], o["lr"], epoch, cfg["epochs"],
+                                        epoch * batches + b, cfg["epochs"] * batches)
             t0 = time.perf_counter()
             idx = order[b * batch:(b + 1) * batch]
             opt.zero_grad(set_to_none=True)

@@ -143,7 +143,7 @@ std::string float_text(float x) {
 
 RunSettings run_settings(const Learner& learner, const Mnist& data, const TrainOptions& o) {
   const cnnc_optimizer& opt = o.optimizer;
-  static constexpr const char* schedules[] = {"constant", "step", "cosine"};
+  static constexpr const char* schedules[] = {"constant", "step", "cosine", "onecycle"};
   auto set_crc = [](const LabeledImages& d) {
     uLong crc = crc32_z(0, d.pixels.data(), d.pixels.size());
     return fmt::format("{:08x}", crc32_z(crc, d.labels.data(), d.labels.size()));
@@ -166,12 +166,14 @@ RunSettings run_settings(const Learner& learner, const Mnist& data, const TrainO
   s.push_back({"schedule", schedules[static_cast<int>(o.schedule.kind)]});
   // The run's length changes no step's bits but through a cosine schedule's span: a run may be
   // extended by more epochs, and ends as one that had that many from the start.
-  if (o.schedule.kind == LrSchedule::Kind::cosine)
+  if (o.schedule.kind == LrSchedule::Kind::cosine || o.schedule.kind == LrSchedule::Kind::onecycle)
     s.push_back(
         {"schedule epochs", std::to_string(o.schedule_epochs > 0 ? o.schedule_epochs : o.epochs)});
   if (o.schedule.kind == LrSchedule::Kind::step)
     s.insert(s.end(), {{"schedule every", std::to_string(o.schedule.every)},
                        {"schedule gamma", float_text(o.schedule.gamma)}});
+  if (o.schedule.kind == LrSchedule::Kind::onecycle)
+    s.push_back({"schedule warmup", fmt::format("{}", o.schedule.warmup)});
   s.insert(s.end(), {{"augment shift", std::to_string(o.augment.shift)},
                      {"augment rotate", float_text(o.augment.rotate)},
                      {"augment scale", float_text(o.augment.scale)},
@@ -285,7 +287,8 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   return r;
 }
 
-float learning_rate(const LrSchedule& s, float base, int32_t epoch, int32_t epochs) {
+float learning_rate(const LrSchedule& s, float base, int32_t epoch, int32_t epochs, int64_t step,
+                    int64_t steps) {
   switch (s.kind) {
     case LrSchedule::Kind::constant: return base;
     case LrSchedule::Kind::step:
@@ -293,6 +296,14 @@ float learning_rate(const LrSchedule& s, float base, int32_t epoch, int32_t epoc
     case LrSchedule::Kind::cosine:
       return static_cast<float>(0.5 * base *
                                 (1 + std::cos(std::numbers::pi * epoch / std::max(1, epochs))));
+    case LrSchedule::Kind::onecycle: {
+      double rise = s.warmup * static_cast<double>(steps);
+      double at = static_cast<double>(step) + 1;
+      double share = at <= rise ? at / rise
+                                : std::max(0.0, static_cast<double>(steps - step) /
+                                                    (static_cast<double>(steps) - rise));
+      return static_cast<float>(base * share);
+    }
   }
   return base;
 }
@@ -397,16 +408,20 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
   for (int32_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
     EpochRecord rec;
     rec.epoch = epoch + 1;
-    rec.lr = learning_rate(o.schedule, o.optimizer.lr, epoch, schedule_epochs);
     std::vector<int32_t> order = epoch_order(train_set.count, o.seed, static_cast<uint32_t>(epoch));
     // A learner that takes only full batches drops the epoch's short last one.
     int32_t batches = learner.full_batches_only() ? train_set.count / o.batch
                                                   : (train_set.count + o.batch - 1) / o.batch;
+    // Batch b of the epoch is the run's step epoch * batches + b, also in a resumed run.
+    auto lr_at = [&](int32_t b) {
+      return learning_rate(o.schedule, o.optimizer.lr, epoch, schedule_epochs,
+                           int64_t{epoch} * batches + b, int64_t{schedule_epochs} * batches);
+    };
+    rec.lr = lr_at(0);
     StepRecord at;
     at.epoch = epoch + 1;
     at.epochs = o.epochs;
     at.batches = batches;
-    at.lr = rec.lr;
     double loss_sum = 0;
     int64_t correct = 0;
     int32_t first_batch = 0;
@@ -435,7 +450,8 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
         prepare_batch(train_set, idx, images.data(), labels.data());
 
       cnnc_optimizer opt = o.optimizer;
-      opt.lr = rec.lr;
+      opt.lr = lr_at(b);
+      at.lr = opt.lr;
       opt.step = step + 1;
       StepResult r =
           learner.step(images.data(), labels.data(), n, opt, static_cast<uint32_t>(epoch),

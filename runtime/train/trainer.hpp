@@ -21,14 +21,18 @@
 namespace cnnc::rt {
 
 struct LrSchedule {
-  enum class Kind { constant, step, cosine } kind = Kind::constant;
+  enum class Kind { constant, step, cosine, onecycle } kind = Kind::constant;
   int32_t every = 0;  // step: epochs between decays
   float gamma = 0.1f;
+  double warmup = 0;  // onecycle: the share of the run's steps the rate rises over
 };
 
-// The learning rate of a 0-based epoch: base, base * gamma^(epoch / every), or the cosine
-// from base down to 0 over the run.
-float learning_rate(const LrSchedule& s, float base, int32_t epoch, int32_t epochs);
+// The learning rate of the 0-based step `step` of `steps`, in the 0-based epoch `epoch` of
+// `epochs`: base, base * gamma^(epoch / every), or the cosine from base down to 0 over the run,
+// all set per epoch; or, per step, onecycle's straight rise from 0 to base over the warmup's
+// share of the steps and straight fall to 0 at the end (0 after it).
+float learning_rate(const LrSchedule& s, float base, int32_t epoch, int32_t epochs, int64_t step,
+                    int64_t steps);
 
 struct TrainOptions {
   int32_t epochs = 10;

@@ -146,6 +146,21 @@ TEST_CASE(
   std::filesystem::remove_all(out);
 }
 
+TEST_CASE("models/mnist99.cnn's recipe learns: 90% after its 2 epochs of a 4,000-image subset") {
+  if (!std::ifstream(CNNC_SOURCE_DIR "/data/mnist/train-labels-idx1-ubyte")) {
+    CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
+  }
+  // The generic engine, which needs no compiler: 126 steps of the onecycle schedule, about a
+  // second. The full recipe's 99% is a benchmark (docs/training.md), not a test.
+  Run r = run_cnnc("train models/mnist99.cnn --engine generic --limit 4000 --threads 2 --json");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.out, "\"epochs\":2"));
+  size_t at = r.out.find("\"test_accuracy\":");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stod(r.out.substr(at + 16)) > 0.9);
+}
+
 TEST_CASE("cnnc gen writes the two files, the same bytes every time, and --stats measures them") {
   std::string dir = "/tmp/cnnc_test_cli_gen_" + std::to_string(getpid());
   Run r = run_cnnc("gen models/lenet5.cnn -o " + dir + " --stats");

@@ -142,6 +142,10 @@ TEST_CASE("every training statement and option") {
                  "dense 10\nschedule cosine\noptimizer sgd lr=0.1 momentum=0 weight_decay=0.01\n")
             .training.schedule.kind == ScheduleKind::cosine);
   CHECK(graph_of(head + "dense 10\nschedule step every=3\n").training.schedule.gamma == 0.1);
+  Schedule one = graph_of(head + "dense 10\nschedule onecycle warmup=0.25\n").training.schedule;
+  CHECK(one.kind == ScheduleKind::onecycle);
+  CHECK(one.warmup == 0.25);
+  CHECK(graph_of(head + "dense 10\nschedule onecycle\n").training.schedule.warmup == 0);
   CHECK(graph_of(head + "dense 10\nprecision bf16\n").training.precision == Precision::bf16);
   CHECK(graph_of(head + "dense 10\nprecision fp32\n").training.precision == Precision::fp32);
 }

@@ -62,12 +62,13 @@ const char* const blob_model =
 struct Run {
   rt::TrainResult result;
   std::vector<float> params;
+  std::vector<float> lrs;  // each step's learning rate
 };
 
 // max_steps ends the run at the end of the epoch it falls in; stop_after ends it after that
 // step, within its epoch, as Ctrl-C does.
 Run train_blobs(int epochs, int threads, const fs::path& out = {}, bool resume = false,
-                int64_t max_steps = 0, int64_t stop_after = 0) {
+                int64_t max_steps = 0, int64_t stop_after = 0, rt::LrSchedule schedule = {}) {
   dsl::Graph g = test::graph_of(blob_model);
   auto engine = engine::make_engine(g, "generic", (32 + threads - 1) / threads);
   const cnnc_model& m = engine->model();
@@ -81,10 +82,14 @@ Run train_blobs(int epochs, int threads, const fs::path& out = {}, bool resume =
   o.resume = resume;
   o.max_steps = max_steps;
   o.threads = threads;
-  rt::TrainHooks hooks;
-  hooks.after_step = [&](const rt::StepRecord& at) { return at.step != stop_after; };
-  rt::ThreadPool pool(threads);
+  o.schedule = schedule;
   Run r;
+  rt::TrainHooks hooks;
+  hooks.after_step = [&](const rt::StepRecord& at) {
+    r.lrs.push_back(at.lr);
+    return at.step != stop_after;
+  };
+  rt::ThreadPool pool(threads);
   r.params = engine::initial_params(g, m, o.seed);
   r.result = rt::train(m, r.params, data, o, pool, hooks);
   return r;
@@ -309,13 +314,47 @@ TEST_CASE("every model in models/ takes a training step and frozen layers stay a
   }
 }
 
+TEST_CASE("onecycle sets each step's rate, and a run resumed mid-epoch keeps to it") {
+  rt::LrSchedule one{rt::LrSchedule::Kind::onecycle, 0, 0, 0.25};
+  Run whole = train_blobs(2, 2, {}, false, 0, 0, one);
+  REQUIRE(whole.lrs.size() == 32);  // 2 epochs of 512 / 32 batches
+  for (size_t s = 0; s < whole.lrs.size(); ++s)
+    CHECK(whole.lrs[s] == rt::learning_rate(one, 0.1f, static_cast<int32_t>(s / 16), 2,
+                                            static_cast<int64_t>(s), 32));
+  CHECK(whole.lrs[7] == Approx(0.1));  // the top, after a rise over 8 steps
+  CHECK(whole.lrs[31] == Approx(0.1 / 24));
+
+  fs::path dir = temp_dir("onecycle");
+  train_blobs(2, 2, dir, false, 0, 20, one);  // stopped in the second epoch
+  Run resumed = train_blobs(2, 2, dir, true, 0, 0, one);
+  CHECK(std::equal(resumed.lrs.begin(), resumed.lrs.end(), whole.lrs.begin() + 20));
+  CHECK(rt::weights_digest(resumed.params) == rt::weights_digest(whole.params));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("learning-rate schedules") {
   rt::LrSchedule step{rt::LrSchedule::Kind::step, 2, 0.5f};
-  CHECK(rt::learning_rate(step, 0.1f, 0, 10) == 0.1f);
-  CHECK(rt::learning_rate(step, 0.1f, 1, 10) == 0.1f);
-  CHECK(rt::learning_rate(step, 0.1f, 2, 10) == Approx(0.05f));
-  CHECK(rt::learning_rate(step, 0.1f, 5, 10) == Approx(0.025f));
+  CHECK(rt::learning_rate(step, 0.1f, 0, 10, 0, 100) == 0.1f);
+  CHECK(rt::learning_rate(step, 0.1f, 1, 10, 10, 100) == 0.1f);
+  CHECK(rt::learning_rate(step, 0.1f, 2, 10, 20, 100) == Approx(0.05f));
+  CHECK(rt::learning_rate(step, 0.1f, 5, 10, 50, 100) == Approx(0.025f));
   rt::LrSchedule cosine{rt::LrSchedule::Kind::cosine, 0, 0};
-  CHECK(rt::learning_rate(cosine, 0.1f, 0, 4) == Approx(0.1f));
-  CHECK(rt::learning_rate(cosine, 0.1f, 2, 4) == Approx(0.05f));
+  CHECK(rt::learning_rate(cosine, 0.1f, 0, 4, 0, 40) == Approx(0.1f));
+  CHECK(rt::learning_rate(cosine, 0.1f, 2, 4, 20, 40) == Approx(0.05f));
+  CHECK(rt::learning_rate(cosine, 0.1f, 2, 4, 29, 40) == Approx(0.05f));  // set per epoch
+
+  SECTION("onecycle: per step, up over the warmup's share of 10 steps, then down to 0") {
+    rt::LrSchedule one{rt::LrSchedule::Kind::onecycle, 0, 0, 0.2};
+    auto lr = [&](int64_t s) { return rt::learning_rate(one, 1.0f, 0, 2, s, 10); };
+    CHECK(lr(0) == Approx(0.5));  // steps 1 and 2 of a rise over 2
+    CHECK(lr(1) == Approx(1.0));
+    CHECK(lr(2) == Approx(1.0));  // 8 of 8 left
+    CHECK(lr(6) == Approx(0.5));
+    CHECK(lr(9) == Approx(0.125));
+    CHECK(lr(10) == 0.0f);  // a run extended past the schedule's span
+    CHECK(lr(15) == 0.0f);
+    one.warmup = 0;
+    CHECK(rt::learning_rate(one, 1.0f, 0, 2, 0, 10) == Approx(1.0));
+    CHECK(rt::learning_rate(one, 1.0f, 0, 2, 5, 10) == Approx(0.5));
+  }
 }
