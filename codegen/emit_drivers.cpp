@@ -28,14 +28,13 @@ void emit_lane_sums(EmitContext& c, const char* name, const Slot& partials, int6
   });
 }
 
-// The slice's start and end: clearing per-lane partials, and reducing them (and the dense
-// layers' row products) into the caller's gradient vector, lanes summed in order.
+// The slice's start and end: clearing per-lane partials, and per trainable layer reducing them
+// (or the dense layer's row product) into the caller's gradient vector, lanes summed in order.
 void emit_slice_edges(EmitContext& c) {
-  bool padding = false, trainable = false, dense = false;
+  bool padding = false, trainable = false;
   for (const LayerPlan& lp : c.plan.layers) {
     padding |= lp.padded.floats > 0;
     trainable |= lp.layer->trainable();
-    dense |= lp.layer->trainable() && lp.layer->kind == dsl::LayerKind::dense;
   }
   c.w.comment("Zeroes the borders of padded inputs: only their interiors are written per block.");
   c.w.function("static {} void clear_padding(float* __restrict ws)", c.target());
@@ -55,28 +54,34 @@ void emit_slice_edges(EmitContext& c) {
   c.w.close();
   c.w.blank();
 
-  c.w.comment(
-      "Writes the slice's parameter gradients: lanes summed in order, dense weights as one product "
-      "over the slice's rows.");
-  c.w.function(
-      "static {} void finish_slice(float* __restrict grads, float* __restrict ws, int rows)",
-      c.target());
-  if (!trainable) c.w.line("(void)grads, (void)ws;");
-  if (!dense) c.w.line("(void)rows;");
+  // Run in the slice's last block, right after the layer's backward: the layers below it still
+  // run backward while a data-parallel runtime exchanges what this one reports.
   for (const LayerPlan& lp : c.plan.layers) {
     const dsl::Layer& l = *lp.layer;
     if (!l.trainable()) continue;
-    c.w.open_scope(l.name);
-    if (l.kind == dsl::LayerKind::conv)
+    bool conv = l.kind == dsl::LayerKind::conv;
+    c.w.comment(fmt::format(
+        "Writes {}'s gradients once its backward has seen the slice's last block ({}), and "
+        "reports them.",
+        l.name,
+        !conv           ? "weights as one product over the slice's rows"
+        : lp.dw_by_taps ? "weights summed by taps already, bias lanes summed in order"
+                        : "lanes summed in order"));
+    c.w.function("static {} void {}_finish(const cnnc_pass* pass, float* __restrict ws, int rows)",
+                 c.target(), l.name);
+    c.w.line("float* __restrict grads = pass->grads;");
+    if (conv) {
+      c.w.line("(void)rows;");
       emit_lane_sums(c, "dw", lp.lane_dw, l.weight_count, l.weight_offset,
                      lp.dw_by_taps ? 1 : c.L());
-    else
+    } else {
       c.w.line("{}_backward_weights(grads, ws, rows);", l.name);
+    }
     emit_lane_sums(c, "db", lp.lane_db, l.units, l.bias_offset, c.L());
+    c.w.line("if (pass->gradients_ready) pass->gradients_ready(pass, {});", lp.index);
     c.w.close();
+    c.w.blank();
   }
-  c.w.close();
-  c.w.blank();
 }
 
 // The block's input, transposed from the caller's [n][H][W][C] into [H][W][C][L]; lanes past
@@ -294,12 +299,12 @@ void emit_driver(EmitContext& c, bool training) {
       c.w.line("{}_backward(ws, pass, first);", l.name);
     else
       c.w.line("{}_backward(ws);", l.name);
+    if (l.trainable())
+      c.w.line("if (block == blocks - 1) {}_finish(pass, ws, {});", l.name,
+               Expr::var("blocks") * L);
   }
   c.w.close();
-  if (training) {
-    c.w.line("finish_slice(pass->grads, ws, {});", Expr::var("blocks") * L);
-    c.w.line("return (float)loss;");
-  }
+  if (training) c.w.line("return (float)loss;");
   c.w.close();
   c.w.blank();
 }

@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define CNNC_ABI_VERSION 1u
+#define CNNC_ABI_VERSION 2u /* 2: cnnc_pass::gradients_ready */
 
 enum cnnc_layer_kind {
   CNNC_CONV = 1,
@@ -83,6 +83,13 @@ typedef struct cnnc_pass {
   uint32_t sample_base;  /* index in the epoch of this slice's first sample */
   uint32_t pad_;
   uint64_t seed;
+  /* Optional, train only (NULL: not called). Called once per trainable layer, on the thread
+     that runs train, as soon as that layer's entries of grads (weights and bias) are final, in
+     backward order (the last layer first): a data-parallel runtime exchanges them while the
+     layers below still run backward. Entries of a layer not reported are final when train
+     returns. */
+  void (*gradients_ready)(const struct cnnc_pass* pass, int32_t layer);
+  void* context; /* the caller's, for gradients_ready */
 } cnnc_pass;
 
 typedef struct cnnc_optimizer {

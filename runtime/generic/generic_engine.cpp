@@ -250,6 +250,7 @@ int GenericModel::Engine::backward(const cnnc_pass& p, const std::vector<const f
         break;
     }
     if (swap) cur = 1 - cur;
+    if ((dw || db) && p.gradients_ready) p.gradients_ready(&p, static_cast<int32_t>(i));
   }
   return cur;
 }

@@ -10,8 +10,9 @@ namespace cnnc::rt {
 
 MpiSession::MpiSession() {
   int provided = 0;
-  // FUNNELED: the thread pools only compute; MPI is called from the main thread alone.
-  if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+  // MULTIPLE: the exchange's overlap thread sums gradients while the main thread waits at a
+  // barrier. The thread pools only compute. An MPI that provides less gets no overlap thread.
+  if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
     throw std::runtime_error("MPI could not be initialised");
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &ranks_);

@@ -6,7 +6,8 @@ namespace cnnc::rt {
 
 class MpiSession {
  public:
-  // Only the calling thread ever calls MPI; the thread pools do not.
+  // MPI for the calling thread and rt::MpiExchange's overlap thread; the thread pools never
+  // call it.
   MpiSession();
   ~MpiSession();
   MpiSession(const MpiSession&) = delete;

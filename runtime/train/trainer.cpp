@@ -214,6 +214,23 @@ size_t most_slices(const cnnc_model& m, int threads, int32_t batch, int ranks) {
   return static_cast<size_t>((parts + ranks - 1) / ranks);
 }
 
+// The trainable layers' parameter ranges in the order train reports them final.
+std::vector<GradientRange> backward_order(const cnnc_model& m) {
+  std::vector<GradientRange> out;
+  for (int32_t i = m.layer_count; i-- > 0;) {
+    const cnnc_layer& l = m.layers[i];
+    if (!l.trainable) continue;
+    int64_t first = l.weight_count ? l.weight_offset : l.bias_offset;
+    int64_t end = l.bias_count ? l.bias_offset + l.bias_count : l.weight_offset + l.weight_count;
+    out.push_back({i, first, end - first});
+  }
+  return out;
+}
+
+extern "C" void report_gradients_ready(const cnnc_pass* pass, int32_t layer) {
+  static_cast<LayersDone*>(pass->context)->report(layer);
+}
+
 }  // namespace
 
 TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch, SliceExchange* exchange)
@@ -227,7 +244,8 @@ TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch, Slice
       slice_scores_(2 * slice_grads_.size(), 0.0),
       grads_(static_cast<size_t>(m.param_count), 0.0f),
       state_(static_cast<size_t>(m.param_count) * 2, 0.0f),
-      outputs_(static_cast<size_t>(batch) * m.output_size, 0.0f) {}
+      outputs_(static_cast<size_t>(batch) * m.output_size, 0.0f),
+      backward_order_(backward_order(m)) {}
 
 StepResult TrainStep::run(std::vector<float>& params, const float* images, const int32_t* labels,
                           int32_t n, const cnnc_optimizer& opt, uint32_t epoch,
@@ -238,27 +256,53 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   std::vector<Slice> all = slices(n, pool_.size() * ranks, m_.max_batch);
   SliceShare mine = slice_share(static_cast<int32_t>(all.size()), rank, ranks);
   std::vector<Slice> parts(all.begin() + mine.first, all.begin() + mine.first + mine.count);
-  for_each_slice(pool_, parts, [&](size_t s, int t) {
+  int64_t count = m_.param_count;
+  float scale = 1.0f / static_cast<float>(n);
+  std::vector<const float*> local;
+  for (size_t s = 0; s < parts.size(); ++s) local.push_back(slice_grads_[s].data());
+  // Overlapped, each layer's gradients start on their way as soon as every slice has finished
+  // that layer, while the slices run backward through the layers below it.
+  const bool overlap = exchange_ && exchange_->overlaps(count);
+  if (overlap) {
+    layers_done_.begin(m_.layer_count, parts.size());
+    exchange_->start_sum(local, backward_order_, scale, grads_.data(), layers_done_);
+  }
+  auto train_slice = [&](size_t s, int t) {
     cnnc_pass pass = slice_pass(m_, params, images, outputs_.data(), parts[s], workspaces_[t]);
     pass.labels = labels + parts[s].offset;
     pass.grads = slice_grads_[s].data();
     pass.epoch = epoch;
     pass.sample_base = sample_base + static_cast<uint32_t>(parts[s].offset);
     pass.seed = seed;
+    if (overlap) {
+      pass.gradients_ready = report_gradients_ready;
+      pass.context = &layers_done_;
+    }
     slice_scores_[2 * s] = m_.train(&m_, &pass);
     int64_t correct = 0;
     for (int32_t i = parts[s].offset; i < parts[s].offset + parts[s].n; ++i)
       correct += argmax(outputs_.data() + static_cast<int64_t>(i) * m_.output_size,
                         m_.output_size) == labels[i];
     slice_scores_[2 * s + 1] = static_cast<double>(correct);
-  });
-  int64_t count = m_.param_count;
-  float scale = 1.0f / static_cast<float>(n);
+  };
+  if (!overlap) {
+    for_each_slice(pool_, parts, train_slice);
+  } else {
+    // The exchange's thread reads the slices' gradients and LayersDone until finish_sum, even
+    // when a slice fails.
+    struct Finish {
+      LayersDone& done;
+      SliceExchange& exchange;
+      ~Finish() {
+        done.finish_all();
+        exchange.finish_sum();
+      }
+    } finish{layers_done_, *exchange_};
+    for_each_slice(pool_, parts, train_slice);
+  }
   std::vector<double> scores(2 * all.size());
   if (exchange_) {
-    std::vector<const float*> local;
-    for (size_t s = 0; s < parts.size(); ++s) local.push_back(slice_grads_[s].data());
-    exchange_->sum_gradients(local, count, scale, grads_.data());
+    if (!overlap) exchange_->sum_gradients(local, count, scale, grads_.data());
     std::vector<int32_t> counts;
     for (int r = 0; r < ranks; ++r)
       counts.push_back(2 * slice_share(static_cast<int32_t>(all.size()), r, ranks).count);

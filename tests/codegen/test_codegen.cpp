@@ -12,8 +12,12 @@
 
 #include "../dsl/check_text.hpp"
 #include "codegen/abi_table.hpp"
+#include "codegen/compile/build.hpp"
 #include "codegen/emit_model.hpp"
+#include "engine/engine.hpp"
+#include "engine/training.hpp"
 #include "engine/verify.hpp"
+#include "train/trainer.hpp"
 
 namespace fs = std::filesystem;
 using namespace cnnc;
@@ -122,6 +126,81 @@ TEST_CASE("codegen agrees with the generic engine on the shipped models") {
       verify(text, 13);
     }
   }
+}
+
+namespace {
+
+// What train reported through cnnc_pass::gradients_ready: the layers in order, and each layer's
+// gradient entries as they stood when it was reported.
+struct Reports {
+  const cnnc_model* model = nullptr;
+  std::vector<int32_t> layers;
+  std::vector<std::vector<float>> grads;
+};
+
+extern "C" void record_report(const cnnc_pass* pass, int32_t layer) {
+  auto* r = static_cast<Reports*>(pass->context);
+  const cnnc_layer& l = r->model->layers[layer];
+  r->layers.push_back(layer);
+  r->grads.emplace_back(pass->grads + l.weight_offset, pass->grads + l.bias_offset + l.bias_count);
+}
+
+// Trains one slice of n random samples and checks that every trainable layer was reported once,
+// the last first, with the gradients train returns.
+void check_reports(const dsl::Graph& g, const cnnc_model& m, int32_t n) {
+  INFO(m.engine << ", a slice of " << n);
+  std::vector<float> params = engine::initial_params(g, m, 3);
+  std::vector<float> input(static_cast<size_t>(n) * m.input_h * m.input_w * m.input_c);
+  for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<float>(i % 17) / 17.0f;
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) labels[i] = i % m.output_size;
+  std::vector<float> grads(static_cast<size_t>(m.param_count), 0.0f);
+  rt::Workspaces ws(m, 1);
+  Reports reports{&m, {}, {}};
+  cnnc_pass pass{};
+  pass.params = params.data();
+  pass.input = input.data();
+  pass.labels = labels.data();
+  pass.grads = grads.data();
+  pass.workspace = ws[0];
+  pass.n = n;
+  pass.seed = 5;
+  pass.gradients_ready = record_report;
+  pass.context = &reports;
+  m.train(&m, &pass);
+  std::vector<int32_t> backward_order;
+  for (int32_t i = m.layer_count; i-- > 0;)
+    if (m.layers[i].trainable) backward_order.push_back(i);
+  CHECK(reports.layers == backward_order);
+  for (size_t k = 0; k < reports.layers.size(); ++k) {
+    const cnnc_layer& l = m.layers[reports.layers[k]];
+    INFO("layer " << l.name);
+    CHECK(reports.grads[k] == std::vector<float>(grads.begin() + l.weight_offset,
+                                                 grads.begin() + l.bias_offset + l.bias_count));
+  }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "train reports each trainable layer's gradients once they are final, last layer first, frozen "
+    "layers never") {
+  // A slice of 19 spans two blocks of 16 lanes (three of 8): a layer is final only in the last.
+  dsl::Graph g = test::graph_of(
+      "model frozen\ninput 10x10x1\nconv 2 3x3 pad=same weights=sobel frozen\nconv 8 3x3 "
+      "relu\nmaxpool 2x2\ndropout 0.5\ndense 6 relu\ndense 10 softmax\n");
+  const int32_t n = 19;
+  g.training.batch = n;
+  check_reports(g, engine::make_engine(g, "generic", n)->model(), n);
+  codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, n});
+  codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
+  int ran = 0;
+  for (const std::string& target : all_targets)
+    if (codegen::ModelPtr m = lib.make(n, target)) {
+      check_reports(g, *m, n);
+      ++ran;
+    }
+  CHECK(ran >= 1);
 }
 
 TEST_CASE("a checked graph lowers to the ABI's layer table, one row per layer") {

@@ -677,31 +677,36 @@ static CNNC_AVX512 void begin_slice(float* __restrict ws) {
   std::memset(ws + dense1_db_lanes, 0, 48 * sizeof(float));
 }
 
-// Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
-static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  {  // conv1
-    const float* dw = ws + conv1_dw_lanes;
-    for (int j = 0; j < 18; ++j) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 16; ++lane) sum += dw[j * 16 + lane];
-      grads[j] = sum;
-    }
-    const float* db = ws + conv1_db_lanes;
-    for (int j = 0; j < 2; ++j) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 16; ++lane) sum += db[j * 16 + lane];
-      grads[j + 32] = sum;
-    }
+// Writes conv1's gradients once its backward has seen the slice's last block (lanes summed in order), and reports them.
+static CNNC_AVX512 void conv1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  (void)rows;
+  const float* dw = ws + conv1_dw_lanes;
+  for (int j = 0; j < 18; ++j) {
+    float sum = 0.0f;
+    for (int lane = 0; lane < 16; ++lane) sum += dw[j * 16 + lane];
+    grads[j] = sum;
   }
-  {  // dense1
-    dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + dense1_db_lanes;
-    for (int j = 0; j < 3; ++j) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 16; ++lane) sum += db[j * 16 + lane];
-      grads[j + 112] = sum;
-    }
+  const float* db = ws + conv1_db_lanes;
+  for (int j = 0; j < 2; ++j) {
+    float sum = 0.0f;
+    for (int lane = 0; lane < 16; ++lane) sum += db[j * 16 + lane];
+    grads[j + 32] = sum;
   }
+  if (pass->gradients_ready) pass->gradients_ready(pass, 0);
+}
+
+// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+static CNNC_AVX512 void dense1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  dense1_backward_weights(grads, ws, rows);
+  const float* db = ws + dense1_db_lanes;
+  for (int j = 0; j < 3; ++j) {
+    float sum = 0.0f;
+    for (int lane = 0; lane < 16; ++lane) sum += db[j * 16 + lane];
+    grads[j + 112] = sum;
+  }
+  if (pass->gradients_ready) pass->gradients_ready(pass, 2);
 }
 
 // The last layer's 3 values per lane -> softmax, the loss (cross_entropy) and the gradient that starts backward.
@@ -759,10 +764,11 @@ static CNNC_AVX512 float train(const cnnc_model* model, const cnnc_pass* pass) {
     dense1_forward(params, ws);
     loss += output_block(pass, first, count, ws, true);
     dense1_backward(params, ws, block);
+    if (block == blocks - 1) dense1_finish(pass, ws, blocks * 16);
     maxpool1_backward(ws);
     conv1_backward(params, ws);
+    if (block == blocks - 1) conv1_finish(pass, ws, blocks * 16);
   }
-  finish_slice(pass->grads, ws, blocks * 16);
   return (float)loss;
 }
 
@@ -1335,31 +1341,36 @@ static CNNC_AVX2 void begin_slice(float* __restrict ws) {
   std::memset(ws + dense1_db_lanes, 0, 24 * sizeof(float));
 }
 
-// Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
-static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  {  // conv1
-    const float* dw = ws + conv1_dw_lanes;
-    for (int j = 0; j < 18; ++j) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 8; ++lane) sum += dw[j * 8 + lane];
-      grads[j] = sum;
-    }
-    const float* db = ws + conv1_db_lanes;
-    for (int j = 0; j < 2; ++j) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 8; ++lane) sum += db[j * 8 + lane];
-      grads[j + 32] = sum;
-    }
+// Writes conv1's gradients once its backward has seen the slice's last block (lanes summed in order), and reports them.
+static CNNC_AVX2 void conv1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  (void)rows;
+  const float* dw = ws + conv1_dw_lanes;
+  for (int j = 0; j < 18; ++j) {
+    float sum = 0.0f;
+    for (int lane = 0; lane < 8; ++lane) sum += dw[j * 8 + lane];
+    grads[j] = sum;
   }
-  {  // dense1
-    dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + dense1_db_lanes;
-    for (int j = 0; j < 3; ++j) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 8; ++lane) sum += db[j * 8 + lane];
-      grads[j + 112] = sum;
-    }
+  const float* db = ws + conv1_db_lanes;
+  for (int j = 0; j < 2; ++j) {
+    float sum = 0.0f;
+    for (int lane = 0; lane < 8; ++lane) sum += db[j * 8 + lane];
+    grads[j + 32] = sum;
   }
+  if (pass->gradients_ready) pass->gradients_ready(pass, 0);
+}
+
+// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+static CNNC_AVX2 void dense1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  dense1_backward_weights(grads, ws, rows);
+  const float* db = ws + dense1_db_lanes;
+  for (int j = 0; j < 3; ++j) {
+    float sum = 0.0f;
+    for (int lane = 0; lane < 8; ++lane) sum += db[j * 8 + lane];
+    grads[j + 112] = sum;
+  }
+  if (pass->gradients_ready) pass->gradients_ready(pass, 2);
 }
 
 // The last layer's 3 values per lane -> softmax, the loss (cross_entropy) and the gradient that starts backward.
@@ -1417,10 +1428,11 @@ static CNNC_AVX2 float train(const cnnc_model* model, const cnnc_pass* pass) {
     dense1_forward(params, ws);
     loss += output_block(pass, first, count, ws, true);
     dense1_backward(params, ws, block);
+    if (block == blocks - 1) dense1_finish(pass, ws, blocks * 8);
     maxpool1_backward(ws);
     conv1_backward(params, ws);
+    if (block == blocks - 1) conv1_finish(pass, ws, blocks * 8);
   }
-  finish_slice(pass->grads, ws, blocks * 8);
   return (float)loss;
 }
 
@@ -1871,16 +1883,21 @@ static CNNC_PORTABLE void begin_slice(float* __restrict ws) {
   std::memset(ws + dense1_db_lanes, 0, 3 * sizeof(float));
 }
 
-// Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
-static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  {  // conv1
-    std::memcpy(grads, ws + conv1_dw_lanes, 18 * sizeof(float));
-    std::memcpy(grads + 32, ws + conv1_db_lanes, 2 * sizeof(float));
-  }
-  {  // dense1
-    dense1_backward_weights(grads, ws, rows);
-    std::memcpy(grads + 112, ws + dense1_db_lanes, 3 * sizeof(float));
-  }
+// Writes conv1's gradients once its backward has seen the slice's last block (lanes summed in order), and reports them.
+static CNNC_PORTABLE void conv1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  (void)rows;
+  std::memcpy(grads, ws + conv1_dw_lanes, 18 * sizeof(float));
+  std::memcpy(grads + 32, ws + conv1_db_lanes, 2 * sizeof(float));
+  if (pass->gradients_ready) pass->gradients_ready(pass, 0);
+}
+
+// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+static CNNC_PORTABLE void dense1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  dense1_backward_weights(grads, ws, rows);
+  std::memcpy(grads + 112, ws + dense1_db_lanes, 3 * sizeof(float));
+  if (pass->gradients_ready) pass->gradients_ready(pass, 2);
 }
 
 // The last layer's 3 values per lane -> softmax, the loss (cross_entropy) and the gradient that starts backward.
@@ -1934,10 +1951,11 @@ static CNNC_PORTABLE float train(const cnnc_model* model, const cnnc_pass* pass)
     dense1_forward(params, ws);
     loss += output_block(pass, first, count, ws, true);
     dense1_backward(params, ws, block);
+    if (block == blocks - 1) dense1_finish(pass, ws, blocks);
     maxpool1_backward(ws);
     conv1_backward(params, ws);
+    if (block == blocks - 1) conv1_finish(pass, ws, blocks);
   }
-  finish_slice(pass->grads, ws, blocks);
   return (float)loss;
 }
 

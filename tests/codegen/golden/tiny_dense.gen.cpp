@@ -392,26 +392,30 @@ static CNNC_AVX512 void begin_slice(float* __restrict ws) {
   std::memset(ws + dense2_db_lanes, 0, 32 * sizeof(float));
 }
 
-// Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
-static CNNC_AVX512 void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  {  // dense1
-    dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + dense1_db_lanes;
-    for (int j = 0; j < 4; ++j) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 16; ++lane) sum += db[j * 16 + lane];
-      grads[j + 80] = sum;
-    }
+// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+static CNNC_AVX512 void dense1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  dense1_backward_weights(grads, ws, rows);
+  const float* db = ws + dense1_db_lanes;
+  for (int j = 0; j < 4; ++j) {
+    float sum = 0.0f;
+    for (int lane = 0; lane < 16; ++lane) sum += db[j * 16 + lane];
+    grads[j + 80] = sum;
   }
-  {  // dense2
-    dense2_backward_weights(grads, ws, rows);
-    const float* db = ws + dense2_db_lanes;
-    for (int j = 0; j < 2; ++j) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 16; ++lane) sum += db[j * 16 + lane];
-      grads[j + 112] = sum;
-    }
+  if (pass->gradients_ready) pass->gradients_ready(pass, 0);
+}
+
+// Writes dense2's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+static CNNC_AVX512 void dense2_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  dense2_backward_weights(grads, ws, rows);
+  const float* db = ws + dense2_db_lanes;
+  for (int j = 0; j < 2; ++j) {
+    float sum = 0.0f;
+    for (int lane = 0; lane < 16; ++lane) sum += db[j * 16 + lane];
+    grads[j + 112] = sum;
   }
+  if (pass->gradients_ready) pass->gradients_ready(pass, 2);
 }
 
 // The last layer's 2 values per lane -> the loss (mse) and the gradient that starts backward.
@@ -475,10 +479,11 @@ static CNNC_AVX512 float train(const cnnc_model* model, const cnnc_pass* pass) {
     dense2_forward(params, ws);
     loss += output_block(pass, first, count, ws, true);
     dense2_backward(params, ws, block);
+    if (block == blocks - 1) dense2_finish(pass, ws, blocks * 16);
     dropout1_backward(ws, pass, first);
     dense1_backward(params, ws, block);
+    if (block == blocks - 1) dense1_finish(pass, ws, blocks * 16);
   }
-  finish_slice(pass->grads, ws, blocks * 16);
   return (float)loss;
 }
 
@@ -896,26 +901,30 @@ static CNNC_AVX2 void begin_slice(float* __restrict ws) {
   std::memset(ws + dense2_db_lanes, 0, 16 * sizeof(float));
 }
 
-// Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
-static CNNC_AVX2 void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  {  // dense1
-    dense1_backward_weights(grads, ws, rows);
-    const float* db = ws + dense1_db_lanes;
-    for (int j = 0; j < 4; ++j) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 8; ++lane) sum += db[j * 8 + lane];
-      grads[j + 80] = sum;
-    }
+// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+static CNNC_AVX2 void dense1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  dense1_backward_weights(grads, ws, rows);
+  const float* db = ws + dense1_db_lanes;
+  for (int j = 0; j < 4; ++j) {
+    float sum = 0.0f;
+    for (int lane = 0; lane < 8; ++lane) sum += db[j * 8 + lane];
+    grads[j + 80] = sum;
   }
-  {  // dense2
-    dense2_backward_weights(grads, ws, rows);
-    const float* db = ws + dense2_db_lanes;
-    for (int j = 0; j < 2; ++j) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 8; ++lane) sum += db[j * 8 + lane];
-      grads[j + 112] = sum;
-    }
+  if (pass->gradients_ready) pass->gradients_ready(pass, 0);
+}
+
+// Writes dense2's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+static CNNC_AVX2 void dense2_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  dense2_backward_weights(grads, ws, rows);
+  const float* db = ws + dense2_db_lanes;
+  for (int j = 0; j < 2; ++j) {
+    float sum = 0.0f;
+    for (int lane = 0; lane < 8; ++lane) sum += db[j * 8 + lane];
+    grads[j + 112] = sum;
   }
+  if (pass->gradients_ready) pass->gradients_ready(pass, 2);
 }
 
 // The last layer's 2 values per lane -> the loss (mse) and the gradient that starts backward.
@@ -979,10 +988,11 @@ static CNNC_AVX2 float train(const cnnc_model* model, const cnnc_pass* pass) {
     dense2_forward(params, ws);
     loss += output_block(pass, first, count, ws, true);
     dense2_backward(params, ws, block);
+    if (block == blocks - 1) dense2_finish(pass, ws, blocks * 8);
     dropout1_backward(ws, pass, first);
     dense1_backward(params, ws, block);
+    if (block == blocks - 1) dense1_finish(pass, ws, blocks * 8);
   }
-  finish_slice(pass->grads, ws, blocks * 8);
   return (float)loss;
 }
 
@@ -1341,16 +1351,20 @@ static CNNC_PORTABLE void begin_slice(float* __restrict ws) {
   std::memset(ws + dense2_db_lanes, 0, 2 * sizeof(float));
 }
 
-// Writes the slice's parameter gradients: lanes summed in order, dense weights as one product over the slice's rows.
-static CNNC_PORTABLE void finish_slice(float* __restrict grads, float* __restrict ws, int rows) {
-  {  // dense1
-    dense1_backward_weights(grads, ws, rows);
-    std::memcpy(grads + 80, ws + dense1_db_lanes, 4 * sizeof(float));
-  }
-  {  // dense2
-    dense2_backward_weights(grads, ws, rows);
-    std::memcpy(grads + 112, ws + dense2_db_lanes, 2 * sizeof(float));
-  }
+// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+static CNNC_PORTABLE void dense1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  dense1_backward_weights(grads, ws, rows);
+  std::memcpy(grads + 80, ws + dense1_db_lanes, 4 * sizeof(float));
+  if (pass->gradients_ready) pass->gradients_ready(pass, 0);
+}
+
+// Writes dense2's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+static CNNC_PORTABLE void dense2_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
+  float* __restrict grads = pass->grads;
+  dense2_backward_weights(grads, ws, rows);
+  std::memcpy(grads + 112, ws + dense2_db_lanes, 2 * sizeof(float));
+  if (pass->gradients_ready) pass->gradients_ready(pass, 2);
 }
 
 // The last layer's 2 values per lane -> the loss (mse) and the gradient that starts backward.
@@ -1410,10 +1424,11 @@ static CNNC_PORTABLE float train(const cnnc_model* model, const cnnc_pass* pass)
     dense2_forward(params, ws);
     loss += output_block(pass, first, count, ws, true);
     dense2_backward(params, ws, block);
+    if (block == blocks - 1) dense2_finish(pass, ws, blocks);
     dropout1_backward(ws, pass, first);
     dense1_backward(params, ws, block);
+    if (block == blocks - 1) dense1_finish(pass, ws, blocks);
   }
-  finish_slice(pass->grads, ws, blocks);
   return (float)loss;
 }
 
