@@ -138,9 +138,10 @@ void MpiExchange::sum_gradients(std::span<const float* const> local, int64_t cou
 bool MpiExchange::overlaps(int64_t count) const {
   if (!overlap_) return false;
   const char* choice = std::getenv("CNNC_MPI_OVERLAP");
-  if (choice && std::strcmp(choice, "1") == 0) return true;
-  if (choice && std::strcmp(choice, "0") == 0) return false;
-  return count > 0;
+  // Off unless asked for: on loopback with as many ranks as cores, the exchange's thread takes
+  // CPU from the slices and the step gets slower (docs/scaling.md); it pays where a network,
+  // not a core, carries the bytes.
+  return choice && std::strcmp(choice, "1") == 0 && count > 0;
 }
 
 void MpiExchange::start_sum(std::span<const float* const> local,

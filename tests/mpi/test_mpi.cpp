@@ -27,10 +27,12 @@ bool have_mpirun() {
 
 // mpirun as CI runs it: as root, more ranks than cores, on loopback; under `timeout`, so that a
 // job that hangs fails the test instead of stalling the suite. The sanitizer build's leak check
-// would report Open MPI's own allocations at exit.
-std::string mpirun(int ranks) {
-  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 "
-         "timeout 300 mpirun --oversubscribe -np " +
+// would report Open MPI's own allocations at exit. overlap: the gradients summed while backward
+// runs (CNNC_MPI_OVERLAP=1), or after the step (the default).
+std::string mpirun(int ranks, bool overlap = false) {
+  return std::string("CNNC_MPI_OVERLAP=") + (overlap ? "1" : "0") +
+         " OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 "
+         "timeout 300 mpirun --oversubscribe -x CNNC_MPI_OVERLAP -np " +
          std::to_string(ranks) + " ";
 }
 
@@ -64,16 +66,17 @@ TEST_CASE("2 ranks x 1 thread give the weights of 1 process x 2 threads: SGD, Ad
   TempDir dir("mpi_bits");
   // lenet5: SGD with momentum and weight decay; mlp: Adam and dropout.
   for (std::string model : {"models/lenet5.cnn", "models/mlp.cnn"})
-    for (std::string engine : {"generic", "specialized"}) {
-      INFO(model << " --engine " << engine);
-      Run alone = run(train(model, engine, 2, dir / "alone"));
-      Run ranks = run(mpirun(2) + train(model, engine, 1, dir / "ranks"));
-      CHECK(alone.status == 0);
-      CHECK(ranks.status == 0);
-      CHECK(contains(ranks.out, "\"ranks\":2,\"threads\":1"));
-      CHECK(!digest_of(alone).empty());
-      CHECK(digest_of(ranks) == digest_of(alone));
-    }
+    for (std::string engine : {"generic", "specialized"})
+      for (bool overlap : {false, true}) {
+        INFO(model << " --engine " << engine << (overlap ? ", overlapped" : ""));
+        Run alone = run(train(model, engine, 2, dir / "alone"));
+        Run ranks = run(mpirun(2, overlap) + train(model, engine, 1, dir / "ranks"));
+        CHECK(alone.status == 0);
+        CHECK(ranks.status == 0);
+        CHECK(contains(ranks.out, "\"ranks\":2,\"threads\":1"));
+        CHECK(!digest_of(alone).empty());
+        CHECK(digest_of(ranks) == digest_of(alone));
+      }
 }
 
 TEST_CASE("the slice order holds across ranks: 2 x 2 is 1 x 4 and 3 x 1 is 1 x 3") {
@@ -83,7 +86,7 @@ TEST_CASE("the slice order holds across ranks: 2 x 2 is 1 x 4 and 3 x 1 is 1 x 3
   // g3: these shapes tell the two apart, where 2 x 1 cannot (a + b == b + a).
   std::string lenet = "models/lenet5.cnn";
   Run four = run(train(lenet, "generic", 4, dir / "four"));
-  Run two_by_two = run(mpirun(2) + train(lenet, "generic", 2, dir / "two_by_two"));
+  Run two_by_two = run(mpirun(2, true) + train(lenet, "generic", 2, dir / "two_by_two"));
   CHECK(digest_of(two_by_two) == digest_of(four));
   Run three = run(train(lenet, "generic", 3, dir / "three"));
   Run three_ranks = run(mpirun(3) + train(lenet, "generic", 1, dir / "three_ranks"));
