@@ -258,8 +258,9 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   std::vector<Slice> parts(all.begin() + mine.first, all.begin() + mine.first + mine.count);
   int64_t count = m_.param_count;
   float scale = 1.0f / static_cast<float>(n);
-  std::vector<const float*> local;
-  for (size_t s = 0; s < parts.size(); ++s) local.push_back(slice_grads_[s].data());
+  std::vector<const float*> local;  // what this process gives the exchange; none without one
+  if (exchange_)
+    for (size_t s = 0; s < parts.size(); ++s) local.push_back(slice_grads_[s].data());
   // Overlapped, each layer's gradients start on their way as soon as every slice has finished
   // that layer, while the slices run backward through the layers below it.
   const bool overlap = exchange_ && exchange_->overlaps(count);
