@@ -72,18 +72,21 @@ int run_train(TrainArgs& a, Ranks& ranks) {
   o.max_steps = a.max_steps;
   o.threads = a.threads;
   bool progress = ranks.leader() && !a.json && isatty(STDERR_FILENO);
-  // Ctrl-C stops the run after the step under way, with a checkpoint of where it stands.
+  // Ctrl-C or SIGTERM, on any rank, stops the run after the step under way, with a checkpoint
+  // of where it stands.
   InterruptRequest interrupt;
+  bool interrupted = false;
   rt::StepRecord last_step;
   rt::TrainHooks hooks;
   hooks.after_step = [&](const rt::StepRecord& at) {
     if (progress) draw_progress(at);
     last_step = at;
+    interrupted = ranks.any_rank(interrupt.requested());
     // --max-steps within an epoch ends the run as Ctrl-C does, with a checkpoint of the place
     // that --resume continues; on an epoch's last step the trainer's own limit ends the run once
     // the epoch is evaluated and checkpointed as done.
     bool within_epoch = a.max_steps > 0 && at.step >= a.max_steps && at.batch < at.batches;
-    return !interrupt.requested() && !within_epoch;
+    return !interrupted && !within_epoch;
   };
   hooks.after_epoch = [&](const rt::EpochRecord& e) {
     if (progress) erase_progress();
@@ -123,14 +126,16 @@ int run_train(TrainArgs& a, Ranks& ranks) {
     fmt::print(stderr, "cnnc: error: {}\n", r.divergence);
     return exit_user_error;
   }
-  if (r.stopped && interrupt.requested()) {
+  if (r.stopped && interrupted) {
+    ranks.end_together();
     if (progress) erase_progress();
-    fmt::print(stderr,
-               "cnnc: interrupted after epoch {}, batch {} of {} (step {}); its state is in {}\n"
-               "cnnc: to continue, run the same command with --resume\n",
-               last_step.epoch, last_step.batch, last_step.batches, last_step.step,
-               (out / "checkpoint.bin").string());
-    return exit_interrupted;
+    if (ranks.leader())
+      fmt::print(stderr,
+                 "cnnc: interrupted after epoch {}, batch {} of {} (step {}); its state is in {}\n"
+                 "cnnc: to continue, run the same command with --resume\n",
+                 last_step.epoch, last_step.batch, last_step.batches, last_step.step,
+                 (out / "checkpoint.bin").string());
+    return interrupt.exit_status();
   }
   if (r.stopped) {
     if (progress) erase_progress();

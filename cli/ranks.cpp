@@ -36,6 +36,10 @@ class MpiRanks final : public Ranks {
   }
   double wait_seconds() const override { return exchange_.wait_seconds(); }
   double communication_seconds() const override { return exchange_.seconds(); }
+  bool any_rank(bool mine) override { return exchange_.any(mine); }
+
+ protected:
+  void wait_for_all() override { exchange_.barrier(); }
 
  private:
   rt::MpiExchange exchange_;
@@ -64,7 +68,7 @@ int run_as_ranks(const std::function<int(Ranks&)>& run) {
   if (!ranks.leader() && !std::freopen("/dev/null", "w", stdout))
     fmt::print(stderr, "cnnc: warning: rank {} keeps its standard output\n", ranks.rank);
   int status = run(ranks);
-  if (status != exit_ok) {
+  if (status != exit_ok && !ranks.ended_together) {
     fmt::print(stderr, "cnnc: error: rank {} of {} failed; ending every rank\n", ranks.rank,
                ranks.ranks);
     std::fflush(stderr);

@@ -23,12 +23,27 @@ class Ranks {
   // Seconds so far spent waiting for the other ranks, and exchanging gradients after that.
   virtual double wait_seconds() const { return 0; }
   virtual double communication_seconds() const { return 0; }
+  // Collective, after every step: whether any rank was asked to stop. A signal reaches the
+  // ranks at different steps (mpirun sends each SIGTERM when it is interrupted, one rank's
+  // Ctrl-C reaches that rank alone), and every rank must stop after the same one.
+  virtual bool any_rank(bool mine) { return mine; }
+  // Collective: the ranks of a run stopped together end when all are here, that is after rank 0
+  // has written the checkpoint of their place, and end with their own status, not as a failure.
+  void end_together() {
+    wait_for_all();
+    ended_together = true;
+  }
+  bool ended_together = false;
+
+ protected:
+  virtual void wait_for_all() {}
 };
 
 // Runs `run` as this process's part of an mpirun job (detected from the launcher's environment),
 // or alone. Under mpirun, MPI is initialised around it, only rank 0 writes to stdout, and a rank
 // whose run ends with a nonzero status says so on stderr and ends every rank (MPI_Abort), so
-// that none waits forever for it. A cnnc built without MPI refuses a job of several ranks.
+// that none waits forever for it, unless the ranks ended together (Ranks::end_together). A cnnc
+// built without MPI refuses a job of several ranks.
 int run_as_ranks(const std::function<int(Ranks&)>& run);
 
 }  // namespace cnnc::cli

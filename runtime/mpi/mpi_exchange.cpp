@@ -208,4 +208,14 @@ void MpiExchange::gather(std::span<const double> local, std::span<const int32_t>
   seconds_ += seconds_since(t0);
 }
 
+bool MpiExchange::any(bool mine) {
+  int local = mine ? 1 : 0, anywhere = 0;
+  MPI_Allreduce(&local, &anywhere, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+  return anywhere != 0;
+}
+
+void MpiExchange::barrier() {
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
 }  // namespace cnnc::rt

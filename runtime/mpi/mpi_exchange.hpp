@@ -36,6 +36,11 @@ class MpiExchange final : public SliceExchange {
   void finish_sum() override;
   void gather(std::span<const double> local, std::span<const int32_t> counts, double* all) override;
 
+  // Collective: whether `mine` is true on any rank.
+  bool any(bool mine);
+  // Collective: returns once every rank has called it.
+  void barrier();
+
   // Wall-clock seconds so far spent waiting for the other ranks to finish their slices (a
   // barrier before each sum, or after the slices when overlapped), and in the sums and gathers
   // after it: communication proper, or what of it the slices did not hide.

@@ -49,6 +49,67 @@ std::string train(const std::string& model, const std::string& engine, int threa
          " --json";
 }
 
+// A job of many epochs started in the background; its exit status goes to dir/status.
+struct BackgroundJob {
+  std::filesystem::path dir, out, log;
+  std::chrono::steady_clock::time_point deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(120);
+
+  BackgroundJob(const std::filesystem::path& where, const std::string& job)
+      : dir(where), out(where / "run"), log(where / "log") {
+    REQUIRE(std::system(("(" + job + " >'" + log.string() + "' 2>&1; echo $? >'" +
+                         (dir / "status").string() + "') &")
+                            .c_str()) == 0);
+  }
+  int history_rows() const {
+    std::ifstream in(out / "history.csv");
+    int n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n - 1;
+  }
+  void wait_for_rows(int rows) const {
+    while (history_rows() < rows && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    REQUIRE(history_rows() >= rows);
+  }
+  // The process of this job that is mpirun itself (rank < 0) or the cnnc of that rank: the one
+  // whose command line names this run and whose environment says its rank.
+  pid_t pid(int rank) const {
+    for (const auto& p : std::filesystem::directory_iterator("/proc")) {
+      std::ifstream cmd(p.path() / "cmdline"), env(p.path() / "environ");
+      std::string c((std::istreambuf_iterator<char>(cmd)), {}),
+          e((std::istreambuf_iterator<char>(env)), {});
+      if (!contains(c, out.string()) || !contains(c, "train")) continue;
+      bool launcher = c.rfind("mpirun", 0) == 0;
+      std::string says = std::string(1, '\0') + "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
+      if (rank < 0 ? launcher : !launcher && contains(std::string(1, '\0') + e, says))
+        return std::stoi(p.path().filename().string());
+    }
+    return 0;
+  }
+  // The job's exit status, once it has ended; what it printed.
+  int status() const {
+    while (!std::filesystem::exists(dir / "status") && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::ifstream in(dir / "status");
+    int status = -1;
+    in >> status;
+    return status;
+  }
+  std::string said() const {
+    std::ifstream in(log);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+  // The step of the run's checkpoint (the header's field at byte 32).
+  int64_t checkpoint_step() const {
+    int64_t step = -1;
+    std::ifstream(out / "checkpoint.bin", std::ios::binary)
+        .seekg(32)
+        .read(reinterpret_cast<char*>(&step), sizeof step);
+    return step;
+  }
+};
+
 #define REQUIRE_MPI_AND_DATA()                                                    \
   do {                                                                            \
     if (!have_mpirun()) CNNC_SKIP("mpi", "mpirun is not on PATH (openmpi-bin)");  \
@@ -135,61 +196,75 @@ TEST_CASE("a rank that cannot read the data ends every rank with an error") {
 TEST_CASE("a rank killed mid-run ends the job with an error and the last checkpoint intact") {
   REQUIRE_MPI_AND_DATA();
   TempDir dir("mpi_kill");
-  std::string out = dir / "run", log = dir / "log";
   // Many epochs in the background; rank 1 is killed once epoch 1's checkpoint is written.
-  std::string job = mpirun(2) + "'" CNNC_EXE "' train models/lenet5.cnn --engine generic " +
-                    "--limit 600 --epochs 1000 --threads 1 --out " + out;
-  std::string pid_file = dir / "pid";
-  REQUIRE(std::system(("(" + job + " >" + log + " 2>&1; echo $? >" + dir / "status" +
-                       ") & echo $! >" + pid_file)
-                          .c_str()) == 0);
-  auto rows = [&] {
-    std::ifstream in(out + "/history.csv");
-    int n = 0;
-    for (std::string line; std::getline(in, line);) ++n;
-    return n - 1;
-  };
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (rows() < 1 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  REQUIRE(rows() >= 1);
-  // Rank 1 is the cnnc whose environment says so and whose command line names this run.
-  pid_t victim = 0;
-  for (const auto& p : std::filesystem::directory_iterator("/proc")) {
-    std::ifstream cmd(p.path() / "cmdline"), env(p.path() / "environ");
-    std::string c((std::istreambuf_iterator<char>(cmd)), {}),
-        e((std::istreambuf_iterator<char>(env)), {});
-    if (contains(c, out) && contains(c, "train") &&
-        contains(std::string(1, '\0') + e, std::string(1, '\0') + "OMPI_COMM_WORLD_RANK=1") &&
-        !contains(c, "mpirun"))
-      victim = std::stoi(p.path().filename().string());
-  }
+  BackgroundJob job(dir.path, mpirun(2) +
+                                  "'" CNNC_EXE "' train models/lenet5.cnn --engine generic " +
+                                  "--limit 600 --epochs 1000 --threads 1 --out " + dir / "run");
+  job.wait_for_rows(1);
+  pid_t victim = job.pid(1);
   REQUIRE(victim > 0);
   REQUIRE(kill(victim, SIGKILL) == 0);
-  while (!std::filesystem::exists(dir / "status") && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  std::ifstream status_in(dir / "status");
-  int status = -1;
-  status_in >> status;
-  CHECK(status != 0);
-  std::ifstream log_in(log);
-  std::string said((std::istreambuf_iterator<char>(log_in)), {});
-  INFO(said);
-  CHECK(contains(said, "exited on signal 9"));
+  CHECK(job.status() != 0);
+  INFO(job.said());
+  CHECK(contains(job.said(), "exited on signal 9"));
   // The checkpoint of the last finished epoch is whole: eval reads it, --resume continues it.
+  std::string out = job.out.string();
   CHECK(
       run("'" CNNC_EXE "' eval models/lenet5.cnn --limit 100 --weights " + out + "/checkpoint.bin")
           .status == 0);
-  int done = rows();
+  int done = job.history_rows();
   // The same 1000 epochs (their cosine span is the checkpoint's), ended 10 steps (an epoch) on.
-  int64_t step = 0;
-  std::ifstream(out + "/checkpoint.bin", std::ios::binary)
-      .seekg(32)
-      .read(reinterpret_cast<char*>(&step), sizeof step);
   Run resumed = run(mpirun(2) + train("models/lenet5.cnn", "generic", 1, out, 1000) +
-                    " --resume --max-steps " + std::to_string(step + 10));
+                    " --resume --max-steps " + std::to_string(job.checkpoint_step() + 10));
   CHECK(resumed.status == 0);
   CHECK(contains(resumed.out, "epoch " + std::to_string(done + 1) + "/"));
+}
+
+TEST_CASE(
+    "a signal to mpirun or to one rank stops every rank after the same step, and --resume "
+    "continues with the bits of a run never stopped") {
+  REQUIRE_MPI_AND_DATA();
+  TempDir dir("mpi_interrupt");
+  // 200 steps of 1000 epochs (20 epochs of 10 steps) in one process of 2 threads.
+  const int64_t steps = 200;
+  auto lenet = [&](const std::filesystem::path& out) {
+    return train("models/lenet5.cnn", "generic", 1, out, 1000) + " --max-steps " +
+           std::to_string(steps);
+  };
+  Run alone = run(train("models/lenet5.cnn", "generic", 2, dir / "alone", 1000) + " --max-steps " +
+                  std::to_string(steps));
+  REQUIRE(alone.status == 0);
+  // Ctrl-C reaches mpirun, which sends every rank SIGTERM; a SIGTERM sent to rank 1 alone reaches
+  // no other rank, and the ranks must still stop together, or rank 0 would wait for rank 1 in the
+  // next step's collective.
+  struct Case {
+    const char* name;
+    int rank;  // -1: mpirun
+    int signal;
+  };
+  for (Case c : {Case{"mpirun_sigint", -1, SIGINT}, Case{"rank1_sigterm", 1, SIGTERM}}) {
+    DYNAMIC_SECTION(c.name) {
+      std::filesystem::path here = dir.path / c.name;
+      std::filesystem::create_directories(here);
+      BackgroundJob job(here, mpirun(2) + lenet(here / "run"));
+      job.wait_for_rows(2);
+      pid_t target = job.pid(c.rank);
+      REQUIRE(target > 0);
+      REQUIRE(kill(target, c.signal) == 0);
+      int status = job.status();
+      INFO(job.said());
+      CHECK(status != 0);
+      CHECK(contains(job.said(), "cnnc: interrupted after epoch"));
+      CHECK(!contains(job.said(), "failed; ending every rank"));
+      int64_t stopped_at = job.checkpoint_step();
+      REQUIRE(stopped_at > 0);
+      REQUIRE(stopped_at < steps);  // else the job ended before the signal, and proves nothing
+      Run resumed = run(mpirun(2) + lenet(job.out) + " --resume");
+      INFO(resumed.out);
+      CHECK(resumed.status == 0);
+      CHECK(digest_of(resumed) == digest_of(alone));
+    }
+  }
 }
 
 #else
