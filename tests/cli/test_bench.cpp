@@ -202,6 +202,9 @@ TEST_CASE("cnnc bench --to-accuracy reports seconds per engine and seed, reached
   CHECK(at(j, "runs.0.reached") == true);
   CHECK(at(j, "runs.0.steps") == 1);
   CHECK(at(j, "runs.0.train_seconds").get<double>() >= 0);
+  // From the command: the process's start-up and the evaluation come on top of the steps.
+  CHECK(at(j, "runs.0.command_seconds").get<double>() >
+        at(j, "runs.0.train_seconds").get<double>());
   CHECK(at(j, "runs.1.engine") == "pytorch");
   CHECK(at(j, "runs.1.ran") == false);
   CHECK(at(j, "runs.1.note").get<std::string>().find("skipped") != std::string::npos);
