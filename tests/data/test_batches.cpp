@@ -85,3 +85,19 @@ TEST_CASE("a batch holds the chosen images as floats p / 255 and their labels", 
   CHECK(pixel_to_float(255) == 1.0f);
   CHECK(pixel_to_float(51) == 0.2f);
 }
+
+TEST_CASE("every byte value converts to p / 255 exactly, whatever its place in a row",
+          "[batches]") {
+  // Every value through the 16-byte (AVX-512) and 4-byte (SSE2) loops, and rows short enough for
+  // the 4-byte loop and the scalar tail alone.
+  std::vector<uint8_t> bytes(3 * 256 + 7);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 17 % 256);
+  for (size_t n : {bytes.size(), size_t{15}, size_t{3}}) {
+    std::vector<float> out(n, -1.0f);
+    pixels_to_floats(bytes.data(), n, out.data());
+    for (size_t i = 0; i < n; ++i) {
+      INFO("byte " << i << " of " << n << ": " << int{bytes[i]});
+      CHECK(out[i] == static_cast<float>(bytes[i]) / 255.0f);
+    }
+  }
+}
