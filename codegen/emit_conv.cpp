@@ -188,22 +188,32 @@ void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) 
 // dw_tblock vectors of taps of one kernel row add
 //   dw[k][r][t] += sum_{p,q} dz[p][q][k][lane] * x[lane][p*sh + r][q*sw][t]
 // with the taps loaded and dz broadcast; the chunk's x rows and dz lines stay in L1 while every
-// tile passes over them.
+// tile passes over them. bf16 transposes the column pairs of emit_column_pairs instead of x and
+// broadcasts a pair of dz, so that each vdot adds the terms of columns 2j and 2j + 1.
 void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
+  const bool bf16 = lp.bf16_dw;
+  const char* type = bf16 ? "uint32_t" : "float";
   int64_t L = c.L(), T = d.S * d.C, N = d.Hp * d.Wp * d.C, row = d.Wp * d.C;
-  c.w.line("float* xs = {};", ws(lp.x_by_sample));
+  // bf16: j = q / 2 over pairs of columns, each pair 2*sw columns of x after the previous one.
+  const int64_t Q = bf16 ? (d.Q + 1) / 2 : d.Q, q_step = (bf16 ? 2 : 1) * d.sw * d.C;
+  const char* from = bf16 ? "xq" : "xp";
+  if (bf16)
+    c.w.line("uint32_t* xs = (uint32_t*)({});", ws(lp.x_by_sample));
+  else
+    c.w.line("float* xs = {};", ws(lp.x_by_sample));
   int64_t squares = N / L;  // blocks of L elements x L samples; the elements left over one by one
   emit_loop_line(
       c.w, "", "e", squares,
       [&](const Expr& e) {
-        return fmt::format("vtranspose({}, {}, {});", at("xs", e), N, at("xp", e * L));
+        return fmt::format("{}({}, {}, {});", bf16 ? "vptranspose" : "vtranspose", at("xs", e), N,
+                           at(from, e * L));
       },
       0, L);
   emit_loop(
       c.w, "e", N - squares * L,
       [&](const Expr& e) {
         emit_loop_line(c.w, "", "lane", L, [&](const Expr& lane) {
-          return fmt::format("xs[{}] = xp[{}];", lane * N + e, e * L + lane);
+          return fmt::format("xs[{}] = {}[{}];", lane * N + e, from, e * L + lane);
         });
       },
       squares * L);
@@ -216,21 +226,26 @@ void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& 
             for (int64_t j = 0; j < filters; ++j)
               for (int64_t i = 0; i < vectors; ++i)
                 c.w.line("V acc_k{}_v{} = vload({});", j, i, at("dwt", (j * d.R * T + i * L)));
-            c.w.line("const float* xt = {};", at("xs", lane * N + r * row + v0 * L));
-            c.w.line("const float* dzl = {};", at("dz", k0 * L + lane));
+            c.w.line("const {}* xt = {};", type, at("xs", lane * N + r * row + v0 * L));
+            c.w.line("const {}* dzl = {};", type, at(bf16 ? "dzq" : "dz", k0 * L + lane));
             emit_loop(
                 c.w, "p", prows,
                 [&](const Expr& p) {
-                  emit_loop(c.w, "q", d.Q, [&](const Expr& q) {
-                    c.w.line("const float* xr = {};",
-                             at("xt", p * (d.sh * row) + q * (d.sw * d.C)));
-                    c.w.line("const float* dzo = {};", at("dzl", (p * d.Q + q) * (d.K * L)));
+                  emit_loop(c.w, bf16 ? "j" : "q", Q, [&](const Expr& q) {
+                    c.w.line("const {}* xr = {};", type, at("xt", p * (d.sh * row) + q * q_step));
+                    c.w.line("const {}* dzo = {};", type, at("dzl", (p * Q + q) * (d.K * L)));
                     for (int64_t i = 0; i < vectors; ++i)
-                      c.w.line("V x{} = vloadu({});", i, at("xr", i * L));
+                      c.w.line("{} x{} = {}({});", bf16 ? "P" : "V", i, bf16 ? "vploadu" : "vloadu",
+                               at("xr", i * L));
                     for (int64_t j = 0; j < filters; ++j) {
-                      c.w.line("V d{} = vbcast({});", j, at("dzo", j * L));
-                      for (int64_t i = 0; i < vectors; ++i)
-                        c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, i, i, j, j, i);
+                      c.w.line("{} d{} = {}({});", bf16 ? "P" : "V", j, bf16 ? "vpbcast" : "vbcast",
+                               at("dzo", j * L));
+                      for (int64_t i = 0; i < vectors; ++i) {
+                        if (bf16)
+                          c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, x{}, d{});", j, i, j, i, i, j);
+                        else
+                          c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, i, i, j, j, i);
+                      }
                     }
                   });
                 },
@@ -258,8 +273,10 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
       c, lp, Pass::backward_weights,
       fmt::format("dz [{}][{}][{}][L], x [{}][{}][{}][L] -> {} (t = s*C + c), db [{}][L]", d.P, d.Q,
                   d.K, d.Hp, d.Wp, d.C, dw_shape, d.K),
-      fmt::format("{}{} x {} in registers, {} of output at a time",
-                  lp.dw_by_taps ? "one sample at a time: " : "", counted(lp.dw_kblock, "filter"),
+      fmt::format("{}{}{} x {} in registers, {} of output at a time",
+                  lp.dw_by_taps ? "one sample at a time: " : "",
+                  lp.dw_by_taps && lp.bf16_dw ? "pairs of output columns, " : "",
+                  counted(lp.dw_kblock, "filter"),
                   counted(lp.dw_tblock, lp.dw_by_taps ? "vector" : "tap"),
                   counted(lp.dw_prows, "row")));
   open_layer_function(c, lp, Pass::backward_weights, params_and_ws);
@@ -275,15 +292,15 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
     });
     c.w.line("vstore({}, bias);", at("db", k * L));
   });
+  // bf16: pairs of columns, j = q / 2, and vdot for vfma.
+  const bool bf16 = lp.bf16_dw;
+  if (bf16) emit_column_pairs(c, lp, d);
   if (lp.dw_by_taps) {
     emit_weights_by_taps(c, lp, d);
     c.w.close();
     c.w.blank();
     return;
   }
-  // bf16: pairs of columns, j = q / 2, and vdot for vfma.
-  const bool bf16 = lp.bf16_dw;
-  if (bf16) emit_column_pairs(c, lp, d);
   const int64_t Q = bf16 ? (d.Q + 1) / 2 : d.Q;
   const char* type = bf16 ? "uint32_t" : "float";
   const char* vec = bf16 ? "P" : "V";

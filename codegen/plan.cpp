@@ -222,22 +222,25 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       // conv2 ran at 43% of peak so). Where a kernel row's taps fill whole vectors, the gradient
       // runs one sample at a time instead: taps in the lanes, filters broadcast, and the tiles
       // of a chunk of dw_prows rows of one sample find its x and dz rows in L1 (about 32 KiB).
-      lp.dw_by_taps = l.trainable() && !bf16 && isa != Isa::portable && taps % L == 0;
+      // bf16 runs it too, with pairs of output columns in each vdot (emit_conv.cpp).
+      lp.dw_by_taps = l.trainable() && isa != Isa::portable && taps % L == 0;
       if (lp.dw_by_taps) {
         // Registers: dw_kblock x dw_tblock accumulators, dw_tblock x vectors, one broadcast.
         lp.dw_tblock = register_block(isa, taps / L, isa == Isa::avx512 ? 6 : 3);
         lp.dw_kblock = register_block(isa, l.units, (registers - 1 - lp.dw_tblock) / lp.dw_tblock);
         int64_t x_row_sample = (l.in.w + l.pad_left + l.pad_right) * l.in.c * 4;
-        int64_t dz_lines = l.out.w * lp.dw_kblock * L * 4;
+        int64_t dz_lines = (bf16 ? (l.out.w + 1) / 2 : l.out.w) * lp.dw_kblock * L * 4;
         lp.dw_prows = 1;
         while (lp.dw_prows < l.out.h && (lp.dw_prows * l.stride_h + l.kernel_h) * x_row_sample +
                                                 (lp.dw_prows + 1) * dz_lines <=
                                             32 * 1024)
           ++lp.dw_prows;
-        lp.x_by_sample = a.take(l.name + "_x_by_sample", padded,
-                                fmt::format("{}'s input, one sample after another, [L][{}][{}][{}]",
-                                            l.name, l.in.h + l.pad_top + l.pad_bottom,
-                                            l.in.w + l.pad_left + l.pad_right, l.in.c));
+        lp.x_by_sample =
+            a.take(l.name + "_x_by_sample", padded,
+                   fmt::format("{}'s input{}, one sample after another, [L][{}][{}][{}]", l.name,
+                               bf16 ? " with the column sw to the right of each, bf16 pairs" : "",
+                               l.in.h + l.pad_top + l.pad_bottom, l.in.w + l.pad_left + l.pad_right,
+                               l.in.c));
       }
       if (l.trainable()) {
         lp.lane_dw =

@@ -79,6 +79,19 @@ TEST_CASE(
       21);
 }
 
+TEST_CASE(
+    "bf16 agrees with the generic engine: weight gradients by taps, with an odd column pair, "
+    "stride 2, padding and partial tiles") {
+  if (!cpu_has_bf16()) CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  // conv1: 16 taps a row (one vector), Q = 8; conv2: 112 taps (a partial tile of vectors), 6
+  // filters (a partial tile of filters), stride 2 and padding, Q = 5 (the last pair of columns is
+  // half zero); 504 input elements leave a tail after the square transpositions.
+  check_bf16(
+      "model taps_bf16\ninput 7x9x8\nconv 56 2x2 relu\nconv 6 2x2 stride=2 pad=1 relu\nflatten\n"
+      "dense 3 softmax\n",
+      37);
+}
+
 TEST_CASE("a bf16 model on fp32 code says so; an fp32 model never does") {
   dsl::Graph g = test::graph_of("model p\ninput 4x4x1\ndense 3 softmax\nprecision bf16\n");
   cnnc_model fp32{};
