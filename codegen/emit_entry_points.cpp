@@ -88,6 +88,7 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const rt::ModelSpec& abi,
   w.line("m->layers = layer_table;");
   w.line("m->param_count = {};", abi.param_count);
   w.line("m->update = update;");
+  w.line("m->update_range = update_range;");
   for (Isa isa : isas_of(g)) {
     w.line("#if {}", variant_macro(isa));
     w.open("if (isa == {})", variant_index(isa));

@@ -1,59 +1,67 @@
-// The optimizer step of a generated file (cnnc_model::update), shared by its ISA variants.
+// The optimizer step of a generated file (cnnc_model::update and ::update_range), shared by its
+// ISA variants.
 #include "codegen/emit.hpp"
 
 namespace cnnc::codegen {
 
 // The optimizer step over the trainable layers' ranges, written as the generic engine's
-// (torch.optim's) SGD and Adam so that both engines agree.
+// (torch.optim's) SGD and Adam so that both engines agree. update_range clips every range to
+// the caller's, so that threads can share a step; update is update_range over everything.
 void emit_update(Writer& w, const dsl::Graph& g) {
   w.comment(
-      "cnnc_model::update: SGD with momentum or Adam (as torch.optim), trainable ranges only; "
-      "weight decay is L2.");
+      "cnnc_model::update_range: SGD with momentum or Adam (as torch.optim), trainable ranges "
+      "only, clipped to [begin, end); weight decay is L2.");
+  w.function(
+      "static void update_range(const cnnc_model* model, float* params, const float* grads, "
+      "float* state, const cnnc_optimizer* opt, int64_t begin, int64_t end)");
+  w.line("(void)model;");
+  std::vector<std::pair<int64_t, int64_t>> ranges;  // [first, end)
+  for (const dsl::Layer& l : g.layers)
+    if (l.trainable()) {
+      if (l.weight_count) ranges.push_back({l.weight_offset, l.weight_offset + l.weight_count});
+      if (l.bias_count) ranges.push_back({l.bias_offset, l.bias_offset + l.bias_count});
+    }
+  if (ranges.empty()) {
+    w.line("(void)params, (void)grads, (void)state, (void)opt, (void)begin, (void)end;");
+  } else {
+    w.line("static const int64_t ranges[{}][2] = {{", ranges.size());
+    for (auto [first, end] : ranges) w.line("    {{{}, {}}},", first, end);
+    w.line("}};");
+    w.line("float* m = state;");
+    w.line("float* v = state + {};", g.param_floats);
+    w.line("float step_size = 0.0f, sqrt_correction2 = 0.0f;");
+    w.open("if (opt->kind != CNNC_SGD)");
+    w.line("const double t = (double)opt->step;");
+    w.line("step_size = (float)((double)opt->lr / (1.0 - std::pow((double)opt->beta1, t)));");
+    w.line("sqrt_correction2 = (float)std::sqrt(1.0 - std::pow((double)opt->beta2, t));");
+    w.close();
+    w.open("for (const auto& range : ranges)");
+    w.line("const int64_t first = range[0] > begin ? range[0] : begin;");
+    w.line("const int64_t last = range[1] < end ? range[1] : end;");
+    w.open("if (opt->kind == CNNC_SGD)");
+    w.open("for (int64_t j = first; j < last; ++j)");
+    w.line("const float grad = grads[j] + opt->weight_decay * params[j];");
+    w.line("m[j] = opt->momentum * m[j] + grad;");
+    w.line("params[j] -= opt->lr * m[j];");
+    w.close();
+    w.line("continue;");
+    w.close();
+    w.open("for (int64_t j = first; j < last; ++j)");
+    w.line("const float grad = grads[j] + opt->weight_decay * params[j];");
+    w.line("m[j] = opt->beta1 * m[j] + (1.0f - opt->beta1) * grad;");
+    w.line("v[j] = opt->beta2 * v[j] + (1.0f - opt->beta2) * grad * grad;");
+    w.line("const float denom = std::sqrt(v[j]) / sqrt_correction2 + opt->eps;");
+    w.line("params[j] -= step_size * m[j] / denom;");
+    w.close();
+    w.close();
+  }
+  w.close();
+  w.blank();
+  w.comment("cnnc_model::update: one step over every parameter.");
   w.function(
       "static void update(const cnnc_model* model, float* params, const float* grads, float* "
       "state, const cnnc_optimizer* opt)");
-  w.line("(void)model;");
-  std::vector<std::pair<int64_t, int64_t>> ranges;
-  for (const dsl::Layer& l : g.layers)
-    if (l.trainable()) {
-      if (l.weight_count) ranges.push_back({l.weight_offset, l.weight_count});
-      if (l.bias_count) ranges.push_back({l.bias_offset, l.bias_count});
-    }
-  if (ranges.empty()) {
-    w.line("(void)params, (void)grads, (void)state, (void)opt;");
-    w.close();
-    w.blank();
-    return;
-  }
-  w.line("static const int64_t ranges[{}][2] = {{", ranges.size());
-  for (auto [at, n] : ranges) w.line("    {{{}, {}}},", at, n);
-  w.line("}};");
-  w.line("float* m = state;");
-  w.line("float* v = state + {};", g.param_floats);
-  w.open("if (opt->kind == CNNC_SGD)");
-  w.open("for (const auto& range : ranges)");
-  w.open("for (int64_t j = range[0]; j < range[0] + range[1]; ++j)");
-  w.line("const float grad = grads[j] + opt->weight_decay * params[j];");
-  w.line("m[j] = opt->momentum * m[j] + grad;");
-  w.line("params[j] -= opt->lr * m[j];");
-  w.close();
-  w.close();
-  w.line("return;");
-  w.close();
-  w.line("const double t = (double)opt->step;");
-  w.line(
-      "const float step_size = (float)((double)opt->lr / (1.0 - std::pow((double)opt->beta1, "
-      "t)));");
-  w.line("const float sqrt_correction2 = (float)std::sqrt(1.0 - std::pow((double)opt->beta2, t));");
-  w.open("for (const auto& range : ranges)");
-  w.open("for (int64_t j = range[0]; j < range[0] + range[1]; ++j)");
-  w.line("const float grad = grads[j] + opt->weight_decay * params[j];");
-  w.line("m[j] = opt->beta1 * m[j] + (1.0f - opt->beta1) * grad;");
-  w.line("v[j] = opt->beta2 * v[j] + (1.0f - opt->beta2) * grad * grad;");
-  w.line("const float denom = std::sqrt(v[j]) / sqrt_correction2 + opt->eps;");
-  w.line("params[j] -= step_size * m[j] / denom;");
-  w.close();
-  w.close();
+  w.line("update_range(model, params, grads, state, opt, 0, {});", g.param_floats);
   w.close();
   w.blank();
 }

@@ -14,7 +14,8 @@
  *
  * Threads: the runtime splits a batch into slices and calls the entry points once per slice,
  * each with its own gradient buffer and workspace; it then reduces the gradients in a fixed
- * order. An engine never starts threads of its own inside these calls.
+ * order and updates the parameters, by ranges on its threads (update_range). An engine never
+ * starts threads of its own inside these calls.
  */
 #ifndef CNNC_ABI_H
 #define CNNC_ABI_H
@@ -25,7 +26,13 @@
 extern "C" {
 #endif
 
-#define CNNC_ABI_VERSION 2u /* 2: cnnc_pass::gradients_ready */
+/* Compatibility: a new version only appends members to the ends of cnnc_pass and cnnc_model
+ * and never changes what an existing member means, so a model of an older version is a prefix
+ * of a newer one. A model sets abi_version to the version it was built against and fills every
+ * member of that version; a caller uses a member only from a model whose abi_version is at
+ * least the version that added it. The versions: 2 added cnnc_pass::gradients_ready, 3
+ * cnnc_model::update_range. */
+#define CNNC_ABI_VERSION 3u
 
 enum cnnc_layer_kind {
   CNNC_CONV = 1,
@@ -128,6 +135,13 @@ struct cnnc_model {
                  const cnnc_optimizer* opt);
 
   void* impl; /* the engine's own data */
+
+  /* Version 3. update for the parameters with index j in [begin, end) only, 0 <= begin <= end
+     <= param_count: it reads and writes params[j], state[j] and state[param_count + j] of those
+     j and no others, so calls on disjoint ranges may run at the same time on different threads,
+     and calls whose ranges cover [0, param_count) once give update's bits. */
+  void (*update_range)(const cnnc_model* model, float* params, const float* grads, float* state,
+                       const cnnc_optimizer* opt, int64_t begin, int64_t end);
 };
 
 /* The dropout mask, shared by every engine so that they agree bit for bit: element e of

@@ -66,7 +66,9 @@ struct GenericModel::Engine {
   void forward(const cnnc_pass& p) const;
   float train(const cnnc_pass& p) const;
   void input_gradient(const cnnc_pass& p, const int32_t* classes, float* grad) const;
-  void update(float* params, const float* grads, float* state, const cnnc_optimizer& opt) const;
+  // The step for the parameters in [begin, end) (cnnc_model::update_range).
+  void update(float* params, const float* grads, float* state, const cnnc_optimizer& opt,
+              int64_t begin, int64_t end) const;
   void check(const cnnc_pass& p) const;
 };
 
@@ -125,9 +127,13 @@ GenericModel::Engine::Engine(ModelSpec s, int32_t max_batch) : spec(std::move(s)
   };
   model.update = [](const cnnc_model* m, float* params, const float* grads, float* state,
                     const cnnc_optimizer* opt) {
-    static_cast<const Engine*>(m->impl)->update(params, grads, state, *opt);
+    static_cast<const Engine*>(m->impl)->update(params, grads, state, *opt, 0, m->param_count);
   };
   model.impl = this;
+  model.update_range = [](const cnnc_model* m, float* params, const float* grads, float* state,
+                          const cnnc_optimizer* opt, int64_t begin, int64_t end) {
+    static_cast<const Engine*>(m->impl)->update(params, grads, state, *opt, begin, end);
+  };
 }
 
 void GenericModel::Engine::check(const cnnc_pass& p) const {
@@ -277,7 +283,7 @@ void GenericModel::Engine::input_gradient(const cnnc_pass& p, const int32_t* cla
 }
 
 void GenericModel::Engine::update(float* params, const float* grads, float* state,
-                                  const cnnc_optimizer& opt) const {
+                                  const cnnc_optimizer& opt, int64_t begin, int64_t end) const {
   if (opt.kind != CNNC_SGD && opt.kind != CNNC_ADAM)
     throw std::invalid_argument("optimizer kind " + std::to_string(opt.kind) +
                                 " is not a cnnc_optimizer_kind");
@@ -285,9 +291,10 @@ void GenericModel::Engine::update(float* params, const float* grads, float* stat
   float* v = state + spec.param_count;
   for (const cnnc_layer& l : spec.layers) {
     if (!l.trainable) continue;
-    for (auto [at, count] :
+    for (auto [offset, n] :
          {std::pair{l.weight_offset, l.weight_count}, std::pair{l.bias_offset, l.bias_count}}) {
-      if (count == 0) continue;
+      const int64_t at = std::max(offset, begin), count = std::min(offset + n, end) - at;
+      if (count <= 0) continue;
       if (opt.kind == CNNC_SGD)
         sgd_step(opt, count, params + at, grads + at, m + at);
       else

@@ -8,6 +8,8 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -29,6 +31,10 @@ namespace {
 
 struct Slice {
   int32_t offset, n;
+};
+
+struct ParamRange {
+  int64_t begin, end;
 };
 
 // n samples over t threads, no slice above max: [ceil, ..., floor], empty slices dropped.
@@ -133,6 +139,62 @@ std::string non_finite_layer(const cnnc_model& m, const std::vector<float>& g) {
     if (bad(l.weight_offset, l.weight_count) || bad(l.bias_offset, l.bias_count)) return l.name;
   }
   return {};
+}
+
+// Thread t's share of [0, count) when `threads` split it: whole cache lines, so that no two
+// threads write one.
+ParamRange thread_range(int64_t count, int t, int threads) {
+  constexpr int64_t line = 64 / sizeof(float);
+  int64_t per = ((count + threads - 1) / threads + line - 1) / line * line;
+  return {std::min(count, t * per), std::min(count, (t + 1) * per)};
+}
+
+// A float's magnitude as an integer: |x| <= |y| exactly when magnitude(x) <= magnitude(y), and
+// the NaNs lie above the infinity. Comparing it vectorises without any float arithmetic.
+inline int32_t magnitude(float x) {
+  return std::bit_cast<int32_t>(x) & 0x7fffffff;
+}
+
+constexpr int32_t largest_finite = 0x7f7fffff;  // magnitude(the largest float)
+
+// Whether every g[i], i in range, is neither a NaN nor an infinity.
+bool all_finite(const float* g, ParamRange range) {
+  int32_t above = 0;
+  for (int64_t i = range.begin; i < range.end; ++i) above |= magnitude(g[i]) > largest_finite;
+  return above == 0;
+}
+
+// out[i] = scale * (0 + g_0[i] + g_1[i] + ...) over the first n slices, i in range: the slices
+// added in order, as an exchange adds them (slice_exchange.hpp). In chunks that stay in L1, so
+// that every loop vectorises. Returns whether every out[i] is finite.
+bool sum_slices(const std::vector<std::vector<float>>& slices, size_t n, ParamRange range,
+                float scale, float* out) {
+  constexpr int64_t chunk = 256;
+  float sum[chunk];
+  int32_t above = 0;
+  for (int64_t at = range.begin; at < range.end; at += chunk) {
+    const int64_t size = std::min(chunk, range.end - at);
+    std::fill_n(sum, size, 0.0f);
+    for (size_t s = 0; s < n; ++s) {
+      const float* g = slices[s].data() + at;
+      for (int64_t i = 0; i < size; ++i) sum[i] += g[i];
+    }
+    for (int64_t i = 0; i < size; ++i) {
+      out[at + i] = sum[i] * scale;
+      above |= magnitude(out[at + i]) > largest_finite;
+    }
+  }
+  return above == 0;
+}
+
+// The loss and the correct answers of slices' [loss, correct] pairs, in slice order.
+StepResult tally(std::span<const double> scores) {
+  StepResult r;
+  for (size_t s = 0; 2 * s < scores.size(); ++s) {
+    r.loss_sum += static_cast<float>(scores[2 * s]);
+    r.correct += static_cast<int64_t>(scores[2 * s + 1]);
+  }
+  return r;
 }
 
 std::string float_text(float x) {
@@ -245,6 +307,7 @@ TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch, Slice
       grads_(static_cast<size_t>(m.param_count), 0.0f),
       state_(static_cast<size_t>(m.param_count) * 2, 0.0f),
       outputs_(static_cast<size_t>(batch) * m.output_size, 0.0f),
+      finite_(static_cast<size_t>(pool.size()), 1),
       backward_order_(backward_order(m)) {}
 
 StepResult TrainStep::run(std::vector<float>& params, const float* images, const int32_t* labels,
@@ -286,49 +349,74 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
                         m_.output_size) == labels[i];
     slice_scores_[2 * s + 1] = static_cast<double>(correct);
   };
-  if (!overlap) {
-    for_each_slice(pool_, parts, train_slice);
-  } else {
-    // The exchange's thread reads the slices' gradients and LayersDone until finish_sum, even
-    // when a slice fails.
-    struct Finish {
-      LayersDone& done;
-      SliceExchange& exchange;
-      ~Finish() {
-        done.finish_all();
-        exchange.finish_sum();
+  // Every slice's [loss, correct]: this process's, replaced by every process's with an exchange.
+  std::span<const double> scores(slice_scores_.data(), 2 * parts.size());
+  std::vector<double> gathered;
+  const bool by_ranges = m_.abi_version >= 3;  // else a model from before update_range
+  // The end of the step on thread t, the last phase of a job: its range of grads_ summed from
+  // the slices (or, summed by an exchange, read) and checked; then, once every range is, updated
+  // unless the loss or some range is not finite, so that a diverged step leaves the last good
+  // weights behind. The range stays in one core's cache from the sum to the update.
+  auto finish_range = [&](int t, bool sum) {
+    ParamRange range = thread_range(count, t, pool_.size());
+    finite_[static_cast<size_t>(t)] =
+        sum ? sum_slices(slice_grads_, parts.size(), range, scale, grads_.data())
+            : all_finite(grads_.data(), range);
+    pool_.barrier();
+    if (by_ranges && std::isfinite(tally(scores).loss_sum) &&
+        std::all_of(finite_.begin(), finite_.end(), [](char f) { return f != 0; }))
+      m_.update_range(&m_, params.data(), grads_.data(), state_.data(), &opt, range.begin,
+                      range.end);
+  };
+  if (!exchange_) {
+    // The whole step is one job: the slices, then finish_range, the threads meeting in between.
+    std::atomic<bool> failed = false;
+    pool_.run([&](int t) {
+      std::exception_ptr error;
+      try {
+        for (size_t s = static_cast<size_t>(t); s < parts.size();
+             s += static_cast<size_t>(pool_.size()))
+          train_slice(s, t);
+      } catch (...) {
+        error = std::current_exception();
+        failed = true;
       }
-    } finish{layers_done_, *exchange_};
-    for_each_slice(pool_, parts, train_slice);
-  }
-  std::vector<double> scores(2 * all.size());
-  if (exchange_) {
+      pool_.barrier();
+      if (error) std::rethrow_exception(error);
+      if (!failed) finish_range(t, true);
+    });
+  } else {
+    if (!overlap) {
+      for_each_slice(pool_, parts, train_slice);
+    } else {
+      // The exchange's thread reads the slices' gradients and LayersDone until finish_sum, even
+      // when a slice fails.
+      struct Finish {
+        LayersDone& done;
+        SliceExchange& exchange;
+        ~Finish() {
+          done.finish_all();
+          exchange.finish_sum();
+        }
+      } finish{layers_done_, *exchange_};
+      for_each_slice(pool_, parts, train_slice);
+    }
     if (!overlap) exchange_->sum_gradients(local, count, scale, grads_.data());
     std::vector<int32_t> counts;
     for (int r = 0; r < ranks; ++r)
       counts.push_back(2 * slice_share(static_cast<int32_t>(all.size()), r, ranks).count);
-    exchange_->gather(std::span(slice_scores_.data(), 2 * parts.size()), counts, scores.data());
-  } else {
-    // The reduction: every index sums the slices in slice order, split by index over threads.
-    int64_t per = (count + pool_.size() - 1) / pool_.size();
-    pool_.run([&](int t) {
-      for (int64_t i = t * per; i < std::min(count, (t + 1) * per); ++i) {
-        float g = 0;
-        for (size_t s = 0; s < parts.size(); ++s) g += slice_grads_[s][i];
-        grads_[i] = g * scale;
-      }
-    });
-    std::copy_n(slice_scores_.begin(), scores.size(), scores.begin());
+    gathered.resize(2 * all.size());
+    exchange_->gather(scores, counts, gathered.data());
+    scores = gathered;
+    pool_.run([&](int t) { finish_range(t, false); });
   }
-  StepResult r;
-  for (size_t s = 0; s < all.size(); ++s) {
-    r.loss_sum += static_cast<float>(scores[2 * s]);
-    r.correct += static_cast<int64_t>(scores[2 * s + 1]);
-  }
-  // Checked before the update, so that a diverged step leaves the last good weights behind.
-  r.non_finite = std::isfinite(r.loss_sum) ? non_finite_layer(m_, grads_) : "the loss";
-  if (!r.non_finite.empty()) return r;
-  m_.update(&m_, params.data(), grads_.data(), state_.data(), &opt);
+  StepResult r = tally(scores);
+  if (!std::isfinite(r.loss_sum))
+    r.non_finite = "the loss";
+  else if (std::find(finite_.begin(), finite_.end(), 0) != finite_.end())
+    r.non_finite = non_finite_layer(m_, grads_);
+  if (r.non_finite.empty() && !by_ranges)
+    m_.update(&m_, params.data(), grads_.data(), state_.data(), &opt);
   return r;
 }
 

@@ -155,6 +155,7 @@ class TrainStep {
   std::vector<std::vector<float>> slice_grads_;  // one per slice of this process's share
   std::vector<double> slice_scores_;             // [slice][loss, correct]
   std::vector<float> grads_, state_, outputs_;
+  std::vector<char> finite_;                   // per thread: its range of grads_ is finite
   std::vector<GradientRange> backward_order_;  // the trainable layers, last first
   LayersDone layers_done_;
 };

@@ -203,6 +203,56 @@ TEST_CASE(
   CHECK(ran >= 1);
 }
 
+namespace {
+
+// update_range over pieces that split layers, with empty ones among them, gives update's bits,
+// and touches nothing outside its range; for SGD and Adam, over two steps.
+void check_update_by_ranges(const dsl::Graph& g, const cnnc_model& m) {
+  INFO(m.engine);
+  const int64_t count = m.param_count;
+  std::vector<float> grads(static_cast<size_t>(count));
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = static_cast<float>(i % 13) / 13.0f - 0.4f;
+  const std::vector<int64_t> cuts = {0, 0, 7, count / 3, count / 3, count - 5, count};
+  for (int32_t kind : {CNNC_SGD, CNNC_ADAM}) {
+    INFO("optimizer kind " << kind);
+    std::vector<float> whole = engine::initial_params(g, m, 3), pieces = whole;
+    std::vector<float> whole_state(2 * static_cast<size_t>(count), 0.0f),
+        pieces_state = whole_state;
+    for (int64_t k = 1; k <= 2; ++k) {
+      cnnc_optimizer opt{kind, 0.05f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.001f, k};
+      m.update(&m, whole.data(), grads.data(), whole_state.data(), &opt);
+      for (size_t c = 0; c + 1 < cuts.size(); ++c) {
+        std::vector<float> params = pieces, state = pieces_state;
+        m.update_range(&m, pieces.data(), grads.data(), pieces_state.data(), &opt, cuts[c],
+                       cuts[c + 1]);
+        for (int64_t j = 0; j < count; ++j) {
+          if (j >= cuts[c] && j < cuts[c + 1]) continue;
+          INFO("entry " << j << " outside [" << cuts[c] << ", " << cuts[c + 1] << ")");
+          REQUIRE(pieces[j] == params[j]);
+          REQUIRE(pieces_state[j] == state[j]);
+          REQUIRE(pieces_state[count + j] == state[count + j]);
+        }
+      }
+    }
+    CHECK(pieces == whole);
+    CHECK(pieces_state == whole_state);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("update_range by pieces is update, in generated code and the generic engine") {
+  dsl::Graph g = test::graph_of(
+      "model frozen\ninput 10x10x1\nconv 2 3x3 pad=same weights=sobel frozen\nconv 8 3x3 "
+      "relu\nmaxpool 2x2\ndense 6 relu\ndense 10 softmax\n");
+  check_update_by_ranges(g, engine::make_engine(g, "generic", 4)->model());
+  codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 4});
+  codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
+  codegen::ModelPtr m = lib.make(4, "auto");
+  REQUIRE(m);
+  check_update_by_ranges(g, *m);
+}
+
 TEST_CASE("a checked graph lowers to the ABI's layer table, one row per layer") {
   dsl::Graph g = test::graph_of(
       "model rows\ninput 6x6x1\nconv 2 3x3 pad=same relu\nmaxpool 2x2\nflatten\ndropout "

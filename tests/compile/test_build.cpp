@@ -88,12 +88,17 @@ float train(const cnnc_model*, const cnnc_pass* pass) {
   return loss;
 }
 
-void update(const cnnc_model*, float* params, const float* grads, float* state,
-            const cnnc_optimizer* opt) {
-  for (int i = 0; i < 6; ++i) {
+void update_range(const cnnc_model*, float* params, const float* grads, float* state,
+                  const cnnc_optimizer* opt, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
     state[i] = opt->momentum * state[i] + grads[i] + opt->weight_decay * params[i];
     params[i] -= opt->lr * state[i];
   }
+}
+
+void update(const cnnc_model* m, float* params, const float* grads, float* state,
+            const cnnc_optimizer* opt) {
+  update_range(m, params, grads, state, opt, 0, 6);
 }
 
 }  // namespace
@@ -106,7 +111,8 @@ extern "C" cnnc_model* cnnc_NAME_create(int32_t max_batch, const char* target) {
     return NULL;
   }
   return new cnnc_model{CNNC_ABI_VERSION, "NAME", "specialized-portable", 1, 1, 2, 2, max_batch,
-                        CNNC_CROSS_ENTROPY, 1, layers, 6, 0, forward, train, update, NULL};
+                        CNNC_CROSS_ENTROPY, 1, layers, 6, 0, forward, train, update, NULL,
+                        update_range};
 }
 
 extern "C" void cnnc_NAME_destroy(cnnc_model* model) { delete model; }

@@ -280,6 +280,172 @@ TEST_CASE("a TrainStep that meets a non-finite loss names it and changes nothing
                     [](float x) { return x == 0; }));
 }
 
+namespace {
+
+// 30 blob samples as one prepared batch, in epoch 0's order.
+struct BlobBatch {
+  std::vector<float> images = std::vector<float>(30 * 8 * 8);
+  std::vector<int32_t> labels = std::vector<int32_t>(30);
+  BlobBatch() {
+    rt::LabeledImages d = blobs(30, 1);
+    rt::prepare_batch(d, rt::epoch_order(30, 1, 0), images.data(), labels.data());
+  }
+};
+
+// A step as the ABI defines one, written out: each slice's train, the slices' gradients summed
+// in slice order and divided by n, then update over every parameter at once.
+void step_by_hand(const cnnc_model& m, std::vector<float>& params, std::vector<float>& state,
+                  const BlobBatch& b, const std::vector<int32_t>& slice_sizes,
+                  const cnnc_optimizer& opt) {
+  rt::Workspaces ws(m, 1);
+  std::vector<std::vector<float>> slice_grads;
+  int32_t offset = 0;
+  for (int32_t size : slice_sizes) {
+    slice_grads.emplace_back(static_cast<size_t>(m.param_count), 0.0f);
+    cnnc_pass pass{};
+    pass.params = params.data();
+    pass.input = b.images.data() + offset * 64;
+    pass.labels = b.labels.data() + offset;
+    pass.grads = slice_grads.back().data();
+    pass.workspace = ws[0];
+    pass.n = size;
+    pass.sample_base = static_cast<uint32_t>(offset);
+    pass.seed = 7;
+    m.train(&m, &pass);
+    offset += size;
+  }
+  std::vector<float> grads(static_cast<size_t>(m.param_count));
+  for (size_t i = 0; i < grads.size(); ++i) {
+    float g = 0;
+    for (const std::vector<float>& slice : slice_grads) g += slice[i];
+    grads[i] = g * (1.0f / static_cast<float>(offset));
+  }
+  m.update(&m, params.data(), grads.data(), state.data(), &opt);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a TrainStep is the slices' train, their sum in slice order and one update, bit for bit") {
+  // Three threads cut the parameter vector inside a layer; both optimizers, two steps, so that
+  // the state the threads wrote by ranges is read back.
+  dsl::Graph g = test::graph_of(blob_model);
+  auto engine = engine::make_engine(g, "generic", 16);
+  const cnnc_model& m = engine->model();
+  BlobBatch b;
+  for (int32_t kind : {CNNC_SGD, CNNC_ADAM}) {
+    INFO("optimizer kind " << kind);
+    rt::ThreadPool pool(3);
+    rt::TrainStep step(m, pool, 30);
+    std::vector<float> params = engine::initial_params(g, m, 3), expected = params;
+    std::vector<float> state(2 * static_cast<size_t>(m.param_count), 0.0f);
+    for (int64_t k = 1; k <= 2; ++k) {
+      cnnc_optimizer opt{kind, 0.05f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.001f, k};
+      rt::StepResult r = step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7);
+      REQUIRE(r.non_finite.empty());
+      step_by_hand(m, expected, state, b, {10, 10, 10}, opt);
+    }
+    CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
+    CHECK(rt::weights_digest(step.optimizer_state()) == rt::weights_digest(state));
+  }
+}
+
+TEST_CASE("a model from before update_range (ABI 2) steps through update, to the same bits") {
+  dsl::Graph g = test::graph_of(blob_model);
+  auto engine = engine::make_engine(g, "generic", 16);
+  cnnc_model old = engine->model();
+  old.abi_version = 2;
+  old.update_range = nullptr;
+  BlobBatch b;
+  rt::ThreadPool pool(2);
+  std::vector<float> params = engine::initial_params(g, old, 3), expected = params;
+  std::vector<float> state(2 * static_cast<size_t>(old.param_count), 0.0f);
+  cnnc_optimizer opt{CNNC_SGD, 0.05f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.001f, 1};
+  rt::TrainStep step(old, pool, 30);
+  REQUIRE(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7).non_finite.empty());
+  step_by_hand(engine->model(), expected, state, b, {15, 15}, opt);
+  CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
+}
+
+namespace {
+
+// The generic model's train, then one gradient entry set to `poison`: a gradient that may
+// overflow or be infinite while the loss stays finite. A slice that starts at `throw_at` throws.
+float (*clean_train)(const cnnc_model*, const cnnc_pass*) = nullptr;
+int64_t poisoned_entry = 0;
+float poison = 0;
+uint32_t throw_at = UINT32_MAX;
+
+float poisoned_train(const cnnc_model* m, const cnnc_pass* pass) {
+  if (pass->sample_base == throw_at) throw std::runtime_error("slice failed");
+  float loss = clean_train(m, pass);
+  pass->grads[poisoned_entry] = poison;
+  return loss;
+}
+
+struct Poisoned {
+  std::unique_ptr<engine::Engine> engine;
+  cnnc_model m;
+  explicit Poisoned(const dsl::Graph& g, float value, int64_t entry)
+      : engine(engine::make_engine(g, "generic", 16)), m(engine->model()) {
+    clean_train = m.train;
+    m.train = poisoned_train;
+    poison = value;
+    poisoned_entry = entry;
+    throw_at = UINT32_MAX;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a TrainStep that meets a non-finite gradient names its layer and changes nothing") {
+  dsl::Graph g = test::graph_of(blob_model);
+  BlobBatch b;
+  auto engine = engine::make_engine(g, "generic", 16);
+  const cnnc_model& clean = engine->model();
+  const cnnc_layer &first = clean.layers[0], &last = clean.layers[clean.layer_count - 1];
+  // Infinite in the first thread's range of the gradient and in the last's; and finite in both
+  // slices (of 15 samples each) but 3 * 2^127 summed, past the largest float.
+  struct Case {
+    float value;
+    int64_t entry;
+    std::string layer;
+  };
+  for (const Case& c : {Case{INFINITY, first.weight_offset, first.name},
+                        Case{INFINITY, last.bias_offset + last.bias_count - 1, last.name},
+                        Case{std::ldexp(1.5f, 127), last.weight_offset, last.name}}) {
+    INFO("entry " << c.entry << " = " << c.value);
+    Poisoned p(g, c.value, c.entry);
+    rt::ThreadPool pool(2);
+    rt::TrainStep step(p.m, pool, 30);
+    std::vector<float> params = engine::initial_params(g, p.m, 3), before = params;
+    cnnc_optimizer opt{CNNC_SGD, 0.05f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 1};
+    rt::StepResult r = step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7);
+    CHECK(std::isfinite(r.loss_sum));
+    CHECK(r.non_finite == c.layer);
+    CHECK(params == before);
+    CHECK(std::all_of(step.optimizer_state().begin(), step.optimizer_state().end(),
+                      [](float x) { return x == 0; }));
+  }
+}
+
+TEST_CASE("a slice that throws fails the step with its exception, and the pool works on") {
+  dsl::Graph g = test::graph_of(blob_model);
+  BlobBatch b;
+  Poisoned p(g, 0.0f, 0);
+  throw_at = 15;  // the second slice: the pool's worker thread
+  rt::ThreadPool pool(2);
+  rt::TrainStep step(p.m, pool, 30);
+  std::vector<float> params = engine::initial_params(g, p.m, 3), before = params;
+  cnnc_optimizer opt{CNNC_SGD, 0.05f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 1};
+  CHECK_THROWS_WITH(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7),
+                    "slice failed");
+  CHECK(params == before);
+  throw_at = UINT32_MAX;
+  CHECK(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7).non_finite.empty());
+  CHECK(params != before);
+}
+
 TEST_CASE("every model in models/ takes a training step and frozen layers stay as written") {
   for (const auto& e : fs::directory_iterator(fs::path(CNNC_SOURCE_DIR) / "models")) {
     std::ifstream in(e.path());

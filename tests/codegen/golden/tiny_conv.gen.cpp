@@ -2030,32 +2030,35 @@ static const int32_t kernel_count = 7;
 }  // namespace portable
 #endif
 
-// cnnc_model::update: SGD with momentum or Adam (as torch.optim), trainable ranges only; weight decay is L2.
-static void update(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt) {
+// cnnc_model::update_range: SGD with momentum or Adam (as torch.optim), trainable ranges only, clipped to [begin, end); weight decay is L2.
+static void update_range(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt, int64_t begin, int64_t end) {
   (void)model;
   static const int64_t ranges[4][2] = {
       {0, 18},
-      {32, 2},
-      {48, 54},
-      {112, 3},
+      {32, 34},
+      {48, 102},
+      {112, 115},
   };
   float* m = state;
   float* v = state + 128;
-  if (opt->kind == CNNC_SGD) {
-    for (const auto& range : ranges) {
-      for (int64_t j = range[0]; j < range[0] + range[1]; ++j) {
+  float step_size = 0.0f, sqrt_correction2 = 0.0f;
+  if (opt->kind != CNNC_SGD) {
+    const double t = (double)opt->step;
+    step_size = (float)((double)opt->lr / (1.0 - std::pow((double)opt->beta1, t)));
+    sqrt_correction2 = (float)std::sqrt(1.0 - std::pow((double)opt->beta2, t));
+  }
+  for (const auto& range : ranges) {
+    const int64_t first = range[0] > begin ? range[0] : begin;
+    const int64_t last = range[1] < end ? range[1] : end;
+    if (opt->kind == CNNC_SGD) {
+      for (int64_t j = first; j < last; ++j) {
         const float grad = grads[j] + opt->weight_decay * params[j];
         m[j] = opt->momentum * m[j] + grad;
         params[j] -= opt->lr * m[j];
       }
+      continue;
     }
-    return;
-  }
-  const double t = (double)opt->step;
-  const float step_size = (float)((double)opt->lr / (1.0 - std::pow((double)opt->beta1, t)));
-  const float sqrt_correction2 = (float)std::sqrt(1.0 - std::pow((double)opt->beta2, t));
-  for (const auto& range : ranges) {
-    for (int64_t j = range[0]; j < range[0] + range[1]; ++j) {
+    for (int64_t j = first; j < last; ++j) {
       const float grad = grads[j] + opt->weight_decay * params[j];
       m[j] = opt->beta1 * m[j] + (1.0f - opt->beta1) * grad;
       v[j] = opt->beta2 * v[j] + (1.0f - opt->beta2) * grad * grad;
@@ -2063,6 +2066,11 @@ static void update(const cnnc_model* model, float* params, const float* grads, f
       params[j] -= step_size * m[j] / denom;
     }
   }
+}
+
+// cnnc_model::update: one step over every parameter.
+static void update(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt) {
+  update_range(model, params, grads, state, opt, 0, 128);
 }
 
 }  // namespace cnnc_gen_tiny_conv
@@ -2105,6 +2113,7 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
   m->layers = layer_table;
   m->param_count = 128;
   m->update = update;
+  m->update_range = update_range;
   #if CNNC_HAS_AVX512
   if (isa == 0) {
     m->engine = "specialized-avx512";
