@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -37,6 +36,7 @@
 #include "dsl/diagnostics.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
+#include "train/stopwatch.hpp"
 #include "train/thread_pool.hpp"
 #include "train/trainer.hpp"
 
@@ -55,12 +55,6 @@ struct Outcome {
   double command_seconds = 0;  // from the command to the accuracy (or the end), warm cache
   int64_t epoch = 0, steps = 0;
 };
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // Seconds since this process was exec'ed (/proc/self/stat's start time, in clock ticks since
 // boot, against CLOCK_BOOTTIME): loading cnnc's libraries counts as part of the command.
@@ -198,7 +192,7 @@ Outcome train_pytorch(const dsl::Graph& g, const cnnc_model& table, const Accura
   write_binary(dir + "/config.json", config.data(), config.size());
   std::vector<float> params = engine::initial_params(g, table, seed);
   write_binary(dir + "/params.f32", params.data(), params.size() * sizeof(float));
-  Clock::time_point started = Clock::now();
+  rt::Clock::time_point started = rt::Clock::now();
   {
     LineProcess p(
         {a.python, peers_dir() + "/pytorch_mnist.py", "accuracy", "--config", dir + "/config.json",
@@ -219,7 +213,7 @@ Outcome train_pytorch(const dsl::Graph& g, const cnnc_model& table, const Accura
       out.accuracy = r.value("accuracy", 0.0);
       out.epoch = r.value("epoch", int64_t{0});
       out.steps = r.value("step", int64_t{0});
-      out.command_seconds = seconds_since(started);
+      out.command_seconds = rt::seconds_since(started);
       out.note = out.reached ? "" : fmt::format("not reached after {} epochs", a.epochs);
     }
   }
@@ -258,7 +252,7 @@ int run_to_accuracy(const dsl::Graph& g, const AccuracyOptions& a) {
   for (uint64_t seed : seeds) {
     for (const std::string& name : a.engines) {
       Outcome o;
-      Clock::time_point started = Clock::now();
+      rt::Clock::time_point started = rt::Clock::now();
       if (name == "pytorch") {
         o = train_pytorch(g, table, a, seed, pytorch_setting, pytorch_why);
       } else if (name == "onednn") {
@@ -275,7 +269,7 @@ int run_to_accuracy(const dsl::Graph& g, const AccuracyOptions& a) {
         rt::ModelLearner learner(e->model(), params, pool, batch);
         o = train_in_process(g, learner, data, a, seed, name);
       }
-      if (name != "pytorch") o.command_seconds = startup + seconds_since(started);
+      if (name != "pytorch") o.command_seconds = startup + rt::seconds_since(started);
       fmt::print("{:<12} {:>6} {:>12} {:>10} {:>8} {:>8} {:>10}  {}\n", o.engine, o.seed,
                  o.ran ? fmt::format("{:.2f}", o.seconds) : "-",
                  o.ran ? fmt::format("{:.2f}", o.command_seconds) : "-",

@@ -29,7 +29,7 @@ std::vector<int32_t> epoch_order(int32_t count, uint64_t seed, uint32_t epoch) {
 
 #if defined(__x86_64__)
 // Sixteen bytes at a time where the CPU has AVX-512: this conversion runs on one thread while the
-// others wait for the batch, and takes 2.5x less of that time than the SSE2 loop.
+// others wait for the batch, and prepares batches 1.8x as fast as the SSE2 loop (bench_data).
 __attribute__((target("avx512f"))) size_t pixels_to_floats_avx512(const uint8_t* src, size_t n,
                                                                   float* dst) {
   const __m512 scale = _mm512_set1_ps(255.0f);

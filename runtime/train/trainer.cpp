@@ -71,13 +71,17 @@ double sample_loss(const cnnc_model& m, const float* y, int32_t label) {
   return top + std::log(sum) - y[label];
 }
 
-// Runs f(slice, thread) for every slice; thread t takes slices t, t + threads, ...
+// Runs f(slice, t) for thread t's slices of `parts`: t, t + threads, ...
+template <class F>
+void slices_of_thread(const ThreadPool& pool, const std::vector<Slice>& parts, int t, F&& f) {
+  for (size_t s = static_cast<size_t>(t); s < parts.size(); s += static_cast<size_t>(pool.size()))
+    f(s, t);
+}
+
+// Runs f(slice, thread) for every slice, as one job of the pool.
 template <class F>
 void for_each_slice(ThreadPool& pool, const std::vector<Slice>& parts, F&& f) {
-  pool.run([&](int t) {
-    for (size_t s = static_cast<size_t>(t); s < parts.size(); s += static_cast<size_t>(pool.size()))
-      f(s, t);
-  });
+  pool.run([&](int t) { slices_of_thread(pool, parts, t, f); });
 }
 
 // The fields of a pass that forward and train share: a slice of the prepared batch.
@@ -374,9 +378,7 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     pool_.run([&](int t) {
       std::exception_ptr error;
       try {
-        for (size_t s = static_cast<size_t>(t); s < parts.size();
-             s += static_cast<size_t>(pool_.size()))
-          train_slice(s, t);
+        slices_of_thread(pool_, parts, t, train_slice);
       } catch (...) {
         error = std::current_exception();
         failed = true;
