@@ -33,10 +33,6 @@ ConvShape shape_of(const dsl::Layer& l) {
           l.in.w + l.pad_left + l.pad_right};
 }
 
-bool pads(const dsl::Layer& l) {
-  return l.pad_top + l.pad_bottom + l.pad_left + l.pad_right > 0;
-}
-
 // Copies x [H][W][C][L] into the interior of the padded buffer; the border stays zero
 // because nothing else writes it (it is cleared when a slice begins).
 void emit_pad_copy(EmitContext& c, const std::string& from, const std::string& to,
@@ -119,7 +115,8 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   c.w.line("const float* b = {};", at("params", l.bias_offset));
   std::string x = c.input_of(lp.index);
   if (pads(l)) {
-    emit_pad_copy(c, x, ws(lp.padded), d, l);
+    // The first layer's input was loaded into the padded buffer already (load_block).
+    if (lp.index > 0 || !c.plan.input_padded) emit_pad_copy(c, x, ws(lp.padded), d, l);
     x = ws(lp.padded);
   }
   const bool bf16 = lp.bf16_forward;

@@ -84,32 +84,89 @@ void emit_slice_edges(EmitContext& c) {
   }
 }
 
-// The block's input, transposed from the caller's [n][H][W][C] into [H][W][C][L]; lanes past
-// the slice's end are zero.
+// The block's input, transposed from the caller's [n][H][W][C] into [H][W][C][L] (into the
+// interior of the first conv's padded buffer when it pads); lanes past the slice's end are zero.
+// A full block is moved as squares of L samples x L values transposed in registers: a value at
+// a time, lane by lane, and then copied again into the padding, it held lenet5's batch-1,000
+// inference 6% (fp32) and 13% (bf16) below this.
 void emit_load_block(EmitContext& c) {
-  int64_t L = c.L(), size = c.graph.input.size();
-  c.w.comment(fmt::format("input [n][{}] -> block [{}][L], samples first .. first + count - 1.",
-                          size, size));
+  const dsl::Graph& g = c.graph;
+  int64_t L = c.L(), size = g.input.size();
+  // Runs of values contiguous in both layouts: the whole sample, or with padding one input row.
+  int64_t runs = 1, run = size, run_stride = 0;
+  std::string to = ws(c.plan.input);
+  Expr first_run = 0;
+  if (c.plan.input_padded) {
+    const LayerPlan& conv = c.plan.layers.front();
+    const dsl::Layer& l = *conv.layer;
+    int64_t Wp = l.in.w + l.pad_left + l.pad_right;
+    runs = l.in.h;
+    run = l.in.w * l.in.c;
+    run_stride = Wp * l.in.c * L;
+    first_run = (l.pad_top * Wp + l.pad_left) * l.in.c * L;
+    to = ws(conv.padded);
+  }
+  c.w.comment(fmt::format(
+      "input [n][{}] -> block [{}][{}][{}][L]{}, samples first .. first + count - 1.", size,
+      g.input.h, g.input.w, g.input.c, c.plan.input_padded ? " in the first conv's padding" : ""));
   c.w.function(
       "static {} void load_block(const float* __restrict input, int first, int count, float* "
       "__restrict ws)",
       c.target());
-  c.w.line("float* x = {};", ws(c.plan.input));
+  c.w.line("float* x = {};", to);
+  // Each run h: values [0, run) of the sample from src + h * run, to x + dst(h) + value * L.
+  auto each_run = [&](const std::function<void(const Expr& src, const Expr& dst)>& body) {
+    emit_loop(c.w, "h", runs, [&](const Expr& h) { body(h * run, first_run + h * run_stride); });
+  };
   if (L == 1) {  // a block of one sample: no transposition, and never a lane to spare
     c.w.line("(void)count;");
-    c.w.line("std::memcpy(x, input + (int64_t)first * {}, {} * sizeof(float));", size, size);
-  } else {
-    const Expr lane = Expr::var("lane");
-    c.w.open("for (int lane = 0; lane < count; ++lane)");
-    c.w.line("const float* src = input + (int64_t)(first + lane) * {};", size);
-    emit_loop_line(c.w, "", "e", size,
-                   [&](const Expr& e) { return fmt::format("x[{}] = src[{}];", e * L + lane, e); });
+    c.w.line("const float* src = input + (int64_t)first * {};", size);
+    each_run([&](const Expr& src, const Expr& dst) {
+      c.w.line("std::memcpy({}, {}, {} * sizeof(float));", at("x", dst), at("src", src), run);
+    });
     c.w.close();
-    c.w.open("for (int lane = count; lane < {}; ++lane)", L);
-    emit_loop_line(c.w, "", "e", size,
-                   [&](const Expr& e) { return fmt::format("x[{}] = 0.0f;", e * L + lane); });
+    c.w.blank();
+    return;
+  }
+  const Expr lane = Expr::var("lane");
+  if (run >= L) {
+    c.w.open("if (count == {})", L);
+    c.w.comment(fmt::format("A full block: squares of {} samples x {} values{}.", L, L,
+                            run % L ? ", the last of a run overlapping the one before it" : ""));
+    c.w.line("const float* src = input + (int64_t)first * {};", size);
+    c.w.line("V r[{}];", L);
+    // The square of values [e, e + L) of the run, of which values from `keep` on are stored.
+    auto square = [&](const Expr& src, const Expr& dst, const Expr& e, int64_t keep) {
+      c.w.line("vtranspose_rows(r, {}, {});", at("src", src + e), size);
+      emit_loop_line(
+          c.w, "", "i", L - keep,
+          [&](const Expr& i) {
+            return fmt::format("vstore({}, r[{}]);", at("x", dst + (e + i) * L), i);
+          },
+          keep);
+    };
+    each_run([&](const Expr& src, const Expr& dst) {
+      emit_loop(
+          c.w, "e", run / L, [&](const Expr& e) { square(src, dst, e, 0); }, 0, L);
+      if (run % L) square(src, dst, run - L, L - run % L);
+    });
+    c.w.line("return;");
     c.w.close();
   }
+  c.w.open("for (int lane = 0; lane < count; ++lane)");
+  c.w.line("const float* src = input + (int64_t)(first + lane) * {};", size);
+  each_run([&](const Expr& src, const Expr& dst) {
+    emit_loop_line(c.w, "", "e", run, [&](const Expr& e) {
+      return fmt::format("x[{}] = src[{}];", dst + e * L + lane, src + e);
+    });
+  });
+  c.w.close();
+  c.w.open("for (int lane = count; lane < {}; ++lane)", L);
+  each_run([&](const Expr&, const Expr& dst) {
+    emit_loop_line(c.w, "", "e", run,
+                   [&](const Expr& e) { return fmt::format("x[{}] = 0.0f;", dst + e * L + lane); });
+  });
+  c.w.close();
   c.w.close();
   c.w.blank();
 }

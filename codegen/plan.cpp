@@ -143,7 +143,10 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
   p.max_batch = max_batch;
   const int64_t L = p.lanes;
   Arena a{p.regions};
-  p.input = a.take("block_input", g.input.size() * L, "the block's input, " + dims(g.input));
+  const dsl::Layer& first = g.layers.front();
+  p.input_padded = first.kind == dsl::LayerKind::conv && pads(first);
+  if (!p.input_padded)
+    p.input = a.take("block_input", g.input.size() * L, "the block's input, " + dims(g.input));
   int64_t largest = g.input.size();
   for (size_t i = 0; i < g.layers.size(); ++i) {
     const dsl::Layer& l = g.layers[i];
@@ -155,10 +158,9 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
                     fmt::format("{}'s output, {}", l.name, dims(l.out)));
     largest = std::max(largest, l.out.size());
     if (l.kind == dsl::LayerKind::conv) {
-      bool padding = l.pad_top + l.pad_bottom + l.pad_left + l.pad_right > 0;
       int64_t padded =
           (l.in.h + l.pad_top + l.pad_bottom) * (l.in.w + l.pad_left + l.pad_right) * l.in.c * L;
-      if (padding) {
+      if (pads(l)) {
         std::string shape = fmt::format("[{}][{}][{}][L]", l.in.h + l.pad_top + l.pad_bottom,
                                         l.in.w + l.pad_left + l.pad_right, l.in.c);
         lp.padded = a.take(l.name + "_x_padded", padded,
@@ -318,6 +320,10 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
   }
   p.workspace_floats = a.top;
   return p;
+}
+
+bool pads(const dsl::Layer& l) {
+  return l.pad_top + l.pad_bottom + l.pad_left + l.pad_right > 0;
 }
 
 }  // namespace cnnc::codegen

@@ -83,12 +83,18 @@ struct Plan {
   int lanes = 1;
   int max_batch = 0;  // the largest slice; the workspace is sized for it
   std::vector<LayerPlan> layers;
-  Slot input;                 // the block's input, [H][W][C][L]
+  // The block's input, [H][W][C][L]. When the first layer is a conv that pads, the block is
+  // loaded straight into the interior of that conv's padded buffer instead, and input is empty.
+  Slot input;
+  bool input_padded = false;
   std::vector<Slot> regions;  // every Slot above, in the order they were laid out
   int64_t workspace_floats = 0;
 };
 
 // Plans one ISA for slices of up to max_batch samples.
 Plan plan_model(const dsl::Graph& graph, Isa isa, int max_batch);
+
+// Whether a layer pads its input.
+bool pads(const dsl::Layer& l);
 
 }  // namespace cnnc::codegen

@@ -94,11 +94,9 @@ static CNNC_AVX512 inline V vkeep(const uint32_t* keys, uint32_t element, uint32
   __m512i bits = vhash(_mm512_xor_si512(_mm512_load_si512(keys), _mm512_set1_epi32((int)(element * 0x9e3779b9u))));
   return vbits(_mm512_maskz_set1_epi32(_mm512_cmpge_epu32_mask(bits, _mm512_set1_epi32((int)threshold)), -1));
 }
-// Square transposition of a block: src holds 16 vectors (elements) of 16 samples; sample `lane`
-// of element i goes to dst[lane * stride + i].
-static CNNC_AVX512 inline void vtranspose(float* dst, int64_t stride, const float* src) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(src + 16 * i);
+// The 16 x 16 matrix in r transposed in place: r[i][j] becomes r[j][i].
+static CNNC_AVX512 inline void vtranspose_registers(V* r) {
+  V t[16];
   for (int i = 0; i < 16; i += 2) { t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]); }
   for (int i = 0; i < 16; i += 4) {
     r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44); r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
@@ -107,26 +105,38 @@ static CNNC_AVX512 inline void vtranspose(float* dst, int64_t stride, const floa
   for (int h = 0; h < 16; h += 8)
     for (int i = 0; i < 4; ++i) { t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88); t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xDD); }
   for (int i = 0; i < 8; ++i) { r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88); r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD); }
+}
+// Square transposition of a block: src holds 16 vectors (elements) of 16 samples; sample `lane`
+// of element i goes to dst[lane * stride + i].
+static CNNC_AVX512 inline void vtranspose(float* dst, int64_t stride, const float* src) {
+  V r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(src + 16 * i);
+  vtranspose_registers(r);
   for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * stride, r[i]);
+}
+// The other way: 16 values of 16 samples, sample `lane`'s from src + lane * stride (unaligned),
+// as r[i] = value i of every sample, one sample per lane.
+static CNNC_AVX512 inline void vtranspose_rows(V* r, const float* src, int64_t stride) {
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * stride);
+  vtranspose_registers(r);
 }
 
 // The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
 // The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
 // the _dy of the layer before it, into the buffer it does not read.
-static const int64_t workspace_floats = 6320;
-static const int64_t block_input     = 0;     // the block's input, [6][6][1][L]
-static const int64_t conv1_y         = 576;   // conv1's output, [6][6][2][L]
-static const int64_t conv1_x_padded  = 1728;  // conv1's input, zero-padded, [8][8][1][L]
-static const int64_t conv1_dw_lanes  = 2752;  // conv1's weight gradient per lane, [2][3][3][1][L]
-static const int64_t conv1_db_lanes  = 3040;  // conv1's bias gradient per lane, [2][L]
-static const int64_t maxpool1_y      = 3072;  // maxpool1's output, [3][3][2][L]
-static const int64_t dense1_y        = 3360;  // dense1's output, [3][L]
-static const int64_t dense1_db_lanes = 3408;  // dense1's bias gradient per lane, [3][L]
-static const int64_t dense1_x_rows   = 3456;  // dense1's input rows for the slice, [16][32]
-static const int64_t dense1_dz_rows  = 3968;  // dense1's output gradient rows for the slice, [16][3]
-static const int64_t conv1_dy        = 4016;  // conv1's output gradient, [6][6][2][L] (buffer a)
-static const int64_t maxpool1_dy     = 5168;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
-static const int64_t dense1_dy       = 4016;  // dense1's output gradient, [3][L] (buffer a)
+static const int64_t workspace_floats = 5744;
+static const int64_t conv1_y         = 0;     // conv1's output, [6][6][2][L]
+static const int64_t conv1_x_padded  = 1152;  // conv1's input, zero-padded, [8][8][1][L]
+static const int64_t conv1_dw_lanes  = 2176;  // conv1's weight gradient per lane, [2][3][3][1][L]
+static const int64_t conv1_db_lanes  = 2464;  // conv1's bias gradient per lane, [2][L]
+static const int64_t maxpool1_y      = 2496;  // maxpool1's output, [3][3][2][L]
+static const int64_t dense1_y        = 2784;  // dense1's output, [3][L]
+static const int64_t dense1_db_lanes = 2832;  // dense1's bias gradient per lane, [3][L]
+static const int64_t dense1_x_rows   = 2880;  // dense1's input rows for the slice, [16][32]
+static const int64_t dense1_dz_rows  = 3392;  // dense1's output gradient rows for the slice, [16][3]
+static const int64_t conv1_dy        = 3440;  // conv1's output gradient, [6][6][2][L] (buffer a)
+static const int64_t maxpool1_dy     = 4592;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
+static const int64_t dense1_dy       = 3440;  // dense1's output gradient, [3][L] (buffer a)
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]
@@ -135,9 +145,6 @@ static const int64_t dense1_dy       = 4016;  // dense1's output gradient, [3][L
 static CNNC_AVX512 CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params;
   const float* b = params + 32;
-  for (int h = 0; h < 6; ++h) {
-    std::memcpy(ws + conv1_x_padded + h * 128 + 144, ws + block_input + h * 96, 96 * sizeof(float));
-  }
   const float* xp = ws + conv1_x_padded;
   float* y = ws + conv1_y;
   for (int p = 0; p < 6; ++p) {
@@ -653,15 +660,19 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward(const float* __restrict pa
   dense1_backward_data(params, ws);
 }
 
-// input [n][36] -> block [36][L], samples first .. first + count - 1.
+// input [n][36] -> block [6][6][1][L] in the first conv's padding, samples first .. first + count - 1.
 static CNNC_AVX512 void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
-  float* x = ws + block_input;
+  float* x = ws + conv1_x_padded;
   for (int lane = 0; lane < count; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 36;
-    for (int e = 0; e < 36; ++e) x[e * 16 + lane] = src[e];
+    for (int h = 0; h < 6; ++h) {
+      for (int e = 0; e < 6; ++e) x[h * 128 + e * 16 + lane + 144] = src[h * 6 + e];
+    }
   }
   for (int lane = count; lane < 16; ++lane) {
-    for (int e = 0; e < 36; ++e) x[e * 16 + lane] = 0.0f;
+    for (int h = 0; h < 6; ++h) {
+      for (int e = 0; e < 6; ++e) x[h * 128 + e * 16 + lane + 144] = 0.0f;
+    }
   }
 }
 
@@ -876,37 +887,48 @@ static CNNC_AVX2 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t
   __m256i bits = vhash(_mm256_xor_si256(_mm256_load_si256((const __m256i*)keys), _mm256_set1_epi32((int)(element * 0x9e3779b9u))));
   return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(bits, _mm256_set1_epi32((int)threshold)), bits));
 }
-// Square transposition of a block: src holds 8 vectors (elements) of 8 samples; sample `lane` of
-// element i goes to dst[lane * stride + i].
-static CNNC_AVX2 inline void vtranspose(float* dst, int64_t stride, const float* src) {
-  __m256 r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(src + 8 * i);
+// The 8 x 8 matrix in r transposed in place: r[i][j] becomes r[j][i].
+static CNNC_AVX2 inline void vtranspose_registers(V* r) {
+  V t[8];
   for (int i = 0; i < 8; i += 2) { t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); }
   for (int i = 0; i < 8; i += 4) {
     r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44); r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
     r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44); r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
   }
   for (int i = 0; i < 4; ++i) { t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20); t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31); }
-  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * stride, t[i]);
+  for (int i = 0; i < 8; ++i) r[i] = t[i];
+}
+// Square transposition of a block: src holds 8 vectors (elements) of 8 samples; sample `lane` of
+// element i goes to dst[lane * stride + i].
+static CNNC_AVX2 inline void vtranspose(float* dst, int64_t stride, const float* src) {
+  V r[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(src + 8 * i);
+  vtranspose_registers(r);
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * stride, r[i]);
+}
+// The other way: 8 values of 8 samples, sample `lane`'s from src + lane * stride (unaligned), as
+// r[i] = value i of every sample, one sample per lane.
+static CNNC_AVX2 inline void vtranspose_rows(V* r, const float* src, int64_t stride) {
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * stride);
+  vtranspose_registers(r);
 }
 
 // The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
 // The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
 // the _dy of the layer before it, into the buffer it does not read.
-static const int64_t workspace_floats = 3120;
-static const int64_t block_input     = 0;     // the block's input, [6][6][1][L]
-static const int64_t conv1_y         = 288;   // conv1's output, [6][6][2][L]
-static const int64_t conv1_x_padded  = 864;   // conv1's input, zero-padded, [8][8][1][L]
-static const int64_t conv1_dw_lanes  = 1376;  // conv1's weight gradient per lane, [2][3][3][1][L]
-static const int64_t conv1_db_lanes  = 1520;  // conv1's bias gradient per lane, [2][L]
-static const int64_t maxpool1_y      = 1536;  // maxpool1's output, [3][3][2][L]
-static const int64_t dense1_y        = 1680;  // dense1's output, [3][L]
-static const int64_t dense1_db_lanes = 1712;  // dense1's bias gradient per lane, [3][L]
-static const int64_t dense1_x_rows   = 1744;  // dense1's input rows for the slice, [8][24]
-static const int64_t dense1_dz_rows  = 1936;  // dense1's output gradient rows for the slice, [8][3]
-static const int64_t conv1_dy        = 1968;  // conv1's output gradient, [6][6][2][L] (buffer a)
-static const int64_t maxpool1_dy     = 2544;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
-static const int64_t dense1_dy       = 1968;  // dense1's output gradient, [3][L] (buffer a)
+static const int64_t workspace_floats = 2832;
+static const int64_t conv1_y         = 0;     // conv1's output, [6][6][2][L]
+static const int64_t conv1_x_padded  = 576;   // conv1's input, zero-padded, [8][8][1][L]
+static const int64_t conv1_dw_lanes  = 1088;  // conv1's weight gradient per lane, [2][3][3][1][L]
+static const int64_t conv1_db_lanes  = 1232;  // conv1's bias gradient per lane, [2][L]
+static const int64_t maxpool1_y      = 1248;  // maxpool1's output, [3][3][2][L]
+static const int64_t dense1_y        = 1392;  // dense1's output, [3][L]
+static const int64_t dense1_db_lanes = 1424;  // dense1's bias gradient per lane, [3][L]
+static const int64_t dense1_x_rows   = 1456;  // dense1's input rows for the slice, [8][24]
+static const int64_t dense1_dz_rows  = 1648;  // dense1's output gradient rows for the slice, [8][3]
+static const int64_t conv1_dy        = 1680;  // conv1's output gradient, [6][6][2][L] (buffer a)
+static const int64_t maxpool1_dy     = 2256;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
+static const int64_t dense1_dy       = 1680;  // dense1's output gradient, [3][L] (buffer a)
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]
@@ -915,9 +937,6 @@ static const int64_t dense1_dy       = 1968;  // dense1's output gradient, [3][L
 static CNNC_AVX2 CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params;
   const float* b = params + 32;
-  for (int h = 0; h < 6; ++h) {
-    std::memcpy(ws + conv1_x_padded + h * 64 + 72, ws + block_input + h * 48, 48 * sizeof(float));
-  }
   const float* xp = ws + conv1_x_padded;
   float* y = ws + conv1_y;
   for (int p = 0; p < 6; ++p) {
@@ -1317,15 +1336,19 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward(const float* __restrict para
   dense1_backward_data(params, ws);
 }
 
-// input [n][36] -> block [36][L], samples first .. first + count - 1.
+// input [n][36] -> block [6][6][1][L] in the first conv's padding, samples first .. first + count - 1.
 static CNNC_AVX2 void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
-  float* x = ws + block_input;
+  float* x = ws + conv1_x_padded;
   for (int lane = 0; lane < count; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 36;
-    for (int e = 0; e < 36; ++e) x[e * 8 + lane] = src[e];
+    for (int h = 0; h < 6; ++h) {
+      for (int e = 0; e < 6; ++e) x[h * 64 + e * 8 + lane + 72] = src[h * 6 + e];
+    }
   }
   for (int lane = count; lane < 8; ++lane) {
-    for (int e = 0; e < 36; ++e) x[e * 8 + lane] = 0.0f;
+    for (int h = 0; h < 6; ++h) {
+      for (int e = 0; e < 6; ++e) x[h * 64 + e * 8 + lane + 72] = 0.0f;
+    }
   }
 }
 
@@ -1536,20 +1559,19 @@ static CNNC_PORTABLE inline V vkeep(const uint32_t* keys, uint32_t element, uint
 // The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
 // The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
 // the _dy of the layer before it, into the buffer it does not read.
-static const int64_t workspace_floats = 560;
-static const int64_t block_input     = 0;    // the block's input, [6][6][1][L]
-static const int64_t conv1_y         = 48;   // conv1's output, [6][6][2][L]
-static const int64_t conv1_x_padded  = 128;  // conv1's input, zero-padded, [8][8][1][L]
-static const int64_t conv1_dw_lanes  = 192;  // conv1's weight gradient per lane, [2][3][3][1][L]
-static const int64_t conv1_db_lanes  = 224;  // conv1's bias gradient per lane, [2][L]
-static const int64_t maxpool1_y      = 240;  // maxpool1's output, [3][3][2][L]
-static const int64_t dense1_y        = 272;  // dense1's output, [3][L]
-static const int64_t dense1_db_lanes = 288;  // dense1's bias gradient per lane, [3][L]
-static const int64_t dense1_x_rows   = 304;  // dense1's input rows for the slice, [4][18]
-static const int64_t dense1_dz_rows  = 384;  // dense1's output gradient rows for the slice, [4][3]
-static const int64_t conv1_dy        = 400;  // conv1's output gradient, [6][6][2][L] (buffer a)
-static const int64_t maxpool1_dy     = 480;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
-static const int64_t dense1_dy       = 400;  // dense1's output gradient, [3][L] (buffer a)
+static const int64_t workspace_floats = 512;
+static const int64_t conv1_y         = 0;    // conv1's output, [6][6][2][L]
+static const int64_t conv1_x_padded  = 80;   // conv1's input, zero-padded, [8][8][1][L]
+static const int64_t conv1_dw_lanes  = 144;  // conv1's weight gradient per lane, [2][3][3][1][L]
+static const int64_t conv1_db_lanes  = 176;  // conv1's bias gradient per lane, [2][L]
+static const int64_t maxpool1_y      = 192;  // maxpool1's output, [3][3][2][L]
+static const int64_t dense1_y        = 224;  // dense1's output, [3][L]
+static const int64_t dense1_db_lanes = 240;  // dense1's bias gradient per lane, [3][L]
+static const int64_t dense1_x_rows   = 256;  // dense1's input rows for the slice, [4][18]
+static const int64_t dense1_dz_rows  = 336;  // dense1's output gradient rows for the slice, [4][3]
+static const int64_t conv1_dy        = 352;  // conv1's output gradient, [6][6][2][L] (buffer a)
+static const int64_t maxpool1_dy     = 432;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
+static const int64_t dense1_dy       = 352;  // dense1's output gradient, [3][L] (buffer a)
 
 // conv1 forward: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]
@@ -1558,9 +1580,6 @@ static const int64_t dense1_dy       = 400;  // dense1's output gradient, [3][L]
 static CNNC_PORTABLE CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
   const float* w = params;
   const float* b = params + 32;
-  for (int h = 0; h < 6; ++h) {
-    std::memcpy(ws + conv1_x_padded + h * 8 + 9, ws + block_input + h * 6, 6 * sizeof(float));
-  }
   const float* xp = ws + conv1_x_padded;
   float* y = ws + conv1_y;
   for (int p = 0; p < 6; ++p) {
@@ -1864,11 +1883,14 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward(const float* __restrict 
   dense1_backward_data(params, ws);
 }
 
-// input [n][36] -> block [36][L], samples first .. first + count - 1.
+// input [n][36] -> block [6][6][1][L] in the first conv's padding, samples first .. first + count - 1.
 static CNNC_PORTABLE void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
-  float* x = ws + block_input;
+  float* x = ws + conv1_x_padded;
   (void)count;
-  std::memcpy(x, input + (int64_t)first * 36, 36 * sizeof(float));
+  const float* src = input + (int64_t)first * 36;
+  for (int h = 0; h < 6; ++h) {
+    std::memcpy(x + h * 8 + 9, src + h * 6, 6 * sizeof(float));
+  }
 }
 
 // Zeroes the borders of padded inputs: only their interiors are written per block.

@@ -94,11 +94,9 @@ static CNNC_AVX512 inline V vkeep(const uint32_t* keys, uint32_t element, uint32
   __m512i bits = vhash(_mm512_xor_si512(_mm512_load_si512(keys), _mm512_set1_epi32((int)(element * 0x9e3779b9u))));
   return vbits(_mm512_maskz_set1_epi32(_mm512_cmpge_epu32_mask(bits, _mm512_set1_epi32((int)threshold)), -1));
 }
-// Square transposition of a block: src holds 16 vectors (elements) of 16 samples; sample `lane`
-// of element i goes to dst[lane * stride + i].
-static CNNC_AVX512 inline void vtranspose(float* dst, int64_t stride, const float* src) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(src + 16 * i);
+// The 16 x 16 matrix in r transposed in place: r[i][j] becomes r[j][i].
+static CNNC_AVX512 inline void vtranspose_registers(V* r) {
+  V t[16];
   for (int i = 0; i < 16; i += 2) { t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]); }
   for (int i = 0; i < 16; i += 4) {
     r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44); r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
@@ -107,7 +105,20 @@ static CNNC_AVX512 inline void vtranspose(float* dst, int64_t stride, const floa
   for (int h = 0; h < 16; h += 8)
     for (int i = 0; i < 4; ++i) { t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88); t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xDD); }
   for (int i = 0; i < 8; ++i) { r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88); r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD); }
+}
+// Square transposition of a block: src holds 16 vectors (elements) of 16 samples; sample `lane`
+// of element i goes to dst[lane * stride + i].
+static CNNC_AVX512 inline void vtranspose(float* dst, int64_t stride, const float* src) {
+  V r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(src + 16 * i);
+  vtranspose_registers(r);
   for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * stride, r[i]);
+}
+// The other way: 16 values of 16 samples, sample `lane`'s from src + lane * stride (unaligned),
+// as r[i] = value i of every sample, one sample per lane.
+static CNNC_AVX512 inline void vtranspose_rows(V* r, const float* src, int64_t stride) {
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * stride);
+  vtranspose_registers(r);
 }
 
 // The workspace of one call, for slices of up to 3 samples: where each region starts, in floats.
@@ -369,15 +380,33 @@ static CNNC_AVX512 CNNC_NOINLINE void dense2_backward(const float* __restrict pa
   dense2_backward_data(params, ws);
 }
 
-// input [n][18] -> block [18][L], samples first .. first + count - 1.
+// input [n][18] -> block [3][3][2][L], samples first .. first + count - 1.
 static CNNC_AVX512 void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
   float* x = ws + block_input;
+  if (count == 16) {
+    // A full block: squares of 16 samples x 16 values, the last of a run overlapping the one before it.
+    const float* src = input + (int64_t)first * 18;
+    V r[16];
+    {  // h = 0
+      {  // e = 0
+        vtranspose_rows(r, src, 18);
+        for (int i = 0; i < 16; ++i) vstore(x + i * 16, r[i]);
+      }
+      vtranspose_rows(r, src + 2, 18);
+      for (int i = 14; i < 16; ++i) vstore(x + i * 16 + 32, r[i]);
+    }
+    return;
+  }
   for (int lane = 0; lane < count; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 18;
-    for (int e = 0; e < 18; ++e) x[e * 16 + lane] = src[e];
+    {  // h = 0
+      for (int e = 0; e < 18; ++e) x[e * 16 + lane] = src[e];
+    }
   }
   for (int lane = count; lane < 16; ++lane) {
-    for (int e = 0; e < 18; ++e) x[e * 16 + lane] = 0.0f;
+    {  // h = 0
+      for (int e = 0; e < 18; ++e) x[e * 16 + lane] = 0.0f;
+    }
   }
 }
 
@@ -577,18 +606,30 @@ static CNNC_AVX2 inline V vkeep(const uint32_t* keys, uint32_t element, uint32_t
   __m256i bits = vhash(_mm256_xor_si256(_mm256_load_si256((const __m256i*)keys), _mm256_set1_epi32((int)(element * 0x9e3779b9u))));
   return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(bits, _mm256_set1_epi32((int)threshold)), bits));
 }
-// Square transposition of a block: src holds 8 vectors (elements) of 8 samples; sample `lane` of
-// element i goes to dst[lane * stride + i].
-static CNNC_AVX2 inline void vtranspose(float* dst, int64_t stride, const float* src) {
-  __m256 r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(src + 8 * i);
+// The 8 x 8 matrix in r transposed in place: r[i][j] becomes r[j][i].
+static CNNC_AVX2 inline void vtranspose_registers(V* r) {
+  V t[8];
   for (int i = 0; i < 8; i += 2) { t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); }
   for (int i = 0; i < 8; i += 4) {
     r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44); r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
     r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44); r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
   }
   for (int i = 0; i < 4; ++i) { t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20); t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31); }
-  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * stride, t[i]);
+  for (int i = 0; i < 8; ++i) r[i] = t[i];
+}
+// Square transposition of a block: src holds 8 vectors (elements) of 8 samples; sample `lane` of
+// element i goes to dst[lane * stride + i].
+static CNNC_AVX2 inline void vtranspose(float* dst, int64_t stride, const float* src) {
+  V r[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(src + 8 * i);
+  vtranspose_registers(r);
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * stride, r[i]);
+}
+// The other way: 8 values of 8 samples, sample `lane`'s from src + lane * stride (unaligned), as
+// r[i] = value i of every sample, one sample per lane.
+static CNNC_AVX2 inline void vtranspose_rows(V* r, const float* src, int64_t stride) {
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * stride);
+  vtranspose_registers(r);
 }
 
 // The workspace of one call, for slices of up to 3 samples: where each region starts, in floats.
@@ -878,15 +919,33 @@ static CNNC_AVX2 CNNC_NOINLINE void dense2_backward(const float* __restrict para
   dense2_backward_data(params, ws);
 }
 
-// input [n][18] -> block [18][L], samples first .. first + count - 1.
+// input [n][18] -> block [3][3][2][L], samples first .. first + count - 1.
 static CNNC_AVX2 void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
   float* x = ws + block_input;
+  if (count == 8) {
+    // A full block: squares of 8 samples x 8 values, the last of a run overlapping the one before it.
+    const float* src = input + (int64_t)first * 18;
+    V r[8];
+    {  // h = 0
+      for (int e = 0; e < 16; e += 8) {
+        vtranspose_rows(r, src + e, 18);
+        for (int i = 0; i < 8; ++i) vstore(x + e * 8 + i * 8, r[i]);
+      }
+      vtranspose_rows(r, src + 10, 18);
+      for (int i = 6; i < 8; ++i) vstore(x + i * 8 + 80, r[i]);
+    }
+    return;
+  }
   for (int lane = 0; lane < count; ++lane) {
     const float* src = input + (int64_t)(first + lane) * 18;
-    for (int e = 0; e < 18; ++e) x[e * 8 + lane] = src[e];
+    {  // h = 0
+      for (int e = 0; e < 18; ++e) x[e * 8 + lane] = src[e];
+    }
   }
   for (int lane = count; lane < 8; ++lane) {
-    for (int e = 0; e < 18; ++e) x[e * 8 + lane] = 0.0f;
+    {  // h = 0
+      for (int e = 0; e < 18; ++e) x[e * 8 + lane] = 0.0f;
+    }
   }
 }
 
@@ -1333,11 +1392,14 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense2_backward(const float* __restrict 
   dense2_backward_data(params, ws);
 }
 
-// input [n][18] -> block [18][L], samples first .. first + count - 1.
+// input [n][18] -> block [3][3][2][L], samples first .. first + count - 1.
 static CNNC_PORTABLE void load_block(const float* __restrict input, int first, int count, float* __restrict ws) {
   float* x = ws + block_input;
   (void)count;
-  std::memcpy(x, input + (int64_t)first * 18, 18 * sizeof(float));
+  const float* src = input + (int64_t)first * 18;
+  {  // h = 0
+    std::memcpy(x, src, 18 * sizeof(float));
+  }
 }
 
 // Zeroes the borders of padded inputs: only their interiors are written per block.
