@@ -45,72 +45,95 @@ void emit_pad_copy(EmitContext& c, const std::string& from, const std::string& t
   });
 }
 
-// One register tile at output row p: `cols` output columns from q0 times `size` filters from
-// k0. Each tap loads one input vector per column and broadcasts one weight per filter, so a
-// tile of cols x size accumulators costs cols + size loads per cols x size FMAs. In bf16 a tap is
-// a pair of channels: the loads are pairs and each vdot is two multiply-adds per lane.
-void emit_forward_tile(EmitContext& c, const LayerPlan& lp, const ConvShape& d, const Expr& k0,
-                       int64_t size, int64_t cols) {
-  const dsl::Layer& l = *lp.layer;
+// The layout's channels and kernel columns, and the x columns between two of those: bf16's
+// channel pairs halve C; its column pairs (odd C) halve S and step two columns of x (each holds
+// its right neighbour too).
+struct XLayout {
+  int64_t C, S, s_step;
+};
+
+XLayout x_layout(const LayerPlan& lp, const ConvShape& d) {
+  const bool channel_pairs = lp.bf16_forward && !lp.bf16_columns;
+  return {channel_pairs ? d.C / 2 : d.C, lp.bf16_columns ? (d.S + 1) / 2 : d.S,
+          lp.bf16_columns ? 2 : 1};
+}
+
+// An output position of a register tile: its accumulators are acc_<name>_k<j>, and its window
+// starts at xw + offset.
+struct TilePoint {
+  std::string name;
+  int64_t offset;
+};
+
+// The sums of one register tile: `points` output positions times `size` filters from k0, from
+// the bias through every tap. Each tap loads one input vector per point and broadcasts one
+// weight per filter, so a tile of points x size accumulators costs points + size loads per
+// points x size FMAs. In bf16 a tap is a pair of channels: the loads are pairs and each vdot is
+// two multiply-adds per lane. The taps run in the same order whatever the tile, so every tile
+// shape sums an output to the same bits.
+void emit_tile_sums(EmitContext& c, const LayerPlan& lp, const ConvShape& d, const Expr& k0,
+                    int64_t size, const std::vector<TilePoint>& points) {
   const bool bf16 = lp.bf16_forward;
-  // The layout's channels and kernel columns, and the x columns between two of those: channel
-  // pairs halve C; column pairs halve S and step two columns of x (each holds its right
-  // neighbour too).
-  const int64_t C = bf16 && !lp.bf16_columns ? d.C / 2 : d.C;
-  const int64_t S = lp.bf16_columns ? (d.S + 1) / 2 : d.S, s_step = lp.bf16_columns ? 2 : 1;
-  int64_t L = c.L(), RSC = d.R * S * C, col_step = d.sw * C * L;
+  const XLayout x = x_layout(lp, d);
+  int64_t L = c.L(), RSC = d.R * x.S * x.C, n = static_cast<int64_t>(points.size());
   c.w.line("const {}* wk = {};", bf16 ? "uint32_t" : "float", at(bf16 ? "wpairs" : "w", k0 * RSC));
   c.w.line("CNNC_OPAQUE(wk);");  // why: see the macro in the prelude (emit_prelude.cpp)
-  for (int64_t i = 0; i < cols; ++i)
+  for (const TilePoint& point : points)
     for (int64_t j = 0; j < size; ++j)
-      c.w.line("V acc_q{}_k{} = vbcast({});", i, j, at("b", k0 + j));
+      c.w.line("V acc_{}_k{} = vbcast({});", point.name, j, at("b", k0 + j));
   auto tap = [&](int64_t r, int64_t s, const Expr& ch) {
-    for (int64_t i = 0; i < cols; ++i)
+    for (int64_t i = 0; i < n; ++i)
       c.w.line("x{} = {}({});", i, bf16 ? "vpload" : "vload",
-               at("xw", ch * L + (r * d.Wp + s * s_step) * C * L + i * col_step));
+               at("xw", ch * L + (r * d.Wp + s * x.s_step) * x.C * L + points[i].offset));
     for (int64_t j = 0; j < size; ++j) {
       c.w.line("wv = {}({});", bf16 ? "vpbcast" : "vbcast",
-               at("wk", ch + j * RSC + (r * S + s) * C));
-      for (int64_t i = 0; i < cols; ++i) {
+               at("wk", ch + j * RSC + (r * x.S + s) * x.C));
+      for (int64_t i = 0; i < n; ++i) {
+        const std::string& a = points[i].name;
         if (bf16)
-          c.w.line("acc_q{}_k{} = vdot(acc_q{}_k{}, x{}, wv);", i, j, i, j, i);
+          c.w.line("acc_{}_k{} = vdot(acc_{}_k{}, x{}, wv);", a, j, a, j, i);
         else
-          c.w.line("acc_q{}_k{} = vfma(x{}, wv, acc_q{}_k{});", i, j, i, i, j);
+          c.w.line("acc_{}_k{} = vfma(x{}, wv, acc_{}_k{});", a, j, i, a, j);
       }
     }
   };
   std::string xs;
-  for (int64_t i = 0; i < cols; ++i) xs += fmt::format("{}x{}", i ? ", " : "", i);
+  for (int64_t i = 0; i < n; ++i) xs += fmt::format("{}x{}", i ? ", " : "", i);
   c.w.line("{} {}, wv;", bf16 ? "P" : "V", xs);
   if (lp.unroll_c) {
     for (int64_t r = 0; r < d.R; ++r)
-      for (int64_t s = 0; s < S; ++s)
-        for (int64_t ch = 0; ch < C; ++ch) tap(r, s, ch);
+      for (int64_t s = 0; s < x.S; ++s)
+        for (int64_t ch = 0; ch < x.C; ++ch) tap(r, s, ch);
   } else {
-    emit_loop(c.w, "ch", C, [&](const Expr& ch) {
+    emit_loop(c.w, "ch", x.C, [&](const Expr& ch) {
       for (int64_t r = 0; r < d.R; ++r)
-        for (int64_t s = 0; s < S; ++s) tap(r, s, ch);
+        for (int64_t s = 0; s < x.S; ++s) tap(r, s, ch);
     });
   }
+}
+
+// One register tile at output row p: `cols` output columns from q0 times `size` filters from
+// k0, stored with relu applied where the layer has it.
+void emit_forward_tile(EmitContext& c, const LayerPlan& lp, const ConvShape& d, const Expr& k0,
+                       int64_t size, int64_t cols) {
+  const dsl::Layer& l = *lp.layer;
+  std::vector<TilePoint> points;
+  for (int64_t i = 0; i < cols; ++i)
+    points.push_back({fmt::format("q{}", i), i * d.sw * x_layout(lp, d).C * c.L()});
+  emit_tile_sums(c, lp, d, k0, size, points);
   for (int64_t i = 0; i < cols; ++i)
     for (int64_t j = 0; j < size; ++j) {
       if (l.activation == dsl::Activation::relu)
         c.w.line("acc_q{}_k{} = vmax(acc_q{}_k{}, vzero());", i, j, i, j);
-      c.w.line("vstore({}, acc_q{}_k{});", at("yo", (k0 + i * d.K + j) * L), i, j);
+      c.w.line("vstore({}, acc_q{}_k{});", at("yo", (k0 + i * d.K + j) * c.L()), i, j);
     }
 }
 
-void emit_forward(EmitContext& c, const LayerPlan& lp) {
+// The head of a forward function after its signature: w and b, and xp, the input as the
+// products read it (padded, and in bf16 as pairs, with the weights' pairs in wpairs).
+void emit_forward_input(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
   const dsl::Layer& l = *lp.layer;
-  ConvShape d = shape_of(l);
   int64_t L = c.L();
-  function_comment(
-      c, lp, Pass::forward,
-      fmt::format("x [{}][{}][{}][L] -> y [{}][{}][{}][L]", d.Hp, d.Wp, d.C, d.P, d.Q, d.K),
-      fmt::format("{} x {} in registers, {}", counted(lp.qblock, "column"),
-                  counted(lp.kblock, "filter"),
-                  lp.unroll_c ? "taps unrolled" : "a loop over the channels"));
-  open_layer_function(c, lp, Pass::forward, params_and_ws);
   c.w.line("const float* w = {};", at("params", l.weight_offset));
   c.w.line("const float* b = {};", at("params", l.bias_offset));
   std::string x = c.input_of(lp.index);
@@ -119,32 +142,45 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
     if (lp.index > 0 || !c.plan.input_padded) emit_pad_copy(c, x, ws(lp.padded), d, l);
     x = ws(lp.padded);
   }
-  const bool bf16 = lp.bf16_forward;
-  const int64_t C = bf16 && !lp.bf16_columns ? d.C / 2 : d.C;  // channels of the x layout
-  if (bf16) {
-    c.w.line("uint32_t* xpairs = (uint32_t*)({});", ws(lp.x_pairs));
-    if (lp.bf16_columns) {  // x[h][w] with x[h][w + 1], zero past the right edge
-      int64_t row = d.Wp * d.C * L;
-      emit_loop(c.w, "h", d.Hp, [&](const Expr& h) {
-        c.w.line("vpairs({}, {}, {}, 1, {}, {});", at("xpairs", h * row),
-                 at(std::string("(") + x + ")", h * row), d.Wp * d.C, d.C, (d.Wp - 1) * d.C);
-      });
-    } else {
-      c.w.line("vpairs(xpairs, {}, {}, 2, 1, {});", x, d.Hp * d.Wp * C, d.Hp * d.Wp * C);
-    }
-    c.w.line("const uint32_t* wpairs = (const uint32_t*)({});", ws(lp.w_pairs));
-    c.w.line("(void)w;");
-    c.w.line("const uint32_t* xp = xpairs;");
-  } else {
+  if (!lp.bf16_forward) {
     c.w.line("const float* xp = {};", x);
+    return;
   }
+  c.w.line("uint32_t* xpairs = (uint32_t*)({});", ws(lp.x_pairs));
+  if (lp.bf16_columns) {  // x[h][w] with x[h][w + 1], zero past the right edge
+    int64_t row = d.Wp * d.C * L;
+    emit_loop(c.w, "h", d.Hp, [&](const Expr& h) {
+      c.w.line("vpairs({}, {}, {}, 1, {}, {});", at("xpairs", h * row),
+               at(std::string("(") + x + ")", h * row), d.Wp * d.C, d.C, (d.Wp - 1) * d.C);
+    });
+  } else {
+    int64_t C = d.C / 2;
+    c.w.line("vpairs(xpairs, {}, {}, 2, 1, {});", x, d.Hp * d.Wp * C, d.Hp * d.Wp * C);
+  }
+  c.w.line("const uint32_t* wpairs = (const uint32_t*)({});", ws(lp.w_pairs));
+  c.w.line("(void)w;");
+  c.w.line("const uint32_t* xp = xpairs;");
+}
+
+void emit_forward(EmitContext& c, const LayerPlan& lp) {
+  const dsl::Layer& l = *lp.layer;
+  ConvShape d = shape_of(l);
+  int64_t L = c.L(), C = x_layout(lp, d).C;
+  function_comment(
+      c, lp, Pass::forward,
+      fmt::format("x [{}][{}][{}][L] -> y [{}][{}][{}][L]", d.Hp, d.Wp, d.C, d.P, d.Q, d.K),
+      fmt::format("{} x {} in registers, {}", counted(lp.qblock, "column"),
+                  counted(lp.kblock, "filter"),
+                  lp.unroll_c ? "taps unrolled" : "a loop over the channels"));
+  open_layer_function(c, lp, Pass::forward, params_and_ws);
+  emit_forward_input(c, lp, d);
   c.w.line("float* y = {};", c.output_of(lp.index));
   emit_loop(c.w, "p", d.P, [&](const Expr& p) {
     // Tiles of qblock output columns x kblock filters; the columns and filters left over make
     // smaller tiles.
     emit_blocks(c.w, "q0", d.Q, std::min<int64_t>(lp.qblock, d.Q),
                 [&](int64_t cols, const Expr& q0) {
-                  c.w.line("const {}* xw = {};", bf16 ? "uint32_t" : "float",
+                  c.w.line("const {}* xw = {};", lp.bf16_forward ? "uint32_t" : "float",
                            at("xp", p * (d.sh * d.Wp * C * L) + q0 * (d.sw * C * L)));
                   c.w.line("float* yo = {};", at("y", (p * d.Q + q0) * (d.K * L)));
                   emit_blocks(c.w, "k0", d.K, lp.kblock, [&](int64_t size, const Expr& k0) {
@@ -153,6 +189,71 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
                 });
   });
   emit_activation_loop(c, l, "y", l.out.size() * L);
+  c.w.close();
+  c.w.blank();
+}
+
+// Inference's conv and max pool in one function (plan_model says when): each register tile
+// holds every conv output of pool_qblock pooling windows for pool_kblock filters, and stores
+// only their maximum after relu. The conv's output never reaches memory, and the pool's pass
+// over it is gone; training still calls <conv>_forward and <pool>_forward, because its
+// backward reads the conv's output.
+void emit_forward_pooled(EmitContext& c, const LayerPlan& lp) {
+  const dsl::Layer& l = *lp.layer;
+  const LayerPlan& pool_lp = c.plan.layers[static_cast<size_t>(lp.index) + 1];
+  const dsl::Layer& pool = *pool_lp.layer;
+  ConvShape d = shape_of(l);
+  int64_t L = c.L(), C = x_layout(lp, d).C, R = pool.kernel_h, S = pool.kernel_w;
+  int64_t P = pool.out.h, Q = pool.out.w, row = d.sh * d.Wp * C * L, col = d.sw * C * L;
+  c.w.comment(fmt::format(
+      "{} and {} forward, inference only: lines {}-{}: {}; {}\n{} -> {}; x [{}][{}][{}][L] -> {}'s "
+      "y [{}][{}][{}][L]\nFused: {}'s output ({} bytes a block) is never stored, nor read again by "
+      "the pool;\ntraining keeps {}_forward and {}_forward, whose output its backward pass reads.\n"
+      "The sums are {}_forward's, tap for tap, and relu and max are exact: the same bits.\nTile: "
+      "{} x {} in registers ({} outputs each), {}.\nFLOPs: {} per block "
+      "of {}.",
+      l.name, pool.name, l.line, pool.line, l.statement, pool.statement, l.in.str(), pool.out.str(),
+      d.Hp, d.Wp, d.C, pool.name, P, Q, d.K, l.name, dsl::with_thousands(l.out.size() * L * 4),
+      l.name, pool.name, l.name, counted(lp.pool_qblock, "pooling window"),
+      counted(lp.pool_kblock, "filter"), R * S,
+      lp.unroll_c ? "taps unrolled" : "a loop over the channels",
+      dsl::with_thousands((flops_of(lp, Pass::forward) + flops_of(pool_lp, Pass::forward)) * L),
+      counted(L, "sample")));
+  c.w.function("static {} void {}_{}_forward({})", c.kernel(), l.name, pool.name, params_and_ws);
+  emit_forward_input(c, lp, d);
+  c.w.line("float* y = {};", c.output_of(pool_lp.index));
+  const bool relu = l.activation == dsl::Activation::relu;
+  emit_loop(c.w, "p", P, [&](const Expr& p) {
+    emit_blocks(
+        c.w, "q0", Q, std::min<int64_t>(lp.pool_qblock, Q), [&](int64_t windows, const Expr& q0) {
+          c.w.line("const {}* xw = {};", lp.bf16_forward ? "uint32_t" : "float",
+                   at("xp", p * (pool.stride_h * row) + q0 * (pool.stride_w * col)));
+          c.w.line("float* yo = {};", at("y", (p * Q + q0) * (d.K * L)));
+          // Window i's output (r, s) is the conv's at (p*sh + r, (q0 + i)*sw + s).
+          std::vector<TilePoint> points;
+          for (int64_t i = 0; i < windows; ++i)
+            for (int64_t r = 0; r < R; ++r)
+              for (int64_t s = 0; s < S; ++s)
+                points.push_back({fmt::format("p{}_q{}", r, i * pool.stride_w + s),
+                                  r * row + (i * pool.stride_w + s) * col});
+          emit_blocks(c.w, "k0", d.K, lp.pool_kblock, [&](int64_t size, const Expr& k0) {
+            emit_tile_sums(c, lp, d, k0, size, points);
+            // As <pool>_forward takes the maximum: the window's outputs in (r, s) order.
+            for (int64_t i = 0; i < windows; ++i)
+              for (int64_t j = 0; j < size; ++j) {
+                for (int64_t t = 0; t < R * S; ++t) {
+                  std::string acc = fmt::format("acc_{}_k{}", points[i * R * S + t].name, j);
+                  if (relu) acc = fmt::format("vmax({}, vzero())", acc);
+                  if (t == 0)
+                    c.w.line("V m{}_k{} = {};", i, j, acc);
+                  else
+                    c.w.line("m{}_k{} = vmax(m{}_k{}, {});", i, j, i, j, acc);
+                }
+                c.w.line("vstore({}, m{}_k{});", at("yo", (k0 + i * d.K + j) * L), i, j);
+              }
+          });
+        });
+  });
   c.w.close();
   c.w.blank();
 }
@@ -440,6 +541,7 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
 
 void emit_conv(EmitContext& c, const LayerPlan& lp) {
   emit_forward(c, lp);
+  if (lp.pool_fused) emit_forward_pooled(c, lp);
   emit_backward(c, lp);
 }
 

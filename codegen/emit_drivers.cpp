@@ -261,9 +261,12 @@ void emit_output_block(EmitContext& c) {
 }
 
 void emit_layer_calls(EmitContext& c, bool training) {
-  for (const LayerPlan& lp : c.plan.layers) {
+  for (size_t i = 0; i < c.plan.layers.size(); ++i) {
+    const LayerPlan& lp = c.plan.layers[i];
     const dsl::Layer& l = *lp.layer;
-    if (l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::dense)
+    if (lp.pool_fused && !training)  // training's backward reads the conv's output
+      c.w.line("{}_{}_forward(params, ws);", l.name, c.plan.layers[++i].layer->name);
+    else if (l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::dense)
       c.w.line("{}_forward(params, ws);", l.name);
     else if (l.kind == dsl::LayerKind::dropout)
       c.w.line("{}_forward(ws, pass, first, {});", l.name, training ? "true" : "false");

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <tuple>
+#include <utility>
 
 namespace cnnc::codegen {
 
@@ -48,6 +50,32 @@ struct Arena {
 // "[6][6][2][L]"; a flat tensor as "[120][L]".
 std::string dims(const dsl::Shape& s) {
   return s.flat ? fmt::format("[{}][L]", s.size()) : fmt::format("[{}][{}][{}][L]", s.h, s.w, s.c);
+}
+
+// Forward tiles of columns x filters, each column `points` output positions (a pooling window's
+// when the conv is fused with its pool). Each distinct tile shape is a body of R*S taps in the
+// text, and a column or filter count that the tile does not divide adds one, so the shape that
+// divides the layer comes first (lenet5's conv2, 10 columns x 16 filters, takes 5 x 4 in one body
+// instead of 4 x 6 in four: a third of the code and compile time); among those, the most
+// accumulators. AVX2's 16 registers hold a 2 x 6 tile with its inputs; AVX-512's 32 hold 4 x 6
+// (and broadcasts fold into its FMAs); the bf16 variant keeps AVX2's budget. A fused conv and
+// pool keeps AVX-512's to 21 registers: lenet5's conv1 with its pool ran its inference 1.3x
+// slower in 6 x 4 accumulators (spilled beside the window maxima) than in 3 x 4.
+std::pair<int, int> forward_tile(Isa isa, int64_t columns, int64_t filters, int64_t points) {
+  int64_t budget = isa != Isa::avx512 ? 15 : points > 1 ? 21 : 30, best_bodies = 5, best_acc = 0;
+  std::pair<int, int> best{1, 1};
+  for (int64_t q = 1; q <= std::min<int64_t>(columns, 6); ++q)
+    for (int64_t k = 1; k <= std::min<int64_t>(filters, 8); ++k) {
+      int64_t acc = q * points * k;
+      if (acc + q * points + 1 > budget) continue;
+      int64_t bodies = (columns % q ? 2 : 1) * (filters % k ? 2 : 1);
+      if (bodies < best_bodies || (bodies == best_bodies && acc > best_acc)) {
+        best_bodies = bodies;
+        best_acc = acc;
+        best = {static_cast<int>(q), static_cast<int>(k)};
+      }
+    }
+  return best;
 }
 
 // Accumulators kept in registers while one input vector is reused: AVX2 has 16 vector
@@ -170,29 +198,25 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
                               fmt::format("{}'s input gradient, padded, {}", l.name, shape));
       }
       // Forward tiles of qblock columns x kblock filters: each tap then costs qblock input loads
-      // and kblock weight broadcasts for qblock x kblock FMAs. AVX2's 16 registers hold a 2 x 6
-      // tile with its inputs; AVX-512's 32 hold 4 x 6 (and broadcasts fold into its FMAs).
-      //
-      // Each distinct tile shape is a body of R*S taps in the text, and a column or filter count
-      // that the tile does not divide adds one, so the shape that divides the layer comes first
-      // (lenet5's conv2, 10 columns x 16 filters, takes 5 x 4 in one body instead of 4 x 6 in
-      // four: a third of the code and compile time); among those, the most accumulators.
+      // and kblock weight broadcasts for qblock x kblock FMAs.
       if (isa == Isa::portable) {
         lp.qblock = 1;
         lp.kblock = register_block(isa, l.units, 8);
       } else {
-        int64_t budget = isa == Isa::avx512 ? 30 : 15, best_bodies = 5, best_acc = 0;
-        for (int64_t q = 1; q <= std::min<int64_t>(l.out.w, 6); ++q)
-          for (int64_t k = 1; k <= std::min<int64_t>(l.units, 8); ++k) {
-            if (q * k + q + 1 > budget) continue;
-            int64_t bodies = (l.out.w % q ? 2 : 1) * (l.units % k ? 2 : 1);
-            if (bodies < best_bodies || (bodies == best_bodies && q * k > best_acc)) {
-              best_bodies = bodies;
-              best_acc = q * k;
-              lp.qblock = static_cast<int>(q);
-              lp.kblock = static_cast<int>(k);
-            }
-          }
+        std::tie(lp.qblock, lp.kblock) = forward_tile(isa, l.out.w, l.units, 1);
+      }
+      // A max pool right after the conv: inference sums its windows' conv outputs in registers
+      // and stores only their maximum (emit_forward_pooled). Only relu and linear convs (sigmoid
+      // and tanh run over the stored output afterwards), and only AVX-512, where it was measured.
+      const dsl::Layer* next = i + 1 < g.layers.size() ? &g.layers[i + 1] : nullptr;
+      bool relu_or_linear =
+          l.activation == dsl::Activation::relu || l.activation == dsl::Activation::linear;
+      bool avx512 = isa == Isa::avx512 || isa == Isa::avx512_bf16;
+      if (avx512 && relu_or_linear && next && next->kind == dsl::LayerKind::maxpool &&
+          !pads(*next)) {
+        lp.pool_fused = true;
+        std::tie(lp.pool_qblock, lp.pool_kblock) =
+            forward_tile(isa, next->out.w, l.units, next->kernel_h * next->kernel_w);
       }
       // Unrolling every tap of a filter block is worth it only while the body stays small: a
       // few hundred multiply-adds compile in well under a second. Past that the channel loop

@@ -205,6 +205,55 @@ TEST_CASE(
 
 namespace {
 
+// Inference's forward output and training's, on n inputs (no dropout: the same function).
+std::pair<std::vector<float>, std::vector<float>> both_outputs(const dsl::Graph& g,
+                                                               const cnnc_model& m, int32_t n) {
+  std::vector<float> params = engine::initial_params(g, m, 3);
+  std::vector<float> input(static_cast<size_t>(n) * m.input_h * m.input_w * m.input_c);
+  for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<float>(i % 29) / 29.0f - 0.3f;
+  std::vector<int32_t> labels(static_cast<size_t>(n), 0);
+  std::vector<float> inferred(static_cast<size_t>(n) * m.output_size), trained = inferred;
+  std::vector<float> grads(static_cast<size_t>(m.param_count), 0.0f);
+  rt::Workspaces ws(m, 1);
+  cnnc_pass pass{};
+  pass.params = params.data();
+  pass.input = input.data();
+  pass.labels = labels.data();
+  pass.workspace = ws[0];
+  pass.n = n;
+  pass.output = inferred.data();
+  m.forward(&m, &pass);
+  pass.output = trained.data();
+  pass.grads = grads.data();
+  m.train(&m, &pass);
+  return {inferred, trained};
+}
+
+}  // namespace
+
+TEST_CASE("inference, each conv fused with the max pool after it, gives training's bits") {
+  // Training runs conv and pool apart (its backward reads the conv's output); the fused tiles sum
+  // the same taps in the same order, so the outputs are equal to the bit. A padded first conv
+  // (the block loaded into its padding), relu and linear convs, a pool whose windows overlap and
+  // one that leaves a column, partial tiles, and a slice of 37: full blocks and a partial one.
+  for (const char* precision : {"", "precision bf16\n"}) {
+    dsl::Graph g = test::graph_of(std::string("model fused\ninput 17x19x1\n") + precision +
+                                  "conv 6 5x5 pad=same relu\nmaxpool 2x2\nconv 10 3x3\nmaxpool "
+                                  "3x3 stride=1\ndense 10 softmax\n");
+    const int32_t n = 37;
+    codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, n});
+    codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
+    for (const char* target : {"avx512_bf16", "avx512", "avx2", "portable"})
+      if (codegen::ModelPtr m = lib.make(n, target)) {
+        INFO(m->engine);
+        auto [inferred, trained] = both_outputs(g, *m, n);
+        CHECK(inferred == trained);
+      }
+  }
+}
+
+namespace {
+
 // update_range over pieces that split layers, with empty ones among them, gives update's bits,
 // and touches nothing outside its range; for SGD and Adam, over two steps.
 void check_update_by_ranges(const dsl::Graph& g, const cnnc_model& m) {
