@@ -234,8 +234,8 @@ void emit_forward_pooled(EmitContext& c, const LayerPlan& lp) {
           for (int64_t i = 0; i < windows; ++i)
             for (int64_t r = 0; r < R; ++r)
               for (int64_t s = 0; s < S; ++s)
-                points.push_back({fmt::format("p{}_q{}", r, i * pool.stride_w + s),
-                                  r * row + (i * pool.stride_w + s) * col});
+                points.push_back(
+                    {fmt::format("w{}_r{}_s{}", i, r, s), r * row + (i * pool.stride_w + s) * col});
           emit_blocks(c.w, "k0", d.K, lp.pool_kblock, [&](int64_t size, const Expr& k0) {
             emit_tile_sums(c, lp, d, k0, size, points);
             // As <pool>_forward takes the maximum: the window's outputs in (r, s) order.

@@ -234,12 +234,14 @@ std::pair<std::vector<float>, std::vector<float>> both_outputs(const dsl::Graph&
 TEST_CASE("inference, each conv fused with the max pool after it, gives training's bits") {
   // Training runs conv and pool apart (its backward reads the conv's output); the fused tiles sum
   // the same taps in the same order, so the outputs are equal to the bit. A padded first conv
-  // (the block loaded into its padding), relu and linear convs, a pool whose windows overlap and
-  // one that leaves a column, partial tiles, and a slice of 37: full blocks and a partial one.
+  // (the block loaded into its padding), relu and linear convs, a pool that leaves a column,
+  // pools whose windows overlap (in a tile of two windows, the last), partial tiles, and a slice
+  // of 37: full blocks and a partial one.
   for (const char* precision : {"", "precision bf16\n"}) {
     dsl::Graph g = test::graph_of(std::string("model fused\ninput 17x19x1\n") + precision +
                                   "conv 6 5x5 pad=same relu\nmaxpool 2x2\nconv 10 3x3\nmaxpool "
-                                  "3x3 stride=1\ndense 10 softmax\n");
+                                  "3x3 stride=1\nconv 1 1x1 relu\nmaxpool 2x2 stride=1\ndense 10 "
+                                  "softmax\n");
     const int32_t n = 37;
     codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, n});
     codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
