@@ -316,7 +316,7 @@ TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch, Slice
 
 StepResult TrainStep::run(std::vector<float>& params, const float* images, const int32_t* labels,
                           int32_t n, const cnnc_optimizer& opt, uint32_t epoch,
-                          uint32_t sample_base, uint64_t seed) {
+                          uint32_t sample_base, uint64_t seed, const SplitWork& then) {
   if (n < 1 || n > batch_)
     throw std::logic_error(fmt::format("TrainStep::run: {} samples, expected 1..{}", n, batch_));
   const int ranks = ranks_of(exchange_), rank = exchange_ ? exchange_->rank() : 0;
@@ -386,6 +386,7 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
       pool_.barrier();
       if (error) std::rethrow_exception(error);
       if (!failed) finish_range(t, true);
+      if (then) then(t, pool_.size());
     });
   } else {
     if (!overlap) {
@@ -410,7 +411,10 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     gathered.resize(2 * all.size());
     exchange_->gather(scores, counts, gathered.data());
     scores = gathered;
-    pool_.run([&](int t) { finish_range(t, false); });
+    pool_.run([&](int t) {
+      finish_range(t, false);
+      if (then) then(t, pool_.size());
+    });
   }
   StepResult r = tally(scores);
   if (!std::isfinite(r.loss_sum))
@@ -493,6 +497,12 @@ StepResult ModelLearner::step(const float* images, const int32_t* labels, int32_
   return step_.run(params_, images, labels, n, opt, epoch, sample_base, seed);
 }
 
+StepResult ModelLearner::step_then(const float* images, const int32_t* labels, int32_t n,
+                                   const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base,
+                                   uint64_t seed, const SplitWork& then) {
+  return step_.run(params_, images, labels, n, opt, epoch, sample_base, seed, then);
+}
+
 EvalResult ModelLearner::evaluate(const LabeledImages& data) {
   return rt::evaluate(m_, params_, data, pool_);
 }
@@ -502,8 +512,11 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
   TrainResult result;
   const LabeledImages& train_set = data.train;
   int64_t sample_size = static_cast<int64_t>(train_set.rows) * train_set.cols;
-  std::vector<float> images(static_cast<size_t>(o.batch * sample_size));
-  std::vector<int32_t> labels(static_cast<size_t>(o.batch));
+  // Two batches: the one a step trains on, and the next, which that step prepares.
+  std::vector<float> images[2] = {std::vector<float>(static_cast<size_t>(o.batch * sample_size)),
+                                  std::vector<float>(static_cast<size_t>(o.batch * sample_size))};
+  std::vector<int32_t> labels[2] = {std::vector<int32_t>(static_cast<size_t>(o.batch)),
+                                    std::vector<int32_t>(static_cast<size_t>(o.batch))};
   std::vector<float>* params = learner.params();
   std::vector<float>* state = learner.optimizer_state();
   const bool writes = !o.out_dir.empty();
@@ -571,26 +584,37 @@ TrainResult train(Learner& learner, const Mnist& data, const TrainOptions& o,
       at.images = start.images;
       at.epoch_seconds = start.seconds;
     }
+    auto samples_in = [&](int32_t b) { return std::min(o.batch, train_set.count - b * o.batch); };
+    // Part `part` of `parts` of batch b into buffer b % 2. An image depends on its sample alone
+    // (augmentation draws from a hash of it), so any split, on any thread, gives the same bits.
+    auto prepare = [&](int32_t b, int part, int parts) {
+      const int32_t n = samples_in(b), first = n * part / parts, end = n * (part + 1) / parts;
+      std::span<const int32_t> idx(order.data() + static_cast<size_t>(b) * o.batch + first,
+                                   static_cast<size_t>(end - first));
+      float* x = images[b % 2].data() + first * sample_size;
+      int32_t* y = labels[b % 2].data() + first;
+      if (o.augment.enabled())
+        prepare_augmented_batch(train_set, idx, o.augment, o.seed, static_cast<uint32_t>(epoch), x,
+                                y);
+      else
+        prepare_batch(train_set, idx, x, y);
+    };
     Clock::time_point epoch_start = Clock::now();
     for (int32_t b = first_batch; b < batches; ++b) {
       if (o.max_steps > 0 && step >= o.max_steps) break;
       Clock::time_point t0 = Clock::now();
-      int32_t n = std::min(o.batch, train_set.count - b * o.batch);
-      std::span<const int32_t> idx(order.data() + static_cast<size_t>(b) * o.batch,
-                                   static_cast<size_t>(n));
-      if (o.augment.enabled())
-        prepare_augmented_batch(train_set, idx, o.augment, o.seed, static_cast<uint32_t>(epoch),
-                                images.data(), labels.data());
-      else
-        prepare_batch(train_set, idx, images.data(), labels.data());
+      const int32_t n = samples_in(b);
+      if (b == first_batch) prepare(b, 0, 1);  // later batches are prepared by the step before
+      SplitWork next;
+      if (b + 1 < batches) next = [&](int part, int parts) { prepare(b + 1, part, parts); };
 
       cnnc_optimizer opt = o.optimizer;
       opt.lr = lr_at(b);
       at.lr = opt.lr;
       opt.step = step + 1;
-      StepResult r =
-          learner.step(images.data(), labels.data(), n, opt, static_cast<uint32_t>(epoch),
-                       static_cast<uint32_t>(b * o.batch), o.seed);
+      StepResult r = learner.step_then(images[b % 2].data(), labels[b % 2].data(), n, opt,
+                                       static_cast<uint32_t>(epoch),
+                                       static_cast<uint32_t>(b * o.batch), o.seed, next);
       if (!r.non_finite.empty()) {
         result.diverged = true;
         result.steps = step;

@@ -121,6 +121,9 @@ struct StepResult {
   std::string non_finite;  // the first layer with a non-finite gradient, "the loss", or ""
 };
 
+// Work cut in `parts` independent parts: f(part, parts) is called once for each part.
+using SplitWork = std::function<void(int part, int parts)>;
+
 // One optimizer step on a prepared batch, exactly as train() takes it: the batch cut into one
 // slice per thread, each slice's gradient into its own buffer, the buffers summed in slice
 // order, the sums checked for NaN and infinity, and only then the update. Owns everything a
@@ -137,8 +140,12 @@ class TrainStep {
   // batch. opt carries this step's lr and step (1 for the first); epoch, sample_base (the
   // batch's first index in the epoch) and seed key the dropout masks. When the loss or a
   // gradient is not finite, params and the optimizer state are left as they were.
+  // then(t, threads), when given, runs on every thread t of the pool at the end of the step's
+  // job, once the step reads images and labels no more: work that would otherwise need a job of
+  // its own, such as preparing the next batch.
   StepResult run(std::vector<float>& params, const float* images, const int32_t* labels, int32_t n,
-                 const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base, uint64_t seed);
+                 const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base, uint64_t seed,
+                 const SplitWork& then = {});
 
   // 2 * param_count floats (cnnc_model::update); zero before the first step, replaced on resume.
   std::vector<float>& optimizer_state() { return state_; }
@@ -181,6 +188,16 @@ class Learner {
   virtual StepResult step(const float* images, const int32_t* labels, int32_t n,
                           const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base,
                           uint64_t seed) = 0;
+  // step(), and then every part of `then` once the step reads images and labels no more: how
+  // the loop prepares the next batch. A learner with threads runs the parts on them, within the
+  // step's own job, so that no thread waits while one converts images.
+  virtual StepResult step_then(const float* images, const int32_t* labels, int32_t n,
+                               const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base,
+                               uint64_t seed, const SplitWork& then) {
+    StepResult r = step(images, labels, n, opt, epoch, sample_base, seed);
+    if (then) then(0, 1);
+    return r;
+  }
   virtual EvalResult evaluate(const LabeledImages& data) = 0;
   // Nonzero for a learner that takes batches of exactly this size only: the loop then drops
   // an epoch's short last batch.
@@ -205,6 +222,9 @@ class ModelLearner final : public Learner {
                SliceExchange* exchange = nullptr);
   StepResult step(const float* images, const int32_t* labels, int32_t n, const cnnc_optimizer& opt,
                   uint32_t epoch, uint32_t sample_base, uint64_t seed) override;
+  StepResult step_then(const float* images, const int32_t* labels, int32_t n,
+                       const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base,
+                       uint64_t seed, const SplitWork& then) override;
   EvalResult evaluate(const LabeledImages& data) override;
   const cnnc_model* model() const override { return &m_; }
   std::vector<float>* params() override { return &params_; }

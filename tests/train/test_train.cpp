@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "../dsl/check_text.hpp"
+#include "data/augment.hpp"
 #include "data/batches.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
@@ -255,6 +256,47 @@ TEST_CASE("a TrainStep on the first batch is the first step train() takes, bit f
   CHECK(static_cast<double>(s.correct) / 32 == Approx(r.history[0].train_accuracy));
   CHECK(std::any_of(step.optimizer_state().begin(), step.optimizer_state().end(),
                     [](float x) { return x != 0; }));
+}
+
+TEST_CASE("train() steps on batches prepared as prepare_batch prepares them, augmented or not") {
+  // From its second batch on, the loop has each step prepare the next one on the pool's threads;
+  // this holds those batches to the ones prepared in one piece, before each step.
+  dsl::Graph g = test::graph_of(blob_model);
+  auto engine = engine::make_engine(g, "generic", 11);
+  const cnnc_model& m = engine->model();
+  rt::Mnist data{blobs(160, 1), {}, {}};
+  for (int32_t shift : {0, 1}) {
+    rt::TrainOptions o;
+    o.epochs = 1;
+    o.batch = 32;
+    o.seed = 7;
+    o.evaluate_epochs = false;
+    o.augment.shift = shift;
+    o.optimizer = {CNNC_SGD, 0.05f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
+    rt::ThreadPool pool(3);  // parts of 10, 11 and 11 samples
+    std::vector<float> trained = engine::initial_params(g, m, o.seed), stepped = trained;
+    rt::TrainResult r = rt::train(m, trained, data, o, pool);
+    REQUIRE(r.steps == 5);
+
+    std::vector<int32_t> order = rt::epoch_order(data.train.count, o.seed, 0);
+    std::vector<float> images(32 * 8 * 8);
+    std::vector<int32_t> labels(32);
+    rt::TrainStep step(m, pool, o.batch);
+    for (int32_t b = 0; b < 5; ++b) {
+      std::span<const int32_t> idx(order.data() + b * 32, 32);
+      if (shift)
+        rt::prepare_augmented_batch(data.train, idx, o.augment, o.seed, 0, images.data(),
+                                    labels.data());
+      else
+        rt::prepare_batch(data.train, idx, images.data(), labels.data());
+      cnnc_optimizer opt = o.optimizer;
+      opt.step = b + 1;
+      CHECK(step.run(stepped, images.data(), labels.data(), 32, opt, 0,
+                     static_cast<uint32_t>(b * 32), o.seed)
+                .non_finite.empty());
+    }
+    CHECK(rt::weights_digest(stepped) == rt::weights_digest(trained));
+  }
 }
 
 TEST_CASE("a TrainStep that meets a non-finite loss names it and changes nothing") {
