@@ -283,7 +283,7 @@ std::unique_ptr<PytorchPeer> PytorchPeer::start_best(
   fmt::print("pytorch: settings tried (training images/s, median of {} windows of {:g} s): {}\n",
              rounds, seconds, line);
   const PeerSetting& s = peers[best]->setting_;
-  fmt::print("pytorch: kept {}; BLAS {}\n", s.str(), s.blas);
+  fmt::print("pytorch: kept {}; BLAS {}; glibc malloc keeps what it frees\n", s.str(), s.blas);
   if (s.blas.rfind("reference", 0) == 0)
     fmt::print(
         "pytorch: warning: torch runs its dense layers on the reference BLAS, about 20x slower "
