@@ -18,6 +18,13 @@ StepResult DistributedLearner::step(const float* images, const int32_t* labels, 
   return inner_.step(images, labels, n, opt, epoch, sample_base, seed);
 }
 
+StepResult DistributedLearner::step_then(const float* images, const int32_t* labels, int32_t n,
+                                         const cnnc_optimizer& opt, uint32_t epoch,
+                                         uint32_t sample_base, uint64_t seed,
+                                         const SplitWork& then) {
+  return inner_.step_then(images, labels, n, opt, epoch, sample_base, seed, then);
+}
+
 EvalResult DistributedLearner::evaluate(const LabeledImages& data) {
   return exchange_.rank() == 0 ? inner_.evaluate(data) : EvalResult{};
 }

@@ -17,12 +17,10 @@ class DistributedLearner final : public Learner {
                      int32_t batch, MpiExchange& exchange);
   StepResult step(const float* images, const int32_t* labels, int32_t n, const cnnc_optimizer& opt,
                   uint32_t epoch, uint32_t sample_base, uint64_t seed) override;
-  // On rank 0; the other ranks return an empty result at once, as only rank 0 reports.
   StepResult step_then(const float* images, const int32_t* labels, int32_t n,
                        const cnnc_optimizer& opt, uint32_t epoch, uint32_t sample_base,
-                       uint64_t seed, const SplitWork& then) override {
-    return inner_.step_then(images, labels, n, opt, epoch, sample_base, seed, then);
-  }
+                       uint64_t seed, const SplitWork& then) override;
+  // On rank 0; the other ranks return an empty result at once, as only rank 0 reports.
   EvalResult evaluate(const LabeledImages& data) override;
   const cnnc_model* model() const override { return inner_.model(); }
   std::vector<float>* params() override { return inner_.params(); }
