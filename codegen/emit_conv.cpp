@@ -224,35 +224,34 @@ void emit_forward_pooled(EmitContext& c, const LayerPlan& lp) {
   c.w.line("float* y = {};", c.output_of(pool_lp.index));
   const bool relu = l.activation == dsl::Activation::relu;
   emit_loop(c.w, "p", P, [&](const Expr& p) {
-    emit_blocks(
-        c.w, "q0", Q, std::min<int64_t>(lp.pool_qblock, Q), [&](int64_t windows, const Expr& q0) {
-          c.w.line("const {}* xw = {};", lp.bf16_forward ? "uint32_t" : "float",
-                   at("xp", p * (pool.stride_h * row) + q0 * (pool.stride_w * col)));
-          c.w.line("float* yo = {};", at("y", (p * Q + q0) * (d.K * L)));
-          // Window i's output (r, s) is the conv's at (p*sh + r, (q0 + i)*sw + s).
-          std::vector<TilePoint> points;
-          for (int64_t i = 0; i < windows; ++i)
-            for (int64_t r = 0; r < R; ++r)
-              for (int64_t s = 0; s < S; ++s)
-                points.push_back(
-                    {fmt::format("w{}_r{}_s{}", i, r, s), r * row + (i * pool.stride_w + s) * col});
-          emit_blocks(c.w, "k0", d.K, lp.pool_kblock, [&](int64_t size, const Expr& k0) {
-            emit_tile_sums(c, lp, d, k0, size, points);
-            // As <pool>_forward takes the maximum: the window's outputs in (r, s) order.
-            for (int64_t i = 0; i < windows; ++i)
-              for (int64_t j = 0; j < size; ++j) {
-                for (int64_t t = 0; t < R * S; ++t) {
-                  std::string acc = fmt::format("acc_{}_k{}", points[i * R * S + t].name, j);
-                  if (relu) acc = fmt::format("vmax({}, vzero())", acc);
-                  if (t == 0)
-                    c.w.line("V m{}_k{} = {};", i, j, acc);
-                  else
-                    c.w.line("m{}_k{} = vmax(m{}_k{}, {});", i, j, i, j, acc);
-                }
-                c.w.line("vstore({}, m{}_k{});", at("yo", (k0 + i * d.K + j) * L), i, j);
-              }
-          });
-        });
+    emit_blocks(c.w, "q0", Q, lp.pool_qblock, [&](int64_t windows, const Expr& q0) {
+      c.w.line("const {}* xw = {};", lp.bf16_forward ? "uint32_t" : "float",
+               at("xp", p * (pool.stride_h * row) + q0 * (pool.stride_w * col)));
+      c.w.line("float* yo = {};", at("y", (p * Q + q0) * (d.K * L)));
+      // Window i's output (r, s) is the conv's at (p*sh + r, (q0 + i)*sw + s).
+      std::vector<TilePoint> points;
+      for (int64_t i = 0; i < windows; ++i)
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t s = 0; s < S; ++s)
+            points.push_back(
+                {fmt::format("w{}_r{}_s{}", i, r, s), r * row + (i * pool.stride_w + s) * col});
+      emit_blocks(c.w, "k0", d.K, lp.pool_kblock, [&](int64_t size, const Expr& k0) {
+        emit_tile_sums(c, lp, d, k0, size, points);
+        // As <pool>_forward takes the maximum: the window's outputs in (r, s) order.
+        for (int64_t i = 0; i < windows; ++i)
+          for (int64_t j = 0; j < size; ++j) {
+            for (int64_t t = 0; t < R * S; ++t) {
+              std::string acc = fmt::format("acc_{}_k{}", points[i * R * S + t].name, j);
+              if (relu) acc = fmt::format("vmax({}, vzero())", acc);
+              if (t == 0)
+                c.w.line("V m{}_k{} = {};", i, j, acc);
+              else
+                c.w.line("m{}_k{} = vmax(m{}_k{}, {});", i, j, i, j, acc);
+            }
+            c.w.line("vstore({}, m{}_k{});", at("yo", (k0 + i * d.K + j) * L), i, j);
+          }
+      });
+    });
   });
   c.w.close();
   c.w.blank();
