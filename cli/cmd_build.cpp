@@ -236,8 +236,13 @@ int run_build(const BuildArgs& a) {
   codegen::TempFile linked(check_output(out));
 
   auto start = std::chrono::steady_clock::now();
+  // Generated at precision bf16, the linked code holds the bf16 variant beside the fp32 ones
+  // whatever the file says, so that the trainer's --precision is honoured either way; the run's
+  // precision picks the variant (engine/make_engine.cpp).
+  dsl::Graph both = g;
+  both.training.precision = dsl::Precision::bf16;
   codegen::Generated gen =
-      codegen::generate(g, {g.source_path, g.source_text, static_cast<int>(max_batch)});
+      codegen::generate(both, {g.source_path, g.source_text, static_cast<int>(max_batch)});
   std::string built_with = fmt::format("{} {}", compiler.short_name, compile_flags[0]);
   WorkDir work(g.name);
   const fs::path& dir = work.path();

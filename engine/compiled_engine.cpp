@@ -20,19 +20,11 @@ namespace {
 // Compiling only it takes about a third of the time of all three (lenet5's AVX-512 variant
 // alone: 1.8 s of CPU with clang 19, all: 4.5 s). A target this CPU lacks still names its variant,
 // and creating the model then says so.
-int variant_for(const std::string& target, bool bf16) {
-  if (target == "avx512_bf16") return 3;
-  if (target == "avx512") return 0;
-  if (target == "avx2") return 1;
-  if (target == "portable") return 2;
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  if (bf16 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512bw"))
-    return 3;
-  if (__builtin_cpu_supports("avx512f")) return 0;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
-#endif
+int variant_for(const std::string& target, dsl::Precision precision) {
+  const std::string named = target == "auto" ? cpu_target(precision) : target;
+  if (named == "avx512_bf16") return 3;
+  if (named == "avx512") return 0;
+  if (named == "avx2") return 1;
   return 2;
 }
 
@@ -45,8 +37,8 @@ class SpecializedEngine final : public Engine {
     double gen_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     codegen::BuildOptions build;
-    const bool bf16 = g.training.precision == dsl::Precision::bf16;
-    build.flags.push_back(fmt::format("-DCNNC_ONLY_VARIANT={}", variant_for(target, bf16)));
+    build.flags.push_back(
+        fmt::format("-DCNNC_ONLY_VARIANT={}", variant_for(target, g.training.precision)));
     library_ = std::make_unique<codegen::GeneratedModel>(
         codegen::build_generated(gen.source, g.name, build));
     model_ = library_->make(std::min<int32_t>(max_batch, static_cast<int32_t>(g.training.batch)),

@@ -25,12 +25,16 @@ class GenericEngine final : public Engine {
   rt::GenericModel model_;
 };
 
-// The specialised code of a model linked into the executable: nothing to generate or load.
+// The specialised code of a model linked into the executable: nothing to generate or load. It
+// holds the variants of both precisions (cnnc build), so "auto" names the best one of the run's.
 class LinkedEngine final : public Engine {
  public:
   LinkedEngine(const dsl::Graph& g, const LinkedModel& linked, int32_t max_batch,
                const std::string& target)
-      : model_(linked.create(max_batch, target.c_str()), codegen::ModelDeleter{linked.destroy}) {
+      : model_(
+            linked.create(max_batch,
+                          (target == "auto" ? cpu_target(g.training.precision) : target).c_str()),
+            codegen::ModelDeleter{linked.destroy}) {
     if (!model_)
       throw std::runtime_error(
           fmt::format("this CPU cannot run the specialised code for target '{}'", target));
@@ -77,6 +81,18 @@ std::unique_ptr<Engine> make_specialized(const dsl::Graph& g, int32_t max_batch,
 }
 
 }  // namespace
+
+std::string cpu_target(dsl::Precision precision) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (precision == dsl::Precision::bf16 && __builtin_cpu_supports("avx512bf16") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+    return "avx512_bf16";
+  if (__builtin_cpu_supports("avx512f")) return "avx512";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+#endif
+  return "portable";
+}
 
 std::string precision_note(const dsl::Graph& graph, const cnnc_model& model) {
   if (graph.training.precision != dsl::Precision::bf16 ||

@@ -4,9 +4,6 @@
 // AVX512_BF16 falls back to the fp32 variants, which agree within fp32's tolerance, and says so.
 #include <catch2/catch.hpp>
 
-#include <fstream>
-#include <sstream>
-
 #include "../dsl/check_text.hpp"
 #include "../skip.hpp"
 #include "engine/engine.hpp"
@@ -15,13 +12,6 @@
 using namespace cnnc;
 
 namespace {
-
-bool cpu_has_bf16() {
-  std::ifstream in("/proc/cpuinfo");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str().find(" avx512_bf16") != std::string::npos;
-}
 
 // The bf16 variant against the generic engine: every tensor within bf16's tolerance, and the
 // forward output further from fp32 than fp32 rounding goes (else the products were not bf16).
@@ -52,7 +42,8 @@ void check_bf16(const std::string& text, int32_t n) {
 }  // namespace
 
 TEST_CASE("bf16 agrees with the generic engine: lenet5's shapes") {
-  if (!cpu_has_bf16()) CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  if (!cnnc_test::cpu_has("avx512_bf16"))
+    CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
   check_bf16(
       "model lenet_bf16\ninput 28x28x1\nconv 6 5x5 pad=same relu\nmaxpool 2x2\nconv 16 5x5 "
       "relu\nmaxpool 2x2\ndense 120 relu\ndense 84 relu\ndense 10 softmax\n",
@@ -60,7 +51,8 @@ TEST_CASE("bf16 agrees with the generic engine: lenet5's shapes") {
 }
 
 TEST_CASE("bf16 agrees with the generic engine: keras_mnist's shapes, smaller, with dropout") {
-  if (!cpu_has_bf16()) CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  if (!cnnc_test::cpu_has("avx512_bf16"))
+    CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
   check_bf16(
       "model keras_bf16\ninput 16x16x1\nconv 32 3x3 relu\nconv 64 3x3 relu\nmaxpool 2x2\ndropout "
       "0.25\nflatten\ndense 128 relu\ndropout 0.5\ndense 10 softmax\n",
@@ -70,7 +62,8 @@ TEST_CASE("bf16 agrees with the generic engine: keras_mnist's shapes, smaller, w
 TEST_CASE(
     "bf16 agrees with the generic engine: odd filters, odd columns, odd inputs, stride 2, a "
     "partial block") {
-  if (!cpu_has_bf16()) CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  if (!cnnc_test::cpu_has("avx512_bf16"))
+    CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
   // conv1: C = 2 (pairs of channels), K = 5 (conv2's input gradient pairs a filter with zero);
   // conv2: C = 5 (fp32 forward), Q = 5 (the last column pair is half zero); dense2: I = 9.
   check_bf16(
@@ -82,7 +75,8 @@ TEST_CASE(
 TEST_CASE(
     "bf16 agrees with the generic engine: weight gradients by taps, with an odd column pair, "
     "stride 2, padding and partial tiles") {
-  if (!cpu_has_bf16()) CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  if (!cnnc_test::cpu_has("avx512_bf16"))
+    CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
   // conv1: 16 taps a row (one vector), Q = 8; conv2: 112 taps (a partial tile of vectors), 6
   // filters (a partial tile of filters), stride 2 and padding, Q = 5 (the last pair of columns is
   // half zero); 504 input elements leave a tail after the square transpositions.

@@ -108,6 +108,25 @@ TEST_CASE("cnnc build: the executable trains, evaluates and predicts as cnnc doe
   CHECK(contains(plain.out, "engine: specialized-"));
   CHECK(contains(plain.out, ": linked into this executable ("));
 
+  // The linked code holds both precisions' variants, whatever the file says: --precision bf16
+  // runs the bf16 one where the CPU has AVX512_BF16 and trains as cnnc does, bit for bit; else
+  // both fall back to fp32, say why, and train as fp32 does.
+  Run linked_bf16 = run("'" + exe + "' train --precision bf16" + common + (dir / "d"));
+  Run loaded_bf16 = run(cnnc_with_compiler + " train tests/standalone/small.cnn " +
+                        "--engine specialized --precision bf16" + common + (dir / "e"));
+  INFO(linked_bf16.out);
+  INFO(loaded_bf16.out);
+  REQUIRE(linked_bf16.status == 0);
+  REQUIRE(loaded_bf16.status == 0);
+  CHECK(results_of(linked_bf16.out) == results_of(loaded_bf16.out));
+  const bool has_bf16 = cpu_has("avx512_bf16");
+  CHECK((results_of(linked_bf16.out) != results_of(linked.out)) == has_bf16);
+  Run plain_bf16 =
+      run("'" + exe + "' train --precision bf16 --max-steps 2 --limit 256 --out " + (dir / "f"));
+  CHECK(contains(plain_bf16.out, "engine: specialized-avx512_bf16: linked") == has_bf16);
+  CHECK(contains(plain_bf16.out, "this CPU lacks AVX512_BF16") == !has_bf16);
+  CHECK(!contains(plain.out, "bf16"));  // the file's fp32 still runs an fp32 variant
+
   // The linked code takes slices of up to 32 samples, and no compiler is at hand to make more.
   Run big = run("'" + exe + "' train --batch 128 --threads 1 --limit 256 --out " + (dir / "c"));
   CHECK(big.status == 1);
