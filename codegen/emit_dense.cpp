@@ -84,7 +84,9 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp) {
     for (int64_t j = 0; j < size; ++j) c.w.line("V acc{} = vzero();", j);
     emit_loop(c.w, "k", K, [&](const Expr& k) {
       c.w.line("{} dk = {}({});", bf16 ? "P" : "V", bf16 ? "vpload" : "vload", at("dz", k * L));
-      c.w.line("const {}* wk = {};", bf16 ? "uint32_t" : "float", at("w", k * I + i0));
+      // bf16: the tile's [K][size] pairs start at i0 * K (wt_pairs, plan.cpp).
+      c.w.line("const {}* wk = {};", bf16 ? "uint32_t" : "float",
+               bf16 ? at("w", i0 * K + k * size) : at("w", k * I + i0));
       for (int64_t j = 0; j < size; ++j) {
         if (bf16)
           c.w.line("acc{} = vdot(acc{}, dk, vpbcast({}));", j, j, at("wk", j));

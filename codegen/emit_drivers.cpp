@@ -276,7 +276,8 @@ void emit_layer_calls(EmitContext& c, bool training) {
 }
 
 // bf16: the weights in the pair layouts the products read, from the fp32 master weights, once
-// per call (per slice): w_pairs for forward, wt_pairs for the input gradient in training.
+// per call (per slice): w_pairs for forward, wt_pairs for the input gradient in training (a dense
+// layer's in tiles of its input-gradient block, plan.cpp).
 void emit_convert_weights(EmitContext& c) {
   c.w.comment(
       "The fp32 weights rounded to bf16 pairs for this call: by pairs along each row for the "
@@ -295,7 +296,10 @@ void emit_convert_weights(EmitContext& c) {
     else if (lp.w_pairs.floats)
       c.w.line("rows_to_pairs((uint32_t*)({}), {}, {}, {});", ws(lp.w_pairs),
                at("params", l.weight_offset), l.units, n);
-    if (lp.wt_pairs.floats)
+    if (lp.wt_pairs.floats && l.kind == dsl::LayerKind::dense)
+      c.w.line("if (training) row_pairs_tiled((uint32_t*)({}), {}, {}, {}, {});", ws(lp.wt_pairs),
+               at("params", l.weight_offset), l.units, n, lp.dx_tblock);
+    else if (lp.wt_pairs.floats)
       c.w.line("if (training) row_pairs((uint32_t*)({}), {}, {}, {});", ws(lp.wt_pairs),
                at("params", l.weight_offset), l.units, n);
   }

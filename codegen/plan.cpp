@@ -153,9 +153,13 @@ void plan_pairs(LayerPlan& lp, Arena& a, int64_t L) {
   if (lp.bf16_dx) {
     lp.dz_pairs = a.take(l.name + "_dz_pairs", K2 * L,
                          fmt::format("{}'s output gradient by pairs, bf16, [{}][L]", l.name, K2));
-    lp.wt_pairs =
-        a.take(l.name + "_wt_pairs", K2 * I,
-               fmt::format("{}'s weights by pairs of units, bf16, [{}][{}]", l.name, K2, I));
+    // In tiles of the input gradient's register block, each [K2][dx_tblock]: the tile reads one
+    // stream, where rows of I pairs would be K2 streams, more than the prefetchers follow.
+    lp.wt_pairs = a.take(
+        l.name + "_wt_pairs", K2 * I,
+        fmt::format("{}'s weights by pairs of units in tiles of {} inputs, bf16, "
+                    "[{}][{}][{}]",
+                    l.name, lp.dx_tblock, (I + lp.dx_tblock - 1) / lp.dx_tblock, K2, lp.dx_tblock));
   }
 }
 
