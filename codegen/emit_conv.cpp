@@ -357,6 +357,12 @@ void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& 
   });
 }
 
+// Whether the backward pass of a conv sums its bias gradient in the relu's pass over dz rather
+// than in backward_weights (which then computes the weights' alone).
+bool bias_with_relu(const dsl::Layer& l) {
+  return l.trainable() && l.activation == dsl::Activation::relu;
+}
+
 // The weight gradient of one block, as per-lane partials (lanes are summed once per slice):
 //   dw[k][r][t] += sum_{p,q} dz[p][q][k] * x[p*sh + r][q*sw][t],  t = s*C + c in [0, S*C)
 // over tiles of dw_kblock filters x dw_tblock taps held in registers for the whole (p, q) loop.
@@ -366,29 +372,32 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
   const std::string dw_shape =
       lp.dw_by_taps ? fmt::format("dw [{}][{}][{}] summed over the samples", d.K, d.R, T)
                     : fmt::format("per-lane partials dw [{}][{}][{}][L]", d.K, d.R, T);
-  function_comment(
-      c, lp, Pass::backward_weights,
-      fmt::format("dz [{}][{}][{}][L], x [{}][{}][{}][L] -> {} (t = s*C + c), db [{}][L]", d.P, d.Q,
-                  d.K, d.Hp, d.Wp, d.C, dw_shape, d.K),
-      fmt::format("{}{}{} x {} in registers, {} of output at a time",
-                  lp.dw_by_taps ? "one sample at a time: " : "",
-                  lp.dw_by_taps && lp.bf16_dw ? "pairs of output columns, " : "",
-                  counted(lp.dw_kblock, "filter"),
-                  counted(lp.dw_tblock, lp.dw_by_taps ? "vector" : "tap"),
-                  counted(lp.dw_prows, "row")));
+  function_comment(c, lp, Pass::backward_weights,
+                   fmt::format("dz [{}][{}][{}][L], x [{}][{}][{}][L] -> {} (t = s*C + c){}", d.P,
+                               d.Q, d.K, d.Hp, d.Wp, d.C, dw_shape,
+                               bias_with_relu(l) ? "; db in the backward pass"
+                                                 : fmt::format(", db [{}][L]", d.K)),
+                   fmt::format("{}{}{} x {} in registers, {} of output at a time",
+                               lp.dw_by_taps ? "one sample at a time: " : "",
+                               lp.dw_by_taps && lp.bf16_dw ? "pairs of output columns, " : "",
+                               counted(lp.dw_kblock, "filter"),
+                               counted(lp.dw_tblock, lp.dw_by_taps ? "vector" : "tap"),
+                               counted(lp.dw_prows, "row")));
   open_layer_function(c, lp, Pass::backward_weights, params_and_ws);
   c.w.line("(void)params;");
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
   c.w.line("const float* xp = {};", pads(l) ? ws(lp.padded) : c.input_of(lp.index));
   c.w.line("float* dw = {};", ws(lp.lane_dw));
-  c.w.line("float* db = {};", ws(lp.lane_db));
-  emit_loop(c.w, "k", d.K, [&](const Expr& k) {
-    c.w.line("V bias = vload({});", at("db", k * L));
-    emit_loop_line(c.w, "", "pq", d.P * d.Q, [&](const Expr& pq) {
-      return fmt::format("bias = vadd(bias, vload({}));", at("dz", (pq * d.K + k) * L));
+  if (!bias_with_relu(l)) {
+    c.w.line("float* db = {};", ws(lp.lane_db));
+    emit_loop(c.w, "k", d.K, [&](const Expr& k) {
+      c.w.line("V bias = vload({});", at("db", k * L));
+      emit_loop_line(c.w, "", "pq", d.P * d.Q, [&](const Expr& pq) {
+        return fmt::format("bias = vadd(bias, vload({}));", at("dz", (pq * d.K + k) * L));
+      });
+      c.w.line("vstore({}, bias);", at("db", k * L));
     });
-    c.w.line("vstore({}, bias);", at("db", k * L));
-  });
+  }
   // bf16: pairs of columns, j = q / 2, and vdot for vfma.
   const bool bf16 = lp.bf16_dw;
   if (bf16) emit_column_pairs(c, lp, d);
@@ -522,10 +531,29 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
   ConvShape d = shape_of(l);
   if (l.trainable()) emit_backward_weights(c, lp, d);
   if (lp.needs_dx) emit_backward_data(c, lp, d);
-  function_comment(c, lp, Pass::backward, "dy -> dz = dy * f'(z) in place, then the gradients",
+  function_comment(c, lp, Pass::backward,
+                   bias_with_relu(l)
+                       ? fmt::format("dy -> dz = dy * f'(z) in place, adding dz into db [{}][L]; "
+                                     "then the gradients",
+                                     d.K)
+                       : "dy -> dz = dy * f'(z) in place, then the gradients",
                    "one vector at a time for f'(z); the gradients as their functions say");
   open_layer_function(c, lp, Pass::backward, params_and_ws);
-  if (has_derivative(l)) {
+  if (bias_with_relu(l)) {
+    // The bias gradient adds each dz as f'(z) makes it, in the (p, q) order the separate sum
+    // took, so the bits are the same and dz, larger than L2, is read once rather than twice.
+    c.w.line("float* dz = {};", c.grad_of(lp.index));
+    c.w.line("const float* y = {};", c.output_of(lp.index));  // f'(z) is read off the output
+    c.w.line("float* db = {};", ws(lp.lane_db));
+    emit_loop(c.w, "pq", d.P * d.Q, [&](const Expr& pq) {
+      emit_loop(c.w, "k", d.K, [&](const Expr& k) {
+        const Expr e = (pq * d.K + k) * c.L();
+        c.w.line("const V g = vand(vgt(vload({}), vzero()), vload({}));", at("y", e), at("dz", e));
+        c.w.line("vstore({}, g);", at("dz", e));
+        c.w.line("vstore({}, vadd(vload({}), g));", at("db", k * c.L()), at("db", k * c.L()));
+      });
+    });
+  } else if (has_derivative(l)) {
     c.w.line("float* dz = {};", c.grad_of(lp.index));
     c.w.line("const float* y = {};", c.output_of(lp.index));  // f'(z) is read off the output
     emit_activation_backward_loop(c, l, "y", "dz", l.out.size() * c.L());

@@ -546,7 +546,7 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_maxpool1_forward(const float* __rest
 }
 
 // conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]
+// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c); db in the backward pass
 // Tile: 2 filters x 3 taps in registers, 6 rows of output at a time.
 // FLOPs: 20,736 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
@@ -554,12 +554,6 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __rest
   const float* dz = ws + conv1_dy;
   const float* xp = ws + conv1_x_padded;
   float* dw = ws + conv1_dw_lanes;
-  float* db = ws + conv1_db_lanes;
-  for (int k = 0; k < 2; ++k) {
-    V bias = vload(db + k * 16);
-    for (int pq = 0; pq < 36; ++pq) bias = vadd(bias, vload(dz + pq * 32 + k * 16));
-    vstore(db + k * 16, bias);
-  }
   {  // p0 = 0
     {  // k0 = 0
       for (int r = 0; r < 3; ++r) {
@@ -602,13 +596,20 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __rest
 }
 
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, then the gradients
+// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, adding dz into db [2][L]; then the gradients
 // Tile: one vector at a time for f'(z); the gradients as their functions say.
 // FLOPs: 23,040 per block of 16 samples, the functions it calls included.
 static CNNC_AVX512 CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
   float* dz = ws + conv1_dy;
   const float* y = ws + conv1_y;
-  for (int e = 0; e < 1152; e += 16) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
+  float* db = ws + conv1_db_lanes;
+  for (int pq = 0; pq < 36; ++pq) {
+    for (int k = 0; k < 2; ++k) {
+      const V g = vand(vgt(vload(y + pq * 32 + k * 16), vzero()), vload(dz + pq * 32 + k * 16));
+      vstore(dz + pq * 32 + k * 16, g);
+      vstore(db + k * 16, vadd(vload(db + k * 16), g));
+    }
+  }
   conv1_backward_weights(params, ws);
 }
 
@@ -1238,7 +1239,7 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_forward(const float* __restrict params
 }
 
 // conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]
+// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c); db in the backward pass
 // Tile: 2 filters x 3 taps in registers, 6 rows of output at a time.
 // FLOPs: 10,368 per block of 8 samples.
 static CNNC_AVX2 CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
@@ -1246,12 +1247,6 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_backward_weights(const float* __restri
   const float* dz = ws + conv1_dy;
   const float* xp = ws + conv1_x_padded;
   float* dw = ws + conv1_dw_lanes;
-  float* db = ws + conv1_db_lanes;
-  for (int k = 0; k < 2; ++k) {
-    V bias = vload(db + k * 8);
-    for (int pq = 0; pq < 36; ++pq) bias = vadd(bias, vload(dz + pq * 16 + k * 8));
-    vstore(db + k * 8, bias);
-  }
   {  // p0 = 0
     {  // k0 = 0
       for (int r = 0; r < 3; ++r) {
@@ -1294,13 +1289,20 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_backward_weights(const float* __restri
 }
 
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, then the gradients
+// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, adding dz into db [2][L]; then the gradients
 // Tile: one vector at a time for f'(z); the gradients as their functions say.
 // FLOPs: 11,520 per block of 8 samples, the functions it calls included.
 static CNNC_AVX2 CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
   float* dz = ws + conv1_dy;
   const float* y = ws + conv1_y;
-  for (int e = 0; e < 576; e += 8) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
+  float* db = ws + conv1_db_lanes;
+  for (int pq = 0; pq < 36; ++pq) {
+    for (int k = 0; k < 2; ++k) {
+      const V g = vand(vgt(vload(y + pq * 16 + k * 8), vzero()), vload(dz + pq * 16 + k * 8));
+      vstore(dz + pq * 16 + k * 8, g);
+      vstore(db + k * 8, vadd(vload(db + k * 8), g));
+    }
+  }
   conv1_backward_weights(params, ws);
 }
 
@@ -1815,7 +1817,7 @@ static CNNC_PORTABLE CNNC_NOINLINE void conv1_forward(const float* __restrict pa
 }
 
 // conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c), db [2][L]
+// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c); db in the backward pass
 // Tile: 2 filters x 3 taps in registers, 6 rows of output at a time.
 // FLOPs: 1,296 per block of 1 sample.
 static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
@@ -1823,12 +1825,6 @@ static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward_weights(const float* __re
   const float* dz = ws + conv1_dy;
   const float* xp = ws + conv1_x_padded;
   float* dw = ws + conv1_dw_lanes;
-  float* db = ws + conv1_db_lanes;
-  for (int k = 0; k < 2; ++k) {
-    V bias = vload(db + k);
-    for (int pq = 0; pq < 36; ++pq) bias = vadd(bias, vload(dz + pq * 2 + k));
-    vstore(db + k, bias);
-  }
   {  // p0 = 0
     {  // k0 = 0
       for (int r = 0; r < 3; ++r) {
@@ -1871,13 +1867,20 @@ static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward_weights(const float* __re
 }
 
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, then the gradients
+// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, adding dz into db [2][L]; then the gradients
 // Tile: one vector at a time for f'(z); the gradients as their functions say.
 // FLOPs: 1,440 per block of 1 sample, the functions it calls included.
 static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
   float* dz = ws + conv1_dy;
   const float* y = ws + conv1_y;
-  for (int e = 0; e < 72; ++e) vstore(dz + e, vand(vgt(vload(y + e), vzero()), vload(dz + e)));
+  float* db = ws + conv1_db_lanes;
+  for (int pq = 0; pq < 36; ++pq) {
+    for (int k = 0; k < 2; ++k) {
+      const V g = vand(vgt(vload(y + pq * 2 + k), vzero()), vload(dz + pq * 2 + k));
+      vstore(dz + pq * 2 + k, g);
+      vstore(db + k, vadd(vload(db + k), g));
+    }
+  }
   conv1_backward_weights(params, ws);
 }
 
