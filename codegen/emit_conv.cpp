@@ -262,14 +262,18 @@ void emit_forward_pooled(EmitContext& c, const LayerPlan& lp) {
 // pairs are made here, once per block, from the fp32 dz and x.
 void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
   int64_t L = c.L(), row = d.Wp * d.C * L, Q2 = (d.Q + 1) / 2;
-  c.w.line("uint32_t* xq = (uint32_t*)({});", ws(lp.xq_pairs));
   c.w.line("uint32_t* dzq = (uint32_t*)({});", ws(lp.dzq_pairs));
-  c.w.comment(
-      "x[h][w] with x[h][w + sw] (zero past the right edge), dz[p][2j] with dz[p][2j + 1].");
-  emit_loop(c.w, "h", d.Hp, [&](const Expr& h) {
-    c.w.line("vpairs({}, {}, {}, 1, {}, {});", at("xq", h * row), at("xp", h * row), d.Wp * d.C,
-             d.sw * d.C, (d.Wp - d.sw) * d.C);
-  });
+  if (lp.dw_by_taps) {  // x's pairs are made as it is transposed (emit_weights_by_taps)
+    c.w.comment("dz[p][2j] with dz[p][2j + 1].");
+  } else {
+    c.w.line("uint32_t* xq = (uint32_t*)({});", ws(lp.xq_pairs));
+    c.w.comment(
+        "x[h][w] with x[h][w + sw] (zero past the right edge), dz[p][2j] with dz[p][2j + 1].");
+    emit_loop(c.w, "h", d.Hp, [&](const Expr& h) {
+      c.w.line("vpairs({}, {}, {}, 1, {}, {});", at("xq", h * row), at("xp", h * row), d.Wp * d.C,
+               d.sw * d.C, (d.Wp - d.sw) * d.C);
+    });
+  }
   emit_loop(c.w, "p", d.P, [&](const Expr& p) {
     emit_loop(c.w, "j", Q2, [&](const Expr& j) {
       // The last pair of an odd Q has no second column.
@@ -293,7 +297,8 @@ void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& 
   int64_t L = c.L(), T = d.S * d.C, N = d.Hp * d.Wp * d.C, row = d.Wp * d.C;
   // bf16: j = q / 2 over pairs of columns, each pair 2*sw columns of x after the previous one.
   const int64_t Q = bf16 ? (d.Q + 1) / 2 : d.Q, q_step = (bf16 ? 2 : 1) * d.sw * d.C;
-  const char* from = bf16 ? "xq" : "xp";
+  // bf16: x[h][w] paired with x[h][w + sw] (zero past the right edge) as it is transposed.
+  const int64_t pair_step = d.sw * d.C, paired = (d.Wp - d.sw) * d.C;
   if (bf16)
     c.w.line("uint32_t* xs = (uint32_t*)({});", ws(lp.x_by_sample));
   else
@@ -302,15 +307,21 @@ void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& 
   emit_loop_line(
       c.w, "", "e", squares,
       [&](const Expr& e) {
-        return fmt::format("{}({}, {}, {});", bf16 ? "vptranspose" : "vtranspose", at("xs", e), N,
-                           at(from, e * L));
+        if (bf16)
+          return fmt::format("vpairs_transposed({}, {}, {}, {}, {}, {}, {});", at("xs", e), N,
+                             at("xp", e * L), e, row, pair_step, paired);
+        return fmt::format("vtranspose({}, {}, {});", at("xs", e), N, at("xp", e * L));
       },
       0, L);
   emit_loop(
       c.w, "e", N - squares * L,
       [&](const Expr& e) {
         emit_loop_line(c.w, "", "lane", L, [&](const Expr& lane) {
-          return fmt::format("xs[{}] = {}[{}];", lane * N + e, from, e * L + lane);
+          if (bf16)
+            return fmt::format("xs[{}] = bf16_pair(xp[{}], ({}) % {} < {} ? xp[{}] : 0.0f);",
+                               lane * N + e, e * L + lane, e, row, paired,
+                               (e + pair_step) * L + lane);
+          return fmt::format("xs[{}] = xp[{}];", lane * N + e, e * L + lane);
         });
       },
       squares * L);

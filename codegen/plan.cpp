@@ -128,12 +128,14 @@ void plan_pairs(LayerPlan& lp, Arena& a, int64_t L) {
           a.take(l.name + "_wt_pairs", K2 * RSC,
                  fmt::format("{}'s weights by pairs of filters, bf16, [{}][{}]", l.name, K2, RSC));
     }
-    if (lp.bf16_dw) {
+    if (lp.bf16_dw && !lp.dw_by_taps) {  // by taps, the pairs go straight to x_by_sample
       lp.xq_pairs =
           a.take(l.name + "_xq_pairs", Hp * Wp * C * L,
                  fmt::format("{}'s input, each column paired with the one {} to its right, bf16, "
                              "[{}][{}][{}][L]",
                              l.name, l.stride_w, Hp, Wp, C));
+    }
+    if (lp.bf16_dw) {
       lp.dzq_pairs = a.take(l.name + "_dzq_pairs", l.out.h * pairs(l.out.w) * l.units * L,
                             fmt::format("{}'s output gradient by pairs of columns, bf16, "
                                         "[{}][{}][{}][L]",
