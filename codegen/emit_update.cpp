@@ -27,8 +27,14 @@ void emit_update(Writer& w, const dsl::Graph& g) {
     w.line("static const int64_t ranges[{}][2] = {{", ranges.size());
     for (auto [first, end] : ranges) w.line("    {{{}, {}}},", first, end);
     w.line("}};");
-    w.line("float* m = state;");
-    w.line("float* v = state + {};", g.param_floats);
+    // The settings in locals and the arrays restrict: else every store could change them, and
+    // the loops reload them and vectorise only behind run-time overlap checks.
+    w.line("float* __restrict w = params;");
+    w.line("const float* __restrict dw = grads;");
+    w.line("float* __restrict m = state;");
+    w.line("float* __restrict v = state + {};", g.param_floats);
+    w.line("const float lr = opt->lr, weight_decay = opt->weight_decay, momentum = opt->momentum;");
+    w.line("const float beta1 = opt->beta1, beta2 = opt->beta2, eps = opt->eps;");
     w.line("float step_size = 0.0f, sqrt_correction2 = 0.0f;");
     w.open("if (opt->kind != CNNC_SGD)");
     w.line("const double t = (double)opt->step;");
@@ -40,18 +46,21 @@ void emit_update(Writer& w, const dsl::Graph& g) {
     w.line("const int64_t last = range[1] < end ? range[1] : end;");
     w.open("if (opt->kind == CNNC_SGD)");
     w.open("for (int64_t j = first; j < last; ++j)");
-    w.line("const float grad = grads[j] + opt->weight_decay * params[j];");
-    w.line("m[j] = opt->momentum * m[j] + grad;");
-    w.line("params[j] -= opt->lr * m[j];");
+    w.line("const float grad = dw[j] + weight_decay * w[j];");
+    w.line("const float mj = momentum * m[j] + grad;");
+    w.line("m[j] = mj;");
+    w.line("w[j] -= lr * mj;");
     w.close();
     w.line("continue;");
     w.close();
     w.open("for (int64_t j = first; j < last; ++j)");
-    w.line("const float grad = grads[j] + opt->weight_decay * params[j];");
-    w.line("m[j] = opt->beta1 * m[j] + (1.0f - opt->beta1) * grad;");
-    w.line("v[j] = opt->beta2 * v[j] + (1.0f - opt->beta2) * grad * grad;");
-    w.line("const float denom = std::sqrt(v[j]) / sqrt_correction2 + opt->eps;");
-    w.line("params[j] -= step_size * m[j] / denom;");
+    w.line("const float grad = dw[j] + weight_decay * w[j];");
+    w.line("const float mj = beta1 * m[j] + (1.0f - beta1) * grad;");
+    w.line("const float vj = beta2 * v[j] + (1.0f - beta2) * grad * grad;");
+    w.line("m[j] = mj;");
+    w.line("v[j] = vj;");
+    w.line("const float denom = std::sqrt(vj) / sqrt_correction2 + eps;");
+    w.line("w[j] -= step_size * mj / denom;");
     w.close();
     w.close();
   }

@@ -1560,8 +1560,12 @@ static void update_range(const cnnc_model* model, float* params, const float* gr
       {96, 104},
       {112, 114},
   };
-  float* m = state;
-  float* v = state + 128;
+  float* __restrict w = params;
+  const float* __restrict dw = grads;
+  float* __restrict m = state;
+  float* __restrict v = state + 128;
+  const float lr = opt->lr, weight_decay = opt->weight_decay, momentum = opt->momentum;
+  const float beta1 = opt->beta1, beta2 = opt->beta2, eps = opt->eps;
   float step_size = 0.0f, sqrt_correction2 = 0.0f;
   if (opt->kind != CNNC_SGD) {
     const double t = (double)opt->step;
@@ -1573,18 +1577,21 @@ static void update_range(const cnnc_model* model, float* params, const float* gr
     const int64_t last = range[1] < end ? range[1] : end;
     if (opt->kind == CNNC_SGD) {
       for (int64_t j = first; j < last; ++j) {
-        const float grad = grads[j] + opt->weight_decay * params[j];
-        m[j] = opt->momentum * m[j] + grad;
-        params[j] -= opt->lr * m[j];
+        const float grad = dw[j] + weight_decay * w[j];
+        const float mj = momentum * m[j] + grad;
+        m[j] = mj;
+        w[j] -= lr * mj;
       }
       continue;
     }
     for (int64_t j = first; j < last; ++j) {
-      const float grad = grads[j] + opt->weight_decay * params[j];
-      m[j] = opt->beta1 * m[j] + (1.0f - opt->beta1) * grad;
-      v[j] = opt->beta2 * v[j] + (1.0f - opt->beta2) * grad * grad;
-      const float denom = std::sqrt(v[j]) / sqrt_correction2 + opt->eps;
-      params[j] -= step_size * m[j] / denom;
+      const float grad = dw[j] + weight_decay * w[j];
+      const float mj = beta1 * m[j] + (1.0f - beta1) * grad;
+      const float vj = beta2 * v[j] + (1.0f - beta2) * grad * grad;
+      m[j] = mj;
+      v[j] = vj;
+      const float denom = std::sqrt(vj) / sqrt_correction2 + eps;
+      w[j] -= step_size * mj / denom;
     }
   }
 }
