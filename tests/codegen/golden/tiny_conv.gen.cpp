@@ -120,6 +120,15 @@ static CNNC_AVX512 inline void vtranspose_rows(V* r, const float* src, int64_t s
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * stride);
   vtranspose_registers(r);
 }
+// out[i] = ((0 + p[16 i]) + p[16 i + 1]) + ... + p[16 i + 15] for i < 16: 16 per-lane sums, lanes added in
+// the order of a scalar loop, so the same bits.
+static CNNC_AVX512 inline void vlane_sums(float* out, const float* p) {
+  V r[16];
+  vtranspose_rows(r, p, 16);
+  V sum = vzero();
+  for (int lane = 0; lane < 16; ++lane) sum = vadd(sum, r[lane]);
+  vstoreu(out, sum);
+}
 
 // The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
 // The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
@@ -863,7 +872,8 @@ static CNNC_AVX512 void conv1_finish(const cnnc_pass* pass, float* __restrict ws
   float* __restrict grads = pass->grads;
   (void)rows;
   const float* dw = ws + conv1_dw_lanes;
-  for (int j = 0; j < 18; ++j) {
+  vlane_sums(grads, dw);
+  for (int j = 16; j < 18; ++j) {
     float sum = 0.0f;
     for (int lane = 0; lane < 16; ++lane) sum += dw[j * 16 + lane];
     grads[j] = sum;
@@ -1080,6 +1090,15 @@ static CNNC_AVX2 inline void vtranspose(float* dst, int64_t stride, const float*
 static CNNC_AVX2 inline void vtranspose_rows(V* r, const float* src, int64_t stride) {
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * stride);
   vtranspose_registers(r);
+}
+// out[i] = ((0 + p[8 i]) + p[8 i + 1]) + ... + p[8 i + 7] for i < 8: 8 per-lane sums, lanes added in
+// the order of a scalar loop, so the same bits.
+static CNNC_AVX2 inline void vlane_sums(float* out, const float* p) {
+  V r[8];
+  vtranspose_rows(r, p, 8);
+  V sum = vzero();
+  for (int lane = 0; lane < 8; ++lane) sum = vadd(sum, r[lane]);
+  vstoreu(out, sum);
 }
 
 // The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
@@ -1539,7 +1558,8 @@ static CNNC_AVX2 void conv1_finish(const cnnc_pass* pass, float* __restrict ws, 
   float* __restrict grads = pass->grads;
   (void)rows;
   const float* dw = ws + conv1_dw_lanes;
-  for (int j = 0; j < 18; ++j) {
+  for (int j = 0; j < 16; j += 8) vlane_sums(grads + j, dw + j * 8);
+  for (int j = 16; j < 18; ++j) {
     float sum = 0.0f;
     for (int lane = 0; lane < 8; ++lane) sum += dw[j * 8 + lane];
     grads[j] = sum;
