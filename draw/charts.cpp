@@ -236,21 +236,26 @@ void write_bar_chart(const std::filesystem::path& path, const std::vector<BarPan
       const double span = width - left - right;
       c.text(20, y + 20, g.title);
       y += group_h;
-      const double group_top = y;
+      const double group_top = y, group_end = y + g.bars.size() * (bar + gap) - gap;
+      auto length = [&](const BarGroup::Bar& b) { return top > 0 ? span * b.value / top : 0; };
       for (const auto& b : g.bars) {
-        const double len = top > 0 ? span * b.value / top : 0;
         c.text(20, y + 16, b.label);
-        c.rect(left, y, len, bar, b.color);
-        c.text(left + len + 6, y + 16, b.value_text);
+        c.rect(left, y, length(b), bar, b.color);
         y += bar + gap;
       }
-      c.line(left - 0.5, group_top, left - 0.5, y - gap, kFaint);
+      // The mark crosses the bars but not their values, which are drawn on a white ground.
       if (g.mark > 0) {
         const Rgb green{0, 150, 0};
         const double x = left + span * g.mark / top;
-        c.line(x, group_top - 4, x, y - gap + 4, green, 2);
+        c.line(x, group_top - 4, x, group_end + 4, green, 2);
         c.text(x + 4, group_top - 6, g.mark_label, green, 12);
       }
+      for (size_t i = 0; i < g.bars.size(); ++i) {
+        const double at = left + length(g.bars[i]), bar_top = group_top + i * (bar + gap);
+        c.rect(at + 3, bar_top, c.width_of(g.bars[i].value_text) + 6, bar, Rgb{255, 255, 255});
+        c.text(at + 6, bar_top + 16, g.bars[i].value_text);
+      }
+      c.line(left - 0.5, group_top, left - 0.5, group_end, kFaint);
     }
     y += 20;
   }
