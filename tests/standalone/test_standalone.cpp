@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "../run_command.hpp"
@@ -67,10 +68,15 @@ TEST_CASE("cnnc build: the executable trains, evaluates and predicts as cnnc doe
   CHECK((st.st_mode & S_IXUSR) != 0);
   CHECK(only_file_in(dir.path, "small"));  // no temporary file left beside it
 
+  // The executable's train and cnnc train's, with the same options, each into its own directory.
+  auto train_both = [&](const std::string& options, const std::string& out_a,
+                        const std::string& out_b) {
+    return std::pair{run("'" + exe + "' train" + options + (dir / out_a)),
+                     run(cnnc_with_compiler + " train tests/standalone/small.cnn " +
+                         "--engine specialized" + options + (dir / out_b))};
+  };
   std::string common = " --max-steps 20 --limit 1024 --threads 2 --json --out ";
-  Run linked = run("'" + exe + "' train" + common + (dir / "a"));
-  Run loaded = run(cnnc_with_compiler + " train tests/standalone/small.cnn " +
-                   "--engine specialized" + common + (dir / "b"));
+  auto [linked, loaded] = train_both(common, "a", "b");
   INFO(linked.out);
   INFO(loaded.out);
   REQUIRE(linked.status == 0);
@@ -111,9 +117,7 @@ TEST_CASE("cnnc build: the executable trains, evaluates and predicts as cnnc doe
   // The linked code holds both precisions' variants, whatever the file says: --precision bf16
   // runs the bf16 one where the CPU has AVX512_BF16 and trains as cnnc does, bit for bit; else
   // both fall back to fp32, say why, and train as fp32 does.
-  Run linked_bf16 = run("'" + exe + "' train --precision bf16" + common + (dir / "d"));
-  Run loaded_bf16 = run(cnnc_with_compiler + " train tests/standalone/small.cnn " +
-                        "--engine specialized --precision bf16" + common + (dir / "e"));
+  auto [linked_bf16, loaded_bf16] = train_both(" --precision bf16" + common, "d", "e");
   INFO(linked_bf16.out);
   INFO(loaded_bf16.out);
   REQUIRE(linked_bf16.status == 0);
