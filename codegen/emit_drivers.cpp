@@ -307,12 +307,10 @@ void emit_convert_weights(EmitContext& c) {
     else if (lp.w_pairs.floats)
       c.w.line("rows_to_pairs((uint32_t*)({}), {}, {}, {});", ws(lp.w_pairs),
                at("params", l.weight_offset), l.units, n);
-    if (lp.wt_pairs.floats && l.kind == dsl::LayerKind::dense)
-      c.w.line("if (training) row_pairs_tiled((uint32_t*)({}), {}, {}, {}, {});", ws(lp.wt_pairs),
-               at("params", l.weight_offset), l.units, n, lp.dx_tblock);
-    else if (lp.wt_pairs.floats)
-      c.w.line("if (training) row_pairs((uint32_t*)({}), {}, {}, {});", ws(lp.wt_pairs),
-               at("params", l.weight_offset), l.units, n);
+    if (lp.wt_pairs.floats)
+      c.w.line("if (training) row_pairs((uint32_t*)({}), {}, {}, {}, {});", ws(lp.wt_pairs),
+               at("params", l.weight_offset), l.units, n,
+               l.kind == dsl::LayerKind::dense ? lp.dx_tblock : n);
   }
   c.w.close();
   c.w.blank();
