@@ -21,7 +21,7 @@ namespace {
 // alone: 1.8 s of CPU with clang 19, all: 4.5 s). A target this CPU lacks still names its variant,
 // and creating the model then says so.
 int variant_for(const std::string& target, dsl::Precision precision) {
-  const std::string named = target == "auto" ? cpu_target(precision) : target;
+  const std::string named = resolve_target(target, precision);
   if (named == "avx512_bf16") return 3;
   if (named == "avx512") return 0;
   if (named == "avx2") return 1;

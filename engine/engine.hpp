@@ -33,9 +33,9 @@ class Engine {
 std::unique_ptr<Engine> make_engine(const dsl::Graph& graph, const std::string& name,
                                     int32_t max_batch, const std::string& target = "auto");
 
-// The best target this CPU runs at a precision: "avx512_bf16" (bf16 only), "avx512", "avx2" or
-// "portable". What "auto" means for generated code of either precision.
-std::string cpu_target(dsl::Precision precision);
+// The target named, or for "auto" the best this CPU runs at a precision: "avx512_bf16" (bf16
+// only), "avx512", "avx2" or "portable".
+std::string resolve_target(const std::string& target, dsl::Precision precision);
 
 // "" when the model runs at the graph's precision; for a bf16 graph on fp32 code (a CPU without
 // AVX512_BF16, or a target that names an fp32 variant), what the user should know.

@@ -31,10 +31,8 @@ class LinkedEngine final : public Engine {
  public:
   LinkedEngine(const dsl::Graph& g, const LinkedModel& linked, int32_t max_batch,
                const std::string& target)
-      : model_(
-            linked.create(max_batch,
-                          (target == "auto" ? cpu_target(g.training.precision) : target).c_str()),
-            codegen::ModelDeleter{linked.destroy}) {
+      : model_(linked.create(max_batch, resolve_target(target, g.training.precision).c_str()),
+               codegen::ModelDeleter{linked.destroy}) {
     if (!model_)
       throw std::runtime_error(
           fmt::format("this CPU cannot run the specialised code for target '{}'", target));
@@ -82,7 +80,8 @@ std::unique_ptr<Engine> make_specialized(const dsl::Graph& g, int32_t max_batch,
 
 }  // namespace
 
-std::string cpu_target(dsl::Precision precision) {
+std::string resolve_target(const std::string& target, dsl::Precision precision) {
+  if (target != "auto") return target;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   if (precision == dsl::Precision::bf16 && __builtin_cpu_supports("avx512bf16") &&
