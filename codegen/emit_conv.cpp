@@ -559,7 +559,7 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
     emit_loop(c.w, "pq", d.P * d.Q, [&](const Expr& pq) {
       emit_loop(c.w, "k", d.K, [&](const Expr& k) {
         const Expr e = (pq * d.K + k) * c.L();
-        c.w.line("const V g = vand(vgt(vload({}), vzero()), vload({}));", at("y", e), at("dz", e));
+        c.w.line("const V g = {};", relu_backward(at("y", e), at("dz", e)));
         c.w.line("vstore({}, g);", at("dz", e));
         c.w.line("vstore({}, vadd(vload({}), g));", at("db", k * c.L()), at("db", k * c.L()));
       });

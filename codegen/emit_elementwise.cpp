@@ -25,6 +25,10 @@ bool has_derivative(const dsl::Layer& l) {
          l.activation == dsl::Activation::tanh;
 }
 
+std::string relu_backward(const std::string& y_at, const std::string& dy_at) {
+  return fmt::format("vand(vgt(vload({}), vzero()), vload({}))", y_at, dy_at);
+}
+
 // dz = dy * f'(z), written over dy, from the layer's output y = f(z). softmax is handled where
 // the loss is (emit_drivers.cpp), so only relu, sigmoid and tanh appear here.
 void emit_activation_backward_loop(EmitContext& c, const dsl::Layer& l, const std::string& y,
@@ -35,8 +39,7 @@ void emit_activation_backward_loop(EmitContext& c, const dsl::Layer& l, const st
       emit_loop_line(
           c.w, "", "e", values / L,
           [&](const Expr& e) {
-            return fmt::format("vstore({}, vand(vgt(vload({}), vzero()), vload({})));", at(dy, e),
-                               at(y, e), at(dy, e));
+            return fmt::format("vstore({}, {});", at(dy, e), relu_backward(at(y, e), at(dy, e)));
           },
           0, L);
       break;
