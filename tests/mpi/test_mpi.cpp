@@ -254,11 +254,18 @@ TEST_CASE(
       int status = job.status();
       INFO(job.said());
       CHECK(status != 0);
-      CHECK(contains(job.said(), "cnnc: interrupted after epoch"));
       CHECK(!contains(job.said(), "failed; ending every rank"));
+      // The checkpoint is the place the ranks stopped at, not the last epoch's: an epoch has 10
+      // steps, and a stop after any of them checkpoints a step past the epochs in the history.
+      // Ranks killed before they stopped in order would leave the last epoch's checkpoint.
       int64_t stopped_at = job.checkpoint_step();
-      REQUIRE(stopped_at > 0);
+      CHECK(stopped_at > 10 * job.history_rows());
       REQUIRE(stopped_at < steps);  // else the job ended before the signal, and proves nothing
+      // Rank 0 says where it stopped. Under mpirun's own kill sequence the ranks then wait in
+      // MPI_Finalize until mpirun kills them, and Open MPI 4.1 exits without reading what they
+      // wrote last (HALT_VM does not wait for their output), so only the rank's own signal
+      // guarantees the words reach the terminal.
+      if (c.rank >= 0) CHECK(contains(job.said(), "cnnc: interrupted after epoch"));
       Run resumed = run(mpirun(2) + lenet(job.out) + " --resume");
       INFO(resumed.out);
       CHECK(resumed.status == 0);
