@@ -119,6 +119,16 @@ TEST_CASE(
       19);
 }
 
+TEST_CASE("codegen agrees with the generic engine: input rows that no output row reaches") {
+  // Input rows that no output row reaches get no gradient and must read zero, not what the
+  // buffer held: the last row of 10 under 3x3 filters at stride 2, and the rows and columns
+  // between 1x1 filters at stride 3.
+  verify(
+      "model sparse\ninput 12x10x3\nconv 8 3x3 relu\nconv 6 3x3 stride=2 relu\nconv 5 1x1 "
+      "stride=3 relu\nflatten\ndense 4 softmax\n",
+      7);
+}
+
 TEST_CASE("codegen agrees with the generic engine on the shipped models") {
   for (const char* name : {"lenet5", "mlp", "edges", "keras_mnist"}) {
     std::string text = read(fs::path(CNNC_SOURCE_DIR) / "models" / (std::string(name) + ".cnn"));
