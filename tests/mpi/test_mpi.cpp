@@ -42,6 +42,7 @@ std::string digest_of(const Run& r) {
 }
 
 // A short run: 600 images are 9 full batches of 64 and a short one of 24.
+constexpr int64_t steps_per_epoch = 10;
 std::string train(const std::string& model, const std::string& engine, int threads,
                   const std::string& out, int epochs = 1) {
   return "'" CNNC_EXE "' train " + model + " --engine " + engine + " --limit 600 --epochs " +
@@ -214,8 +215,9 @@ TEST_CASE("a rank killed mid-run ends the job with an error and the last checkpo
           .status == 0);
   int done = job.history_rows();
   // The same 1000 epochs (their cosine span is the checkpoint's), ended 10 steps (an epoch) on.
-  Run resumed = run(mpirun(2) + train("models/lenet5.cnn", "generic", 1, out, 1000) +
-                    " --resume --max-steps " + std::to_string(job.checkpoint_step() + 10));
+  Run resumed =
+      run(mpirun(2) + train("models/lenet5.cnn", "generic", 1, out, 1000) +
+          " --resume --max-steps " + std::to_string(job.checkpoint_step() + steps_per_epoch));
   CHECK(resumed.status == 0);
   CHECK(contains(resumed.out, "epoch " + std::to_string(done + 1) + "/"));
 }
@@ -255,11 +257,11 @@ TEST_CASE(
       INFO(job.said());
       CHECK(status != 0);
       CHECK(!contains(job.said(), "failed; ending every rank"));
-      // The checkpoint is the place the ranks stopped at, not the last epoch's: an epoch has 10
-      // steps, and a stop after any of them checkpoints a step past the epochs in the history.
-      // Ranks killed before they stopped in order would leave the last epoch's checkpoint.
+      // The checkpoint is the place the ranks stopped at, not the last epoch's: a stop after any
+      // step checkpoints a step past the epochs in the history, while ranks killed before they
+      // stopped in order would leave the last epoch's checkpoint.
       int64_t stopped_at = job.checkpoint_step();
-      CHECK(stopped_at > 10 * job.history_rows());
+      CHECK(stopped_at > steps_per_epoch * job.history_rows());
       REQUIRE(stopped_at < steps);  // else the job ended before the signal, and proves nothing
       // Rank 0 says where it stopped. Under mpirun's own kill sequence the ranks then wait in
       // MPI_Finalize until mpirun kills them, and Open MPI 4.1 exits without reading what they
