@@ -467,15 +467,18 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
 
 // The input gradient: every output gradient scattered back through the filters,
 //   dx[p*sh + r][q*sw][t] += sum_k w[k][r][t] * dz[p][q][k],  t = s*C + c
-// A tile of dx_tblock taps of one dx row stays in registers while all K filters add into it.
+// A tile takes dx_qblock columns q of dz and the dx columns q*sw + s they reach in one dx row,
+// dx_cblock channels of each, in registers while all K filters add into them: per filter it
+// loads each dz column once and broadcasts each weight once for all of them.
 void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), T = d.S * d.C, RSC = d.R * T, row = d.Wp * d.C * L;
   function_comment(c, lp, Pass::backward_data,
                    fmt::format("dz [{}][{}][{}][L] -> dx [{}][{}][{}][L]{}", d.P, d.Q, d.K, d.H,
                                d.W, d.C, pads(l) ? ", through the padded buffer" : ""),
-                   fmt::format("{} of a dx row in registers, every filter added into them",
-                               counted(lp.dx_tblock, "tap")));
+                   fmt::format("the dx columns that {} of dz reach, {} of each, in registers, "
+                               "every filter added into them",
+                               counted(lp.dx_qblock, "column"), counted(lp.dx_cblock, "channel")));
   open_layer_function(c, lp, Pass::backward_data, params_and_ws);
   if (!lp.bf16_dx) {
     c.w.line("const float* w = {};", at("params", l.weight_offset));
@@ -499,26 +502,45 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
   const int64_t K = lp.bf16_dx ? (d.K + 1) / 2 : d.K;
   const char* type = lp.bf16_dx ? "uint32_t" : "float";
   emit_loop(c.w, "p", d.P, [&](const Expr& p) {
-    emit_loop(c.w, "q", d.Q, [&](const Expr& q) {
-      c.w.line("const {}* dzo = {};", type, at("dz", (p * d.Q + q) * (K * L)));
+    emit_blocks(c.w, "q0", d.Q, lp.dx_qblock, [&](int64_t cols, const Expr& q0) {
+      c.w.line("const {}* dzo = {};", type, at("dz", (p * d.Q + q0) * (K * L)));
       emit_loop(c.w, "r", d.R, [&](const Expr& r) {
-        emit_blocks(c.w, "t0", T, lp.dx_tblock, [&](int64_t taps, const Expr& t0) {
-          c.w.line("float* dxt = {};",
-                   at("dxp", (p * d.sh + r) * row + q * (d.sw * d.C * L) + t0 * L));
-          c.w.line("const {}* wt = {};", type, at("w", r * T + t0));
-          for (int64_t i = 0; i < taps; ++i) c.w.line("V acc{} = vload({});", i, at("dxt", i * L));
+        c.w.line("float* dxr = {};", at("dxp", (p * d.sh + r) * row + q0 * (d.sw * d.C * L)));
+        c.w.line("const {}* wr = {};", type, at("w", r * T));
+        emit_blocks(c.w, "c0", d.C, lp.dx_cblock, [&](int64_t chans, const Expr& c0) {
+          // acc<x>_<j>: dx column x of the tile (q0*sw + x of the row), channel c0 + j; only the
+          // columns some (i, s) reach, i*sw + s = x, when the stride skips some.
+          int64_t span = (cols - 1) * d.sw + d.S;
+          std::vector<bool> reached(static_cast<size_t>(span), false);
+          for (int64_t i = 0; i < cols; ++i)
+            for (int64_t s = 0; s < d.S; ++s) reached[static_cast<size_t>(i * d.sw + s)] = true;
+          auto dx_at = [&](int64_t x, int64_t j) {
+            return at("dxr", c0 * L + (x * d.C + j) * L);
+          };
+          for (int64_t x = 0; x < span; ++x)
+            for (int64_t j = 0; reached[static_cast<size_t>(x)] && j < chans; ++j)
+              c.w.line("V acc{}_{} = vload({});", x, j, dx_at(x, j));
           emit_loop(c.w, "k", K, [&](const Expr& k) {
-            if (lp.bf16_dx) {
-              c.w.line("const P dk = vpload({});", at("dzo", k * L));
-              for (int64_t i = 0; i < taps; ++i)
-                c.w.line("acc{} = vdot(acc{}, dk, vpbcast({}));", i, i, at("wt", k * RSC + i));
-            } else {
-              c.w.line("const V dk = vload({});", at("dzo", k * L));
-              for (int64_t i = 0; i < taps; ++i)
-                c.w.line("acc{} = vfma(dk, vbcast({}), acc{});", i, at("wt", k * RSC + i), i);
-            }
+            for (int64_t i = 0; i < cols; ++i)
+              c.w.line("const {} dz{} = {}({});", lp.bf16_dx ? "P" : "V", i,
+                       lp.bf16_dx ? "vpload" : "vload", at("dzo", (k + i * K) * L));
+            c.w.line("{} wv;", lp.bf16_dx ? "P" : "V");
+            for (int64_t s = 0; s < d.S; ++s)
+              for (int64_t j = 0; j < chans; ++j) {
+                c.w.line("wv = {}({});", lp.bf16_dx ? "vpbcast" : "vbcast",
+                         at("wr", k * RSC + c0 + (s * d.C + j)));
+                for (int64_t i = 0; i < cols; ++i) {
+                  std::string acc = fmt::format("acc{}_{}", i * d.sw + s, j);
+                  if (lp.bf16_dx)
+                    c.w.line("{} = vdot({}, dz{}, wv);", acc, acc, i);
+                  else
+                    c.w.line("{} = vfma(dz{}, wv, {});", acc, i, acc);
+                }
+              }
           });
-          for (int64_t i = 0; i < taps; ++i) c.w.line("vstore({}, acc{});", at("dxt", i * L), i);
+          for (int64_t x = 0; x < span; ++x)
+            for (int64_t j = 0; reached[static_cast<size_t>(x)] && j < chans; ++j)
+              c.w.line("vstore({}, acc{}_{});", dx_at(x, j), x, j);
         });
       });
     });

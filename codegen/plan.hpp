@@ -62,7 +62,11 @@ struct LayerPlan {
   // lane_dw holds sums over the slice, [K][R][S][C]; dw_tblock then counts vectors of taps.
   bool dw_by_taps = false;
   Slot x_by_sample;   // weight gradient by taps: x (bf16: xq_pairs) transposed to [L][Hp][Wp][C]
-  int dx_tblock = 1;  // input gradient: values of dx (conv: taps of a row) summed in registers
+  int dx_tblock = 1;  // dense input gradient: values of dx summed in registers
+  // conv input gradient: dz columns whose dx columns, dx_cblock channels of each, are summed in
+  // registers (plan.cpp, dx_tile)
+  int dx_qblock = 1;
+  int dx_cblock = 1;
   // dense weight gradient: dw_kblock units x dw_vblock vectors of inputs in registers
   int dw_vblock = 1;
   bool unroll_c = true;  // conv: the channel loop is unrolled in the text (false: a loop)
