@@ -386,8 +386,9 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
   function_comment(c, lp, Pass::backward_weights,
                    fmt::format("dz [{}][{}][{}][L], x [{}][{}][{}][L] -> {} (t = s*C + c){}", d.P,
                                d.Q, d.K, d.Hp, d.Wp, d.C, dw_shape,
-                               bias_with_relu(l) ? "; db in the backward pass"
-                                                 : fmt::format(", db [{}][L]", d.K)),
+                               !bias_with_relu(l) ? fmt::format(", db [{}][L]", d.K)
+                               : lp.relu_in_pool  ? "; db in the max pool's backward"
+                                                  : "; db in the backward pass"),
                    fmt::format("{}{}{} x {} in registers, {} of output at a time",
                                lp.dw_by_taps ? "one sample at a time: " : "",
                                lp.dw_by_taps && lp.bf16_dw ? "pairs of output columns, " : "",
@@ -514,9 +515,7 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
           std::vector<bool> reached(static_cast<size_t>(span), false);
           for (int64_t i = 0; i < cols; ++i)
             for (int64_t s = 0; s < d.S; ++s) reached[static_cast<size_t>(i * d.sw + s)] = true;
-          auto dx_at = [&](int64_t x, int64_t j) {
-            return at("dxr", c0 * L + (x * d.C + j) * L);
-          };
+          auto dx_at = [&](int64_t x, int64_t j) { return at("dxr", c0 * L + (x * d.C + j) * L); };
           for (int64_t x = 0; x < span; ++x)
             for (int64_t j = 0; reached[static_cast<size_t>(x)] && j < chans; ++j)
               c.w.line("V acc{}_{} = vload({});", x, j, dx_at(x, j));
@@ -564,15 +563,19 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
   ConvShape d = shape_of(l);
   if (l.trainable()) emit_backward_weights(c, lp, d);
   if (lp.needs_dx) emit_backward_data(c, lp, d);
-  function_comment(c, lp, Pass::backward,
-                   bias_with_relu(l)
-                       ? fmt::format("dy -> dz = dy * f'(z) in place, adding dz into db [{}][L]; "
-                                     "then the gradients",
-                                     d.K)
-                       : "dy -> dz = dy * f'(z) in place, then the gradients",
-                   "one vector at a time for f'(z); the gradients as their functions say");
+  const std::string through =
+      lp.relu_in_pool
+          ? fmt::format("dz = dy * f'(z){} from {}'s backward", bias_with_relu(l) ? " and db" : "",
+                        c.plan.layers[lp.index + 1].layer->name)
+      : bias_with_relu(l)
+          ? fmt::format("dy -> dz = dy * f'(z) in place, adding dz into db [{}][L]", d.K)
+          : "dy -> dz = dy * f'(z) in place";
+  function_comment(c, lp, Pass::backward, through + "; then the gradients",
+                   lp.relu_in_pool
+                       ? "the gradients as their functions say"
+                       : "one vector at a time for f'(z); the gradients as their functions say");
   open_layer_function(c, lp, Pass::backward, params_and_ws);
-  if (bias_with_relu(l)) {
+  if (bias_with_relu(l) && !lp.relu_in_pool) {
     // The bias gradient adds each dz as f'(z) makes it, in the (p, q) order the separate sum
     // took, so the bits are the same and dz, larger than L2, is read once rather than twice.
     c.w.line("float* dz = {};", c.grad_of(lp.index));
@@ -586,7 +589,7 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
         c.w.line("vstore({}, vadd(vload({}), g));", at("db", k * c.L()), at("db", k * c.L()));
       });
     });
-  } else if (has_derivative(l)) {
+  } else if (has_derivative(l) && !lp.relu_in_pool) {
     c.w.line("float* dz = {};", c.grad_of(lp.index));
     c.w.line("const float* y = {};", c.output_of(lp.index));  // f'(z) is read off the output
     emit_activation_backward_loop(c, l, "y", "dz", l.out.size() * c.L());

@@ -13,16 +13,17 @@ namespace cnnc::codegen {
 
 namespace {
 
-// For every output (p, q, c) of the block: body(window, output), the offsets of the window's
-// first input and of the output, in floats.
-void emit_windows(EmitContext& c, const dsl::Layer& l,
-                  const std::function<void(const Expr& window, const Expr& output)>& body) {
+// For every output (p, q, c) of the block: body(window, output, c), the offsets of the window's
+// first input and of the output, in floats, and the channel.
+void emit_windows(
+    EmitContext& c, const dsl::Layer& l,
+    const std::function<void(const Expr& window, const Expr& output, const Expr& ch)>& body) {
   int64_t L = c.L(), W = l.in.w, C = l.in.c, Q = l.out.w;
   emit_loop(c.w, "p", l.out.h, [&](const Expr& p) {
     emit_loop(c.w, "q", Q, [&](const Expr& q) {
       emit_loop(c.w, "ch", C, [&](const Expr& ch) {
         body(p * (l.stride_h * W * C * L) + q * (l.stride_w * C * L) + ch * L,
-             ((p * Q + q) * C + ch) * L);
+             ((p * Q + q) * C + ch) * L, ch);
       });
     });
   });
@@ -44,7 +45,7 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
   open_layer_function(c, lp, Pass::forward, "float* __restrict ws");
   c.w.line("const float* x = {};", c.input_of(lp.index));
   c.w.line("float* y = {};", c.output_of(lp.index));
-  emit_windows(c, l, [&](const Expr& window, const Expr& output) {
+  emit_windows(c, l, [&](const Expr& window, const Expr& output, const Expr&) {
     c.w.line("const float* xw = {};", at("x", window));
     c.w.line("V m = vload(xw);");
     for (int64_t r = 0; r < R; ++r)
@@ -62,9 +63,20 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
   // instead of adding; only rows and columns that no window covers need clearing then.
   bool tiles = l.stride_h == R && l.stride_w == S;
   bool covers = tiles && P * R == l.in.h && Q * S == W;
+  // After a relu conv (relu_in_pool) the gradient routed to a window's kept element is the
+  // conv's dz already: relu's derivative there is top > 0, the rest of the window gets 0 either
+  // way, and the conv's bias gradient adds the one value each window passes on.
+  const LayerPlan* conv = lp.index > 0 ? &c.plan.layers[lp.index - 1] : nullptr;
+  const bool relu = max && conv && conv->relu_in_pool;
+  const bool bias = relu && conv->layer->trainable();
+  std::string becomes;
+  if (relu)
+    becomes = fmt::format(
+        ", {}'s dz (relu's derivative applied{})", conv->layer->name,
+        bias ? fmt::format(", adding it into {}'s db [{}][L]", conv->layer->name, C) : "");
   function_comment(
       c, lp, Pass::backward,
-      fmt::format("dy [{}][{}][{}][L] -> dx [{}][{}][{}][L]", P, Q, C, l.in.h, W, C),
+      fmt::format("dy [{}][{}][{}][L] -> dx [{}][{}][{}][L]{}", P, Q, C, l.in.h, W, C, becomes),
       fmt::format("one output vector at a time, the window unrolled; windows {}",
                   tiles ? "tile the input, so dx is stored" : "overlap, so dx is added to"));
   open_layer_function(c, lp, Pass::backward, "float* __restrict ws");
@@ -72,6 +84,7 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
     c.w.line("const float* x = {};", c.input_of(lp.index));
     c.w.line("const float* y = {};", c.output_of(lp.index));
   }
+  if (bias) c.w.line("float* db = {};", ws(conv->lane_db));
   c.w.line("const float* dy = {};", c.grad_of(lp.index));
   c.w.line("float* dx = {};", c.grad_of(lp.index - 1));
   if (!covers) c.w.line("std::memset(dx, 0, {} * sizeof(float));", l.in.size() * L);
@@ -80,12 +93,16 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
     if (tiles) return fmt::format("vstore({}, {});", to, value);
     return fmt::format("vstore({}, vadd(vload({}), {}));", to, to, value);
   };
-  emit_windows(c, l, [&](const Expr& window, const Expr& output) {
+  emit_windows(c, l, [&](const Expr& window, const Expr& output, const Expr& ch) {
     if (max) c.w.line("const float* xw = {};", at("x", window));
     c.w.line("float* dxw = {};", at("dx", window));
     if (max) {
-      c.w.line("const V g = vload({});", at("dy", output));
       c.w.line("const V top = vload({});", at("y", output));
+      if (relu)
+        c.w.line("const V g = vand(vgt(top, vzero()), vload({}));", at("dy", output));
+      else
+        c.w.line("const V g = vload({});", at("dy", output));
+      if (bias) c.w.line("vstore({}, vadd(vload({}), g));", at("db", ch * L), at("db", ch * L));
       c.w.line("V taken = vzero();");
       for (int64_t r = 0; r < R; ++r)
         for (int64_t s = 0; s < S; ++s) {

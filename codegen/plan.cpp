@@ -249,6 +249,9 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       bool relu_or_linear =
           l.activation == dsl::Activation::relu || l.activation == dsl::Activation::linear;
       bool avx512 = isa == Isa::avx512 || isa == Isa::avx512_bf16;
+      lp.relu_in_pool = l.activation == dsl::Activation::relu && next &&
+                        next->kind == dsl::LayerKind::maxpool && !pads(*next) &&
+                        (lp.needs_dx || l.trainable());
       if (avx512 && relu_or_linear && next && next->kind == dsl::LayerKind::maxpool &&
           !pads(*next)) {
         lp.pool_fused = true;

@@ -70,6 +70,10 @@ struct LayerPlan {
   // dense weight gradient: dw_kblock units x dw_vblock vectors of inputs in registers
   int dw_vblock = 1;
   bool unroll_c = true;  // conv: the channel loop is unrolled in the text (false: a loop)
+  // relu conv followed by a max pool: the pool's backward applies relu's derivative, and sums the
+  // bias gradient, as it routes dy back (emit_pool.cpp), so the conv's backward has no pass of
+  // its own over dz
+  bool relu_in_pool = false;
   bool needs_dx = true;  // false for the first layer: nobody reads its input gradient
   // avx512_bf16: which products run in bf16 pairs of their reduction dimension (the others stay
   // fp32), and the pair layouts they read. A pair is two bf16 in one 32-bit word, the first in

@@ -119,6 +119,19 @@ TEST_CASE(
       19);
 }
 
+TEST_CASE(
+    "codegen agrees with the generic engine: relu's derivative and the bias gradient in the max "
+    "pool's backward") {
+  // A relu conv's max pool applies relu's derivative as it routes dy back: through windows that
+  // overlap (3x3 stride 2, where an element can be kept by two windows), through windows that
+  // leave a row and a column uncovered, and for a frozen conv, which needs its dz for the layer
+  // before but has no bias gradient.
+  verify(
+      "model pooled\ninput 12x11x2\nconv 5 3x3 relu\nmaxpool 3x3 stride=2\nconv 8 2x2 relu "
+      "frozen\nmaxpool 2x2\ndense 3 softmax\n",
+      21);
+}
+
 TEST_CASE("codegen agrees with the generic engine: input rows that no output row reaches") {
   // Input rows that no output row reaches get no gradient and must read zero, not what the
   // buffer held: the last row of 10 under 3x3 filters at stride 2, and the rows and columns

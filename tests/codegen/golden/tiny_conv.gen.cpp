@@ -555,7 +555,7 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_maxpool1_forward(const float* __rest
 }
 
 // conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c); db in the backward pass
+// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c); db in the max pool's backward
 // Tile: 2 filters x 3 taps in registers, 6 rows of output at a time.
 // FLOPs: 20,736 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
@@ -605,20 +605,10 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_backward_weights(const float* __rest
 }
 
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, adding dz into db [2][L]; then the gradients
-// Tile: one vector at a time for f'(z); the gradients as their functions say.
+// 6x6x1 -> 6x6x2; dz = dy * f'(z) and db from maxpool1's backward; then the gradients
+// Tile: the gradients as their functions say.
 // FLOPs: 23,040 per block of 16 samples, the functions it calls included.
 static CNNC_AVX512 CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  float* dz = ws + conv1_dy;
-  const float* y = ws + conv1_y;
-  float* db = ws + conv1_db_lanes;
-  for (int pq = 0; pq < 36; ++pq) {
-    for (int k = 0; k < 2; ++k) {
-      const V g = vand(vgt(vload(y + pq * 32 + k * 16), vzero()), vload(dz + pq * 32 + k * 16));
-      vstore(dz + pq * 32 + k * 16, g);
-      vstore(db + k * 16, vadd(vload(db + k * 16), g));
-    }
-  }
   conv1_backward_weights(params, ws);
 }
 
@@ -644,12 +634,13 @@ static CNNC_AVX512 CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
 }
 
 // maxpool1 backward: line 5: maxpool 2x2
-// 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L]
+// 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L], conv1's dz (relu's derivative applied, adding it into conv1's db [2][L])
 // Tile: one output vector at a time, the window unrolled; windows tile the input, so dx is stored.
 // FLOPs: 1,152 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
   const float* x = ws + conv1_y;
   const float* y = ws + maxpool1_y;
+  float* db = ws + conv1_db_lanes;
   const float* dy = ws + maxpool1_dy;
   float* dx = ws + conv1_dy;
   for (int p = 0; p < 3; ++p) {
@@ -657,8 +648,9 @@ static CNNC_AVX512 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
       for (int ch = 0; ch < 2; ++ch) {
         const float* xw = x + p * 384 + q * 64 + ch * 16;
         float* dxw = dx + p * 384 + q * 64 + ch * 16;
-        const V g = vload(dy + p * 96 + q * 32 + ch * 16);
         const V top = vload(y + p * 96 + q * 32 + ch * 16);
+        const V g = vand(vgt(top, vzero()), vload(dy + p * 96 + q * 32 + ch * 16));
+        vstore(db + ch * 16, vadd(vload(db + ch * 16), g));
         V taken = vzero();
         { V hit = vandnot(taken, veq(vload(xw), top)); taken = vor(taken, hit);
           vstore(dxw, vand(hit, g)); }
@@ -1258,7 +1250,7 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_forward(const float* __restrict params
 }
 
 // conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c); db in the backward pass
+// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c); db in the max pool's backward
 // Tile: 2 filters x 3 taps in registers, 6 rows of output at a time.
 // FLOPs: 10,368 per block of 8 samples.
 static CNNC_AVX2 CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
@@ -1308,20 +1300,10 @@ static CNNC_AVX2 CNNC_NOINLINE void conv1_backward_weights(const float* __restri
 }
 
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, adding dz into db [2][L]; then the gradients
-// Tile: one vector at a time for f'(z); the gradients as their functions say.
+// 6x6x1 -> 6x6x2; dz = dy * f'(z) and db from maxpool1's backward; then the gradients
+// Tile: the gradients as their functions say.
 // FLOPs: 11,520 per block of 8 samples, the functions it calls included.
 static CNNC_AVX2 CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  float* dz = ws + conv1_dy;
-  const float* y = ws + conv1_y;
-  float* db = ws + conv1_db_lanes;
-  for (int pq = 0; pq < 36; ++pq) {
-    for (int k = 0; k < 2; ++k) {
-      const V g = vand(vgt(vload(y + pq * 16 + k * 8), vzero()), vload(dz + pq * 16 + k * 8));
-      vstore(dz + pq * 16 + k * 8, g);
-      vstore(db + k * 8, vadd(vload(db + k * 8), g));
-    }
-  }
   conv1_backward_weights(params, ws);
 }
 
@@ -1347,12 +1329,13 @@ static CNNC_AVX2 CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
 }
 
 // maxpool1 backward: line 5: maxpool 2x2
-// 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L]
+// 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L], conv1's dz (relu's derivative applied, adding it into conv1's db [2][L])
 // Tile: one output vector at a time, the window unrolled; windows tile the input, so dx is stored.
 // FLOPs: 576 per block of 8 samples.
 static CNNC_AVX2 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
   const float* x = ws + conv1_y;
   const float* y = ws + maxpool1_y;
+  float* db = ws + conv1_db_lanes;
   const float* dy = ws + maxpool1_dy;
   float* dx = ws + conv1_dy;
   for (int p = 0; p < 3; ++p) {
@@ -1360,8 +1343,9 @@ static CNNC_AVX2 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
       for (int ch = 0; ch < 2; ++ch) {
         const float* xw = x + p * 192 + q * 32 + ch * 8;
         float* dxw = dx + p * 192 + q * 32 + ch * 8;
-        const V g = vload(dy + p * 48 + q * 16 + ch * 8);
         const V top = vload(y + p * 48 + q * 16 + ch * 8);
+        const V g = vand(vgt(top, vzero()), vload(dy + p * 48 + q * 16 + ch * 8));
+        vstore(db + ch * 8, vadd(vload(db + ch * 8), g));
         V taken = vzero();
         { V hit = vandnot(taken, veq(vload(xw), top)); taken = vor(taken, hit);
           vstore(dxw, vand(hit, g)); }
@@ -1837,7 +1821,7 @@ static CNNC_PORTABLE CNNC_NOINLINE void conv1_forward(const float* __restrict pa
 }
 
 // conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c); db in the backward pass
+// 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c); db in the max pool's backward
 // Tile: 2 filters x 3 taps in registers, 6 rows of output at a time.
 // FLOPs: 1,296 per block of 1 sample.
 static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward_weights(const float* __restrict params, float* __restrict ws) {
@@ -1887,20 +1871,10 @@ static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward_weights(const float* __re
 }
 
 // conv1 backward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; dy -> dz = dy * f'(z) in place, adding dz into db [2][L]; then the gradients
-// Tile: one vector at a time for f'(z); the gradients as their functions say.
+// 6x6x1 -> 6x6x2; dz = dy * f'(z) and db from maxpool1's backward; then the gradients
+// Tile: the gradients as their functions say.
 // FLOPs: 1,440 per block of 1 sample, the functions it calls included.
 static CNNC_PORTABLE CNNC_NOINLINE void conv1_backward(const float* __restrict params, float* __restrict ws) {
-  float* dz = ws + conv1_dy;
-  const float* y = ws + conv1_y;
-  float* db = ws + conv1_db_lanes;
-  for (int pq = 0; pq < 36; ++pq) {
-    for (int k = 0; k < 2; ++k) {
-      const V g = vand(vgt(vload(y + pq * 2 + k), vzero()), vload(dz + pq * 2 + k));
-      vstore(dz + pq * 2 + k, g);
-      vstore(db + k, vadd(vload(db + k), g));
-    }
-  }
   conv1_backward_weights(params, ws);
 }
 
@@ -1926,12 +1900,13 @@ static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
 }
 
 // maxpool1 backward: line 5: maxpool 2x2
-// 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L]
+// 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L], conv1's dz (relu's derivative applied, adding it into conv1's db [2][L])
 // Tile: one output vector at a time, the window unrolled; windows tile the input, so dx is stored.
 // FLOPs: 72 per block of 1 sample.
 static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
   const float* x = ws + conv1_y;
   const float* y = ws + maxpool1_y;
+  float* db = ws + conv1_db_lanes;
   const float* dy = ws + maxpool1_dy;
   float* dx = ws + conv1_dy;
   for (int p = 0; p < 3; ++p) {
@@ -1939,8 +1914,9 @@ static CNNC_PORTABLE CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) 
       for (int ch = 0; ch < 2; ++ch) {
         const float* xw = x + p * 24 + q * 4 + ch;
         float* dxw = dx + p * 24 + q * 4 + ch;
-        const V g = vload(dy + p * 6 + q * 2 + ch);
         const V top = vload(y + p * 6 + q * 2 + ch);
+        const V g = vand(vgt(top, vzero()), vload(dy + p * 6 + q * 2 + ch));
+        vstore(db + ch, vadd(vload(db + ch), g));
         V taken = vzero();
         { V hit = vandnot(taken, veq(vload(xw), top)); taken = vor(taken, hit);
           vstore(dxw, vand(hit, g)); }
