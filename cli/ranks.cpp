@@ -68,6 +68,10 @@ int run_as_ranks(const std::function<int(Ranks&)>& run) {
   if (!ranks.leader() && !std::freopen("/dev/null", "w", stdout))
     fmt::print(stderr, "cnnc: warning: rank {} keeps its standard output\n", ranks.rank);
   int status = run(ranks);
+  // What the run printed last (rank 0's result and JSON line) is still in stdio's buffer, stdout
+  // being a pipe to mpirun: written after MPI_Finalize, mpirun may have stopped forwarding it.
+  std::fflush(stdout);
+  std::fflush(stderr);
   if (status != exit_ok && !ranks.ended_together) {
     fmt::print(stderr, "cnnc: error: rank {} of {} failed; ending every rank\n", ranks.rank,
                ranks.ranks);

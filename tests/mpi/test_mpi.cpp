@@ -166,6 +166,7 @@ TEST_CASE(
   // One epoch of two (10 steps of 64 of 600 images), then the rest resumed: a checkpoint refuses
   // a resume with another cosine span, so both runs ask for 2.
   Run first = run(mpirun(2) + train(lenet, "generic", 1, dir / "ranks", 2) + " --max-steps 10");
+  INFO("the first run said:\n" << first.out);
   CHECK(first.status == 0);
   size_t lines = 0;
   for (size_t at = first.out.find("epoch 1/2"); at != std::string::npos;
@@ -173,6 +174,7 @@ TEST_CASE(
     ++lines;
   CHECK(lines == 1);  // rank 1 printed nothing
   Run resumed = run(mpirun(2) + train(lenet, "generic", 1, dir / "ranks", 2) + " --resume");
+  INFO("the resumed run said:\n" << resumed.out);
   CHECK(resumed.status == 0);
   CHECK(!contains(resumed.out, "epoch 1/2"));
   CHECK(contains(resumed.out, "epoch 2/2"));
