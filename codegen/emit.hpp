@@ -73,8 +73,9 @@ void emit_elementwise(EmitContext& c, const LayerPlan& lp);  // flatten, dropout
 // fused into the vector code, softmax into the loss).
 void emit_activation_loop(EmitContext& c, const dsl::Layer& l, const std::string& buffer,
                           int64_t values);
-// relu's dy * f'(z) for one vector, as an expression: dy where the output y there is above 0.
-std::string relu_backward(const std::string& y_at, const std::string& dy_at);
+// relu's dy * f'(z) for one vector, as an expression of the vectors y (the output) and dy: dy
+// where y is above 0.
+std::string relu_backward(const std::string& y, const std::string& dy);
 // dy *= f'(z), read off the output y; nothing for linear (and softmax, which the loss handles).
 void emit_activation_backward_loop(EmitContext& c, const dsl::Layer& l, const std::string& y,
                                    const std::string& dy, int64_t values);

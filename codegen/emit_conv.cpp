@@ -575,7 +575,9 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
                        ? "the gradients as their functions say"
                        : "one vector at a time for f'(z); the gradients as their functions say");
   open_layer_function(c, lp, Pass::backward, params_and_ws);
-  if (bias_with_relu(l) && !lp.relu_in_pool) {
+  if (lp.relu_in_pool) {
+    // dz and db were made by the max pool's backward
+  } else if (bias_with_relu(l)) {
     // The bias gradient adds each dz as f'(z) makes it, in the (p, q) order the separate sum
     // took, so the bits are the same and dz, larger than L2, is read once rather than twice.
     c.w.line("float* dz = {};", c.grad_of(lp.index));
@@ -584,12 +586,13 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
     emit_loop(c.w, "pq", d.P * d.Q, [&](const Expr& pq) {
       emit_loop(c.w, "k", d.K, [&](const Expr& k) {
         const Expr e = (pq * d.K + k) * c.L();
-        c.w.line("const V g = {};", relu_backward(at("y", e), at("dz", e)));
+        c.w.line("const V g = {};", relu_backward(fmt::format("vload({})", at("y", e)),
+                                                  fmt::format("vload({})", at("dz", e))));
         c.w.line("vstore({}, g);", at("dz", e));
         c.w.line("vstore({}, vadd(vload({}), g));", at("db", k * c.L()), at("db", k * c.L()));
       });
     });
-  } else if (has_derivative(l) && !lp.relu_in_pool) {
+  } else if (has_derivative(l)) {
     c.w.line("float* dz = {};", c.grad_of(lp.index));
     c.w.line("const float* y = {};", c.output_of(lp.index));  // f'(z) is read off the output
     emit_activation_backward_loop(c, l, "y", "dz", l.out.size() * c.L());

@@ -25,8 +25,8 @@ bool has_derivative(const dsl::Layer& l) {
          l.activation == dsl::Activation::tanh;
 }
 
-std::string relu_backward(const std::string& y_at, const std::string& dy_at) {
-  return fmt::format("vand(vgt(vload({}), vzero()), vload({}))", y_at, dy_at);
+std::string relu_backward(const std::string& y, const std::string& dy) {
+  return fmt::format("vand(vgt({}, vzero()), {})", y, dy);
 }
 
 // dz = dy * f'(z), written over dy, from the layer's output y = f(z). softmax is handled where
@@ -39,7 +39,9 @@ void emit_activation_backward_loop(EmitContext& c, const dsl::Layer& l, const st
       emit_loop_line(
           c.w, "", "e", values / L,
           [&](const Expr& e) {
-            return fmt::format("vstore({}, {});", at(dy, e), relu_backward(at(y, e), at(dy, e)));
+            return fmt::format("vstore({}, {});", at(dy, e),
+                               relu_backward(fmt::format("vload({})", at(y, e)),
+                                             fmt::format("vload({})", at(dy, e))));
           },
           0, L);
       break;

@@ -67,7 +67,7 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
   // conv's dz already: relu's derivative there is top > 0, the rest of the window gets 0 either
   // way, and the conv's bias gradient adds the one value each window passes on.
   const LayerPlan* conv = lp.index > 0 ? &c.plan.layers[lp.index - 1] : nullptr;
-  const bool relu = max && conv && conv->relu_in_pool;
+  const bool relu = conv && conv->relu_in_pool;
   const bool bias = relu && conv->layer->trainable();
   std::string becomes;
   if (relu)
@@ -98,10 +98,8 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
     c.w.line("float* dxw = {};", at("dx", window));
     if (max) {
       c.w.line("const V top = vload({});", at("y", output));
-      if (relu)
-        c.w.line("const V g = vand(vgt(top, vzero()), vload({}));", at("dy", output));
-      else
-        c.w.line("const V g = vload({});", at("dy", output));
+      std::string dy = fmt::format("vload({})", at("dy", output));
+      c.w.line("const V g = {};", relu ? relu_backward("top", dy) : dy);
       if (bias) c.w.line("vstore({}, vadd(vload({}), g));", at("db", ch * L), at("db", ch * L));
       c.w.line("V taken = vzero();");
       for (int64_t r = 0; r < R; ++r)

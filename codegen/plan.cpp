@@ -249,11 +249,10 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       bool relu_or_linear =
           l.activation == dsl::Activation::relu || l.activation == dsl::Activation::linear;
       bool avx512 = isa == Isa::avx512 || isa == Isa::avx512_bf16;
-      lp.relu_in_pool = l.activation == dsl::Activation::relu && next &&
-                        next->kind == dsl::LayerKind::maxpool && !pads(*next) &&
-                        (lp.needs_dx || l.trainable());
-      if (avx512 && relu_or_linear && next && next->kind == dsl::LayerKind::maxpool &&
-          !pads(*next)) {
+      bool max_pool_next = next && next->kind == dsl::LayerKind::maxpool && !pads(*next);
+      lp.relu_in_pool =
+          l.activation == dsl::Activation::relu && max_pool_next && (lp.needs_dx || l.trainable());
+      if (avx512 && relu_or_linear && max_pool_next) {
         lp.pool_fused = true;
         std::tie(lp.pool_qblock, lp.pool_kblock) =
             forward_tile(isa, next->out.w, l.units, next->kernel_h * next->kernel_w);
