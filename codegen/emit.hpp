@@ -89,8 +89,8 @@ void emit_layer_table(Writer& w, const rt::ModelSpec& abi);
 // Per ISA, after the layer functions: load_block, the slice's start and end, the output stage,
 // train and forward, and the kernel table.
 void emit_drivers(EmitContext& c);
-// cnnc_model::update and ::update_range, shared by every variant.
-void emit_update(Writer& w, const dsl::Graph& graph);
+// cnnc_model::update and ::update_range of the variant, in its vectors.
+void emit_update(EmitContext& c);
 // cnnc_<model>_create, _destroy and _kernels: the C functions that pick a variant at run time.
 void emit_entry_points(Writer& w, const dsl::Graph& graph, const rt::ModelSpec& abi,
                        const GenOptions& options);

@@ -87,8 +87,6 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const rt::ModelSpec& abi,
   w.line("m->layer_count = {};", abi.layers.size());
   w.line("m->layers = layer_table;");
   w.line("m->param_count = {};", abi.param_count);
-  w.line("m->update = update;");
-  w.line("m->update_range = update_range;");
   for (Isa isa : isas_of(g)) {
     w.line("#if {}", variant_macro(isa));
     w.open("if (isa == {})", variant_index(isa));
@@ -96,6 +94,8 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const rt::ModelSpec& abi,
     w.line("m->workspace_bytes = {}::workspace_floats * 4;", name_of(isa));
     w.line("m->forward = {}::forward;", name_of(isa));
     w.line("m->train = {}::train;", name_of(isa));
+    w.line("m->update = {}::update;", name_of(isa));
+    w.line("m->update_range = {}::update_range;", name_of(isa));
     w.close();
     w.line("#endif");
   }

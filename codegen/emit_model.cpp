@@ -1,5 +1,5 @@
 // The whole generated file, in order: the prelude, each ISA's namespace (plan, vector helpers,
-// layer functions, drivers), the optimizer step and the C entry points.
+// layer functions, drivers, the optimizer step) and the C entry points.
 #include "codegen/emit_model.hpp"
 
 #include <fmt/format.h>
@@ -65,6 +65,7 @@ void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch) {
     }
   }
   emit_drivers(c);
+  emit_update(c);
   w.close_namespace(name_of(isa));
   w.line("#endif");
   w.blank();
@@ -80,7 +81,6 @@ Generated emit_model(const dsl::Graph& g, const GenOptions& o) {
   w.blank();
   emit_layer_table(w, abi);
   for (Isa isa : isas_of(g)) emit_isa(w, g, isa, o.max_batch);
-  emit_update(w, g);
   w.close_namespace("cnnc_gen_" + g.name);
   w.blank();
   emit_entry_points(w, g, abi, o);

@@ -74,6 +74,9 @@ static CNNC_AVX512 inline V vset(float x) { return _mm512_set1_ps(x); }
 static CNNC_AVX512 inline V vzero() { return _mm512_setzero_ps(); }
 static CNNC_AVX512 inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }
 static CNNC_AVX512 inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
+static CNNC_AVX512 inline V vsub(V a, V b) { return _mm512_sub_ps(a, b); }
+static CNNC_AVX512 inline V vdiv(V a, V b) { return _mm512_div_ps(a, b); }
+static CNNC_AVX512 inline V vsqrt(V a) { return _mm512_sqrt_ps(a); }
 static CNNC_AVX512 inline V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 static CNNC_AVX512 inline V vmax(V a, V b) { return _mm512_max_ps(a, b); }
 static CNNC_AVX512 inline V vbits(__m512i x) { return _mm512_castsi512_ps(x); }
@@ -579,6 +582,78 @@ static const cnnc_kernel kernels[5] = {
 };
 static const int32_t kernel_count = 5;
 
+// The optimizer's settings in vectors, and whether it is SGD (else Adam); step_size and sqrt_correction2 are Adam's bias corrections.
+struct OptimizerLanes {
+  bool sgd;
+  V lr, weight_decay, momentum, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, sqrt_correction2, eps;
+};
+
+// One step of 16 parameters at w, with their gradients dw and the optimizer's state m (momentum, or Adam's first moment) and v (Adam's second).
+static CNNC_AVX512 inline void optimizer_lanes(float* w, const float* dw, float* m, float* v, const OptimizerLanes& o) {
+  const V grad = vadd(vloadu(dw), vmul(o.weight_decay, vloadu(w)));
+  if (o.sgd) {
+    const V mj = vadd(vmul(o.momentum, vloadu(m)), grad);
+    vstoreu(m, mj);
+    vstoreu(w, vsub(vloadu(w), vmul(o.lr, mj)));
+    return;
+  }
+  const V mj = vadd(vmul(o.beta1, vloadu(m)), vmul(o.one_minus_beta1, grad));
+  const V vj = vadd(vmul(o.beta2, vloadu(v)), vmul(vmul(o.one_minus_beta2, grad), grad));
+  vstoreu(m, mj);
+  vstoreu(v, vj);
+  const V denom = vadd(vdiv(vsqrt(vj), o.sqrt_correction2), o.eps);
+  vstoreu(w, vsub(vloadu(w), vdiv(vmul(o.step_size, mj), denom)));
+}
+
+// cnnc_model::update_range: SGD with momentum or Adam (as torch.optim), trainable ranges only, clipped to [begin, end); weight decay is L2.
+static CNNC_AVX512 void update_range(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt, int64_t begin, int64_t end) {
+  (void)model;
+  static const int64_t ranges[4][2] = {
+      {0, 72},
+      {80, 84},
+      {96, 104},
+      {112, 114},
+  };
+  float* m = state;
+  float* v = state + 128;
+  float step_size = 0.0f, sqrt_correction2 = 0.0f;
+  if (opt->kind != CNNC_SGD) {
+    const double t = (double)opt->step;
+    step_size = (float)((double)opt->lr / (1.0 - std::pow((double)opt->beta1, t)));
+    sqrt_correction2 = (float)std::sqrt(1.0 - std::pow((double)opt->beta2, t));
+  }
+  const OptimizerLanes o = {
+      opt->kind == CNNC_SGD, vset(opt->lr), vset(opt->weight_decay),
+      vset(opt->momentum), vset(opt->beta1), vset(1.0f - opt->beta1),
+      vset(opt->beta2), vset(1.0f - opt->beta2), vset(step_size),
+      vset(sqrt_correction2), vset(opt->eps)};
+  for (const auto& range : ranges) {
+    const int64_t first = range[0] > begin ? range[0] : begin;
+    const int64_t last = range[1] < end ? range[1] : end;
+    int64_t j = first;
+    for (; j + 16 <= last; j += 16) optimizer_lanes(params + j, grads + j, m + j, v + j, o);
+    // The range's last parameters, fewer than a vector, through a padded copy: the parameters beyond
+    // the range may be another thread's or a frozen layer's.
+    if (j < last) {
+      const size_t bytes = (size_t)(last - j) * sizeof(float);
+      float w_tail[16] = {}, dw_tail[16] = {}, m_tail[16] = {}, v_tail[16] = {};
+      std::memcpy(w_tail, params + j, bytes);
+      std::memcpy(dw_tail, grads + j, bytes);
+      std::memcpy(m_tail, m + j, bytes);
+      if (!o.sgd) std::memcpy(v_tail, v + j, bytes);
+      optimizer_lanes(w_tail, dw_tail, m_tail, v_tail, o);
+      std::memcpy(params + j, w_tail, bytes);
+      std::memcpy(m + j, m_tail, bytes);
+      if (!o.sgd) std::memcpy(v + j, v_tail, bytes);
+    }
+  }
+}
+
+// cnnc_model::update: one step over every parameter.
+static CNNC_AVX512 void update(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt) {
+  update_range(model, params, grads, state, opt, 0, 128);
+}
+
 }  // namespace avx512
 #endif
 
@@ -597,6 +672,9 @@ static CNNC_AVX2 inline V vset(float x) { return _mm256_set1_ps(x); }
 static CNNC_AVX2 inline V vzero() { return _mm256_setzero_ps(); }
 static CNNC_AVX2 inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
 static CNNC_AVX2 inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
+static CNNC_AVX2 inline V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
+static CNNC_AVX2 inline V vdiv(V a, V b) { return _mm256_div_ps(a, b); }
+static CNNC_AVX2 inline V vsqrt(V a) { return _mm256_sqrt_ps(a); }
 static CNNC_AVX2 inline V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 static CNNC_AVX2 inline V vmax(V a, V b) { return _mm256_max_ps(a, b); }
 static CNNC_AVX2 inline V vand(V a, V b) { return _mm256_and_ps(a, b); }
@@ -1127,6 +1205,78 @@ static const cnnc_kernel kernels[5] = {
 };
 static const int32_t kernel_count = 5;
 
+// The optimizer's settings in vectors, and whether it is SGD (else Adam); step_size and sqrt_correction2 are Adam's bias corrections.
+struct OptimizerLanes {
+  bool sgd;
+  V lr, weight_decay, momentum, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, sqrt_correction2, eps;
+};
+
+// One step of 8 parameters at w, with their gradients dw and the optimizer's state m (momentum, or Adam's first moment) and v (Adam's second).
+static CNNC_AVX2 inline void optimizer_lanes(float* w, const float* dw, float* m, float* v, const OptimizerLanes& o) {
+  const V grad = vadd(vloadu(dw), vmul(o.weight_decay, vloadu(w)));
+  if (o.sgd) {
+    const V mj = vadd(vmul(o.momentum, vloadu(m)), grad);
+    vstoreu(m, mj);
+    vstoreu(w, vsub(vloadu(w), vmul(o.lr, mj)));
+    return;
+  }
+  const V mj = vadd(vmul(o.beta1, vloadu(m)), vmul(o.one_minus_beta1, grad));
+  const V vj = vadd(vmul(o.beta2, vloadu(v)), vmul(vmul(o.one_minus_beta2, grad), grad));
+  vstoreu(m, mj);
+  vstoreu(v, vj);
+  const V denom = vadd(vdiv(vsqrt(vj), o.sqrt_correction2), o.eps);
+  vstoreu(w, vsub(vloadu(w), vdiv(vmul(o.step_size, mj), denom)));
+}
+
+// cnnc_model::update_range: SGD with momentum or Adam (as torch.optim), trainable ranges only, clipped to [begin, end); weight decay is L2.
+static CNNC_AVX2 void update_range(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt, int64_t begin, int64_t end) {
+  (void)model;
+  static const int64_t ranges[4][2] = {
+      {0, 72},
+      {80, 84},
+      {96, 104},
+      {112, 114},
+  };
+  float* m = state;
+  float* v = state + 128;
+  float step_size = 0.0f, sqrt_correction2 = 0.0f;
+  if (opt->kind != CNNC_SGD) {
+    const double t = (double)opt->step;
+    step_size = (float)((double)opt->lr / (1.0 - std::pow((double)opt->beta1, t)));
+    sqrt_correction2 = (float)std::sqrt(1.0 - std::pow((double)opt->beta2, t));
+  }
+  const OptimizerLanes o = {
+      opt->kind == CNNC_SGD, vset(opt->lr), vset(opt->weight_decay),
+      vset(opt->momentum), vset(opt->beta1), vset(1.0f - opt->beta1),
+      vset(opt->beta2), vset(1.0f - opt->beta2), vset(step_size),
+      vset(sqrt_correction2), vset(opt->eps)};
+  for (const auto& range : ranges) {
+    const int64_t first = range[0] > begin ? range[0] : begin;
+    const int64_t last = range[1] < end ? range[1] : end;
+    int64_t j = first;
+    for (; j + 8 <= last; j += 8) optimizer_lanes(params + j, grads + j, m + j, v + j, o);
+    // The range's last parameters, fewer than a vector, through a padded copy: the parameters beyond
+    // the range may be another thread's or a frozen layer's.
+    if (j < last) {
+      const size_t bytes = (size_t)(last - j) * sizeof(float);
+      float w_tail[8] = {}, dw_tail[8] = {}, m_tail[8] = {}, v_tail[8] = {};
+      std::memcpy(w_tail, params + j, bytes);
+      std::memcpy(dw_tail, grads + j, bytes);
+      std::memcpy(m_tail, m + j, bytes);
+      if (!o.sgd) std::memcpy(v_tail, v + j, bytes);
+      optimizer_lanes(w_tail, dw_tail, m_tail, v_tail, o);
+      std::memcpy(params + j, w_tail, bytes);
+      std::memcpy(m + j, m_tail, bytes);
+      if (!o.sgd) std::memcpy(v + j, v_tail, bytes);
+    }
+  }
+}
+
+// cnnc_model::update: one step over every parameter.
+static CNNC_AVX2 void update(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt) {
+  update_range(model, params, grads, state, opt, 0, 128);
+}
+
 }  // namespace avx2
 #endif
 
@@ -1147,6 +1297,9 @@ static CNNC_PORTABLE inline V vset(float x) { return x; }
 static CNNC_PORTABLE inline V vzero() { return 0.0f; }
 static CNNC_PORTABLE inline V vadd(V a, V b) { return a + b; }
 static CNNC_PORTABLE inline V vmul(V a, V b) { return a * b; }
+static CNNC_PORTABLE inline V vsub(V a, V b) { return a - b; }
+static CNNC_PORTABLE inline V vdiv(V a, V b) { return a / b; }
+static CNNC_PORTABLE inline V vsqrt(V a) { return std::sqrt(a); }
 static CNNC_PORTABLE inline V vfma(V a, V b, V c) { return a * b + c; }
 static CNNC_PORTABLE inline V vmax(V a, V b) { return a > b ? a : b; }
 static CNNC_PORTABLE inline V vand(V a, V b) { return vfrom_bits(vbits_of(a) & vbits_of(b)); }
@@ -1566,11 +1719,31 @@ static const cnnc_kernel kernels[5] = {
 };
 static const int32_t kernel_count = 5;
 
-}  // namespace portable
-#endif
+// The optimizer's settings in vectors, and whether it is SGD (else Adam); step_size and sqrt_correction2 are Adam's bias corrections.
+struct OptimizerLanes {
+  bool sgd;
+  V lr, weight_decay, momentum, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, sqrt_correction2, eps;
+};
+
+// One step of 1 parameters at w, with their gradients dw and the optimizer's state m (momentum, or Adam's first moment) and v (Adam's second).
+static CNNC_PORTABLE inline void optimizer_lanes(float* w, const float* dw, float* m, float* v, const OptimizerLanes& o) {
+  const V grad = vadd(vloadu(dw), vmul(o.weight_decay, vloadu(w)));
+  if (o.sgd) {
+    const V mj = vadd(vmul(o.momentum, vloadu(m)), grad);
+    vstoreu(m, mj);
+    vstoreu(w, vsub(vloadu(w), vmul(o.lr, mj)));
+    return;
+  }
+  const V mj = vadd(vmul(o.beta1, vloadu(m)), vmul(o.one_minus_beta1, grad));
+  const V vj = vadd(vmul(o.beta2, vloadu(v)), vmul(vmul(o.one_minus_beta2, grad), grad));
+  vstoreu(m, mj);
+  vstoreu(v, vj);
+  const V denom = vadd(vdiv(vsqrt(vj), o.sqrt_correction2), o.eps);
+  vstoreu(w, vsub(vloadu(w), vdiv(vmul(o.step_size, mj), denom)));
+}
 
 // cnnc_model::update_range: SGD with momentum or Adam (as torch.optim), trainable ranges only, clipped to [begin, end); weight decay is L2.
-static void update_range(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt, int64_t begin, int64_t end) {
+static CNNC_PORTABLE void update_range(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt, int64_t begin, int64_t end) {
   (void)model;
   static const int64_t ranges[4][2] = {
       {0, 72},
@@ -1578,46 +1751,34 @@ static void update_range(const cnnc_model* model, float* params, const float* gr
       {96, 104},
       {112, 114},
   };
-  float* __restrict w = params;
-  const float* __restrict dw = grads;
-  float* __restrict m = state;
-  float* __restrict v = state + 128;
-  const float lr = opt->lr, weight_decay = opt->weight_decay, momentum = opt->momentum;
-  const float beta1 = opt->beta1, beta2 = opt->beta2, eps = opt->eps;
+  float* m = state;
+  float* v = state + 128;
   float step_size = 0.0f, sqrt_correction2 = 0.0f;
   if (opt->kind != CNNC_SGD) {
     const double t = (double)opt->step;
     step_size = (float)((double)opt->lr / (1.0 - std::pow((double)opt->beta1, t)));
     sqrt_correction2 = (float)std::sqrt(1.0 - std::pow((double)opt->beta2, t));
   }
+  const OptimizerLanes o = {
+      opt->kind == CNNC_SGD, vset(opt->lr), vset(opt->weight_decay),
+      vset(opt->momentum), vset(opt->beta1), vset(1.0f - opt->beta1),
+      vset(opt->beta2), vset(1.0f - opt->beta2), vset(step_size),
+      vset(sqrt_correction2), vset(opt->eps)};
   for (const auto& range : ranges) {
     const int64_t first = range[0] > begin ? range[0] : begin;
     const int64_t last = range[1] < end ? range[1] : end;
-    if (opt->kind == CNNC_SGD) {
-      for (int64_t j = first; j < last; ++j) {
-        const float grad = dw[j] + weight_decay * w[j];
-        const float mj = momentum * m[j] + grad;
-        m[j] = mj;
-        w[j] -= lr * mj;
-      }
-      continue;
-    }
-    for (int64_t j = first; j < last; ++j) {
-      const float grad = dw[j] + weight_decay * w[j];
-      const float mj = beta1 * m[j] + (1.0f - beta1) * grad;
-      const float vj = beta2 * v[j] + (1.0f - beta2) * grad * grad;
-      m[j] = mj;
-      v[j] = vj;
-      const float denom = std::sqrt(vj) / sqrt_correction2 + eps;
-      w[j] -= step_size * mj / denom;
-    }
+    int64_t j = first;
+    for (; j + 1 <= last; j += 1) optimizer_lanes(params + j, grads + j, m + j, v + j, o);
   }
 }
 
 // cnnc_model::update: one step over every parameter.
-static void update(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt) {
+static CNNC_PORTABLE void update(const cnnc_model* model, float* params, const float* grads, float* state, const cnnc_optimizer* opt) {
   update_range(model, params, grads, state, opt, 0, 128);
 }
+
+}  // namespace portable
+#endif
 
 }  // namespace cnnc_gen_tiny_dense
 
@@ -1658,14 +1819,14 @@ extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* tar
   m->layer_count = 3;
   m->layers = layer_table;
   m->param_count = 128;
-  m->update = update;
-  m->update_range = update_range;
   #if CNNC_HAS_AVX512
   if (isa == 0) {
     m->engine = "specialized-avx512";
     m->workspace_bytes = avx512::workspace_floats * 4;
     m->forward = avx512::forward;
     m->train = avx512::train;
+    m->update = avx512::update;
+    m->update_range = avx512::update_range;
   }
   #endif
   #if CNNC_HAS_AVX2
@@ -1674,6 +1835,8 @@ extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* tar
     m->workspace_bytes = avx2::workspace_floats * 4;
     m->forward = avx2::forward;
     m->train = avx2::train;
+    m->update = avx2::update;
+    m->update_range = avx2::update_range;
   }
   #endif
   #if CNNC_HAS_PORTABLE
@@ -1682,6 +1845,8 @@ extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* tar
     m->workspace_bytes = portable::workspace_floats * 4;
     m->forward = portable::forward;
     m->train = portable::train;
+    m->update = portable::update;
+    m->update_range = portable::update_range;
   }
   #endif
   return m;
