@@ -486,7 +486,11 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
     c.w.line("const float* dz = {};", c.grad_of(lp.index));
   }
   c.w.line("float* dxp = {};", pads(l) ? ws(lp.dpadded) : c.grad_of(lp.index - 1));
-  c.w.line("std::memset(dxp, 0, {} * sizeof(float));", d.Hp * d.Wp * d.C * L);
+  // When the filters reach every dx position, the first tile to reach one starts its sums from
+  // zero instead of from dx, and dx needs no clearing (a pass over a buffer larger than L2).
+  const bool covers = d.sh <= d.R && d.sw <= d.S && (d.P - 1) * d.sh + d.R == d.Hp &&
+                      (d.Q - 1) * d.sw + d.S == d.Wp;
+  if (!covers) c.w.line("std::memset(dxp, 0, {} * sizeof(float));", d.Hp * d.Wp * d.C * L);
   if (lp.bf16_dx) {
     // bf16: pairs of filters k and k + 1, of dz and of the weights (wt_pairs, converted once per
     // call of train), so that each vdot adds two filters.
@@ -508,6 +512,15 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
       emit_loop(c.w, "r", d.R, [&](const Expr& r) {
         c.w.line("float* dxr = {};", at("dxp", (p * d.sh + r) * row + q0 * (d.sw * d.C * L)));
         c.w.line("const {}* wr = {};", type, at("w", r * T));
+        // Row p*sh + r is new at the first p to reach it: p = 0, or when p - 1 cannot (r + sh
+        // >= R); a new row's columns are new but for the S - sw that the tile before this one
+        // (q0 - dx_qblock) reached too.
+        Condition new_row = constant(false), new_tile = constant(false);
+        if (covers) {
+          new_row = named(c.w, "new_row", any_of(is_zero(p), at_least(r, d.R - d.sh)),
+                          "no earlier p reached this dx row");
+          new_tile = named(c.w, "new_tile", all_of(new_row, is_zero(q0)), "nor any tile of it");
+        }
         emit_blocks(c.w, "c0", d.C, lp.dx_cblock, [&](int64_t chans, const Expr& c0) {
           // acc<x>_<j>: dx column x of the tile (q0*sw + x of the row), channel c0 + j; only the
           // columns some (i, s) reach, i*sw + s = x, when the stride skips some.
@@ -516,9 +529,16 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
           for (int64_t i = 0; i < cols; ++i)
             for (int64_t s = 0; s < d.S; ++s) reached[static_cast<size_t>(i * d.sw + s)] = true;
           auto dx_at = [&](int64_t x, int64_t j) { return at("dxr", c0 * L + (x * d.C + j) * L); };
-          for (int64_t x = 0; x < span; ++x)
-            for (int64_t j = 0; reached[static_cast<size_t>(x)] && j < chans; ++j)
-              c.w.line("V acc{}_{} = vload({});", x, j, dx_at(x, j));
+          for (int64_t x = 0; x < span; ++x) {
+            const Condition& fresh = x >= d.S - d.sw ? new_row : new_tile;
+            for (int64_t j = 0; reached[static_cast<size_t>(x)] && j < chans; ++j) {
+              std::string load = fmt::format("vload({})", dx_at(x, j));
+              c.w.line("V acc{}_{} = {};", x, j,
+                       fresh.is(true)    ? "vzero()"
+                       : fresh.is(false) ? load
+                                         : fmt::format("{} ? vzero() : {}", fresh.text, load));
+            }
+          }
           emit_loop(c.w, "k", K, [&](const Expr& k) {
             for (int64_t i = 0; i < cols; ++i)
               c.w.line("const {} dz{} = {}({});", lp.bf16_dx ? "P" : "V", i,

@@ -31,6 +31,12 @@ Expr Expr::operator*(int64_t factor) const {
   return product;
 }
 
+std::optional<int64_t> Expr::value() const {
+  for (const auto& term : terms_)
+    if (term.second != 0) return std::nullopt;
+  return constant_;
+}
+
 std::string Expr::str() const {
   std::string out;
   for (const auto& [name, factor] : terms_) {
@@ -42,6 +48,42 @@ std::string Expr::str() const {
   if (constant_ > 0) out += fmt::format(" + {}", constant_);
   if (constant_ < 0) out += fmt::format(" - {}", -constant_);
   return out;
+}
+
+Condition constant(bool value) {
+  return {value ? "true" : "false"};
+}
+
+Condition is_zero(const Expr& index) {
+  if (std::optional<int64_t> v = index.value()) return constant(*v == 0);
+  return {fmt::format("{} == 0", index)};
+}
+
+Condition at_least(const Expr& index, int64_t bound) {
+  if (bound <= 0) return constant(true);
+  if (std::optional<int64_t> v = index.value()) return constant(*v >= bound);
+  return {fmt::format("{} >= {}", index, bound)};
+}
+
+Condition any_of(const Condition& a, const Condition& b) {
+  if (a.is(true) || b.is(false)) return a;
+  if (b.is(true) || a.is(false)) return b;
+  return {fmt::format("{} || {}", a.text, b.text)};
+}
+
+Condition all_of(const Condition& a, const Condition& b) {
+  auto term = [](const Condition& c) {
+    return c.text.find("||") == std::string::npos ? c.text : "(" + c.text + ")";
+  };
+  if (a.is(false) || b.is(true)) return a;
+  if (b.is(false) || a.is(true)) return b;
+  return {fmt::format("{} && {}", term(a), term(b))};
+}
+
+Condition named(Writer& w, const std::string& name, const Condition& c, const std::string& why) {
+  if (c.is(true) || c.is(false)) return c;
+  w.line("const bool {} = {};  // {}", name, c.text, why);
+  return {name};
 }
 
 std::string at(std::string_view base, const Expr& offset) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,11 +26,27 @@ class Expr {
   Expr operator*(int64_t factor) const;
   // Folded: terms in order of first use, no zero term, no factor of 1; "0" when nothing is left.
   std::string str() const;
+  // The value, when no variable is left in it.
+  std::optional<int64_t> value() const;
 
  private:
   std::vector<std::pair<std::string, int64_t>> terms_;  // variable, factor
   int64_t constant_ = 0;
 };
+
+// A condition of generated code, folded like Expr: "true", "false", or its text.
+struct Condition {
+  std::string text;
+  bool is(bool value) const { return text == (value ? "true" : "false"); }
+};
+Condition constant(bool value);
+Condition is_zero(const Expr& index);
+Condition at_least(const Expr& index, int64_t bound);  // for an index that is never negative
+Condition any_of(const Condition& a, const Condition& b);
+Condition all_of(const Condition& a, const Condition& b);
+// A condition that code tests more than once as a named bool, declared (with the comment why)
+// unless it is constant.
+Condition named(Writer& w, const std::string& name, const Condition& c, const std::string& why);
 
 // A pointer plus an offset: "w + k0 * 9", or "w" alone when the offset is 0.
 std::string at(std::string_view base, const Expr& offset);
