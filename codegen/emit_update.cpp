@@ -22,10 +22,10 @@ void emit_optimizer_lanes(EmitContext& c) {
       "sqrt_correction2, eps;");
   w.close(";");
   w.blank();
-  w.comment(fmt::format(
-      "One step of {} parameters at w, with their gradients dw and the optimizer's state m "
-      "(momentum, or Adam's first moment) and v (Adam's second).",
-      c.L()));
+  w.comment(
+      fmt::format("One step of {} at w, with their gradients dw and the optimizer's state m "
+                  "(momentum, or Adam's first moment) and v (Adam's second).",
+                  counted(c.L(), "parameter")));
   w.function(
       "static {} inline void optimizer_lanes(float* w, const float* dw, float* m, float* v, const "
       "OptimizerLanes& o)",

@@ -1725,7 +1725,7 @@ struct OptimizerLanes {
   V lr, weight_decay, momentum, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, sqrt_correction2, eps;
 };
 
-// One step of 1 parameters at w, with their gradients dw and the optimizer's state m (momentum, or Adam's first moment) and v (Adam's second).
+// One step of 1 parameter at w, with their gradients dw and the optimizer's state m (momentum, or Adam's first moment) and v (Adam's second).
 static CNNC_PORTABLE inline void optimizer_lanes(float* w, const float* dw, float* m, float* v, const OptimizerLanes& o) {
   const V grad = vadd(vloadu(dw), vmul(o.weight_decay, vloadu(w)));
   if (o.sgd) {
