@@ -519,7 +519,8 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
         if (covers) {
           new_row = named(c.w, "new_row", any_of(is_zero(p), at_least(r, d.R - d.sh)),
                           "no earlier p reached this dx row");
-          new_tile = named(c.w, "new_tile", all_of(new_row, is_zero(q0)), "nor any tile of it");
+          if (d.S > d.sw)  // else no column of a tile was the tile before's too
+            new_tile = named(c.w, "new_tile", all_of(new_row, is_zero(q0)), "nor any tile of it");
         }
         emit_blocks(c.w, "c0", d.C, lp.dx_cblock, [&](int64_t chans, const Expr& c0) {
           // acc<x>_<j>: dx column x of the tile (q0*sw + x of the row), channel c0 + j; only the
