@@ -34,7 +34,7 @@ constexpr const char* default_compilers[] = {"clang++-19", "clang++", "g++", "c+
 
 // The flags of the run-time build (codegen/compile/build.hpp) without -shared, so that linked
 // code and code loaded by cnnc train compute the same bits.
-const std::vector<std::string> compile_flags = {"-O2", "-std=c++17", "-fPIC"};
+const std::vector<std::string> compile_flags = {"-O2", "-std=c++17", "-ffp-contract=off", "-fPIC"};
 
 struct BuildArgs {
   std::string file, out, compiler;

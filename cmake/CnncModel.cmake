@@ -94,7 +94,7 @@ function(cnn_add_model target)
   target_include_directories(${target} PUBLIC "${out}" "${CNNC_ABI_INCLUDE_DIR}")
   target_compile_features(${target} PUBLIC cxx_std_17)
   target_compile_options(${target} PRIVATE
-                         "$<$<CXX_COMPILER_ID:GNU,Clang,AppleClang>:-O2;-Wno-error>")
+                         "$<$<CXX_COMPILER_ID:GNU,Clang,AppleClang>:-O2;-ffp-contract=off;-Wno-error>")
   set_target_properties(${target} PROPERTIES CXX_STANDARD 17 CXX_EXTENSIONS OFF
                         POSITION_INDEPENDENT_CODE ON COMPILE_WARNING_AS_ERROR OFF)
 endfunction()

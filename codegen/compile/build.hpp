@@ -27,8 +27,11 @@ struct BuildOptions {
   // on PATH. A name without '/' is looked up on PATH.
   std::string compiler;
   // No -march: generated code selects each function's target itself and picks one at run time.
+  // -ffp-contract=off: the generated code says where it wants a fused multiply-add (vfma); GCC
+  // would otherwise fuse every vmul whose result a vadd takes, even across statements, and round
+  // differently from Clang.
   // The in-process backend compiles to an object file and leaves out -shared, a link flag.
-  std::vector<std::string> flags = {"-O2", "-std=c++17", "-fPIC", "-shared"};
+  std::vector<std::string> flags = {"-O2", "-std=c++17", "-ffp-contract=off", "-fPIC", "-shared"};
   // Empty: $XDG_CACHE_HOME/cnnc, else $HOME/.cache/cnnc.
   std::filesystem::path cache_dir;
   // false: always compile, as on a miss; the fresh library still replaces the cache entry.

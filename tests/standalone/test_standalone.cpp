@@ -1,5 +1,6 @@
 // cnnc build: the executable trains, evaluates and predicts exactly as cnnc does with the
-// specialised engine, and every refusal leaves nothing behind.
+// specialised engine, and every refusal leaves nothing behind; and cnnc's own run-time build
+// trains to the same bits whichever compiler made the code.
 #include <sys/stat.h>
 
 #include <fstream>
@@ -139,6 +140,38 @@ TEST_CASE("cnnc build: the executable trains, evaluates and predicts as cnnc doe
   CHECK(
       run("'" + exe + "' eval --engine generic --limit 100 --weights " + (dir / "a/checkpoint.bin"))
           .status == 0);
+}
+
+// The generated code writes its fused multiply-adds itself (vfma) and is compiled with
+// -ffp-contract=off, so GCC, which would fuse every vmul into the vadd that takes it, computes
+// what the in-process Clang does: the optimizer step's multiplies and adds, above all.
+TEST_CASE("g++ and the in-process Clang build train to the same bits") {
+  if (!have_mnist()) {
+    CNNC_SKIP("data", "data/mnist is absent (scripts/setup fetches it)");
+  }
+  if (run("command -v g++").status != 0) {
+    CNNC_SKIP("compiler", "g++ is not on PATH");
+  }
+  TempDir dir("compilers");
+  // A cache of the test's own, so that both builds compile rather than load.
+  std::string cache = "XDG_CACHE_HOME='" + (dir / "cache") + "' ";
+  std::string options =
+      " tests/standalone/small.cnn --engine specialized --max-steps 20 "
+      "--limit 1024 --threads 2 --json --out ";
+  Run clang = run(cache + "CNNC_BUILD=jit '" CNNC_EXE "' train" + options + (dir / "clang"));
+  if (clang.status != 0 && contains(clang.out, "without the Clang libraries")) {
+    CNNC_SKIP("clang", "cnnc was built without the Clang libraries");
+  }
+  Run gcc =
+      run(cache + "CNNC_BUILD=subprocess CXX=g++ '" CNNC_EXE "' train" + options + (dir / "gcc"));
+  INFO(clang.out);
+  INFO(gcc.out);
+  REQUIRE(clang.status == 0);
+  REQUIRE(gcc.status == 0);
+  CHECK(contains(clang.out, R"("build":"jit")"));
+  CHECK(contains(gcc.out, R"("build":"subprocess")"));
+  CHECK(results_of(clang.out).size() >= 5);
+  CHECK(results_of(clang.out) == results_of(gcc.out));
 }
 
 TEST_CASE("cnnc build: refusals are clear, exit 1, and leave no file") {
