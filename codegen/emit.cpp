@@ -20,6 +20,10 @@ std::string ws(const Slot& s) {
   return "ws + " + s.name;
 }
 
+std::string weights(const Slot& s) {
+  return "weights(ws) + " + s.name;
+}
+
 std::string EmitContext::output_of(int i) const {
   return ws(plan.layers[static_cast<size_t>(i)].out);
 }

@@ -34,7 +34,8 @@ struct EmitContext {
   std::string grad_of(int i) const;
 };
 
-std::string ws(const Slot& s);  // "ws + conv1_y"
+std::string ws(const Slot& s);       // "ws + conv1_y"
+std::string weights(const Slot& s);  // "weights(ws) + conv2_w_pairs": prepared weights
 
 // The preprocessor switch around one ISA's variant: CNNC_HAS_AVX512, ... (see emit_prelude).
 std::string variant_macro(Isa isa);

@@ -157,7 +157,7 @@ void emit_forward_input(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
     int64_t C = d.C / 2;
     c.w.line("vpairs(xpairs, {}, {}, 2, 1, {});", x, d.Hp * d.Wp * C, d.Hp * d.Wp * C);
   }
-  c.w.line("const uint32_t* wpairs = (const uint32_t*)({});", ws(lp.w_pairs));
+  c.w.line("const uint32_t* wpairs = {};", weights(lp.w_pairs));
   c.w.line("(void)w;");
   c.w.line("const uint32_t* xp = xpairs;");
 }
@@ -497,7 +497,7 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
     int64_t K2 = (d.K + 1) / 2;
     c.w.line("(void)params;");
     c.w.line("uint32_t* dzp = (uint32_t*)({});", ws(lp.dz_pairs));
-    c.w.line("const uint32_t* w = (const uint32_t*)({});", ws(lp.wt_pairs));
+    c.w.line("const uint32_t* w = {};", weights(lp.wt_pairs));
     emit_loop(c.w, "pq", d.P * d.Q, [&](const Expr& pq) {
       c.w.line("vpairs({}, {}, {}, 2, 1, {});", at("dzp", pq * (K2 * L)),
                at(c.grad_of(lp.index), pq * (d.K * L)), K2, d.K / 2);

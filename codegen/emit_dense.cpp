@@ -25,7 +25,7 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
     // bf16: pairs of inputs i and i + 1, of x and of each weight row (w_pairs, converted once per
     // call), so that each vdot adds two inputs.
     I = (I + 1) / 2;
-    c.w.line("const uint32_t* w = (const uint32_t*)({});", ws(lp.w_pairs));
+    c.w.line("const uint32_t* w = {};", weights(lp.w_pairs));
     c.w.line("uint32_t* x = (uint32_t*)({});", ws(lp.x_pairs));
     c.w.line("vpairs(x, {}, {}, 2, 1, {});", c.input_of(lp.index), I, l.in.size() / 2);
   } else {
@@ -71,7 +71,7 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp) {
     // bf16: pairs of units k and k + 1, of dz and of the weights (wt_pairs, converted once per
     // call of train), so that each vdot adds two units.
     c.w.line("(void)params;");
-    c.w.line("const uint32_t* w = (const uint32_t*)({});", ws(lp.wt_pairs));
+    c.w.line("const uint32_t* w = {};", weights(lp.wt_pairs));
     c.w.line("uint32_t* dz = (uint32_t*)({});", ws(lp.dz_pairs));
     c.w.line("vpairs(dz, {}, {}, 2, 1, {});", c.grad_of(lp.index), (K + 1) / 2, K / 2);
     K = (K + 1) / 2;

@@ -286,32 +286,44 @@ void emit_layer_calls(EmitContext& c, bool training) {
   }
 }
 
-// bf16: the weights in the pair layouts the products read, from the fp32 master weights, once
-// per call (per slice): w_pairs for forward, wt_pairs for the input gradient in training (a dense
-// layer's in tiles of its input-gradient block, plan.cpp).
+// bf16: the weights in the pair layouts the products read, from the fp32 master weights: w_pairs
+// for forward, wt_pairs for the input gradient in training (a dense layer's in tiles of its
+// input-gradient block, plan.cpp). Made by parts of every layout's rows, so that the threads of a
+// step share one copy (cnnc_model::prepare); a call whose pass brings none makes its own.
 void emit_convert_weights(EmitContext& c) {
   c.w.comment(
-      "The fp32 weights rounded to bf16 pairs for this call: by pairs along each row for the "
-      "forward products,\nby pairs of rows (filters, units) for the input gradients.");
+      "The fp32 weights rounded to bf16 pairs, part `part` of `parts`: by pairs along each row\n"
+      "for the forward products, by pairs of rows (filters, units) for the input gradients.");
   c.w.function(
-      "static {} void convert_weights(const float* __restrict params, float* __restrict ws, bool "
-      "training)",
+      "static {} void convert_weights(const float* __restrict params, uint32_t* __restrict "
+      "pairs, bool training, int part, int parts)",
       c.target());
-  c.w.line("(void)params, (void)ws, (void)training;");
+  c.w.line("(void)params, (void)pairs, (void)training, (void)part, (void)parts;");
   for (const LayerPlan& lp : c.plan.layers) {
     const dsl::Layer& l = *lp.layer;
     int64_t n = l.kind == dsl::LayerKind::conv ? l.kernel_h * l.kernel_w * l.in.c : l.in.size();
     if (lp.bf16_columns)
-      c.w.line("column_pairs((uint32_t*)({}), {}, {}, {}, {});", ws(lp.w_pairs),
+      c.w.line("column_pairs(pairs + {}, {}, {}, {}, {}, part, parts);", lp.w_pairs.name,
                at("params", l.weight_offset), l.units * l.kernel_h, l.kernel_w, l.in.c);
     else if (lp.w_pairs.floats)
-      c.w.line("rows_to_pairs((uint32_t*)({}), {}, {}, {});", ws(lp.w_pairs),
+      c.w.line("rows_to_pairs(pairs + {}, {}, {}, {}, part, parts);", lp.w_pairs.name,
                at("params", l.weight_offset), l.units, n);
     if (lp.wt_pairs.floats)
-      c.w.line("if (training) row_pairs((uint32_t*)({}), {}, {}, {}, {});", ws(lp.wt_pairs),
-               at("params", l.weight_offset), l.units, n,
+      c.w.line("if (training) row_pairs(pairs + {}, {}, {}, {}, {}, part, parts);",
+               lp.wt_pairs.name, at("params", l.weight_offset), l.units, n,
                l.kind == dsl::LayerKind::dense ? lp.dx_tblock : n);
   }
+  c.w.close();
+  c.w.blank();
+  c.w.comment(
+      "cnnc_model::prepare for this ISA: part of the weights of a training step, for the\n"
+      "cnnc_pass::prepared that every slice of the step reads.");
+  c.w.function(
+      "static {} void prepare(const cnnc_model* model, const float* params, void* prepared, "
+      "int32_t part, int32_t parts)",
+      c.target());
+  c.w.line("(void)model;");
+  c.w.line("convert_weights(params, (uint32_t*)prepared, true, part, parts);");
   c.w.close();
   c.w.blank();
 }
@@ -341,8 +353,16 @@ void emit_driver(EmitContext& c, bool training) {
   c.w.line("float* ws = (float*)pass->workspace;");
   if (parameters) c.w.line("const float* params = pass->params;");
   c.w.line("clear_padding(ws);");
-  if (c.plan.isa == Isa::avx512_bf16)
-    c.w.line("convert_weights(params, ws, {});", training ? "true" : "false");
+  if (c.plan.prepared_floats > 0) {
+    // The step's shared weights, or this call's own.
+    c.w.line("const uint32_t* prepared = (const uint32_t*)pass->prepared;");
+    c.w.open("if (!prepared)");
+    c.w.line("uint32_t* own = (uint32_t*)({});", ws(c.plan.own_weights));
+    c.w.line("convert_weights(params, own, {}, 0, 1);", training ? "true" : "false");
+    c.w.line("prepared = own;");
+    c.w.close();
+    c.w.line("std::memcpy({}, &prepared, sizeof prepared);", ws(c.plan.weights_at));
+  }
   if (training) {
     c.w.line("begin_slice(ws);");
     c.w.line("double loss = 0.0;");
@@ -442,7 +462,7 @@ void emit_drivers(EmitContext& c) {
   emit_load_block(c);
   emit_slice_edges(c);
   emit_output_block(c);
-  if (c.plan.isa == Isa::avx512_bf16) emit_convert_weights(c);
+  if (c.plan.prepared_floats > 0) emit_convert_weights(c);
   emit_driver(c, true);
   emit_driver(c, false);
   emit_kernel_table(c);

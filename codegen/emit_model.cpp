@@ -23,8 +23,22 @@ void emit_lines(Writer& w, std::string_view text) {
   }
 }
 
+// One named offset per region, aligned in columns, each with what it holds.
+void emit_offsets(Writer& w, const std::vector<Slot>& regions) {
+  size_t name_width = 0, offset_width = 0;
+  for (const Slot& s : regions) {
+    name_width = std::max(name_width, s.name.size());
+    offset_width = std::max(offset_width, std::to_string(s.offset).size());
+  }
+  for (const Slot& s : regions)
+    w.line("static const int64_t {:<{}} = {:<{}}  // {}", s.name, name_width,
+           fmt::format("{};", s.offset), offset_width + 1, s.holds);
+  w.blank();
+}
+
 // The workspace of one call as named offsets: every region the plan laid out, so that code reads
-// `ws + conv1_y`, and the reader finds here what it holds.
+// `ws + conv1_y`, and the reader finds here what it holds. bf16 also lays out its prepared
+// weights so.
 void emit_workspace(Writer& w, const Plan& plan) {
   w.comment(fmt::format(
       "The workspace of one call, for slices of up to {}: where each region starts, in floats.\n"
@@ -32,14 +46,19 @@ void emit_workspace(Writer& w, const Plan& plan) {
       "the _dy of the layer before it, into the buffer it does not read.",
       counted(plan.max_batch, "sample")));
   w.line("static const int64_t workspace_floats = {};", plan.workspace_floats);
-  size_t name_width = 0, offset_width = 0;
-  for (const Slot& s : plan.regions) {
-    name_width = std::max(name_width, s.name.size());
-    offset_width = std::max(offset_width, std::to_string(s.offset).size());
-  }
-  for (const Slot& s : plan.regions)
-    w.line("static const int64_t {:<{}} = {:<{}}  // {}", s.name, name_width,
-           fmt::format("{};", s.offset), offset_width + 1, s.holds);
+  emit_offsets(w, plan.regions);
+  if (plan.weight_regions.empty()) return;
+  w.comment(
+      "The weights as the products read them, prepared once per step for every slice\n"
+      "(cnnc_model::prepare) or by a call for itself: where each starts, in 32-bit pairs.");
+  w.line("static const int64_t prepared_floats = {};", plan.prepared_floats);
+  emit_offsets(w, plan.weight_regions);
+  w.comment("The prepared weights this call reads, from weights_at.");
+  w.function("static inline const uint32_t* weights(const float* ws)");
+  w.line("const uint32_t* at;");
+  w.line("std::memcpy(&at, ws + weights_at, sizeof at);");
+  w.line("return at;");
+  w.close();
   w.blank();
 }
 

@@ -118,8 +118,9 @@ int register_block(Isa isa, int64_t units, int64_t most = 0) {
   return static_cast<int>((units + blocks - 1) / blocks);
 }
 
-// The bf16 variant's pair layouts for a conv or dense layer (see LayerPlan).
-void plan_pairs(LayerPlan& lp, Arena& a, int64_t L) {
+// The bf16 variant's pair layouts for a conv or dense layer (see LayerPlan): the activations'
+// in the workspace (a), the weights' in the prepared weights (w).
+void plan_pairs(LayerPlan& lp, Arena& a, Arena& w, int64_t L) {
   const dsl::Layer& l = *lp.layer;
   auto pairs = [&](int64_t n) { return (n + 1) / 2; };
   int64_t K2 = pairs(l.units);
@@ -138,7 +139,7 @@ void plan_pairs(LayerPlan& lp, Arena& a, int64_t L) {
                           fmt::format("{}'s input, each column paired with the next, bf16, "
                                       "[{}][{}][{}][L]",
                                       l.name, Hp, Wp, C));
-      lp.w_pairs = a.take(l.name + "_w_pairs", l.units * l.kernel_h * S2 * C,
+      lp.w_pairs = w.take(l.name + "_w_pairs", l.units * l.kernel_h * S2 * C,
                           fmt::format("{}'s weights by pairs of kernel columns, bf16, "
                                       "[{}][{}][{}][{}]",
                                       l.name, l.units, l.kernel_h, S2, C));
@@ -146,7 +147,7 @@ void plan_pairs(LayerPlan& lp, Arena& a, int64_t L) {
       lp.x_pairs = a.take(l.name + "_x_pairs", Hp * Wp * (C / 2) * L,
                           fmt::format("{}'s input by pairs of channels, bf16, [{}][{}][{}][L]",
                                       l.name, Hp, Wp, C / 2));
-      lp.w_pairs = a.take(l.name + "_w_pairs", l.units * RSC / 2,
+      lp.w_pairs = w.take(l.name + "_w_pairs", l.units * RSC / 2,
                           fmt::format("{}'s weights by pairs of channels, bf16, [{}][{}][{}][{}]",
                                       l.name, l.units, l.kernel_h, l.kernel_w, C / 2));
     }
@@ -156,7 +157,7 @@ void plan_pairs(LayerPlan& lp, Arena& a, int64_t L) {
                                        "[{}][{}][{}][L]",
                                        l.name, l.out.h, l.out.w, K2));
       lp.wt_pairs =
-          a.take(l.name + "_wt_pairs", K2 * RSC,
+          w.take(l.name + "_wt_pairs", K2 * RSC,
                  fmt::format("{}'s weights by pairs of filters, bf16, [{}][{}]", l.name, K2, RSC));
     }
     if (lp.bf16_dw && !lp.dw_by_taps) {  // by taps, the pairs go straight to x_by_sample
@@ -181,14 +182,14 @@ void plan_pairs(LayerPlan& lp, Arena& a, int64_t L) {
   lp.x_pairs = a.take(l.name + "_x_pairs", I2 * L,
                       fmt::format("{}'s input by pairs, bf16, [{}][L]", l.name, I2));
   lp.w_pairs =
-      a.take(l.name + "_w_pairs", l.units * I2,
+      w.take(l.name + "_w_pairs", l.units * I2,
              fmt::format("{}'s weights by pairs of inputs, bf16, [{}][{}]", l.name, l.units, I2));
   if (lp.bf16_dx) {
     lp.dz_pairs = a.take(l.name + "_dz_pairs", K2 * L,
                          fmt::format("{}'s output gradient by pairs, bf16, [{}][L]", l.name, K2));
     // In tiles of the input gradient's register block, each [K2][dx_tblock]: the tile reads one
     // stream, where rows of I pairs would be K2 streams, more than the prefetchers follow.
-    lp.wt_pairs = a.take(
+    lp.wt_pairs = w.take(
         l.name + "_wt_pairs", K2 * I,
         fmt::format("{}'s weights by pairs of units in tiles of {} inputs, bf16, "
                     "[{}][{}][{}]",
@@ -208,6 +209,7 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
   p.max_batch = max_batch;
   const int64_t L = p.lanes;
   Arena a{p.regions};
+  Arena weights{p.weight_regions};
   const dsl::Layer& first = g.layers.front();
   p.input_padded = first.kind == dsl::LayerKind::conv && pads(first);
   if (!p.input_padded)
@@ -361,7 +363,7 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       }
     }
     if (bf16 && (l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::dense))
-      plan_pairs(lp, a, L);
+      plan_pairs(lp, a, weights, L);
     p.layers.push_back(lp);
   }
   // The output gradients take two buffers of the largest size in turns, the last layer's in the
@@ -380,6 +382,14 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
              fmt::format("{}'s output gradient, {} (buffer {})", l.name, dims(l.out),
                          turn == 0 ? "a" : "b")};
     p.regions.push_back(lp.dy);
+  }
+  // The call's own prepared weights, for a pass without cnnc_pass::prepared, and where this
+  // call's are (emit_drivers.cpp): one pointer in a region of its own.
+  if (weights.top > 0) {
+    p.prepared_floats = weights.top;
+    p.own_weights = a.take("own_weights", weights.top,
+                           "the weights prepared by this call when the pass brings none");
+    p.weights_at = a.take("weights_at", 2, "a pointer: the prepared weights this call reads");
   }
   p.workspace_floats = a.top;
   return p;

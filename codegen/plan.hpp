@@ -102,6 +102,13 @@ struct Plan {
   bool input_padded = false;
   std::vector<Slot> regions;  // every Slot above, in the order they were laid out
   int64_t workspace_floats = 0;
+  // bf16: the weights in the pair layouts the products read (w_pairs, wt_pairs), laid out in a
+  // buffer of their own that the slices of a step share (cnnc_model::prepare), or that a call
+  // fills in own_weights when its pass brings none; weights_at holds which one the call reads.
+  std::vector<Slot> weight_regions;  // offsets from the start of the prepared weights
+  int64_t prepared_floats = 0;
+  Slot own_weights;
+  Slot weights_at;
 };
 
 // Plans one ISA for slices of up to max_batch samples.

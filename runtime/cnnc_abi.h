@@ -14,8 +14,9 @@
  *
  * Threads: the runtime splits a batch into slices and calls the entry points once per slice,
  * each with its own gradient buffer and workspace; it then reduces the gradients in a fixed
- * order and updates the parameters, by ranges on its threads (update_range). An engine never
- * starts threads of its own inside these calls.
+ * order and updates the parameters, by ranges on its threads (update_range). Weights that an
+ * engine reads in a form of its own (prepare) are made once per step, by parts on the threads,
+ * before the slices. An engine never starts threads of its own inside these calls.
  */
 #ifndef CNNC_ABI_H
 #define CNNC_ABI_H
@@ -31,8 +32,8 @@ extern "C" {
  * of a newer one. A model sets abi_version to the version it was built against and fills every
  * member of that version; a caller uses a member only from a model whose abi_version is at
  * least the version that added it. The versions: 2 added cnnc_pass::gradients_ready, 3
- * cnnc_model::update_range. */
-#define CNNC_ABI_VERSION 3u
+ * cnnc_model::update_range, 4 cnnc_model::prepare and cnnc_pass::prepared. */
+#define CNNC_ABI_VERSION 4u
 
 enum cnnc_layer_kind {
   CNNC_CONV = 1,
@@ -97,6 +98,10 @@ typedef struct cnnc_pass {
      returns. */
   void (*gradients_ready)(const struct cnnc_pass* pass, int32_t layer);
   void* context; /* the caller's, for gradients_ready */
+  /* Version 4, optional (NULL: the call prepares its own in the workspace). prepared_bytes of
+     the weights as the model's products read them, filled by prepare from these params; the
+     slices of one step can share one, prepared once instead of once per slice. */
+  const void* prepared;
 } cnnc_pass;
 
 typedef struct cnnc_optimizer {
@@ -142,6 +147,15 @@ struct cnnc_model {
      and calls whose ranges cover [0, param_count) once give update's bits. */
   void (*update_range)(const cnnc_model* model, float* params, const float* grads, float* state,
                        const cnnc_optimizer* opt, int64_t begin, int64_t end);
+
+  /* Version 4. The weights in the form the products read (the bf16 variant's pairs), for
+     cnnc_pass::prepared: prepared_bytes bytes (64-byte aligned), 0 and prepare NULL when the
+     engine reads params as they are. prepare writes part `part` of `parts`, 0 <= part < parts:
+     calls for every part, at the same time on different threads or one after another, write
+     everything the products read, the same bytes whatever parts is. */
+  int64_t prepared_bytes;
+  void (*prepare)(const cnnc_model* model, const float* params, void* prepared, int32_t part,
+                  int32_t parts);
 };
 
 /* The dropout mask, shared by every engine so that they agree bit for bit: element e of

@@ -134,6 +134,8 @@ GenericModel::Engine::Engine(ModelSpec s, int32_t max_batch) : spec(std::move(s)
                           const cnnc_optimizer* opt, int64_t begin, int64_t end) {
     static_cast<const Engine*>(m->impl)->update(params, grads, state, *opt, begin, end);
   };
+  model.prepared_bytes = 0;  // the products read params as they are
+  model.prepare = nullptr;
 }
 
 void GenericModel::Engine::check(const cnnc_pass& p) const {

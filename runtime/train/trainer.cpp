@@ -249,13 +249,16 @@ RunSettings run_settings(const Learner& learner, const Mnist& data, const TrainO
   return s;
 }
 
-Workspaces::Workspaces(const cnnc_model& m, int threads) {
+AlignedBuffer aligned_buffer(int64_t bytes) {
   // aligned_alloc wants a multiple of the alignment, and a model may need no scratch at all.
-  size_t bytes = std::max<size_t>(64, (static_cast<size_t>(m.workspace_bytes) + 63) / 64 * 64);
-  for (int t = 0; t < threads; ++t) {
-    buffers_.emplace_back(static_cast<std::byte*>(std::aligned_alloc(64, bytes)), &std::free);
-    if (!buffers_.back()) throw std::bad_alloc();
-  }
+  size_t size = std::max<size_t>(64, (static_cast<size_t>(bytes) + 63) / 64 * 64);
+  AlignedBuffer buffer(static_cast<std::byte*>(std::aligned_alloc(64, size)), &std::free);
+  if (!buffer) throw std::bad_alloc();
+  return buffer;
+}
+
+Workspaces::Workspaces(const cnnc_model& m, int threads) {
+  for (int t = 0; t < threads; ++t) buffers_.push_back(aligned_buffer(m.workspace_bytes));
 }
 
 void forward_batch(const cnnc_model& m, const std::vector<float>& params, const float* images,
@@ -312,7 +315,10 @@ TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch, Slice
       state_(static_cast<size_t>(m.param_count) * 2, 0.0f),
       outputs_(static_cast<size_t>(batch) * m.output_size, 0.0f),
       finite_(static_cast<size_t>(pool.size()), 1),
-      backward_order_(backward_order(m)) {}
+      backward_order_(backward_order(m)),
+      prepared_(m.abi_version >= 4 && m.prepare && m.prepared_bytes > 0
+                    ? aligned_buffer(m.prepared_bytes)
+                    : AlignedBuffer(nullptr, &std::free)) {}
 
 StepResult TrainStep::run(std::vector<float>& params, const float* images, const int32_t* labels,
                           int32_t n, const cnnc_optimizer& opt, uint32_t epoch,
@@ -328,6 +334,11 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   std::vector<const float*> local;  // what this process gives the exchange; none without one
   if (exchange_)
     for (size_t s = 0; s < parts.size(); ++s) local.push_back(slice_grads_[s].data());
+  // Thread t's part of the step's prepared weights, which every slice then reads.
+  auto prepare_part = [&](int t) {
+    if (prepared_) m_.prepare(&m_, params.data(), prepared_.get(), t, pool_.size());
+  };
+  if (exchange_ && prepared_) pool_.run(prepare_part);
   // Overlapped, each layer's gradients start on their way as soon as every slice has finished
   // that layer, while the slices run backward through the layers below it.
   const bool overlap = exchange_ && exchange_->overlaps(count);
@@ -342,6 +353,7 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     pass.epoch = epoch;
     pass.sample_base = sample_base + static_cast<uint32_t>(parts[s].offset);
     pass.seed = seed;
+    pass.prepared = prepared_.get();
     if (overlap) {
       pass.gradients_ready = report_gradients_ready;
       pass.context = &layers_done_;
@@ -373,9 +385,14 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
                       range.end);
   };
   if (!exchange_) {
-    // The whole step is one job: the slices, then finish_range, the threads meeting in between.
+    // The whole step is one job: the prepared weights, the slices, then finish_range, the
+    // threads meeting in between.
     std::atomic<bool> failed = false;
     pool_.run([&](int t) {
+      if (prepared_) {
+        prepare_part(t);
+        pool_.barrier();
+      }
       std::exception_ptr error;
       try {
         slices_of_thread(pool_, parts, t, train_slice);

@@ -99,13 +99,17 @@ struct TrainHooks {
 
 // 64-byte aligned scratch of model.workspace_bytes for each thread of a pool, as the ABI's
 // workspace requires; its contents between calls mean nothing.
+// Memory 64-byte aligned, as the ABI wants workspaces and prepared weights.
+using AlignedBuffer = std::unique_ptr<std::byte, decltype(&std::free)>;
+AlignedBuffer aligned_buffer(int64_t bytes);
+
 class Workspaces {
  public:
   Workspaces(const cnnc_model& model, int threads);
   void* operator[](int thread) const { return buffers_[static_cast<size_t>(thread)].get(); }
 
  private:
-  std::vector<std::unique_ptr<std::byte, decltype(&std::free)>> buffers_;
+  std::vector<AlignedBuffer> buffers_;
 };
 
 // Inference on a prepared batch: images [n][input_h][input_w][input_c] -> outputs
@@ -165,6 +169,9 @@ class TrainStep {
   std::vector<char> finite_;                   // per thread: its range of grads_ is finite
   std::vector<GradientRange> backward_order_;  // the trainable layers, last first
   LayersDone layers_done_;
+  // The weights as the model's products read them (cnnc_model::prepare), made once per step by
+  // all threads for every slice; null when the model reads params as they are.
+  AlignedBuffer prepared_;
 };
 
 // The evaluation loop of any engine: data in chunks of at most `chunk` samples, each prepared

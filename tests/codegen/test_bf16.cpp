@@ -4,10 +4,17 @@
 // AVX512_BF16 falls back to the fp32 variants, which agree within fp32's tolerance, and says so.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstring>
+
 #include "../dsl/check_text.hpp"
 #include "../skip.hpp"
+#include "codegen/compile/build.hpp"
+#include "codegen/emit_model.hpp"
 #include "engine/engine.hpp"
+#include "engine/training.hpp"
 #include "engine/verify.hpp"
+#include "train/trainer.hpp"
 
 using namespace cnnc;
 
@@ -84,6 +91,81 @@ TEST_CASE(
       "model taps_bf16\ninput 7x9x8\nconv 56 2x2 relu\nconv 6 2x2 stride=2 pad=1 relu\nflatten\n"
       "dense 3 softmax\n",
       37);
+}
+
+TEST_CASE(
+    "weights prepared once, by parts, are what every call prepares for itself; calls read them") {
+  if (!cnnc_test::cpu_has("avx512_bf16"))
+    CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  // Every pair layout: pairs of kernel columns (conv1, C = 1), of channels (conv2), of filters
+  // with an odd K (conv2's input gradient), of units and inputs with odd counts (the dense ones).
+  const int32_t n = 19;
+  dsl::Graph g = test::graph_of(
+      "model prepared_bf16\ninput 9x9x1\nconv 4 3x3 relu\nconv 5 3x3 pad=same relu\nmaxpool "
+      "2x2\ndense 7 relu\ndense 3 softmax\nprecision bf16\n");
+  codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, n});
+  codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
+  codegen::ModelPtr fp32 = lib.make(n, "avx512");
+  REQUIRE(fp32);
+  CHECK(fp32->prepared_bytes == 0);  // fp32 products read params as they are
+  CHECK(fp32->prepare == nullptr);
+  CHECK(engine::make_engine(g, "generic", n)->model().prepare == nullptr);
+  codegen::ModelPtr m = lib.make(n, "avx512_bf16");
+  REQUIRE(m);
+  REQUIRE(m->abi_version >= 4);
+  REQUIRE(m->prepared_bytes > 0);
+  REQUIRE(m->prepare != nullptr);
+
+  std::vector<float> params = engine::initial_params(g, *m, 3);
+  std::vector<float> input(static_cast<size_t>(n) * 81);
+  for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<float>((i * 37) % 101) / 101;
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = i % 3;
+  auto bytes = static_cast<size_t>(m->prepared_bytes);
+  rt::AlignedBuffer whole = rt::aligned_buffer(m->prepared_bytes);
+  rt::AlignedBuffer by_parts = rt::aligned_buffer(m->prepared_bytes);
+  // The same fill in both, for the bytes between layouts that no part writes.
+  std::memset(whole.get(), 0xa5, bytes);
+  std::memset(by_parts.get(), 0xa5, bytes);
+  m->prepare(m.get(), params.data(), whole.get(), 0, 1);
+  for (int part : {2, 0, 1}) m->prepare(m.get(), params.data(), by_parts.get(), part, 3);
+  CHECK(std::memcmp(whole.get(), by_parts.get(), bytes) == 0);
+
+  // train and forward on the prepared weights, and on their own.
+  rt::AlignedBuffer workspace = rt::aligned_buffer(m->workspace_bytes);
+  struct Result {
+    std::vector<float> grads, train_output, output;
+    float loss = 0;
+  };
+  auto run = [&](const void* prepared) {
+    Result r{std::vector<float>(params.size()), std::vector<float>(static_cast<size_t>(n) * 3),
+             std::vector<float>(static_cast<size_t>(n) * 3)};
+    cnnc_pass pass{};
+    pass.params = params.data();
+    pass.input = input.data();
+    pass.labels = labels.data();
+    pass.grads = r.grads.data();
+    pass.workspace = workspace.get();
+    pass.n = n;
+    pass.seed = 1;
+    pass.prepared = prepared;
+    pass.output = r.train_output.data();
+    r.loss = m->train(m.get(), &pass);
+    pass.output = r.output.data();
+    m->forward(m.get(), &pass);
+    return r;
+  };
+  Result own = run(nullptr), shared = run(by_parts.get());
+  CHECK(shared.loss == own.loss);
+  CHECK(shared.grads == own.grads);
+  CHECK(shared.train_output == own.train_output);
+  CHECK(shared.output == own.output);
+  // With every prepared weight zero the input no longer matters, so every sample's output is
+  // the same: the calls read the prepared weights, not params.
+  std::memset(by_parts.get(), 0, bytes);
+  Result zero = run(by_parts.get());
+  CHECK(zero.output != own.output);
+  CHECK(std::equal(zero.output.begin(), zero.output.begin() + 3, zero.output.begin() + 3));
 }
 
 TEST_CASE("a bf16 model on fp32 code says so; an fp32 model never does") {

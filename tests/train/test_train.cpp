@@ -10,6 +10,9 @@
 #include <fstream>
 
 #include "../dsl/check_text.hpp"
+#include "../skip.hpp"
+#include "codegen/compile/build.hpp"
+#include "codegen/emit_model.hpp"
 #include "data/augment.hpp"
 #include "data/batches.hpp"
 #include "engine/engine.hpp"
@@ -390,6 +393,31 @@ TEST_CASE(
     CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
     CHECK(rt::weights_digest(step.optimizer_state()) == rt::weights_digest(state));
   }
+}
+
+TEST_CASE(
+    "a bf16 TrainStep prepares the weights once for all its slices, to the bits of slices that "
+    "prepare their own") {
+  if (!cnnc_test::cpu_has("avx512_bf16"))
+    CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  dsl::Graph g = test::graph_of(std::string(blob_model) + "precision bf16\n");
+  codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
+  codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
+  codegen::ModelPtr m = lib.make(16, "avx512_bf16");
+  REQUIRE(m);
+  REQUIRE(m->prepare != nullptr);
+  BlobBatch b;
+  rt::ThreadPool pool(3);
+  rt::TrainStep step(*m, pool, 30);
+  std::vector<float> params = engine::initial_params(g, *m, 3), expected = params;
+  std::vector<float> state(2 * static_cast<size_t>(m->param_count), 0.0f);
+  for (int64_t k = 1; k <= 2; ++k) {  // the second step's weights come from the first's update
+    cnnc_optimizer opt{CNNC_SGD, 0.05f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.001f, k};
+    REQUIRE(
+        step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7).non_finite.empty());
+    step_by_hand(*m, expected, state, b, {10, 10, 10}, opt);
+  }
+  CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
 }
 
 TEST_CASE("a model from before update_range (ABI 2) steps through update, to the same bits") {

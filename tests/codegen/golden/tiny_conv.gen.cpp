@@ -2477,6 +2477,8 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
     m->train = avx512::train;
     m->update = avx512::update;
     m->update_range = avx512::update_range;
+    m->prepared_bytes = 0;
+    m->prepare = nullptr;
   }
   #endif
   #if CNNC_HAS_AVX2
@@ -2487,6 +2489,8 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
     m->train = avx2::train;
     m->update = avx2::update;
     m->update_range = avx2::update_range;
+    m->prepared_bytes = 0;
+    m->prepare = nullptr;
   }
   #endif
   #if CNNC_HAS_PORTABLE
@@ -2497,6 +2501,8 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
     m->train = portable::train;
     m->update = portable::update;
     m->update_range = portable::update_range;
+    m->prepared_bytes = 0;
+    m->prepare = nullptr;
   }
   #endif
   return m;

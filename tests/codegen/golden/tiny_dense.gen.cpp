@@ -1827,6 +1827,8 @@ extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* tar
     m->train = avx512::train;
     m->update = avx512::update;
     m->update_range = avx512::update_range;
+    m->prepared_bytes = 0;
+    m->prepare = nullptr;
   }
   #endif
   #if CNNC_HAS_AVX2
@@ -1837,6 +1839,8 @@ extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* tar
     m->train = avx2::train;
     m->update = avx2::update;
     m->update_range = avx2::update_range;
+    m->prepared_bytes = 0;
+    m->prepare = nullptr;
   }
   #endif
   #if CNNC_HAS_PORTABLE
@@ -1847,6 +1851,8 @@ extern "C" cnnc_model* cnnc_tiny_dense_create(int32_t max_batch, const char* tar
     m->train = portable::train;
     m->update = portable::update;
     m->update_range = portable::update_range;
+    m->prepared_bytes = 0;
+    m->prepare = nullptr;
   }
   #endif
   return m;
