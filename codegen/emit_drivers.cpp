@@ -354,7 +354,9 @@ void emit_driver(EmitContext& c, bool training) {
   if (parameters) c.w.line("const float* params = pass->params;");
   c.w.line("clear_padding(ws);");
   if (c.plan.prepared_floats > 0) {
-    // The step's shared weights, or this call's own.
+    c.w.comment(
+        "The weights as the products read them: the step's (cnnc_pass::prepared), or this call's "
+        "own.");
     c.w.line("const uint32_t* prepared = (const uint32_t*)pass->prepared;");
     c.w.open("if (!prepared)");
     c.w.line("uint32_t* own = (uint32_t*)({});", ws(c.plan.own_weights));
