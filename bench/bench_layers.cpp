@@ -433,7 +433,8 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
 // ---- whole training steps ----
 
 // One optimizer step on a batch of 64 through the ABI, split and reduced as cnnc train does
-// (rt::TrainStep): model->train per slice, then model->update.
+// (rt::TrainStep): the weights prepared (bf16), model->train per slice, the slices' sum, and
+// model->update_range by ranges.
 // Verifies before timing: a first step that is not finite ends the benchmark with an error.
 bool first_step_finite(benchmark::State& state, bool finite) {
   if (finite) return true;

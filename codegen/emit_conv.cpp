@@ -492,8 +492,8 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
                       (d.Q - 1) * d.sw + d.S == d.Wp;
   if (!covers) c.w.line("std::memset(dxp, 0, {} * sizeof(float));", d.Hp * d.Wp * d.C * L);
   if (lp.bf16_dx) {
-    // bf16: pairs of filters k and k + 1, of dz and of the weights (wt_pairs, converted once per
-    // call of train), so that each vdot adds two filters.
+    // bf16: pairs of filters k and k + 1, of dz and of the weights (wt_pairs, prepared once per
+    // step or by this call), so that each vdot adds two filters.
     int64_t K2 = (d.K + 1) / 2;
     c.w.line("(void)params;");
     c.w.line("uint32_t* dzp = (uint32_t*)({});", ws(lp.dz_pairs));

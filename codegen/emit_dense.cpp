@@ -22,8 +22,8 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   open_layer_function(c, lp, Pass::forward, params_and_ws);
   const bool bf16 = lp.bf16_forward;
   if (bf16) {
-    // bf16: pairs of inputs i and i + 1, of x and of each weight row (w_pairs, converted once per
-    // call), so that each vdot adds two inputs.
+    // bf16: pairs of inputs i and i + 1, of x and of each weight row (w_pairs, prepared once per
+    // step or by this call), so that each vdot adds two inputs.
     I = (I + 1) / 2;
     c.w.line("const uint32_t* w = {};", weights(lp.w_pairs));
     c.w.line("uint32_t* x = (uint32_t*)({});", ws(lp.x_pairs));
@@ -68,8 +68,8 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp) {
   open_layer_function(c, lp, Pass::backward_data, params_and_ws);
   const bool bf16 = lp.bf16_dx;
   if (bf16) {
-    // bf16: pairs of units k and k + 1, of dz and of the weights (wt_pairs, converted once per
-    // call of train), so that each vdot adds two units.
+    // bf16: pairs of units k and k + 1, of dz and of the weights (wt_pairs, prepared once per
+    // step or by this call), so that each vdot adds two units.
     c.w.line("(void)params;");
     c.w.line("const uint32_t* w = {};", weights(lp.wt_pairs));
     c.w.line("uint32_t* dz = (uint32_t*)({});", ws(lp.dz_pairs));

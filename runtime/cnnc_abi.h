@@ -14,9 +14,9 @@
  *
  * Threads: the runtime splits a batch into slices and calls the entry points once per slice,
  * each with its own gradient buffer and workspace; it then reduces the gradients in a fixed
- * order and updates the parameters, by ranges on its threads (update_range). Weights that an
- * engine reads in a form of its own (prepare) are made once per step, by parts on the threads,
- * before the slices. An engine never starts threads of its own inside these calls.
+ * order and updates the parameters, by ranges on its threads (update_range). In training,
+ * weights that an engine reads in a form of its own (prepare) are made once per step, by parts
+ * on the threads, before the slices. An engine never starts threads of its own inside these calls.
  */
 #ifndef CNNC_ABI_H
 #define CNNC_ABI_H
@@ -31,8 +31,10 @@ extern "C" {
  * and never changes what an existing member means, so a model of an older version is a prefix
  * of a newer one. A model sets abi_version to the version it was built against and fills every
  * member of that version; a caller uses a member only from a model whose abi_version is at
- * least the version that added it. The versions: 2 added cnnc_pass::gradients_ready, 3
- * cnnc_model::update_range, 4 cnnc_model::prepare and cnnc_pass::prepared. */
+ * least the version that added it, and a caller is built against a version at least as new as
+ * the models it calls (a model reads the pass's members of its own version). The versions: 2
+ * added cnnc_pass::gradients_ready, 3 cnnc_model::update_range, 4 cnnc_model::prepare and
+ * cnnc_pass::prepared. */
 #define CNNC_ABI_VERSION 4u
 
 enum cnnc_layer_kind {
@@ -194,7 +196,9 @@ static inline uint32_t cnnc_dropout_threshold(float rate) {
  * which returns the count (0 when this CPU cannot run target) and points *kernels at the table.
  * run() works on the workspace of a model created for the same target, after one train() call
  * on that workspace has filled it with activations and gradients; it may write grads
- * (param_count floats) and the workspace, and it is safe to call repeatedly. */
+ * (param_count floats) and the workspace, and it is safe to call repeatedly. Its products read
+ * the weights that train() call read: with cnnc_pass::prepared, that buffer, which must then
+ * outlive the runs; otherwise the workspace's own copy, made from the train() call's params. */
 typedef struct cnnc_kernel {
   const char* layer; /* "conv1" */
   const char* phase; /* "forward", "backward_data" or "backward_weights" */

@@ -97,12 +97,12 @@ struct TrainHooks {
   std::function<void(const EpochRecord&)> after_epoch;
 };
 
-// 64-byte aligned scratch of model.workspace_bytes for each thread of a pool, as the ABI's
-// workspace requires; its contents between calls mean nothing.
 // Memory 64-byte aligned, as the ABI wants workspaces and prepared weights.
 using AlignedBuffer = std::unique_ptr<std::byte, decltype(&std::free)>;
 AlignedBuffer aligned_buffer(int64_t bytes);
 
+// 64-byte aligned scratch of model.workspace_bytes for each thread of a pool, as the ABI's
+// workspace requires; its contents between calls mean nothing.
 class Workspaces {
  public:
   Workspaces(const cnnc_model& model, int threads);
