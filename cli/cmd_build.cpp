@@ -32,9 +32,9 @@ namespace fs = std::filesystem;
 // uses, so that linked code computes what `cnnc train` computes. The rest are fallbacks.
 constexpr const char* default_compilers[] = {"clang++-19", "clang++", "g++", "c++"};
 
-// The flags of the run-time build (codegen/compile/build.hpp) without -shared, so that linked
-// code and code loaded by cnnc train compute the same bits.
-const std::vector<std::string> compile_flags = {"-O2", "-std=c++17", "-ffp-contract=off", "-fPIC"};
+// The flags of the run-time build, so that linked code and code loaded by cnnc train compute the
+// same bits.
+const std::vector<std::string> compile_flags = codegen::object_flags(codegen::BuildOptions{}.flags);
 
 struct BuildArgs {
   std::string file, out, compiler;

@@ -25,6 +25,13 @@ namespace cnnc::codegen {
 
 namespace fs = std::filesystem;
 
+std::vector<std::string> object_flags(const std::vector<std::string>& flags) {
+  std::vector<std::string> kept;
+  std::copy_if(flags.begin(), flags.end(), std::back_inserter(kept),
+               [](const std::string& f) { return f != "-shared"; });
+  return kept;
+}
+
 namespace {
 
 // Enough of the compiler's output to show the first errors without burying the message.
@@ -178,14 +185,6 @@ void compile_subprocess(const CacheEntry& entry, const fs::path& cache_dir,
   }
   compiled.release();
   write_file_atomically(entry.meta(), meta);
-}
-
-// The in-process compile's flags: the options' without -shared, which only a link reads.
-std::vector<std::string> object_flags(const std::vector<std::string>& flags) {
-  std::vector<std::string> kept;
-  std::copy_if(flags.begin(), flags.end(), std::back_inserter(kept),
-               [](const std::string& f) { return f != "-shared"; });
-  return kept;
 }
 
 // Compiles source in-process into entry's model.o and meta.txt and returns the object's bytes;

@@ -38,6 +38,10 @@ struct BuildOptions {
   bool use_cache = true;
 };
 
+// The flags of a compile to an object file: `flags` without -shared, which only a link reads.
+// The in-process backend and `cnnc build` compile so.
+std::vector<std::string> object_flags(const std::vector<std::string>& flags);
+
 // Thrown when generated code cannot be turned into loaded code: it did not compile (a bug in
 // cnnc; the message carries the compiler's diagnostics and where the source was saved), no
 // compiler was found, the backend asked for is absent, loading or linking failed, or the entry
