@@ -334,11 +334,6 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   std::vector<const float*> local;  // what this process gives the exchange; none without one
   if (exchange_)
     for (size_t s = 0; s < parts.size(); ++s) local.push_back(slice_grads_[s].data());
-  // Thread t's part of the step's prepared weights, which every slice then reads.
-  auto prepare_part = [&](int t) {
-    if (prepared_) m_.prepare(&m_, params.data(), prepared_.get(), t, pool_.size());
-  };
-  if (exchange_ && prepared_) pool_.run(prepare_part);
   // Overlapped, each layer's gradients start on their way as soon as every slice has finished
   // that layer, while the slices run backward through the layers below it.
   const bool overlap = exchange_ && exchange_->overlaps(count);
@@ -365,6 +360,15 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
                         m_.output_size) == labels[i];
     slice_scores_[2 * s + 1] = static_cast<double>(correct);
   };
+  // Thread t's slices, after its part of the step's prepared weights: every slice reads all of
+  // them, so the threads meet in between.
+  auto thread_slices = [&](int t) {
+    if (prepared_) {
+      m_.prepare(&m_, params.data(), prepared_.get(), t, pool_.size());
+      pool_.barrier();
+    }
+    slices_of_thread(pool_, parts, t, train_slice);
+  };
   // Every slice's [loss, correct]: this process's, replaced by every process's with an exchange.
   std::span<const double> scores(slice_scores_.data(), 2 * parts.size());
   std::vector<double> gathered;
@@ -389,13 +393,9 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     // threads meeting in between.
     std::atomic<bool> failed = false;
     pool_.run([&](int t) {
-      if (prepared_) {
-        prepare_part(t);
-        pool_.barrier();
-      }
       std::exception_ptr error;
       try {
-        slices_of_thread(pool_, parts, t, train_slice);
+        thread_slices(t);
       } catch (...) {
         error = std::current_exception();
         failed = true;
@@ -407,7 +407,7 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     });
   } else {
     if (!overlap) {
-      for_each_slice(pool_, parts, train_slice);
+      pool_.run(thread_slices);
     } else {
       // The exchange's thread reads the slices' gradients and LayersDone until finish_sum, even
       // when a slice fails.
@@ -419,7 +419,7 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
           exchange.finish_sum();
         }
       } finish{layers_done_, *exchange_};
-      for_each_slice(pool_, parts, train_slice);
+      pool_.run(thread_slices);
     }
     if (!overlap) exchange_->sum_gradients(local, count, scale, grads_.data());
     std::vector<int32_t> counts;
