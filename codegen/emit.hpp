@@ -90,6 +90,8 @@ void emit_layer_table(Writer& w, const rt::ModelSpec& abi);
 // Per ISA, after the layer functions: load_block, the slice's start and end, the output stage,
 // train and forward, and the kernel table.
 void emit_drivers(EmitContext& c);
+// Whether the variant has trainable dense layers, and so cnnc_model::dense_weights.
+bool has_dense_weights(const Plan& plan);
 // cnnc_model::update and ::update_range of the variant, in its vectors.
 void emit_update(EmitContext& c);
 // cnnc_<model>_create, _destroy and _kernels: the C functions that pick a variant at run time.

@@ -7,6 +7,8 @@
 // (emit_drivers.cpp), so the K x I weight matrix is written once per slice.
 #include <fmt/format.h>
 
+#include <functional>
+
 #include "codegen/emit.hpp"
 
 namespace cnnc::codegen {
@@ -100,6 +102,87 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp) {
   c.w.blank();
 }
 
+// rows_x and rows_dz: where the blocks of the slice whose workspace is `ws` left their rows.
+void emit_rows(EmitContext& c, const LayerPlan& lp) {
+  if (lp.bf16_dw) {
+    c.w.line("const uint32_t* rows_x = (const uint32_t*)({});", ws(lp.slice_x));
+    c.w.line("const uint32_t* rows_dz = (const uint32_t*)({});", ws(lp.slice_dz));
+  } else {
+    c.w.line("const float* rows_x = {};", ws(lp.slice_x));
+    c.w.line("const float* rows_dz = {};", ws(lp.slice_dz));
+  }
+}
+
+// One register tile of the weight gradient, dw[k0 + j][v0 * L + lanes], j < units:
+//   dw[k][i] = sum_rows dz[row][k] * x[row][i]
+// from the `rows` rows at rows_x and rows_dz (emit_rows). `store` writes
+// each of the tile's accumulators acc_k<j>_v<u> to `to`; `partial` for a row's last vector
+// when I % L lanes of it are the row's.
+void emit_dw_tile(
+    EmitContext& c, const LayerPlan& lp, int64_t units, int64_t vectors, bool partial_last,
+    const Expr& v0, const Expr& k0,
+    const std::function<void(int64_t j, int64_t u, const std::string& to, bool partial)>& store) {
+  const dsl::Layer& l = *lp.layer;
+  int64_t L = c.L(), I = l.in.size(), K = l.units, X = lp.x_stride;
+  const bool bf16 = lp.bf16_dw;
+  const Expr r = Expr::var("r");
+  const char* type = bf16 ? "uint32_t" : "float";
+  for (int64_t j = 0; j < units; ++j)
+    for (int64_t u = 0; u < vectors; ++u) c.w.line("V acc_k{}_v{} = vzero();", j, u);
+  // bf16: rows 2r and 2r + 1 in one pair.
+  const char* vec = bf16 ? "P" : "V";
+  c.w.open("for (int r = 0; r < {}; ++r)", bf16 ? "rows / 2" : "rows");
+  c.w.line("const {}* xr = {};", type, at("rows_x", r * X + v0 * L));
+  c.w.line("const {}* dzr = {};", type, at("rows_dz", r * K + k0));
+  for (int64_t u = 0; u < vectors; ++u)
+    c.w.line("{} x{} = {}({});", vec, u, bf16 ? "vpload" : "vload", at("xr", u * L));
+  for (int64_t j = 0; j < units; ++j) {
+    c.w.line("{} d{} = {}({});", vec, j, bf16 ? "vpbcast" : "vbcast", at("dzr", j));
+    for (int64_t u = 0; u < vectors; ++u) {
+      if (bf16)
+        c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, d{}, x{});", j, u, j, u, j, u);
+      else
+        c.w.line("acc_k{}_v{} = vfma(d{}, x{}, acc_k{}_v{});", j, u, j, u, j, u);
+    }
+  }
+  c.w.close();
+  for (int64_t j = 0; j < units; ++j)
+    for (int64_t u = 0; u < vectors; ++u)
+      store(j, u, at("dw", (k0 + j) * I + (v0 + u) * L), partial_last && u == vectors - 1);
+}
+
+// The tiles of the whole K x I matrix, or of units [unit_begin, unit_end) when `units_from_args`.
+// Units innermost: a column block of x (rows x dw_vblock vectors) stays in L1 while every unit
+// passes over it, and dz (rows x K) is small.
+void emit_dw_tiles(EmitContext& c, const LayerPlan& lp, bool units_from_args,
+                   const std::function<void(int64_t units, int64_t vectors, bool partial_last,
+                                            const Expr& v0, const Expr& k0)>& tile) {
+  const dsl::Layer& l = *lp.layer;
+  int64_t L = c.L(), I = l.in.size(), K = l.units, KB = lp.dw_kblock;
+  auto unit_blocks = [&](int64_t vectors, bool partial, const Expr& v0) {
+    if (!units_from_args) {
+      emit_blocks(c.w, "k0", K, KB,
+                  [&](int64_t units, const Expr& k0) { tile(units, vectors, partial, v0, k0); });
+      return;
+    }
+    const Expr k0 = Expr::var("k0");
+    c.w.line("int k0 = unit_begin;");
+    c.w.open("for (; k0 + {} <= unit_end; k0 += {})", KB, KB);
+    tile(KB, vectors, partial, v0, k0);
+    c.w.close();
+    if (KB > 1) {
+      c.w.open("for (; k0 < unit_end; ++k0)");
+      tile(1, vectors, partial, v0, k0);
+      c.w.close();
+    }
+  };
+  emit_blocks(c.w, "v0", I / L, lp.dw_vblock,
+              [&](int64_t vectors, const Expr& v0) { unit_blocks(vectors, false, v0); });
+  // The last vector of a row that I does not fill.
+  emit_loop(
+      c.w, "v0", I % L ? 1 : 0, [&](const Expr& v0) { unit_blocks(1, true, v0); }, I / L);
+}
+
 // The weight gradient of the slice, once per slice from the rows the blocks left:
 //   dw[k][i] = sum_rows dz[row][k] * x[row][i]
 // so the K x I matrix is written once per slice rather than once per block. Register tiles of
@@ -107,7 +190,7 @@ void emit_backward_data(EmitContext& c, const LayerPlan& lp) {
 // lane by lane.
 void emit_backward_weights(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
-  int64_t L = c.L(), I = l.in.size(), K = l.units, X = lp.x_stride;
+  int64_t I = l.in.size(), K = l.units, X = lp.x_stride;
   function_comment(
       c, lp, Pass::backward_weights,
       fmt::format("rows of x [n][{}] and dz [n][{}] -> dw [{}][{}] in grads", X, K, K, I),
@@ -115,61 +198,72 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp) {
                   counted(lp.dw_vblock, "vector")));
   open_layer_function(c, lp, Pass::backward_weights,
                       "float* __restrict grads, const float* __restrict ws, int rows");
-  const bool bf16 = lp.bf16_dw;
-  if (bf16) {
-    c.w.line("const uint32_t* rows_x = (const uint32_t*)({});", ws(lp.slice_x));
-    c.w.line("const uint32_t* rows_dz = (const uint32_t*)({});", ws(lp.slice_dz));
-  } else {
-    c.w.line("const float* rows_x = {};", ws(lp.slice_x));
-    c.w.line("const float* rows_dz = {};", ws(lp.slice_dz));
-  }
+  emit_rows(c, lp);
   c.w.line("float* dw = {};", at("grads", l.weight_offset));
-  const Expr r = Expr::var("r");
-  auto tile = [&](int64_t units, int64_t vectors, bool partial_last, const Expr& v0,
-                  const Expr& k0) {
-    for (int64_t j = 0; j < units; ++j)
-      for (int64_t u = 0; u < vectors; ++u) c.w.line("V acc_k{}_v{} = vzero();", j, u);
-    // bf16: rows 2r and 2r + 1 in one pair.
-    const char* type = bf16 ? "uint32_t" : "float";
-    const char* vec = bf16 ? "P" : "V";
-    c.w.open("for (int r = 0; r < {}; ++r)", bf16 ? "rows / 2" : "rows");
-    c.w.line("const {}* xr = {};", type, at("rows_x", r * X + v0 * L));
-    c.w.line("const {}* dzr = {};", type, at("rows_dz", r * K + k0));
-    for (int64_t u = 0; u < vectors; ++u)
-      c.w.line("{} x{} = {}({});", vec, u, bf16 ? "vpload" : "vload", at("xr", u * L));
-    for (int64_t j = 0; j < units; ++j) {
-      c.w.line("{} d{} = {}({});", vec, j, bf16 ? "vpbcast" : "vbcast", at("dzr", j));
-      for (int64_t u = 0; u < vectors; ++u) {
-        if (bf16)
-          c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, d{}, x{});", j, u, j, u, j, u);
-        else
-          c.w.line("acc_k{}_v{} = vfma(d{}, x{}, acc_k{}_v{});", j, u, j, u, j, u);
-      }
-    }
-    c.w.close();
-    for (int64_t j = 0; j < units; ++j)
-      for (int64_t u = 0; u < vectors; ++u) {
-        std::string to = at("dw", (k0 + j) * I + (v0 + u) * L);
-        if (partial_last && u == vectors - 1)
-          c.w.line("vstore_first({}, acc_k{}_v{}, {});", to, j, u, I % L);
-        else
-          c.w.line("vstoreu({}, acc_k{}_v{});", to, j, u);
-      }
-  };
-  // Units innermost: a column block of x (rows x dw_vblock vectors) stays in L1 while every
-  // unit passes over it, and dz (rows x K) is small.
-  emit_blocks(c.w, "v0", I / L, lp.dw_vblock, [&](int64_t vectors, const Expr& v0) {
-    emit_blocks(c.w, "k0", K, lp.dw_kblock,
-                [&](int64_t units, const Expr& k0) { tile(units, vectors, false, v0, k0); });
-  });
-  // The last vector of a row that I does not fill.
-  emit_loop(
-      c.w, "v0", I % L ? 1 : 0,
-      [&](const Expr& v0) {
-        emit_blocks(c.w, "k0", K, lp.dw_kblock,
-                    [&](int64_t units, const Expr& k0) { tile(units, 1, true, v0, k0); });
-      },
-      I / L);
+  emit_dw_tiles(c, lp, false,
+                [&](int64_t units, int64_t vectors, bool partial, const Expr& v0, const Expr& k0) {
+                  emit_dw_tile(
+                      c, lp, units, vectors, partial, v0, k0,
+                      [&](int64_t j, int64_t u, const std::string& to, bool partial_vector) {
+                        if (partial_vector)
+                          c.w.line("vstore_first({}, acc_k{}_v{}, {});", to, j, u, I % c.L());
+                        else
+                          c.w.line("vstoreu({}, acc_k{}_v{});", to, j, u);
+                      });
+                });
+  c.w.close();
+  c.w.blank();
+}
+
+// The weight gradient of a whole step for units [unit_begin, unit_end), from the rows that each
+// slice's train left in its workspace (cnnc_pass::defer_dense_weights):
+//   dw[k][i] = scale * (0 + dw_0[k][i] + dw_1[k][i] + ...)
+// dw_s being what backward_weights writes for slice s, the slices added in order as the runtime
+// adds their copies; so the bits are the copies' and no slice writes or reads a K x I copy. Each
+// tile runs over the slices in turn and adds into dw, which stays in L1.
+void emit_step_weights(EmitContext& c, const LayerPlan& lp) {
+  const dsl::Layer& l = *lp.layer;
+  int64_t L = c.L(), I = l.in.size();
+  c.w.comment(fmt::format(
+      "{} weight gradient of the step, units [unit_begin, unit_end) of {}: the slices' "
+      "backward_weights\nadded in slice order and scaled, from the rows each slice's train left "
+      "in its workspace.",
+      l.name, l.units));
+  c.w.function(
+      "static {} void {}_step_weights(const cnnc_pass* passes, int count, float scale, "
+      "int unit_begin, int unit_end, float* __restrict grads)",
+      c.kernel(), l.name);
+  c.w.line("float* dw = {};", at("grads", l.weight_offset));
+  c.w.line("const V vscale = vset(scale);");
+  emit_dw_tiles(
+      c, lp, true,
+      [&](int64_t units, int64_t vectors, bool partial, const Expr& v0, const Expr& k0) {
+        c.w.open("for (int s = 0; s < count; ++s)");
+        c.w.line("const float* ws = (const float*)passes[s].workspace;");
+        c.w.line("const int rows = (passes[s].n + {}) / {} * {};", L - 1, L, L);
+        emit_rows(c, lp);
+        emit_dw_tile(
+            c, lp, units, vectors, partial, v0, k0,
+            [&](int64_t j, int64_t u, const std::string& to, bool partial_vector) {
+              if (!partial_vector) {
+                c.w.line("vstoreu({}, vadd(s ? vloadu({}) : vzero(), acc_k{}_v{}));", to, to, j, u);
+                return;
+              }
+              c.w.line("alignas(64) float part_k{}[{}];", j, L);
+              c.w.line("vstore(part_k{}, acc_k{}_v{});", j, j, u);
+              c.w.line("for (int e = 0; e < {}; ++e) ({})[e] = (s ? ({})[e] : 0.0f) + part_k{}[e];",
+                       I % L, to, to, j);
+            });
+        c.w.close();
+        for (int64_t j = 0; j < units; ++j)
+          for (int64_t u = 0; u < vectors; ++u) {
+            std::string to = at("dw", (k0 + j) * I + (v0 + u) * L);
+            if (partial && u == vectors - 1)
+              c.w.line("for (int e = 0; e < {}; ++e) ({})[e] *= scale;", I % L, to);
+            else
+              c.w.line("vstoreu({}, vmul(vloadu({}), vscale));", to, to);
+          }
+      });
   c.w.close();
   c.w.blank();
 }
@@ -180,7 +274,10 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
   if (!runs_backward(lp)) return;
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), I = l.in.size(), K = l.units;
-  if (l.trainable()) emit_backward_weights(c, lp);
+  if (l.trainable()) {
+    emit_backward_weights(c, lp);
+    emit_step_weights(c, lp);
+  }
   if (lp.needs_dx) emit_backward_data(c, lp);
   function_comment(c, lp, Pass::backward,
                    fmt::format("dy [{}][L] -> dz = dy * f'(z) in place; the block's rows of x "

@@ -75,7 +75,7 @@ void emit_slice_edges(EmitContext& c) {
         "Writes {}'s gradients once its backward has seen the slice's last block ({}), and "
         "reports them.",
         l.name,
-        !conv           ? "weights as one product over the slice's rows"
+        !conv           ? "weights as one product over the slice's rows, unless deferred"
         : lp.dw_by_taps ? "weights summed by taps already, bias lanes summed in order"
                         : "lanes summed in order"));
     c.w.function("static {} void {}_finish(const cnnc_pass* pass, float* __restrict ws, int rows)",
@@ -86,7 +86,7 @@ void emit_slice_edges(EmitContext& c) {
       emit_lane_sums(c, "dw", lp.lane_dw, l.weight_count, l.weight_offset,
                      lp.dw_by_taps ? 1 : c.L());
     } else {
-      c.w.line("{}_backward_weights(grads, ws, rows);", l.name);
+      c.w.line("if (!pass->defer_dense_weights) {}_backward_weights(grads, ws, rows);", l.name);
     }
     emit_lane_sums(c, "db", lp.lane_db, l.units, l.bias_offset, c.L());
     c.w.line("if (pass->gradients_ready) pass->gradients_ready(pass, {});", lp.index);
@@ -458,7 +458,37 @@ void emit_kernel_table(EmitContext& c) {
   c.w.blank();
 }
 
+// cnnc_model::dense_weights: the step's weight gradient of one dense layer by units, from the
+// slices' workspaces (emit_dense.cpp's <layer>_step_weights).
+void emit_dense_weights(EmitContext& c) {
+  c.w.comment(
+      "The weight gradient of dense layer `layer` for units [unit_begin, unit_end) of the step "
+      "whose slices\nran train with defer_dense_weights, `count` of them: the slices' products "
+      "added in order and scaled.");
+  c.w.function(
+      "static {} void dense_weights(const cnnc_model* model, int32_t layer, const cnnc_pass* "
+      "passes, int32_t count, float scale, int32_t unit_begin, int32_t unit_end, float* grads)",
+      c.target());
+  c.w.line("(void)model;");
+  c.w.open("switch (layer)");
+  for (const LayerPlan& lp : c.plan.layers)
+    if (lp.layer->kind == dsl::LayerKind::dense && lp.layer->trainable())
+      c.w.line(
+          "case {}: {}_step_weights(passes, count, scale, unit_begin, unit_end, grads); break;",
+          lp.index, lp.layer->name);
+  c.w.line("default: break;");
+  c.w.close();
+  c.w.close();
+  c.w.blank();
+}
+
 }  // namespace
+
+bool has_dense_weights(const Plan& plan) {
+  return std::any_of(plan.layers.begin(), plan.layers.end(), [](const LayerPlan& lp) {
+    return lp.layer->kind == dsl::LayerKind::dense && lp.layer->trainable();
+  });
+}
 
 void emit_drivers(EmitContext& c) {
   emit_load_block(c);
@@ -467,6 +497,7 @@ void emit_drivers(EmitContext& c) {
   if (c.plan.prepared_floats > 0) emit_convert_weights(c);
   emit_driver(c, true);
   emit_driver(c, false);
+  if (has_dense_weights(c.plan)) emit_dense_weights(c);
   emit_kernel_table(c);
 }
 

@@ -96,7 +96,10 @@ void emit_entry_points(Writer& w, const dsl::Graph& g, const rt::ModelSpec& abi,
     w.line("m->train = {}::train;", name_of(isa));
     w.line("m->update = {}::update;", name_of(isa));
     w.line("m->update_range = {}::update_range;", name_of(isa));
-    if (plan_model(g, isa, o.max_batch).prepared_floats > 0) {
+    const Plan plan = plan_model(g, isa, o.max_batch);
+    w.line("m->dense_weights = {};",
+           has_dense_weights(plan) ? fmt::format("{}::dense_weights", name_of(isa)) : "nullptr");
+    if (plan.prepared_floats > 0) {
       w.line("m->prepared_bytes = {}::prepared_floats * 4;", name_of(isa));
       w.line("m->prepare = {}::prepare;", name_of(isa));
     } else {

@@ -14,9 +14,11 @@
  *
  * Threads: the runtime splits a batch into slices and calls the entry points once per slice,
  * each with its own gradient buffer and workspace; it then reduces the gradients in a fixed
- * order and updates the parameters, by ranges on its threads (update_range). In training,
- * weights that an engine reads in a form of its own (prepare) are made once per step, by parts
- * on the threads, before the slices. An engine never starts threads of its own inside these calls.
+ * order and updates the parameters, by ranges on its threads (update_range); a model may instead
+ * sum its dense layers' weight gradients itself, from the slices' workspaces (dense_weights),
+ * to the same bits. In training, weights that an engine reads in a form of its own (prepare) are
+ * made once per step, by parts on the threads, before the slices. An engine never starts threads
+ * of its own inside these calls.
  */
 #ifndef CNNC_ABI_H
 #define CNNC_ABI_H
@@ -34,8 +36,8 @@ extern "C" {
  * least the version that added it, and a caller is built against a version at least as new as
  * the models it calls (a model reads the pass's members of its own version). The versions: 2
  * added cnnc_pass::gradients_ready, 3 cnnc_model::update_range, 4 cnnc_model::prepare and
- * cnnc_pass::prepared. */
-#define CNNC_ABI_VERSION 4u
+ * cnnc_pass::prepared, 5 cnnc_model::dense_weights and cnnc_pass::defer_dense_weights. */
+#define CNNC_ABI_VERSION 5u
 
 enum cnnc_layer_kind {
   CNNC_CONV = 1,
@@ -104,6 +106,10 @@ typedef struct cnnc_pass {
      the weights as the model's products read them, filled by prepare from these params; the
      slices of one step can share one, prepared once instead of once per slice. */
   const void* prepared;
+  /* Version 5, train only (0: as before). Nonzero: train writes no dense layer's weight entries
+     of grads (they keep what they held) and leaves in the workspace what dense_weights reads to
+     write the step's sum of them instead. gradients_ready must then be NULL. */
+  int32_t defer_dense_weights;
 } cnnc_pass;
 
 typedef struct cnnc_optimizer {
@@ -158,6 +164,17 @@ struct cnnc_model {
   int64_t prepared_bytes;
   void (*prepare)(const cnnc_model* model, const float* params, void* prepared, int32_t part,
                   int32_t parts);
+
+  /* Version 5, optional (NULL: never defer). For the `count` slices of one step that train ran
+     with defer_dense_weights set, passes as train was given them and their workspaces untouched
+     since: writes the weight gradient of dense layer `layer` (an index into layers) for its units
+     [unit_begin, unit_end), grads[weight_offset + k * C_in + i] = scale * (0 + g_0 + g_1 + ...),
+     g_s the entry train would have written for slice s, added in slice order. This is the
+     runtime's sum of the slices' gradients with the same bits, without a copy of the weights'
+     gradient per slice. Calls on disjoint units may run at the same time on different threads. */
+  void (*dense_weights)(const cnnc_model* model, int32_t layer, const cnnc_pass* passes,
+                        int32_t count, float scale, int32_t unit_begin, int32_t unit_end,
+                        float* grads);
 };
 
 /* The dropout mask, shared by every engine so that they agree bit for bit: element e of

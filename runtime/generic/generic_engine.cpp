@@ -136,6 +136,7 @@ GenericModel::Engine::Engine(ModelSpec s, int32_t max_batch) : spec(std::move(s)
   };
   model.prepared_bytes = 0;  // the products read params as they are
   model.prepare = nullptr;
+  model.dense_weights = nullptr;  // train always writes every gradient
 }
 
 void GenericModel::Engine::check(const cnnc_pass& p) const {

@@ -296,6 +296,20 @@ std::vector<GradientRange> backward_order(const cnnc_model& m) {
   return out;
 }
 
+// The trainable dense layers of a model that sums their weight gradients itself, by offset.
+std::vector<DenseWeights> dense_weights(const cnnc_model& m) {
+  std::vector<DenseWeights> out;
+  if (m.abi_version < 5 || !m.dense_weights) return out;
+  for (int32_t i = 0; i < m.layer_count; ++i) {
+    const cnnc_layer& l = m.layers[i];
+    if (l.kind == CNNC_DENSE && l.trainable && l.weight_count > 0)
+      out.push_back({i, l.out_c, l.weight_offset, l.weight_count / l.out_c});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.offset < b.offset; });
+  return out;
+}
+
 extern "C" void report_gradients_ready(const cnnc_pass* pass, int32_t layer) {
   static_cast<LayersDone*>(pass->context)->report(layer);
 }
@@ -316,6 +330,8 @@ TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch, Slice
       outputs_(static_cast<size_t>(batch) * m.output_size, 0.0f),
       finite_(static_cast<size_t>(pool.size()), 1),
       backward_order_(backward_order(m)),
+      dense_weights_(dense_weights(m)),
+      passes_(slice_grads_.size()),
       prepared_(m.abi_version >= 4 && m.prepare && m.prepared_bytes > 0
                     ? aligned_buffer(m.prepared_bytes)
                     : AlignedBuffer(nullptr, &std::free)) {}
@@ -337,6 +353,10 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   // Overlapped, each layer's gradients start on their way as soon as every slice has finished
   // that layer, while the slices run backward through the layers below it.
   const bool overlap = exchange_ && exchange_->overlaps(count);
+  // The dense weights summed from the slices' workspaces: each slice on a thread of its own, so
+  // that no slice's workspace is reused within the step, and no exchange, which reads buffers.
+  const bool defer =
+      !exchange_ && !dense_weights_.empty() && parts.size() <= static_cast<size_t>(pool_.size());
   if (overlap) {
     layers_done_.begin(m_.layer_count, parts.size());
     exchange_->start_sum(local, backward_order_, scale, grads_.data(), layers_done_);
@@ -349,6 +369,8 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     pass.sample_base = sample_base + static_cast<uint32_t>(parts[s].offset);
     pass.seed = seed;
     pass.prepared = prepared_.get();
+    pass.defer_dense_weights = defer;
+    passes_[s] = pass;
     if (overlap) {
       pass.gradients_ready = report_gradients_ready;
       pass.context = &layers_done_;
@@ -373,6 +395,30 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   std::span<const double> scores(slice_scores_.data(), 2 * parts.size());
   std::vector<double> gathered;
   const bool by_ranges = m_.abi_version >= 3;  // else a model from before update_range
+  // Thread t's range of grads_ when the dense weights are deferred: the slices' buffers summed
+  // outside the dense weights, and the model summing thread t's share of every dense layer's
+  // units; whether all it wrote is finite. The shares of units and the ranges need not match:
+  // the update reads grads_ after the threads meet.
+  auto sum_deferred = [&](ParamRange range, int t) {
+    const int threads = pool_.size();
+    bool finite = true;
+    int64_t at = range.begin;
+    for (const DenseWeights& d : dense_weights_) {
+      ParamRange before{at, std::min(range.end, d.offset)};
+      if (before.begin < before.end)
+        finite = sum_slices(slice_grads_, parts.size(), before, scale, grads_.data()) && finite;
+      at = std::max(at, d.offset + d.units * d.row);
+      int32_t first = d.units * t / threads, last = d.units * (t + 1) / threads;
+      m_.dense_weights(&m_, d.layer, passes_.data(), static_cast<int32_t>(parts.size()), scale,
+                       first, last, grads_.data());
+      finite =
+          all_finite(grads_.data(), {d.offset + first * d.row, d.offset + last * d.row}) && finite;
+    }
+    if (at < range.end)
+      finite =
+          sum_slices(slice_grads_, parts.size(), {at, range.end}, scale, grads_.data()) && finite;
+    return finite;
+  };
   // The end of the step on thread t, the last phase of a job: its range of grads_ summed from
   // the slices (or, summed by an exchange, read) and checked; then, once every range is, updated
   // unless the loss or some range is not finite, so that a diverged step leaves the last good
@@ -380,8 +426,9 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   auto finish_range = [&](int t, bool sum) {
     ParamRange range = thread_range(count, t, pool_.size());
     finite_[static_cast<size_t>(t)] =
-        sum ? sum_slices(slice_grads_, parts.size(), range, scale, grads_.data())
-            : all_finite(grads_.data(), range);
+        !sum    ? all_finite(grads_.data(), range)
+        : defer ? sum_deferred(range, t)
+                : sum_slices(slice_grads_, parts.size(), range, scale, grads_.data());
     pool_.barrier();
     if (by_ranges && std::isfinite(tally(scores).loss_sum) &&
         std::all_of(finite_.begin(), finite_.end(), [](char f) { return f != 0; }))

@@ -128,9 +128,19 @@ struct StepResult {
 // Work cut in `parts` independent parts: f(part, parts) is called once for each part.
 using SplitWork = std::function<void(int part, int parts)>;
 
+// A dense layer's weights in the parameter vector: layer index, units, the first weight's
+// offset and the weights of one unit.
+struct DenseWeights {
+  int32_t layer, units;
+  int64_t offset, row;
+};
+
 // One optimizer step on a prepared batch, exactly as train() takes it: the batch cut into one
 // slice per thread, each slice's gradient into its own buffer, the buffers summed in slice
-// order, the sums checked for NaN and infinity, and only then the update. Owns everything a
+// order, the sums checked for NaN and infinity, and only then the update. When every slice has
+// a thread of its own and the model can (cnnc_model::dense_weights), the dense layers' weight
+// gradients skip the buffers: the model sums them from the slices' workspaces, each thread its
+// share of the units, with the same bits. Owns everything a
 // step touches, sized once for batches of up to `batch` samples, so that `cnnc train` and
 // `cnnc bench` run (and time) the same code. With an exchange, the batch is cut as one process
 // with the threads of every process would cut it, this process trains its share of the slices
@@ -168,6 +178,10 @@ class TrainStep {
   std::vector<float> grads_, state_, outputs_;
   std::vector<char> finite_;                   // per thread: its range of grads_ is finite
   std::vector<GradientRange> backward_order_;  // the trainable layers, last first
+  // The trainable dense layers whose weight gradients the model can sum itself
+  // (cnnc_model::dense_weights), by offset; empty when it cannot.
+  std::vector<DenseWeights> dense_weights_;
+  std::vector<cnnc_pass> passes_;  // the last step's, per slice, for dense_weights
   LayersDone layers_done_;
   // The weights as the model's products read them (cnnc_model::prepare), made once per step by
   // all threads for every slice; null when the model reads params as they are.

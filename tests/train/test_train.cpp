@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -431,6 +432,86 @@ TEST_CASE(
   CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
   CHECK(rt::weights_digest(params_3) == rt::weights_digest(expected));
   CHECK_FALSE(junk_called);
+}
+
+namespace {
+
+// A model's dense_weights behind a counter, so that a test knows the step took that path.
+void (*model_dense_weights)(const cnnc_model*, int32_t, const cnnc_pass*, int32_t, float, int32_t,
+                            int32_t, float*) = nullptr;
+std::atomic<int> dense_weights_calls = 0;
+
+void counted_dense_weights(const cnnc_model* m, int32_t layer, const cnnc_pass* passes,
+                           int32_t count, float scale, int32_t first, int32_t last, float* grads) {
+  ++dense_weights_calls;
+  model_dense_weights(m, layer, passes, count, scale, first, last, grads);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "the model sums a step's dense weight gradients from the slices' workspaces, to the bits of "
+    "the slices' gradients summed") {
+  // 3 threads cut the hidden layer's 13 units into 4, 4 and 5, which register tiles of several
+  // units do not divide, and the last layer's 2 into 0, 1 and 1; 36 inputs end in a partial
+  // vector. Both precisions on every variant this CPU runs.
+  const std::string text =
+      "model blobs\ninput 8x8x1\nconv 4 3x3 relu\nmaxpool 2x2\ndense 13 relu\ndropout 0.1\n"
+      "dense 2 softmax\n";
+  BlobBatch b;
+  for (const char* precision : {"fp32", "bf16"}) {
+    dsl::Graph g = test::graph_of(text + "precision " + precision + "\n");
+    codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
+    codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
+    for (const char* target : {"avx512_bf16", "avx512", "avx2", "portable"}) {
+      codegen::ModelPtr made = lib.make(16, target);
+      if (!made) continue;  // not in this precision's file, or not on this CPU
+      INFO(precision << " " << made->engine);
+      cnnc_model m = *made;
+      REQUIRE(m.dense_weights != nullptr);
+      model_dense_weights = m.dense_weights;
+      m.dense_weights = counted_dense_weights;
+      dense_weights_calls = 0;
+      std::vector<float> params = engine::initial_params(g, m, 3), expected = params;
+
+      // A deferring train writes every gradient but the dense layers' weights.
+      rt::Workspaces ws(m, 1);
+      std::vector<float> grads(static_cast<size_t>(m.param_count), NAN);
+      cnnc_pass pass{};
+      pass.params = params.data();
+      pass.input = b.images.data();
+      pass.labels = b.labels.data();
+      pass.grads = grads.data();
+      pass.workspace = ws[0];
+      pass.n = 10;
+      pass.seed = 7;
+      pass.defer_dense_weights = 1;
+      m.train(&m, &pass);
+      for (int32_t i = 0; i < m.layer_count; ++i) {
+        const cnnc_layer& l = m.layers[i];
+        auto untouched = [&](int64_t first, int64_t count) {
+          return std::all_of(grads.begin() + first, grads.begin() + first + count,
+                             [](float x) { return std::isnan(x); });
+        };
+        if (!l.trainable) continue;
+        INFO("layer " << l.name);
+        CHECK(untouched(l.weight_offset, l.weight_count) == (l.kind == CNNC_DENSE));
+        CHECK_FALSE(untouched(l.bias_offset, l.bias_count));
+      }
+
+      std::vector<float> state(2 * static_cast<size_t>(m.param_count), 0.0f);
+      rt::ThreadPool pool(3);
+      rt::TrainStep step(m, pool, 30);
+      for (int64_t k = 1; k <= 2; ++k) {
+        cnnc_optimizer opt{CNNC_ADAM, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.001f, k};
+        REQUIRE(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7)
+                    .non_finite.empty());
+        step_by_hand(*made, expected, state, b, {10, 10, 10}, opt);
+      }
+      CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
+      CHECK(dense_weights_calls == 2 * 2 * 3);  // 2 steps x 2 layers x 3 threads
+    }
+  }
 }
 
 TEST_CASE("a model from before update_range (ABI 2) steps through update, to the same bits") {

@@ -746,6 +746,119 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_backward_weights(float* __restrict 
   }
 }
 
+// dense1 weight gradient of the step, units [unit_begin, unit_end) of 3: the slices' backward_weights
+// added in slice order and scaled, from the rows each slice's train left in its workspace.
+static CNNC_AVX512 CNNC_NOINLINE void dense1_step_weights(const cnnc_pass* passes, int count, float scale, int unit_begin, int unit_end, float* __restrict grads) {
+  float* dw = grads + 48;
+  const V vscale = vset(scale);
+  {  // v0 = 0
+    int k0 = unit_begin;
+    for (; k0 + 3 <= unit_end; k0 += 3) {
+      for (int s = 0; s < count; ++s) {
+        const float* ws = (const float*)passes[s].workspace;
+        const int rows = (passes[s].n + 15) / 16 * 16;
+        const float* rows_x = ws + dense1_x_rows;
+        const float* rows_dz = ws + dense1_dz_rows;
+        V acc_k0_v0 = vzero();
+        V acc_k1_v0 = vzero();
+        V acc_k2_v0 = vzero();
+        for (int r = 0; r < rows; ++r) {
+          const float* xr = rows_x + r * 32;
+          const float* dzr = rows_dz + r * 3 + k0;
+          V x0 = vload(xr);
+          V d0 = vbcast(dzr);
+          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          V d1 = vbcast(dzr + 1);
+          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+          V d2 = vbcast(dzr + 2);
+          acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+        }
+        vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
+        vstoreu(dw + k0 * 18 + 18, vadd(s ? vloadu(dw + k0 * 18 + 18) : vzero(), acc_k1_v0));
+        vstoreu(dw + k0 * 18 + 36, vadd(s ? vloadu(dw + k0 * 18 + 36) : vzero(), acc_k2_v0));
+      }
+      vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
+      vstoreu(dw + k0 * 18 + 18, vmul(vloadu(dw + k0 * 18 + 18), vscale));
+      vstoreu(dw + k0 * 18 + 36, vmul(vloadu(dw + k0 * 18 + 36), vscale));
+    }
+    for (; k0 < unit_end; ++k0) {
+      for (int s = 0; s < count; ++s) {
+        const float* ws = (const float*)passes[s].workspace;
+        const int rows = (passes[s].n + 15) / 16 * 16;
+        const float* rows_x = ws + dense1_x_rows;
+        const float* rows_dz = ws + dense1_dz_rows;
+        V acc_k0_v0 = vzero();
+        for (int r = 0; r < rows; ++r) {
+          const float* xr = rows_x + r * 32;
+          const float* dzr = rows_dz + r * 3 + k0;
+          V x0 = vload(xr);
+          V d0 = vbcast(dzr);
+          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        }
+        vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
+      }
+      vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
+    }
+  }
+  {  // v0 = 1
+    int k0 = unit_begin;
+    for (; k0 + 3 <= unit_end; k0 += 3) {
+      for (int s = 0; s < count; ++s) {
+        const float* ws = (const float*)passes[s].workspace;
+        const int rows = (passes[s].n + 15) / 16 * 16;
+        const float* rows_x = ws + dense1_x_rows;
+        const float* rows_dz = ws + dense1_dz_rows;
+        V acc_k0_v0 = vzero();
+        V acc_k1_v0 = vzero();
+        V acc_k2_v0 = vzero();
+        for (int r = 0; r < rows; ++r) {
+          const float* xr = rows_x + r * 32 + 16;
+          const float* dzr = rows_dz + r * 3 + k0;
+          V x0 = vload(xr);
+          V d0 = vbcast(dzr);
+          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          V d1 = vbcast(dzr + 1);
+          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+          V d2 = vbcast(dzr + 2);
+          acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+        }
+        alignas(64) float part_k0[16];
+        vstore(part_k0, acc_k0_v0);
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
+        alignas(64) float part_k1[16];
+        vstore(part_k1, acc_k1_v0);
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] = (s ? (dw + k0 * 18 + 34)[e] : 0.0f) + part_k1[e];
+        alignas(64) float part_k2[16];
+        vstore(part_k2, acc_k2_v0);
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] = (s ? (dw + k0 * 18 + 52)[e] : 0.0f) + part_k2[e];
+      }
+      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
+      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] *= scale;
+      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] *= scale;
+    }
+    for (; k0 < unit_end; ++k0) {
+      for (int s = 0; s < count; ++s) {
+        const float* ws = (const float*)passes[s].workspace;
+        const int rows = (passes[s].n + 15) / 16 * 16;
+        const float* rows_x = ws + dense1_x_rows;
+        const float* rows_dz = ws + dense1_dz_rows;
+        V acc_k0_v0 = vzero();
+        for (int r = 0; r < rows; ++r) {
+          const float* xr = rows_x + r * 32 + 16;
+          const float* dzr = rows_dz + r * 3 + k0;
+          V x0 = vload(xr);
+          V d0 = vbcast(dzr);
+          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        }
+        alignas(64) float part_k0[16];
+        vstore(part_k0, acc_k0_v0);
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
+      }
+      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
+    }
+  }
+}
+
 // dense1 backward_data: line 6: dense 3 softmax
 // 3x3x2 -> 3; dz [3][L] -> dx [18][L]
 // Tile: 18 inputs of dx in registers, every unit added into them.
@@ -882,10 +995,10 @@ static CNNC_AVX512 void conv1_finish(const cnnc_pass* pass, float* __restrict ws
   if (pass->gradients_ready) pass->gradients_ready(pass, 0);
 }
 
-// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows, unless deferred), and reports them.
 static CNNC_AVX512 void dense1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
   float* __restrict grads = pass->grads;
-  dense1_backward_weights(grads, ws, rows);
+  if (!pass->defer_dense_weights) dense1_backward_weights(grads, ws, rows);
   const float* db = ws + dense1_db_lanes;
   for (int j = 0; j < 3; ++j) {
     float sum = 0.0f;
@@ -972,6 +1085,16 @@ static CNNC_AVX512 void forward(const cnnc_model* model, const cnnc_pass* pass) 
     conv1_maxpool1_forward(params, ws);
     dense1_forward(params, ws);
     output_block(pass, first, count, ws, false);
+  }
+}
+
+// The weight gradient of dense layer `layer` for units [unit_begin, unit_end) of the step whose slices
+// ran train with defer_dense_weights, `count` of them: the slices' products added in order and scaled.
+static CNNC_AVX512 void dense_weights(const cnnc_model* model, int32_t layer, const cnnc_pass* passes, int32_t count, float scale, int32_t unit_begin, int32_t unit_end, float* grads) {
+  (void)model;
+  switch (layer) {
+    case 2: dense1_step_weights(passes, count, scale, unit_begin, unit_end, grads); break;
+    default: break;
   }
 }
 
@@ -1526,6 +1649,137 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_backward_weights(float* __restrict gr
   }
 }
 
+// dense1 weight gradient of the step, units [unit_begin, unit_end) of 3: the slices' backward_weights
+// added in slice order and scaled, from the rows each slice's train left in its workspace.
+static CNNC_AVX2 CNNC_NOINLINE void dense1_step_weights(const cnnc_pass* passes, int count, float scale, int unit_begin, int unit_end, float* __restrict grads) {
+  float* dw = grads + 48;
+  const V vscale = vset(scale);
+  {  // v0 = 0
+    int k0 = unit_begin;
+    for (; k0 + 3 <= unit_end; k0 += 3) {
+      for (int s = 0; s < count; ++s) {
+        const float* ws = (const float*)passes[s].workspace;
+        const int rows = (passes[s].n + 7) / 8 * 8;
+        const float* rows_x = ws + dense1_x_rows;
+        const float* rows_dz = ws + dense1_dz_rows;
+        V acc_k0_v0 = vzero();
+        V acc_k0_v1 = vzero();
+        V acc_k1_v0 = vzero();
+        V acc_k1_v1 = vzero();
+        V acc_k2_v0 = vzero();
+        V acc_k2_v1 = vzero();
+        for (int r = 0; r < rows; ++r) {
+          const float* xr = rows_x + r * 24;
+          const float* dzr = rows_dz + r * 3 + k0;
+          V x0 = vload(xr);
+          V x1 = vload(xr + 8);
+          V d0 = vbcast(dzr);
+          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+          V d1 = vbcast(dzr + 1);
+          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+          acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+          V d2 = vbcast(dzr + 2);
+          acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+          acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
+        }
+        vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
+        vstoreu(dw + k0 * 18 + 8, vadd(s ? vloadu(dw + k0 * 18 + 8) : vzero(), acc_k0_v1));
+        vstoreu(dw + k0 * 18 + 18, vadd(s ? vloadu(dw + k0 * 18 + 18) : vzero(), acc_k1_v0));
+        vstoreu(dw + k0 * 18 + 26, vadd(s ? vloadu(dw + k0 * 18 + 26) : vzero(), acc_k1_v1));
+        vstoreu(dw + k0 * 18 + 36, vadd(s ? vloadu(dw + k0 * 18 + 36) : vzero(), acc_k2_v0));
+        vstoreu(dw + k0 * 18 + 44, vadd(s ? vloadu(dw + k0 * 18 + 44) : vzero(), acc_k2_v1));
+      }
+      vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
+      vstoreu(dw + k0 * 18 + 8, vmul(vloadu(dw + k0 * 18 + 8), vscale));
+      vstoreu(dw + k0 * 18 + 18, vmul(vloadu(dw + k0 * 18 + 18), vscale));
+      vstoreu(dw + k0 * 18 + 26, vmul(vloadu(dw + k0 * 18 + 26), vscale));
+      vstoreu(dw + k0 * 18 + 36, vmul(vloadu(dw + k0 * 18 + 36), vscale));
+      vstoreu(dw + k0 * 18 + 44, vmul(vloadu(dw + k0 * 18 + 44), vscale));
+    }
+    for (; k0 < unit_end; ++k0) {
+      for (int s = 0; s < count; ++s) {
+        const float* ws = (const float*)passes[s].workspace;
+        const int rows = (passes[s].n + 7) / 8 * 8;
+        const float* rows_x = ws + dense1_x_rows;
+        const float* rows_dz = ws + dense1_dz_rows;
+        V acc_k0_v0 = vzero();
+        V acc_k0_v1 = vzero();
+        for (int r = 0; r < rows; ++r) {
+          const float* xr = rows_x + r * 24;
+          const float* dzr = rows_dz + r * 3 + k0;
+          V x0 = vload(xr);
+          V x1 = vload(xr + 8);
+          V d0 = vbcast(dzr);
+          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+        }
+        vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
+        vstoreu(dw + k0 * 18 + 8, vadd(s ? vloadu(dw + k0 * 18 + 8) : vzero(), acc_k0_v1));
+      }
+      vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
+      vstoreu(dw + k0 * 18 + 8, vmul(vloadu(dw + k0 * 18 + 8), vscale));
+    }
+  }
+  {  // v0 = 2
+    int k0 = unit_begin;
+    for (; k0 + 3 <= unit_end; k0 += 3) {
+      for (int s = 0; s < count; ++s) {
+        const float* ws = (const float*)passes[s].workspace;
+        const int rows = (passes[s].n + 7) / 8 * 8;
+        const float* rows_x = ws + dense1_x_rows;
+        const float* rows_dz = ws + dense1_dz_rows;
+        V acc_k0_v0 = vzero();
+        V acc_k1_v0 = vzero();
+        V acc_k2_v0 = vzero();
+        for (int r = 0; r < rows; ++r) {
+          const float* xr = rows_x + r * 24 + 16;
+          const float* dzr = rows_dz + r * 3 + k0;
+          V x0 = vload(xr);
+          V d0 = vbcast(dzr);
+          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          V d1 = vbcast(dzr + 1);
+          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+          V d2 = vbcast(dzr + 2);
+          acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+        }
+        alignas(64) float part_k0[8];
+        vstore(part_k0, acc_k0_v0);
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
+        alignas(64) float part_k1[8];
+        vstore(part_k1, acc_k1_v0);
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] = (s ? (dw + k0 * 18 + 34)[e] : 0.0f) + part_k1[e];
+        alignas(64) float part_k2[8];
+        vstore(part_k2, acc_k2_v0);
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] = (s ? (dw + k0 * 18 + 52)[e] : 0.0f) + part_k2[e];
+      }
+      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
+      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] *= scale;
+      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] *= scale;
+    }
+    for (; k0 < unit_end; ++k0) {
+      for (int s = 0; s < count; ++s) {
+        const float* ws = (const float*)passes[s].workspace;
+        const int rows = (passes[s].n + 7) / 8 * 8;
+        const float* rows_x = ws + dense1_x_rows;
+        const float* rows_dz = ws + dense1_dz_rows;
+        V acc_k0_v0 = vzero();
+        for (int r = 0; r < rows; ++r) {
+          const float* xr = rows_x + r * 24 + 16;
+          const float* dzr = rows_dz + r * 3 + k0;
+          V x0 = vload(xr);
+          V d0 = vbcast(dzr);
+          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+        }
+        alignas(64) float part_k0[8];
+        vstore(part_k0, acc_k0_v0);
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
+      }
+      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
+    }
+  }
+}
+
 // dense1 backward_data: line 6: dense 3 softmax
 // 3x3x2 -> 3; dz [3][L] -> dx [18][L]
 // Tile: 9 inputs of dx in registers, every unit added into them.
@@ -1635,10 +1889,10 @@ static CNNC_AVX2 void conv1_finish(const cnnc_pass* pass, float* __restrict ws, 
   if (pass->gradients_ready) pass->gradients_ready(pass, 0);
 }
 
-// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows, unless deferred), and reports them.
 static CNNC_AVX2 void dense1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
   float* __restrict grads = pass->grads;
-  dense1_backward_weights(grads, ws, rows);
+  if (!pass->defer_dense_weights) dense1_backward_weights(grads, ws, rows);
   const float* db = ws + dense1_db_lanes;
   for (int j = 0; j < 3; ++j) {
     float sum = 0.0f;
@@ -1726,6 +1980,16 @@ static CNNC_AVX2 void forward(const cnnc_model* model, const cnnc_pass* pass) {
     maxpool1_forward(ws);
     dense1_forward(params, ws);
     output_block(pass, first, count, ws, false);
+  }
+}
+
+// The weight gradient of dense layer `layer` for units [unit_begin, unit_end) of the step whose slices
+// ran train with defer_dense_weights, `count` of them: the slices' products added in order and scaled.
+static CNNC_AVX2 void dense_weights(const cnnc_model* model, int32_t layer, const cnnc_pass* passes, int32_t count, float scale, int32_t unit_begin, int32_t unit_end, float* grads) {
+  (void)model;
+  switch (layer) {
+    case 2: dense1_step_weights(passes, count, scale, unit_begin, unit_end, grads); break;
+    default: break;
   }
 }
 
@@ -2151,6 +2415,80 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_backward_weights(float* __restric
   }
 }
 
+// dense1 weight gradient of the step, units [unit_begin, unit_end) of 3: the slices' backward_weights
+// added in slice order and scaled, from the rows each slice's train left in its workspace.
+static CNNC_PORTABLE CNNC_NOINLINE void dense1_step_weights(const cnnc_pass* passes, int count, float scale, int unit_begin, int unit_end, float* __restrict grads) {
+  float* dw = grads + 48;
+  const V vscale = vset(scale);
+  for (int v0 = 0; v0 < 18; v0 += 2) {
+    int k0 = unit_begin;
+    for (; k0 + 3 <= unit_end; k0 += 3) {
+      for (int s = 0; s < count; ++s) {
+        const float* ws = (const float*)passes[s].workspace;
+        const int rows = (passes[s].n + 0) / 1 * 1;
+        const float* rows_x = ws + dense1_x_rows;
+        const float* rows_dz = ws + dense1_dz_rows;
+        V acc_k0_v0 = vzero();
+        V acc_k0_v1 = vzero();
+        V acc_k1_v0 = vzero();
+        V acc_k1_v1 = vzero();
+        V acc_k2_v0 = vzero();
+        V acc_k2_v1 = vzero();
+        for (int r = 0; r < rows; ++r) {
+          const float* xr = rows_x + r * 18 + v0;
+          const float* dzr = rows_dz + r * 3 + k0;
+          V x0 = vload(xr);
+          V x1 = vload(xr + 1);
+          V d0 = vbcast(dzr);
+          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+          V d1 = vbcast(dzr + 1);
+          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+          acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+          V d2 = vbcast(dzr + 2);
+          acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+          acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
+        }
+        vstoreu(dw + k0 * 18 + v0, vadd(s ? vloadu(dw + k0 * 18 + v0) : vzero(), acc_k0_v0));
+        vstoreu(dw + k0 * 18 + v0 + 1, vadd(s ? vloadu(dw + k0 * 18 + v0 + 1) : vzero(), acc_k0_v1));
+        vstoreu(dw + k0 * 18 + v0 + 18, vadd(s ? vloadu(dw + k0 * 18 + v0 + 18) : vzero(), acc_k1_v0));
+        vstoreu(dw + k0 * 18 + v0 + 19, vadd(s ? vloadu(dw + k0 * 18 + v0 + 19) : vzero(), acc_k1_v1));
+        vstoreu(dw + k0 * 18 + v0 + 36, vadd(s ? vloadu(dw + k0 * 18 + v0 + 36) : vzero(), acc_k2_v0));
+        vstoreu(dw + k0 * 18 + v0 + 37, vadd(s ? vloadu(dw + k0 * 18 + v0 + 37) : vzero(), acc_k2_v1));
+      }
+      vstoreu(dw + k0 * 18 + v0, vmul(vloadu(dw + k0 * 18 + v0), vscale));
+      vstoreu(dw + k0 * 18 + v0 + 1, vmul(vloadu(dw + k0 * 18 + v0 + 1), vscale));
+      vstoreu(dw + k0 * 18 + v0 + 18, vmul(vloadu(dw + k0 * 18 + v0 + 18), vscale));
+      vstoreu(dw + k0 * 18 + v0 + 19, vmul(vloadu(dw + k0 * 18 + v0 + 19), vscale));
+      vstoreu(dw + k0 * 18 + v0 + 36, vmul(vloadu(dw + k0 * 18 + v0 + 36), vscale));
+      vstoreu(dw + k0 * 18 + v0 + 37, vmul(vloadu(dw + k0 * 18 + v0 + 37), vscale));
+    }
+    for (; k0 < unit_end; ++k0) {
+      for (int s = 0; s < count; ++s) {
+        const float* ws = (const float*)passes[s].workspace;
+        const int rows = (passes[s].n + 0) / 1 * 1;
+        const float* rows_x = ws + dense1_x_rows;
+        const float* rows_dz = ws + dense1_dz_rows;
+        V acc_k0_v0 = vzero();
+        V acc_k0_v1 = vzero();
+        for (int r = 0; r < rows; ++r) {
+          const float* xr = rows_x + r * 18 + v0;
+          const float* dzr = rows_dz + r * 3 + k0;
+          V x0 = vload(xr);
+          V x1 = vload(xr + 1);
+          V d0 = vbcast(dzr);
+          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+        }
+        vstoreu(dw + k0 * 18 + v0, vadd(s ? vloadu(dw + k0 * 18 + v0) : vzero(), acc_k0_v0));
+        vstoreu(dw + k0 * 18 + v0 + 1, vadd(s ? vloadu(dw + k0 * 18 + v0 + 1) : vzero(), acc_k0_v1));
+      }
+      vstoreu(dw + k0 * 18 + v0, vmul(vloadu(dw + k0 * 18 + v0), vscale));
+      vstoreu(dw + k0 * 18 + v0 + 1, vmul(vloadu(dw + k0 * 18 + v0 + 1), vscale));
+    }
+  }
+}
+
 // dense1 backward_data: line 6: dense 3 softmax
 // 3x3x2 -> 3; dz [3][L] -> dx [18][L]
 // Tile: 6 inputs of dx in registers, every unit added into them.
@@ -2234,10 +2572,10 @@ static CNNC_PORTABLE void conv1_finish(const cnnc_pass* pass, float* __restrict 
   if (pass->gradients_ready) pass->gradients_ready(pass, 0);
 }
 
-// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows), and reports them.
+// Writes dense1's gradients once its backward has seen the slice's last block (weights as one product over the slice's rows, unless deferred), and reports them.
 static CNNC_PORTABLE void dense1_finish(const cnnc_pass* pass, float* __restrict ws, int rows) {
   float* __restrict grads = pass->grads;
-  dense1_backward_weights(grads, ws, rows);
+  if (!pass->defer_dense_weights) dense1_backward_weights(grads, ws, rows);
   std::memcpy(grads + 112, ws + dense1_db_lanes, 3 * sizeof(float));
   if (pass->gradients_ready) pass->gradients_ready(pass, 2);
 }
@@ -2316,6 +2654,16 @@ static CNNC_PORTABLE void forward(const cnnc_model* model, const cnnc_pass* pass
     maxpool1_forward(ws);
     dense1_forward(params, ws);
     output_block(pass, first, count, ws, false);
+  }
+}
+
+// The weight gradient of dense layer `layer` for units [unit_begin, unit_end) of the step whose slices
+// ran train with defer_dense_weights, `count` of them: the slices' products added in order and scaled.
+static CNNC_PORTABLE void dense_weights(const cnnc_model* model, int32_t layer, const cnnc_pass* passes, int32_t count, float scale, int32_t unit_begin, int32_t unit_end, float* grads) {
+  (void)model;
+  switch (layer) {
+    case 2: dense1_step_weights(passes, count, scale, unit_begin, unit_end, grads); break;
+    default: break;
   }
 }
 
@@ -2477,6 +2825,7 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
     m->train = avx512::train;
     m->update = avx512::update;
     m->update_range = avx512::update_range;
+    m->dense_weights = avx512::dense_weights;
     m->prepared_bytes = 0;
     m->prepare = nullptr;
   }
@@ -2489,6 +2838,7 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
     m->train = avx2::train;
     m->update = avx2::update;
     m->update_range = avx2::update_range;
+    m->dense_weights = avx2::dense_weights;
     m->prepared_bytes = 0;
     m->prepare = nullptr;
   }
@@ -2501,6 +2851,7 @@ extern "C" cnnc_model* cnnc_tiny_conv_create(int32_t max_batch, const char* targ
     m->train = portable::train;
     m->update = portable::update;
     m->update_range = portable::update_range;
+    m->dense_weights = portable::dense_weights;
     m->prepared_bytes = 0;
     m->prepare = nullptr;
   }
