@@ -140,11 +140,11 @@ struct DenseWeights {
 // order, the sums checked for NaN and infinity, and only then the update. When every slice has
 // a thread of its own and the model can (cnnc_model::dense_weights), the dense layers' weight
 // gradients skip the buffers: the model sums them from the slices' workspaces, each thread its
-// share of the units, with the same bits. Owns everything a
-// step touches, sized once for batches of up to `batch` samples, so that `cnnc train` and
-// `cnnc bench` run (and time) the same code. With an exchange, the batch is cut as one process
-// with the threads of every process would cut it, this process trains its share of the slices
-// (slice_exchange.hpp), and the exchange sums the gradients of all in slice order.
+// share of the units, with the same bits. Owns everything a step touches, sized once for
+// batches of up to `batch` samples, so that `cnnc train` and `cnnc bench` run (and time) the
+// same code. With an exchange, the batch is cut as one process with the threads of every
+// process would cut it, this process trains its share of the slices (slice_exchange.hpp), and
+// the exchange sums the gradients of all in slice order.
 class TrainStep {
  public:
   TrainStep(const cnnc_model& model, ThreadPool& pool, int32_t batch,
