@@ -106,9 +106,10 @@ typedef struct cnnc_pass {
      the weights as the model's products read them, filled by prepare from these params; the
      slices of one step can share one, prepared once instead of once per slice. */
   const void* prepared;
-  /* Version 5, train only (0: as before). Nonzero: train writes no dense layer's weight entries
-     of grads (they keep what they held) and leaves in the workspace what dense_weights reads to
-     write the step's sum of them instead. gradients_ready must then be NULL. */
+  /* Version 5, train only (0: as before); set only for a model whose dense_weights is not NULL.
+     Nonzero: train writes no dense layer's weight entries of grads (they keep what they held) and
+     leaves in the workspace what dense_weights reads to write the step's sum of them instead, so
+     each slice of the step needs a workspace of its own. gradients_ready must then be NULL. */
   int32_t defer_dense_weights;
 } cnnc_pass;
 
@@ -171,7 +172,8 @@ struct cnnc_model {
      [unit_begin, unit_end), grads[weight_offset + k * C_in + i] = scale * (0 + g_0 + g_1 + ...),
      g_s the entry train would have written for slice s, added in slice order. This is the
      runtime's sum of the slices' gradients with the same bits, without a copy of the weights'
-     gradient per slice. Calls on disjoint units may run at the same time on different threads. */
+     gradient per slice. It writes those entries of grads and no others, so calls on disjoint
+     units, and the caller's work on other entries, may run at the same time on other threads. */
   void (*dense_weights)(const cnnc_model* model, int32_t layer, const cnnc_pass* passes,
                         int32_t count, float scale, int32_t unit_begin, int32_t unit_end,
                         float* grads);
