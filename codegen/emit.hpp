@@ -90,7 +90,9 @@ void emit_layer_table(Writer& w, const rt::ModelSpec& abi);
 // Per ISA, after the layer functions: load_block, the slice's start and end, the output stage,
 // train and forward, and the kernel table.
 void emit_drivers(EmitContext& c);
-// Whether the variant has trainable dense layers, and so cnnc_model::dense_weights.
+// Whether a layer has <layer>_step_weights (a trainable dense layer), and whether the variant
+// has any, and so cnnc_model::dense_weights.
+bool has_step_weights(const LayerPlan& lp);
 bool has_dense_weights(const Plan& plan);
 // cnnc_model::update and ::update_range of the variant, in its vectors.
 void emit_update(EmitContext& c);

@@ -274,10 +274,8 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
   if (!runs_backward(lp)) return;
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), I = l.in.size(), K = l.units;
-  if (l.trainable()) {
-    emit_backward_weights(c, lp);
-    emit_step_weights(c, lp);
-  }
+  if (l.trainable()) emit_backward_weights(c, lp);
+  if (has_step_weights(lp)) emit_step_weights(c, lp);
   if (lp.needs_dx) emit_backward_data(c, lp);
   function_comment(c, lp, Pass::backward,
                    fmt::format("dy [{}][L] -> dz = dy * f'(z) in place; the block's rows of x "

@@ -472,7 +472,7 @@ void emit_dense_weights(EmitContext& c) {
   c.w.line("(void)model;");
   c.w.open("switch (layer)");
   for (const LayerPlan& lp : c.plan.layers)
-    if (lp.layer->kind == dsl::LayerKind::dense && lp.layer->trainable())
+    if (has_step_weights(lp))
       c.w.line(
           "case {}: {}_step_weights(passes, count, scale, unit_begin, unit_end, grads); break;",
           lp.index, lp.layer->name);
@@ -484,10 +484,12 @@ void emit_dense_weights(EmitContext& c) {
 
 }  // namespace
 
+bool has_step_weights(const LayerPlan& lp) {
+  return lp.layer->kind == dsl::LayerKind::dense && lp.layer->trainable();
+}
+
 bool has_dense_weights(const Plan& plan) {
-  return std::any_of(plan.layers.begin(), plan.layers.end(), [](const LayerPlan& lp) {
-    return lp.layer->kind == dsl::LayerKind::dense && lp.layer->trainable();
-  });
+  return std::any_of(plan.layers.begin(), plan.layers.end(), has_step_weights);
 }
 
 void emit_drivers(EmitContext& c) {
