@@ -454,11 +454,12 @@ void counted_dense_weights(const cnnc_model* m, int32_t layer, const cnnc_pass* 
 TEST_CASE(
     "the model sums a step's dense weight gradients from the slices' workspaces, to the bits of "
     "the slices' gradients summed") {
-  // 3 threads cut the hidden layer's 13 units into 4, 4 and 5, which register tiles of several
-  // units do not divide, and the last layer's 2 into 0, 1 and 1; 36 inputs end in a partial
-  // vector. Both precisions on every variant this CPU runs.
+  // 3 threads cut the hidden layer's 22 units into 7, 7 and 8, which register tiles of 6, 3 or 4
+  // units (by variant) do not all divide, so that a range ends in a tile overlapping the one
+  // before; and the last layer's 2 into 0, 1 and 1, ranges narrower than a tile. 36 inputs end
+  // in a partial vector. Both precisions on every variant this CPU runs.
   const std::string text =
-      "model blobs\ninput 8x8x1\nconv 4 3x3 relu\nmaxpool 2x2\ndense 13 relu\ndropout 0.1\n"
+      "model blobs\ninput 8x8x1\nconv 4 3x3 relu\nmaxpool 2x2\ndense 22 relu\ndropout 0.1\n"
       "dense 2 softmax\n";
   BlobBatch b;
   for (const char* precision : {"fp32", "bf16"}) {

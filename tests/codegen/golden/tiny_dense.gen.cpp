@@ -247,121 +247,131 @@ static CNNC_AVX512 CNNC_NOINLINE void dense1_step_weights(const cnnc_pass* passe
   float* dw = grads;
   const V vscale = vset(scale);
   {  // v0 = 0
-    int k0 = unit_begin;
-    for (; k0 + 4 <= unit_end; k0 += 4) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 15) / 16 * 16;
-        const float* rows_x = ws + dense1_x_rows;
-        const float* rows_dz = ws + dense1_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k1_v0 = vzero();
-        V acc_k2_v0 = vzero();
-        V acc_k3_v0 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 32;
-          const float* dzr = rows_dz + r * 4 + k0;
-          V x0 = vload(xr);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          V d1 = vbcast(dzr + 1);
-          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
-          V d2 = vbcast(dzr + 2);
-          acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
-          V d3 = vbcast(dzr + 3);
-          acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
+    if (unit_end - unit_begin >= 4) {
+      for (int k_next = unit_begin; k_next < unit_end; k_next += 4) {
+        // The last tile ends at unit_end: where it overlaps the tile before, it writes the same sums again.
+        const int k0 = k_next + 4 <= unit_end ? k_next : unit_end - 4;
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 15) / 16 * 16;
+          const float* rows_x = ws + dense1_x_rows;
+          const float* rows_dz = ws + dense1_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k1_v0 = vzero();
+          V acc_k2_v0 = vzero();
+          V acc_k3_v0 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 32;
+            const float* dzr = rows_dz + r * 4 + k0;
+            V x0 = vload(xr);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            V d1 = vbcast(dzr + 1);
+            acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+            V d2 = vbcast(dzr + 2);
+            acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+            V d3 = vbcast(dzr + 3);
+            acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
+          }
+          vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
+          vstoreu(dw + k0 * 18 + 18, vadd(s ? vloadu(dw + k0 * 18 + 18) : vzero(), acc_k1_v0));
+          vstoreu(dw + k0 * 18 + 36, vadd(s ? vloadu(dw + k0 * 18 + 36) : vzero(), acc_k2_v0));
+          vstoreu(dw + k0 * 18 + 54, vadd(s ? vloadu(dw + k0 * 18 + 54) : vzero(), acc_k3_v0));
         }
-        vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
-        vstoreu(dw + k0 * 18 + 18, vadd(s ? vloadu(dw + k0 * 18 + 18) : vzero(), acc_k1_v0));
-        vstoreu(dw + k0 * 18 + 36, vadd(s ? vloadu(dw + k0 * 18 + 36) : vzero(), acc_k2_v0));
-        vstoreu(dw + k0 * 18 + 54, vadd(s ? vloadu(dw + k0 * 18 + 54) : vzero(), acc_k3_v0));
+        vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
+        vstoreu(dw + k0 * 18 + 18, vmul(vloadu(dw + k0 * 18 + 18), vscale));
+        vstoreu(dw + k0 * 18 + 36, vmul(vloadu(dw + k0 * 18 + 36), vscale));
+        vstoreu(dw + k0 * 18 + 54, vmul(vloadu(dw + k0 * 18 + 54), vscale));
       }
-      vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
-      vstoreu(dw + k0 * 18 + 18, vmul(vloadu(dw + k0 * 18 + 18), vscale));
-      vstoreu(dw + k0 * 18 + 36, vmul(vloadu(dw + k0 * 18 + 36), vscale));
-      vstoreu(dw + k0 * 18 + 54, vmul(vloadu(dw + k0 * 18 + 54), vscale));
     }
-    for (; k0 < unit_end; ++k0) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 15) / 16 * 16;
-        const float* rows_x = ws + dense1_x_rows;
-        const float* rows_dz = ws + dense1_dz_rows;
-        V acc_k0_v0 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 32;
-          const float* dzr = rows_dz + r * 4 + k0;
-          V x0 = vload(xr);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+    else {
+      for (int k0 = unit_begin; k0 < unit_end; ++k0) {
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 15) / 16 * 16;
+          const float* rows_x = ws + dense1_x_rows;
+          const float* rows_dz = ws + dense1_dz_rows;
+          V acc_k0_v0 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 32;
+            const float* dzr = rows_dz + r * 4 + k0;
+            V x0 = vload(xr);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          }
+          vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
         }
-        vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
+        vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
       }
-      vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
     }
   }
   {  // v0 = 1
-    int k0 = unit_begin;
-    for (; k0 + 4 <= unit_end; k0 += 4) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 15) / 16 * 16;
-        const float* rows_x = ws + dense1_x_rows;
-        const float* rows_dz = ws + dense1_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k1_v0 = vzero();
-        V acc_k2_v0 = vzero();
-        V acc_k3_v0 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 32 + 16;
-          const float* dzr = rows_dz + r * 4 + k0;
-          V x0 = vload(xr);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          V d1 = vbcast(dzr + 1);
-          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
-          V d2 = vbcast(dzr + 2);
-          acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
-          V d3 = vbcast(dzr + 3);
-          acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
+    if (unit_end - unit_begin >= 4) {
+      for (int k_next = unit_begin; k_next < unit_end; k_next += 4) {
+        // The last tile ends at unit_end: where it overlaps the tile before, it writes the same sums again.
+        const int k0 = k_next + 4 <= unit_end ? k_next : unit_end - 4;
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 15) / 16 * 16;
+          const float* rows_x = ws + dense1_x_rows;
+          const float* rows_dz = ws + dense1_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k1_v0 = vzero();
+          V acc_k2_v0 = vzero();
+          V acc_k3_v0 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 32 + 16;
+            const float* dzr = rows_dz + r * 4 + k0;
+            V x0 = vload(xr);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            V d1 = vbcast(dzr + 1);
+            acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+            V d2 = vbcast(dzr + 2);
+            acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+            V d3 = vbcast(dzr + 3);
+            acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
+          }
+          alignas(64) float part_k0[16];
+          vstore(part_k0, acc_k0_v0);
+          for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
+          alignas(64) float part_k1[16];
+          vstore(part_k1, acc_k1_v0);
+          for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] = (s ? (dw + k0 * 18 + 34)[e] : 0.0f) + part_k1[e];
+          alignas(64) float part_k2[16];
+          vstore(part_k2, acc_k2_v0);
+          for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] = (s ? (dw + k0 * 18 + 52)[e] : 0.0f) + part_k2[e];
+          alignas(64) float part_k3[16];
+          vstore(part_k3, acc_k3_v0);
+          for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 70)[e] = (s ? (dw + k0 * 18 + 70)[e] : 0.0f) + part_k3[e];
         }
-        alignas(64) float part_k0[16];
-        vstore(part_k0, acc_k0_v0);
-        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
-        alignas(64) float part_k1[16];
-        vstore(part_k1, acc_k1_v0);
-        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] = (s ? (dw + k0 * 18 + 34)[e] : 0.0f) + part_k1[e];
-        alignas(64) float part_k2[16];
-        vstore(part_k2, acc_k2_v0);
-        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] = (s ? (dw + k0 * 18 + 52)[e] : 0.0f) + part_k2[e];
-        alignas(64) float part_k3[16];
-        vstore(part_k3, acc_k3_v0);
-        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 70)[e] = (s ? (dw + k0 * 18 + 70)[e] : 0.0f) + part_k3[e];
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] *= scale;
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] *= scale;
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 70)[e] *= scale;
       }
-      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
-      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] *= scale;
-      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] *= scale;
-      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 70)[e] *= scale;
     }
-    for (; k0 < unit_end; ++k0) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 15) / 16 * 16;
-        const float* rows_x = ws + dense1_x_rows;
-        const float* rows_dz = ws + dense1_dz_rows;
-        V acc_k0_v0 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 32 + 16;
-          const float* dzr = rows_dz + r * 4 + k0;
-          V x0 = vload(xr);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+    else {
+      for (int k0 = unit_begin; k0 < unit_end; ++k0) {
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 15) / 16 * 16;
+          const float* rows_x = ws + dense1_x_rows;
+          const float* rows_dz = ws + dense1_dz_rows;
+          V acc_k0_v0 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 32 + 16;
+            const float* dzr = rows_dz + r * 4 + k0;
+            V x0 = vload(xr);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          }
+          alignas(64) float part_k0[16];
+          vstore(part_k0, acc_k0_v0);
+          for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
         }
-        alignas(64) float part_k0[16];
-        vstore(part_k0, acc_k0_v0);
-        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
       }
-      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
     }
   }
 }
@@ -477,53 +487,58 @@ static CNNC_AVX512 CNNC_NOINLINE void dense2_step_weights(const cnnc_pass* passe
   float* dw = grads + 96;
   const V vscale = vset(scale);
   {  // v0 = 0
-    int k0 = unit_begin;
-    for (; k0 + 2 <= unit_end; k0 += 2) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 15) / 16 * 16;
-        const float* rows_x = ws + dense2_x_rows;
-        const float* rows_dz = ws + dense2_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k1_v0 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 16;
-          const float* dzr = rows_dz + r * 2 + k0;
-          V x0 = vload(xr);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          V d1 = vbcast(dzr + 1);
-          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+    if (unit_end - unit_begin >= 2) {
+      for (int k_next = unit_begin; k_next < unit_end; k_next += 2) {
+        // The last tile ends at unit_end: where it overlaps the tile before, it writes the same sums again.
+        const int k0 = k_next + 2 <= unit_end ? k_next : unit_end - 2;
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 15) / 16 * 16;
+          const float* rows_x = ws + dense2_x_rows;
+          const float* rows_dz = ws + dense2_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k1_v0 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 16;
+            const float* dzr = rows_dz + r * 2 + k0;
+            V x0 = vload(xr);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            V d1 = vbcast(dzr + 1);
+            acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+          }
+          alignas(64) float part_k0[16];
+          vstore(part_k0, acc_k0_v0);
+          for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] = (s ? (dw + k0 * 4)[e] : 0.0f) + part_k0[e];
+          alignas(64) float part_k1[16];
+          vstore(part_k1, acc_k1_v0);
+          for (int e = 0; e < 4; ++e) (dw + k0 * 4 + 4)[e] = (s ? (dw + k0 * 4 + 4)[e] : 0.0f) + part_k1[e];
         }
-        alignas(64) float part_k0[16];
-        vstore(part_k0, acc_k0_v0);
-        for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] = (s ? (dw + k0 * 4)[e] : 0.0f) + part_k0[e];
-        alignas(64) float part_k1[16];
-        vstore(part_k1, acc_k1_v0);
-        for (int e = 0; e < 4; ++e) (dw + k0 * 4 + 4)[e] = (s ? (dw + k0 * 4 + 4)[e] : 0.0f) + part_k1[e];
+        for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] *= scale;
+        for (int e = 0; e < 4; ++e) (dw + k0 * 4 + 4)[e] *= scale;
       }
-      for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] *= scale;
-      for (int e = 0; e < 4; ++e) (dw + k0 * 4 + 4)[e] *= scale;
     }
-    for (; k0 < unit_end; ++k0) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 15) / 16 * 16;
-        const float* rows_x = ws + dense2_x_rows;
-        const float* rows_dz = ws + dense2_dz_rows;
-        V acc_k0_v0 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 16;
-          const float* dzr = rows_dz + r * 2 + k0;
-          V x0 = vload(xr);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+    else {
+      for (int k0 = unit_begin; k0 < unit_end; ++k0) {
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 15) / 16 * 16;
+          const float* rows_x = ws + dense2_x_rows;
+          const float* rows_dz = ws + dense2_dz_rows;
+          V acc_k0_v0 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 16;
+            const float* dzr = rows_dz + r * 2 + k0;
+            V x0 = vload(xr);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          }
+          alignas(64) float part_k0[16];
+          vstore(part_k0, acc_k0_v0);
+          for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] = (s ? (dw + k0 * 4)[e] : 0.0f) + part_k0[e];
         }
-        alignas(64) float part_k0[16];
-        vstore(part_k0, acc_k0_v0);
-        for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] = (s ? (dw + k0 * 4)[e] : 0.0f) + part_k0[e];
+        for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] *= scale;
       }
-      for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] *= scale;
     }
   }
 }
@@ -1063,127 +1078,137 @@ static CNNC_AVX2 CNNC_NOINLINE void dense1_step_weights(const cnnc_pass* passes,
   float* dw = grads;
   const V vscale = vset(scale);
   {  // v0 = 0
-    int k0 = unit_begin;
-    for (; k0 + 3 <= unit_end; k0 += 3) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 7) / 8 * 8;
-        const float* rows_x = ws + dense1_x_rows;
-        const float* rows_dz = ws + dense1_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k0_v1 = vzero();
-        V acc_k1_v0 = vzero();
-        V acc_k1_v1 = vzero();
-        V acc_k2_v0 = vzero();
-        V acc_k2_v1 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 24;
-          const float* dzr = rows_dz + r * 4 + k0;
-          V x0 = vload(xr);
-          V x1 = vload(xr + 8);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
-          V d1 = vbcast(dzr + 1);
-          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
-          acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
-          V d2 = vbcast(dzr + 2);
-          acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
-          acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
+    if (unit_end - unit_begin >= 3) {
+      for (int k_next = unit_begin; k_next < unit_end; k_next += 3) {
+        // The last tile ends at unit_end: where it overlaps the tile before, it writes the same sums again.
+        const int k0 = k_next + 3 <= unit_end ? k_next : unit_end - 3;
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 7) / 8 * 8;
+          const float* rows_x = ws + dense1_x_rows;
+          const float* rows_dz = ws + dense1_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k0_v1 = vzero();
+          V acc_k1_v0 = vzero();
+          V acc_k1_v1 = vzero();
+          V acc_k2_v0 = vzero();
+          V acc_k2_v1 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 24;
+            const float* dzr = rows_dz + r * 4 + k0;
+            V x0 = vload(xr);
+            V x1 = vload(xr + 8);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+            V d1 = vbcast(dzr + 1);
+            acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+            acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+            V d2 = vbcast(dzr + 2);
+            acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+            acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
+          }
+          vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
+          vstoreu(dw + k0 * 18 + 8, vadd(s ? vloadu(dw + k0 * 18 + 8) : vzero(), acc_k0_v1));
+          vstoreu(dw + k0 * 18 + 18, vadd(s ? vloadu(dw + k0 * 18 + 18) : vzero(), acc_k1_v0));
+          vstoreu(dw + k0 * 18 + 26, vadd(s ? vloadu(dw + k0 * 18 + 26) : vzero(), acc_k1_v1));
+          vstoreu(dw + k0 * 18 + 36, vadd(s ? vloadu(dw + k0 * 18 + 36) : vzero(), acc_k2_v0));
+          vstoreu(dw + k0 * 18 + 44, vadd(s ? vloadu(dw + k0 * 18 + 44) : vzero(), acc_k2_v1));
         }
-        vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
-        vstoreu(dw + k0 * 18 + 8, vadd(s ? vloadu(dw + k0 * 18 + 8) : vzero(), acc_k0_v1));
-        vstoreu(dw + k0 * 18 + 18, vadd(s ? vloadu(dw + k0 * 18 + 18) : vzero(), acc_k1_v0));
-        vstoreu(dw + k0 * 18 + 26, vadd(s ? vloadu(dw + k0 * 18 + 26) : vzero(), acc_k1_v1));
-        vstoreu(dw + k0 * 18 + 36, vadd(s ? vloadu(dw + k0 * 18 + 36) : vzero(), acc_k2_v0));
-        vstoreu(dw + k0 * 18 + 44, vadd(s ? vloadu(dw + k0 * 18 + 44) : vzero(), acc_k2_v1));
+        vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
+        vstoreu(dw + k0 * 18 + 8, vmul(vloadu(dw + k0 * 18 + 8), vscale));
+        vstoreu(dw + k0 * 18 + 18, vmul(vloadu(dw + k0 * 18 + 18), vscale));
+        vstoreu(dw + k0 * 18 + 26, vmul(vloadu(dw + k0 * 18 + 26), vscale));
+        vstoreu(dw + k0 * 18 + 36, vmul(vloadu(dw + k0 * 18 + 36), vscale));
+        vstoreu(dw + k0 * 18 + 44, vmul(vloadu(dw + k0 * 18 + 44), vscale));
       }
-      vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
-      vstoreu(dw + k0 * 18 + 8, vmul(vloadu(dw + k0 * 18 + 8), vscale));
-      vstoreu(dw + k0 * 18 + 18, vmul(vloadu(dw + k0 * 18 + 18), vscale));
-      vstoreu(dw + k0 * 18 + 26, vmul(vloadu(dw + k0 * 18 + 26), vscale));
-      vstoreu(dw + k0 * 18 + 36, vmul(vloadu(dw + k0 * 18 + 36), vscale));
-      vstoreu(dw + k0 * 18 + 44, vmul(vloadu(dw + k0 * 18 + 44), vscale));
     }
-    for (; k0 < unit_end; ++k0) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 7) / 8 * 8;
-        const float* rows_x = ws + dense1_x_rows;
-        const float* rows_dz = ws + dense1_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k0_v1 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 24;
-          const float* dzr = rows_dz + r * 4 + k0;
-          V x0 = vload(xr);
-          V x1 = vload(xr + 8);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+    else {
+      for (int k0 = unit_begin; k0 < unit_end; ++k0) {
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 7) / 8 * 8;
+          const float* rows_x = ws + dense1_x_rows;
+          const float* rows_dz = ws + dense1_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k0_v1 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 24;
+            const float* dzr = rows_dz + r * 4 + k0;
+            V x0 = vload(xr);
+            V x1 = vload(xr + 8);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+          }
+          vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
+          vstoreu(dw + k0 * 18 + 8, vadd(s ? vloadu(dw + k0 * 18 + 8) : vzero(), acc_k0_v1));
         }
-        vstoreu(dw + k0 * 18, vadd(s ? vloadu(dw + k0 * 18) : vzero(), acc_k0_v0));
-        vstoreu(dw + k0 * 18 + 8, vadd(s ? vloadu(dw + k0 * 18 + 8) : vzero(), acc_k0_v1));
+        vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
+        vstoreu(dw + k0 * 18 + 8, vmul(vloadu(dw + k0 * 18 + 8), vscale));
       }
-      vstoreu(dw + k0 * 18, vmul(vloadu(dw + k0 * 18), vscale));
-      vstoreu(dw + k0 * 18 + 8, vmul(vloadu(dw + k0 * 18 + 8), vscale));
     }
   }
   {  // v0 = 2
-    int k0 = unit_begin;
-    for (; k0 + 3 <= unit_end; k0 += 3) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 7) / 8 * 8;
-        const float* rows_x = ws + dense1_x_rows;
-        const float* rows_dz = ws + dense1_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k1_v0 = vzero();
-        V acc_k2_v0 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 24 + 16;
-          const float* dzr = rows_dz + r * 4 + k0;
-          V x0 = vload(xr);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          V d1 = vbcast(dzr + 1);
-          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
-          V d2 = vbcast(dzr + 2);
-          acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+    if (unit_end - unit_begin >= 3) {
+      for (int k_next = unit_begin; k_next < unit_end; k_next += 3) {
+        // The last tile ends at unit_end: where it overlaps the tile before, it writes the same sums again.
+        const int k0 = k_next + 3 <= unit_end ? k_next : unit_end - 3;
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 7) / 8 * 8;
+          const float* rows_x = ws + dense1_x_rows;
+          const float* rows_dz = ws + dense1_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k1_v0 = vzero();
+          V acc_k2_v0 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 24 + 16;
+            const float* dzr = rows_dz + r * 4 + k0;
+            V x0 = vload(xr);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            V d1 = vbcast(dzr + 1);
+            acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+            V d2 = vbcast(dzr + 2);
+            acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+          }
+          alignas(64) float part_k0[8];
+          vstore(part_k0, acc_k0_v0);
+          for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
+          alignas(64) float part_k1[8];
+          vstore(part_k1, acc_k1_v0);
+          for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] = (s ? (dw + k0 * 18 + 34)[e] : 0.0f) + part_k1[e];
+          alignas(64) float part_k2[8];
+          vstore(part_k2, acc_k2_v0);
+          for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] = (s ? (dw + k0 * 18 + 52)[e] : 0.0f) + part_k2[e];
         }
-        alignas(64) float part_k0[8];
-        vstore(part_k0, acc_k0_v0);
-        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
-        alignas(64) float part_k1[8];
-        vstore(part_k1, acc_k1_v0);
-        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] = (s ? (dw + k0 * 18 + 34)[e] : 0.0f) + part_k1[e];
-        alignas(64) float part_k2[8];
-        vstore(part_k2, acc_k2_v0);
-        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] = (s ? (dw + k0 * 18 + 52)[e] : 0.0f) + part_k2[e];
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] *= scale;
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] *= scale;
       }
-      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
-      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 34)[e] *= scale;
-      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 52)[e] *= scale;
     }
-    for (; k0 < unit_end; ++k0) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 7) / 8 * 8;
-        const float* rows_x = ws + dense1_x_rows;
-        const float* rows_dz = ws + dense1_dz_rows;
-        V acc_k0_v0 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 24 + 16;
-          const float* dzr = rows_dz + r * 4 + k0;
-          V x0 = vload(xr);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+    else {
+      for (int k0 = unit_begin; k0 < unit_end; ++k0) {
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 7) / 8 * 8;
+          const float* rows_x = ws + dense1_x_rows;
+          const float* rows_dz = ws + dense1_dz_rows;
+          V acc_k0_v0 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 24 + 16;
+            const float* dzr = rows_dz + r * 4 + k0;
+            V x0 = vload(xr);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          }
+          alignas(64) float part_k0[8];
+          vstore(part_k0, acc_k0_v0);
+          for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
         }
-        alignas(64) float part_k0[8];
-        vstore(part_k0, acc_k0_v0);
-        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] = (s ? (dw + k0 * 18 + 16)[e] : 0.0f) + part_k0[e];
+        for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
       }
-      for (int e = 0; e < 2; ++e) (dw + k0 * 18 + 16)[e] *= scale;
     }
   }
 }
@@ -1299,53 +1324,58 @@ static CNNC_AVX2 CNNC_NOINLINE void dense2_step_weights(const cnnc_pass* passes,
   float* dw = grads + 96;
   const V vscale = vset(scale);
   {  // v0 = 0
-    int k0 = unit_begin;
-    for (; k0 + 2 <= unit_end; k0 += 2) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 7) / 8 * 8;
-        const float* rows_x = ws + dense2_x_rows;
-        const float* rows_dz = ws + dense2_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k1_v0 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 8;
-          const float* dzr = rows_dz + r * 2 + k0;
-          V x0 = vload(xr);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          V d1 = vbcast(dzr + 1);
-          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+    if (unit_end - unit_begin >= 2) {
+      for (int k_next = unit_begin; k_next < unit_end; k_next += 2) {
+        // The last tile ends at unit_end: where it overlaps the tile before, it writes the same sums again.
+        const int k0 = k_next + 2 <= unit_end ? k_next : unit_end - 2;
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 7) / 8 * 8;
+          const float* rows_x = ws + dense2_x_rows;
+          const float* rows_dz = ws + dense2_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k1_v0 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 8;
+            const float* dzr = rows_dz + r * 2 + k0;
+            V x0 = vload(xr);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            V d1 = vbcast(dzr + 1);
+            acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+          }
+          alignas(64) float part_k0[8];
+          vstore(part_k0, acc_k0_v0);
+          for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] = (s ? (dw + k0 * 4)[e] : 0.0f) + part_k0[e];
+          alignas(64) float part_k1[8];
+          vstore(part_k1, acc_k1_v0);
+          for (int e = 0; e < 4; ++e) (dw + k0 * 4 + 4)[e] = (s ? (dw + k0 * 4 + 4)[e] : 0.0f) + part_k1[e];
         }
-        alignas(64) float part_k0[8];
-        vstore(part_k0, acc_k0_v0);
-        for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] = (s ? (dw + k0 * 4)[e] : 0.0f) + part_k0[e];
-        alignas(64) float part_k1[8];
-        vstore(part_k1, acc_k1_v0);
-        for (int e = 0; e < 4; ++e) (dw + k0 * 4 + 4)[e] = (s ? (dw + k0 * 4 + 4)[e] : 0.0f) + part_k1[e];
+        for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] *= scale;
+        for (int e = 0; e < 4; ++e) (dw + k0 * 4 + 4)[e] *= scale;
       }
-      for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] *= scale;
-      for (int e = 0; e < 4; ++e) (dw + k0 * 4 + 4)[e] *= scale;
     }
-    for (; k0 < unit_end; ++k0) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 7) / 8 * 8;
-        const float* rows_x = ws + dense2_x_rows;
-        const float* rows_dz = ws + dense2_dz_rows;
-        V acc_k0_v0 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 8;
-          const float* dzr = rows_dz + r * 2 + k0;
-          V x0 = vload(xr);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+    else {
+      for (int k0 = unit_begin; k0 < unit_end; ++k0) {
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 7) / 8 * 8;
+          const float* rows_x = ws + dense2_x_rows;
+          const float* rows_dz = ws + dense2_dz_rows;
+          V acc_k0_v0 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 8;
+            const float* dzr = rows_dz + r * 2 + k0;
+            V x0 = vload(xr);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+          }
+          alignas(64) float part_k0[8];
+          vstore(part_k0, acc_k0_v0);
+          for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] = (s ? (dw + k0 * 4)[e] : 0.0f) + part_k0[e];
         }
-        alignas(64) float part_k0[8];
-        vstore(part_k0, acc_k0_v0);
-        for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] = (s ? (dw + k0 * 4)[e] : 0.0f) + part_k0[e];
+        for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] *= scale;
       }
-      for (int e = 0; e < 4; ++e) (dw + k0 * 4)[e] *= scale;
     }
   }
 }
@@ -1803,79 +1833,84 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense1_step_weights(const cnnc_pass* pas
   float* dw = grads;
   const V vscale = vset(scale);
   for (int v0 = 0; v0 < 18; v0 += 2) {
-    int k0 = unit_begin;
-    for (; k0 + 4 <= unit_end; k0 += 4) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 0) / 1 * 1;
-        const float* rows_x = ws + dense1_x_rows;
-        const float* rows_dz = ws + dense1_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k0_v1 = vzero();
-        V acc_k1_v0 = vzero();
-        V acc_k1_v1 = vzero();
-        V acc_k2_v0 = vzero();
-        V acc_k2_v1 = vzero();
-        V acc_k3_v0 = vzero();
-        V acc_k3_v1 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 18 + v0;
-          const float* dzr = rows_dz + r * 4 + k0;
-          V x0 = vload(xr);
-          V x1 = vload(xr + 1);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
-          V d1 = vbcast(dzr + 1);
-          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
-          acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
-          V d2 = vbcast(dzr + 2);
-          acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
-          acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
-          V d3 = vbcast(dzr + 3);
-          acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
-          acc_k3_v1 = vfma(d3, x1, acc_k3_v1);
+    if (unit_end - unit_begin >= 4) {
+      for (int k_next = unit_begin; k_next < unit_end; k_next += 4) {
+        // The last tile ends at unit_end: where it overlaps the tile before, it writes the same sums again.
+        const int k0 = k_next + 4 <= unit_end ? k_next : unit_end - 4;
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 0) / 1 * 1;
+          const float* rows_x = ws + dense1_x_rows;
+          const float* rows_dz = ws + dense1_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k0_v1 = vzero();
+          V acc_k1_v0 = vzero();
+          V acc_k1_v1 = vzero();
+          V acc_k2_v0 = vzero();
+          V acc_k2_v1 = vzero();
+          V acc_k3_v0 = vzero();
+          V acc_k3_v1 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 18 + v0;
+            const float* dzr = rows_dz + r * 4 + k0;
+            V x0 = vload(xr);
+            V x1 = vload(xr + 1);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+            V d1 = vbcast(dzr + 1);
+            acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+            acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+            V d2 = vbcast(dzr + 2);
+            acc_k2_v0 = vfma(d2, x0, acc_k2_v0);
+            acc_k2_v1 = vfma(d2, x1, acc_k2_v1);
+            V d3 = vbcast(dzr + 3);
+            acc_k3_v0 = vfma(d3, x0, acc_k3_v0);
+            acc_k3_v1 = vfma(d3, x1, acc_k3_v1);
+          }
+          vstoreu(dw + k0 * 18 + v0, vadd(s ? vloadu(dw + k0 * 18 + v0) : vzero(), acc_k0_v0));
+          vstoreu(dw + k0 * 18 + v0 + 1, vadd(s ? vloadu(dw + k0 * 18 + v0 + 1) : vzero(), acc_k0_v1));
+          vstoreu(dw + k0 * 18 + v0 + 18, vadd(s ? vloadu(dw + k0 * 18 + v0 + 18) : vzero(), acc_k1_v0));
+          vstoreu(dw + k0 * 18 + v0 + 19, vadd(s ? vloadu(dw + k0 * 18 + v0 + 19) : vzero(), acc_k1_v1));
+          vstoreu(dw + k0 * 18 + v0 + 36, vadd(s ? vloadu(dw + k0 * 18 + v0 + 36) : vzero(), acc_k2_v0));
+          vstoreu(dw + k0 * 18 + v0 + 37, vadd(s ? vloadu(dw + k0 * 18 + v0 + 37) : vzero(), acc_k2_v1));
+          vstoreu(dw + k0 * 18 + v0 + 54, vadd(s ? vloadu(dw + k0 * 18 + v0 + 54) : vzero(), acc_k3_v0));
+          vstoreu(dw + k0 * 18 + v0 + 55, vadd(s ? vloadu(dw + k0 * 18 + v0 + 55) : vzero(), acc_k3_v1));
         }
-        vstoreu(dw + k0 * 18 + v0, vadd(s ? vloadu(dw + k0 * 18 + v0) : vzero(), acc_k0_v0));
-        vstoreu(dw + k0 * 18 + v0 + 1, vadd(s ? vloadu(dw + k0 * 18 + v0 + 1) : vzero(), acc_k0_v1));
-        vstoreu(dw + k0 * 18 + v0 + 18, vadd(s ? vloadu(dw + k0 * 18 + v0 + 18) : vzero(), acc_k1_v0));
-        vstoreu(dw + k0 * 18 + v0 + 19, vadd(s ? vloadu(dw + k0 * 18 + v0 + 19) : vzero(), acc_k1_v1));
-        vstoreu(dw + k0 * 18 + v0 + 36, vadd(s ? vloadu(dw + k0 * 18 + v0 + 36) : vzero(), acc_k2_v0));
-        vstoreu(dw + k0 * 18 + v0 + 37, vadd(s ? vloadu(dw + k0 * 18 + v0 + 37) : vzero(), acc_k2_v1));
-        vstoreu(dw + k0 * 18 + v0 + 54, vadd(s ? vloadu(dw + k0 * 18 + v0 + 54) : vzero(), acc_k3_v0));
-        vstoreu(dw + k0 * 18 + v0 + 55, vadd(s ? vloadu(dw + k0 * 18 + v0 + 55) : vzero(), acc_k3_v1));
+        vstoreu(dw + k0 * 18 + v0, vmul(vloadu(dw + k0 * 18 + v0), vscale));
+        vstoreu(dw + k0 * 18 + v0 + 1, vmul(vloadu(dw + k0 * 18 + v0 + 1), vscale));
+        vstoreu(dw + k0 * 18 + v0 + 18, vmul(vloadu(dw + k0 * 18 + v0 + 18), vscale));
+        vstoreu(dw + k0 * 18 + v0 + 19, vmul(vloadu(dw + k0 * 18 + v0 + 19), vscale));
+        vstoreu(dw + k0 * 18 + v0 + 36, vmul(vloadu(dw + k0 * 18 + v0 + 36), vscale));
+        vstoreu(dw + k0 * 18 + v0 + 37, vmul(vloadu(dw + k0 * 18 + v0 + 37), vscale));
+        vstoreu(dw + k0 * 18 + v0 + 54, vmul(vloadu(dw + k0 * 18 + v0 + 54), vscale));
+        vstoreu(dw + k0 * 18 + v0 + 55, vmul(vloadu(dw + k0 * 18 + v0 + 55), vscale));
       }
-      vstoreu(dw + k0 * 18 + v0, vmul(vloadu(dw + k0 * 18 + v0), vscale));
-      vstoreu(dw + k0 * 18 + v0 + 1, vmul(vloadu(dw + k0 * 18 + v0 + 1), vscale));
-      vstoreu(dw + k0 * 18 + v0 + 18, vmul(vloadu(dw + k0 * 18 + v0 + 18), vscale));
-      vstoreu(dw + k0 * 18 + v0 + 19, vmul(vloadu(dw + k0 * 18 + v0 + 19), vscale));
-      vstoreu(dw + k0 * 18 + v0 + 36, vmul(vloadu(dw + k0 * 18 + v0 + 36), vscale));
-      vstoreu(dw + k0 * 18 + v0 + 37, vmul(vloadu(dw + k0 * 18 + v0 + 37), vscale));
-      vstoreu(dw + k0 * 18 + v0 + 54, vmul(vloadu(dw + k0 * 18 + v0 + 54), vscale));
-      vstoreu(dw + k0 * 18 + v0 + 55, vmul(vloadu(dw + k0 * 18 + v0 + 55), vscale));
     }
-    for (; k0 < unit_end; ++k0) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 0) / 1 * 1;
-        const float* rows_x = ws + dense1_x_rows;
-        const float* rows_dz = ws + dense1_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k0_v1 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 18 + v0;
-          const float* dzr = rows_dz + r * 4 + k0;
-          V x0 = vload(xr);
-          V x1 = vload(xr + 1);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+    else {
+      for (int k0 = unit_begin; k0 < unit_end; ++k0) {
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 0) / 1 * 1;
+          const float* rows_x = ws + dense1_x_rows;
+          const float* rows_dz = ws + dense1_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k0_v1 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 18 + v0;
+            const float* dzr = rows_dz + r * 4 + k0;
+            V x0 = vload(xr);
+            V x1 = vload(xr + 1);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+          }
+          vstoreu(dw + k0 * 18 + v0, vadd(s ? vloadu(dw + k0 * 18 + v0) : vzero(), acc_k0_v0));
+          vstoreu(dw + k0 * 18 + v0 + 1, vadd(s ? vloadu(dw + k0 * 18 + v0 + 1) : vzero(), acc_k0_v1));
         }
-        vstoreu(dw + k0 * 18 + v0, vadd(s ? vloadu(dw + k0 * 18 + v0) : vzero(), acc_k0_v0));
-        vstoreu(dw + k0 * 18 + v0 + 1, vadd(s ? vloadu(dw + k0 * 18 + v0 + 1) : vzero(), acc_k0_v1));
+        vstoreu(dw + k0 * 18 + v0, vmul(vloadu(dw + k0 * 18 + v0), vscale));
+        vstoreu(dw + k0 * 18 + v0 + 1, vmul(vloadu(dw + k0 * 18 + v0 + 1), vscale));
       }
-      vstoreu(dw + k0 * 18 + v0, vmul(vloadu(dw + k0 * 18 + v0), vscale));
-      vstoreu(dw + k0 * 18 + v0 + 1, vmul(vloadu(dw + k0 * 18 + v0 + 1), vscale));
     }
   }
 }
@@ -1998,61 +2033,66 @@ static CNNC_PORTABLE CNNC_NOINLINE void dense2_step_weights(const cnnc_pass* pas
   float* dw = grads + 96;
   const V vscale = vset(scale);
   for (int v0 = 0; v0 < 4; v0 += 2) {
-    int k0 = unit_begin;
-    for (; k0 + 2 <= unit_end; k0 += 2) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 0) / 1 * 1;
-        const float* rows_x = ws + dense2_x_rows;
-        const float* rows_dz = ws + dense2_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k0_v1 = vzero();
-        V acc_k1_v0 = vzero();
-        V acc_k1_v1 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 4 + v0;
-          const float* dzr = rows_dz + r * 2 + k0;
-          V x0 = vload(xr);
-          V x1 = vload(xr + 1);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
-          V d1 = vbcast(dzr + 1);
-          acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
-          acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+    if (unit_end - unit_begin >= 2) {
+      for (int k_next = unit_begin; k_next < unit_end; k_next += 2) {
+        // The last tile ends at unit_end: where it overlaps the tile before, it writes the same sums again.
+        const int k0 = k_next + 2 <= unit_end ? k_next : unit_end - 2;
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 0) / 1 * 1;
+          const float* rows_x = ws + dense2_x_rows;
+          const float* rows_dz = ws + dense2_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k0_v1 = vzero();
+          V acc_k1_v0 = vzero();
+          V acc_k1_v1 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 4 + v0;
+            const float* dzr = rows_dz + r * 2 + k0;
+            V x0 = vload(xr);
+            V x1 = vload(xr + 1);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+            V d1 = vbcast(dzr + 1);
+            acc_k1_v0 = vfma(d1, x0, acc_k1_v0);
+            acc_k1_v1 = vfma(d1, x1, acc_k1_v1);
+          }
+          vstoreu(dw + k0 * 4 + v0, vadd(s ? vloadu(dw + k0 * 4 + v0) : vzero(), acc_k0_v0));
+          vstoreu(dw + k0 * 4 + v0 + 1, vadd(s ? vloadu(dw + k0 * 4 + v0 + 1) : vzero(), acc_k0_v1));
+          vstoreu(dw + k0 * 4 + v0 + 4, vadd(s ? vloadu(dw + k0 * 4 + v0 + 4) : vzero(), acc_k1_v0));
+          vstoreu(dw + k0 * 4 + v0 + 5, vadd(s ? vloadu(dw + k0 * 4 + v0 + 5) : vzero(), acc_k1_v1));
         }
-        vstoreu(dw + k0 * 4 + v0, vadd(s ? vloadu(dw + k0 * 4 + v0) : vzero(), acc_k0_v0));
-        vstoreu(dw + k0 * 4 + v0 + 1, vadd(s ? vloadu(dw + k0 * 4 + v0 + 1) : vzero(), acc_k0_v1));
-        vstoreu(dw + k0 * 4 + v0 + 4, vadd(s ? vloadu(dw + k0 * 4 + v0 + 4) : vzero(), acc_k1_v0));
-        vstoreu(dw + k0 * 4 + v0 + 5, vadd(s ? vloadu(dw + k0 * 4 + v0 + 5) : vzero(), acc_k1_v1));
+        vstoreu(dw + k0 * 4 + v0, vmul(vloadu(dw + k0 * 4 + v0), vscale));
+        vstoreu(dw + k0 * 4 + v0 + 1, vmul(vloadu(dw + k0 * 4 + v0 + 1), vscale));
+        vstoreu(dw + k0 * 4 + v0 + 4, vmul(vloadu(dw + k0 * 4 + v0 + 4), vscale));
+        vstoreu(dw + k0 * 4 + v0 + 5, vmul(vloadu(dw + k0 * 4 + v0 + 5), vscale));
       }
-      vstoreu(dw + k0 * 4 + v0, vmul(vloadu(dw + k0 * 4 + v0), vscale));
-      vstoreu(dw + k0 * 4 + v0 + 1, vmul(vloadu(dw + k0 * 4 + v0 + 1), vscale));
-      vstoreu(dw + k0 * 4 + v0 + 4, vmul(vloadu(dw + k0 * 4 + v0 + 4), vscale));
-      vstoreu(dw + k0 * 4 + v0 + 5, vmul(vloadu(dw + k0 * 4 + v0 + 5), vscale));
     }
-    for (; k0 < unit_end; ++k0) {
-      for (int s = 0; s < count; ++s) {
-        const float* ws = (const float*)passes[s].workspace;
-        const int rows = (passes[s].n + 0) / 1 * 1;
-        const float* rows_x = ws + dense2_x_rows;
-        const float* rows_dz = ws + dense2_dz_rows;
-        V acc_k0_v0 = vzero();
-        V acc_k0_v1 = vzero();
-        for (int r = 0; r < rows; ++r) {
-          const float* xr = rows_x + r * 4 + v0;
-          const float* dzr = rows_dz + r * 2 + k0;
-          V x0 = vload(xr);
-          V x1 = vload(xr + 1);
-          V d0 = vbcast(dzr);
-          acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
-          acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+    else {
+      for (int k0 = unit_begin; k0 < unit_end; ++k0) {
+        for (int s = 0; s < count; ++s) {
+          const float* ws = (const float*)passes[s].workspace;
+          const int rows = (passes[s].n + 0) / 1 * 1;
+          const float* rows_x = ws + dense2_x_rows;
+          const float* rows_dz = ws + dense2_dz_rows;
+          V acc_k0_v0 = vzero();
+          V acc_k0_v1 = vzero();
+          for (int r = 0; r < rows; ++r) {
+            const float* xr = rows_x + r * 4 + v0;
+            const float* dzr = rows_dz + r * 2 + k0;
+            V x0 = vload(xr);
+            V x1 = vload(xr + 1);
+            V d0 = vbcast(dzr);
+            acc_k0_v0 = vfma(d0, x0, acc_k0_v0);
+            acc_k0_v1 = vfma(d0, x1, acc_k0_v1);
+          }
+          vstoreu(dw + k0 * 4 + v0, vadd(s ? vloadu(dw + k0 * 4 + v0) : vzero(), acc_k0_v0));
+          vstoreu(dw + k0 * 4 + v0 + 1, vadd(s ? vloadu(dw + k0 * 4 + v0 + 1) : vzero(), acc_k0_v1));
         }
-        vstoreu(dw + k0 * 4 + v0, vadd(s ? vloadu(dw + k0 * 4 + v0) : vzero(), acc_k0_v0));
-        vstoreu(dw + k0 * 4 + v0 + 1, vadd(s ? vloadu(dw + k0 * 4 + v0 + 1) : vzero(), acc_k0_v1));
+        vstoreu(dw + k0 * 4 + v0, vmul(vloadu(dw + k0 * 4 + v0), vscale));
+        vstoreu(dw + k0 * 4 + v0 + 1, vmul(vloadu(dw + k0 * 4 + v0 + 1), vscale));
       }
-      vstoreu(dw + k0 * 4 + v0, vmul(vloadu(dw + k0 * 4 + v0), vscale));
-      vstoreu(dw + k0 * 4 + v0 + 1, vmul(vloadu(dw + k0 * 4 + v0 + 1), vscale));
     }
   }
 }
