@@ -166,10 +166,13 @@ void emit_dw_tiles(EmitContext& c, const LayerPlan& lp, bool units_from_args,
       return;
     }
     const Expr k0 = Expr::var("k0");
-    if (KB == 1) {
+    auto unit_by_unit = [&] {
       c.w.open("for (int k0 = unit_begin; k0 < unit_end; ++k0)");
       tile(1, vectors, partial, v0, k0);
       c.w.close();
+    };
+    if (KB == 1) {
+      unit_by_unit();
       return;
     }
     // A range that tiles do not divide ends in a whole tile that overlaps the one before it,
@@ -186,9 +189,7 @@ void emit_dw_tiles(EmitContext& c, const LayerPlan& lp, bool units_from_args,
     c.w.close();
     c.w.close();
     c.w.open("else");
-    c.w.open("for (int k0 = unit_begin; k0 < unit_end; ++k0)");
-    tile(1, vectors, partial, v0, k0);
-    c.w.close();
+    unit_by_unit();
     c.w.close();
   };
   emit_blocks(c.w, "v0", I / L, lp.dw_vblock,
