@@ -8,11 +8,13 @@
 #include <cstdlib>
 #include <memory>
 
+#include "codegen/abi_table.hpp"
 #include "codegen/compile/build.hpp"
 #include "codegen/emit_model.hpp"
 #include "data/random.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
+#include "generic/generic_engine.hpp"
 #include "train/trainer.hpp"
 
 namespace cnnc::engine {
@@ -63,14 +65,40 @@ TensorCheck compare(std::string tensor, const float* got, const float* want, int
   return t;
 }
 
+// Every tensor of got against want: inference output, training output, loss, each trainable
+// layer's weight and bias gradient, the updated parameters.
+std::vector<TensorCheck> compare_all(const dsl::Graph& g, const Outcome& got, const Outcome& want) {
+  auto all = [](const std::vector<float>& v) { return static_cast<int64_t>(v.size()); };
+  std::vector<TensorCheck> t;
+  t.push_back(
+      compare("forward output", got.inference.data(), want.inference.data(), all(want.inference)));
+  t.push_back(compare("training output", got.train_output.data(), want.train_output.data(),
+                      all(want.train_output)));
+  t.push_back(compare("loss", &got.loss, &want.loss, 1));
+  for (const dsl::Layer& l : g.layers) {
+    if (!l.trainable()) continue;
+    t.push_back(compare(l.name + " weight grad", got.grads.data() + l.weight_offset,
+                        want.grads.data() + l.weight_offset, l.weight_count));
+    t.push_back(compare(l.name + " bias grad", got.grads.data() + l.bias_offset,
+                        want.grads.data() + l.bias_offset, l.bias_count));
+  }
+  t.push_back(
+      compare("updated parameters", got.updated.data(), want.updated.data(), all(want.updated)));
+  return t;
+}
+
 }  // namespace
 
 double bf16_tolerance(const dsl::Graph& graph, bool gradient, int32_t n) {
+  double forward = bf16_products_tolerance(graph);
+  return gradient ? 2 * forward * std::sqrt(static_cast<double>(n)) : forward;
+}
+
+double bf16_products_tolerance(const dsl::Graph& graph) {
   int layers = 0;
   for (const dsl::Layer& l : graph.layers)
     layers += l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::dense;
-  double forward = std::ldexp(1.0, -8) * layers;
-  return gradient ? 2 * forward * std::sqrt(static_cast<double>(n)) : forward;
+  return std::ldexp(1.0, -8) * layers;
 }
 
 bool TargetCheck::ok() const {
@@ -90,6 +118,10 @@ VerifyReport verify_specialized(const dsl::Graph& graph, int32_t n, uint64_t see
   g.training.batch = n;
   auto generic = make_engine(g, "generic", n);
   const cnnc_model& ref = generic->model();
+  // The avx512_bf16 variant's reference: the generic engine with bf16 products.
+  const bool bf16 = std::find(targets.begin(), targets.end(), "avx512_bf16") != targets.end();
+  std::unique_ptr<rt::GenericModel> generic_bf16 =
+      bf16 ? std::make_unique<rt::GenericModel>(codegen::lower_to_abi(g), n, true) : nullptr;
   codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, n});
   codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
   VerifyReport report;
@@ -115,31 +147,23 @@ VerifyReport verify_specialized(const dsl::Graph& graph, int32_t n, uint64_t see
   cnnc_optimizer optim = optimizer_of(g.training);
   optim.step = 1;
   Outcome want = run(ref, params, input, labels, n, optim, seed);
+  Outcome want_bf16 =
+      bf16 ? run(*generic_bf16->abi(), params, input, labels, n, optim, seed) : Outcome{};
 
   for (const std::string& target : targets) {
-    TargetCheck t{target, {}, {}};
+    TargetCheck t{target, {}, {}, {}};
     codegen::ModelPtr m = lib.make(n, target);
     if (m) {
       t.engine = m->engine;
       Outcome got = run(*m, params, input, labels, n, optim, seed);
-      auto all = [](const std::vector<float>& v) { return static_cast<int64_t>(v.size()); };
-      t.tensors.push_back(compare("forward output", got.inference.data(), want.inference.data(),
-                                  all(want.inference)));
-      t.tensors.push_back(compare("training output", got.train_output.data(),
-                                  want.train_output.data(), all(want.train_output)));
-      t.tensors.push_back(compare("loss", &got.loss, &want.loss, 1));
-      for (const dsl::Layer& l : g.layers) {
-        if (!l.trainable()) continue;
-        t.tensors.push_back(compare(l.name + " weight grad", got.grads.data() + l.weight_offset,
-                                    want.grads.data() + l.weight_offset, l.weight_count));
-        t.tensors.push_back(compare(l.name + " bias grad", got.grads.data() + l.bias_offset,
-                                    want.grads.data() + l.bias_offset, l.bias_count));
+      const bool bf16_target = target == "avx512_bf16";
+      t.tensors = compare_all(g, got, bf16_target ? want_bf16 : want);
+      if (bf16_target) {
+        for (TensorCheck& c : t.tensors) c.rel_tolerance = bf16_products_tolerance(g);
+        t.against_fp32 = compare_all(g, got, want);
+        for (size_t i = 0; i < t.against_fp32.size(); ++i)  // outputs and loss come first
+          t.against_fp32[i].rel_tolerance = bf16_tolerance(g, i >= 3, n);
       }
-      t.tensors.push_back(compare("updated parameters", got.updated.data(), want.updated.data(),
-                                  all(want.updated)));
-      if (target == "avx512_bf16")
-        for (size_t i = 0; i < t.tensors.size(); ++i)  // the outputs and the loss come first
-          t.tensors[i].rel_tolerance = bf16_tolerance(g, i >= 3, n);
     }
     report.targets.push_back(std::move(t));
   }

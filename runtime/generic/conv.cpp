@@ -102,7 +102,7 @@ int64_t conv_col_floats(const cnnc_layer& l) {
 
 // x [N][H][W][C], w [K][R][S][C], b [K] -> y [N][P][Q][K]; col [P*Q][R*S*C] scratch.
 void conv_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* b,
-                  float* y, float* col, float* pack) {
+                  float* y, float* col, float* pack, bool bf16) {
   const ConvShape d = shape_of(l);
   const bool pointwise = is_pointwise(l);
   for (int32_t i = 0; i < n; ++i) {
@@ -115,6 +115,7 @@ void conv_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w
     g.a = pointwise ? xi : col, g.lda = d.rsc();
     g.b = w, g.ldb = d.rsc();
     g.c = yi, g.ldc = d.K;
+    g.bf16 = bf16;
     sgemm(g, pack);
     // The epilogue runs per sample, while the sample's output is still in cache.
     if (b) add_bias(d.P * d.Q, l.out_c, b, yi);
@@ -124,7 +125,7 @@ void conv_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w
 
 // dy [N][P][Q][K] -> dw [K][R][S][C] (summed over N), db [K], dx [N][H][W][C].
 void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* dy,
-                   float* dx, float* dw, float* db, float* col, float* pack) {
+                   float* dx, float* dw, float* db, float* col, float* pack, bool bf16) {
   const ConvShape d = shape_of(l);
   const bool pointwise = is_pointwise(l);
   if (db) sum_bias(n * d.P * d.Q, l.out_c, dy, db);
@@ -140,6 +141,7 @@ void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* 
       g.b = pointwise ? xi : col, g.ldb = d.rsc();
       g.c = dw, g.ldc = d.rsc();
       g.accumulate = i > 0;
+      g.bf16 = bf16;
       sgemm(g, pack);
     }
     if (dx) {
@@ -149,6 +151,7 @@ void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* 
       g.a = dyi, g.lda = d.K;
       g.b = w, g.ldb = d.rsc();
       g.c = pointwise ? dxi : col, g.ldc = d.rsc();
+      g.bf16 = bf16;
       sgemm(g, pack);
       if (!pointwise) {
         std::memset(dxi, 0, d.H * d.W * d.C * sizeof(float));

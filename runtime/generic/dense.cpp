@@ -17,7 +17,7 @@ int64_t inputs_of(const cnnc_layer& l) {
 
 // x [N][C], w [K][C], b [K] -> y [N][K].
 void dense_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* b,
-                   float* y, float* pack) {
+                   float* y, float* pack, bool bf16) {
   const int64_t C = inputs_of(l), K = l.out_c;
   GemmArgs g;
   g.trans_b = true;
@@ -25,6 +25,7 @@ void dense_forward(const cnnc_layer& l, int32_t n, const float* x, const float* 
   g.a = x, g.lda = C;
   g.b = w, g.ldb = C;
   g.c = y, g.ldc = K;
+  g.bf16 = bf16;
   sgemm(g, pack);
   if (b) add_bias(n, l.out_c, b, y);
   activation_forward(l.activation, n, K, y);
@@ -32,7 +33,7 @@ void dense_forward(const cnnc_layer& l, int32_t n, const float* x, const float* 
 
 // dy [N][K] -> dw [K][C], db [K], dx [N][C].
 void dense_backward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* dy,
-                    float* dx, float* dw, float* db, float* pack) {
+                    float* dx, float* dw, float* db, float* pack, bool bf16) {
   const int64_t C = inputs_of(l), K = l.out_c;
   if (db) sum_bias(n, l.out_c, dy, db);
   if (dw) {
@@ -42,6 +43,7 @@ void dense_backward(const cnnc_layer& l, int32_t n, const float* x, const float*
     g.a = dy, g.lda = K;
     g.b = x, g.ldb = C;
     g.c = dw, g.ldc = C;
+    g.bf16 = bf16;
     sgemm(g, pack);
   }
   if (dx) {
@@ -50,6 +52,7 @@ void dense_backward(const cnnc_layer& l, int32_t n, const float* x, const float*
     g.a = dy, g.lda = K;
     g.b = w, g.ldb = C;
     g.c = dx, g.ldc = C;
+    g.bf16 = bf16;
     sgemm(g, pack);
   }
 }

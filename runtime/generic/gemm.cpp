@@ -6,20 +6,42 @@
 // micro-kernel serves NN, NT and TN, and zero-pads ragged edges so it never branches inside.
 #include "generic/gemm.hpp"
 
+#include <cmath>
 #include <cstring>
 
 namespace cnnc::rt {
+
+float round_to_bf16(float x) {
+  if (std::fpclassify(x) == FP_SUBNORMAL) return std::copysign(0.0f, x);
+  if (std::isnan(x)) return x;
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  // Add half of the dropped 16 bits' range, less one unless the kept part is odd (ties to even);
+  // a carry rounds up into the exponent, to infinity past the largest bf16.
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  bits &= 0xffff0000u;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+}
+
 namespace {
+
+// A packed panel's values rounded to bf16 in place (GemmArgs::bf16); the zero padding stays zero.
+void round_panel(float* panel, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) panel[i] = round_to_bf16(panel[i]);
+}
 
 constexpr int64_t MR = kGemmMR, NR = kGemmNR;
 
 // Element access through the transposes, for the reference loop.
 inline float a_at(const GemmArgs& g, int64_t i, int64_t k) {
-  return g.trans_a ? g.a[k * g.lda + i] : g.a[i * g.lda + k];
+  float a = g.trans_a ? g.a[k * g.lda + i] : g.a[i * g.lda + k];
+  return g.bf16 ? round_to_bf16(a) : a;
 }
 
 inline float b_at(const GemmArgs& g, int64_t k, int64_t j) {
-  return g.trans_b ? g.b[j * g.ldb + k] : g.b[k * g.ldb + j];
+  float b = g.trans_b ? g.b[j * g.ldb + k] : g.b[k * g.ldb + j];
+  return g.bf16 ? round_to_bf16(b) : b;
 }
 
 // dst[panel][kc][MR]: rows i0.. i0+mc of op(A), columns p0.. p0+kc. Rows beyond m are zero: the
@@ -41,6 +63,7 @@ void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, f
     }
     for (int64_t p = 0; p < kc; ++p)
       for (int64_t r = rows; r < MR; ++r) dst[p * MR + r] = 0.0f;
+    if (g.bf16) round_panel(dst, MR * kc);
     dst += MR * kc;
   }
 }
@@ -63,6 +86,7 @@ void pack_b(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, f
     }
     for (int64_t p = 0; p < kc; ++p)
       for (int64_t c = cols; c < NR; ++c) dst[p * NR + c] = 0.0f;
+    if (g.bf16) round_panel(dst, NR * kc);
     dst += NR * kc;
   }
 }

@@ -10,7 +10,9 @@ namespace cnnc::rt {
 // A is read as A[i*lda + k] (trans_a false) or A[k*lda + i] (trans_a true); B likewise.
 // accumulate false overwrites C, true adds to it. pack is scratch of kGemmPackFloats floats,
 // 64-byte aligned: the packed panels of A and B (owned by the caller, so the engine's whole
-// memory is the ABI's workspace).
+// memory is the ABI's workspace). bf16 rounds every element of op(A) and op(B) to bf16 first
+// (round_to_bf16), as AVX512_BF16 code does before vdpbf16ps: each product is then exact in
+// fp32, and the sums stay fp32.
 struct GemmArgs {
   bool trans_a = false, trans_b = false;
   int64_t m = 0, n = 0, k = 0;
@@ -21,7 +23,12 @@ struct GemmArgs {
   float* c = nullptr;
   int64_t ldc = 0;
   bool accumulate = false;
+  bool bf16 = false;
 };
+
+// x rounded to the nearest bf16 (ties to even), as vcvtne2ps2bf16 does, denormals flushed to
+// zero as it does; returned widened back to fp32.
+float round_to_bf16(float x);
 
 // Blocking, BLIS style: an MR x NR register tile, an MC x KC block of A kept in L2, a KC x NC
 // block of B kept in L3 (KC x NR of it in L1 per micro-kernel call).

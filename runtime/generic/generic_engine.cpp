@@ -46,8 +46,9 @@ struct GenericModel::Engine {
   // Cross-entropy after a final softmax: in training the loss owns the softmax and hands back
   // softmax - onehot as the gradient of the logits.
   bool fused_softmax = false;
+  bool bf16 = false;  // GenericModel's bf16_products
 
-  Engine(ModelSpec s, int32_t max_batch);
+  Engine(ModelSpec s, int32_t max_batch, bool bf16_products);
   // Runs every layer; returns each layer's output (flatten, and layers that are the identity in
   // this mode, alias their input). With linear_last the last layer's softmax is left out: its
   // output is the logits.
@@ -72,7 +73,8 @@ struct GenericModel::Engine {
   void check(const cnnc_pass& p) const;
 };
 
-GenericModel::Engine::Engine(ModelSpec s, int32_t max_batch) : spec(std::move(s)) {
+GenericModel::Engine::Engine(ModelSpec s, int32_t max_batch, bool bf16_products)
+    : spec(std::move(s)), bf16(bf16_products) {
   validate(spec);
   if (max_batch < 1)
     throw std::invalid_argument("max_batch is " + std::to_string(max_batch) + ", must be >= 1");
@@ -108,7 +110,7 @@ GenericModel::Engine::Engine(ModelSpec s, int32_t max_batch) : spec(std::move(s)
 
   model.abi_version = CNNC_ABI_VERSION;
   model.name = spec.name.c_str();
-  model.engine = "generic";
+  model.engine = bf16 ? "generic-bf16" : "generic";
   model.input_h = spec.input_h;
   model.input_w = spec.input_w;
   model.input_c = spec.input_c;
@@ -163,8 +165,8 @@ std::vector<const float*> GenericModel::Engine::run_forward(const cnnc_pass& p, 
     const float* b = l.bias_count ? p.params + l.bias_offset : nullptr;
     outs[i] = y;
     switch (l.kind) {
-      case CNNC_CONV: conv_forward(l, p.n, x, w, b, y, ws + col_at, ws + pack_at); break;
-      case CNNC_DENSE: dense_forward(l, p.n, x, w, b, y, ws + pack_at); break;
+      case CNNC_CONV: conv_forward(l, p.n, x, w, b, y, ws + col_at, ws + pack_at, bf16); break;
+      case CNNC_DENSE: dense_forward(l, p.n, x, w, b, y, ws + pack_at, bf16); break;
       case CNNC_MAXPOOL: maxpool_forward(l, p.n, x, y); break;
       case CNNC_AVGPOOL: avgpool_forward(l, p.n, x, y); break;
       case CNNC_FLATTEN: outs[i] = x; break;
@@ -241,9 +243,9 @@ int GenericModel::Engine::backward(const cnnc_pass& p, const std::vector<const f
       case CNNC_DENSE:
         if (!softmax_left_out) activation_backward(l.activation, p.n, out_size(l), outs[i], dy, dy);
         if (l.kind == CNNC_CONV)
-          conv_backward(l, p.n, x, w, dy, dx, dw, db, ws + col_at, ws + pack_at);
+          conv_backward(l, p.n, x, w, dy, dx, dw, db, ws + col_at, ws + pack_at, bf16);
         else
-          dense_backward(l, p.n, x, w, dy, dx, dw, db, ws + pack_at);
+          dense_backward(l, p.n, x, w, dy, dx, dw, db, ws + pack_at, bf16);
         break;
       case CNNC_MAXPOOL: maxpool_backward(l, p.n, x, dy, dx); break;
       case CNNC_AVGPOOL: avgpool_backward(l, p.n, dy, dx); break;
@@ -306,8 +308,8 @@ void GenericModel::Engine::update(float* params, const float* grads, float* stat
   }
 }
 
-GenericModel::GenericModel(ModelSpec spec, int32_t max_batch)
-    : engine_(std::make_unique<Engine>(std::move(spec), max_batch)) {}
+GenericModel::GenericModel(ModelSpec spec, int32_t max_batch, bool bf16_products)
+    : engine_(std::make_unique<Engine>(std::move(spec), max_batch, bf16_products)) {}
 GenericModel::~GenericModel() = default;
 GenericModel::GenericModel(GenericModel&&) noexcept = default;
 GenericModel& GenericModel::operator=(GenericModel&&) noexcept = default;

@@ -34,7 +34,11 @@ void validate(const ModelSpec& spec);
 class GenericModel {
  public:
   // Validates spec (see validate) and plans the workspace for slices of up to max_batch samples.
-  GenericModel(ModelSpec spec, int32_t max_batch);
+  // bf16_products: every conv and dense product takes its operands rounded to bf16 and sums in
+  // fp32, as the avx512_bf16 variant of generated code does (engine "generic-bf16"): the
+  // reference that `cnnc verify` holds that variant to, where relu and max-pool decisions
+  // follow the same rounded values.
+  GenericModel(ModelSpec spec, int32_t max_batch, bool bf16_products = false);
   ~GenericModel();
   GenericModel(GenericModel&&) noexcept;
   GenericModel& operator=(GenericModel&&) noexcept;

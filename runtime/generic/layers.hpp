@@ -19,24 +19,26 @@ namespace cnnc::rt {
 // whose input already is its im2col matrix.
 int64_t conv_col_floats(const cnnc_layer& l);
 
+// bf16 (here and below): the products' operands rounded to bf16, sums in fp32 (GemmArgs::bf16).
+
 // x [N][H][W][C], w [K][R][S][C], b [K] or null -> y [N][P][Q][K], bias and activation fused.
 void conv_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* b,
-                  float* y, float* col, float* pack);
+                  float* y, float* col, float* pack, bool bf16 = false);
 
 // dy [N][P][Q][K] -> dw [K][R][S][C], db [K], dx [N][H][W][C], each overwritten and each
 // skipped when null.
 void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* dy,
-                   float* dx, float* dw, float* db, float* col, float* pack);
+                   float* dx, float* dw, float* db, float* col, float* pack, bool bf16 = false);
 
 // ---- dense.cpp: y = x w^T + b, C = in_h*in_w*in_c read in [H][W][C] order ----
 
 // x [N][C], w [K][C], b [K] or null -> y [N][K], bias and activation fused.
 void dense_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* b,
-                   float* y, float* pack);
+                   float* y, float* pack, bool bf16 = false);
 
 // dy [N][K] -> dw [K][C], db [K], dx [N][C], each overwritten and each skipped when null.
 void dense_backward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* dy,
-                    float* dx, float* dw, float* db, float* pack);
+                    float* dx, float* dw, float* db, float* pack, bool bf16 = false);
 
 // ---- pool.cpp: R x S windows, independent strides, no padding ----
 

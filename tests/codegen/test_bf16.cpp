@@ -1,7 +1,9 @@
-// Specifications of precision bf16: the avx512_bf16 variant agrees with the fp32 generic engine
-// within the tolerance bf16 rounding allows (engine::bf16_tolerance, docs/codegen.md) and is
-// really bf16 (it differs from fp32 by more than fp32 rounding); a CPU or target without
-// AVX512_BF16 falls back to the fp32 variants, which agree within fp32's tolerance, and says so.
+// Specifications of precision bf16: the avx512_bf16 variant agrees with the generic engine with
+// bf16 products (engine::bf16_products_tolerance) at any batch, and with the fp32 generic engine
+// within the bound bf16 rounding allows (engine::bf16_tolerance, docs/codegen.md) at these; it is
+// really bf16 (nearer the bf16 products than fp32, and further from fp32 than fp32 rounding
+// goes); a CPU or target without AVX512_BF16 falls back to the fp32 variants, which agree within
+// fp32's tolerance, and says so.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -20,9 +22,11 @@ using namespace cnnc;
 
 namespace {
 
-// The bf16 variant against the generic engine: every tensor within bf16's tolerance, and the
-// forward output further from fp32 than fp32 rounding goes (else the products were not bf16).
-void check_bf16(const std::string& text, int32_t n) {
+// The bf16 variant against the generic engine, with bf16 products and in fp32: every tensor
+// within its tolerance, and the forward output nearer the bf16 products than fp32, and further
+// from fp32 than fp32 rounding goes (else the products were not bf16). against_fp32 = false
+// leaves out the fp32 bound, which a flipped relu decision can exceed at small batches.
+void check_bf16(const std::string& text, int32_t n, bool against_fp32 = true) {
   dsl::Graph g = test::graph_of(text + "precision bf16\n");
   REQUIRE(g.training.precision == dsl::Precision::bf16);
   engine::VerifyReport r = engine::verify_specialized(g, n, 5, {"avx512_bf16", "avx512"});
@@ -31,18 +35,27 @@ void check_bf16(const std::string& text, int32_t n) {
   const engine::TargetCheck& fp32 = r.targets[1];
   REQUIRE(bf16.engine == "specialized-avx512_bf16");
   REQUIRE(fp32.engine == "specialized-avx512");  // the fallback of a bf16 model
-  for (const engine::TargetCheck* t : {&bf16, &fp32})
-    for (const engine::TensorCheck& c : t->tensors) {
-      INFO(g.name << " " << t->target << " " << c.tensor << ": max abs err " << c.max_abs
+  REQUIRE(bf16.against_fp32.size() == bf16.tensors.size());
+  CHECK(fp32.against_fp32.empty());
+  auto check = [&](const engine::TargetCheck& t, const std::vector<engine::TensorCheck>& tensors,
+                   auto tolerance) {
+    for (const engine::TensorCheck& c : tensors) {
+      INFO(g.name << " " << t.target << " " << c.tensor << ": max abs err " << c.max_abs
                   << ", largest value " << c.max_ref << ", tolerance " << c.rel_tolerance);
-      CHECK(c.rel_tolerance ==
-            (t == &fp32
-                 ? 1e-3
-                 : engine::bf16_tolerance(
-                       g, c.tensor.find("output") == std::string::npos && c.tensor != "loss", n)));
+      CHECK(c.rel_tolerance == tolerance(c));
       CHECK(c.ok());
     }
-  CHECK(bf16.tensors.front().max_rel() > 1e-4);
+  };
+  check(bf16, bf16.tensors,
+        [&](const engine::TensorCheck&) { return engine::bf16_products_tolerance(g); });
+  if (against_fp32)
+    check(bf16, bf16.against_fp32, [&](const engine::TensorCheck& c) {
+      return engine::bf16_tolerance(
+          g, c.tensor.find("output") == std::string::npos && c.tensor != "loss", n);
+    });
+  check(fp32, fp32.tensors, [](const engine::TensorCheck&) { return 1e-3; });
+  CHECK(bf16.against_fp32.front().max_rel() > 1e-4);
+  CHECK(bf16.tensors.front().max_rel() < bf16.against_fp32.front().max_rel() / 4);
   CHECK(fp32.tensors.front().max_rel() < 1e-5);
 }
 
@@ -64,6 +77,20 @@ TEST_CASE("bf16 agrees with the generic engine: keras_mnist's shapes, smaller, w
       "model keras_bf16\ninput 16x16x1\nconv 32 3x3 relu\nconv 64 3x3 relu\nmaxpool 2x2\ndropout "
       "0.25\nflatten\ndense 128 relu\ndropout 0.5\ndense 10 softmax\n",
       32);
+}
+
+TEST_CASE("bf16 agrees with the generic engine with bf16 products at batches of 1 and 3") {
+  if (!cnnc_test::cpu_has("avx512_bf16"))
+    CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  // Against fp32, these batches are where a relu or max-pool decision that bf16 rounding flips
+  // moves a whole sample's share of a gradient past the rounding bound (seed 5: at batch 1
+  // conv2's weight gradient is 10% off fp32's, at batch 3 dense1's 7%, bounds 3.1% and 5.4%);
+  // against the bf16 products they agree.
+  for (int32_t n : {1, 3})
+    check_bf16(
+        "model small_bf16\ninput 16x16x1\nconv 32 3x3 relu\nconv 64 3x3 relu\nmaxpool 2x2\n"
+        "flatten\ndense 128 relu\ndense 10 softmax\n",
+        n, false);
 }
 
 TEST_CASE(
