@@ -59,6 +59,9 @@ void register_verify(CLI::App& app, int& status) {
       fmt::print("  {:<22} {:>12} {:>12}", "tensor", "max abs err", "max rel err");
       if (bf16) fmt::print("  {:>12} {:>10}", "fp32 rel err", "bf16 bound");
       fmt::print("\n");
+      if (bf16)
+        fmt::print("  tolerance: 1e-5 + {:.4f} x the largest value, against the bf16 products\n",
+                   t.tensors.front().rel_tolerance);
       for (size_t i = 0; i < t.tensors.size(); ++i) {
         const engine::TensorCheck& c = t.tensors[i];
         fmt::print("  {:<22} {:>12.3e} {:>12.3e}", c.tensor, c.max_abs, c.max_rel());
