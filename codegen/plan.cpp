@@ -277,7 +277,7 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       // and mostly the same x rows. Chunks of dw_prows rows keep what one tile reads within
       // 24 KiB, so that the next tile finds it in L1: lenet5's conv2 ran at 72% of the peak with
       // all 10 rows (64 KiB a tile, from L2) and at 93% with 3. Where not even 2 rows fit
-      // (keras_mnist's conv1: 3 taps, 7 filters), a dz vector serves few multiply-adds whatever
+      // (keras_mnist's conv1 on AVX-512: 3 taps, 7 filters), a dz vector serves few FMAs whatever
       // the chunk, and chunks keep the rows all tiles read within about 512 KiB of L2 instead.
       int64_t x_row = (l.in.w + l.pad_left + l.pad_right) * l.in.c * L * 4;
       int64_t dz_row = l.out.w * l.units * L * 4;

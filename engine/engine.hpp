@@ -48,8 +48,10 @@ std::unique_ptr<Engine> make_generic_prefix(const dsl::Graph& graph, size_t laye
                                             int32_t max_batch);
 
 // The generic engine of the whole graph as itself, for what only it computes: the input
-// gradient behind cnnc viz's saliency maps.
-rt::GenericModel make_generic_model(const dsl::Graph& graph, int32_t max_batch);
+// gradient behind cnnc viz's saliency maps; and, with bf16_products, the reference that cnnc
+// verify holds the avx512_bf16 variant to (GenericModel).
+rt::GenericModel make_generic_model(const dsl::Graph& graph, int32_t max_batch,
+                                    bool bf16_products = false);
 
 // Where make_engine's "specialized" gets its code. First, code linked into this executable by
 // `cnnc build`, for the model it was generated from (same name, same .cnn text). Otherwise the

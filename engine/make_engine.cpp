@@ -128,8 +128,9 @@ std::unique_ptr<Engine> make_generic_prefix(const dsl::Graph& graph, size_t laye
   return std::make_unique<GenericEngine>(std::move(spec), max_batch);
 }
 
-rt::GenericModel make_generic_model(const dsl::Graph& graph, int32_t max_batch) {
-  return rt::GenericModel(codegen::lower_to_abi(graph), max_batch);
+rt::GenericModel make_generic_model(const dsl::Graph& graph, int32_t max_batch,
+                                    bool bf16_products) {
+  return rt::GenericModel(codegen::lower_to_abi(graph), max_batch, bf16_products);
 }
 
 }  // namespace cnnc::engine

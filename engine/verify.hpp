@@ -43,20 +43,20 @@ struct VerifyReport {
 };
 
 // The bound on the bf16 variant's error against the fp32 generic engine (docs/codegen.md,
-// "Checking it") while bf16 rounding flips no relu or max-pool decision. bf16 keeps 8 bits of
-// mantissa: each rounded factor is off by at most 2^-9 of itself, each product by 2^-8, and so is a
-// sum of such products next to the sum of their sizes. Each conv or dense layer a tensor depends on
-// adds one such error: the forward outputs depend on every layer once (2^-8 x layers), the
-// gradients and the updated parameters on every layer forward and backward (2 x layers) and are
-// sums over the n samples of a batch, whose errors add like sqrt(n) terms while the sum itself may
-// cancel down to the size of one term.
+// "Checking it") while bf16 rounding flips no relu or max-pool decision. bf16 keeps 8 significant
+// bits, values 2^-7 of the binade's bottom apart: rounding moves a factor by at most 2^-8 of
+// itself, a product of two by about 2^-7, and a sum of such products by 2^-7 of the sum of its
+// terms' sizes. Each conv or dense layer a tensor depends on adds one such error: the forward
+// outputs depend on every layer once (2^-7 x layers), the gradients and the updated parameters
+// on every layer forward and backward (2 x layers) and are sums over the n samples of a batch,
+// whose errors add like sqrt(n) terms while the sum itself may cancel down to one term's size.
 double bf16_tolerance(const dsl::Graph& graph, bool gradient, int32_t n);
 
 // The tolerance of the bf16 variant against the generic engine with bf16 products, every
-// tensor: 2^-8 x the conv and dense layers. Both round the same fp32 values, but those differ
+// tensor: 2^-7 x the conv and dense layers. Both round the same fp32 values, but those differ
 // by fp32 rounding, summed in other orders, so a value near the midpoint between two bf16
-// values can round up in one engine and down in the other: one bf16 step, 2^-8 of itself, in
-// that operand of every product that reads it, through each layer after it.
+// values can round up in one engine and down in the other: one bf16 step, at most 2^-7 of
+// itself, in that operand of every product that reads it, through each layer after it.
 double bf16_products_tolerance(const dsl::Graph& graph);
 
 // Generates and builds the specialised code for batches of n, runs it on each target

@@ -12,14 +12,18 @@
 namespace cnnc::rt {
 
 float round_to_bf16(float x) {
-  if (std::fpclassify(x) == FP_SUBNORMAL) return std::copysign(0.0f, x);
-  if (std::isnan(x)) return x;
   uint32_t bits;
   std::memcpy(&bits, &x, sizeof bits);
-  // Add half of the dropped 16 bits' range, less one unless the kept part is odd (ties to even);
-  // a carry rounds up into the exponent, to infinity past the largest bf16.
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  bits &= 0xffff0000u;
+  if ((bits & 0x7f800000u) == 0) {
+    bits &= 0x80000000u;  // zero or denormal: zero of its sign (bits, not compares: DAZ-proof)
+  } else if (std::isnan(x)) {
+    bits = (bits | 0x00400000u) & 0xffff0000u;  // quiet, payload truncated
+  } else {
+    // Add half of the dropped 16 bits' range, less one unless the kept part is odd (ties to
+    // even); a carry rounds up into the exponent, to infinity past the largest bf16.
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    bits &= 0xffff0000u;
+  }
   std::memcpy(&x, &bits, sizeof x);
   return x;
 }

@@ -26,8 +26,8 @@ struct GemmArgs {
   bool bf16 = false;
 };
 
-// x rounded to the nearest bf16 (ties to even), as vcvtne2ps2bf16 does, denormals flushed to
-// zero as it does; returned widened back to fp32.
+// x rounded to the nearest bf16 (ties to even), denormals flushed to zero and NaNs quieted, as
+// vcvtne2ps2bf16 does; returned widened back to fp32.
 float round_to_bf16(float x);
 
 // Blocking, BLIS style: an MR x NR register tile, an MC x KC block of A kept in L2, a KC x NC

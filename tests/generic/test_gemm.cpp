@@ -4,6 +4,7 @@
 
 #include <cfloat>
 #include <cmath>
+
 #include "support.hpp"
 
 using cnnc::rt::GemmArgs;
@@ -94,7 +95,9 @@ TEST_CASE("round_to_bf16 keeps 8 bits of significand, ties to even, flushes deno
   CHECK(round_to_bf16(1.0f + ulp / 2 + std::ldexp(1.0f, -20)) == 1.0f + ulp);  // past the tie
   CHECK(round_to_bf16(-(1.0f + ulp / 2 + std::ldexp(1.0f, -20))) == -(1.0f + ulp));
   CHECK(round_to_bf16(1.0f + ulp / 2 - std::ldexp(1.0f, -20)) == 1.0f);
-  CHECK(std::isinf(round_to_bf16(FLT_MAX)));  // past the largest bf16
+  CHECK(round_to_bf16(2.0f - std::ldexp(1.0f, -9)) == 2.0f);  // a carry into the exponent
+  CHECK(round_to_bf16(FLT_MAX) == INFINITY);                  // past the largest bf16
+  CHECK(round_to_bf16(-FLT_MAX) == -INFINITY);
   CHECK(std::isinf(round_to_bf16(INFINITY)));
   CHECK(std::isnan(round_to_bf16(NAN)));
   CHECK(round_to_bf16(1e-40f) == 0.0f);
