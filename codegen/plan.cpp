@@ -85,9 +85,10 @@ std::pair<int, int> forward_tile(Isa isa, int64_t columns, int64_t filters, int6
 // held keras_mnist's conv2 at 85% of the peak its forward reaches 97% of. Shapes that divide Q
 // and C come first (a remainder is another body in the text), then the fewest loads per FMA,
 // then the most accumulators. A single column adds each dx value's terms filter by filter for
-// one output column after another, the order of the generic engine's scatter: bf16 keeps it.
+// one output column after another, the order of the generic engine's scatter: the portable code
+// keeps it. bf16 plans as AVX-512 (plan_model), so it tiles several columns too.
 std::pair<int, int> dx_tile(Isa isa, const dsl::Layer& l, bool single_column) {
-  const int64_t registers = isa == Isa::avx512 || isa == Isa::avx512_bf16 ? 32 : 16;
+  const int64_t registers = isa == Isa::avx512 ? 32 : 16;
   const int64_t S = l.kernel_w, sw = l.stride_w, Q = l.out.w, C = l.in.c;
   std::pair<int, int> best{1, 1};
   bool best_divides = false;
@@ -246,15 +247,15 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       }
       // A max pool right after the conv: inference sums its windows' conv outputs in registers
       // and stores only their maximum (emit_forward_pooled). Only relu and linear convs (sigmoid
-      // and tanh run over the stored output afterwards), and only AVX-512, where it was measured.
+      // and tanh run over the stored output afterwards), and only AVX-512 (bf16 plans as it),
+      // where it was measured.
       const dsl::Layer* next = i + 1 < g.layers.size() ? &g.layers[i + 1] : nullptr;
       bool relu_or_linear =
           l.activation == dsl::Activation::relu || l.activation == dsl::Activation::linear;
-      bool avx512 = isa == Isa::avx512 || isa == Isa::avx512_bf16;
       bool max_pool_next = next && next->kind == dsl::LayerKind::maxpool && !pads(*next);
       lp.relu_in_pool =
           l.activation == dsl::Activation::relu && max_pool_next && (lp.needs_dx || l.trainable());
-      if (avx512 && relu_or_linear && max_pool_next) {
+      if (isa == Isa::avx512 && relu_or_linear && max_pool_next) {
         lp.pool_fused = true;
         std::tie(lp.pool_qblock, lp.pool_kblock) =
             forward_tile(isa, next->out.w, l.units, next->kernel_h * next->kernel_w);
@@ -293,8 +294,7 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       while (lp.dw_prows < l.out.h && tile_bytes(lp.dw_prows + 1) <= 24 * 1024) ++lp.dw_prows;
       if (lp.dw_prows < 2)
         while (lp.dw_prows < l.out.h && chunk_bytes(lp.dw_prows + 1) <= 512 * 1024) ++lp.dw_prows;
-      std::tie(lp.dx_qblock, lp.dx_cblock) =
-          dx_tile(isa, l, isa == Isa::portable || isa == Isa::avx512_bf16);
+      std::tie(lp.dx_qblock, lp.dx_cblock) = dx_tile(isa, l, isa == Isa::portable);
       // With samples in the lanes every tile above streams all of x and dz from L2 (keras_mnist's
       // conv2 ran at 43% of peak so). Where a kernel row's taps fill whole vectors, the gradient
       // runs one sample at a time instead: taps in the lanes, filters broadcast, and the tiles
