@@ -309,7 +309,7 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
       std::unique_ptr<engine::Engine> e = engine::make_engine(
           variant, name.rfind("specialized", 0) == 0 ? "specialized" : name, slice);
       if (variant.training.precision == dsl::Precision::bf16)
-        bf16 = bf16 || std::string(e->model().engine) == "specialized-avx512_bf16";
+        bf16 = bf16 || engine::bf16_products(e->model());
       if (e->model().param_count != table.param_count)
         throw std::logic_error("engines disagree on the parameter count");
       contenders.push_back(

@@ -87,8 +87,9 @@ std::pair<int, int> forward_tile(Isa isa, int64_t columns, int64_t filters, int6
 // then the most accumulators. A single column adds each dx value's terms filter by filter for
 // one output column after another, the order of the generic engine's scatter: the portable code
 // keeps it. bf16 plans as AVX-512 (plan_model), so it tiles several columns too.
-std::pair<int, int> dx_tile(Isa isa, const dsl::Layer& l, bool single_column) {
+std::pair<int, int> dx_tile(Isa isa, const dsl::Layer& l) {
   const int64_t registers = isa == Isa::avx512 ? 32 : 16;
+  const bool single_column = isa == Isa::portable;
   const int64_t S = l.kernel_w, sw = l.stride_w, Q = l.out.w, C = l.in.c;
   std::pair<int, int> best{1, 1};
   bool best_divides = false;
@@ -294,7 +295,7 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       while (lp.dw_prows < l.out.h && tile_bytes(lp.dw_prows + 1) <= 24 * 1024) ++lp.dw_prows;
       if (lp.dw_prows < 2)
         while (lp.dw_prows < l.out.h && chunk_bytes(lp.dw_prows + 1) <= 512 * 1024) ++lp.dw_prows;
-      std::tie(lp.dx_qblock, lp.dx_cblock) = dx_tile(isa, l, isa == Isa::portable);
+      std::tie(lp.dx_qblock, lp.dx_cblock) = dx_tile(isa, l);
       // With samples in the lanes every tile above streams all of x and dz from L2 (keras_mnist's
       // conv2 ran at 43% of peak so). Where a kernel row's taps fill whole vectors, the gradient
       // runs one sample at a time instead: taps in the lanes, filters broadcast, and the tiles

@@ -41,6 +41,9 @@ std::string resolve_target(const std::string& target, dsl::Precision precision);
 // AVX512_BF16, or a target that names an fp32 variant), what the user should know.
 std::string precision_note(const dsl::Graph& graph, const cnnc_model& model);
 
+// Whether the model is the avx512_bf16 variant of generated code, whose products are bf16.
+bool bf16_products(const cnnc_model& model);
+
 // The generic engine of the graph's first `layers` layers: its output is that last layer's
 // tensor, [H][W][C]. It reads the whole model's parameter vector (offsets are unchanged), so a
 // checkpoint of the full model drives it: how cnnc viz shows what every layer computes.

@@ -93,10 +93,12 @@ std::string resolve_target(const std::string& target, dsl::Precision precision) 
   return "portable";
 }
 
+bool bf16_products(const cnnc_model& model) {
+  return std::string(model.engine) == "specialized-avx512_bf16";
+}
+
 std::string precision_note(const dsl::Graph& graph, const cnnc_model& model) {
-  if (graph.training.precision != dsl::Precision::bf16 ||
-      std::string(model.engine) == "specialized-avx512_bf16")
-    return {};
+  if (graph.training.precision != dsl::Precision::bf16 || bf16_products(model)) return {};
   return "; precision bf16 asked for, but this CPU lacks AVX512_BF16 (or the target names an fp32 "
          "variant): fp32 products";
 }

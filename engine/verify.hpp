@@ -39,7 +39,8 @@ struct VerifyReport {
   int lines = 0;      // of generated source
   std::string build;  // "compiled in 1.2 s (clang++ 14.0.6)" or "loaded from the cache"
   std::vector<TargetCheck> targets;
-  bool ok() const;  // every target that ran agrees, and at least one ran
+  bool ran() const;  // some target ran: the CPU and the model have it
+  bool ok() const;   // every target that ran agrees, and at least one ran
 };
 
 // The bound on the bf16 variant's error against the fp32 generic engine (docs/codegen.md,

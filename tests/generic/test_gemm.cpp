@@ -2,6 +2,7 @@
 // bf16 rounding against values worked out by hand.
 #include "generic/gemm.hpp"
 
+#include <bit>
 #include <cfloat>
 #include <cmath>
 
@@ -100,6 +101,9 @@ TEST_CASE("round_to_bf16 keeps 8 bits of significand, ties to even, flushes deno
   CHECK(round_to_bf16(-FLT_MAX) == -INFINITY);
   CHECK(std::isinf(round_to_bf16(INFINITY)));
   CHECK(std::isnan(round_to_bf16(NAN)));
+  // A signalling NaN comes out quiet, its payload cut to bf16's, as vcvtne2ps2bf16 makes it.
+  CHECK(std::bit_cast<uint32_t>(round_to_bf16(std::bit_cast<float>(0x7f800001u))) == 0x7fc00000u);
+  CHECK(std::bit_cast<uint32_t>(round_to_bf16(std::bit_cast<float>(0xff812345u))) == 0xffc10000u);
   CHECK(round_to_bf16(1e-40f) == 0.0f);
   CHECK(std::signbit(round_to_bf16(-1e-40f)));
 }
