@@ -185,6 +185,7 @@ TEST_CASE(
   CHECK(digest_of(resumed) == digest_of(alone));
   // A resume with no checkpoint fails on every rank, with rank 0's reason.
   Run missing = run(mpirun(2) + train(lenet, "generic", 1, dir / "none", 2) + " --resume");
+  INFO("the run without a checkpoint said:\n" << missing.out);
   CHECK(missing.status != 0);
   CHECK(contains(missing.out, "checkpoint.bin': cannot read"));
 }
