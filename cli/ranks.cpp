@@ -72,7 +72,10 @@ int run_as_ranks(const std::function<int(Ranks&)>& run) {
   // being a pipe to mpirun: written after MPI_Finalize, mpirun may have stopped forwarding it.
   std::fflush(stdout);
   std::fflush(stderr);
-  if (status != exit_ok && !ranks.ended_together) {
+  // Ranks that fail together reach here within moments of each other (they failed at the same
+  // step, or on word from rank 0); 5 s covers ranks sharing oversubscribed cores under the
+  // sanitizers, and is what a rank failing alone waits before it ends the others.
+  if (status != exit_ok && !ranks.ended_together && !mpi.all_reach_within(5.0)) {
     fmt::print(stderr, "cnnc: error: rank {} of {} failed; ending every rank\n", ranks.rank,
                ranks.ranks);
     std::fflush(stderr);

@@ -40,10 +40,11 @@ class Ranks {
 };
 
 // Runs `run` as this process's part of an mpirun job (detected from the launcher's environment),
-// or alone. Under mpirun, MPI is initialised around it, only rank 0 writes to stdout, and a rank
-// whose run ends with a nonzero status says so on stderr and ends every rank (MPI_Abort), so
-// that none waits forever for it, unless the ranks ended together (Ranks::end_together). A cnnc
-// built without MPI refuses a job of several ranks.
+// or alone. Under mpirun, MPI is initialised around it and only rank 0 writes to stdout. Ranks
+// whose runs end with a nonzero status all together (or ended together, Ranks::end_together)
+// end normally with it; a rank that fails alone says so on stderr and ends every rank
+// (MPI_Abort), so that none waits forever for it. A cnnc built without MPI refuses a job of
+// several ranks.
 int run_as_ranks(const std::function<int(Ranks&)>& run);
 
 }  // namespace cnnc::cli

@@ -1,12 +1,21 @@
-// MPI_Init_thread and MPI_Finalize around a run, MPI_Abort when a rank fails.
+// MPI_Init_thread and MPI_Finalize around a run; the ranks that fail together end normally,
+// MPI_Abort ends the job when one fails alone.
 #include "mpi/mpi_session.hpp"
 
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
+#include <thread>
 
 namespace cnnc::rt {
+
+namespace {
+// all_reach_within's own communicator, so that its barrier cannot pair with a collective that a
+// rank still training has under way. One per process, as MPI_Init is.
+MPI_Comm failures = MPI_COMM_NULL;
+}  // namespace
 
 MpiSession::MpiSession() {
   int provided = 0;
@@ -16,10 +25,26 @@ MpiSession::MpiSession() {
     throw std::runtime_error("MPI could not be initialised");
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &ranks_);
+  MPI_Comm_dup(MPI_COMM_WORLD, &failures);
 }
 
 MpiSession::~MpiSession() {
+  MPI_Comm_free(&failures);
   MPI_Finalize();
+}
+
+bool MpiSession::all_reach_within(double seconds) {
+  MPI_Request all_here;
+  MPI_Ibarrier(failures, &all_here);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  for (;;) {
+    int done = 0;
+    MPI_Test(&all_here, &done, MPI_STATUS_IGNORE);
+    if (done) return true;
+    // A rank still training never comes; the caller then ends the job, this request with it.
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void MpiSession::abort(int code) {

@@ -16,6 +16,12 @@ class MpiSession {
   int rank() const { return rank_; }
   int ranks() const { return ranks_; }
 
+  // Whether every rank of the job called this within `seconds` of this rank: the ranks that
+  // failed together (rank 0 could not read the checkpoint and told the others) then end
+  // normally, each having said why. MPI_Abort would end them at once, and mpirun may drop the
+  // last words of a rank it kills, rank 0's reason among them.
+  bool all_reach_within(double seconds);
+
   // Ends every rank of the job with exit status `code` (MPI_Abort): a rank that cannot go on
   // must not leave the others waiting forever in a collective.
   [[noreturn]] static void abort(int code);

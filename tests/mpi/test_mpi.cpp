@@ -183,11 +183,14 @@ TEST_CASE(
   CHECK(!contains(resumed.out, "epoch 1/2"));
   CHECK(contains(resumed.out, "epoch 2/2"));
   CHECK(digest_of(resumed) == digest_of(alone));
-  // A resume with no checkpoint fails on every rank, with rank 0's reason.
+  // A resume with no checkpoint fails on every rank, and the ranks, failing together, end
+  // together: each says why, where an abort by one could cut the other's words short.
   Run missing = run(mpirun(2) + train(lenet, "generic", 1, dir / "none", 2) + " --resume");
   INFO("the run without a checkpoint said:\n" << missing.out);
   CHECK(missing.status != 0);
   CHECK(contains(missing.out, "checkpoint.bin': cannot read"));
+  CHECK(contains(missing.out, "rank 0 could not read the checkpoint"));
+  CHECK(!contains(missing.out, "ending every rank"));
 }
 
 TEST_CASE("a rank that cannot read the data ends every rank with an error") {
