@@ -113,16 +113,38 @@ def main():
         extra = f" | {best_spec} / oneDNN" if best_spec and "onednn" in order else ""
         print(f"| layer | phase | {head}{extra} |")
         print("| --- | --- |" + " ---: |" * (len(order) + (1 if extra else 0)))
+        # A specialised conv forward with no forward of the layer after it is the conv fused
+        # with its max pool, as training runs them (docs/codegen.md): it is marked, and compared
+        # with oneDNN's conv and pool forward together.
+        layers = context.get(f"layers_{model}", "").split(",")
+
+        def pool_after(key):
+            at = layers.index(key[1]) + 1 if key[1] in layers else len(layers)
+            return rows.get((model, layers[at], "forward"), {}) if at < len(layers) else {}
+
+        def fused(key, engine):
+            return (key[2] == "forward" and engine in rows[key] and bool(pool_after(key))
+                    and engine not in pool_after(key))
+        any_fused = False
         for key in sorted((k for k in rows if k[0] == model), key=position):
             cells = []
             for e in order:
                 b = rows[key].get(e)
-                cells.append(f"{fmt(b['img/s'])} ({100 * b['GFLOP/s'] / best[1]:.0f}%)"
+                mark = " *" if e.startswith("specialized") and fused(key, e) else ""
+                any_fused = any_fused or bool(mark)
+                cells.append(f"{fmt(b['img/s'])} ({100 * b['GFLOP/s'] / best[1]:.0f}%){mark}"
                              if b else "-")
             if extra:
                 s, o = rows[key].get(best_spec), rows[key].get("onednn")
+                if s and o and fused(key, best_spec):
+                    p = pool_after(key).get("onednn")
+                    o = {"img/s": 1 / (1 / o["img/s"] + 1 / p["img/s"])} if p else None
                 cells.append(f"{s['img/s'] / o['img/s']:.2f}x" if s and o else "-")
             print(f"| {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
+        if any_fused:
+            print("\n\\* the conv and the max pool after it in one function, as training runs "
+                  "them (docs/codegen.md), so that engine's pool has no forward row; the ratio to "
+                  "oneDNN is to its conv and pool forward together.")
 
     roofline(context, runs, rows, best, best_spec, position)
 

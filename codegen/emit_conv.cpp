@@ -198,36 +198,47 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
 // only their maximum after relu. The conv's output never reaches memory, and the pool's pass
 // over it is gone; training still calls <conv>_forward and <pool>_forward, because its
 // backward reads the conv's output.
-void emit_forward_pooled(EmitContext& c, const LayerPlan& lp) {
+// training: the function training's forward calls, which also stores the kept element of each
+// window for the pool's backward (emit_pool.cpp); inference stores only the maxima.
+void emit_forward_pooled(EmitContext& c, const LayerPlan& lp, bool training) {
   const dsl::Layer& l = *lp.layer;
   const LayerPlan& pool_lp = c.plan.layers[static_cast<size_t>(lp.index) + 1];
   const dsl::Layer& pool = *pool_lp.layer;
   ConvShape d = shape_of(l);
   int64_t L = c.L(), C = x_layout(lp, d).C, R = pool.kernel_h, S = pool.kernel_w;
   int64_t P = pool.out.h, Q = pool.out.w, row = d.sh * d.Wp * C * L, col = d.sw * C * L;
+  const bool relu = l.activation == dsl::Activation::relu;
   c.w.comment(fmt::format(
-      "{} and {} forward, inference only: lines {}-{}: {}; {}\n{} -> {}; x [{}][{}][{}][L] -> {}'s "
-      "y [{}][{}][{}][L]\nFused: {}'s output ({} bytes a block) is never stored, nor read again by "
-      "the pool;\ntraining keeps {}_forward and {}_forward, whose output its backward pass reads.\n"
-      "The sums are {}_forward's, tap for tap, and relu and max are exact: the same bits.\nTile: "
-      "{} x {} in registers ({} outputs each), {}.\nFLOPs: {} per block "
-      "of {}.",
-      l.name, pool.name, l.line, pool.line, l.statement, pool.statement, l.in.str(), pool.out.str(),
-      d.Hp, d.Wp, d.C, pool.name, P, Q, d.K, l.name, dsl::with_thousands(l.out.size() * L * 4),
-      l.name, pool.name, l.name, counted(lp.pool_qblock, "pooling window"),
+      "{} and {} forward, {}: lines {}-{}: {}; {}\n{} -> {}; x [{}][{}][{}][L] -> {}'s y "
+      "[{}][{}][{}][L]{}\nFused: {}'s output ({} bytes a block) is never stored, nor read again by "
+      "the pool.\nThe sums add the taps in the order an unfused conv forward adds them, and relu "
+      "and max "
+      "are exact:\nthe bits of the two layers run apart.\nTile: {} x {} in registers ({} outputs "
+      "each), {}.\nFLOPs: {} per block of {}.",
+      l.name, pool.name, training ? "training" : "inference", l.line, pool.line, l.statement,
+      pool.statement, l.in.str(), pool.out.str(), d.Hp, d.Wp, d.C, pool.name, P, Q, d.K,
+      training
+          ? fmt::format(",\nand kept [{}][{}][{}][L], bytes: where in its window, (r, s) in order, "
+                        "each maximum\ncame from{}, for {}'s backward.",
+                        P, Q, d.K, relu ? fmt::format(" ({} where relu left none)", R * S) : "",
+                        pool.name)
+          : "",
+      l.name, dsl::with_thousands(l.out.size() * L * 4), counted(lp.pool_qblock, "pooling window"),
       counted(lp.pool_kblock, "filter"), R * S,
       lp.unroll_c ? "taps unrolled" : "a loop over the channels",
       dsl::with_thousands((flops_of(lp, Pass::forward) + flops_of(pool_lp, Pass::forward)) * L),
       counted(L, "sample")));
-  c.w.function("static {} void {}_{}_forward({})", c.kernel(), l.name, pool.name, params_and_ws);
+  c.w.function("static {} void {}_{}_forward{}({})", c.kernel(), l.name, pool.name,
+               training ? "_training" : "", params_and_ws);
   emit_forward_input(c, lp, d);
   c.w.line("float* y = {};", c.output_of(pool_lp.index));
-  const bool relu = l.activation == dsl::Activation::relu;
+  if (training) c.w.line("uint8_t* kept = (uint8_t*)({});", ws(lp.pool_kept));
   emit_loop(c.w, "p", P, [&](const Expr& p) {
     emit_blocks(c.w, "q0", Q, lp.pool_qblock, [&](int64_t windows, const Expr& q0) {
       c.w.line("const {}* xw = {};", lp.bf16_forward ? "uint32_t" : "float",
                at("xp", p * (pool.stride_h * row) + q0 * (pool.stride_w * col)));
       c.w.line("float* yo = {};", at("y", (p * Q + q0) * (d.K * L)));
+      if (training) c.w.line("uint8_t* ko = {};", at("kept", (p * Q + q0) * (d.K * L)));
       // Window i's output (r, s) is the conv's at (p*sh + r, (q0 + i)*sw + s).
       std::vector<TilePoint> points;
       for (int64_t i = 0; i < windows; ++i)
@@ -237,18 +248,28 @@ void emit_forward_pooled(EmitContext& c, const LayerPlan& lp) {
                 {fmt::format("w{}_r{}_s{}", i, r, s), r * row + (i * pool.stride_w + s) * col});
       emit_blocks(c.w, "k0", d.K, lp.pool_kblock, [&](int64_t size, const Expr& k0) {
         emit_tile_sums(c, lp, d, k0, size, points);
-        // As <pool>_forward takes the maximum: the window's outputs in (r, s) order.
+        // As <pool>_forward takes the maximum: the window's outputs in (r, s) order. Training
+        // starts relu's from 0 with none kept: vmax(0, vmax(acc, 0)) is vmax(acc, 0), bit for bit.
         for (int64_t i = 0; i < windows; ++i)
           for (int64_t j = 0; j < size; ++j) {
+            std::string m = fmt::format("m{}_k{}", i, j), kept = fmt::format("kept{}_k{}", i, j);
+            if (training)
+              c.w.line("V {} = {}; __m512i {} = vkept({});", m,
+                       relu ? "vzero()" : "acc_" + points[i * R * S].name + fmt::format("_k{}", j),
+                       kept, relu ? R * S : 0);
             for (int64_t t = 0; t < R * S; ++t) {
               std::string acc = fmt::format("acc_{}_k{}", points[i * R * S + t].name, j);
               if (relu) acc = fmt::format("vmax({}, vzero())", acc);
-              if (t == 0)
-                c.w.line("V m{}_k{} = {};", i, j, acc);
-              else
-                c.w.line("m{}_k{} = vmax(m{}_k{}, {});", i, j, i, j, acc);
+              if (training) {
+                if (relu || t > 0) c.w.line("vmax_keep({}, {}, {}, {});", m, kept, acc, t);
+              } else if (t == 0) {
+                c.w.line("V {} = {};", m, acc);
+              } else {
+                c.w.line("{} = vmax({}, {});", m, m, acc);
+              }
             }
-            c.w.line("vstore({}, m{}_k{});", at("yo", (k0 + i * d.K + j) * L), i, j);
+            c.w.line("vstore({}, {});", at("yo", (k0 + i * d.K + j) * L), m);
+            if (training) c.w.line("vstore_kept({}, {});", at("ko", (k0 + i * d.K + j) * L), kept);
           }
       });
     });
@@ -627,8 +648,12 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
 }  // namespace
 
 void emit_conv(EmitContext& c, const LayerPlan& lp) {
-  emit_forward(c, lp);
-  if (lp.pool_fused) emit_forward_pooled(c, lp);
+  if (lp.pool_fused) {  // the conv and the pool after it in one function, no other forward
+    emit_forward_pooled(c, lp, false);
+    if (lp.pool_kept.floats) emit_forward_pooled(c, lp, true);
+  } else {
+    emit_forward(c, lp);
+  }
   emit_backward(c, lp);
 }
 

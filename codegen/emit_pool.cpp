@@ -4,7 +4,8 @@
 //   max: y[p][q][c] = max_{r,s} x[p*sh + r][q*sw + s][c]
 //   avg: y[p][q][c] = 1/(R*S) sum_{r,s} x[p*sh + r][q*sw + s][c]
 // Max backward sends each gradient to the first window element, in (r, s) order, that equals
-// the maximum: the element forward kept, found again instead of stored.
+// the maximum: the element forward kept. After a conv fused with the pool (AVX-512) the forward
+// stored its index, one byte per output (emit_conv.cpp); otherwise it is found again in x.
 #include <fmt/format.h>
 
 #include "codegen/emit.hpp"
@@ -38,25 +39,29 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
   bool max = l.kind == dsl::LayerKind::maxpool;
   // Element (r, s) of a window, from its first element.
   auto tap = [&](int64_t r, int64_t s) { return (r * W + s) * C * L; };
+  const LayerPlan* conv = lp.index > 0 ? &c.plan.layers[lp.index - 1] : nullptr;
 
-  function_comment(c, lp, Pass::forward,
-                   fmt::format("x [{}][{}][{}][L] -> y [{}][{}][{}][L]", l.in.h, W, C, P, Q, C),
-                   "one output vector at a time, the window unrolled");
-  open_layer_function(c, lp, Pass::forward, "float* __restrict ws");
-  c.w.line("const float* x = {};", c.input_of(lp.index));
-  c.w.line("float* y = {};", c.output_of(lp.index));
-  emit_windows(c, l, [&](const Expr& window, const Expr& output, const Expr&) {
-    c.w.line("const float* xw = {};", at("x", window));
-    c.w.line("V m = vload(xw);");
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t s = 0; s < S; ++s)
-        if (r + s > 0)
-          c.w.line("m = {}(m, vload({}));", max ? "vmax" : "vadd", at("xw", tap(r, s)));
-    if (!max) c.w.line("m = vmul(m, vset({}));", float_literal(1.0f / static_cast<float>(R * S)));
-    c.w.line("vstore({}, m);", at("y", output));
-  });
-  c.w.close();
-  c.w.blank();
+  // A conv fused with this pool runs its forward (emit_conv.cpp).
+  if (!conv || !conv->pool_fused) {
+    function_comment(c, lp, Pass::forward,
+                     fmt::format("x [{}][{}][{}][L] -> y [{}][{}][{}][L]", l.in.h, W, C, P, Q, C),
+                     "one output vector at a time, the window unrolled");
+    open_layer_function(c, lp, Pass::forward, "float* __restrict ws");
+    c.w.line("const float* x = {};", c.input_of(lp.index));
+    c.w.line("float* y = {};", c.output_of(lp.index));
+    emit_windows(c, l, [&](const Expr& window, const Expr& output, const Expr&) {
+      c.w.line("const float* xw = {};", at("x", window));
+      c.w.line("V m = vload(xw);");
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < S; ++s)
+          if (r + s > 0)
+            c.w.line("m = {}(m, vload({}));", max ? "vmax" : "vadd", at("xw", tap(r, s)));
+      if (!max) c.w.line("m = vmul(m, vset({}));", float_literal(1.0f / static_cast<float>(R * S)));
+      c.w.line("vstore({}, m);", at("y", output));
+    });
+    c.w.close();
+    c.w.blank();
+  }
   if (!lp.needs_dx) return;  // first layer: no gradient to pass on, no parameters
 
   // Windows that tile the input without overlap write each dx value once, so they store
@@ -66,9 +71,9 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
   // After a relu conv (relu_in_pool) the gradient routed to a window's kept element is the
   // conv's dz already: relu's derivative there is top > 0, the rest of the window gets 0 either
   // way, and the conv's bias gradient adds the one value each window passes on.
-  const LayerPlan* conv = lp.index > 0 ? &c.plan.layers[lp.index - 1] : nullptr;
   const bool relu = conv && conv->relu_in_pool;
   const bool bias = relu && conv->layer->trainable();
+  const bool by_index = max && conv && conv->pool_kept.floats;
   std::string becomes;
   if (relu)
     becomes = fmt::format(
@@ -77,10 +82,15 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
   function_comment(
       c, lp, Pass::backward,
       fmt::format("dy [{}][{}][{}][L] -> dx [{}][{}][{}][L]{}", P, Q, C, l.in.h, W, C, becomes),
-      fmt::format("one output vector at a time, the window unrolled; windows {}",
+      fmt::format("one output vector at a time, the window unrolled{}; windows {}",
+                  by_index ? fmt::format(", each gradient to the element {}'s forward kept",
+                                         conv->layer->name)
+                           : "",
                   tiles ? "tile the input, so dx is stored" : "overlap, so dx is added to"));
   open_layer_function(c, lp, Pass::backward, "float* __restrict ws");
-  if (max) {
+  if (by_index) {
+    c.w.line("const uint8_t* kept = (const uint8_t*)({});", ws(conv->pool_kept));
+  } else if (max) {
     c.w.line("const float* x = {};", c.input_of(lp.index));
     c.w.line("const float* y = {};", c.output_of(lp.index));
   }
@@ -94,9 +104,18 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
     return fmt::format("vstore({}, vadd(vload({}), {}));", to, to, value);
   };
   emit_windows(c, l, [&](const Expr& window, const Expr& output, const Expr& ch) {
-    if (max) c.w.line("const float* xw = {};", at("x", window));
+    if (max && !by_index) c.w.line("const float* xw = {};", at("x", window));
     c.w.line("float* dxw = {};", at("dx", window));
-    if (max) {
+    if (by_index) {
+      // Relu kept none of a window that it zeroed: its gradient and bias gradient are 0.
+      c.w.line("const __m512i k = vload_kept({});", at("kept", output));
+      std::string dy = fmt::format("vload({})", at("dy", output));
+      c.w.line("const V g = {};", relu ? fmt::format("vif_kept_below(k, {}, {})", R * S, dy) : dy);
+      if (bias) c.w.line("vstore({}, vadd(vload({}), g));", at("db", ch * L), at("db", ch * L));
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < S; ++s)
+          c.w.line("{}", add(tap(r, s), fmt::format("vif_kept(k, {}, g)", r * S + s)));
+    } else if (max) {
       c.w.line("const V top = vload({});", at("y", output));
       std::string dy = fmt::format("vload({})", at("dy", output));
       c.w.line("const V g = {};", relu ? relu_backward("top", dy) : dy);

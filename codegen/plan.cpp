@@ -223,8 +223,19 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
     lp.index = static_cast<int>(i);
     lp.layer = &l;
     lp.needs_dx = l.needs_input_grad;  // the FLOPs the Graph counts are the work done here
-    lp.out = a.take(l.name + "_y", l.out.size() * L,
-                    fmt::format("{}'s output, {}", l.name, dims(l.out)));
+    // A max pool right after a conv: forward sums its windows' conv outputs in registers and
+    // stores only their maximum (emit_forward_pooled), so the conv's output has no region. Only
+    // relu and linear convs (sigmoid and tanh run over the stored output afterwards), and only
+    // AVX-512 (bf16 plans as it), where it was measured.
+    const dsl::Layer* next = i + 1 < g.layers.size() ? &g.layers[i + 1] : nullptr;
+    bool relu_or_linear =
+        l.activation == dsl::Activation::relu || l.activation == dsl::Activation::linear;
+    bool max_pool_next = next && next->kind == dsl::LayerKind::maxpool && !pads(*next);
+    lp.pool_fused =
+        l.kind == dsl::LayerKind::conv && isa == Isa::avx512 && relu_or_linear && max_pool_next;
+    if (!lp.pool_fused)
+      lp.out = a.take(l.name + "_y", l.out.size() * L,
+                      fmt::format("{}'s output, {}", l.name, dims(l.out)));
     largest = std::max(largest, l.out.size());
     if (l.kind == dsl::LayerKind::conv) {
       int64_t padded =
@@ -246,20 +257,18 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       } else {
         std::tie(lp.qblock, lp.kblock) = forward_tile(isa, l.out.w, l.units, 1);
       }
-      // A max pool right after the conv: inference sums its windows' conv outputs in registers
-      // and stores only their maximum (emit_forward_pooled). Only relu and linear convs (sigmoid
-      // and tanh run over the stored output afterwards), and only AVX-512 (bf16 plans as it),
-      // where it was measured.
-      const dsl::Layer* next = i + 1 < g.layers.size() ? &g.layers[i + 1] : nullptr;
-      bool relu_or_linear =
-          l.activation == dsl::Activation::relu || l.activation == dsl::Activation::linear;
-      bool max_pool_next = next && next->kind == dsl::LayerKind::maxpool && !pads(*next);
       lp.relu_in_pool =
           l.activation == dsl::Activation::relu && max_pool_next && (lp.needs_dx || l.trainable());
-      if (isa == Isa::avx512 && relu_or_linear && max_pool_next) {
-        lp.pool_fused = true;
+      if (lp.pool_fused) {
         std::tie(lp.pool_qblock, lp.pool_kblock) =
             forward_tile(isa, next->out.w, l.units, next->kernel_h * next->kernel_w);
+        // Training stores one byte per pooled output for the pool's backward, which would read
+        // the conv's output otherwise (lenet5's conv1: 18,816 bytes a block instead of 301,056).
+        if (next->needs_input_grad)
+          lp.pool_kept =
+              a.take(next->name + "_kept", (next->out.size() * L + 3) / 4,
+                     fmt::format("which element of each {} window the forward kept, {} bytes",
+                                 next->name, dims(next->out)));
       }
       // Unrolling every tap of a filter block is worth it only while the body stays small: a
       // few hundred multiply-adds compile in well under a second. Past that the channel loop

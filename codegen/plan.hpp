@@ -48,11 +48,14 @@ struct LayerPlan {
   Slot slice_dz;         // dense: the slice's output gradients, sample-major [n][K]
   int kblock = 1;  // conv, dense: filters (units) whose accumulators live in registers at once
   int qblock = 1;  // conv forward: output columns in the same register tile
-  // conv followed by a max pool without padding, on AVX-512: inference runs both in one
-  // function whose tiles hold every conv output of pool_qblock windows x pool_kblock filters.
+  // conv followed by a max pool without padding, on AVX-512: forward runs both in one function
+  // whose tiles hold every conv output of pool_qblock windows x pool_kblock filters. When the
+  // pool's backward runs, training's also stores which element of each window it kept, so the
+  // conv's output never reaches memory in training either.
   bool pool_fused = false;
   int pool_qblock = 1;
   int pool_kblock = 1;
+  Slot pool_kept;  // [P][Q][K][L] bytes: the kept element's index in (r, s) order, R*S for none
   // conv backward, over t = (s, c), the S*C taps of one kernel row (contiguous in x, dx and w):
   int dw_kblock = 1;  // weight gradient: filters x dw_tblock taps of accumulators
   int dw_tblock = 1;

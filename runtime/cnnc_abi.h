@@ -217,7 +217,9 @@ static inline uint32_t cnnc_dropout_threshold(float rate) {
  * on that workspace has filled it with activations and gradients; it may write grads
  * (param_count floats) and the workspace, and it is safe to call repeatedly. Its products read
  * the weights that train() call read: with cnnc_pass::prepared, that buffer, which must then
- * outlive the runs; otherwise the workspace's own copy, made from the train() call's params. */
+ * outlive the runs; otherwise the workspace's own copy, made from the train() call's params.
+ * A conv that a variant runs fused with the max pool after it (AVX-512) lists the pair's forward
+ * as its own, FLOPs of both, and the pool lists no forward. */
 typedef struct cnnc_kernel {
   const char* layer; /* "conv1" */
   const char* phase; /* "forward", "backward_data" or "backward_weights" */

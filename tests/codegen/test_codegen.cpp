@@ -132,6 +132,24 @@ TEST_CASE(
       21);
 }
 
+TEST_CASE("codegen agrees with the generic engine where every max pool window ties") {
+  // Zero weights make conv1's outputs its biases everywhere, and conv2's outputs are then the
+  // same at every position: every window ties, and the pools' backward passes must route each
+  // gradient to the first element in window order, as the generic engine does (on AVX-512, by
+  // the index the fused conv and pool forward stored). Where they routed elsewhere, conv1's
+  // weight gradient would read other pixels. Relu with a positive bias (every element kept)
+  // and a negative one (none kept), and a linear conv before overlapping windows.
+  verify(
+      "model ties\ninput 8x9x1\nconv 2 3x3 pad=same relu "
+      "weights=[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0] "
+      "bias=[0.5,-0.5]\nmaxpool 2x2\nconv 3 2x2 "
+      "weights=[0.5,-0.25,0.125,0.75,0.5,-0.25,0.125,0.75,0.5,-0.25,0.125,0.75,0.5,-0.25,0.125,0."
+      "75,"
+      "0.5,-0.25,0.125,0.75,0.5,-0.25,0.125,0.75] bias=[0.25,0.25,0.25]\n"
+      "maxpool 3x3 stride=1\ndense 4 softmax\n",
+      19);
+}
+
 TEST_CASE("codegen agrees with the generic engine: input rows that no output row reaches") {
   // Input rows that no output row reaches get no gradient and must read zero, not what the
   // buffer held: the last row of 10 under 3x3 filters at stride 2, and the rows and columns
@@ -254,9 +272,10 @@ std::pair<std::vector<float>, std::vector<float>> both_outputs(const dsl::Graph&
 
 }  // namespace
 
-TEST_CASE("inference, each conv fused with the max pool after it, gives training's bits") {
-  // Training runs conv and pool apart (its backward reads the conv's output); the fused tiles sum
-  // the same taps in the same order, so the outputs are equal to the bit. A padded first conv
+TEST_CASE("inference gives training's bits, each conv fused with the max pool after it or not") {
+  // On AVX-512 both run each conv fused with the max pool after it, in the same tiles; training
+  // also keeps each window's element (vmax_keep), inference takes the maximum alone. Elsewhere
+  // both run conv and pool apart. Either way the outputs are equal to the bit. A padded first conv
   // (the block loaded into its padding), relu and linear convs, a pool that leaves a column,
   // pools whose windows overlap (in a tile of two windows, the last), partial tiles, and a slice
   // of 37: full blocks and a partial one.

@@ -86,6 +86,20 @@ static CNNC_AVX512 inline V vandnot(V a, V b) { return vbits(_mm512_andnot_si512
 static CNNC_AVX512 inline V vor(V a, V b) { return vbits(_mm512_or_si512(vint(a), vint(b))); }
 static CNNC_AVX512 inline V veq(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), -1)); }
 static CNNC_AVX512 inline V vgt(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), -1)); }
+// A max pool's kept element per lane, as a conv fused with its pool tracks it in training: m
+// becomes vmax(m, x), as <pool>_forward takes it, and kept becomes `element` in the lanes where
+// x is greater than m (ties keep the element before). Stored as one byte per lane.
+static CNNC_AVX512 inline __m512i vkept(int element) { return _mm512_set1_epi32(element); }
+static CNNC_AVX512 inline void vmax_keep(V& m, __m512i& kept, V x, int element) {
+  kept = _mm512_mask_set1_epi32(kept, _mm512_cmp_ps_mask(x, m, _CMP_GT_OQ), element);
+  m = vmax(m, x);
+}
+static CNNC_AVX512 inline void vstore_kept(uint8_t* p, __m512i kept) { _mm_store_si128((__m128i*)p, _mm512_cvtepi32_epi8(kept)); }
+static CNNC_AVX512 inline __m512i vload_kept(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i*)p)); }
+// g in the lanes whose kept element is `element` (vif_kept) or any below it (vif_kept_below); 0
+// in the others.
+static CNNC_AVX512 inline V vif_kept(__m512i kept, int element, V g) { return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kept, vkept(element)), g); }
+static CNNC_AVX512 inline V vif_kept_below(__m512i kept, int element, V g) { return _mm512_maskz_mov_ps(_mm512_cmplt_epi32_mask(kept, vkept(element)), g); }
 static CNNC_AVX512 inline __m512i vhash(__m512i x) {
   x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
   x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
@@ -136,263 +150,25 @@ static CNNC_AVX512 inline void vlane_sums(float* out, const float* p) {
 // The workspace of one call, for slices of up to 4 samples: where each region starts, in floats.
 // The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,
 // the _dy of the layer before it, into the buffer it does not read.
-static const int64_t workspace_floats = 5744;
-static const int64_t conv1_y         = 0;     // conv1's output, [6][6][2][L]
-static const int64_t conv1_x_padded  = 1152;  // conv1's input, zero-padded, [8][8][1][L]
-static const int64_t conv1_dw_lanes  = 2176;  // conv1's weight gradient per lane, [2][3][3][1][L]
-static const int64_t conv1_db_lanes  = 2464;  // conv1's bias gradient per lane, [2][L]
-static const int64_t maxpool1_y      = 2496;  // maxpool1's output, [3][3][2][L]
-static const int64_t dense1_y        = 2784;  // dense1's output, [3][L]
-static const int64_t dense1_db_lanes = 2832;  // dense1's bias gradient per lane, [3][L]
-static const int64_t dense1_x_rows   = 2880;  // dense1's input rows for the slice, [16][32]
-static const int64_t dense1_dz_rows  = 3392;  // dense1's output gradient rows for the slice, [16][3]
-static const int64_t conv1_dy        = 3440;  // conv1's output gradient, [6][6][2][L] (buffer a)
-static const int64_t maxpool1_dy     = 4592;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
-static const int64_t dense1_dy       = 3440;  // dense1's output gradient, [3][L] (buffer a)
+static const int64_t workspace_floats = 4672;
+static const int64_t conv1_x_padded  = 0;     // conv1's input, zero-padded, [8][8][1][L]
+static const int64_t maxpool1_kept   = 1024;  // which element of each maxpool1 window the forward kept, [3][3][2][L] bytes
+static const int64_t conv1_dw_lanes  = 1104;  // conv1's weight gradient per lane, [2][3][3][1][L]
+static const int64_t conv1_db_lanes  = 1392;  // conv1's bias gradient per lane, [2][L]
+static const int64_t maxpool1_y      = 1424;  // maxpool1's output, [3][3][2][L]
+static const int64_t dense1_y        = 1712;  // dense1's output, [3][L]
+static const int64_t dense1_db_lanes = 1760;  // dense1's bias gradient per lane, [3][L]
+static const int64_t dense1_x_rows   = 1808;  // dense1's input rows for the slice, [16][32]
+static const int64_t dense1_dz_rows  = 2320;  // dense1's output gradient rows for the slice, [16][3]
+static const int64_t conv1_dy        = 2368;  // conv1's output gradient, [6][6][2][L] (buffer a)
+static const int64_t maxpool1_dy     = 3520;  // maxpool1's output gradient, [3][3][2][L] (buffer b)
+static const int64_t dense1_dy       = 2368;  // dense1's output gradient, [3][L] (buffer a)
 
-// conv1 forward: line 4: conv 2 3x3 pad=same relu
-// 6x6x1 -> 6x6x2; x [8][8][1][L] -> y [6][6][2][L]
-// Tile: 6 columns x 2 filters in registers, taps unrolled.
-// FLOPs: 23,040 per block of 16 samples.
-static CNNC_AVX512 CNNC_NOINLINE void conv1_forward(const float* __restrict params, float* __restrict ws) {
-  const float* w = params;
-  const float* b = params + 32;
-  const float* xp = ws + conv1_x_padded;
-  float* y = ws + conv1_y;
-  for (int p = 0; p < 6; ++p) {
-    {  // q0 = 0
-      const float* xw = xp + p * 128;
-      float* yo = y + p * 192;
-      {  // k0 = 0
-        const float* wk = w;
-        CNNC_OPAQUE(wk);
-        V acc_q0_k0 = vbcast(b);
-        V acc_q0_k1 = vbcast(b + 1);
-        V acc_q1_k0 = vbcast(b);
-        V acc_q1_k1 = vbcast(b + 1);
-        V acc_q2_k0 = vbcast(b);
-        V acc_q2_k1 = vbcast(b + 1);
-        V acc_q3_k0 = vbcast(b);
-        V acc_q3_k1 = vbcast(b + 1);
-        V acc_q4_k0 = vbcast(b);
-        V acc_q4_k1 = vbcast(b + 1);
-        V acc_q5_k0 = vbcast(b);
-        V acc_q5_k1 = vbcast(b + 1);
-        V x0, x1, x2, x3, x4, x5, wv;
-        x0 = vload(xw);
-        x1 = vload(xw + 16);
-        x2 = vload(xw + 32);
-        x3 = vload(xw + 48);
-        x4 = vload(xw + 64);
-        x5 = vload(xw + 80);
-        wv = vbcast(wk);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
-        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
-        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
-        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
-        wv = vbcast(wk + 9);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
-        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
-        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
-        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
-        x0 = vload(xw + 16);
-        x1 = vload(xw + 32);
-        x2 = vload(xw + 48);
-        x3 = vload(xw + 64);
-        x4 = vload(xw + 80);
-        x5 = vload(xw + 96);
-        wv = vbcast(wk + 1);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
-        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
-        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
-        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
-        wv = vbcast(wk + 10);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
-        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
-        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
-        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
-        x0 = vload(xw + 32);
-        x1 = vload(xw + 48);
-        x2 = vload(xw + 64);
-        x3 = vload(xw + 80);
-        x4 = vload(xw + 96);
-        x5 = vload(xw + 112);
-        wv = vbcast(wk + 2);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
-        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
-        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
-        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
-        wv = vbcast(wk + 11);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
-        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
-        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
-        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
-        x0 = vload(xw + 128);
-        x1 = vload(xw + 144);
-        x2 = vload(xw + 160);
-        x3 = vload(xw + 176);
-        x4 = vload(xw + 192);
-        x5 = vload(xw + 208);
-        wv = vbcast(wk + 3);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
-        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
-        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
-        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
-        wv = vbcast(wk + 12);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
-        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
-        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
-        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
-        x0 = vload(xw + 144);
-        x1 = vload(xw + 160);
-        x2 = vload(xw + 176);
-        x3 = vload(xw + 192);
-        x4 = vload(xw + 208);
-        x5 = vload(xw + 224);
-        wv = vbcast(wk + 4);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
-        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
-        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
-        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
-        wv = vbcast(wk + 13);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
-        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
-        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
-        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
-        x0 = vload(xw + 160);
-        x1 = vload(xw + 176);
-        x2 = vload(xw + 192);
-        x3 = vload(xw + 208);
-        x4 = vload(xw + 224);
-        x5 = vload(xw + 240);
-        wv = vbcast(wk + 5);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
-        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
-        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
-        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
-        wv = vbcast(wk + 14);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
-        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
-        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
-        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
-        x0 = vload(xw + 256);
-        x1 = vload(xw + 272);
-        x2 = vload(xw + 288);
-        x3 = vload(xw + 304);
-        x4 = vload(xw + 320);
-        x5 = vload(xw + 336);
-        wv = vbcast(wk + 6);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
-        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
-        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
-        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
-        wv = vbcast(wk + 15);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
-        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
-        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
-        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
-        x0 = vload(xw + 272);
-        x1 = vload(xw + 288);
-        x2 = vload(xw + 304);
-        x3 = vload(xw + 320);
-        x4 = vload(xw + 336);
-        x5 = vload(xw + 352);
-        wv = vbcast(wk + 7);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
-        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
-        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
-        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
-        wv = vbcast(wk + 16);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
-        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
-        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
-        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
-        x0 = vload(xw + 288);
-        x1 = vload(xw + 304);
-        x2 = vload(xw + 320);
-        x3 = vload(xw + 336);
-        x4 = vload(xw + 352);
-        x5 = vload(xw + 368);
-        wv = vbcast(wk + 8);
-        acc_q0_k0 = vfma(x0, wv, acc_q0_k0);
-        acc_q1_k0 = vfma(x1, wv, acc_q1_k0);
-        acc_q2_k0 = vfma(x2, wv, acc_q2_k0);
-        acc_q3_k0 = vfma(x3, wv, acc_q3_k0);
-        acc_q4_k0 = vfma(x4, wv, acc_q4_k0);
-        acc_q5_k0 = vfma(x5, wv, acc_q5_k0);
-        wv = vbcast(wk + 17);
-        acc_q0_k1 = vfma(x0, wv, acc_q0_k1);
-        acc_q1_k1 = vfma(x1, wv, acc_q1_k1);
-        acc_q2_k1 = vfma(x2, wv, acc_q2_k1);
-        acc_q3_k1 = vfma(x3, wv, acc_q3_k1);
-        acc_q4_k1 = vfma(x4, wv, acc_q4_k1);
-        acc_q5_k1 = vfma(x5, wv, acc_q5_k1);
-        acc_q0_k0 = vmax(acc_q0_k0, vzero());
-        vstore(yo, acc_q0_k0);
-        acc_q0_k1 = vmax(acc_q0_k1, vzero());
-        vstore(yo + 16, acc_q0_k1);
-        acc_q1_k0 = vmax(acc_q1_k0, vzero());
-        vstore(yo + 32, acc_q1_k0);
-        acc_q1_k1 = vmax(acc_q1_k1, vzero());
-        vstore(yo + 48, acc_q1_k1);
-        acc_q2_k0 = vmax(acc_q2_k0, vzero());
-        vstore(yo + 64, acc_q2_k0);
-        acc_q2_k1 = vmax(acc_q2_k1, vzero());
-        vstore(yo + 80, acc_q2_k1);
-        acc_q3_k0 = vmax(acc_q3_k0, vzero());
-        vstore(yo + 96, acc_q3_k0);
-        acc_q3_k1 = vmax(acc_q3_k1, vzero());
-        vstore(yo + 112, acc_q3_k1);
-        acc_q4_k0 = vmax(acc_q4_k0, vzero());
-        vstore(yo + 128, acc_q4_k0);
-        acc_q4_k1 = vmax(acc_q4_k1, vzero());
-        vstore(yo + 144, acc_q4_k1);
-        acc_q5_k0 = vmax(acc_q5_k0, vzero());
-        vstore(yo + 160, acc_q5_k0);
-        acc_q5_k1 = vmax(acc_q5_k1, vzero());
-        vstore(yo + 176, acc_q5_k1);
-      }
-    }
-  }
-}
-
-// conv1 and maxpool1 forward, inference only: lines 4-5: conv 2 3x3 pad=same relu; maxpool 2x2
+// conv1 and maxpool1 forward, inference: lines 4-5: conv 2 3x3 pad=same relu; maxpool 2x2
 // 6x6x1 -> 3x3x2; x [8][8][1][L] -> maxpool1's y [3][3][2][L]
-// Fused: conv1's output (4,608 bytes a block) is never stored, nor read again by the pool;
-// training keeps conv1_forward and maxpool1_forward, whose output its backward pass reads.
-// The sums are conv1_forward's, tap for tap, and relu and max are exact: the same bits.
+// Fused: conv1's output (4,608 bytes a block) is never stored, nor read again by the pool.
+// The sums add the taps in the order an unfused conv forward adds them, and relu and max are exact:
+// the bits of the two layers run apart.
 // Tile: 1 pooling window x 2 filters in registers (4 outputs each), taps unrolled.
 // FLOPs: 24,192 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void conv1_maxpool1_forward(const float* __restrict params, float* __restrict ws) {
@@ -557,6 +333,183 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_maxpool1_forward(const float* __rest
   }
 }
 
+// conv1 and maxpool1 forward, training: lines 4-5: conv 2 3x3 pad=same relu; maxpool 2x2
+// 6x6x1 -> 3x3x2; x [8][8][1][L] -> maxpool1's y [3][3][2][L],
+// and kept [3][3][2][L], bytes: where in its window, (r, s) in order, each maximum
+// came from (4 where relu left none), for maxpool1's backward.
+// Fused: conv1's output (4,608 bytes a block) is never stored, nor read again by the pool.
+// The sums add the taps in the order an unfused conv forward adds them, and relu and max are exact:
+// the bits of the two layers run apart.
+// Tile: 1 pooling window x 2 filters in registers (4 outputs each), taps unrolled.
+// FLOPs: 24,192 per block of 16 samples.
+static CNNC_AVX512 CNNC_NOINLINE void conv1_maxpool1_forward_training(const float* __restrict params, float* __restrict ws) {
+  const float* w = params;
+  const float* b = params + 32;
+  const float* xp = ws + conv1_x_padded;
+  float* y = ws + maxpool1_y;
+  uint8_t* kept = (uint8_t*)(ws + maxpool1_kept);
+  for (int p = 0; p < 3; ++p) {
+    for (int q0 = 0; q0 < 3; ++q0) {
+      const float* xw = xp + p * 256 + q0 * 32;
+      float* yo = y + p * 96 + q0 * 32;
+      uint8_t* ko = kept + p * 96 + q0 * 32;
+      {  // k0 = 0
+        const float* wk = w;
+        CNNC_OPAQUE(wk);
+        V acc_w0_r0_s0_k0 = vbcast(b);
+        V acc_w0_r0_s0_k1 = vbcast(b + 1);
+        V acc_w0_r0_s1_k0 = vbcast(b);
+        V acc_w0_r0_s1_k1 = vbcast(b + 1);
+        V acc_w0_r1_s0_k0 = vbcast(b);
+        V acc_w0_r1_s0_k1 = vbcast(b + 1);
+        V acc_w0_r1_s1_k0 = vbcast(b);
+        V acc_w0_r1_s1_k1 = vbcast(b + 1);
+        V x0, x1, x2, x3, wv;
+        x0 = vload(xw);
+        x1 = vload(xw + 16);
+        x2 = vload(xw + 128);
+        x3 = vload(xw + 144);
+        wv = vbcast(wk);
+        acc_w0_r0_s0_k0 = vfma(x0, wv, acc_w0_r0_s0_k0);
+        acc_w0_r0_s1_k0 = vfma(x1, wv, acc_w0_r0_s1_k0);
+        acc_w0_r1_s0_k0 = vfma(x2, wv, acc_w0_r1_s0_k0);
+        acc_w0_r1_s1_k0 = vfma(x3, wv, acc_w0_r1_s1_k0);
+        wv = vbcast(wk + 9);
+        acc_w0_r0_s0_k1 = vfma(x0, wv, acc_w0_r0_s0_k1);
+        acc_w0_r0_s1_k1 = vfma(x1, wv, acc_w0_r0_s1_k1);
+        acc_w0_r1_s0_k1 = vfma(x2, wv, acc_w0_r1_s0_k1);
+        acc_w0_r1_s1_k1 = vfma(x3, wv, acc_w0_r1_s1_k1);
+        x0 = vload(xw + 16);
+        x1 = vload(xw + 32);
+        x2 = vload(xw + 144);
+        x3 = vload(xw + 160);
+        wv = vbcast(wk + 1);
+        acc_w0_r0_s0_k0 = vfma(x0, wv, acc_w0_r0_s0_k0);
+        acc_w0_r0_s1_k0 = vfma(x1, wv, acc_w0_r0_s1_k0);
+        acc_w0_r1_s0_k0 = vfma(x2, wv, acc_w0_r1_s0_k0);
+        acc_w0_r1_s1_k0 = vfma(x3, wv, acc_w0_r1_s1_k0);
+        wv = vbcast(wk + 10);
+        acc_w0_r0_s0_k1 = vfma(x0, wv, acc_w0_r0_s0_k1);
+        acc_w0_r0_s1_k1 = vfma(x1, wv, acc_w0_r0_s1_k1);
+        acc_w0_r1_s0_k1 = vfma(x2, wv, acc_w0_r1_s0_k1);
+        acc_w0_r1_s1_k1 = vfma(x3, wv, acc_w0_r1_s1_k1);
+        x0 = vload(xw + 32);
+        x1 = vload(xw + 48);
+        x2 = vload(xw + 160);
+        x3 = vload(xw + 176);
+        wv = vbcast(wk + 2);
+        acc_w0_r0_s0_k0 = vfma(x0, wv, acc_w0_r0_s0_k0);
+        acc_w0_r0_s1_k0 = vfma(x1, wv, acc_w0_r0_s1_k0);
+        acc_w0_r1_s0_k0 = vfma(x2, wv, acc_w0_r1_s0_k0);
+        acc_w0_r1_s1_k0 = vfma(x3, wv, acc_w0_r1_s1_k0);
+        wv = vbcast(wk + 11);
+        acc_w0_r0_s0_k1 = vfma(x0, wv, acc_w0_r0_s0_k1);
+        acc_w0_r0_s1_k1 = vfma(x1, wv, acc_w0_r0_s1_k1);
+        acc_w0_r1_s0_k1 = vfma(x2, wv, acc_w0_r1_s0_k1);
+        acc_w0_r1_s1_k1 = vfma(x3, wv, acc_w0_r1_s1_k1);
+        x0 = vload(xw + 128);
+        x1 = vload(xw + 144);
+        x2 = vload(xw + 256);
+        x3 = vload(xw + 272);
+        wv = vbcast(wk + 3);
+        acc_w0_r0_s0_k0 = vfma(x0, wv, acc_w0_r0_s0_k0);
+        acc_w0_r0_s1_k0 = vfma(x1, wv, acc_w0_r0_s1_k0);
+        acc_w0_r1_s0_k0 = vfma(x2, wv, acc_w0_r1_s0_k0);
+        acc_w0_r1_s1_k0 = vfma(x3, wv, acc_w0_r1_s1_k0);
+        wv = vbcast(wk + 12);
+        acc_w0_r0_s0_k1 = vfma(x0, wv, acc_w0_r0_s0_k1);
+        acc_w0_r0_s1_k1 = vfma(x1, wv, acc_w0_r0_s1_k1);
+        acc_w0_r1_s0_k1 = vfma(x2, wv, acc_w0_r1_s0_k1);
+        acc_w0_r1_s1_k1 = vfma(x3, wv, acc_w0_r1_s1_k1);
+        x0 = vload(xw + 144);
+        x1 = vload(xw + 160);
+        x2 = vload(xw + 272);
+        x3 = vload(xw + 288);
+        wv = vbcast(wk + 4);
+        acc_w0_r0_s0_k0 = vfma(x0, wv, acc_w0_r0_s0_k0);
+        acc_w0_r0_s1_k0 = vfma(x1, wv, acc_w0_r0_s1_k0);
+        acc_w0_r1_s0_k0 = vfma(x2, wv, acc_w0_r1_s0_k0);
+        acc_w0_r1_s1_k0 = vfma(x3, wv, acc_w0_r1_s1_k0);
+        wv = vbcast(wk + 13);
+        acc_w0_r0_s0_k1 = vfma(x0, wv, acc_w0_r0_s0_k1);
+        acc_w0_r0_s1_k1 = vfma(x1, wv, acc_w0_r0_s1_k1);
+        acc_w0_r1_s0_k1 = vfma(x2, wv, acc_w0_r1_s0_k1);
+        acc_w0_r1_s1_k1 = vfma(x3, wv, acc_w0_r1_s1_k1);
+        x0 = vload(xw + 160);
+        x1 = vload(xw + 176);
+        x2 = vload(xw + 288);
+        x3 = vload(xw + 304);
+        wv = vbcast(wk + 5);
+        acc_w0_r0_s0_k0 = vfma(x0, wv, acc_w0_r0_s0_k0);
+        acc_w0_r0_s1_k0 = vfma(x1, wv, acc_w0_r0_s1_k0);
+        acc_w0_r1_s0_k0 = vfma(x2, wv, acc_w0_r1_s0_k0);
+        acc_w0_r1_s1_k0 = vfma(x3, wv, acc_w0_r1_s1_k0);
+        wv = vbcast(wk + 14);
+        acc_w0_r0_s0_k1 = vfma(x0, wv, acc_w0_r0_s0_k1);
+        acc_w0_r0_s1_k1 = vfma(x1, wv, acc_w0_r0_s1_k1);
+        acc_w0_r1_s0_k1 = vfma(x2, wv, acc_w0_r1_s0_k1);
+        acc_w0_r1_s1_k1 = vfma(x3, wv, acc_w0_r1_s1_k1);
+        x0 = vload(xw + 256);
+        x1 = vload(xw + 272);
+        x2 = vload(xw + 384);
+        x3 = vload(xw + 400);
+        wv = vbcast(wk + 6);
+        acc_w0_r0_s0_k0 = vfma(x0, wv, acc_w0_r0_s0_k0);
+        acc_w0_r0_s1_k0 = vfma(x1, wv, acc_w0_r0_s1_k0);
+        acc_w0_r1_s0_k0 = vfma(x2, wv, acc_w0_r1_s0_k0);
+        acc_w0_r1_s1_k0 = vfma(x3, wv, acc_w0_r1_s1_k0);
+        wv = vbcast(wk + 15);
+        acc_w0_r0_s0_k1 = vfma(x0, wv, acc_w0_r0_s0_k1);
+        acc_w0_r0_s1_k1 = vfma(x1, wv, acc_w0_r0_s1_k1);
+        acc_w0_r1_s0_k1 = vfma(x2, wv, acc_w0_r1_s0_k1);
+        acc_w0_r1_s1_k1 = vfma(x3, wv, acc_w0_r1_s1_k1);
+        x0 = vload(xw + 272);
+        x1 = vload(xw + 288);
+        x2 = vload(xw + 400);
+        x3 = vload(xw + 416);
+        wv = vbcast(wk + 7);
+        acc_w0_r0_s0_k0 = vfma(x0, wv, acc_w0_r0_s0_k0);
+        acc_w0_r0_s1_k0 = vfma(x1, wv, acc_w0_r0_s1_k0);
+        acc_w0_r1_s0_k0 = vfma(x2, wv, acc_w0_r1_s0_k0);
+        acc_w0_r1_s1_k0 = vfma(x3, wv, acc_w0_r1_s1_k0);
+        wv = vbcast(wk + 16);
+        acc_w0_r0_s0_k1 = vfma(x0, wv, acc_w0_r0_s0_k1);
+        acc_w0_r0_s1_k1 = vfma(x1, wv, acc_w0_r0_s1_k1);
+        acc_w0_r1_s0_k1 = vfma(x2, wv, acc_w0_r1_s0_k1);
+        acc_w0_r1_s1_k1 = vfma(x3, wv, acc_w0_r1_s1_k1);
+        x0 = vload(xw + 288);
+        x1 = vload(xw + 304);
+        x2 = vload(xw + 416);
+        x3 = vload(xw + 432);
+        wv = vbcast(wk + 8);
+        acc_w0_r0_s0_k0 = vfma(x0, wv, acc_w0_r0_s0_k0);
+        acc_w0_r0_s1_k0 = vfma(x1, wv, acc_w0_r0_s1_k0);
+        acc_w0_r1_s0_k0 = vfma(x2, wv, acc_w0_r1_s0_k0);
+        acc_w0_r1_s1_k0 = vfma(x3, wv, acc_w0_r1_s1_k0);
+        wv = vbcast(wk + 17);
+        acc_w0_r0_s0_k1 = vfma(x0, wv, acc_w0_r0_s0_k1);
+        acc_w0_r0_s1_k1 = vfma(x1, wv, acc_w0_r0_s1_k1);
+        acc_w0_r1_s0_k1 = vfma(x2, wv, acc_w0_r1_s0_k1);
+        acc_w0_r1_s1_k1 = vfma(x3, wv, acc_w0_r1_s1_k1);
+        V m0_k0 = vzero(); __m512i kept0_k0 = vkept(4);
+        vmax_keep(m0_k0, kept0_k0, vmax(acc_w0_r0_s0_k0, vzero()), 0);
+        vmax_keep(m0_k0, kept0_k0, vmax(acc_w0_r0_s1_k0, vzero()), 1);
+        vmax_keep(m0_k0, kept0_k0, vmax(acc_w0_r1_s0_k0, vzero()), 2);
+        vmax_keep(m0_k0, kept0_k0, vmax(acc_w0_r1_s1_k0, vzero()), 3);
+        vstore(yo, m0_k0);
+        vstore_kept(ko, kept0_k0);
+        V m0_k1 = vzero(); __m512i kept0_k1 = vkept(4);
+        vmax_keep(m0_k1, kept0_k1, vmax(acc_w0_r0_s0_k1, vzero()), 0);
+        vmax_keep(m0_k1, kept0_k1, vmax(acc_w0_r0_s1_k1, vzero()), 1);
+        vmax_keep(m0_k1, kept0_k1, vmax(acc_w0_r1_s0_k1, vzero()), 2);
+        vmax_keep(m0_k1, kept0_k1, vmax(acc_w0_r1_s1_k1, vzero()), 3);
+        vstore(yo + 16, m0_k1);
+        vstore_kept(ko + 16, kept0_k1);
+      }
+    }
+  }
+}
+
 // conv1 backward_weights: line 4: conv 2 3x3 pad=same relu
 // 6x6x1 -> 6x6x2; dz [6][6][2][L], x [8][8][1][L] -> per-lane partials dw [2][3][3][L] (t = s*C + c); db in the max pool's backward
 // Tile: 2 filters x 3 taps in registers, 6 rows of output at a time.
@@ -615,54 +568,26 @@ static CNNC_AVX512 CNNC_NOINLINE void conv1_backward(const float* __restrict par
   conv1_backward_weights(params, ws);
 }
 
-// maxpool1 forward: line 5: maxpool 2x2
-// 6x6x2 -> 3x3x2; x [6][6][2][L] -> y [3][3][2][L]
-// Tile: one output vector at a time, the window unrolled.
-// FLOPs: 1,152 per block of 16 samples.
-static CNNC_AVX512 CNNC_NOINLINE void maxpool1_forward(float* __restrict ws) {
-  const float* x = ws + conv1_y;
-  float* y = ws + maxpool1_y;
-  for (int p = 0; p < 3; ++p) {
-    for (int q = 0; q < 3; ++q) {
-      for (int ch = 0; ch < 2; ++ch) {
-        const float* xw = x + p * 384 + q * 64 + ch * 16;
-        V m = vload(xw);
-        m = vmax(m, vload(xw + 32));
-        m = vmax(m, vload(xw + 192));
-        m = vmax(m, vload(xw + 224));
-        vstore(y + p * 96 + q * 32 + ch * 16, m);
-      }
-    }
-  }
-}
-
 // maxpool1 backward: line 5: maxpool 2x2
 // 6x6x2 -> 3x3x2; dy [3][3][2][L] -> dx [6][6][2][L], conv1's dz (relu's derivative applied, adding it into conv1's db [2][L])
-// Tile: one output vector at a time, the window unrolled; windows tile the input, so dx is stored.
+// Tile: one output vector at a time, the window unrolled, each gradient to the element conv1's forward kept; windows tile the input, so dx is stored.
 // FLOPs: 1,152 per block of 16 samples.
 static CNNC_AVX512 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
-  const float* x = ws + conv1_y;
-  const float* y = ws + maxpool1_y;
+  const uint8_t* kept = (const uint8_t*)(ws + maxpool1_kept);
   float* db = ws + conv1_db_lanes;
   const float* dy = ws + maxpool1_dy;
   float* dx = ws + conv1_dy;
   for (int p = 0; p < 3; ++p) {
     for (int q = 0; q < 3; ++q) {
       for (int ch = 0; ch < 2; ++ch) {
-        const float* xw = x + p * 384 + q * 64 + ch * 16;
         float* dxw = dx + p * 384 + q * 64 + ch * 16;
-        const V top = vload(y + p * 96 + q * 32 + ch * 16);
-        const V g = vand(vgt(top, vzero()), vload(dy + p * 96 + q * 32 + ch * 16));
+        const __m512i k = vload_kept(kept + p * 96 + q * 32 + ch * 16);
+        const V g = vif_kept_below(k, 4, vload(dy + p * 96 + q * 32 + ch * 16));
         vstore(db + ch * 16, vadd(vload(db + ch * 16), g));
-        V taken = vzero();
-        { V hit = vandnot(taken, veq(vload(xw), top)); taken = vor(taken, hit);
-          vstore(dxw, vand(hit, g)); }
-        { V hit = vandnot(taken, veq(vload(xw + 32), top)); taken = vor(taken, hit);
-          vstore(dxw + 32, vand(hit, g)); }
-        { V hit = vandnot(taken, veq(vload(xw + 192), top)); taken = vor(taken, hit);
-          vstore(dxw + 192, vand(hit, g)); }
-        { V hit = vandnot(taken, veq(vload(xw + 224), top)); taken = vor(taken, hit);
-          vstore(dxw + 224, vand(hit, g)); }
+        vstore(dxw, vif_kept(k, 0, g));
+        vstore(dxw + 32, vif_kept(k, 1, g));
+        vstore(dxw + 192, vif_kept(k, 2, g));
+        vstore(dxw + 224, vif_kept(k, 3, g));
       }
     }
   }
@@ -1068,8 +993,7 @@ static CNNC_AVX512 float train(const cnnc_model* model, const cnnc_pass* pass) {
     const int first = block * 16;
     const int count = pass->n - first < 16 ? pass->n - first : 16;
     load_block(pass->input, first, count, ws);
-    conv1_forward(params, ws);
-    maxpool1_forward(ws);
+    conv1_maxpool1_forward_training(params, ws);
     dense1_forward(params, ws);
     loss += output_block(pass, first, count, ws, true);
     dense1_backward(params, ws, block);
@@ -1113,18 +1037,12 @@ static CNNC_AVX512 void dense_weights(const cnnc_model* model, int32_t layer, co
 static CNNC_AVX512 void kernel_conv1_forward(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
   (void)grads;
-  conv1_forward(params, ws);
+  conv1_maxpool1_forward_training(params, ws);
 }
 static CNNC_AVX512 void kernel_conv1_backward_weights(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
   (void)grads;
   conv1_backward_weights(params, ws);
-}
-static CNNC_AVX512 void kernel_maxpool1_forward(const float* params, float* grads, void* workspace) {
-  float* ws = (float*)workspace;
-  (void)params;
-  (void)grads;
-  maxpool1_forward(ws);
 }
 static CNNC_AVX512 void kernel_maxpool1_backward_data(const float* params, float* grads, void* workspace) {
   float* ws = (float*)workspace;
@@ -1147,16 +1065,15 @@ static CNNC_AVX512 void kernel_dense1_backward_weights(const float* params, floa
   (void)params;
   dense1_backward_weights(grads, ws, 16);
 }
-static const cnnc_kernel kernels[7] = {
-    {"conv1", "forward", kernel_conv1_forward, 16, 23040.0},
+static const cnnc_kernel kernels[6] = {
+    {"conv1", "forward", kernel_conv1_forward, 16, 24192.0},
     {"conv1", "backward_weights", kernel_conv1_backward_weights, 16, 20736.0},
-    {"maxpool1", "forward", kernel_maxpool1_forward, 16, 1152.0},
     {"maxpool1", "backward_data", kernel_maxpool1_backward_data, 16, 1152.0},
     {"dense1", "forward", kernel_dense1_forward, 16, 1824.0},
     {"dense1", "backward_data", kernel_dense1_backward_data, 16, 1728.0},
     {"dense1", "backward_weights", kernel_dense1_backward_weights, 16, 1728.0},
 };
-static const int32_t kernel_count = 7;
+static const int32_t kernel_count = 6;
 
 // The optimizer's settings in vectors, and whether it is SGD (else Adam); step_size and sqrt_correction2 are Adam's bias corrections.
 struct OptimizerLanes {

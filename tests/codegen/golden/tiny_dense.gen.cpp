@@ -86,6 +86,20 @@ static CNNC_AVX512 inline V vandnot(V a, V b) { return vbits(_mm512_andnot_si512
 static CNNC_AVX512 inline V vor(V a, V b) { return vbits(_mm512_or_si512(vint(a), vint(b))); }
 static CNNC_AVX512 inline V veq(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), -1)); }
 static CNNC_AVX512 inline V vgt(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), -1)); }
+// A max pool's kept element per lane, as a conv fused with its pool tracks it in training: m
+// becomes vmax(m, x), as <pool>_forward takes it, and kept becomes `element` in the lanes where
+// x is greater than m (ties keep the element before). Stored as one byte per lane.
+static CNNC_AVX512 inline __m512i vkept(int element) { return _mm512_set1_epi32(element); }
+static CNNC_AVX512 inline void vmax_keep(V& m, __m512i& kept, V x, int element) {
+  kept = _mm512_mask_set1_epi32(kept, _mm512_cmp_ps_mask(x, m, _CMP_GT_OQ), element);
+  m = vmax(m, x);
+}
+static CNNC_AVX512 inline void vstore_kept(uint8_t* p, __m512i kept) { _mm_store_si128((__m128i*)p, _mm512_cvtepi32_epi8(kept)); }
+static CNNC_AVX512 inline __m512i vload_kept(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i*)p)); }
+// g in the lanes whose kept element is `element` (vif_kept) or any below it (vif_kept_below); 0
+// in the others.
+static CNNC_AVX512 inline V vif_kept(__m512i kept, int element, V g) { return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kept, vkept(element)), g); }
+static CNNC_AVX512 inline V vif_kept_below(__m512i kept, int element, V g) { return _mm512_maskz_mov_ps(_mm512_cmplt_epi32_mask(kept, vkept(element)), g); }
 static CNNC_AVX512 inline __m512i vhash(__m512i x) {
   x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
   x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
