@@ -28,6 +28,20 @@ def fmt(x):
     return f"{x:,.0f}"
 
 
+def pool_after(rows, context, key):
+    """The forward rows of the layer after key's layer, by engine; {} when it has none."""
+    layers = context.get(f"layers_{key[0]}", "").split(",")
+    at = layers.index(key[1]) + 1 if key[1] in layers else len(layers)
+    return rows.get((key[0], layers[at], "forward"), {}) if at < len(layers) else {}
+
+
+def fused_forward(rows, context, key, engine):
+    """Whether engine's forward of key's layer is that conv fused with the max pool after it,
+    as training runs them (docs/codegen.md): the pool then has no forward row of that engine."""
+    after = pool_after(rows, context, key)
+    return key[2] == "forward" and engine in rows[key] and bool(after) and engine not in after
+
+
 def roofline(context, runs, rows, best, spec, position):
     """Every phase under the roofline of one thread: its FLOPs over the bytes it must move (the
     arithmetic intensity), what the peak and the triad bandwidths of memory and of L2 allow it,
@@ -46,6 +60,7 @@ def roofline(context, runs, rows, best, spec, position):
     print("| model | layer | phase | MFLOP | KiB | FLOP/B | roof (memory) | roof (L2) | GFLOP/s "
           "| of peak | of L2 roof | bound |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    any_fused = False
     for key in sorted(rows, key=lambda k: (k[0], position(k))):
         b = rows[key].get(spec)
         g = rows[key].get("generic")  # its flops are the phase's useful ones, batch 64
@@ -56,11 +71,18 @@ def roofline(context, runs, rows, best, spec, position):
         roof_mem = min(peak, intensity * bw["memory"])
         roof_l2 = min(peak, intensity * bw["l2"])
         achieved = b["img/s"] * flops / 64 / 1e9
+        # A fused conv's time is its pool's too: the conv's FLOPs over it understate the rate.
+        mark = " *" if fused_forward(rows, context, key, spec) else ""
+        any_fused = any_fused or bool(mark)
         bound = ("compute" if roof_mem >= peak else
                  "memory" if roof_l2 < peak else "compute in cache, memory otherwise")
-        print(f"| {key[0]} | {key[1]} | {key[2]} | {flops / 1e6:.2f} | {nbytes / 1024:,.0f} | "
-              f"{intensity:.1f} | {roof_mem:.0f} | {roof_l2:.0f} | {achieved:.1f} | "
-              f"{100 * achieved / peak:.0f}% | {100 * achieved / roof_l2:.0f}% | {bound} |")
+        print(f"| {key[0]} | {key[1]} | {key[2]}{mark} | {flops / 1e6:.2f} | "
+              f"{nbytes / 1024:,.0f} | {intensity:.1f} | {roof_mem:.0f} | {roof_l2:.0f} | "
+              f"{achieved:.1f} | {100 * achieved / peak:.0f}% | {100 * achieved / roof_l2:.0f}% | "
+              f"{bound} |")
+    if any_fused:
+        print("\n\\* the conv and the max pool after it in one function: its time is both "
+              "layers', its GFLOP/s the conv's FLOPs over that time.")
 
 
 def main():
@@ -113,18 +135,10 @@ def main():
         extra = f" | {best_spec} / oneDNN" if best_spec and "onednn" in order else ""
         print(f"| layer | phase | {head}{extra} |")
         print("| --- | --- |" + " ---: |" * (len(order) + (1 if extra else 0)))
-        # A specialised conv forward with no forward of the layer after it is the conv fused
-        # with its max pool, as training runs them (docs/codegen.md): it is marked, and compared
-        # with oneDNN's conv and pool forward together.
-        layers = context.get(f"layers_{model}", "").split(",")
-
-        def pool_after(key):
-            at = layers.index(key[1]) + 1 if key[1] in layers else len(layers)
-            return rows.get((model, layers[at], "forward"), {}) if at < len(layers) else {}
-
+        # A conv fused with its max pool is marked, and compared with oneDNN's conv and pool
+        # forward together.
         def fused(key, engine):
-            return (key[2] == "forward" and engine in rows[key] and bool(pool_after(key))
-                    and engine not in pool_after(key))
+            return fused_forward(rows, context, key, engine)
         any_fused = False
         for key in sorted((k for k in rows if k[0] == model), key=position):
             cells = []
@@ -137,7 +151,7 @@ def main():
             if extra:
                 s, o = rows[key].get(best_spec), rows[key].get("onednn")
                 if s and o and fused(key, best_spec):
-                    p = pool_after(key).get("onednn")
+                    p = pool_after(rows, context, key).get("onednn")
                     o = {"img/s": 1 / (1 / o["img/s"] + 1 / p["img/s"])} if p else None
                 cells.append(f"{s['img/s'] / o['img/s']:.2f}x" if s and o else "-")
             print(f"| {key[1]} | {key[2]} | " + " | ".join(cells) + " |")

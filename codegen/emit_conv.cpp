@@ -193,13 +193,12 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   c.w.blank();
 }
 
-// Inference's conv and max pool in one function (plan_model says when): each register tile
+// A conv and the max pool after it in one function (plan_model says when): each register tile
 // holds every conv output of pool_qblock pooling windows for pool_kblock filters, and stores
 // only their maximum after relu. The conv's output never reaches memory, and the pool's pass
-// over it is gone; training still calls <conv>_forward and <pool>_forward, because its
-// backward reads the conv's output.
-// training: the function training's forward calls, which also stores the kept element of each
-// window for the pool's backward (emit_pool.cpp); inference stores only the maxima.
+// over it is gone. training: the variant training's forward calls, which also stores the kept
+// element of each window for the pool's backward (emit_pool.cpp), where the backward would
+// otherwise compare the conv's output with the maximum again.
 void emit_forward_pooled(EmitContext& c, const LayerPlan& lp, bool training) {
   const dsl::Layer& l = *lp.layer;
   const LayerPlan& pool_lp = c.plan.layers[static_cast<size_t>(lp.index) + 1];
@@ -211,10 +210,9 @@ void emit_forward_pooled(EmitContext& c, const LayerPlan& lp, bool training) {
   c.w.comment(fmt::format(
       "{} and {} forward, {}: lines {}-{}: {}; {}\n{} -> {}; x [{}][{}][{}][L] -> {}'s y "
       "[{}][{}][{}][L]{}\nFused: {}'s output ({} bytes a block) is never stored, nor read again by "
-      "the pool.\nThe sums add the taps in the order an unfused conv forward adds them, and relu "
-      "and max "
-      "are exact:\nthe bits of the two layers run apart.\nTile: {} x {} in registers ({} outputs "
-      "each), {}.\nFLOPs: {} per block of {}.",
+      "the pool.\nThe sums add the taps in the order an unfused conv forward adds them, and "
+      "relu and max are exact:\nthe bits of the two layers run apart.\nTile: {} x {} in "
+      "registers ({} outputs each), {}.\nFLOPs: {} per block of {}.",
       l.name, pool.name, training ? "training" : "inference", l.line, pool.line, l.statement,
       pool.statement, l.in.str(), pool.out.str(), d.Hp, d.Wp, d.C, pool.name, P, Q, d.K,
       training

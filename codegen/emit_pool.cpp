@@ -73,7 +73,7 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
   // way, and the conv's bias gradient adds the one value each window passes on.
   const bool relu = conv && conv->relu_in_pool;
   const bool bias = relu && conv->layer->trainable();
-  const bool by_index = max && conv && conv->pool_kept.floats;
+  const bool by_index = conv && conv->pool_kept.floats;  // a conv fused with this max pool
   std::string becomes;
   if (relu)
     becomes = fmt::format(

@@ -231,8 +231,9 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
     bool relu_or_linear =
         l.activation == dsl::Activation::relu || l.activation == dsl::Activation::linear;
     bool max_pool_next = next && next->kind == dsl::LayerKind::maxpool && !pads(*next);
-    lp.pool_fused =
-        l.kind == dsl::LayerKind::conv && isa == Isa::avx512 && relu_or_linear && max_pool_next;
+    // Training keeps each window's element in a byte, R*S for none: at most 255 elements.
+    lp.pool_fused = l.kind == dsl::LayerKind::conv && isa == Isa::avx512 && relu_or_linear &&
+                    max_pool_next && next->kernel_h * next->kernel_w <= 255;
     if (!lp.pool_fused)
       lp.out = a.take(l.name + "_y", l.out.size() * L,
                       fmt::format("{}'s output, {}", l.name, dims(l.out)));

@@ -56,6 +56,7 @@ struct LayerPlan {
   int pool_qblock = 1;
   int pool_kblock = 1;
   Slot pool_kept;  // [P][Q][K][L] bytes: the kept element's index in (r, s) order, R*S for none
+                   // (so windows of at most 255 elements fuse)
   // conv backward, over t = (s, c), the S*C taps of one kernel row (contiguous in x, dx and w):
   int dw_kblock = 1;  // weight gradient: filters x dw_tblock taps of accumulators
   int dw_tblock = 1;

@@ -14,7 +14,7 @@ namespace cnnc::rt {
 namespace {
 // all_reach_within's own communicator, so that its barrier cannot pair with a collective that a
 // rank still training has under way. One per process, as MPI_Init is.
-MPI_Comm failures = MPI_COMM_NULL;
+MPI_Comm failure_comm = MPI_COMM_NULL;
 }  // namespace
 
 MpiSession::MpiSession() {
@@ -25,17 +25,17 @@ MpiSession::MpiSession() {
     throw std::runtime_error("MPI could not be initialised");
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &ranks_);
-  MPI_Comm_dup(MPI_COMM_WORLD, &failures);
+  MPI_Comm_dup(MPI_COMM_WORLD, &failure_comm);
 }
 
 MpiSession::~MpiSession() {
-  MPI_Comm_free(&failures);
+  MPI_Comm_free(&failure_comm);
   MPI_Finalize();
 }
 
 bool MpiSession::all_reach_within(double seconds) {
   MPI_Request all_here;
-  MPI_Ibarrier(failures, &all_here);
+  MPI_Ibarrier(failure_comm, &all_here);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   for (;;) {
     int done = 0;

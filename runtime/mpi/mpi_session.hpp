@@ -1,5 +1,6 @@
 // MPI for the lifetime of one object: initialised on construction, finalised on destruction,
-// and the way out for a rank that fails (every rank of the job ends with it).
+// and the ways out for ranks that fail: together, each with its own status, or alone, ending
+// every rank of the job.
 #pragma once
 
 namespace cnnc::rt {

@@ -88,7 +88,9 @@ static CNNC_AVX512 inline V veq(V a, V b) { return vbits(_mm512_maskz_set1_epi32
 static CNNC_AVX512 inline V vgt(V a, V b) { return vbits(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), -1)); }
 // A max pool's kept element per lane, as a conv fused with its pool tracks it in training: m
 // becomes vmax(m, x), as <pool>_forward takes it, and kept becomes `element` in the lanes where
-// x is greater than m (ties keep the element before). Stored as one byte per lane.
+// x is greater than m (ties keep the element before). Stored as one byte per lane (windows of
+// at most 255 elements, plan.cpp). After a NaN the two may part, but a step with a NaN is not
+// finite and is discarded whatever element its gradient goes to.
 static CNNC_AVX512 inline __m512i vkept(int element) { return _mm512_set1_epi32(element); }
 static CNNC_AVX512 inline void vmax_keep(V& m, __m512i& kept, V x, int element) {
   kept = _mm512_mask_set1_epi32(kept, _mm512_cmp_ps_mask(x, m, _CMP_GT_OQ), element);
