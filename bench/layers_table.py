@@ -137,20 +137,18 @@ def main():
         print("| --- | --- |" + " ---: |" * (len(order) + (1 if extra else 0)))
         # A conv fused with its max pool is marked, and compared with oneDNN's conv and pool
         # forward together.
-        def fused(key, engine):
-            return fused_forward(rows, context, key, engine)
         any_fused = False
         for key in sorted((k for k in rows if k[0] == model), key=position):
             cells = []
             for e in order:
                 b = rows[key].get(e)
-                mark = " *" if e.startswith("specialized") and fused(key, e) else ""
+                mark = " *" if e.startswith("specialized") and fused_forward(rows, context, key, e) else ""
                 any_fused = any_fused or bool(mark)
                 cells.append(f"{fmt(b['img/s'])} ({100 * b['GFLOP/s'] / best[1]:.0f}%){mark}"
                              if b else "-")
             if extra:
                 s, o = rows[key].get(best_spec), rows[key].get("onednn")
-                if s and o and fused(key, best_spec):
+                if s and o and fused_forward(rows, context, key, best_spec):
                     p = pool_after(rows, context, key).get("onednn")
                     o = {"img/s": 1 / (1 / o["img/s"] + 1 / p["img/s"])} if p else None
                 cells.append(f"{s['img/s'] / o['img/s']:.2f}x" if s and o else "-")

@@ -48,6 +48,16 @@ bool runs_backward(const LayerPlan& lp) {
   return lp.needs_dx || lp.layer->trainable();
 }
 
+const LayerPlan* fused_conv_before(const Plan& plan, const LayerPlan& pool) {
+  const LayerPlan* conv = pool.index > 0 ? &plan.layers[pool.index - 1] : nullptr;
+  return conv && conv->pool_fused ? conv : nullptr;
+}
+
+std::string pooled_forward(const Plan& plan, const LayerPlan& conv, bool training) {
+  return fmt::format("{}_{}_forward{}", conv.layer->name, plan.layers[conv.index + 1].layer->name,
+                     training && conv.pool_kept.floats ? "_training" : "");
+}
+
 const char* name_of(Pass pass) {
   switch (pass) {
     case Pass::forward: return "forward";

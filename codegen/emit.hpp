@@ -43,6 +43,12 @@ std::string variant_macro(Isa isa);
 // Whether a layer has a backward function: it passes a gradient on or has parameters to learn.
 bool runs_backward(const LayerPlan& lp);
 
+// The conv that runs the forward of this pool fused with its own (LayerPlan::pool_fused), or null.
+const LayerPlan* fused_conv_before(const Plan& plan, const LayerPlan& pool);
+// "conv1_maxpool1_forward" or, keeping each window's element for training, "..._training": the
+// function of a conv fused with its pool.
+std::string pooled_forward(const Plan& plan, const LayerPlan& conv, bool training);
+
 // The functions of a layer. backward is the whole backward pass of a block, the functions it
 // calls included; conv and dense split out backward_data and backward_weights.
 enum class Pass { forward, backward, backward_data, backward_weights };

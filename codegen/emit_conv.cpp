@@ -226,8 +226,8 @@ void emit_forward_pooled(EmitContext& c, const LayerPlan& lp, bool training) {
       lp.unroll_c ? "taps unrolled" : "a loop over the channels",
       dsl::with_thousands((flops_of(lp, Pass::forward) + flops_of(pool_lp, Pass::forward)) * L),
       counted(L, "sample")));
-  c.w.function("static {} void {}_{}_forward{}({})", c.kernel(), l.name, pool.name,
-               training ? "_training" : "", params_and_ws);
+  c.w.function("static {} void {}({})", c.kernel(), pooled_forward(c.plan, lp, training),
+               params_and_ws);
   emit_forward_input(c, lp, d);
   c.w.line("float* y = {};", c.output_of(pool_lp.index));
   if (training) c.w.line("uint8_t* kept = (uint8_t*)({});", ws(lp.pool_kept));

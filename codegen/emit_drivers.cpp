@@ -275,10 +275,10 @@ void emit_layer_calls(EmitContext& c, bool training) {
   for (size_t i = 0; i < c.plan.layers.size(); ++i) {
     const LayerPlan& lp = c.plan.layers[i];
     const dsl::Layer& l = *lp.layer;
-    if (lp.pool_fused)  // training keeps each window's element when the pool's backward runs
-      c.w.line("{}_{}_forward{}(params, ws);", l.name, c.plan.layers[++i].layer->name,
-               training && lp.pool_kept.floats ? "_training" : "");
-    else if (l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::dense)
+    if (lp.pool_fused) {  // and the pool after it, which the loop then skips
+      c.w.line("{}(params, ws);", pooled_forward(c.plan, lp, training));
+      ++i;
+    } else if (l.kind == dsl::LayerKind::conv || l.kind == dsl::LayerKind::dense)
       c.w.line("{}_forward(params, ws);", l.name);
     else if (l.kind == dsl::LayerKind::dropout)
       c.w.line("{}_forward(ws, pass, first, {});", l.name, training ? "true" : "false");
@@ -423,15 +423,12 @@ void emit_kernel_table(EmitContext& c) {
     std::string args = pool ? "ws" : "params, ws";
     // A conv fused with the pool after it: the conv's forward is the pair's, as training runs
     // it, and the pool has none.
-    const LayerPlan* before = lp.index > 0 ? &c.plan.layers[lp.index - 1] : nullptr;
     if (lp.pool_fused) {
       const LayerPlan& next = c.plan.layers[lp.index + 1];
-      entries.push_back({l.name, "forward",
-                         fmt::format("{}_{}_forward{}(params, ws)", l.name, next.layer->name,
-                                     lp.pool_kept.floats ? "_training" : ""),
-                         L, (flops_of(lp, Pass::forward) + flops_of(next, Pass::forward)) * L, true,
+      entries.push_back({l.name, "forward", pooled_forward(c.plan, lp, true) + "(params, ws)", L,
+                         (flops_of(lp, Pass::forward) + flops_of(next, Pass::forward)) * L, true,
                          false});
-    } else if (!(pool && before && before->pool_fused)) {
+    } else if (!fused_conv_before(c.plan, lp)) {
       entries.push_back({l.name, "forward", fmt::format("{}_forward({})", l.name, args), L,
                          flops_of(lp, Pass::forward) * L, !pool, false});
     }

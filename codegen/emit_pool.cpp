@@ -40,9 +40,10 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
   // Element (r, s) of a window, from its first element.
   auto tap = [&](int64_t r, int64_t s) { return (r * W + s) * C * L; };
   const LayerPlan* conv = lp.index > 0 ? &c.plan.layers[lp.index - 1] : nullptr;
+  const LayerPlan* fused = fused_conv_before(c.plan, lp);
 
   // A conv fused with this pool runs its forward (emit_conv.cpp).
-  if (!conv || !conv->pool_fused) {
+  if (!fused) {
     function_comment(c, lp, Pass::forward,
                      fmt::format("x [{}][{}][{}][L] -> y [{}][{}][{}][L]", l.in.h, W, C, P, Q, C),
                      "one output vector at a time, the window unrolled");
@@ -73,7 +74,7 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
   // way, and the conv's bias gradient adds the one value each window passes on.
   const bool relu = conv && conv->relu_in_pool;
   const bool bias = relu && conv->layer->trainable();
-  const bool by_index = conv && conv->pool_kept.floats;  // a conv fused with this max pool
+  const bool by_index = fused && fused->pool_kept.floats;
   std::string becomes;
   if (relu)
     becomes = fmt::format(
@@ -107,11 +108,13 @@ void emit_pool(EmitContext& c, const LayerPlan& lp) {
     if (max && !by_index) c.w.line("const float* xw = {};", at("x", window));
     c.w.line("float* dxw = {};", at("dx", window));
     if (by_index) {
-      // Relu kept none of a window that it zeroed: its gradient and bias gradient are 0.
+      // Relu kept none of a window that it zeroed: no element takes its gradient, and the bias
+      // gradient adds it only where an element was kept.
       c.w.line("const __m512i k = vload_kept({});", at("kept", output));
-      std::string dy = fmt::format("vload({})", at("dy", output));
-      c.w.line("const V g = {};", relu ? fmt::format("vif_kept_below(k, {}, {})", R * S, dy) : dy);
-      if (bias) c.w.line("vstore({}, vadd(vload({}), g));", at("db", ch * L), at("db", ch * L));
+      c.w.line("const V g = vload({});", at("dy", output));
+      if (bias)
+        c.w.line("vstore({}, vadd(vload({}), vif_kept_below(k, {}, g)));", at("db", ch * L),
+                 at("db", ch * L), R * S);
       for (int64_t r = 0; r < R; ++r)
         for (int64_t s = 0; s < S; ++s)
           c.w.line("{}", add(tap(r, s), fmt::format("vif_kept(k, {}, g)", r * S + s)));

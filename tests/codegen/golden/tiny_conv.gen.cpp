@@ -584,8 +584,8 @@ static CNNC_AVX512 CNNC_NOINLINE void maxpool1_backward(float* __restrict ws) {
       for (int ch = 0; ch < 2; ++ch) {
         float* dxw = dx + p * 384 + q * 64 + ch * 16;
         const __m512i k = vload_kept(kept + p * 96 + q * 32 + ch * 16);
-        const V g = vif_kept_below(k, 4, vload(dy + p * 96 + q * 32 + ch * 16));
-        vstore(db + ch * 16, vadd(vload(db + ch * 16), g));
+        const V g = vload(dy + p * 96 + q * 32 + ch * 16);
+        vstore(db + ch * 16, vadd(vload(db + ch * 16), vif_kept_below(k, 4, g)));
         vstore(dxw, vif_kept(k, 0, g));
         vstore(dxw + 32, vif_kept(k, 1, g));
         vstore(dxw + 192, vif_kept(k, 2, g));
