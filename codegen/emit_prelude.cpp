@@ -94,7 +94,7 @@ void emit_prelude(Writer& w, const dsl::Graph& g, const GenOptions& o) {
   w.line("#define CNNC_HAS_AVX2 CNNC_X86");
   w.line("#define CNNC_HAS_PORTABLE 1");
   w.line("#endif");
-  w.line("#define CNNC_AVX512 __attribute__((target(\"avx512f,avx2,fma\"), unused))");
+  w.line("#define CNNC_AVX512 __attribute__((target(\"avx512f,avx2,fma,prfchw\"), unused))");
   w.line("#define CNNC_AVX2 __attribute__((target(\"avx2,fma\"), unused))");
   w.line("#define CNNC_PORTABLE __attribute__((unused))");
   if (g.training.precision == dsl::Precision::bf16) {
@@ -111,7 +111,7 @@ void emit_prelude(Writer& w, const dsl::Graph& g, const GenOptions& o) {
     w.line("#endif");
     w.line(
         "#define CNNC_AVX512_BF16 __attribute__((target(\"avx512f,avx512bf16,avx512vl,avx512bw,"
-        "avx2,fma\"), unused))");
+        "avx2,fma,prfchw\"), unused))");
   }
   w.line("#define CNNC_NOINLINE __attribute__((noinline))");
   w.comment(

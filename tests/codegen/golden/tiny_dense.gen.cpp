@@ -38,7 +38,7 @@
 #define CNNC_HAS_AVX2 CNNC_X86
 #define CNNC_HAS_PORTABLE 1
 #endif
-#define CNNC_AVX512 __attribute__((target("avx512f,avx2,fma"), unused))
+#define CNNC_AVX512 __attribute__((target("avx512f,avx2,fma,prfchw"), unused))
 #define CNNC_AVX2 __attribute__((target("avx2,fma"), unused))
 #define CNNC_PORTABLE __attribute__((unused))
 #define CNNC_NOINLINE __attribute__((noinline))
@@ -855,7 +855,10 @@ static CNNC_AVX512 void update_range(const cnnc_model* model, float* params, con
     const int64_t first = range[0] > begin ? range[0] : begin;
     const int64_t last = range[1] < end ? range[1] : end;
     int64_t j = first;
-    for (; j + 16 <= last; j += 16) optimizer_lanes(params + j, grads + j, m + j, v + j, o);
+    for (; j + 16 <= last; j += 16) {
+      if (j + 256 < last) __builtin_prefetch(params + j + 256, 1, 3);
+      optimizer_lanes(params + j, grads + j, m + j, v + j, o);
+    }
     // The range's last parameters, fewer than a vector, through a padded copy: the parameters beyond
     // the range may be another thread's or a frozen layer's.
     if (j < last) {
