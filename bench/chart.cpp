@@ -78,14 +78,18 @@ cnnc::draw::Rgb color_of(const std::string& engine) {
 
 std::string grouped(double x);
 
+std::string threads_text(int threads) {
+  return fmt::format("{} thread{}", threads, threads == 1 ? "" : "s");
+}
+
 // The tables of docs/benchmarks.md: one row per engine, medians with their [min-max], the
 // share of the measured peak, and the gap to the target when one was given.
 void print_markdown(const std::vector<ModelResult>& models) {
   for (const ModelResult& m : models) {
     fmt::print(
-        "\n**{}** (batch {}, {} threads, {:.2f} MFLOP per training image, measured peak "
+        "\n**{}** (batch {}, {}, {:.2f} MFLOP per training image, measured peak "
         "{:.0f} GFLOP/s)\n\n",
-        m.model, m.batch, m.threads, m.train_mflop, m.peak_gflops);
+        m.model, m.batch, threads_text(m.threads), m.train_mflop, m.peak_gflops);
     fmt::print(
         "| engine | training img/s [min-max] | % of peak | inference img/s [min-max] | "
         "training vs target | inference vs target |\n");
@@ -164,8 +168,8 @@ int main(int argc, char** argv) {
   std::vector<cnnc::draw::BarPanel> panels;
   for (const ModelResult& m : models) {
     cnnc::draw::BarPanel& panel = panels.emplace_back();
-    panel.title =
-        fmt::format("{}: images/s, batch {}, {} threads (medians)", m.model, m.batch, m.threads);
+    panel.title = fmt::format("{}: images/s, batch {}, {} (medians)", m.model, m.batch,
+                              threads_text(m.threads));
     for (int phase = 0; phase < 2; ++phase) {
       cnnc::draw::BarGroup& g = panel.groups.emplace_back();
       g.title = phase == 0 ? "training" : "inference";

@@ -52,7 +52,7 @@ void onednn_set_threads(int threads);
 //
 // With OpenMP's default (spinning) waits the 1-thread ratios were alike (1.13, 1.41, 1.15,
 // 0.99) and the 2-thread figures collapsed for both layouts on that loaded machine
-// (docs/benchmarks.md, "The OpenMP caveat"). Rerun: bench_layers
+// (docs/benchmarks.md, "The peers at their best"). Rerun: bench_layers
 // --benchmark_filter='onednn-' --benchmark_repetitions=9
 // --benchmark_enable_random_interleaving=true.
 enum class OnednnLayout { any, nhwc };

@@ -54,9 +54,11 @@ void emit_optimizer_lanes(EmitContext& c) {
 // variant's widest vectors: when the other core has read the parameters (as every step's
 // forward does), each store waits for that core to drop the line, and only a store that fills
 // the line keeps enough of those waits in flight (the scalar loop took 3-4x as long). The
-// AVX-512 variants also ask for the lines write_ahead floats ahead with PREFETCHW, which every
+// AVX-512 variants also ask for the line write_ahead floats ahead with PREFETCHW, which every
 // AVX-512 CPU has, so that many are on their way at once: lenet5's update on 2 threads took
-// 17-21 us instead of 31-35. Only within the range, whose lines no other thread writes.
+// 17-21 us instead of 31-35. Only while that float is in the range, so the prefetch takes no
+// line the loop's own stores would not. Not in AVX2: some AVX2 CPUs (Haswell) lack PREFETCHW,
+// and the read prefetch the compiler would emit instead does not take the line for writing.
 void emit_update(EmitContext& c) {
   constexpr int64_t write_ahead = 256;  // 16 lines of 64 bytes
   Writer& w = c.w;

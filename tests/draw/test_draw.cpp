@@ -142,7 +142,17 @@ TEST_CASE("bench_chart draws the chart from a line of cnnc bench --json") {
   INFO(r.out);
   REQUIRE(r.status == 0);
   CHECK_THAT(r.out, Catch::Contains("| specialized | 61,000 [0-0] |"));
+  CHECK_THAT(r.out, Catch::Contains("(batch 64, 2 threads, 2.30 MFLOP"));
   CHECK(read_png(png).width == 1000);
+
+  std::ofstream(json) << R"({"model":"lenet5","threads":1,"batch":64,"peak_gflops":115,)"
+                         R"("train_mflop_per_image":2.3,"engines":[{"engine":"specialized",)"
+                         R"("train_images_per_second":31000,"infer_images_per_second":75000}]})"
+                      << "\n";
+  const auto one = cnnc_test::run(BENCH_CHART_EXE " --markdown -o '" + png.string() + "' '" +
+                                  json.string() + "'");
+  CHECK(one.status == 0);
+  CHECK_THAT(one.out, Catch::Contains("(batch 64, 1 thread, 2.30 MFLOP"));
 
   std::ofstream(json) << "{not json\n";
   const auto bad =
