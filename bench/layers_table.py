@@ -142,7 +142,8 @@ def main():
             cells = []
             for e in order:
                 b = rows[key].get(e)
-                mark = " *" if e.startswith("specialized") and fused_forward(rows, context, key, e) else ""
+                fused = e.startswith("specialized") and fused_forward(rows, context, key, e)
+                mark = " *" if fused else ""
                 any_fused = any_fused or bool(mark)
                 cells.append(f"{fmt(b['img/s'])} ({100 * b['GFLOP/s'] / best[1]:.0f}%){mark}"
                              if b else "-")

@@ -58,6 +58,10 @@ std::string pooled_forward(const Plan& plan, const LayerPlan& conv, bool trainin
                      training && conv.pool_kept.floats ? "_training" : "");
 }
 
+int64_t pooled_forward_flops(const Plan& plan, const LayerPlan& conv) {
+  return flops_of(conv, Pass::forward) + flops_of(plan.layers[conv.index + 1], Pass::forward);
+}
+
 const char* name_of(Pass pass) {
   switch (pass) {
     case Pass::forward: return "forward";

@@ -48,6 +48,8 @@ const LayerPlan* fused_conv_before(const Plan& plan, const LayerPlan& pool);
 // "conv1_maxpool1_forward" or, keeping each window's element for training, "..._training": the
 // function of a conv fused with its pool.
 std::string pooled_forward(const Plan& plan, const LayerPlan& conv, bool training);
+// That function's FLOPs for one sample: the conv's forward and the pool's.
+int64_t pooled_forward_flops(const Plan& plan, const LayerPlan& conv);
 
 // The functions of a layer. backward is the whole backward pass of a block, the functions it
 // calls included; conv and dense split out backward_data and backward_weights.

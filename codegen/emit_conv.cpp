@@ -224,8 +224,7 @@ void emit_forward_pooled(EmitContext& c, const LayerPlan& lp, bool training) {
       l.name, dsl::with_thousands(l.out.size() * L * 4), counted(lp.pool_qblock, "pooling window"),
       counted(lp.pool_kblock, "filter"), R * S,
       lp.unroll_c ? "taps unrolled" : "a loop over the channels",
-      dsl::with_thousands((flops_of(lp, Pass::forward) + flops_of(pool_lp, Pass::forward)) * L),
-      counted(L, "sample")));
+      dsl::with_thousands(pooled_forward_flops(c.plan, lp) * L), counted(L, "sample")));
   c.w.function("static {} void {}({})", c.kernel(), pooled_forward(c.plan, lp, training),
                params_and_ws);
   emit_forward_input(c, lp, d);

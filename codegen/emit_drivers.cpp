@@ -424,10 +424,8 @@ void emit_kernel_table(EmitContext& c) {
     // A conv fused with the pool after it: the conv's forward is the pair's, as training runs
     // it, and the pool has none.
     if (lp.pool_fused) {
-      const LayerPlan& next = c.plan.layers[lp.index + 1];
       entries.push_back({l.name, "forward", pooled_forward(c.plan, lp, true) + "(params, ws)", L,
-                         (flops_of(lp, Pass::forward) + flops_of(next, Pass::forward)) * L, true,
-                         false});
+                         pooled_forward_flops(c.plan, lp) * L, true, false});
     } else if (!fused_conv_before(c.plan, lp)) {
       entries.push_back({l.name, "forward", fmt::format("{}_forward({})", l.name, args), L,
                          flops_of(lp, Pass::forward) * L, !pool, false});

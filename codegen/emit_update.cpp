@@ -102,18 +102,12 @@ void emit_update(EmitContext& c) {
     w.line("const int64_t first = range[0] > begin ? range[0] : begin;");
     w.line("const int64_t last = range[1] < end ? range[1] : end;");
     w.line("int64_t j = first;");
-    if (c.plan.isa == Isa::avx512 || c.plan.isa == Isa::avx512_bf16) {
-      w.open("for (; j + {} <= last; j += {})", L, L);
+    w.open("for (; j + {} <= last; j += {})", L, L);
+    if (c.plan.isa == Isa::avx512 || c.plan.isa == Isa::avx512_bf16)
       w.line("if (j + {} < last) __builtin_prefetch(params + j + {}, 1, 3);", write_ahead,
              write_ahead);
-      w.line("optimizer_lanes(params + j, grads + j, m + j, v + j, o);");
-      w.close();
-    } else {
-      w.line(
-          "for (; j + {} <= last; j += {}) optimizer_lanes(params + j, grads + j, m + j, v + j, "
-          "o);",
-          L, L);
-    }
+    w.line("optimizer_lanes(params + j, grads + j, m + j, v + j, o);");
+    w.close();
     if (L > 1) {
       w.comment(
           "The range's last parameters, fewer than a vector, through a padded copy: the "

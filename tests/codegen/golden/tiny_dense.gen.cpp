@@ -1695,7 +1695,9 @@ static CNNC_AVX2 void update_range(const cnnc_model* model, float* params, const
     const int64_t first = range[0] > begin ? range[0] : begin;
     const int64_t last = range[1] < end ? range[1] : end;
     int64_t j = first;
-    for (; j + 8 <= last; j += 8) optimizer_lanes(params + j, grads + j, m + j, v + j, o);
+    for (; j + 8 <= last; j += 8) {
+      optimizer_lanes(params + j, grads + j, m + j, v + j, o);
+    }
     // The range's last parameters, fewer than a vector, through a padded copy: the parameters beyond
     // the range may be another thread's or a frozen layer's.
     if (j < last) {
@@ -2378,7 +2380,9 @@ static CNNC_PORTABLE void update_range(const cnnc_model* model, float* params, c
     const int64_t first = range[0] > begin ? range[0] : begin;
     const int64_t last = range[1] < end ? range[1] : end;
     int64_t j = first;
-    for (; j + 1 <= last; j += 1) optimizer_lanes(params + j, grads + j, m + j, v + j, o);
+    for (; j + 1 <= last; j += 1) {
+      optimizer_lanes(params + j, grads + j, m + j, v + j, o);
+    }
   }
 }
 
