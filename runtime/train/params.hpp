@@ -23,4 +23,8 @@ uint64_t model_digest(const cnnc_model& model);
 // FNV-1a 64 of the parameter bytes, as 16 hex digits: two runs agree bit for bit iff equal.
 std::string weights_digest(std::span<const float> params);
 
+// Whether no value is a NaN or an infinity: the check of every step's summed gradients before
+// the update, in AVX-512 where the CPU has it.
+bool all_finite(std::span<const float> values);
+
 }  // namespace cnnc::rt

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -153,19 +152,9 @@ ParamRange thread_range(int64_t count, int t, int threads) {
   return {std::min(count, t * per), std::min(count, (t + 1) * per)};
 }
 
-// A float's magnitude as an integer: |x| <= |y| exactly when magnitude(x) <= magnitude(y), and
-// the NaNs lie above the infinity. Comparing it vectorises without any float arithmetic.
-inline int32_t magnitude(float x) {
-  return std::bit_cast<int32_t>(x) & 0x7fffffff;
-}
-
-constexpr int32_t largest_finite = 0x7f7fffff;  // magnitude(the largest float)
-
 // Whether every g[i], i in range, is neither a NaN nor an infinity.
-bool all_finite(const float* g, ParamRange range) {
-  int32_t above = 0;
-  for (int64_t i = range.begin; i < range.end; ++i) above |= magnitude(g[i]) > largest_finite;
-  return above == 0;
+bool range_finite(const float* g, ParamRange range) {
+  return all_finite(std::span(g + range.begin, static_cast<size_t>(range.end - range.begin)));
 }
 
 // out[i] = scale * (0 + g_0[i] + g_1[i] + ...) over the first n slices, i in range: the slices
@@ -175,7 +164,7 @@ bool sum_slices(const std::vector<std::vector<float>>& slices, size_t n, ParamRa
                 float scale, float* out) {
   constexpr int64_t chunk = 256;
   float sum[chunk];
-  int32_t above = 0;
+  bool finite = true;
   for (int64_t at = range.begin; at < range.end; at += chunk) {
     const int64_t size = std::min(chunk, range.end - at);
     std::fill_n(sum, size, 0.0f);
@@ -183,12 +172,10 @@ bool sum_slices(const std::vector<std::vector<float>>& slices, size_t n, ParamRa
       const float* g = slices[s].data() + at;
       for (int64_t i = 0; i < size; ++i) sum[i] += g[i];
     }
-    for (int64_t i = 0; i < size; ++i) {
-      out[at + i] = sum[i] * scale;
-      above |= magnitude(out[at + i]) > largest_finite;
-    }
+    for (int64_t i = 0; i < size; ++i) out[at + i] = sum[i] * scale;
+    finite = range_finite(out, {at, at + size}) && finite;
   }
-  return above == 0;
+  return finite;
 }
 
 // The loss and the correct answers of slices' [loss, correct] pairs, in slice order.
@@ -411,8 +398,8 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
       int32_t first = d.units * t / threads, last = d.units * (t + 1) / threads;
       m_.dense_weights(&m_, d.layer, passes_.data(), static_cast<int32_t>(parts.size()), scale,
                        first, last, grads_.data());
-      finite =
-          all_finite(grads_.data(), {d.offset + first * d.row, d.offset + last * d.row}) && finite;
+      finite = range_finite(grads_.data(), {d.offset + first * d.row, d.offset + last * d.row}) &&
+               finite;
     }
     if (at < range.end)
       finite =
@@ -426,7 +413,7 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   auto finish_range = [&](int t, bool sum) {
     ParamRange range = thread_range(count, t, pool_.size());
     finite_[static_cast<size_t>(t)] =
-        !sum    ? all_finite(grads_.data(), range)
+        !sum    ? range_finite(grads_.data(), range)
         : defer ? sum_deferred(range, t)
                 : sum_slices(slice_grads_, parts.size(), range, scale, grads_.data());
     pool_.barrier();
