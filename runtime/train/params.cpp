@@ -1,4 +1,4 @@
-// Initialisation and digests of the parameter vector.
+// Initialisation, digests and the finiteness check of parameter-sized vectors.
 #include "train/params.hpp"
 
 #include <fmt/format.h>
@@ -28,8 +28,8 @@ constexpr int32_t largest_finite = 0x7f7fffff;  // magnitude(the largest float)
 #if defined(__x86_64__)
 // Whether some g[i], i < n rounded down to whole vectors of 16, is a NaN or an infinity. In
 // AVX-512: the step's check of the dense weight gradients each thread summed (lenet5's dense1,
-// 24,000 floats a thread) took 3.5-7 us in the baseline's SSE2 and 1-3 us so, of a 2-thread
-// bf16 step of about 320 us (time-stamp probes in TrainStep::run, docs/benchmarks.md).
+// 24,000 floats a thread) took 3.6-7.7 us in the baseline's SSE2 and 0.9-3.4 us so, of a
+// 2-thread bf16 step of about 320 us (time-stamp probes in TrainStep::run, docs/benchmarks.md).
 __attribute__((target("avx512f"))) bool any_above_avx512(const float* g, size_t n) {
   const __m512i sign_off = _mm512_set1_epi32(0x7fffffff);
   const __mmask16 all = 0xffff;  // the masked max: GCC 12 warns of the plain one's undefined lanes

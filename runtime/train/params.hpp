@@ -1,5 +1,5 @@
-// The parameter vector of a model: initialisation by layer and the digests that name a model
-// and a set of weights.
+// The parameter vector of a model: initialisation by layer, the digests that name a model and
+// a set of weights, and the check that a vector of that size (weights, gradients) is finite.
 #pragma once
 
 #include <cstdint>
