@@ -30,7 +30,7 @@ constexpr int32_t largest_finite = 0x7f7fffff;  // magnitude(the largest float)
 // AVX-512: the step's check of the dense weight gradients each thread summed (lenet5's dense1,
 // 24,000 floats a thread) took 3.6-7.7 us in the baseline's SSE2 and 0.9-3.4 us so, of a
 // 2-thread bf16 step of about 320 us (time-stamp probes in TrainStep::run, docs/benchmarks.md).
-__attribute__((target("avx512f"))) bool any_above_avx512(const float* g, size_t n) {
+__attribute__((target("avx512f"))) bool any_non_finite_avx512(const float* g, size_t n) {
   const __m512i sign_off = _mm512_set1_epi32(0x7fffffff);
   const __mmask16 all = 0xffff;  // the masked max: GCC 12 warns of the plain one's undefined lanes
   __m512i largest = _mm512_setzero_si512();
@@ -108,14 +108,14 @@ std::string weights_digest(std::span<const float> params) {
 
 bool all_finite(std::span<const float> values) {
   size_t i = 0;
-  int32_t above = 0;
 #if defined(__x86_64__)
   static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512 && values.size() >= 16) {
-    above |= any_above_avx512(values.data(), values.size());
+  if (avx512) {
+    if (any_non_finite_avx512(values.data(), values.size())) return false;
     i = values.size() / 16 * 16;
   }
 #endif
+  int32_t above = 0;
   for (; i < values.size(); ++i) above |= magnitude(values[i]) > largest_finite;
   return above == 0;
 }
