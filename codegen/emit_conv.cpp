@@ -303,15 +303,16 @@ void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) 
 }
 
 // The weight gradient by taps (plan.cpp says when): x is transposed to one sample after
-// another, then for each chunk of dw_prows output rows, tiles of dw_kblock filters x dw_tblock
-// vectors of taps of one kernel row add
+// another, then for each chunk of dw_prows output rows (one, plan.cpp), tiles of dw_kblock
+// filters x dw_tblock vectors of taps of one kernel row add
 //   dw[k][r][t] += sum_{p,q,lane} dz[p][q][k][lane] * x[lane][p*sh + r][q*sw][t]
 // with the taps loaded and dz broadcast, every sample in turn at each position: the position's
 // dz lines (one per filter, a sample in each lane) then serve all samples from L1. With the
 // samples outermost, a broadcast's line served one sample per tile, and a filter's lines lie
-// K * L floats apart (4 KiB for keras_mnist's 64 filters), all in one L1 set, so they came from
-// L2 again at every tile: conv2's weight gradient took 1.18x as long as its input gradient (perf
-// samples of the Clang build, 12,800 images on one thread), 1.09x now; bf16 1.31x, 1.25x now.
+// K * L floats apart (4 KiB for keras_mnist's 64 filters in AVX-512), all in one L1 set, so
+// they came from L2 again at every tile: conv2's weight gradient took 1.18-1.19x as long as its
+// input gradient (perf samples of the Clang build, 12,800 images on one thread), 1.07-1.11x now;
+// bf16 1.30-1.33x, 1.25-1.26x now.
 // bf16 transposes the column pairs of emit_column_pairs instead of x and broadcasts a pair of
 // dz, so that each vdot adds the terms of columns 2j and 2j + 1.
 void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
