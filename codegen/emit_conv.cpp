@@ -303,8 +303,8 @@ void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) 
 }
 
 // The weight gradient by taps (plan.cpp says when): x is transposed to one sample after
-// another, then for each chunk of dw_prows output rows (one, plan.cpp), tiles of dw_kblock
-// filters x dw_tblock vectors of taps of one kernel row add
+// another, then for each output row p, tiles of dw_kblock filters x dw_tblock vectors of taps of
+// one kernel row add
 //   dw[k][r][t] += sum_{p,q,lane} dz[p][q][k][lane] * x[lane][p*sh + r][q*sw][t]
 // with the taps loaded and dz broadcast, every sample in turn at each position: the position's
 // dz lines (one per filter, a sample in each lane) then serve all samples from L1. With the
@@ -312,7 +312,10 @@ void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) 
 // K * L floats apart (4 KiB for keras_mnist's 64 filters in AVX-512), all in one L1 set, so
 // they came from L2 again at every tile: conv2's weight gradient took 1.18-1.19x as long as its
 // input gradient (perf samples of the Clang build, 12,800 images on one thread), 1.07-1.11x now;
-// bf16 1.30-1.33x, 1.25-1.26x now.
+// bf16 1.30-1.33x, 1.25-1.26x now. One row per pass over the tiles: its x rows and dz row for
+// every sample (keras_mnist's conv2: 252 KiB) stay in L2 while every tile passes, and a tile
+// reloads its accumulators once per row, for 384 positions and samples; chunks of 2, 4 and 12
+// rows took 1.04x, 1.2x and 1.4x as long (they crowd L2).
 // bf16 transposes the column pairs of emit_column_pairs instead of x and broadcasts a pair of
 // dz, so that each vdot adds the terms of columns 2j and 2j + 1.
 void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
@@ -349,7 +352,7 @@ void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& 
         });
       },
       squares * L);
-  emit_blocks(c.w, "p0", d.P, lp.dw_prows, [&](int64_t prows, const Expr& p0) {
+  emit_loop(c.w, "p", d.P, [&](const Expr& p) {
     emit_blocks(c.w, "k0", d.K, lp.dw_kblock, [&](int64_t filters, const Expr& k0) {
       emit_loop(c.w, "r", d.R, [&](const Expr& r) {
         emit_blocks(c.w, "v0", T / L, lp.dw_tblock, [&](int64_t vectors, const Expr& v0) {
@@ -357,34 +360,27 @@ void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& 
           for (int64_t j = 0; j < filters; ++j)
             for (int64_t i = 0; i < vectors; ++i)
               c.w.line("V acc_k{}_v{} = vload({});", j, i, at("dwt", (j * d.R * T + i * L)));
-          c.w.line("const {}* xt = {};", type, at("xs", r * row + v0 * L));
-          c.w.line("const {}* dzl = {};", type, at(bf16 ? "dzq" : "dz", k0 * L));
-          emit_loop(
-              c.w, "p", prows,
-              [&](const Expr& p) {
-                emit_loop(c.w, bf16 ? "j" : "q", Q, [&](const Expr& q) {
-                  emit_loop(c.w, "lane", L, [&](const Expr& lane) {
-                    c.w.line("const {}* xr = {};", type,
-                             at("xt", lane * N + p * (d.sh * row) + q * q_step));
-                    c.w.line("const {}* dzo = {};", type,
-                             at("dzl", (p * Q + q) * (d.K * L) + lane));
-                    for (int64_t i = 0; i < vectors; ++i)
-                      c.w.line("{} x{} = {}({});", bf16 ? "P" : "V", i, bf16 ? "vploadu" : "vloadu",
-                               at("xr", i * L));
-                    for (int64_t j = 0; j < filters; ++j) {
-                      c.w.line("{} d{} = {}({});", bf16 ? "P" : "V", j, bf16 ? "vpbcast" : "vbcast",
-                               at("dzo", j * L));
-                      for (int64_t i = 0; i < vectors; ++i) {
-                        if (bf16)
-                          c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, x{}, d{});", j, i, j, i, i, j);
-                        else
-                          c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, i, i, j, j, i);
-                      }
-                    }
-                  });
-                });
-              },
-              p0);
+          c.w.line("const {}* xt = {};", type, at("xs", r * row + v0 * L + p * (d.sh * row)));
+          c.w.line("const {}* dzl = {};", type, at(bf16 ? "dzq" : "dz", k0 * L + p * Q * d.K * L));
+          emit_loop(c.w, bf16 ? "j" : "q", Q, [&](const Expr& q) {
+            emit_loop(c.w, "lane", L, [&](const Expr& lane) {
+              c.w.line("const {}* xr = {};", type, at("xt", lane * N + q * q_step));
+              c.w.line("const {}* dzo = {};", type, at("dzl", q * (d.K * L) + lane));
+              for (int64_t i = 0; i < vectors; ++i)
+                c.w.line("{} x{} = {}({});", bf16 ? "P" : "V", i, bf16 ? "vploadu" : "vloadu",
+                         at("xr", i * L));
+              for (int64_t j = 0; j < filters; ++j) {
+                c.w.line("{} d{} = {}({});", bf16 ? "P" : "V", j, bf16 ? "vpbcast" : "vbcast",
+                         at("dzo", j * L));
+                for (int64_t i = 0; i < vectors; ++i) {
+                  if (bf16)
+                    c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, x{}, d{});", j, i, j, i, i, j);
+                  else
+                    c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, i, i, j, j, i);
+                }
+              }
+            });
+          });
           for (int64_t j = 0; j < filters; ++j)
             for (int64_t i = 0; i < vectors; ++i)
               c.w.line("vstore({}, acc_k{}_v{});", at("dwt", j * d.R * T + i * L), j, i);
@@ -420,7 +416,7 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
                                lp.dw_by_taps && lp.bf16_dw ? "pairs of output columns, " : "",
                                counted(lp.dw_kblock, "filter"),
                                counted(lp.dw_tblock, lp.dw_by_taps ? "vector" : "tap"),
-                               counted(lp.dw_prows, "row")));
+                               lp.dw_by_taps ? "one row" : counted(lp.dw_prows, "row")));
   open_layer_function(c, lp, Pass::backward_weights, params_and_ws);
   c.w.line("(void)params;");
   c.w.line("const float* dz = {};", c.grad_of(lp.index));

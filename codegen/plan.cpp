@@ -316,11 +316,6 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
         // Registers: dw_kblock x dw_tblock accumulators, dw_tblock x vectors, one broadcast.
         lp.dw_tblock = register_block(isa, taps / L, isa == Isa::avx512 ? 6 : 3);
         lp.dw_kblock = register_block(isa, l.units, (registers - 1 - lp.dw_tblock) / lp.dw_tblock);
-        // One output row per pass over the tiles: its x rows and dz row for every sample
-        // (keras_mnist's conv2: 252 KiB) stay in L2 while every tile passes, and a tile reloads
-        // its accumulators once per row, for 384 positions and samples. Chunks of 2, 4 and 12
-        // rows took 1.04x, 1.2x and 1.4x as long (they crowd L2; emit_conv.cpp has the rest).
-        lp.dw_prows = 1;
         lp.x_by_sample =
             a.take(l.name + "_x_by_sample", padded,
                    fmt::format("{}'s input{}, one sample after another, [L][{}][{}][{}]", l.name,
