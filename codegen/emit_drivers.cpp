@@ -66,7 +66,8 @@ void emit_slice_edges(EmitContext& c) {
   c.w.blank();
 
   // Run in the slice's last block, right after the layer's backward: the layers below it still
-  // run backward while a data-parallel runtime exchanges what this one reports.
+  // run backward while a data-parallel runtime exchanges what this one reports, or while another
+  // thread sums a deferred dense layer's weights from it (cnnc_model::dense_weights).
   for (const LayerPlan& lp : c.plan.layers) {
     const dsl::Layer& l = *lp.layer;
     if (!l.trainable()) continue;

@@ -109,7 +109,8 @@ typedef struct cnnc_pass {
   /* Version 5, train only (0: as before); set only for a model whose dense_weights is not NULL.
      Nonzero: train writes no dense layer's weight entries of grads (they keep what they held) and
      leaves in the workspace what dense_weights reads to write the step's sum of them instead, so
-     each slice of the step needs a workspace of its own. gradients_ready must then be NULL. */
+     each slice of the step needs a workspace of its own. A dense layer's gradients_ready then
+     says that what dense_weights reads of it is final: train does not write it again. */
   int32_t defer_dense_weights;
 } cnnc_pass;
 
@@ -173,7 +174,8 @@ struct cnnc_model {
      g_s the entry train would have written for slice s, added in slice order. This is the
      runtime's sum of the slices' gradients with the same bits, without a copy of the weights'
      gradient per slice. It writes those entries of grads and no others, so calls on disjoint
-     units, and the caller's work on other entries, may run at the same time on other threads. */
+     units, and the caller's work on other entries, may run at the same time on other threads,
+     and so may a call for a layer that every slice has reported while train still runs. */
   void (*dense_weights)(const cnnc_model* model, int32_t layer, const cnnc_pass* passes,
                         int32_t count, float scale, int32_t unit_begin, int32_t unit_end,
                         float* grads);

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <memory>
 #include <numbers>
+#include <optional>
 #include <stdexcept>
 
 #include "data/batches.hpp"
@@ -297,6 +298,38 @@ std::vector<DenseWeights> dense_weights(const cnnc_model& m) {
   return out;
 }
 
+// The trainable dense layers' units cut into chunks: thread 0's share of every layer, then
+// thread 1's, and so on, each layer's units cut evenly between the threads at multiples of 12;
+// with `starts`, each share's first chunk, for SharedWork. With one thread a layer is one chunk,
+// because each call of dense_weights reads every slice's input rows once; with more, chunks of
+// 12 units let a thread take part of a slowed thread's share (the machine's other work slows
+// one thread of a step by up to a sixth). 12 units is a whole number of the code generator's
+// tiles of 6, 3 or 4 units, so no chunk ends in a tile that overlaps the one before it.
+DenseChunks dense_chunks(const std::vector<DenseWeights>& dense, int threads) {
+  constexpr int32_t units_per_chunk = 12;
+  DenseChunks out;
+  for (int t = 0; t < threads; ++t) {
+    out.starts.push_back(out.chunks.size());
+    for (size_t i = 0; i < dense.size(); ++i) {
+      const int32_t units = dense[i].units;
+      auto share_begin = [&](int u) {
+        return u == threads ? units
+                            : std::min(units, (units * u / threads + units_per_chunk / 2) /
+                                                  units_per_chunk * units_per_chunk);
+      };
+      const int32_t end = share_begin(t + 1);
+      for (int32_t first = share_begin(t); first < end;) {
+        int32_t last =
+            threads == 1 || end - first < 2 * units_per_chunk ? end : first + units_per_chunk;
+        out.chunks.push_back({i, first, last});
+        first = last;
+      }
+    }
+  }
+  out.starts.push_back(out.chunks.size());
+  return out;
+}
+
 extern "C" void report_gradients_ready(const cnnc_pass* pass, int32_t layer) {
   static_cast<LayersDone*>(pass->context)->report(layer);
 }
@@ -318,6 +351,8 @@ TrainStep::TrainStep(const cnnc_model& m, ThreadPool& pool, int32_t batch, Slice
       finite_(static_cast<size_t>(pool.size()), 1),
       backward_order_(backward_order(m)),
       dense_weights_(dense_weights(m)),
+      dense_chunks_(dense_chunks(dense_weights_, pool.size())),
+      shared_chunks_(dense_chunks_.starts),
       passes_(slice_grads_.size()),
       prepared_(m.abi_version >= 4 && m.prepare && m.prepared_bytes > 0
                     ? aligned_buffer(m.prepared_bytes)
@@ -344,9 +379,11 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   // that no slice's workspace is reused within the step, and no exchange, which reads buffers.
   const bool defer =
       !exchange_ && !dense_weights_.empty() && parts.size() <= static_cast<size_t>(pool_.size());
-  if (overlap) {
-    layers_done_.begin(m_.layer_count, parts.size());
-    exchange_->start_sum(local, backward_order_, scale, grads_.data(), layers_done_);
+  if (overlap || defer) layers_done_.begin(m_.layer_count, parts.size());
+  if (overlap) exchange_->start_sum(local, backward_order_, scale, grads_.data(), layers_done_);
+  if (defer) {
+    shared_chunks_.reset();
+    threads_returned_ = 0;
   }
   auto train_slice = [&](size_t s, int t) {
     cnnc_pass pass = slice_pass(m_, params, images, outputs_.data(), parts[s], workspaces_[t]);
@@ -358,7 +395,8 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     pass.prepared = prepared_.get();
     pass.defer_dense_weights = defer;
     passes_[s] = pass;
-    if (overlap) {
+    // Deferred, a dense layer's report says that what dense_weights reads of it is final.
+    if (overlap || defer) {
       pass.gradients_ready = report_gradients_ready;
       pass.context = &layers_done_;
     }
@@ -383,11 +421,9 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   std::vector<double> gathered;
   const bool by_ranges = m_.abi_version >= 3;  // else a model from before update_range
   // Thread t's range of grads_ when the dense weights are deferred: the slices' buffers summed
-  // outside the dense weights, and the model summing thread t's share of every dense layer's
-  // units; whether all it wrote is finite. The shares of units and the ranges need not match:
-  // the update reads grads_ after the threads meet.
-  auto sum_deferred = [&](ParamRange range, int t) {
-    const int threads = pool_.size();
+  // outside the dense layers' weights, which dense_chunks_of writes; whether all it wrote is
+  // finite.
+  auto sum_deferred = [&](ParamRange range) {
     bool finite = true;
     int64_t at = range.begin;
     for (const DenseWeights& d : dense_weights_) {
@@ -395,26 +431,42 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
       if (before.begin < before.end)
         finite = sum_slices(slice_grads_, parts.size(), before, scale, grads_.data()) && finite;
       at = std::max(at, d.offset + d.units * d.row);
-      int32_t first = d.units * t / threads, last = d.units * (t + 1) / threads;
-      m_.dense_weights(&m_, d.layer, passes_.data(), static_cast<int32_t>(parts.size()), scale,
-                       first, last, grads_.data());
-      finite = range_finite(grads_.data(), {d.offset + first * d.row, d.offset + last * d.row}) &&
-               finite;
     }
     if (at < range.end)
       finite =
           sum_slices(slice_grads_, parts.size(), {at, range.end}, scale, grads_.data()) && finite;
     return finite;
   };
+  // Thread t's chunks of the dense layers' weight gradients, from the end of its slices to the
+  // threads' meeting: its own share, then what the others have not begun of theirs; each once
+  // every slice has reported the chunk's layer, which all have long before they return unless
+  // their thread started far behind. Whether all it wrote is finite; it stops when a slice
+  // failed.
+  auto dense_chunks_of = [&](int t, const std::atomic<bool>& failed) {
+    bool finite = true;
+    while (std::optional<size_t> c = shared_chunks_.claim(t)) {
+      const DenseChunk& chunk = dense_chunks_.chunks[*c];
+      const DenseWeights& d = dense_weights_[chunk.dense];
+      while (!layers_done_.wait_for(d.layer, std::chrono::milliseconds(100))) {
+      }
+      if (failed) break;
+      m_.dense_weights(&m_, d.layer, passes_.data(), static_cast<int32_t>(parts.size()), scale,
+                       chunk.first, chunk.last, grads_.data());
+      finite = range_finite(grads_.data(),
+                            {d.offset + chunk.first * d.row, d.offset + chunk.last * d.row}) &&
+               finite;
+    }
+    return finite;
+  };
   // The end of the step on thread t, the last phase of a job: its range of grads_ summed from
   // the slices (or, summed by an exchange, read) and checked; then, once every range is, updated
   // unless the loss or some range is not finite, so that a diverged step leaves the last good
   // weights behind. The range stays in one core's cache from the sum to the update.
-  auto finish_range = [&](int t, bool sum) {
+  auto finish_range = [&](int t, bool sum, bool dense_finite) {
     ParamRange range = thread_range(count, t, pool_.size());
     finite_[static_cast<size_t>(t)] =
         !sum    ? range_finite(grads_.data(), range)
-        : defer ? sum_deferred(range, t)
+        : defer ? sum_deferred(range) && dense_finite
                 : sum_slices(slice_grads_, parts.size(), range, scale, grads_.data());
     pool_.barrier();
     if (by_ranges && std::isfinite(tally(scores).loss_sum) &&
@@ -434,9 +486,16 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
         error = std::current_exception();
         failed = true;
       }
+      bool dense_finite = true;
+      if (defer) {
+        // Once every thread is back from its slices every layer is final, reported or not; a
+        // failed slice may not have reported its layers.
+        if (++threads_returned_ == pool_.size() || error) layers_done_.finish_all();
+        dense_finite = dense_chunks_of(t, failed);
+      }
       pool_.barrier();
       if (error) std::rethrow_exception(error);
-      if (!failed) finish_range(t, true);
+      if (!failed) finish_range(t, true, dense_finite);
       if (then) then(t, pool_.size());
     });
   } else {
@@ -463,7 +522,7 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     exchange_->gather(scores, counts, gathered.data());
     scores = gathered;
     pool_.run([&](int t) {
-      finish_range(t, false);
+      finish_range(t, false, true);
       if (then) then(t, pool_.size());
     });
   }

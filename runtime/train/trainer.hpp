@@ -2,6 +2,7 @@
 // gradients reduced in a fixed order, so that one seed and one thread count give one result.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "data/augment.hpp"
 #include "data/dataset.hpp"
 #include "train/checkpoint.hpp"
+#include "train/shared_work.hpp"
 #include "train/slice_exchange.hpp"
 #include "train/thread_pool.hpp"
 
@@ -135,16 +137,31 @@ struct DenseWeights {
   int64_t offset, row;
 };
 
+// Units [first, last) of the dense layer dense_weights_[dense]: the part of the step's weight
+// gradient that one call of cnnc_model::dense_weights writes.
+struct DenseChunk {
+  size_t dense;
+  int32_t first, last;
+};
+
+// The chunks of every thread's share, thread 0's first; starts[t] is thread t's first chunk and
+// starts.back() the number of chunks (SharedWork).
+struct DenseChunks {
+  std::vector<DenseChunk> chunks;
+  std::vector<size_t> starts;
+};
+
 // One optimizer step on a prepared batch, exactly as train() takes it: the batch cut into one
 // slice per thread, each slice's gradient into its own buffer, the buffers summed in slice
 // order, the sums checked for NaN and infinity, and only then the update. When every slice has
 // a thread of its own and the model can (cnnc_model::dense_weights), the dense layers' weight
-// gradients skip the buffers: the model sums them from the slices' workspaces, each thread its
-// share of the units, with the same bits. Owns everything a step touches, sized once for
-// batches of up to `batch` samples, so that `cnnc train` and `cnnc bench` run (and time) the
-// same code. With an exchange, the batch is cut as one process with the threads of every
-// process would cut it, this process trains its share of the slices (slice_exchange.hpp), and
-// the exchange sums the gradients of all in slice order.
+// gradients skip the buffers: the model sums them from the slices' workspaces, with the same
+// bits, each thread its share of the units as soon as it is back from its slices, and then what
+// a slower thread has not begun. Owns everything a step touches, sized once for batches of up
+// to `batch` samples, so that `cnnc train` and `cnnc bench` run (and time) the same code. With
+// an exchange, the batch is cut as one process with the threads of every process would cut it,
+// this process trains its share of the slices (slice_exchange.hpp), and the exchange sums the
+// gradients of all in slice order.
 class TrainStep {
  public:
   TrainStep(const cnnc_model& model, ThreadPool& pool, int32_t batch,
@@ -181,7 +198,10 @@ class TrainStep {
   // The trainable dense layers whose weight gradients the model can sum itself
   // (cnnc_model::dense_weights), by offset; empty when it cannot.
   std::vector<DenseWeights> dense_weights_;
-  std::vector<cnnc_pass> passes_;  // the last step's, per slice, for dense_weights
+  DenseChunks dense_chunks_;
+  SharedWork shared_chunks_;               // of dense_chunks_, claimed anew in every step
+  std::atomic<int> threads_returned_ = 0;  // from their slices, in the step under way
+  std::vector<cnnc_pass> passes_;          // the last step's, per slice, for dense_weights
   LayersDone layers_done_;
   // The weights as the model's products read them (cnnc_model::prepare), made once per step by
   // all threads for every slice; null when the model reads params as they are.

@@ -7,10 +7,13 @@
 #include <atomic>
 #include <bit>
 #include <cfloat>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
+#include <thread>
 
 #include "../dsl/check_text.hpp"
 #include "../skip.hpp"
@@ -440,32 +443,37 @@ TEST_CASE(
 
 namespace {
 
-// A model's dense_weights behind a counter, so that a test knows the step took that path.
+// A model's dense_weights behind a counter, so that a test knows the step took that path, and
+// which of its calls ran on the test's own thread (the pool's thread 0).
 void (*model_dense_weights)(const cnnc_model*, int32_t, const cnnc_pass*, int32_t, float, int32_t,
                             int32_t, float*) = nullptr;
-std::atomic<int> dense_weights_calls = 0;
+std::atomic<int> dense_weights_calls = 0, dense_weights_calls_here = 0;
+std::thread::id test_thread;
 
 void counted_dense_weights(const cnnc_model* m, int32_t layer, const cnnc_pass* passes,
                            int32_t count, float scale, int32_t first, int32_t last, float* grads) {
   ++dense_weights_calls;
+  if (std::this_thread::get_id() == test_thread) ++dense_weights_calls_here;
   model_dense_weights(m, layer, passes, count, scale, first, last, grads);
 }
+
+// 3 threads cut the hidden layer's 58 units into shares of 24, 12 and 22 units: 24 in two chunks
+// of 12, and 22, which register tiles of 6, 3 or 4 units (by variant) do not divide, so that a
+// chunk ends in a tile overlapping the one before it. The last layer's 2 units all go to the last
+// thread, a chunk narrower than a tile. 36 inputs end in a partial vector.
+const char* const two_dense_model =
+    "model blobs\ninput 8x8x1\nconv 4 3x3 relu\nmaxpool 2x2\ndense 58 relu\ndropout 0.1\n"
+    "dense 2 softmax\n";
 
 }  // namespace
 
 TEST_CASE(
     "the model sums a step's dense weight gradients from the slices' workspaces, to the bits of "
     "the slices' gradients summed") {
-  // 3 threads cut the hidden layer's 22 units into 7, 7 and 8, which register tiles of 6, 3 or 4
-  // units (by variant) do not all divide, so that a range ends in a tile overlapping the one
-  // before; and the last layer's 2 into 0, 1 and 1, ranges narrower than a tile. 36 inputs end
-  // in a partial vector. Both precisions on every variant this CPU runs.
-  const std::string text =
-      "model blobs\ninput 8x8x1\nconv 4 3x3 relu\nmaxpool 2x2\ndense 22 relu\ndropout 0.1\n"
-      "dense 2 softmax\n";
+  // Both precisions on every variant this CPU runs, the chunks of two_dense_model.
   BlobBatch b;
   for (const char* precision : {"fp32", "bf16"}) {
-    dsl::Graph g = test::graph_of(text + "precision " + precision + "\n");
+    dsl::Graph g = test::graph_of(std::string(two_dense_model) + "precision " + precision + "\n");
     codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
     codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
     for (const char* target : {"avx512_bf16", "avx512", "avx2", "portable"}) {
@@ -516,9 +524,82 @@ TEST_CASE(
         step_by_hand(*made, expected, state, b, {10, 10, 10}, opt);
       }
       CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
-      CHECK(dense_weights_calls == 2 * 2 * 3);  // 2 steps x 2 layers x 3 threads
+      CHECK(dense_weights_calls == 2 * (4 + 1));  // 2 steps of 4 + 1 chunks
     }
   }
+}
+
+namespace {
+
+// The model's train; then, for the slice that starts at `hold_at`, a wait until dense_weights
+// has run `hold_until` times (at most 10 s), as if the machine slowed its thread that much. The
+// slice that starts at `throw_at` throws, 50 ms after it starts: by then the other thread waits
+// for its dense layers.
+float (*unheld_train)(const cnnc_model*, const cnnc_pass*) = nullptr;
+uint32_t hold_at = UINT32_MAX, fail_at = UINT32_MAX;
+int hold_until = 0;
+
+float held_train(const cnnc_model* m, const cnnc_pass* pass) {
+  if (pass->sample_base == fail_at) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    throw std::runtime_error("slice failed");
+  }
+  float loss = unheld_train(m, pass);
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (pass->sample_base == hold_at && dense_weights_calls < hold_until &&
+         std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  return loss;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a thread back from its slice takes the dense weight chunks of one still in its own, to the "
+    "same bits; a slice that fails while a thread waits for it fails the step") {
+  dsl::Graph g = test::graph_of(two_dense_model);
+  codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
+  codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
+  codegen::ModelPtr made;
+  for (const char* target : {"avx512", "avx2", "portable"})
+    if (!made) made = lib.make(16, target);
+  REQUIRE(made);
+  cnnc_model m = *made;
+  model_dense_weights = m.dense_weights;
+  m.dense_weights = counted_dense_weights;
+  unheld_train = m.train;
+  m.train = held_train;
+  test_thread = std::this_thread::get_id();
+  BlobBatch b;
+  rt::ThreadPool pool(2);  // slices of 15 samples; shares of 24 and 34 + 2 units, 2 + 3 chunks
+  rt::TrainStep step(m, pool, 30);
+  std::vector<float> params = engine::initial_params(g, m, 3), expected = params;
+  std::vector<float> state(2 * static_cast<size_t>(m.param_count), 0.0f);
+  cnnc_optimizer opt{CNNC_SGD, 0.05f, 0.0f, 0.9f, 0.999f, 1e-8f, 0.0f, 1};
+
+  // Thread 0 (the test's) is held in its slice until thread 1 has written all 5 chunks.
+  dense_weights_calls = dense_weights_calls_here = 0;
+  hold_at = 0;
+  hold_until = 5;
+  REQUIRE(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7).non_finite.empty());
+  hold_at = UINT32_MAX;
+  step_by_hand(*made, expected, state, b, {15, 15}, opt);
+  CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
+  CHECK(dense_weights_calls == 5);
+  CHECK(dense_weights_calls_here == 0);
+
+  // Thread 1's slice fails while thread 0 waits for its dense layers: the step fails with its
+  // exception, changes nothing, and the next step runs.
+  std::vector<float> before = params;
+  fail_at = 15;
+  CHECK_THROWS_WITH(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7),
+                    "slice failed");
+  fail_at = UINT32_MAX;
+  CHECK(params == before);
+  opt.step = 2;
+  REQUIRE(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7).non_finite.empty());
+  step_by_hand(*made, expected, state, b, {15, 15}, opt);
+  CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
 }
 
 TEST_CASE("a model from before update_range (ABI 2) steps through update, to the same bits") {
