@@ -36,8 +36,9 @@ extern "C" {
  * least the version that added it, and a caller is built against a version at least as new as
  * the models it calls (a model reads the pass's members of its own version). The versions: 2
  * added cnnc_pass::gradients_ready, 3 cnnc_model::update_range, 4 cnnc_model::prepare and
- * cnnc_pass::prepared, 5 cnnc_model::dense_weights and cnnc_pass::defer_dense_weights. */
-#define CNNC_ABI_VERSION 5u
+ * cnnc_pass::prepared, 5 cnnc_model::dense_weights and cnnc_pass::defer_dense_weights, 6 a
+ * model's promise that lets gradients_ready report a deferred dense layer. */
+#define CNNC_ABI_VERSION 6u
 
 enum cnnc_layer_kind {
   CNNC_CONV = 1,
@@ -109,8 +110,9 @@ typedef struct cnnc_pass {
   /* Version 5, train only (0: as before); set only for a model whose dense_weights is not NULL.
      Nonzero: train writes no dense layer's weight entries of grads (they keep what they held) and
      leaves in the workspace what dense_weights reads to write the step's sum of them instead, so
-     each slice of the step needs a workspace of its own. A dense layer's gradients_ready then
-     says that what dense_weights reads of it is final: train does not write it again. */
+     each slice of the step needs a workspace of its own. A model of version 5 must then be given
+     a NULL gradients_ready; from version 6 a dense layer's report says that what dense_weights
+     reads of it is final: train does not write it again. */
   int32_t defer_dense_weights;
 } cnnc_pass;
 
@@ -174,8 +176,9 @@ struct cnnc_model {
      g_s the entry train would have written for slice s, added in slice order. This is the
      runtime's sum of the slices' gradients with the same bits, without a copy of the weights'
      gradient per slice. It writes those entries of grads and no others, so calls on disjoint
-     units, and the caller's work on other entries, may run at the same time on other threads,
-     and so may a call for a layer that every slice has reported while train still runs. */
+     units, and the caller's work on other entries, may run at the same time on other threads;
+     from version 6, so may a call for a layer that every slice has reported while train still
+     runs. */
   void (*dense_weights)(const cnnc_model* model, int32_t layer, const cnnc_pass* passes,
                         int32_t count, float scale, int32_t unit_begin, int32_t unit_end,
                         float* grads);

@@ -304,7 +304,8 @@ std::vector<DenseWeights> dense_weights(const cnnc_model& m) {
 // because each call of dense_weights reads every slice's input rows once; with more, chunks of
 // 12 units let a thread take part of a slowed thread's share (the machine's other work slows
 // one thread of a step by up to a sixth). 12 units is a whole number of the code generator's
-// tiles of 6, 3 or 4 units, so no chunk ends in a tile that overlaps the one before it.
+// tiles of 6, 3 or 4 units; a share's last chunk takes what is left of it (under 24 units) and
+// may end in a tile that overlaps the one before it, or be narrower than a tile.
 DenseChunks dense_chunks(const std::vector<DenseWeights>& dense, int threads) {
   constexpr int32_t units_per_chunk = 12;
   DenseChunks out;
@@ -395,8 +396,9 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     pass.prepared = prepared_.get();
     pass.defer_dense_weights = defer;
     passes_[s] = pass;
-    // Deferred, a dense layer's report says that what dense_weights reads of it is final.
-    if (overlap || defer) {
+    // Deferred, a dense layer's report says that what dense_weights reads of it is final (C ABI
+    // 6; an older model's chunks wait for every thread to be back from its slices).
+    if (overlap || (defer && m_.abi_version >= 6)) {
       pass.gradients_ready = report_gradients_ready;
       pass.context = &layers_done_;
     }
@@ -440,8 +442,8 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
   // Thread t's chunks of the dense layers' weight gradients, from the end of its slices to the
   // threads' meeting: its own share, then what the others have not begun of theirs; each once
   // every slice has reported the chunk's layer, which all have long before they return unless
-  // their thread started far behind. Whether all it wrote is finite; it stops when a slice
-  // failed.
+  // their thread started far behind (or every thread is back). Whether all it wrote is finite;
+  // it stops when a slice failed.
   auto dense_chunks_of = [&](int t, const std::atomic<bool>& failed) {
     bool finite = true;
     while (std::optional<size_t> c = shared_chunks_.claim(t)) {
@@ -488,9 +490,8 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
       }
       bool dense_finite = true;
       if (defer) {
-        // Once every thread is back from its slices every layer is final, reported or not; a
-        // failed slice may not have reported its layers.
-        if (++threads_returned_ == pool_.size() || error) layers_done_.finish_all();
+        // Once every thread is back from its slices every layer is final, reported or not.
+        if (++threads_returned_ == pool_.size()) layers_done_.finish_all();
         dense_finite = dense_chunks_of(t, failed);
       }
       pool_.barrier();

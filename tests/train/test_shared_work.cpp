@@ -43,11 +43,15 @@ TEST_CASE("every item goes to exactly one claim while the threads race for them"
     const size_t items = starts.back();
     for (int round = 0; round < 20; ++round) {
       work.reset();
-      std::vector<std::atomic<int>> taken(items);
       std::vector<std::vector<size_t>> by_thread(static_cast<size_t>(threads));
+      std::atomic<int> ready = 0;  // the threads start claiming together
       std::vector<std::thread> pool;
       for (int t = 0; t < threads; ++t)
-        pool.emplace_back([&, t] { by_thread[static_cast<size_t>(t)] = claims_of(work, t); });
+        pool.emplace_back([&, t] {
+          ++ready;
+          while (ready < threads) std::this_thread::yield();
+          by_thread[static_cast<size_t>(t)] = claims_of(work, t);
+        });
       for (std::thread& th : pool) th.join();
       int twice = 0, never = 0;
       for (size_t i = 0; i < items; ++i) {

@@ -459,11 +459,12 @@ void counted_dense_weights(const cnnc_model* m, int32_t layer, const cnnc_pass* 
 
 // 3 threads cut the hidden layer's 58 units into shares of 24, 12 and 22 units: 24 in two chunks
 // of 12, and 22, which register tiles of 6, 3 or 4 units (by variant) do not divide, so that a
-// chunk ends in a tile overlapping the one before it. The last layer's 2 units all go to the last
-// thread, a chunk narrower than a tile. 36 inputs end in a partial vector.
+// chunk ends in a tile overlapping the one before it. The last layer's 14 units go 0, 12 and 2,
+// the 2 a chunk narrower than a tile. 36 inputs end in a partial vector. (2 threads: shares of
+// 24 and 34, and of 12 and 2.)
 const char* const two_dense_model =
     "model blobs\ninput 8x8x1\nconv 4 3x3 relu\nmaxpool 2x2\ndense 58 relu\ndropout 0.1\n"
-    "dense 2 softmax\n";
+    "dense 14 softmax\n";
 
 }  // namespace
 
@@ -524,26 +525,28 @@ TEST_CASE(
         step_by_hand(*made, expected, state, b, {10, 10, 10}, opt);
       }
       CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
-      CHECK(dense_weights_calls == 2 * (4 + 1));  // 2 steps of 4 + 1 chunks
+      CHECK(dense_weights_calls == 2 * (4 + 2));  // 2 steps of 4 + 2 chunks
     }
   }
 }
 
 namespace {
 
-// The model's train; then, for the slice that starts at `hold_at`, a wait until dense_weights
-// has run `hold_until` times (at most 10 s), as if the machine slowed its thread that much. The
-// slice that starts at `throw_at` throws, 50 ms after it starts: by then the other thread waits
-// for its dense layers.
+// The model's train, as if the machine slowed one thread: the slice that starts at `delay_at`
+// starts 50 ms late; the one at `hold_at` returns only once dense_weights has run `hold_until`
+// times (at most 10 s); the one at `fail_at` throws after 50 ms. Whether a deferring pass of a
+// model before C ABI 6 came with a gradients_ready, which that model does not expect.
 float (*unheld_train)(const cnnc_model*, const cnnc_pass*) = nullptr;
-uint32_t hold_at = UINT32_MAX, fail_at = UINT32_MAX;
+uint32_t delay_at = UINT32_MAX, hold_at = UINT32_MAX, fail_at = UINT32_MAX;
 int hold_until = 0;
+std::atomic<bool> reports_asked_of_abi_5 = false;
 
 float held_train(const cnnc_model* m, const cnnc_pass* pass) {
-  if (pass->sample_base == fail_at) {
+  if (pass->defer_dense_weights && m->abi_version < 6 && pass->gradients_ready)
+    reports_asked_of_abi_5 = true;
+  if (pass->sample_base == delay_at || pass->sample_base == fail_at)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    throw std::runtime_error("slice failed");
-  }
+  if (pass->sample_base == fail_at) throw std::runtime_error("slice failed");
   float loss = unheld_train(m, pass);
   auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (pass->sample_base == hold_at && dense_weights_calls < hold_until &&
@@ -555,8 +558,8 @@ float held_train(const cnnc_model* m, const cnnc_pass* pass) {
 }  // namespace
 
 TEST_CASE(
-    "a thread back from its slice takes the dense weight chunks of one still in its own, to the "
-    "same bits; a slice that fails while a thread waits for it fails the step") {
+    "a thread back from its slice sums the dense weights a slower one has not begun, each layer "
+    "once every slice has it, to the same bits; a slice that fails fails the step") {
   dsl::Graph g = test::graph_of(two_dense_model);
   codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
   codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
@@ -565,41 +568,56 @@ TEST_CASE(
     if (!made) made = lib.make(16, target);
   REQUIRE(made);
   cnnc_model m = *made;
+  REQUIRE(m.abi_version >= 6);
   model_dense_weights = m.dense_weights;
   m.dense_weights = counted_dense_weights;
   unheld_train = m.train;
   m.train = held_train;
+  cnnc_model abi_5 = m;  // reports nothing while it defers: its chunks wait for every thread
+  abi_5.abi_version = 5;
   test_thread = std::this_thread::get_id();
   BlobBatch b;
-  rt::ThreadPool pool(2);  // slices of 15 samples; shares of 24 and 34 + 2 units, 2 + 3 chunks
-  rt::TrainStep step(m, pool, 30);
+  rt::ThreadPool pool(2);  // slices of 15 samples; 3 chunks a thread (two_dense_model)
+  rt::TrainStep step(m, pool, 30), step_5(abi_5, pool, 30);
   std::vector<float> params = engine::initial_params(g, m, 3), expected = params;
   std::vector<float> state(2 * static_cast<size_t>(m.param_count), 0.0f);
-  cnnc_optimizer opt{CNNC_SGD, 0.05f, 0.0f, 0.9f, 0.999f, 1e-8f, 0.0f, 1};
+  int64_t steps = 0;
+  // One step, checked against the ABI's step written out; SGD without momentum moves each
+  // weight by lr times its gradient, so a gradient off by one ulp shows.
+  auto take_step = [&](rt::TrainStep& on, const char* what) {
+    INFO(what);
+    cnnc_optimizer opt{CNNC_SGD, 0.05f, 0.0f, 0.9f, 0.999f, 1e-8f, 0.0f, ++steps};
+    dense_weights_calls = dense_weights_calls_here = 0;
+    REQUIRE(on.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7).non_finite.empty());
+    step_by_hand(*made, expected, state, b, {15, 15}, opt);
+    CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
+    CHECK(dense_weights_calls == 6);
+  };
 
-  // Thread 0 (the test's) is held in its slice until thread 1 has written all 5 chunks.
-  dense_weights_calls = dense_weights_calls_here = 0;
+  // Thread 0 (the test's) is held in its slice until thread 1 has written all 6 chunks.
   hold_at = 0;
-  hold_until = 5;
-  REQUIRE(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7).non_finite.empty());
-  hold_at = UINT32_MAX;
-  step_by_hand(*made, expected, state, b, {15, 15}, opt);
-  CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
-  CHECK(dense_weights_calls == 5);
+  hold_until = 6;
+  take_step(step, "thread 0 held after its slice");
   CHECK(dense_weights_calls_here == 0);
+  hold_at = UINT32_MAX;
+  // Thread 0's slice starts late: thread 1, back first, waits for that slice's dense layers,
+  // whose rows in its workspace are the last step's until then.
+  delay_at = 0;
+  take_step(step, "thread 0's slice late");
+  take_step(step_5, "thread 0's slice late, a model of ABI 5");
+  delay_at = UINT32_MAX;
+  CHECK_FALSE(reports_asked_of_abi_5);
 
   // Thread 1's slice fails while thread 0 waits for its dense layers: the step fails with its
   // exception, changes nothing, and the next step runs.
   std::vector<float> before = params;
   fail_at = 15;
+  cnnc_optimizer opt{CNNC_SGD, 0.05f, 0.0f, 0.9f, 0.999f, 1e-8f, 0.0f, steps + 1};
   CHECK_THROWS_WITH(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7),
                     "slice failed");
   fail_at = UINT32_MAX;
   CHECK(params == before);
-  opt.step = 2;
-  REQUIRE(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7).non_finite.empty());
-  step_by_hand(*made, expected, state, b, {15, 15}, opt);
-  CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
+  take_step(step, "after a failed step");
 }
 
 TEST_CASE("a model from before update_range (ABI 2) steps through update, to the same bits") {
