@@ -410,11 +410,18 @@ StepResult TrainStep::run(std::vector<float>& params, const float* images, const
     slice_scores_[2 * s + 1] = static_cast<double>(correct);
   };
   // Thread t's slices, after its part of the step's prepared weights: every slice reads all of
-  // them, so the threads meet in between.
+  // them, so the threads meet in between, also when a part fails (the pool's barriers must
+  // match).
   auto thread_slices = [&](int t) {
     if (prepared_) {
-      m_.prepare(&m_, params.data(), prepared_.get(), t, pool_.size());
+      std::exception_ptr error;
+      try {
+        m_.prepare(&m_, params.data(), prepared_.get(), t, pool_.size());
+      } catch (...) {
+        error = std::current_exception();
+      }
       pool_.barrier();
+      if (error) std::rethrow_exception(error);
     }
     slices_of_thread(pool_, parts, t, train_slice);
   };

@@ -403,7 +403,7 @@ TEST_CASE(
 
 TEST_CASE(
     "a bf16 TrainStep prepares the weights once for all its slices, to the bits of slices that "
-    "prepare their own") {
+    "prepare their own; a part that fails fails the step") {
   if (!cnnc_test::cpu_has("avx512_bf16"))
     CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
   dsl::Graph g = test::graph_of(std::string(blob_model) + "precision bf16\n");
@@ -439,6 +439,25 @@ TEST_CASE(
   CHECK(rt::weights_digest(params) == rt::weights_digest(expected));
   CHECK(rt::weights_digest(params_3) == rt::weights_digest(expected));
   CHECK_FALSE(junk_called);
+
+  // A part of the prepared weights that fails fails the step with its exception: the threads
+  // still meet (the others wait there for it), the step changes nothing, and the pool works on.
+  static void (*real_prepare)(const cnnc_model*, const float*, void*, int32_t, int32_t) = nullptr;
+  real_prepare = m->prepare;
+  cnnc_model failing = *m;
+  failing.prepare = [](const cnnc_model* model, const float* p, void* out, int32_t part,
+                       int32_t parts) {
+    if (part == 1) throw std::runtime_error("prepare failed");
+    real_prepare(model, p, out, part, parts);
+  };
+  rt::TrainStep step_failing(failing, pool, 30);
+  std::vector<float> before = params;
+  cnnc_optimizer opt{CNNC_SGD, 0.05f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.001f, 3};
+  CHECK_THROWS_WITH(step_failing.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7),
+                    "prepare failed");
+  CHECK(params == before);
+  CHECK(step.run(params, b.images.data(), b.labels.data(), 30, opt, 0, 0, 7).non_finite.empty());
+  CHECK(params != before);
 }
 
 namespace {
