@@ -60,8 +60,8 @@ struct LayerPlan {
   // conv backward, over t = (s, c), the S*C taps of one kernel row (contiguous in x, dx and w):
   int dw_kblock = 1;  // weight gradient: filters x dw_tblock taps of accumulators
   int dw_tblock = 1;
-  int dw_prows =
-      1;  // per-lane weight gradient: output rows per pass over the tiles (cache blocking)
+  // Per-lane weight gradient only: output rows per pass over the tiles (cache blocking).
+  int dw_prows = 1;
   // Weight gradient by taps (S*C a whole number of vectors, AVX2, AVX-512 and bf16): the
   // samples in turn with taps in the lanes and filters broadcast, so lanes are not samples and
   // lane_dw holds sums over the slice, [K][R][S][C]; dw_tblock then counts vectors of taps.
