@@ -27,12 +27,13 @@ struct EngineResult {
   std::string engine, label;
   double train = 0, infer = 0, train_min = 0, train_max = 0, infer_min = 0, infer_max = 0;
   double peak_share = 0, infer_peak_share = 0;
+  double bf16_peak_share = 0;  // a bf16 engine's share of the bf16 peak; 0 for the others
 };
 
 struct ModelResult {
   std::string model;
   int threads = 0, batch = 0;
-  double peak_gflops = 0, train_mflop = 0;
+  double peak_gflops = 0, bf16_peak_gflops = 0, train_mflop = 0;
   std::vector<EngineResult> engines;
   std::vector<std::string> skipped;  // "engine: reason"
   double train_target = 0, infer_target = 0;
@@ -56,13 +57,15 @@ ModelResult read_result(const std::string& path) {
   r.threads = j.value("threads", 0);
   r.batch = j.value("batch", 0);
   r.peak_gflops = j.value("peak_gflops", 0.0);
+  r.bf16_peak_gflops = j.value("bf16_peak_gflops", 0.0);
   r.train_mflop = j.value("train_mflop_per_image", 0.0);
   for (const nlohmann::json& e : j.value("engines", nlohmann::json::array()))
-    r.engines.push_back(
-        {e.value("engine", ""), e.value("label", ""), e.value("train_images_per_second", 0.0),
-         e.value("infer_images_per_second", 0.0), e.value("train_min", 0.0),
-         e.value("train_max", 0.0), e.value("infer_min", 0.0), e.value("infer_max", 0.0),
-         e.value("peak_share", 0.0), e.value("infer_peak_share", 0.0)});
+    r.engines.push_back({e.value("engine", ""), e.value("label", ""),
+                         e.value("train_images_per_second", 0.0),
+                         e.value("infer_images_per_second", 0.0), e.value("train_min", 0.0),
+                         e.value("train_max", 0.0), e.value("infer_min", 0.0),
+                         e.value("infer_max", 0.0), e.value("peak_share", 0.0),
+                         e.value("infer_peak_share", 0.0), e.value("bf16_peak_share", 0.0)});
   for (const nlohmann::json& s : j.value("skipped", nlohmann::json::array()))
     r.skipped.push_back(s.value("engine", "") + ": " + s.value("reason", ""));
   return r;
@@ -83,13 +86,15 @@ std::string threads_text(int threads) {
 }
 
 // The tables of docs/benchmarks.md: one row per engine, medians with their [min-max], the
-// share of the measured peak, and the gap to the target when one was given.
+// share of the measured FP32 peak (and a bf16 engine's of the bf16 peak), and the gap to the
+// issue's target when one was given.
 void print_markdown(const std::vector<ModelResult>& models) {
   for (const ModelResult& m : models) {
     fmt::print(
         "\n**{}** (batch {}, {}, {:.2f} MFLOP per training image, measured peak "
-        "{:.0f} GFLOP/s)\n\n",
-        m.model, m.batch, threads_text(m.threads), m.train_mflop, m.peak_gflops);
+        "{:.0f} GFLOP/s{})\n\n",
+        m.model, m.batch, threads_text(m.threads), m.train_mflop, m.peak_gflops,
+        m.bf16_peak_gflops > 0 ? fmt::format(", bf16 peak {:.0f}", m.bf16_peak_gflops) : "");
     fmt::print(
         "| engine | training img/s [min-max] | % of peak | inference img/s [min-max] | "
         "training vs target | inference vs target |\n");
@@ -98,11 +103,13 @@ void print_markdown(const std::vector<ModelResult>& models) {
       return target > 0 ? fmt::format("{:.2f}x", v / target) : std::string("-");
     };
     for (const EngineResult& e : m.engines)
-      fmt::print("| {} | {} [{}-{}] | {:.1f}% | {} [{}-{}] | {} | {} |\n",
-                 e.label.empty() ? e.engine : e.label, grouped(e.train), grouped(e.train_min),
-                 grouped(e.train_max), 100 * e.peak_share, grouped(e.infer), grouped(e.infer_min),
-                 grouped(e.infer_max), versus(e.train, m.train_target),
-                 versus(e.infer, m.infer_target));
+      fmt::print(
+          "| {} | {} [{}-{}] | {:.1f}%{} | {} [{}-{}] | {} | {} |\n",
+          e.label.empty() ? e.engine : e.label, grouped(e.train), grouped(e.train_min),
+          grouped(e.train_max), 100 * e.peak_share,
+          e.bf16_peak_share > 0 ? fmt::format(" ({:.1f}% of bf16's)", 100 * e.bf16_peak_share) : "",
+          grouped(e.infer), grouped(e.infer_min), grouped(e.infer_max),
+          versus(e.train, m.train_target), versus(e.infer, m.infer_target));
     for (const std::string& s : m.skipped) fmt::print("\nskipped: {}\n", s);
   }
 }

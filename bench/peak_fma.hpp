@@ -1,9 +1,12 @@
-// peak_fma.hpp: the machine's measured FP32 FMA peak, the denominator of every "share of peak".
+// peak_fma.hpp: the machine's measured FP32 FMA peak, the denominator of every "share of peak",
+// and its bf16 peak (vdpbf16ps), the denominator of a bf16 engine's share of its own peak.
 //
 // Twelve independent accumulator chains per thread: more than FMA latency x FMA ports (4 x 2 on
 // Zen 4, 4 x 2 on recent Intel), so the chains never wait on each other and the loop runs at the
-// issue rate. Each ISA variant is compiled with its own target attribute, so one binary measures
-// every variant the CPU has. Header-only: bench_layers and `cnnc bench` both include it.
+// issue rate. vdpbf16ps waits longer: on the Zen 5 of docs/benchmarks.md 12 chains ran 1.85x
+// the FMA peak and 16 ran 2.0x, so its loop keeps 24. Each ISA variant is compiled with its own
+// target attribute, so one binary measures every variant the CPU has. Header-only: bench_layers
+// and `cnnc bench` both include it.
 #pragma once
 
 #include <immintrin.h>
@@ -17,23 +20,51 @@
 
 namespace cnnc::bench {
 
-enum class FmaIsa { avx512, avx2 };
+// avx512_bf16: vdpbf16ps, the bf16 products' instruction, not an FP32 FMA; never part of the
+// FP32 peak.
+enum class FmaIsa { avx512, avx2, avx512_bf16 };
 
 inline const char* fma_isa_name(FmaIsa isa) {
-  return isa == FmaIsa::avx512 ? "avx512" : "avx2";
+  switch (isa) {
+    case FmaIsa::avx512: return "avx512";
+    case FmaIsa::avx2: return "avx2";
+    case FmaIsa::avx512_bf16: return "avx512_bf16";
+  }
+  return "?";
 }
 
 inline bool fma_isa_supported(FmaIsa isa) {
   __builtin_cpu_init();
-  return isa == FmaIsa::avx512 ? __builtin_cpu_supports("avx512f")
-                               : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  switch (isa) {
+    case FmaIsa::avx512: return __builtin_cpu_supports("avx512f");
+    case FmaIsa::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case FmaIsa::avx512_bf16: return __builtin_cpu_supports("avx512bf16");
+  }
+  return false;
 }
 
 inline constexpr int kFmaChains = 12;
+inline constexpr int kBf16Chains = 24;
 
-// FLOPs of one fma_chains_* iteration: chains x lanes x 2 (a multiply and an add).
+// FLOPs of one fma_chains_* iteration: chains x lanes x 2 (a multiply and an add); vdpbf16ps
+// adds two products into each of its 16 lanes.
 inline double fma_flops_per_iteration(FmaIsa isa) {
-  return kFmaChains * (isa == FmaIsa::avx512 ? 16 : 8) * 2.0;
+  switch (isa) {
+    case FmaIsa::avx512: return kFmaChains * 16 * 2.0;
+    case FmaIsa::avx2: return kFmaChains * 8 * 2.0;
+    case FmaIsa::avx512_bf16: return kBf16Chains * 16 * 4.0;
+  }
+  return 0;
+}
+
+// The sum of a vector's lanes through memory rather than _mm512_reduce_add_ps, whose GCC 12
+// expansion trips -Wuninitialized (an _mm256_undefined_pd inside the header).
+__attribute__((target("avx512f"))) inline float lane_sum(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  float total = 0;
+  for (float x : lanes) total += x;
+  return total;
 }
 
 // acc = acc * a + b on every chain, `iterations` times. The sum is returned so that the compiler
@@ -48,13 +79,24 @@ __attribute__((target("avx512f"))) inline float fma_chains_avx512(int64_t iterat
   }
   __m512 sum = acc[0];
   for (int j = 1; j < kFmaChains; ++j) sum = _mm512_add_ps(sum, acc[j]);
-  // Through memory rather than _mm512_reduce_add_ps, whose GCC 12 expansion trips
-  // -Wuninitialized (an _mm256_undefined_pd inside the header).
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, sum);
-  float total = 0;
-  for (float x : lanes) total += x;
-  return total;
+  return lane_sum(sum);
+}
+
+// acc += a.lo * b.lo + a.hi * b.hi on every chain: pairs of 1 and of about 1e-4, so that a chain
+// grows by about 2e-4 an iteration and stays normal and finite.
+__attribute__((target("avx512f,avx512bf16"))) inline float bf16_chains_avx512(int64_t iterations,
+                                                                              float seed) {
+  __m512 acc[kBf16Chains];
+  for (int j = 0; j < kBf16Chains; ++j) acc[j] = _mm512_set1_ps(seed + static_cast<float>(j));
+  const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f));
+  const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-4f), _mm512_set1_ps(1e-4f));
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 24
+    for (int j = 0; j < kBf16Chains; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
+  }
+  __m512 sum = acc[0];
+  for (int j = 1; j < kBf16Chains; ++j) sum = _mm512_add_ps(sum, acc[j]);
+  return lane_sum(sum);
 }
 
 __attribute__((target("avx2,fma"))) inline float fma_chains_avx2(int64_t iterations, float seed) {
@@ -75,8 +117,12 @@ __attribute__((target("avx2,fma"))) inline float fma_chains_avx2(int64_t iterati
 }
 
 inline float fma_chains(FmaIsa isa, int64_t iterations, float seed) {
-  return isa == FmaIsa::avx512 ? fma_chains_avx512(iterations, seed)
-                               : fma_chains_avx2(iterations, seed);
+  switch (isa) {
+    case FmaIsa::avx512: return fma_chains_avx512(iterations, seed);
+    case FmaIsa::avx2: return fma_chains_avx2(iterations, seed);
+    case FmaIsa::avx512_bf16: return bf16_chains_avx512(iterations, seed);
+  }
+  return 0;
 }
 
 // GFLOP/s of `threads` threads running the chains together for about `seconds`, counted from
@@ -113,6 +159,12 @@ inline double measure_fma_gflops(FmaIsa isa, int threads, double seconds) {
 inline double measure_peak_gflops(int threads, double seconds) {
   return std::max(measure_fma_gflops(FmaIsa::avx512, threads, seconds),
                   measure_fma_gflops(FmaIsa::avx2, threads, seconds));
+}
+
+// vdpbf16ps's GFLOP/s on `threads` threads (2 per multiply-add, as the engines count theirs):
+// what a bf16 engine's share of its own peak divides by. 0 without AVX512_BF16.
+inline double measure_bf16_peak_gflops(int threads, double seconds) {
+  return measure_fma_gflops(FmaIsa::avx512_bf16, threads, seconds);
 }
 
 }  // namespace cnnc::bench

@@ -75,6 +75,7 @@ class Contender {
   std::string name;
   std::vector<double> train_ips, infer_ips;  // one per repetition
   bool diverged = false;                     // some timed step had a non-finite loss
+  bool bf16 = false;  // its products run in bf16: its share of the bf16 peak is reported too
 };
 
 // An engine timed in this process: check and both rates come from its reset, training step and
@@ -308,12 +309,14 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
             name == "specialized-bf16" ? dsl::Precision::bf16 : dsl::Precision::fp32;
       std::unique_ptr<engine::Engine> e = engine::make_engine(
           variant, name.rfind("specialized", 0) == 0 ? "specialized" : name, slice);
-      if (variant.training.precision == dsl::Precision::bf16)
-        bf16 = bf16 || engine::bf16_products(e->model());
+      const bool products_bf16 =
+          variant.training.precision == dsl::Precision::bf16 && engine::bf16_products(e->model());
+      bf16 = bf16 || products_bf16;
       if (e->model().param_count != table.param_count)
         throw std::logic_error("engines disagree on the parameter count");
       contenders.push_back(
           std::make_unique<AbiContender>(name, std::move(e), data, pool, g.training.seed));
+      contenders.back()->bf16 = products_bf16;
     }
   }
   if (contenders.empty()) throw std::runtime_error("no engine left to time");
@@ -322,6 +325,9 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
   // best repetition taken (load on a shared machine only ever lowers it), unless given.
   bool peak_measured = !a.peak_gflops;
   std::vector<double> peaks;
+  // A bf16 engine's own denominator, vdpbf16ps's peak, measured the same way; FP32's stays the
+  // "% peak" of every engine, so that the engines' shares compare.
+  std::vector<double> bf16_peaks;
   Cpu cpu = this_cpu();
   fmt::print(
       "bench {} ({}): batch {}, {} thread{}, {} rep{} of ~{:g} s per engine and phase, random "
@@ -365,6 +371,7 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
   double warmup = std::min(0.2, a.seconds / 10);
   for (int rep = 0; rep < a.reps; ++rep) {
     if (peak_measured) peaks.push_back(measure_peak_gflops(a.threads, 0.1));
+    if (bf16) bf16_peaks.push_back(measure_bf16_peak_gflops(a.threads, 0.1));
     for (auto& c : contenders) {
       if (progress) fmt::print(stderr, "\r  rep {}/{}: {:<16}", rep + 1, a.reps, c->name);
       c->train_ips.push_back(c->train_rate(params, opt, warmup, a.seconds));
@@ -396,21 +403,37 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
         "training step {:.3f} MFLOP/image, forward {:.3f} MFLOP/image; peak {:g} GFLOP/s = "
         "{:g} x {}/2 threads (given with --peak-gflops, not measured)\n",
         train_mflop, forward_mflop, peak, *a.peak_gflops, a.threads);
+  const double bf16_peak = bf16_peaks.empty() ? 0 : stats(bf16_peaks).max;
+  if (bf16_peak > 0)
+    fmt::print(
+        "bf16 peak {:.1f} GFLOP/s on {} thread{}, {:.2f}x the FP32 peak (measured: vdpbf16ps "
+        "chains, 2 FLOPs per multiply-add, the best of {} windows, which ranged over "
+        "[{:.1f}-{:.1f}]); % bf16: a bf16 engine's GFLOP/s over it\n",
+        bf16_peak, a.threads, a.threads == 1 ? "" : "s", bf16_peak / peak, a.reps,
+        stats(bf16_peaks).min, stats(bf16_peaks).max);
   size_t label_width = 6;
   for (const auto& c : contenders) label_width = std::max(label_width, c->label().size());
-  fmt::print("{:<{}} {:>30} {:>8} {:>7} {:>30} {:>6} {:>6}\n", "engine", label_width,
+  fmt::print("{:<{}} {:>30} {:>8} {:>7} {:>30} {:>6} {:>6}{}\n", "engine", label_width,
              "train img/s median [min-max]", "GFLOP/s", "% peak", "infer img/s median [min-max]",
-             "ratio", "infer");
+             "ratio", "infer", bf16_peak > 0 ? fmt::format(" {:>7}", "% bf16") : "");
   nlohmann::ordered_json engines = nlohmann::ordered_json::array();
   for (const auto& c : contenders) {
     Stats t = stats(c->train_ips), f = stats(c->infer_ips);
     double gflops = t.median * train_mflop / 1e3, share = gflops / peak;
     double infer_gflops = f.median * forward_mflop / 1e3, infer_share = infer_gflops / peak;
     double ratio = t.median / base.median, infer_ratio = f.median / base_infer.median;
-    fmt::print(
-        "{:<{}} {:>30} {:>8.1f} {:>6.1f}% {:>30} {:>6.2f} {:>6.2f}\n", c->label(), label_width,
-        fmt::format("{} [{}-{}]", group(t.median), group(t.min), group(t.max)), gflops, 100 * share,
-        fmt::format("{} [{}-{}]", group(f.median), group(f.min), group(f.max)), ratio, infer_ratio);
+    const bool own_peak = c->bf16 && bf16_peak > 0;
+    const double bf16_share = own_peak ? gflops / bf16_peak : 0,
+                 infer_bf16_share = own_peak ? infer_gflops / bf16_peak : 0;
+    std::string bf16_column;
+    if (bf16_peak > 0)
+      bf16_column =
+          own_peak ? fmt::format(" {:>6.1f}%", 100 * bf16_share) : fmt::format(" {:>7}", "-");
+    fmt::print("{:<{}} {:>30} {:>8.1f} {:>6.1f}% {:>30} {:>6.2f} {:>6.2f}{}\n", c->label(),
+               label_width, fmt::format("{} [{}-{}]", group(t.median), group(t.min), group(t.max)),
+               gflops, 100 * share,
+               fmt::format("{} [{}-{}]", group(f.median), group(f.min), group(f.max)), ratio,
+               infer_ratio, bf16_column);
     engines.push_back({{"engine", c->name},
                        {"label", c->label()},
                        {"train_images_per_second", t.median},
@@ -426,6 +449,10 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
                        {"ratio", ratio},
                        {"infer_ratio", infer_ratio},
                        {"diverged", c->diverged}});
+    if (own_peak) {
+      engines.back()["bf16_peak_share"] = bf16_share;
+      engines.back()["infer_bf16_peak_share"] = infer_bf16_share;
+    }
   }
   fmt::print("ratio: median training images/s over {}'s; infer: the same for inference\n",
              contenders.front()->name);
@@ -446,6 +473,7 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
                                 {"forward_mflop_per_image", forward_mflop},
                                 {"peak_gflops", peak},
                                 {"peak_measured", peak_measured},
+                                {"bf16_peak_gflops", bf16_peak},
                                 {"engines", engines},
                                 {"skipped", skipped}};
     fmt::print("{}\n", dsl::json_line(j));

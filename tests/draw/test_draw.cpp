@@ -154,6 +154,19 @@ TEST_CASE("bench_chart draws the chart from a line of cnnc bench --json") {
   CHECK(one.status == 0);
   CHECK_THAT(one.out, Catch::Contains("(batch 64, 1 thread, 2.30 MFLOP"));
 
+  // A bf16 engine's row gives its share of the bf16 peak beside its share of the FP32 peak.
+  std::ofstream(json) << R"({"model":"lenet5","threads":2,"batch":64,"peak_gflops":400,)"
+                         R"("bf16_peak_gflops":800,"train_mflop_per_image":2.3,"engines":[)"
+                         R"({"engine":"specialized-bf16","train_images_per_second":174000,)"
+                         R"("infer_images_per_second":600000,"peak_share":1.0,)"
+                         R"("bf16_peak_share":0.5}]})"
+                      << "\n";
+  const auto bf16 = cnnc_test::run(BENCH_CHART_EXE " --markdown -o '" + png.string() + "' '" +
+                                   json.string() + "'");
+  CHECK(bf16.status == 0);
+  CHECK_THAT(bf16.out, Catch::Contains("measured peak 400 GFLOP/s, bf16 peak 800)"));
+  CHECK_THAT(bf16.out, Catch::Contains("| 100.0% (50.0% of bf16's) |"));
+
   std::ofstream(json) << "{not json\n";
   const auto bad =
       cnnc_test::run(BENCH_CHART_EXE " -o '" + png.string() + "' '" + json.string() + "'");
