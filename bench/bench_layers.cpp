@@ -1,8 +1,9 @@
 // bench_layers.cpp: every conv, pool and dense layer of lenet5 and keras_mnist, forward,
 // backward-data and backward-weights at batch 64, on the generic engine's kernels, oneDNN's
-// primitives and the specialised generated code; then whole training steps. Counters: GFLOP/s,
-// the share of the measured FMA peak, images/s, and the bytes each phase must move at least,
-// which with the measured bandwidth places it on the roofline (bench/layers_table.py).
+// primitives and the specialised generated code (FP32, and bf16 from the models' bf16 copies);
+// then whole training steps. Counters: GFLOP/s, the share of the measured FMA peak (of the bf16
+// peak for bf16 code), images/s, and the bytes each phase must move at least, which with the
+// measured bandwidth places it on the roofline (bench/layers_table.py).
 //
 // Order of the suite (the registration order): the FMA peak and the triad bandwidth of memory
 // and of L2 first (the peak sets the denominator of every peak_share), then per layer and phase
@@ -36,7 +37,9 @@
 #include "generic/generic_engine.hpp"
 #include "generic/layers.hpp"
 #include "keras_mnist.gen.hpp"
+#include "keras_mnist_bf16.gen.hpp"
 #include "lenet5.gen.hpp"
+#include "lenet5_bf16.gen.hpp"
 #include "train/params.hpp"
 #include "train/thread_pool.hpp"
 #include "train/trainer.hpp"
@@ -51,6 +54,10 @@ using cnnc::bench::OnednnNet;
 extern "C" int32_t cnnc_lenet5_kernels(const char* target, const cnnc_kernel** kernels)
     __attribute__((weak));
 extern "C" int32_t cnnc_keras_mnist_kernels(const char* target, const cnnc_kernel** kernels)
+    __attribute__((weak));
+extern "C" int32_t cnnc_lenet5_bf16_kernels(const char* target, const cnnc_kernel** kernels)
+    __attribute__((weak));
+extern "C" int32_t cnnc_keras_mnist_bf16_kernels(const char* target, const cnnc_kernel** kernels)
     __attribute__((weak));
 
 namespace {
@@ -76,6 +83,18 @@ double peak(int threads) {
   return peaks()[threads] = best;
 }
 
+// vdpbf16ps's GFLOP/s, the same way: what bf16 code's peak_share divides by (0 without
+// AVX512_BF16, when no bf16 code runs).
+double bf16_peak(int threads) {
+  static std::map<int, double> p;
+  auto it = p.find(threads);
+  if (it != p.end()) return it->second;
+  double best = 0;
+  for (int i = 0; i < 8; ++i)
+    best = std::max(best, cnnc::bench::measure_bf16_peak_gflops(threads, 0.1));
+  return p[threads] = best;
+}
+
 void BM_peak_fma(benchmark::State& state, cnnc::bench::FmaIsa isa) {
   const int threads = static_cast<int>(state.range(0));
   if (!cnnc::bench::fma_isa_supported(isa)) {
@@ -89,7 +108,8 @@ void BM_peak_fma(benchmark::State& state, cnnc::bench::FmaIsa isa) {
   state.counters["GFLOP/s"] = gflops;
   // Reported, not used: the denominator was fixed before the first benchmark (main), so that
   // every share of one run divides by the same figure whatever order the runs interleave in.
-  state.counters["peak_used"] = peak(threads);
+  state.counters["peak_used"] =
+      isa == cnnc::bench::FmaIsa::avx512_bf16 ? bf16_peak(threads) : peak(threads);
 }
 
 // Arrays of 128 MiB per thread, far beyond the last-level cache, or of 384 KiB, within a core's
@@ -107,15 +127,21 @@ void BM_bandwidth(benchmark::State& state, int64_t bytes) {
 // ---- the models ----
 
 struct ModelApi {
-  const char* name;
+  const char* name;  // of the rows: a bf16 copy's rows join those of the model it copies
   cnnc_model* (*create)(int32_t, const char*);
   void (*destroy)(cnnc_model*);
   int32_t (*kernels)(const char*, const cnnc_kernel**);  // null without the kernel table
+  // The copy with `precision bf16`: only its avx512_bf16 kernels and training step are timed,
+  // the rest being the FP32 model's.
+  bool bf16 = false;
 };
 
 const ModelApi kModels[] = {
     {"lenet5", cnnc_lenet5_create, cnnc_lenet5_destroy, cnnc_lenet5_kernels},
     {"keras_mnist", cnnc_keras_mnist_create, cnnc_keras_mnist_destroy, cnnc_keras_mnist_kernels},
+    {"lenet5", cnnc_lenet5_bf16_create, cnnc_lenet5_bf16_destroy, cnnc_lenet5_bf16_kernels, true},
+    {"keras_mnist", cnnc_keras_mnist_bf16_create, cnnc_keras_mnist_bf16_destroy,
+     cnnc_keras_mnist_bf16_kernels, true},
 };
 
 struct Free {
@@ -243,9 +269,10 @@ double bytes_per_call(const cnnc_layer& l, Phase p, int64_t n) {
 }
 
 // Times `body`, which processes `images` images per call; sets the counters every engine shares.
+// peak_share divides by the 1-thread FMA peak, or the bf16 peak for bf16 code.
 template <class Body>
 void time_layer(benchmark::State& state, double flops_per_call, double bytes, int64_t images,
-                Body&& body) {
+                Body&& body, bool bf16 = false) {
   body();  // warm: first-touch pages and caches outside the timing
   Clock::time_point t0 = Clock::now();
   for (auto _ : state) body();
@@ -255,7 +282,8 @@ void time_layer(benchmark::State& state, double flops_per_call, double bytes, in
       benchmark::Counter(calls * flops_per_call / 1e9, benchmark::Counter::kIsRate);
   state.counters["img/s"] =
       benchmark::Counter(calls * static_cast<double>(images), benchmark::Counter::kIsRate);
-  state.counters["peak_share"] = calls * flops_per_call / 1e9 / seconds / peak(1);
+  state.counters["peak_share"] =
+      calls * flops_per_call / 1e9 / seconds / (bf16 ? bf16_peak(1) : peak(1));
   state.counters["bytes"] = bytes;
   state.counters["flops"] = flops_per_call;
 }
@@ -347,20 +375,23 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
   // step's images from then on, so they live as long as the network's benchmarks.
   std::shared_ptr<OnednnNet> onednn;
   std::shared_ptr<StepInputs> inputs;
-  try {
-    onednn = std::make_shared<OnednnNet>(*probe, kBatch);
-    inputs = std::make_shared<StepInputs>(*probe);
-    onednn->set_params(inputs->params.data());
-    onednn->train_step(inputs->images.get(), inputs->labels.data(), inputs->opt, 0, 0, 1);
-  } catch (const std::exception& e) {
-    notes.push_back(fmt::format("{}: oneDNN: {}", api.name, e.what()));
+  // A bf16 copy's layers have their rows already, from the model it copies.
+  if (!api.bf16) {
+    try {
+      onednn = std::make_shared<OnednnNet>(*probe, kBatch);
+      inputs = std::make_shared<StepInputs>(*probe);
+      onednn->set_params(inputs->params.data());
+      onednn->train_step(inputs->images.get(), inputs->labels.data(), inputs->opt, 0, 0, 1);
+    } catch (const std::exception& e) {
+      notes.push_back(fmt::format("{}: oneDNN: {}", api.name, e.what()));
+    }
   }
 #endif
   api.destroy(probe);
   // The network's order, for tables: random interleaving scrambles the order of the results.
   std::string order;
   for (const cnnc_layer& l : layers) order += fmt::format("{}{}", order.empty() ? "" : ",", l.name);
-  benchmark::AddCustomContext(fmt::format("layers_{}", api.name), order);
+  if (!api.bf16) benchmark::AddCustomContext(fmt::format("layers_{}", api.name), order);
 
   // The specialised kernels of every target the CPU runs, best first.
   struct Target {
@@ -376,10 +407,16 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
         "benchmarks skipped",
         api.name, api.name));
   } else {
-    for (const char* t : {"avx512", "avx2"}) {
+    const std::vector<const char*> isas = api.bf16 ? std::vector<const char*>{"avx512_bf16"}
+                                                   : std::vector<const char*>{"avx512", "avx2"};
+    for (const char* t : isas) {
       const cnnc_kernel* k = nullptr;
       int32_t count = api.kernels(t, &k);
-      if (count <= 0) continue;
+      if (count <= 0) {
+        if (api.bf16)
+          notes.push_back(fmt::format("{}: this CPU lacks AVX512_BF16: no bf16 rows", api.name));
+        continue;
+      }
       specialized_models().push_back(std::make_unique<Specialized>(api, t));
       Specialized* s = specialized_models().back().get();
       if (!s->model) continue;
@@ -390,15 +427,16 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
   for (size_t index = 0; index < layers.size(); ++index) {
     const cnnc_layer& l = layers[index];
     if (!benched(l)) continue;
-    auto generic = std::make_shared<GenericLayer>(l);
+    auto generic = api.bf16 ? nullptr : std::make_shared<GenericLayer>(l);
     for (Phase p : {Phase::forward, Phase::backward_data, Phase::backward_weights}) {
       if (!has_phase(l, p)) continue;
       const std::string base = fmt::format("layer/{}/{}/{}", api.name, l.name, phase_name(p));
       const double flops = flops_per_image(l, p) * kBatch, bytes = bytes_per_call(l, p, kBatch);
-      benchmark::RegisterBenchmark((base + "/generic").c_str(), [generic, p, flops,
-                                                                 bytes](auto& st) {
-        time_layer(st, flops, bytes, kBatch, [&] { generic->run(p); });
-      })->UseRealTime();
+      if (generic)
+        benchmark::RegisterBenchmark((base + "/generic").c_str(), [generic, p, flops,
+                                                                   bytes](auto& st) {
+          time_layer(st, flops, bytes, kBatch, [&] { generic->run(p); });
+        })->UseRealTime();
 #ifdef CNNC_BENCH_ONEDNN
       if (onednn && onednn->has(index, p))
         benchmark::RegisterBenchmark((base + "/onednn").c_str(), [onednn, inputs, index, p, flops,
@@ -414,14 +452,18 @@ void register_layers(const ModelApi& api, std::vector<std::string>& notes) {
           // One benchmark iteration covers the batch of 64 in runs of k.samples images.
           int32_t runs = std::max(1, kBatch / std::max(1, k.samples));
           Specialized* s = t.model;
+          const bool bf16 = api.bf16;
           benchmark::RegisterBenchmark((base + "/specialized-" + t.name).c_str(), [s, k, runs, l, p,
-                                                                                   bytes](
-                                                                                      auto& st) {
-            time_layer(st, k.flops * runs, bytes, int64_t{k.samples} * runs, [&] {
-              for (int32_t r = 0; r < runs; ++r)
-                k.run(s->params.data(), s->grads.data(), s->workspace.get());
-              benchmark::ClobberMemory();
-            });
+                                                                                   bytes,
+                                                                                   bf16](auto& st) {
+            time_layer(
+                st, k.flops * runs, bytes, int64_t{k.samples} * runs,
+                [&] {
+                  for (int32_t r = 0; r < runs; ++r)
+                    k.run(s->params.data(), s->grads.data(), s->workspace.get());
+                  benchmark::ClobberMemory();
+                },
+                bf16);
             st.counters["flops_ratio"] = k.flops / std::max(1, k.samples) / flops_per_image(l, p);
           })->UseRealTime();
         }
@@ -536,15 +578,25 @@ void register_train_steps(const ModelApi& api) {
   StepModels sm;
   sm.specialized = api.create(kBatch, "auto");
   if (!sm.specialized) return;
-  sm.generic = std::make_unique<cnnc::rt::GenericModel>(spec_of(*sm.specialized), kBatch);
+  // A bf16 copy's step is its bf16 code's alone (the generic and oneDNN steps are the FP32
+  // model's); a CPU without AVX512_BF16 would run FP32 under its name.
+  if (api.bf16 && std::string(sm.specialized->engine) != "specialized-avx512_bf16") {
+    api.destroy(sm.specialized);
+    return;
+  }
+  if (!api.bf16)
+    sm.generic = std::make_unique<cnnc::rt::GenericModel>(spec_of(*sm.specialized), kBatch);
   keep.push_back(std::move(sm));
   const StepModels& k = keep.back();
   const double flops = flops_per_step_image(*k.specialized, true);
+  std::vector<const cnnc_model*> models{k.specialized};
+  if (k.generic) models.insert(models.begin(), k.generic->abi());
   for (int threads : {1, 2}) {
-    for (const cnnc_model* m : {k.generic->abi(), static_cast<const cnnc_model*>(k.specialized)}) {
-      std::string name =
-          fmt::format("train_step/{}/{}/threads:{}", api.name,
-                      std::string(m->engine) == "generic" ? "generic" : "specialized", threads);
+    for (const cnnc_model* m : models) {
+      const char* engine = std::string(m->engine) == "generic" ? "generic"
+                           : api.bf16                          ? "specialized-bf16"
+                                                               : "specialized";
+      std::string name = fmt::format("train_step/{}/{}/threads:{}", api.name, engine, threads);
       benchmark::RegisterBenchmark(
           name.c_str(),
           [m, threads, flops](benchmark::State& st) { train_step(st, *m, threads, flops); })
@@ -552,6 +604,7 @@ void register_train_steps(const ModelApi& api) {
           ->Unit(benchmark::kMillisecond);
     }
 #ifdef CNNC_BENCH_ONEDNN
+    if (api.bf16) continue;
     const cnnc_model* m = k.specialized;  // its layer table
     for (OnednnLayout layout : {OnednnLayout::any, OnednnLayout::nhwc}) {
       for (bool train : {true, false}) {
@@ -587,6 +640,12 @@ int main(int argc, char** argv) {
         ->ArgName("threads")
         ->Iterations(1)
         ->UseRealTime();
+    benchmark::RegisterBenchmark("peak_fma/avx512_bf16", BM_peak_fma,
+                                 cnnc::bench::FmaIsa::avx512_bf16)
+        ->Arg(threads)
+        ->ArgName("threads")
+        ->Iterations(1)
+        ->UseRealTime();
   }
   for (auto [level, bytes] : {std::pair{"memory", int64_t{128} << 20}, {"l2", int64_t{384} << 10}})
     benchmark::RegisterBenchmark((std::string("bandwidth/") + level).c_str(), BM_bandwidth, bytes)
@@ -604,10 +663,14 @@ int main(int argc, char** argv) {
   for (const ModelApi& api : kModels) register_layers(api, notes);
   for (const ModelApi& api : kModels) register_train_steps(api);
   for (const std::string& n : notes) fmt::print(stderr, "bench_layers: {}\n", n);
-  for (int threads : {1, 2})
+  for (int threads : {1, 2}) {
     benchmark::AddCustomContext(
         fmt::format("peak_gflops_{}_thread{}", threads, threads > 1 ? "s" : ""),
         fmt::format("{:.1f}", peak(threads)));
+    benchmark::AddCustomContext(
+        fmt::format("bf16_peak_gflops_{}_thread{}", threads, threads > 1 ? "s" : ""),
+        fmt::format("{:.1f}", bf16_peak(threads)));
+  }
 
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

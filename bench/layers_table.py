@@ -88,20 +88,27 @@ def roofline(context, runs, rows, best, spec, position):
 def main():
     context, runs = medians(sys.argv[1])
     peaks = {n: b["GFLOP/s"] for n, b in runs.items() if n.startswith("peak_fma/")}
-    # The denominator of every share here: the best ISA's median peak of this run, per thread
-    # count (the binary's own peak_share divides by a figure measured once at start-up, which
-    # one burst of load on a shared machine can spoil).
-    best = {t: max([v for n, v in peaks.items() if n.endswith(f"threads:{t}")] or [0])
+    # The denominator of every share here: the best FP32 ISA's median peak of this run, per
+    # thread count (the binary's own peak_share divides by a figure measured once at start-up,
+    # which one burst of load on a shared machine can spoil); bf16 code's, vdpbf16ps's.
+    best = {t: max([peaks.get(f"peak_fma/{isa}/threads:{t}", 0) for isa in ("avx512", "avx2")])
             for t in (1, 2)}
-    print("**Peak FP32 FMA** (12 independent chains; GFLOP/s, median of the repetitions; the "
-          f"shares below divide by the better ISA: {best[1]:.1f} on 1 thread, {best[2]:.1f} on 2)\n")
+    bf16 = {t: peaks.get(f"peak_fma/avx512_bf16/threads:{t}", 0) for t in (1, 2)}
+    print("**Peak FP32 FMA, and bf16** (12 independent chains of FMAs, 24 of vdpbf16ps; GFLOP/s, "
+          "median of the repetitions; the shares below divide by the better FP32 ISA: "
+          f"{best[1]:.1f} on 1 thread, {best[2]:.1f} on 2; bf16 code's by avx512_bf16's)\n")
     print("| ISA | 1 thread | 2 threads |")
     print("| --- | ---: | ---: |")
-    for isa in ("avx512", "avx2"):
+    for isa in ("avx512", "avx2", "avx512_bf16"):
         one = peaks.get(f"peak_fma/{isa}/threads:1")
         two = peaks.get(f"peak_fma/{isa}/threads:2")
         if one or two:
             print(f"| {isa} | {one or 0:.1f} | {two or 0:.1f} |")
+
+    def share(b, threads, engine):
+        """A figure's share of its own peak: bf16 code's of the bf16 peak."""
+        peak = bf16[threads] if engine.endswith("bf16") else best[threads]
+        return f"{100 * b['GFLOP/s'] / peak:.0f}%" if peak else "-"
 
     # layer/<model>/<layer>/<phase>/<engine>
     rows = {}
@@ -130,7 +137,7 @@ def main():
                       if e in order), None)
     for model in dict.fromkeys(k[0] for k in rows):
         print(f"\n**{model}**, per layer and phase, batch 64, one thread per call: images/s "
-              "(share of the 1-thread peak)\n")
+              "(share of the 1-thread peak; avx512_bf16's of the bf16 peak)\n")
         head = " | ".join(order)
         extra = f" | {best_spec} / oneDNN" if best_spec and "onednn" in order else ""
         print(f"| layer | phase | {head}{extra} |")
@@ -145,8 +152,7 @@ def main():
                 fused = e.startswith("specialized") and fused_forward(rows, context, key, e)
                 mark = " *" if fused else ""
                 any_fused = any_fused or bool(mark)
-                cells.append(f"{fmt(b['img/s'])} ({100 * b['GFLOP/s'] / best[1]:.0f}%){mark}"
-                             if b else "-")
+                cells.append(f"{fmt(b['img/s'])} ({share(b, 1, e)}){mark}" if b else "-")
             if extra:
                 s, o = rows[key].get(best_spec), rows[key].get("onednn")
                 if s and o and fused_forward(rows, context, key, best_spec):
@@ -165,7 +171,7 @@ def main():
     if steps:
         print("\n**Whole training step** (batch 64: cnnc's engines through the C ABI as cnnc "
               "train, oneDNN's network in either activation layout; images/s, share of the peak "
-              "of as many threads)\n")
+              "of as many threads, and specialized-bf16's of the bf16 peak)\n")
         print("| model | engine | 1 thread | 2 threads |")
         print("| --- | --- | ---: | ---: |")
         seen = dict.fromkeys(tuple(n.split("/")[1:3]) for n in steps)
@@ -173,8 +179,8 @@ def main():
             cells = []
             for t in (1, 2):
                 b = steps.get(f"train_step/{model}/{engine}/threads:{t}")
-                cells.append(f"{fmt(b['img/s'])} ({100 * b['GFLOP/s'] / best[t]:.0f}%)"
-                             if b else "-")
+                own = f", {share(b, t, engine)} of bf16's" if b and engine.endswith("bf16") else ""
+                cells.append(f"{fmt(b['img/s'])} ({share(b, t, '')}{own})" if b else "-")
             print(f"| {model} | {engine} | " + " | ".join(cells) + " |")
 
 
