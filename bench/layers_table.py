@@ -135,7 +135,7 @@ def main():
     # The variant "auto" runs: the widest ISA measured.
     best_spec = next((e for e in ("specialized-avx512", "specialized-avx2", "specialized-portable")
                       if e in order), None)
-    for model in dict.fromkeys(k[0] for k in rows):
+    for model in sorted(dict.fromkeys(k[0] for k in rows)):  # as the roofline orders them
         print(f"\n**{model}**, per layer and phase, batch 64, one thread per call: images/s "
               "(share of the 1-thread peak; avx512_bf16's of the bf16 peak)\n")
         head = " | ".join(order)
@@ -174,7 +174,10 @@ def main():
               "of as many threads, and specialized-bf16's of the bf16 peak)\n")
         print("| model | engine | 1 thread | 2 threads |")
         print("| --- | --- | ---: | ---: |")
-        seen = dict.fromkeys(tuple(n.split("/")[1:3]) for n in steps)
+        # By model, then cnnc's engines before oneDNN's: the random interleaving leaves no order.
+        rank = ["generic", "specialized", "specialized-bf16", "onednn-any", "onednn-nhwc"]
+        seen = sorted(dict.fromkeys(tuple(n.split("/")[1:3]) for n in steps),
+                      key=lambda k: (k[0], rank.index(k[1]) if k[1] in rank else len(rank), k[1]))
         for model, engine in seen:
             cells = []
             for t in (1, 2):
