@@ -1,9 +1,10 @@
 // bench_layers.cpp: every conv, pool and dense layer of lenet5 and keras_mnist, forward,
 // backward-data and backward-weights at batch 64, on the generic engine's kernels, oneDNN's
 // primitives and the specialised generated code (FP32, and bf16 from the models' bf16 copies);
-// then whole training steps. Counters: GFLOP/s, the share of the measured FMA peak (of the bf16
-// peak for bf16 code), images/s, and the bytes each phase must move at least, which with the
-// measured bandwidth places it on the roofline (bench/layers_table.py).
+// then whole training steps. Counters: GFLOP/s, the share of the measured FMA peak (a bf16
+// layer's of the bf16 peak; a bf16 step's of both, as cnnc bench gives them), images/s, and the
+// bytes each phase must move at least, which with the measured bandwidth places it on the
+// roofline (bench/layers_table.py).
 //
 // Order of the suite (the registration order): the FMA peak and the triad bandwidth of memory
 // and of L2 first (the peak sets the denominator of every peak_share), then per layer and phase
@@ -67,49 +68,35 @@ constexpr int32_t kBatch = 64;
 
 // ---- the measured peak ----
 
-// GFLOP/s by thread count, the best ISA: measured once in main before any benchmark runs, so
-// every peak_share of one run divides by one figure (the peak_fma benchmarks only report).
-std::map<int, double>& peaks() {
-  static std::map<int, double> p;
-  return p;
-}
-
-double peak(int threads) {
-  auto it = peaks().find(threads);
-  if (it != peaks().end()) return it->second;
+// GFLOP/s by thread count, FP32's best ISA or (bf16) vdpbf16ps's: measured once in main before
+// any benchmark runs, so every peak_share of one run divides by one figure (the peak_fma
+// benchmarks only report). bf16's is 0 without AVX512_BF16, when no bf16 code runs.
+double peak(int threads, bool bf16 = false) {
+  static std::map<std::pair<int, bool>, double> peaks;
+  auto it = peaks.find({threads, bf16});
+  if (it != peaks.end()) return it->second;
   // The best of several short windows: load on a shared machine only ever lowers the figure.
   double best = 0;
-  for (int i = 0; i < 8; ++i) best = std::max(best, cnnc::bench::measure_peak_gflops(threads, 0.1));
-  return peaks()[threads] = best;
-}
-
-// vdpbf16ps's GFLOP/s, the same way: what bf16 code's peak_share divides by (0 without
-// AVX512_BF16, when no bf16 code runs).
-double bf16_peak(int threads) {
-  static std::map<int, double> p;
-  auto it = p.find(threads);
-  if (it != p.end()) return it->second;
-  double best = 0;
   for (int i = 0; i < 8; ++i)
-    best = std::max(best, cnnc::bench::measure_bf16_peak_gflops(threads, 0.1));
-  return p[threads] = best;
+    best = std::max(best, bf16 ? cnnc::bench::measure_bf16_peak_gflops(threads, 0.1)
+                               : cnnc::bench::measure_peak_gflops(threads, 0.1));
+  return peaks[{threads, bf16}] = best;
 }
 
-void BM_peak_fma(benchmark::State& state, cnnc::bench::FmaIsa isa) {
+void BM_peak_fma(benchmark::State& state, cnnc::bench::PeakIsa isa) {
   const int threads = static_cast<int>(state.range(0));
-  if (!cnnc::bench::fma_isa_supported(isa)) {
+  if (!cnnc::bench::peak_isa_supported(isa)) {
     state.SkipWithError("this CPU lacks the ISA");
     for (auto _ : state) {
     }
     return;
   }
   double gflops = 0;
-  for (auto _ : state) gflops = cnnc::bench::measure_fma_gflops(isa, threads, 0.25);
+  for (auto _ : state) gflops = cnnc::bench::measure_isa_gflops(isa, threads, 0.25);
   state.counters["GFLOP/s"] = gflops;
   // Reported, not used: the denominator was fixed before the first benchmark (main), so that
   // every share of one run divides by the same figure whatever order the runs interleave in.
-  state.counters["peak_used"] =
-      isa == cnnc::bench::FmaIsa::avx512_bf16 ? bf16_peak(threads) : peak(threads);
+  state.counters["peak_used"] = peak(threads, isa == cnnc::bench::PeakIsa::avx512_bf16);
 }
 
 // Arrays of 128 MiB per thread, far beyond the last-level cache, or of 384 KiB, within a core's
@@ -282,8 +269,7 @@ void time_layer(benchmark::State& state, double flops_per_call, double bytes, in
       benchmark::Counter(calls * flops_per_call / 1e9, benchmark::Counter::kIsRate);
   state.counters["img/s"] =
       benchmark::Counter(calls * static_cast<double>(images), benchmark::Counter::kIsRate);
-  state.counters["peak_share"] =
-      calls * flops_per_call / 1e9 / seconds / (bf16 ? bf16_peak(1) : peak(1));
+  state.counters["peak_share"] = calls * flops_per_call / 1e9 / seconds / peak(1, bf16);
   state.counters["bytes"] = bytes;
   state.counters["flops"] = flops_per_call;
 }
@@ -487,8 +473,11 @@ bool first_step_finite(benchmark::State& state, bool finite) {
 }
 
 // Times `body`, one step on the batch, on `threads` threads; sets the counters of whole steps.
+// peak_share divides by the FP32 peak for every engine, so that steps compare; a bf16 step also
+// gets bf16_peak_share.
 template <class Body>
-void time_step(benchmark::State& state, int threads, double flops_per_image, Body&& body) {
+void time_step(benchmark::State& state, int threads, double flops_per_image, Body&& body,
+               bool bf16 = false) {
   Clock::time_point t0 = Clock::now();
   for (auto _ : state) body();
   double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -496,10 +485,13 @@ void time_step(benchmark::State& state, int threads, double flops_per_image, Bod
   state.counters["img/s"] = benchmark::Counter(images_done, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] =
       benchmark::Counter(images_done * flops_per_image / 1e9, benchmark::Counter::kIsRate);
-  state.counters["peak_share"] = images_done * flops_per_image / 1e9 / seconds / peak(threads);
+  const double gflops = images_done * flops_per_image / 1e9 / seconds;
+  state.counters["peak_share"] = gflops / peak(threads);
+  if (bf16) state.counters["bf16_peak_share"] = gflops / peak(threads, true);
 }
 
-void train_step(benchmark::State& state, const cnnc_model& m, int threads, double flops_per_image) {
+void train_step(benchmark::State& state, const cnnc_model& m, int threads, double flops_per_image,
+                bool bf16) {
   cnnc::rt::ThreadPool pool(threads);
   cnnc::rt::TrainStep step(m, pool, kBatch);
   StepInputs in(m);
@@ -508,10 +500,13 @@ void train_step(benchmark::State& state, const cnnc_model& m, int threads, doubl
         .non_finite.empty();
   };
   if (!first_step_finite(state, run())) return;
-  time_step(state, threads, flops_per_image, [&] {
-    ++in.opt.step;
-    run();
-  });
+  time_step(
+      state, threads, flops_per_image,
+      [&] {
+        ++in.opt.step;
+        run();
+      },
+      bf16);
   state.SetLabel(m.engine);
 }
 
@@ -597,9 +592,11 @@ void register_train_steps(const ModelApi& api) {
                            : api.bf16                          ? "specialized-bf16"
                                                                : "specialized";
       std::string name = fmt::format("train_step/{}/{}/threads:{}", api.name, engine, threads);
-      benchmark::RegisterBenchmark(
-          name.c_str(),
-          [m, threads, flops](benchmark::State& st) { train_step(st, *m, threads, flops); })
+      const bool bf16 = api.bf16;
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [m, threads, flops, bf16](benchmark::State& st) {
+                                     train_step(st, *m, threads, flops, bf16);
+                                   })
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
@@ -630,18 +627,18 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
   for (int threads : {1, 2}) {
-    benchmark::RegisterBenchmark("peak_fma/avx512", BM_peak_fma, cnnc::bench::FmaIsa::avx512)
+    benchmark::RegisterBenchmark("peak_fma/avx512", BM_peak_fma, cnnc::bench::PeakIsa::avx512)
         ->Arg(threads)
         ->ArgName("threads")
         ->Iterations(1)
         ->UseRealTime();
-    benchmark::RegisterBenchmark("peak_fma/avx2", BM_peak_fma, cnnc::bench::FmaIsa::avx2)
+    benchmark::RegisterBenchmark("peak_fma/avx2", BM_peak_fma, cnnc::bench::PeakIsa::avx2)
         ->Arg(threads)
         ->ArgName("threads")
         ->Iterations(1)
         ->UseRealTime();
     benchmark::RegisterBenchmark("peak_fma/avx512_bf16", BM_peak_fma,
-                                 cnnc::bench::FmaIsa::avx512_bf16)
+                                 cnnc::bench::PeakIsa::avx512_bf16)
         ->Arg(threads)
         ->ArgName("threads")
         ->Iterations(1)
@@ -669,7 +666,7 @@ int main(int argc, char** argv) {
         fmt::format("{:.1f}", peak(threads)));
     benchmark::AddCustomContext(
         fmt::format("bf16_peak_gflops_{}_thread{}", threads, threads > 1 ? "s" : ""),
-        fmt::format("{:.1f}", bf16_peak(threads)));
+        fmt::format("{:.1f}", peak(threads, true)));
   }
 
   benchmark::RunSpecifiedBenchmarks();

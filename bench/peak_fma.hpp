@@ -3,8 +3,9 @@
 //
 // Twelve independent accumulator chains per thread: more than FMA latency x FMA ports (4 x 2 on
 // Zen 4, 4 x 2 on recent Intel), so the chains never wait on each other and the loop runs at the
-// issue rate. vdpbf16ps waits longer: on the Zen 5 of docs/benchmarks.md 12 chains ran 1.85x
-// the FMA peak and 16 ran 2.0x, so its loop keeps 24. Each ISA variant is compiled with its own
+// issue rate. vdpbf16ps waits longer: on the Zen 5 of docs/benchmarks.md (a probe of 2026-12-07,
+// the loop below with 12, 16 and 24 chains) 12 chains ran 1.85x the FMA peak and 16 ran 2.0x, so
+// its loop keeps 24. Each ISA variant is compiled with its own
 // target attribute, so one binary measures every variant the CPU has. Header-only: bench_layers
 // and `cnnc bench` both include it.
 #pragma once
@@ -20,25 +21,25 @@
 
 namespace cnnc::bench {
 
-// avx512_bf16: vdpbf16ps, the bf16 products' instruction, not an FP32 FMA; never part of the
-// FP32 peak.
-enum class FmaIsa { avx512, avx2, avx512_bf16 };
+// The instruction each peak loop runs: avx512 and avx2 FP32 FMAs, whose better is the FP32 peak;
+// avx512_bf16 vdpbf16ps, the bf16 products' instruction, never part of the FP32 peak.
+enum class PeakIsa { avx512, avx2, avx512_bf16 };
 
-inline const char* fma_isa_name(FmaIsa isa) {
+inline const char* peak_isa_name(PeakIsa isa) {
   switch (isa) {
-    case FmaIsa::avx512: return "avx512";
-    case FmaIsa::avx2: return "avx2";
-    case FmaIsa::avx512_bf16: return "avx512_bf16";
+    case PeakIsa::avx512: return "avx512";
+    case PeakIsa::avx2: return "avx2";
+    case PeakIsa::avx512_bf16: return "avx512_bf16";
   }
   return "?";
 }
 
-inline bool fma_isa_supported(FmaIsa isa) {
+inline bool peak_isa_supported(PeakIsa isa) {
   __builtin_cpu_init();
   switch (isa) {
-    case FmaIsa::avx512: return __builtin_cpu_supports("avx512f");
-    case FmaIsa::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case FmaIsa::avx512_bf16: return __builtin_cpu_supports("avx512bf16");
+    case PeakIsa::avx512: return __builtin_cpu_supports("avx512f");
+    case PeakIsa::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case PeakIsa::avx512_bf16: return __builtin_cpu_supports("avx512bf16");
   }
   return false;
 }
@@ -46,13 +47,13 @@ inline bool fma_isa_supported(FmaIsa isa) {
 inline constexpr int kFmaChains = 12;
 inline constexpr int kBf16Chains = 24;
 
-// FLOPs of one fma_chains_* iteration: chains x lanes x 2 (a multiply and an add); vdpbf16ps
+// FLOPs of one iteration of a chains loop: chains x lanes x 2 (a multiply and an add); vdpbf16ps
 // adds two products into each of its 16 lanes.
-inline double fma_flops_per_iteration(FmaIsa isa) {
+inline double peak_flops_per_iteration(PeakIsa isa) {
   switch (isa) {
-    case FmaIsa::avx512: return kFmaChains * 16 * 2.0;
-    case FmaIsa::avx2: return kFmaChains * 8 * 2.0;
-    case FmaIsa::avx512_bf16: return kBf16Chains * 16 * 4.0;
+    case PeakIsa::avx512: return kFmaChains * 16 * 2.0;
+    case PeakIsa::avx2: return kFmaChains * 8 * 2.0;
+    case PeakIsa::avx512_bf16: return kBf16Chains * 16 * 4.0;
   }
   return 0;
 }
@@ -116,11 +117,11 @@ __attribute__((target("avx2,fma"))) inline float fma_chains_avx2(int64_t iterati
   return total;
 }
 
-inline float fma_chains(FmaIsa isa, int64_t iterations, float seed) {
+inline float peak_chains(PeakIsa isa, int64_t iterations, float seed) {
   switch (isa) {
-    case FmaIsa::avx512: return fma_chains_avx512(iterations, seed);
-    case FmaIsa::avx2: return fma_chains_avx2(iterations, seed);
-    case FmaIsa::avx512_bf16: return bf16_chains_avx512(iterations, seed);
+    case PeakIsa::avx512: return fma_chains_avx512(iterations, seed);
+    case PeakIsa::avx2: return fma_chains_avx2(iterations, seed);
+    case PeakIsa::avx512_bf16: return bf16_chains_avx512(iterations, seed);
   }
   return 0;
 }
@@ -128,8 +129,8 @@ inline float fma_chains(FmaIsa isa, int64_t iterations, float seed) {
 // GFLOP/s of `threads` threads running the chains together for about `seconds`, counted from
 // the first start to the last finish (a straggler lowers the figure, as it would a kernel's).
 // 0 when the CPU lacks the ISA.
-inline double measure_fma_gflops(FmaIsa isa, int threads, double seconds) {
-  if (!fma_isa_supported(isa)) return 0;
+inline double measure_isa_gflops(PeakIsa isa, int threads, double seconds) {
+  if (!peak_isa_supported(isa)) return 0;
   using Clock = std::chrono::steady_clock;
   constexpr int64_t kChunk = 1 << 18;  // about a millisecond: the deadline is checked this often
   std::atomic<int64_t> chunks{0};
@@ -141,7 +142,7 @@ inline double measure_fma_gflops(FmaIsa isa, int threads, double seconds) {
     int64_t mine = 0;
     float s = 0;
     do {
-      s += fma_chains(isa, kChunk, static_cast<float>(t));
+      s += peak_chains(isa, kChunk, static_cast<float>(t));
       ++mine;
     } while (Clock::now() < deadline);
     chunks += mine;
@@ -152,19 +153,19 @@ inline double measure_fma_gflops(FmaIsa isa, int threads, double seconds) {
   work(0);
   for (std::thread& th : pool) th.join();
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  return static_cast<double>(chunks) * kChunk * fma_flops_per_iteration(isa) / elapsed / 1e9;
+  return static_cast<double>(chunks) * kChunk * peak_flops_per_iteration(isa) / elapsed / 1e9;
 }
 
 // The best variant's GFLOP/s on `threads` threads: what "share of peak" divides by.
 inline double measure_peak_gflops(int threads, double seconds) {
-  return std::max(measure_fma_gflops(FmaIsa::avx512, threads, seconds),
-                  measure_fma_gflops(FmaIsa::avx2, threads, seconds));
+  return std::max(measure_isa_gflops(PeakIsa::avx512, threads, seconds),
+                  measure_isa_gflops(PeakIsa::avx2, threads, seconds));
 }
 
 // vdpbf16ps's GFLOP/s on `threads` threads (2 per multiply-add, as the engines count theirs):
 // what a bf16 engine's share of its own peak divides by. 0 without AVX512_BF16.
 inline double measure_bf16_peak_gflops(int threads, double seconds) {
-  return measure_fma_gflops(FmaIsa::avx512_bf16, threads, seconds);
+  return measure_isa_gflops(PeakIsa::avx512_bf16, threads, seconds);
 }
 
 }  // namespace cnnc::bench

@@ -98,6 +98,7 @@ TEST_CASE("cnnc bench --peak-gflops replaces the measured peak") {
   REQUIRE(r.status == 0);
   nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
   CHECK(at(j, "peak_measured") == false);
+  CHECK(!has(j, "bf16_peak_gflops"));                // no engine multiplies in bf16
   CHECK(at(j, "peak_gflops").get<double>() == 116);  // 232 for 2 cores, scaled to 1 thread
   CHECK(r.out.find("not measured") != std::string::npos);
 }
@@ -106,7 +107,7 @@ TEST_CASE("cnnc bench gives a bf16 engine its share of the measured bf16 peak as
   if (!cnnc_test::cpu_has("avx512_bf16"))
     CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
   cnnc_test::Output r = bench_cnnc(
-      "bench models/mlp.cnn --engines specialized-fp32,specialized-bf16 --threads 1 --reps 2 "
+      "bench models/mlp.cnn --engines specialized-fp32,specialized-bf16 --threads 1 --reps 3 "
       "--seconds 0.02 --json");
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
@@ -114,11 +115,12 @@ TEST_CASE("cnnc bench gives a bf16 engine its share of the measured bf16 peak as
   const double fp32_peak = at(j, "peak_gflops").get<double>(),
                bf16_peak = at(j, "bf16_peak_gflops").get<double>();
   // vdpbf16ps does two multiply-adds a lane where an FMA does one, at the FMA's issue rate on
-  // Zen 4 and 5 (2.0x measured on Zen 5); elsewhere it may issue on fewer ports.
-  const std::string core = at(j, "cpu.core").get<std::string>();
-  if (core == "Zen 4" || core == "Zen 5") {
-    CHECK(bf16_peak > 1.5 * fp32_peak);
-    CHECK(bf16_peak < 2.5 * fp32_peak);
+  // Zen 5 (1.98-2.01x in docs/benchmarks.md); elsewhere it may issue on fewer ports. The bounds
+  // are loose, each peak being the best of 3 windows of 0.1 s on a shared machine, and still
+  // fail a count of FLOPs off by 2x (about 1x or 4x).
+  if (at(j, "cpu.core").get<std::string>() == "Zen 5") {
+    CHECK(bf16_peak > 1.4 * fp32_peak);
+    CHECK(bf16_peak < 2.8 * fp32_peak);
   } else {
     CHECK(bf16_peak > fp32_peak / 2);
   }
@@ -129,6 +131,8 @@ TEST_CASE("cnnc bench gives a bf16 engine its share of the measured bf16 peak as
   const double gflops = at(j, "engines.1.gflops").get<double>();
   CHECK(at(j, "engines.1.bf16_peak_share").get<double>() == Approx(gflops / bf16_peak));
   CHECK(at(j, "engines.1.peak_share").get<double>() == Approx(gflops / fp32_peak));
+  CHECK(at(j, "engines.1.infer_bf16_peak_share").get<double>() ==
+        Approx(at(j, "engines.1.infer_gflops").get<double>() / bf16_peak));
   CHECK(r.out.find("bf16 peak ") != std::string::npos);
   CHECK(r.out.find("% bf16") != std::string::npos);
 }
