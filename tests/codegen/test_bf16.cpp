@@ -98,11 +98,20 @@ TEST_CASE(
   if (!cnnc_test::cpu_has("avx512_bf16"))
     CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
   // conv1: C = 2 (pairs of channels), K = 5 (conv2's input gradient pairs a filter with zero);
-  // conv2: C = 5 (fp32 forward), Q = 5 (the last column pair is half zero); dense2: I = 9.
+  // conv2: C = 5 (fp32 forward), Q = 5 (the last column pair is half zero); dense1: I = 210 and
+  // dense2: I = 9, odd numbers of input pairs (105 and 5), whose last pair the forward adds alone.
   check_bf16(
       "model odd_bf16\ninput 9x11x2\nconv 5 3x3 stride=2 pad=same relu\nconv 7 3x3 pad=1 "
       "relu\ndense 9 tanh\ndense 3 softmax\noptimizer adam lr=0.01\n",
       21);
+}
+
+TEST_CASE("bf16 agrees with the generic engine: dense layers of one, two and three input pairs") {
+  if (!cnnc_test::cpu_has("avx512_bf16"))
+    CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  // The forward's two sums per unit over even and odd pairs: dense1 has 2 inputs (one pair, no
+  // odd sum), dense2 3 (two pairs, one of each), dense3 5 (three pairs, the last added alone).
+  check_bf16("model pairs_bf16\ninput 1x1x2\ndense 3 relu\ndense 5 relu\ndense 4 softmax\n", 17);
 }
 
 TEST_CASE(
