@@ -627,22 +627,14 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
   for (int threads : {1, 2}) {
-    benchmark::RegisterBenchmark("peak_fma/avx512", BM_peak_fma, cnnc::bench::PeakIsa::avx512)
-        ->Arg(threads)
-        ->ArgName("threads")
-        ->Iterations(1)
-        ->UseRealTime();
-    benchmark::RegisterBenchmark("peak_fma/avx2", BM_peak_fma, cnnc::bench::PeakIsa::avx2)
-        ->Arg(threads)
-        ->ArgName("threads")
-        ->Iterations(1)
-        ->UseRealTime();
-    benchmark::RegisterBenchmark("peak_fma/avx512_bf16", BM_peak_fma,
-                                 cnnc::bench::PeakIsa::avx512_bf16)
-        ->Arg(threads)
-        ->ArgName("threads")
-        ->Iterations(1)
-        ->UseRealTime();
+    using cnnc::bench::PeakIsa;
+    for (PeakIsa isa : {PeakIsa::avx512, PeakIsa::avx2, PeakIsa::avx512_bf16})
+      benchmark::RegisterBenchmark(
+          fmt::format("peak_fma/{}", cnnc::bench::peak_isa_name(isa)).c_str(), BM_peak_fma, isa)
+          ->Arg(threads)
+          ->ArgName("threads")
+          ->Iterations(1)
+          ->UseRealTime();
   }
   for (auto [level, bytes] : {std::pair{"memory", int64_t{128} << 20}, {"l2", int64_t{384} << 10}})
     benchmark::RegisterBenchmark((std::string("bandwidth/") + level).c_str(), BM_bandwidth, bytes)

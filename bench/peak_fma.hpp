@@ -5,9 +5,8 @@
 // Zen 4, 4 x 2 on recent Intel), so the chains never wait on each other and the loop runs at the
 // issue rate. vdpbf16ps waits longer: on the Zen 5 of docs/benchmarks.md (a probe of 2026-12-07,
 // the loop below with 12, 16 and 24 chains) 12 chains ran 1.85x the FMA peak and 16 ran 2.0x, so
-// its loop keeps 24. Each ISA variant is compiled with its own
-// target attribute, so one binary measures every variant the CPU has. Header-only: bench_layers
-// and `cnnc bench` both include it.
+// its loop keeps 24. Each ISA variant is compiled with its own target attribute, so one binary
+// measures every variant the CPU has. Header-only: bench_layers and `cnnc bench` both include it.
 #pragma once
 
 #include <immintrin.h>
