@@ -261,7 +261,7 @@ void emit_step_weights(EmitContext& c, const LayerPlan& lp) {
       "int unit_begin, int unit_end, float* __restrict grads)",
       c.kernel(), l.name);
   c.w.line("float* dw = {};", at("grads", l.weight_offset));
-  c.w.line("const V vscale = vset(scale);");
+  if (I >= L) c.w.line("const V vscale = vset(scale);");  // fewer inputs: only partial vectors
   emit_dw_tiles(
       c, lp, true,
       [&](int64_t units, int64_t vectors, bool partial, const Expr& v0, const Expr& k0) {

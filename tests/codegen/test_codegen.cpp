@@ -8,6 +8,8 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <string>
+#include <tuple>
 
 #include <unistd.h>
 
@@ -461,14 +463,28 @@ TEST_CASE("generated code compiles without a warning under -Wall -Wextra -Wpedan
       continue;
     ++compilers;
     // Run-time builds compile one variant (-DCNNC_ONLY_VARIANT), cnn_add_model all of them;
-    // mnist99 is precision bf16, so its files carry the avx512_bf16 variant too.
-    for (auto [name, only] :
-         {std::pair{"edges", ""}, std::pair{"edges", "-DCNNC_ONLY_VARIANT=0"},
-          std::pair{"edges", "-DCNNC_ONLY_VARIANT=1"}, std::pair{"edges", "-DCNNC_ONLY_VARIANT=2"},
-          std::pair{"mlp", ""}, std::pair{"lenet5", ""}, std::pair{"mnist99", ""}}) {
+    // mnist99 is precision bf16, so its files carry the avx512_bf16 variant too. Its layers have
+    // even pair counts; odd_pairs has the odd ones, whose last pair the bf16 code adds alone
+    // (conv channels and filters, dense inputs of 1, 2, 3, 105 and 5 pairs).
+    const std::string odd_pairs =
+        "model odd_pairs\ninput 9x11x2\nconv 5 3x3 stride=2 pad=same relu\nconv 7 3x3 pad=1 "
+        "relu\ndense 9 tanh\ndense 3 softmax\nprecision bf16\n";
+    const std::string few_pairs =
+        "model few_pairs\ninput 1x1x2\ndense 3 relu\ndense 5 relu\ndense 4 softmax\nprecision "
+        "bf16\n";
+    auto model = [](const char* name) {
+      return read(fs::path(CNNC_SOURCE_DIR) / "models" / (std::string(name) + ".cnn"));
+    };
+    for (auto [name, text, only] :
+         {std::tuple{"edges", model("edges"), ""},
+          std::tuple{"edges", model("edges"), "-DCNNC_ONLY_VARIANT=0"},
+          std::tuple{"edges", model("edges"), "-DCNNC_ONLY_VARIANT=1"},
+          std::tuple{"edges", model("edges"), "-DCNNC_ONLY_VARIANT=2"},
+          std::tuple{"mlp", model("mlp"), ""}, std::tuple{"lenet5", model("lenet5"), ""},
+          std::tuple{"mnist99", model("mnist99"), ""}, std::tuple{"odd_pairs", odd_pairs, ""},
+          std::tuple{"few_pairs", few_pairs, ""}}) {
       DYNAMIC_SECTION(compiler << " " << name << " " << only) {
-        std::string path = std::string("models/") + name + ".cnn";
-        std::string text = read(fs::path(CNNC_SOURCE_DIR) / path);
+        std::string path = std::string(name) + ".cnn";  // the banner names it
         dsl::Graph g = test::graph_of(text);
         fs::path source = dir / (std::string(name) + ".gen.cpp");
         std::ofstream(source, std::ios::binary) << codegen::generate(g, {path, text, 64}).source;

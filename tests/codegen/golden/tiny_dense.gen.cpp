@@ -501,7 +501,6 @@ static CNNC_AVX512 CNNC_NOINLINE void dense2_backward_weights(float* __restrict 
 // added in slice order and scaled, from the rows each slice's train left in its workspace.
 static CNNC_AVX512 CNNC_NOINLINE void dense2_step_weights(const cnnc_pass* passes, int count, float scale, int unit_begin, int unit_end, float* __restrict grads) {
   float* dw = grads + 96;
-  const V vscale = vset(scale);
   {  // v0 = 0
     if (unit_end - unit_begin >= 2) {
       for (int k_next = unit_begin; k_next < unit_end; k_next += 2) {
@@ -1341,7 +1340,6 @@ static CNNC_AVX2 CNNC_NOINLINE void dense2_backward_weights(float* __restrict gr
 // added in slice order and scaled, from the rows each slice's train left in its workspace.
 static CNNC_AVX2 CNNC_NOINLINE void dense2_step_weights(const cnnc_pass* passes, int count, float scale, int unit_begin, int unit_end, float* __restrict grads) {
   float* dw = grads + 96;
-  const V vscale = vset(scale);
   {  // v0 = 0
     if (unit_end - unit_begin >= 2) {
       for (int k_next = unit_begin; k_next < unit_end; k_next += 2) {
