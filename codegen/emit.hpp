@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "codegen/abi_table.hpp"
 #include "codegen/emit_model.hpp"
@@ -75,6 +76,19 @@ void function_comment(EmitContext& c, const LayerPlan& lp, Pass pass, const std:
 // Per layer kind. forward: y from x for one block. backward: the input gradient (when
 // needs_dx) and this block's share of the parameter gradients.
 void emit_conv(EmitContext& c, const LayerPlan& lp);
+// conv, in emit_conv.cpp: the head of a forward function after its signature, w and b, and xp,
+// the input as the products read it (padded; bf16's direct sums read it as channel pairs).
+void emit_conv_forward_input(EmitContext& c, const LayerPlan& lp);
+// conv by Winograd's F(2x2, 3x3) (LayerPlan::winograd, emit_winograd.cpp): its forward, or with
+// pooled the conv and the max pool after it, training's keeping each window's element.
+void emit_winograd_forward(EmitContext& c, const LayerPlan& lp, bool pooled, bool training);
+// A conv fused with a max pool: the maximum of one window's conv outputs (the names of their
+// vectors, in (r, s) order), relu applied first where the conv has it, stored at
+// yo + at_output; training also stores the element it kept at ko + at_output (`m<suffix>` and
+// `kept<suffix>` hold them).
+void emit_window_max(EmitContext& c, bool training, bool relu,
+                     const std::vector<std::string>& outputs, const std::string& suffix,
+                     const Expr& at_output);
 void emit_dense(EmitContext& c, const LayerPlan& lp);
 void emit_pool(EmitContext& c, const LayerPlan& lp);
 void emit_elementwise(EmitContext& c, const LayerPlan& lp);  // flatten, dropout, activation layers

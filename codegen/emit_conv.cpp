@@ -142,7 +142,7 @@ void emit_forward_input(EmitContext& c, const LayerPlan& lp, const ConvShape& d)
     if (lp.index > 0 || !c.plan.input_padded) emit_pad_copy(c, x, ws(lp.padded), d, l);
     x = ws(lp.padded);
   }
-  if (!lp.bf16_forward) {
+  if (!lp.bf16_forward || lp.winograd) {  // Winograd pairs its transformed tiles instead
     c.w.line("const float* xp = {};", x);
     return;
   }
@@ -245,28 +245,13 @@ void emit_forward_pooled(EmitContext& c, const LayerPlan& lp, bool training) {
                 {fmt::format("w{}_r{}_s{}", i, r, s), r * row + (i * pool.stride_w + s) * col});
       emit_blocks(c.w, "k0", d.K, lp.pool_kblock, [&](int64_t size, const Expr& k0) {
         emit_tile_sums(c, lp, d, k0, size, points);
-        // As <pool>_forward takes the maximum: the window's outputs in (r, s) order. Training
-        // starts relu's from 0 with none kept: vmax(0, vmax(acc, 0)) is vmax(acc, 0), bit for bit.
         for (int64_t i = 0; i < windows; ++i)
           for (int64_t j = 0; j < size; ++j) {
-            std::string m = fmt::format("m{}_k{}", i, j), kept = fmt::format("kept{}_k{}", i, j);
-            if (training)
-              c.w.line("V {} = {}; __m512i {} = vkept({});", m,
-                       relu ? "vzero()" : "acc_" + points[i * R * S].name + fmt::format("_k{}", j),
-                       kept, relu ? R * S : 0);
-            for (int64_t t = 0; t < R * S; ++t) {
-              std::string acc = fmt::format("acc_{}_k{}", points[i * R * S + t].name, j);
-              if (relu) acc = fmt::format("vmax({}, vzero())", acc);
-              if (training) {
-                if (relu || t > 0) c.w.line("vmax_keep({}, {}, {}, {});", m, kept, acc, t);
-              } else if (t == 0) {
-                c.w.line("V {} = {};", m, acc);
-              } else {
-                c.w.line("{} = vmax({}, {});", m, m, acc);
-              }
-            }
-            c.w.line("vstore({}, {});", at("yo", (k0 + i * d.K + j) * L), m);
-            if (training) c.w.line("vstore_kept({}, {});", at("ko", (k0 + i * d.K + j) * L), kept);
+            std::vector<std::string> outputs;
+            for (int64_t t = 0; t < R * S; ++t)
+              outputs.push_back(fmt::format("acc_{}_k{}", points[i * R * S + t].name, j));
+            emit_window_max(c, training, relu, outputs, fmt::format("{}_k{}", i, j),
+                            (k0 + i * d.K + j) * L);
           }
       });
     });
@@ -274,6 +259,38 @@ void emit_forward_pooled(EmitContext& c, const LayerPlan& lp, bool training) {
   c.w.close();
   c.w.blank();
 }
+
+}  // namespace
+
+void emit_window_max(EmitContext& c, bool training, bool relu,
+                     const std::vector<std::string>& outputs, const std::string& suffix,
+                     const Expr& at_output) {
+  // As <pool>_forward takes the maximum: the window's outputs in (r, s) order. Training starts
+  // relu's from 0 with none kept: vmax(0, vmax(acc, 0)) is vmax(acc, 0), bit for bit.
+  const int64_t n = static_cast<int64_t>(outputs.size());
+  std::string m = "m" + suffix, kept = "kept" + suffix;
+  if (training)
+    c.w.line("V {} = {}; __m512i {} = vkept({});", m, relu ? "vzero()" : outputs[0], kept,
+             relu ? n : 0);
+  for (int64_t t = 0; t < n; ++t) {
+    std::string y = relu ? fmt::format("vmax({}, vzero())", outputs[t]) : outputs[t];
+    if (training) {
+      if (relu || t > 0) c.w.line("vmax_keep({}, {}, {}, {});", m, kept, y, t);
+    } else if (t == 0) {
+      c.w.line("V {} = {};", m, y);
+    } else {
+      c.w.line("{} = vmax({}, {});", m, m, y);
+    }
+  }
+  c.w.line("vstore({}, {});", at("yo", at_output), m);
+  if (training) c.w.line("vstore_kept({}, {});", at("ko", at_output), kept);
+}
+
+void emit_conv_forward_input(EmitContext& c, const LayerPlan& lp) {
+  emit_forward_input(c, lp, shape_of(*lp.layer));
+}
+
+namespace {
 
 // bf16's weight gradient reads pairs of output columns q and q + 1 (dz's, and x's at columns
 // q*sw + s and (q + 1)*sw + s), so that each vdot adds two terms of the sum over (p, q): the
@@ -650,8 +667,15 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
 
 void emit_conv(EmitContext& c, const LayerPlan& lp) {
   if (lp.pool_fused) {  // the conv and the pool after it in one function, no other forward
-    emit_forward_pooled(c, lp, false);
-    if (lp.pool_kept.floats) emit_forward_pooled(c, lp, true);
+    for (bool training : {false, true}) {
+      if (training && !lp.pool_kept.floats) continue;
+      if (lp.winograd)
+        emit_winograd_forward(c, lp, true, training);
+      else
+        emit_forward_pooled(c, lp, training);
+    }
+  } else if (lp.winograd) {
+    emit_winograd_forward(c, lp, false, false);
   } else {
     emit_forward(c, lp);
   }

@@ -288,31 +288,40 @@ void emit_layer_calls(EmitContext& c, bool training) {
   }
 }
 
-// bf16: the weights in the pair layouts the products read, from the fp32 master weights: w_pairs
-// for forward, wt_pairs for the input gradient in training (a dense layer's in tiles of its
-// input-gradient block, plan.cpp). Made by parts of every layout's rows, so that the threads of a
-// step share one copy (cnnc_model::prepare); a call whose pass brings none makes its own.
+// The weights in the layouts the products read, from the fp32 master weights: a Winograd
+// conv's transformed filters (winograd_u); bf16's pairs, w_pairs for forward, wt_pairs for the
+// input gradient in training (a dense layer's in tiles of its input-gradient block, plan.cpp).
+// Made by parts of every layout's rows, so that the threads of a step share one copy
+// (cnnc_model::prepare); a call whose pass brings none makes its own.
 void emit_convert_weights(EmitContext& c) {
-  c.w.comment(
-      "The fp32 weights rounded to bf16 pairs, part `part` of `parts`: by pairs along each row\n"
-      "for the forward products, by pairs of rows (filters, units) for the input gradients.");
+  const bool bf16 = c.plan.isa == Isa::avx512_bf16;
+  c.w.comment(fmt::format(
+      "The weights as the products read them, part `part` of `parts`{}",
+      bf16 ? ", rounded to bf16 pairs: by pairs\nalong each row for the forward products, by "
+             "pairs of rows (filters, units) for the input\ngradients."
+           : "."));
   c.w.function(
       "static {} void convert_weights(const float* __restrict params, uint32_t* __restrict "
-      "pairs, bool training, int part, int parts)",
+      "to, bool training, int part, int parts)",
       c.target());
-  c.w.line("(void)params, (void)pairs, (void)training, (void)part, (void)parts;");
+  c.w.line("(void)params, (void)to, (void)training, (void)part, (void)parts;");
   for (const LayerPlan& lp : c.plan.layers) {
     const dsl::Layer& l = *lp.layer;
     int64_t n = l.kind == dsl::LayerKind::conv ? l.kernel_h * l.kernel_w * l.in.c : l.in.size();
+    if (lp.winograd)
+      c.w.line("{}({}, {}, {}, {}, part, parts);",
+               bf16 ? "winograd_filter_pairs" : "winograd_filters",
+               bf16 ? "to + " + lp.winograd_u.name : "(float*)(to + " + lp.winograd_u.name + ")",
+               at("params", l.weight_offset), l.units, l.in.c);
     if (lp.bf16_columns)
-      c.w.line("column_pairs(pairs + {}, {}, {}, {}, {}, part, parts);", lp.w_pairs.name,
+      c.w.line("column_pairs(to + {}, {}, {}, {}, {}, part, parts);", lp.w_pairs.name,
                at("params", l.weight_offset), l.units * l.kernel_h, l.kernel_w, l.in.c);
     else if (lp.w_pairs.floats)
-      c.w.line("rows_to_pairs(pairs + {}, {}, {}, {}, part, parts);", lp.w_pairs.name,
+      c.w.line("rows_to_pairs(to + {}, {}, {}, {}, part, parts);", lp.w_pairs.name,
                at("params", l.weight_offset), l.units, n);
     if (lp.wt_pairs.floats)
-      c.w.line("if (training) row_pairs(pairs + {}, {}, {}, {}, {}, part, parts);",
-               lp.wt_pairs.name, at("params", l.weight_offset), l.units, n,
+      c.w.line("if (training) row_pairs(to + {}, {}, {}, {}, {}, part, parts);", lp.wt_pairs.name,
+               at("params", l.weight_offset), l.units, n,
                l.kind == dsl::LayerKind::dense ? lp.dx_tblock : n);
   }
   c.w.close();

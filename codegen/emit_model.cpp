@@ -50,7 +50,8 @@ void emit_workspace(Writer& w, const Plan& plan) {
   if (plan.weight_regions.empty()) return;
   w.comment(
       "The weights as the products read them, prepared once per step for every slice\n"
-      "(cnnc_model::prepare) or by a call for itself: where each starts, in 32-bit pairs.");
+      "(cnnc_model::prepare) or by a call for itself: where each starts, in 32-bit words (bf16\n"
+      "pairs or floats).");
   w.line("static const int64_t prepared_floats = {};", plan.prepared_floats);
   emit_offsets(w, plan.weight_regions);
   w.comment("The prepared weights this call reads, from weights_at.");

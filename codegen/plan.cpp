@@ -7,6 +7,8 @@
 #include <tuple>
 #include <utility>
 
+#include "codegen/abi_table.hpp"
+
 namespace cnnc::codegen {
 
 const char* name_of(Isa isa) {
@@ -135,7 +137,9 @@ void plan_pairs(LayerPlan& lp, Arena& a, Arena& w, int64_t L) {
     lp.bf16_columns = C % 2 != 0;
     lp.bf16_dx = lp.needs_dx;
     lp.bf16_dw = l.trainable();
-    if (lp.bf16_columns) {
+    if (lp.winograd) {
+      // its forward pairs the transformed tiles and filters (winograd_v, winograd_u)
+    } else if (lp.bf16_columns) {
       int64_t S2 = pairs(l.kernel_w);
       lp.x_pairs = a.take(l.name + "_x_pairs", Hp * Wp * C * L,
                           fmt::format("{}'s input, each column paired with the next, bf16, "
@@ -212,6 +216,7 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
   const int64_t L = p.lanes;
   Arena a{p.regions};
   Arena weights{p.weight_regions};
+  const rt::ModelSpec abi = lower_to_abi(g);
   const dsl::Layer& first = g.layers.front();
   p.input_padded = first.kind == dsl::LayerKind::conv && pads(first);
   if (!p.input_padded)
@@ -231,9 +236,16 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
     bool relu_or_linear =
         l.activation == dsl::Activation::relu || l.activation == dsl::Activation::linear;
     bool max_pool_next = next && next->kind == dsl::LayerKind::maxpool && !pads(*next);
-    // Training keeps each window's element in a byte, R*S for none: at most 255 elements.
+    // Winograd's F(2x2, 3x3) for the layers that cnnc_abi.h's rule names (the bf16 generic
+    // engine follows the same rule), on AVX-512, where it was measured: keras_mnist's conv2 forward
+    // 1.7x, its training step 1.1x (docs/codegen.md).
+    lp.winograd = isa == Isa::avx512 && cnnc_winograd(&abi.layers[i]);
+    // Training keeps each window's element in a byte, R*S for none: at most 255 elements. A
+    // Winograd tile of 2x2 outputs is a window only of a 2x2 pool of stride 2.
     lp.pool_fused = l.kind == dsl::LayerKind::conv && isa == Isa::avx512 && relu_or_linear &&
-                    max_pool_next && next->kernel_h * next->kernel_w <= 255;
+                    max_pool_next && next->kernel_h * next->kernel_w <= 255 &&
+                    (!lp.winograd || (next->kernel_h == 2 && next->kernel_w == 2 &&
+                                      next->stride_h == 2 && next->stride_w == 2));
     if (!lp.pool_fused)
       lp.out = a.take(l.name + "_y", l.out.size() * L,
                       fmt::format("{}'s output, {}", l.name, dims(l.out)));
@@ -270,6 +282,25 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
               a.take(next->name + "_kept", (next->out.size() * L + 3) / 4,
                      fmt::format("which element of each {} window the forward kept, {} bytes",
                                  next->name, dims(next->out)));
+      }
+      if (lp.winograd) {
+        // 4 tiles x 4 filters: 16 accumulators, and 8 loads for 16 products. 3 x 8, 6 x 4 and
+        // 2 x 8 measured within 5% of it on keras_mnist's conv2.
+        int64_t tiles = lp.pool_fused ? next->out.w : l.out.w / 2;
+        int64_t C = bf16 ? l.in.c / 2 : l.in.c;
+        lp.winograd_tiles = register_block(isa, tiles, 4);
+        lp.winograd_kblock = register_block(isa, l.units, 4);
+        lp.winograd_v =
+            a.take(l.name + "_winograd_v", lp.winograd_tiles * 16 * C * L,
+                   fmt::format("{}'s transformed input tiles, {}[{}][16][{}][L]", l.name,
+                               bf16 ? "bf16 pairs, " : "", lp.winograd_tiles, C));
+        lp.winograd_m =
+            a.take(l.name + "_winograd_m", 16 * lp.winograd_tiles * lp.winograd_kblock * L,
+                   fmt::format("{}'s transformed output tiles, [16][{}][{}][L]", l.name,
+                               lp.winograd_tiles, lp.winograd_kblock));
+        lp.winograd_u = weights.take(l.name + "_winograd_u", 16 * l.units * C,
+                                     fmt::format("{}'s transformed filters, {}[16][{}][{}]", l.name,
+                                                 bf16 ? "bf16 pairs, " : "", l.units, C));
       }
       // Unrolling every tap of a filter block is worth it only while the body stays small: a
       // few hundred multiply-adds compile in well under a second. Past that the channel loop

@@ -75,6 +75,16 @@ struct LayerPlan {
   // dense weight gradient: dw_kblock units x dw_vblock vectors of inputs in registers
   int dw_vblock = 1;
   bool unroll_c = true;  // conv: the channel loop is unrolled in the text (false: a loop)
+  // conv forward by Winograd's F(2x2, 3x3) (emit_winograd.cpp): each 2x2 tile of outputs from a
+  // 4x4 tile of x, in 16 products per filter and channel where the direct sum takes 36. Tiles of
+  // winograd_tiles tiles of a row x winograd_kblock filters in registers. With pool_fused the
+  // pool is 2x2 with stride 2 and a tile is one pooling window.
+  bool winograd = false;
+  int winograd_tiles = 1;
+  int winograd_kblock = 1;
+  Slot winograd_v;  // the tiles' transformed inputs, [winograd_tiles][16][C][L] (bf16 [C/2] pairs)
+  Slot winograd_m;  // their products, [16][winograd_tiles][winograd_kblock][L]
+  Slot winograd_u;  // prepared weights: the transformed filters, [16][K][C] (bf16 [C/2] pairs)
   // relu conv followed by a max pool: the pool's backward applies relu's derivative, and sums the
   // bias gradient, as it routes dy back (emit_pool.cpp), so the conv's backward has no pass of
   // its own over dz

@@ -214,6 +214,35 @@ static inline uint32_t cnnc_dropout_threshold(float rate) {
   return t >= 4294967295.0 ? 4294967295u : (uint32_t)t;
 }
 
+/* Winograd's F(2x2, 3x3), shared by every engine so that bf16's products round the same values:
+ * the conv layers whose AVX-512 forward runs by it, and the transform of one filter. A layer
+ * qualifies when its products outweigh the transforms (16 C K multiply-adds a 2x2 tile of
+ * outputs against 32 C + 24 K additions), and its outputs are whole tiles; C is even for bf16's
+ * pairs. The filter g, g[r][s] at g[(3 r + s) * stride], becomes u[4 a + b] = (G g G^T)[a][b],
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static inline int cnnc_winograd(const cnnc_layer* l) {
+  return l->kind == CNNC_CONV && l->kernel_h == 3 && l->kernel_w == 3 && l->stride_h == 1 &&
+         l->stride_w == 1 && l->in_c >= 16 && l->in_c % 2 == 0 && l->out_c >= 16 &&
+         l->out_h % 2 == 0 && l->out_w % 2 == 0;
+}
+
+static inline void cnnc_winograd_filter(float* u, const float* g, int64_t stride) {
+  float t[4][3];
+  for (int s = 0; s < 3; ++s) {
+    const float g0 = g[s * stride], g1 = g[(3 + s) * stride], g2 = g[(6 + s) * stride];
+    t[0][s] = g0;
+    t[1][s] = 0.5f * (g0 + g1 + g2);
+    t[2][s] = 0.5f * (g0 - g1 + g2);
+    t[3][s] = g2;
+  }
+  for (int a = 0; a < 4; ++a) {
+    u[4 * a] = t[a][0];
+    u[4 * a + 1] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
+    u[4 * a + 2] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
+    u[4 * a + 3] = t[a][2];
+  }
+}
+
 /* Generated code only, for per-layer benchmarks: one phase of one layer on one ISA variant.
  * Generated code exports
  *   int32_t cnnc_<name>_kernels(const char* target, const cnnc_kernel** kernels);

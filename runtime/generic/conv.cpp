@@ -103,6 +103,7 @@ int64_t conv_col_floats(const cnnc_layer& l) {
 // x [N][H][W][C], w [K][R][S][C], b [K] -> y [N][P][Q][K]; col [P*Q][R*S*C] scratch.
 void conv_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* b,
                   float* y, float* col, float* pack, bool bf16) {
+  if (bf16 && cnnc_winograd(&l)) return conv_forward_winograd_bf16(l, n, x, w, b, y, col);
   const ConvShape d = shape_of(l);
   const bool pointwise = is_pointwise(l);
   for (int32_t i = 0; i < n; ++i) {

@@ -25,6 +25,11 @@ int64_t conv_col_floats(const cnnc_layer& l);
 void conv_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* b,
                   float* y, float* col, float* pack, bool bf16 = false);
 
+// The same with bf16 products for a layer that cnnc_winograd names (winograd.cpp): the rounded
+// values are its Winograd transforms, as in the specialised code. col: conv_col_floats scratch.
+void conv_forward_winograd_bf16(const cnnc_layer& l, int32_t n, const float* x, const float* w,
+                                const float* b, float* y, float* col);
+
 // dy [N][P][Q][K] -> dw [K][R][S][C], db [K], dx [N][H][W][C], each overwritten and each
 // skipped when null.
 void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* w, const float* dy,

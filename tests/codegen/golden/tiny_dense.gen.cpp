@@ -148,6 +148,20 @@ static CNNC_AVX512 inline void vlane_sums(float* out, const float* p) {
   for (int lane = 0; lane < 16; ++lane) sum = vadd(sum, r[lane]);
   vstoreu(out, sum);
 }
+// The prepared weights are made by parts, so that threads can share the work: part `part` of
+// `parts` takes items [count * part / parts, count * (part + 1) / parts) of count.
+static CNNC_AVX512 inline int64_t part_start(int64_t count, int part, int parts) { return count * part / parts; }
+// Winograd F(2x2, 3x3) (cnnc_abi.h): the transformed filters of a conv's weights w [K][3][3][C],
+// u[xi][k][c], so that position xi of a tile's product broadcasts filter k's values of
+// consecutive channels. By parts of the filters.
+static CNNC_AVX512 inline void winograd_filters(float* u, const float* w, int64_t K, int64_t C, int part, int parts) {
+  for (int64_t k = part_start(K, part, parts); k < part_start(K, part + 1, parts); ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      float f[16];
+      cnnc_winograd_filter(f, w + k * 9 * C + c, C);
+      for (int xi = 0; xi < 16; ++xi) u[(xi * K + k) * C + c] = f[xi];
+    }
+}
 
 // The workspace of one call, for slices of up to 3 samples: where each region starts, in floats.
 // The output gradients (_dy) take two buffers in turns: a layer writes its input gradient,

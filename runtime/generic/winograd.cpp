@@ -1,0 +1,77 @@
+// The bf16 products of a conv whose specialised forward runs by Winograd's F(2x2, 3x3)
+// (cnnc_winograd, cnnc_abi.h; codegen/emit_winograd.cpp), for the generic engine with bf16
+// products: the specialised code rounds the tiles' V = B^T x_t B and the filters' U = G w G^T to
+// bf16, not x and w, so this rounds those. Each is made in fp32 in the specialised code's order,
+// so that the same values round; the products are summed in fp32, and y = A^T M A + b in the
+// specialised code's order. A relu or max-pool decision then goes the same way in both but where
+// the sums' order decides it, as with the direct sums that bf16_products rounds x and w for.
+//
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1]
+#include "generic/gemm.hpp"
+#include "generic/layers.hpp"
+
+namespace cnnc::rt {
+
+void conv_forward_winograd_bf16(const cnnc_layer& l, int32_t n, const float* x, const float* w,
+                                const float* b, float* y, float* col) {
+  const int64_t H = l.in_h, W = l.in_w, C = l.in_c, K = l.out_c, Q = l.out_w;
+  const int64_t rows = l.out_h / 2, tiles = l.out_w / 2;
+  float* v = col;                          // [rows * tiles][16][C]
+  float* u = col + rows * tiles * 16 * C;  // one filter's [16][C]
+  for (int32_t i = 0; i < n; ++i) {
+    const float* xi = x + i * H * W * C;
+    float* yi = y + i * l.out_h * Q * K;
+    for (int64_t t = 0; t < rows * tiles; ++t)
+      for (int64_t c = 0; c < C; ++c) {
+        float d[4][4], e[4][4];
+        for (int r = 0; r < 4; ++r)
+          for (int s = 0; s < 4; ++s) {
+            const int64_t h = 2 * (t / tiles) - l.pad_top + r,
+                          wc = 2 * (t % tiles) - l.pad_left + s;
+            d[r][s] = h >= 0 && h < H && wc >= 0 && wc < W ? xi[(h * W + wc) * C + c] : 0.0f;
+          }
+        for (int s = 0; s < 4; ++s) {
+          e[0][s] = d[0][s] - d[2][s];
+          e[1][s] = d[1][s] + d[2][s];
+          e[2][s] = d[2][s] - d[1][s];
+          e[3][s] = d[1][s] - d[3][s];
+        }
+        float* vt = v + t * 16 * C + c;
+        for (int r = 0; r < 4; ++r) {
+          vt[(4 * r) * C] = round_to_bf16(e[r][0] - e[r][2]);
+          vt[(4 * r + 1) * C] = round_to_bf16(e[r][1] + e[r][2]);
+          vt[(4 * r + 2) * C] = round_to_bf16(e[r][2] - e[r][1]);
+          vt[(4 * r + 3) * C] = round_to_bf16(e[r][1] - e[r][3]);
+        }
+      }
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t c = 0; c < C; ++c) {
+        float f[16];
+        cnnc_winograd_filter(f, w + k * 9 * C + c, C);
+        for (int pos = 0; pos < 16; ++pos) u[pos * C + c] = round_to_bf16(f[pos]);
+      }
+      for (int64_t t = 0; t < rows * tiles; ++t) {
+        float m[16];
+        for (int pos = 0; pos < 16; ++pos) {
+          float sum = 0.0f;
+          for (int64_t c = 0; c < C; ++c) sum += u[pos * C + c] * v[(t * 16 + pos) * C + c];
+          m[pos] = sum;
+        }
+        float r0[4], r1[4];
+        for (int q = 0; q < 4; ++q) {
+          r0[q] = (m[q] + m[4 + q]) + m[8 + q];
+          r1[q] = (m[4 + q] - m[8 + q]) - m[12 + q];
+        }
+        const float bias = b ? b[k] : 0.0f;
+        float* yt = yi + (2 * (t / tiles) * Q + 2 * (t % tiles)) * K + k;
+        yt[0] = ((r0[0] + r0[1]) + r0[2]) + bias;
+        yt[K] = ((r0[1] - r0[2]) - r0[3]) + bias;
+        yt[Q * K] = ((r1[0] + r1[1]) + r1[2]) + bias;
+        yt[Q * K + K] = ((r1[1] - r1[2]) - r1[3]) + bias;
+      }
+    }
+    activation_forward(l.activation, 1, l.out_h * Q * K, yi);
+  }
+}
+
+}  // namespace cnnc::rt

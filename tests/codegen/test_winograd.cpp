@@ -1,0 +1,125 @@
+// Specifications of the conv forward by Winograd's F(2x2, 3x3) (codegen/emit_winograd.cpp): the
+// layers cnnc_abi.h's rule names, and only those, run by it on AVX-512; in fp32 they agree with
+// the generic engine's direct sums within fp32's tolerance, and in bf16 with the generic engine
+// that rounds the same transforms (generic/winograd.cpp) and with fp32 within bf16's bound; with
+// padding, without a pool and fused with one, with tanh, and with filters and tiles that the
+// register tile does not divide.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <string>
+
+#include "../dsl/check_text.hpp"
+#include "../skip.hpp"
+#include "codegen/abi_table.hpp"
+#include "codegen/emit_model.hpp"
+#include "codegen/plan.hpp"
+#include "engine/verify.hpp"
+
+using namespace cnnc;
+
+namespace {
+
+// Whether the rule names a conv of c channels, k filters, a square kernel and stride, and out x
+// out outputs.
+bool rule(int32_t c, int32_t k, int32_t kernel, int32_t stride, int32_t out,
+          int32_t kind = CNNC_CONV) {
+  cnnc_layer l{};
+  std::strcpy(l.name, "conv");
+  l.kind = kind;
+  l.in_c = c, l.out_c = k;
+  l.kernel_h = l.kernel_w = kernel;
+  l.stride_h = l.stride_w = stride;
+  l.out_h = l.out_w = out;
+  l.in_h = l.in_w = (out - 1) * stride + kernel;
+  return cnnc_winograd(&l) != 0;
+}
+
+// Which layers of a model each variant runs by Winograd, as "conv2" names joined by spaces.
+std::string winograd_layers(const std::string& text, codegen::Isa isa) {
+  dsl::Graph g = test::graph_of(text);
+  codegen::Plan plan = codegen::plan_model(g, isa, 16);
+  std::string names;
+  for (const codegen::LayerPlan& lp : plan.layers)
+    if (lp.winograd) names += (names.empty() ? "" : " ") + lp.layer->name;
+  return names;
+}
+
+// Every target against the generic engine; each must have run.
+void check(const std::string& text, int32_t n, const std::vector<std::string>& targets) {
+  dsl::Graph g = test::graph_of(text);
+  engine::VerifyReport r = engine::verify_specialized(g, n, 11, targets);
+  REQUIRE(r.targets.size() == targets.size());
+  for (const engine::TargetCheck& t : r.targets) {
+    REQUIRE(!t.engine.empty());
+    for (const engine::TensorCheck& c : t.tensors) {
+      INFO(g.name << " " << t.target << " " << c.tensor << ": max abs err " << c.max_abs
+                  << ", largest value " << c.max_ref << ", tolerance " << c.rel_tolerance);
+      CHECK(c.ok());
+    }
+    for (const engine::TensorCheck& c : t.against_fp32) {
+      INFO(g.name << " " << t.target << " against fp32, " << c.tensor << ": max abs err "
+                  << c.max_abs << ", largest value " << c.max_ref << ", tolerance "
+                  << c.rel_tolerance);
+      CHECK(c.ok());
+    }
+  }
+}
+
+// conv2: 16 channels, 18 filters (register tiles of 4, 4, 4, 4 and 2), padding, 10x10 outputs (5
+// tiles a row: groups of 3 and 2), no pool, tanh; conv3: 18 channels (9 pairs, an odd count),
+// 16 filters, fused with a 2x2 max pool, relu.
+const std::string kModel =
+    "model wino\ninput 10x10x3\nconv 16 3x3 pad=1 relu\nconv 18 3x3 pad=same tanh\nconv 16 3x3 "
+    "pad=1 relu\nmaxpool 2x2\nflatten\ndense 5 softmax\noptimizer sgd lr=0.1 momentum=0.9\n";
+
+}  // namespace
+
+TEST_CASE("Winograd's rule: 3x3 convs of stride 1 with 16 or more channels and filters") {
+  CHECK(rule(32, 64, 3, 1, 24));        // keras_mnist's conv2
+  CHECK(rule(16, 16, 3, 1, 2));         // the smallest
+  CHECK_FALSE(rule(14, 64, 3, 1, 24));  // too few channels
+  CHECK_FALSE(rule(17, 64, 3, 1, 24));  // an odd count: bf16 pairs them
+  CHECK_FALSE(rule(32, 8, 3, 1, 24));   // too few filters
+  CHECK_FALSE(rule(32, 64, 5, 1, 24));  // 5x5
+  CHECK_FALSE(rule(32, 64, 3, 2, 12));  // stride 2
+  CHECK_FALSE(rule(32, 64, 3, 1, 25));  // outputs not whole 2x2 tiles
+  CHECK_FALSE(rule(32, 32, 3, 1, 24, CNNC_MAXPOOL));
+}
+
+TEST_CASE("Winograd's transform of a filter is G g G^T") {
+  // g = [1 2 3; 4 5 6; 7 8 9]: G g is [1 2 3; 6 7.5 9; 2 2.5 3; 7 8 9], and (G g) G^T by hand.
+  const float g[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const float want[16] = {1, 3, 1, 3, 6, 11.25f, 3.75f, 9, 2, 3.75f, 1.25f, 3, 7, 12, 4, 9};
+  float u[16];
+  cnnc_winograd_filter(u, g, 1);
+  for (int i = 0; i < 16; ++i) {
+    INFO("position " << i);
+    CHECK(u[i] == want[i]);
+  }
+}
+
+TEST_CASE("AVX-512 plans the layers the rule names by Winograd, the other variants none") {
+  CHECK(winograd_layers(kModel, codegen::Isa::avx512) == "conv2 conv3");
+  CHECK(winograd_layers(kModel + "precision bf16\n", codegen::Isa::avx512_bf16) == "conv2 conv3");
+  CHECK(winograd_layers(kModel, codegen::Isa::avx2).empty());
+  CHECK(winograd_layers(kModel, codegen::Isa::portable).empty());
+  // A 3x3 pool after a Winograd conv stays a pool of its own: a tile is not its window.
+  CHECK(winograd_layers("model w\ninput 8x8x16\nconv 16 3x3 pad=1 relu\nmaxpool 3x3\n",
+                        codegen::Isa::avx512) == "conv1");
+  dsl::Graph g = test::graph_of(kModel);
+  codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
+  CHECK(gen.source.find("Winograd F(2x2, 3x3)") != std::string::npos);
+}
+
+TEST_CASE("Winograd's fp32 forward agrees with the generic engine's direct sums") {
+  if (!cnnc_test::cpu_has("avx512f")) CNNC_SKIP("isa:avx512", "this CPU lacks AVX-512");
+  // 19 samples: a block of 16 and one of 3, whose idle lanes must not reach the gradients.
+  check(kModel, 19, {"avx512"});
+}
+
+TEST_CASE("Winograd's bf16 forward agrees with the generic engine that rounds its transforms") {
+  if (!cnnc_test::cpu_has("avx512_bf16"))
+    CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
+  check(kModel + "precision bf16\n", 32, {"avx512_bf16", "avx512"});
+}
