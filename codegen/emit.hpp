@@ -82,6 +82,8 @@ void emit_conv_forward_input(EmitContext& c, const LayerPlan& lp);
 // conv by Winograd's F(2x2, 3x3) (LayerPlan::winograd, emit_winograd.cpp): its forward, or with
 // pooled the conv and the max pool after it, training's keeping each window's element.
 void emit_winograd_forward(EmitContext& c, const LayerPlan& lp, bool pooled, bool training);
+// conv input gradient by the same (LayerPlan::winograd_dx).
+void emit_winograd_backward_data(EmitContext& c, const LayerPlan& lp);
 // A conv fused with a max pool: the maximum of one window's conv outputs (the names of their
 // vectors, in (r, s) order), relu applied first where the conv has it, stored at
 // yo + at_output; training also stores the element it kept at ko + at_output (`m<suffix>` and

@@ -622,7 +622,12 @@ void emit_backward(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
   ConvShape d = shape_of(l);
   if (l.trainable()) emit_backward_weights(c, lp, d);
-  if (lp.needs_dx) emit_backward_data(c, lp, d);
+  if (lp.needs_dx) {
+    if (lp.winograd_dx)
+      emit_winograd_backward_data(c, lp);
+    else
+      emit_backward_data(c, lp, d);
+  }
   const std::string through =
       lp.relu_in_pool
           ? fmt::format("dz = dy * f'(z){} from {}'s backward", bias_with_relu(l) ? " and db" : "",

@@ -308,11 +308,14 @@ void emit_convert_weights(EmitContext& c) {
   for (const LayerPlan& lp : c.plan.layers) {
     const dsl::Layer& l = *lp.layer;
     int64_t n = l.kind == dsl::LayerKind::conv ? l.kernel_h * l.kernel_w * l.in.c : l.in.size();
-    if (lp.winograd)
-      c.w.line("{}({}, {}, {}, {}, part, parts);",
+    auto winograd = [&](const Slot& u, bool turned) {
+      c.w.line("{}{}({}, {}, {}, {}, {}, part, parts);", turned ? "if (training) " : "",
                bf16 ? "winograd_filter_pairs" : "winograd_filters",
-               bf16 ? "to + " + lp.winograd_u.name : "(float*)(to + " + lp.winograd_u.name + ")",
-               at("params", l.weight_offset), l.units, l.in.c);
+               bf16 ? "to + " + u.name : "(float*)(to + " + u.name + ")",
+               at("params", l.weight_offset), l.units, l.in.c, turned ? "true" : "false");
+    };
+    if (lp.winograd) winograd(lp.winograd_u, false);
+    if (lp.winograd_dx) winograd(lp.winograd_dx_u, true);
     if (lp.bf16_columns)
       c.w.line("column_pairs(to + {}, {}, {}, {}, {}, part, parts);", lp.w_pairs.name,
                at("params", l.weight_offset), l.units * l.kernel_h, l.kernel_w, l.in.c);

@@ -17,6 +17,9 @@
 // that the engines' GFLOP/s compare (docs/codegen.md).
 #include <fmt/format.h>
 
+#include <functional>
+#include <string>
+
 #include "codegen/emit.hpp"
 
 namespace cnnc::codegen {
@@ -26,35 +29,53 @@ namespace {
 // Unrolled products stay a few hundred lines, as the direct forward's taps (plan.cpp, unroll_c).
 constexpr int64_t kUnrolledProducts = 512;
 
+// One convolution by F(2x2, 3x3): the forward of x, or the input gradient as a forward of dz
+// padded by 2 (cnnc_winograd_dx). The products sum C channels (bf16: pairs) for K filters.
 struct WinogradShape {
-  int64_t C;      // the channels as the products read them: C, or bf16's C / 2 pairs
-  int64_t K;      // filters
-  int64_t Wp;     // x's columns (padded)
-  int64_t rows;   // rows of tiles
-  int64_t tiles;  // tiles a row
-  int64_t T;      // tiles of a group (LayerPlan::winograd_tiles)
-  int64_t KB;     // filters of a group (LayerPlan::winograd_kblock)
+  bool bf16;
+  std::string x;   // the source's pointer in generated code: x (padded) or dz
+  int64_t Cs;      // the source's channels, fp32
+  int64_t Ws;      // the source's columns
+  int64_t origin;  // tile (i, j) reads rows and columns from 2i + origin and 2j + origin
+  bool borders;    // edge tiles read past the source, where it is zero (dz's padding)
+  int64_t C;       // the channels as the products read them: Cs, or bf16's Cs / 2 pairs
+  int64_t K;       // filters
+  int64_t rows;    // rows of tiles
+  int64_t tiles;   // tiles a row
+  int64_t T;       // tiles of a group (LayerPlan::winograd_tiles)
+  int64_t KB;      // filters of a group (LayerPlan::winograd_kblock)
 };
 
 // V of `count` tiles of row i from tile j0: v[t][xi][c] = (B^T x_t[c] B)[xi], in bf16 the pairs
 // of channels 2c and 2c + 1. B^T d takes the rows of the tile, then the same on the columns.
-void emit_input_transform(EmitContext& c, const LayerPlan& lp, const WinogradShape& s,
-                          const Expr& i, const Expr& j0, int64_t count) {
-  const bool bf16 = lp.bf16_forward;
-  const int64_t L = c.L(), C = lp.layer->in.c;
+void emit_input_transform(EmitContext& c, const WinogradShape& s, const Expr& i, const Expr& j0,
+                          int64_t count) {
+  const int64_t L = c.L(), pair = s.bf16 ? 2 : 1;
   emit_loop(c.w, "t", count, [&](const Expr& t) {
-    c.w.line("const float* xt = {};", at("xp", (i * (2 * s.Wp) + (j0 + t) * 2) * (C * L)));
+    // Which sides of the tile hang over the source: the rows 0-1 (top) or 2-3 (bottom), the
+    // columns 0-1 (left) or 2-3 (right), whose values are zero.
+    Condition side[4] = {constant(false), constant(false), constant(false), constant(false)};
+    if (s.borders) {
+      side[0] = named(c.w, "top", is_zero(i), "rows 0-1 of the tile are padding");
+      side[1] = named(c.w, "bottom", at_least(i, s.rows - 1), "rows 2-3 are");
+      side[2] = named(c.w, "left", is_zero(j0 + t), "columns 0-1 are");
+      side[3] = named(c.w, "right", at_least(j0 + t, s.tiles - 1), "columns 2-3 are");
+    }
+    const Expr tile = ((i * 2 + s.origin) * s.Ws + (j0 + t) * 2 + s.origin) * (s.Cs * L);
     emit_loop(c.w, "ch", s.C, [&](const Expr& ch) {
-      for (int h = 0; h < (bf16 ? 2 : 1); ++h) {
-        // Channel h of the pair: x<h> its tile's first row, d its rows, e = B^T d, v<h>_ V.
-        const std::string x = fmt::format("x{}", h);
-        c.w.line("const float* {} = {};", x, at("xt", ch * ((bf16 ? 2 : 1) * L) + h * L));
+      for (int h = 0; h < pair; ++h) {
+        // Channel h of the pair: d its tile, e = B^T d, v<h>_ V.
+        auto d = [&](int r, int q) {
+          const Condition over = any_of(side[r < 2 ? 0 : 1], side[q < 2 ? 2 : 3]);
+          const std::string load = fmt::format(
+              "vload({})", at(s.x, tile + ch * (pair * L) + h * L + (r * s.Ws + q) * (s.Cs * L)));
+          return over.is(true)    ? std::string("vzero()")
+                 : over.is(false) ? load
+                                  : fmt::format("{} ? vzero() : {}", over.text, load);
+        };
         for (int r = 0; r < 4; ++r)
-          c.w.line(
-              "const V d{0}_{1}0 = vload({2}), d{0}_{1}1 = vload({3}), d{0}_{1}2 = vload({4}), "
-              "d{0}_{1}3 = vload({5});",
-              h, r, at(x, (r * s.Wp) * C * L), at(x, (r * s.Wp + 1) * C * L),
-              at(x, (r * s.Wp + 2) * C * L), at(x, (r * s.Wp + 3) * C * L));
+          c.w.line("const V d{0}_{1}0 = {2}, d{0}_{1}1 = {3}, d{0}_{1}2 = {4}, d{0}_{1}3 = {5};", h,
+                   r, d(r, 0), d(r, 1), d(r, 2), d(r, 3));
         for (int q = 0; q < 4; ++q)
           c.w.line(
               "const V e{0}_0{1} = vsub(d{0}_0{1}, d{0}_2{1}), e{0}_1{1} = vadd(d{0}_1{1}, "
@@ -70,7 +91,7 @@ void emit_input_transform(EmitContext& c, const LayerPlan& lp, const WinogradSha
       }
       for (int xi = 0; xi < 16; ++xi) {
         const Expr to = ((t * 16 + xi) * s.C + ch) * L;
-        if (bf16)
+        if (s.bf16)
           c.w.line("vpstore({}, vpair(v0_{}, v1_{}));", at("v", to), xi, xi);
         else
           c.w.line("vstore({}, v0_{});", at("v", to), xi);
@@ -81,9 +102,9 @@ void emit_input_transform(EmitContext& c, const LayerPlan& lp, const WinogradSha
 
 // The sums of `count` tiles x `size` filters from k0 at every position xi, into m[xi][t][j]:
 // each channel (bf16: pair) loads one V per tile and broadcasts one U per filter.
-void emit_products(EmitContext& c, const LayerPlan& lp, const WinogradShape& s, const Expr& k0,
-                   int64_t count, int64_t size) {
-  const bool bf16 = lp.bf16_forward;
+void emit_products(EmitContext& c, const WinogradShape& s, const Expr& k0, int64_t count,
+                   int64_t size) {
+  const bool bf16 = s.bf16;
   const int64_t L = c.L();
   const Expr xi = Expr::var("xi");
   c.w.open("for (int xi = 0; xi < 16; ++xi)");
@@ -123,26 +144,78 @@ void emit_products(EmitContext& c, const LayerPlan& lp, const WinogradShape& s, 
   c.w.close();
 }
 
+// The loops of one convolution: rows of tiles, groups of T tiles (their V), groups of KB filters
+// (their products), then for each tile of the group tile_head(i, j0, t) and, in a scope for each
+// filter j of the group, A^T M A by rows then columns as y00, y01, y10, y11, and store(k0, j).
+void emit_tiles(EmitContext& c, const WinogradShape& s,
+                const std::function<void(const Expr& i, const Expr& j0, const Expr& t)>& tile_head,
+                const std::function<void(const Expr& k0, int64_t j)>& store) {
+  const int64_t L = c.L();
+  emit_loop(c.w, "i", s.rows, [&](const Expr& i) {
+    emit_blocks(c.w, "j0", s.tiles, s.T, [&](int64_t count, const Expr& j0) {
+      emit_input_transform(c, s, i, j0, count);
+      emit_blocks(c.w, "k0", s.K, s.KB, [&](int64_t size, const Expr& k0) {
+        emit_products(c, s, k0, count, size);
+        emit_loop(c.w, "t", count, [&](const Expr& t) {
+          tile_head(i, j0, t);
+          for (int64_t j = 0; j < size; ++j) {
+            c.w.open_scope("one filter's tile");
+            const Expr mt = (t * s.KB + j) * L;
+            for (int xi = 0; xi < 16; ++xi)
+              c.w.line("const V m{} = vload({});", xi, at("m", mt + xi * (s.T * s.KB * L)));
+            for (int q = 0; q < 4; ++q)
+              c.w.line(
+                  "const V r0{0} = vadd(vadd(m{0}, m{1}), m{2}), r1{0} = vsub(vsub(m{1}, "
+                  "m{2}), m{3});",
+                  q, q + 4, q + 8, q + 12);
+            for (int a = 0; a < 2; ++a)
+              c.w.line(
+                  "const V y{0}0 = vadd(vadd(r{0}0, r{0}1), r{0}2), y{0}1 = vsub(vsub(r{0}1, "
+                  "r{0}2), r{0}3);",
+                  a);
+            store(k0, j);
+            c.w.close();
+          }
+        });
+      });
+    });
+  });
+}
+
+// The buffers of a Winograd function: its V and M in the workspace, its U in the prepared
+// weights.
+void emit_buffers(EmitContext& c, const LayerPlan& lp, bool bf16, const Slot& u) {
+  const std::string word = bf16 ? "uint32_t" : "float";
+  c.w.line("{0}* v = ({0}*)({1});", word, ws(lp.winograd_v));
+  c.w.line("const {0}* u = (const {0}*)({1});", word, weights(u));
+  c.w.line("float* m = {};", ws(lp.winograd_m));
+}
+
 }  // namespace
 
 void emit_winograd_forward(EmitContext& c, const LayerPlan& lp, bool pooled, bool training) {
   const dsl::Layer& l = *lp.layer;
   const bool bf16 = lp.bf16_forward;
   const LayerPlan* pool_lp = pooled ? &c.plan.layers[static_cast<size_t>(lp.index) + 1] : nullptr;
-  const int64_t L = c.L();
-  WinogradShape s{bf16 ? l.in.c / 2 : l.in.c,
-                  l.units,
-                  l.in.w + l.pad_left + l.pad_right,
-                  pooled ? pool_lp->layer->out.h : l.out.h / 2,
-                  pooled ? pool_lp->layer->out.w : l.out.w / 2,
-                  lp.winograd_tiles,
-                  lp.winograd_kblock};
+  const int64_t L = c.L(), Wp = l.in.w + l.pad_left + l.pad_right;
+  const WinogradShape s{bf16,
+                        "xp",
+                        l.in.c,
+                        Wp,
+                        0,
+                        false,
+                        bf16 ? l.in.c / 2 : l.in.c,
+                        l.units,
+                        l.out.h / 2,
+                        l.out.w / 2,
+                        lp.winograd_tiles,
+                        lp.winograd_kblock};
   const bool relu = l.activation == dsl::Activation::relu;
   const std::string tile =
       fmt::format("Winograd F(2x2, 3x3): {} x {} in registers at each of the 16 positions",
                   counted(s.T, "tile"), counted(s.KB, "filter"));
   const std::string layout =
-      fmt::format("x [{}][{}][{}][L] -> ", l.in.h + l.pad_top + l.pad_bottom, s.Wp, l.in.c);
+      fmt::format("x [{}][{}][{}][L] -> ", l.in.h + l.pad_top + l.pad_bottom, Wp, l.in.c);
   if (pooled) {
     const dsl::Layer& pool = *pool_lp->layer;
     c.w.comment(fmt::format(
@@ -167,61 +240,79 @@ void emit_winograd_forward(EmitContext& c, const LayerPlan& lp, bool pooled, boo
   }
   emit_conv_forward_input(c, lp);
   c.w.line("(void)w;");
-  const std::string word = bf16 ? "uint32_t" : "float";
-  c.w.line("{0}* v = ({0}*)({1});", word, ws(lp.winograd_v));
-  c.w.line("const {0}* u = (const {0}*)({1});", word, weights(lp.winograd_u));
-  c.w.line("float* m = {};", ws(lp.winograd_m));
+  emit_buffers(c, lp, bf16, lp.winograd_u);
   c.w.line("float* y = {};", c.output_of(pooled ? pool_lp->index : lp.index));
   if (training) c.w.line("uint8_t* kept = (uint8_t*)({});", ws(lp.pool_kept));
-  emit_loop(c.w, "i", s.rows, [&](const Expr& i) {
-    emit_blocks(c.w, "j0", s.tiles, s.T, [&](int64_t count, const Expr& j0) {
-      emit_input_transform(c, lp, s, i, j0, count);
-      emit_blocks(c.w, "k0", s.K, s.KB, [&](int64_t size, const Expr& k0) {
-        emit_products(c, lp, s, k0, count, size);
-        // A^T M A by rows then columns, and the bias, for each tile and filter.
-        emit_loop(c.w, "t", count, [&](const Expr& t) {
-          if (pooled) {
-            c.w.line("float* yo = {};", at("y", (i * s.tiles + j0 + t) * (s.K * L)));
-            if (training)
-              c.w.line("uint8_t* ko = {};", at("kept", (i * s.tiles + j0 + t) * (s.K * L)));
-          } else {
-            c.w.line("float* yo = {};", at("y", (i * (2 * l.out.w) + (j0 + t) * 2) * (s.K * L)));
+  emit_tiles(
+      c, s,
+      [&](const Expr& i, const Expr& j0, const Expr& t) {
+        if (pooled) {
+          c.w.line("float* yo = {};", at("y", (i * s.tiles + j0 + t) * (s.K * L)));
+          if (training)
+            c.w.line("uint8_t* ko = {};", at("kept", (i * s.tiles + j0 + t) * (s.K * L)));
+        } else {
+          c.w.line("float* yo = {};", at("y", (i * (2 * l.out.w) + (j0 + t) * 2) * (s.K * L)));
+        }
+      },
+      [&](const Expr& k0, int64_t j) {
+        c.w.line("const V bias = vbcast({});", at("b", k0 + j));
+        c.w.line(
+            "const V z00 = vadd(y00, bias), z01 = vadd(y01, bias), z10 = vadd(y10, bias), "
+            "z11 = vadd(y11, bias);");
+        if (pooled) {
+          emit_window_max(c, training, relu, {"z00", "z01", "z10", "z11"}, "_window", (k0 + j) * L);
+          return;
+        }
+        for (int a = 0; a < 2; ++a)
+          for (int b = 0; b < 2; ++b) {
+            std::string z = fmt::format("z{}{}", a, b);
+            if (relu) z = fmt::format("vmax({}, vzero())", z);
+            c.w.line("vstore({}, {});", at("yo", (k0 + j) * L + (a * l.out.w + b) * (s.K * L)), z);
           }
-          for (int64_t j = 0; j < size; ++j) {
-            c.w.open_scope("one filter's tile");
-            const Expr mt = (t * s.KB + j) * L;
-            for (int xi = 0; xi < 16; ++xi)
-              c.w.line("const V m{} = vload({});", xi, at("m", mt + xi * (s.T * s.KB * L)));
-            for (int q = 0; q < 4; ++q)
-              c.w.line(
-                  "const V r0{0} = vadd(vadd(m{0}, m{1}), m{2}), r1{0} = vsub(vsub(m{1}, "
-                  "m{2}), m{3});",
-                  q, q + 4, q + 8, q + 12);
-            c.w.line("const V bias = vbcast({});", at("b", k0 + j));
-            for (int a = 0; a < 2; ++a)
-              c.w.line(
-                  "const V y{0}0 = vadd(vadd(vadd(r{0}0, r{0}1), r{0}2), bias), y{0}1 = "
-                  "vadd(vsub(vsub(r{0}1, r{0}2), r{0}3), bias);",
-                  a);
-            if (pooled) {
-              emit_window_max(c, training, relu, {"y00", "y01", "y10", "y11"}, "_window",
-                              (k0 + j) * L);
-            } else {
-              for (int a = 0; a < 2; ++a)
-                for (int b = 0; b < 2; ++b) {
-                  std::string y = fmt::format("y{}{}", a, b);
-                  if (relu) y = fmt::format("vmax({}, vzero())", y);
-                  c.w.line("vstore({}, {});",
-                           at("yo", (k0 + j) * L + (a * l.out.w + b) * (s.K * L)), y);
-                }
-            }
-            c.w.close();
-          }
-        });
       });
-    });
-  });
   if (!pooled) emit_activation_loop(c, l, "y", l.out.size() * L);
+  c.w.close();
+  c.w.blank();
+}
+
+void emit_winograd_backward_data(EmitContext& c, const LayerPlan& lp) {
+  const dsl::Layer& l = *lp.layer;
+  const bool bf16 = lp.bf16_dx;
+  const int64_t L = c.L(), H = l.in.h, W = l.in.w, C = l.in.c, K = l.units;
+  const WinogradShape s{bf16,
+                        "dz",
+                        K,
+                        l.out.w,
+                        -2,
+                        true,
+                        bf16 ? K / 2 : K,
+                        C,
+                        H / 2,
+                        W / 2,
+                        lp.winograd_dx_tiles,
+                        lp.winograd_dx_kblock};
+  function_comment(
+      c, lp, Pass::backward_data,
+      fmt::format("dz [{}][{}][{}][L] -> dx [{}][{}][{}][L], as a forward of dz padded by 2 with "
+                  "the filters turned and transposed",
+                  l.out.h, l.out.w, K, H, W, C),
+      fmt::format("Winograd F(2x2, 3x3): {} x {} in registers at each of the 16 positions",
+                  counted(s.T, "tile"), counted(s.KB, "channel")));
+  open_layer_function(c, lp, Pass::backward_data, params_and_ws);
+  c.w.line("(void)params;");
+  c.w.line("const float* dz = {};", c.grad_of(lp.index));
+  c.w.line("float* dx = {};", c.grad_of(lp.index - 1));
+  emit_buffers(c, lp, bf16, lp.winograd_dx_u);
+  emit_tiles(
+      c, s,
+      [&](const Expr& i, const Expr& j0, const Expr& t) {
+        c.w.line("float* dxo = {};", at("dx", (i * (2 * W) + (j0 + t) * 2) * (C * L)));
+      },
+      [&](const Expr& c0, int64_t j) {
+        for (int a = 0; a < 2; ++a)
+          for (int b = 0; b < 2; ++b)
+            c.w.line("vstore({}, y{}{});", at("dxo", (c0 + j) * L + (a * W + b) * (C * L)), a, b);
+      });
   c.w.close();
   c.w.blank();
 }

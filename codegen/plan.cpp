@@ -157,7 +157,7 @@ void plan_pairs(LayerPlan& lp, Arena& a, Arena& w, int64_t L) {
                           fmt::format("{}'s weights by pairs of channels, bf16, [{}][{}][{}][{}]",
                                       l.name, l.units, l.kernel_h, l.kernel_w, C / 2));
     }
-    if (lp.bf16_dx) {
+    if (lp.bf16_dx && !lp.winograd_dx) {  // Winograd pairs the transformed dz tiles instead
       lp.dz_pairs = a.take(l.name + "_dz_pairs", l.out.h * l.out.w * K2 * L,
                            fmt::format("{}'s output gradient by pairs of filters, bf16, "
                                        "[{}][{}][{}][L]",
@@ -283,24 +283,39 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
                      fmt::format("which element of each {} window the forward kept, {} bytes",
                                  next->name, dims(next->out)));
       }
-      if (lp.winograd) {
-        // 4 tiles x 4 filters: 16 accumulators, and 8 loads for 16 products. 3 x 8, 6 x 4 and
-        // 2 x 8 measured within 5% of it on keras_mnist's conv2.
-        int64_t tiles = lp.pool_fused ? next->out.w : l.out.w / 2;
-        int64_t C = bf16 ? l.in.c / 2 : l.in.c;
-        lp.winograd_tiles = register_block(isa, tiles, 4);
-        lp.winograd_kblock = register_block(isa, l.units, 4);
-        lp.winograd_v =
-            a.take(l.name + "_winograd_v", lp.winograd_tiles * 16 * C * L,
-                   fmt::format("{}'s transformed input tiles, {}[{}][16][{}][L]", l.name,
-                               bf16 ? "bf16 pairs, " : "", lp.winograd_tiles, C));
-        lp.winograd_m =
-            a.take(l.name + "_winograd_m", 16 * lp.winograd_tiles * lp.winograd_kblock * L,
-                   fmt::format("{}'s transformed output tiles, [16][{}][{}][L]", l.name,
-                               lp.winograd_tiles, lp.winograd_kblock));
-        lp.winograd_u = weights.take(l.name + "_winograd_u", 16 * l.units * C,
-                                     fmt::format("{}'s transformed filters, {}[16][{}][{}]", l.name,
-                                                 bf16 ? "bf16 pairs, " : "", l.units, C));
+      // The input gradient by Winograd too where cnnc_abi.h's rule names it (emit_winograd.cpp).
+      // Register tiles: 4 tiles x 4 filters, 16 accumulators and 8 loads for 16 products (3 x 8,
+      // 6 x 4 and 2 x 8 measured within 5% of it on keras_mnist's conv2's forward); groups of up
+      // to 5 tiles for dx, whose 13 tiles a row would leave a group of one (5, 5, 3 instead).
+      lp.winograd_dx = isa == Isa::avx512 && lp.needs_dx && cnnc_winograd_dx(&abi.layers[i]);
+      if (lp.winograd || lp.winograd_dx) {
+        const int64_t pair = bf16 ? 2 : 1;
+        int64_t v = 0, m = 0;
+        if (lp.winograd) {
+          lp.winograd_tiles = register_block(isa, l.out.w / 2, 4);
+          lp.winograd_kblock = register_block(isa, l.units, 4);
+          v = lp.winograd_tiles * 16 * (l.in.c / pair);
+          m = 16 * lp.winograd_tiles * lp.winograd_kblock;
+          lp.winograd_u =
+              weights.take(l.name + "_winograd_u", 16 * l.units * (l.in.c / pair),
+                           fmt::format("{}'s transformed filters, {}[16][{}][{}]", l.name,
+                                       bf16 ? "bf16 pairs, " : "", l.units, l.in.c / pair));
+        }
+        if (lp.winograd_dx) {
+          lp.winograd_dx_tiles = register_block(isa, l.in.w / 2, 5);
+          lp.winograd_dx_kblock = register_block(isa, l.in.c, 4);
+          v = std::max<int64_t>(v, lp.winograd_dx_tiles * 16 * (l.units / pair));
+          m = std::max<int64_t>(m, 16 * lp.winograd_dx_tiles * lp.winograd_dx_kblock);
+          lp.winograd_dx_u = weights.take(
+              l.name + "_winograd_dx_u", 16 * l.in.c * (l.units / pair),
+              fmt::format("{}'s filters turned and transposed, transformed, {}[16][{}][{}]", l.name,
+                          bf16 ? "bf16 pairs, " : "", l.in.c, l.units / pair));
+        }
+        lp.winograd_v = a.take(
+            l.name + "_winograd_v", v * L,
+            fmt::format("{}'s transformed input tiles{}", l.name, bf16 ? ", bf16 pairs" : ""));
+        lp.winograd_m = a.take(l.name + "_winograd_m", m * L,
+                               fmt::format("{}'s transformed output tiles", l.name));
       }
       // Unrolling every tap of a filter block is worth it only while the body stays small: a
       // few hundred multiply-adds compile in well under a second. Past that the channel loop

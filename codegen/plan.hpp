@@ -82,9 +82,17 @@ struct LayerPlan {
   bool winograd = false;
   int winograd_tiles = 1;
   int winograd_kblock = 1;
-  Slot winograd_v;  // the tiles' transformed inputs, [winograd_tiles][16][C][L] (bf16 [C/2] pairs)
-  Slot winograd_m;  // their products, [16][winograd_tiles][winograd_kblock][L]
   Slot winograd_u;  // prepared weights: the transformed filters, [16][K][C] (bf16 [C/2] pairs)
+  // conv input gradient by the same F(2x2, 3x3) (cnnc_winograd_dx): a forward of dz padded by 2
+  // with the filters turned and transposed, tiles of dx x channels of dx in registers.
+  bool winograd_dx = false;
+  int winograd_dx_tiles = 1;
+  int winograd_dx_kblock = 1;
+  Slot winograd_dx_u;  // prepared weights, training: [16][C][K] (bf16 [K/2] pairs)
+  // Either's transformed input tiles, [tiles][16][channels][L] (bf16 pairs of channels), and
+  // their products, [16][tiles][kblock][L]: scratch that the forward and the input gradient share.
+  Slot winograd_v;
+  Slot winograd_m;
   // relu conv followed by a max pool: the pool's backward applies relu's derivative, and sums the
   // bias gradient, as it routes dy back (emit_pool.cpp), so the conv's backward has no pass of
   // its own over dz

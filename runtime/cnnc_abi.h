@@ -219,11 +219,23 @@ static inline uint32_t cnnc_dropout_threshold(float rate) {
  * qualifies when its products outweigh the transforms (16 C K multiply-adds a 2x2 tile of
  * outputs against 32 C + 24 K additions), and its outputs are whole tiles; C is even for bf16's
  * pairs. The filter g, g[r][s] at g[(3 r + s) * stride], becomes u[4 a + b] = (G g G^T)[a][b],
- * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; a turned filter is
+ * g + 8 stride with -stride. */
 static inline int cnnc_winograd(const cnnc_layer* l) {
   return l->kind == CNNC_CONV && l->kernel_h == 3 && l->kernel_w == 3 && l->stride_h == 1 &&
          l->stride_w == 1 && l->in_c >= 16 && l->in_c % 2 == 0 && l->out_c >= 16 &&
          l->out_h % 2 == 0 && l->out_w % 2 == 0;
+}
+
+/* The input gradient by the same F(2x2, 3x3), as a forward of dz (padded by 2) with the filters
+ * turned by 180 degrees and channels and filters swapped: dx[h][w][c] = sum_{k,r,s} w[k][r][s][c]
+ * dz[h - r][w - s][k]. dz's K channels are then the ones summed (even for bf16's pairs) and dx's
+ * tiles must be whole; unpadded layers only. */
+static inline int cnnc_winograd_dx(const cnnc_layer* l) {
+  return l->kind == CNNC_CONV && l->kernel_h == 3 && l->kernel_w == 3 && l->stride_h == 1 &&
+         l->stride_w == 1 && l->pad_top + l->pad_left + l->pad_bottom + l->pad_right == 0 &&
+         l->out_c >= 16 && l->out_c % 2 == 0 && l->in_c >= 16 && l->in_h % 2 == 0 &&
+         l->in_w % 2 == 0;
 }
 
 static inline void cnnc_winograd_filter(float* u, const float* g, int64_t stride) {

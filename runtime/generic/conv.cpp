@@ -94,10 +94,12 @@ void col2im(const ConvShape& d, const float* col, float* dx) {
 
 }  // namespace
 
-// P*Q*R*S*C floats: one sample's im2col matrix.
+// P*Q*R*S*C floats: one sample's im2col matrix; for the bf16 Winograd input gradient, its
+// transformed filters and one tile too (winograd.cpp).
 int64_t conv_col_floats(const cnnc_layer& l) {
   if (is_pointwise(l)) return 0;
-  return int64_t{l.out_h} * l.out_w * l.kernel_h * l.kernel_w * l.in_c;
+  const int64_t col = int64_t{l.out_h} * l.out_w * l.kernel_h * l.kernel_w * l.in_c;
+  return cnnc_winograd_dx(&l) ? std::max<int64_t>(col, 16 * int64_t{l.out_c} * (l.in_c + 1)) : col;
 }
 
 // x [N][H][W][C], w [K][R][S][C], b [K] -> y [N][P][Q][K]; col [P*Q][R*S*C] scratch.
@@ -130,6 +132,8 @@ void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* 
   const ConvShape d = shape_of(l);
   const bool pointwise = is_pointwise(l);
   if (db) sum_bias(n * d.P * d.Q, l.out_c, dy, db);
+  // bf16 rounds the transforms of the specialised code's Winograd input gradient (winograd.cpp)
+  const bool winograd_dx = bf16 && cnnc_winograd_dx(&l);
   for (int32_t i = 0; i < n; ++i) {
     const float* xi = x + i * d.H * d.W * d.C;
     const float* dyi = dy + i * d.P * d.Q * d.K;
@@ -145,7 +149,7 @@ void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* 
       g.bf16 = bf16;
       sgemm(g, pack);
     }
-    if (dx) {
+    if (dx && !winograd_dx) {
       float* dxi = dx + i * d.H * d.W * d.C;
       GemmArgs g;
       g.m = d.P * d.Q, g.n = d.rsc(), g.k = d.K;
@@ -160,6 +164,7 @@ void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* 
       }
     }
   }
+  if (dx && winograd_dx) conv_backward_data_winograd_bf16(l, n, w, dy, dx, col);
 }
 
 }  // namespace cnnc::rt

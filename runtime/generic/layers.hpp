@@ -29,6 +29,10 @@ void conv_forward(const cnnc_layer& l, int32_t n, const float* x, const float* w
 // values are its Winograd transforms, as in the specialised code. col: conv_col_floats scratch.
 void conv_forward_winograd_bf16(const cnnc_layer& l, int32_t n, const float* x, const float* w,
                                 const float* b, float* y, float* col);
+// And the input gradient of a layer that cnnc_winograd_dx names: dy [N][P][Q][K] -> dx
+// [N][H][W][C], overwritten.
+void conv_backward_data_winograd_bf16(const cnnc_layer& l, int32_t n, const float* w,
+                                      const float* dy, float* dx, float* col);
 
 // dy [N][P][Q][K] -> dw [K][R][S][C], db [K], dx [N][H][W][C], each overwritten and each
 // skipped when null.

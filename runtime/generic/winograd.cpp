@@ -11,6 +11,40 @@
 #include "generic/layers.hpp"
 
 namespace cnnc::rt {
+namespace {
+
+// V = B^T d B of one channel's 4x4 tile, in the generated code's order (rows, then columns),
+// rounded to bf16, into v[pos * stride].
+void input_transform(const float (&d)[4][4], float* v, int64_t stride) {
+  float e[4][4];
+  for (int s = 0; s < 4; ++s) {
+    e[0][s] = d[0][s] - d[2][s];
+    e[1][s] = d[1][s] + d[2][s];
+    e[2][s] = d[2][s] - d[1][s];
+    e[3][s] = d[1][s] - d[3][s];
+  }
+  for (int r = 0; r < 4; ++r) {
+    v[(4 * r) * stride] = round_to_bf16(e[r][0] - e[r][2]);
+    v[(4 * r + 1) * stride] = round_to_bf16(e[r][1] + e[r][2]);
+    v[(4 * r + 2) * stride] = round_to_bf16(e[r][2] - e[r][1]);
+    v[(4 * r + 3) * stride] = round_to_bf16(e[r][1] - e[r][3]);
+  }
+}
+
+// A^T M A plus bias, in the generated code's order, into y[0], y[step], y[row], y[row + step].
+void output_transform(const float (&m)[16], float bias, float* y, int64_t step, int64_t row) {
+  float r0[4], r1[4];
+  for (int q = 0; q < 4; ++q) {
+    r0[q] = (m[q] + m[4 + q]) + m[8 + q];
+    r1[q] = (m[4 + q] - m[8 + q]) - m[12 + q];
+  }
+  y[0] = ((r0[0] + r0[1]) + r0[2]) + bias;
+  y[step] = ((r0[1] - r0[2]) - r0[3]) + bias;
+  y[row] = ((r1[0] + r1[1]) + r1[2]) + bias;
+  y[row + step] = ((r1[1] - r1[2]) - r1[3]) + bias;
+}
+
+}  // namespace
 
 void conv_forward_winograd_bf16(const cnnc_layer& l, int32_t n, const float* x, const float* w,
                                 const float* b, float* y, float* col) {
@@ -23,26 +57,14 @@ void conv_forward_winograd_bf16(const cnnc_layer& l, int32_t n, const float* x, 
     float* yi = y + i * l.out_h * Q * K;
     for (int64_t t = 0; t < rows * tiles; ++t)
       for (int64_t c = 0; c < C; ++c) {
-        float d[4][4], e[4][4];
+        float d[4][4];
         for (int r = 0; r < 4; ++r)
           for (int s = 0; s < 4; ++s) {
             const int64_t h = 2 * (t / tiles) - l.pad_top + r,
                           wc = 2 * (t % tiles) - l.pad_left + s;
             d[r][s] = h >= 0 && h < H && wc >= 0 && wc < W ? xi[(h * W + wc) * C + c] : 0.0f;
           }
-        for (int s = 0; s < 4; ++s) {
-          e[0][s] = d[0][s] - d[2][s];
-          e[1][s] = d[1][s] + d[2][s];
-          e[2][s] = d[2][s] - d[1][s];
-          e[3][s] = d[1][s] - d[3][s];
-        }
-        float* vt = v + t * 16 * C + c;
-        for (int r = 0; r < 4; ++r) {
-          vt[(4 * r) * C] = round_to_bf16(e[r][0] - e[r][2]);
-          vt[(4 * r + 1) * C] = round_to_bf16(e[r][1] + e[r][2]);
-          vt[(4 * r + 2) * C] = round_to_bf16(e[r][2] - e[r][1]);
-          vt[(4 * r + 3) * C] = round_to_bf16(e[r][1] - e[r][3]);
-        }
+        input_transform(d, v + t * 16 * C + c, C);
       }
     for (int64_t k = 0; k < K; ++k) {
       for (int64_t c = 0; c < C; ++c) {
@@ -57,20 +79,49 @@ void conv_forward_winograd_bf16(const cnnc_layer& l, int32_t n, const float* x, 
           for (int64_t c = 0; c < C; ++c) sum += u[pos * C + c] * v[(t * 16 + pos) * C + c];
           m[pos] = sum;
         }
-        float r0[4], r1[4];
-        for (int q = 0; q < 4; ++q) {
-          r0[q] = (m[q] + m[4 + q]) + m[8 + q];
-          r1[q] = (m[4 + q] - m[8 + q]) - m[12 + q];
-        }
-        const float bias = b ? b[k] : 0.0f;
-        float* yt = yi + (2 * (t / tiles) * Q + 2 * (t % tiles)) * K + k;
-        yt[0] = ((r0[0] + r0[1]) + r0[2]) + bias;
-        yt[K] = ((r0[1] - r0[2]) - r0[3]) + bias;
-        yt[Q * K] = ((r1[0] + r1[1]) + r1[2]) + bias;
-        yt[Q * K + K] = ((r1[1] - r1[2]) - r1[3]) + bias;
+        output_transform(m, b ? b[k] : 0.0f, yi + (2 * (t / tiles) * Q + 2 * (t % tiles)) * K + k,
+                         K, Q * K);
       }
     }
     activation_forward(l.activation, 1, l.out_h * Q * K, yi);
+  }
+}
+
+void conv_backward_data_winograd_bf16(const cnnc_layer& l, int32_t n, const float* w,
+                                      const float* dy, float* dx, float* col) {
+  const int64_t H = l.in_h, W = l.in_w, C = l.in_c, K = l.out_c, P = l.out_h, Q = l.out_w;
+  float* u = col;             // [16][C][K]: the filters turned by 180 degrees, transposed
+  float* v = u + 16 * C * K;  // one tile's [16][K]
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t k = 0; k < K; ++k) {
+      float f[16];
+      cnnc_winograd_filter(f, w + k * 9 * C + 8 * C + c, -C);
+      for (int pos = 0; pos < 16; ++pos) u[(pos * C + c) * K + k] = round_to_bf16(f[pos]);
+    }
+  for (int32_t i = 0; i < n; ++i) {
+    const float* dyi = dy + i * P * Q * K;
+    float* dxi = dx + i * H * W * C;
+    for (int64_t t = 0; t < (H / 2) * (W / 2); ++t) {
+      const int64_t h0 = 2 * (t / (W / 2)), w0 = 2 * (t % (W / 2));
+      for (int64_t k = 0; k < K; ++k) {
+        float d[4][4];  // dz padded by 2: rows h0 - 2 .. h0 + 1
+        for (int r = 0; r < 4; ++r)
+          for (int s = 0; s < 4; ++s) {
+            const int64_t p = h0 - 2 + r, q = w0 - 2 + s;
+            d[r][s] = p >= 0 && p < P && q >= 0 && q < Q ? dyi[(p * Q + q) * K + k] : 0.0f;
+          }
+        input_transform(d, v + k, K);
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        float m[16];
+        for (int pos = 0; pos < 16; ++pos) {
+          float sum = 0.0f;
+          for (int64_t k = 0; k < K; ++k) sum += u[(pos * C + c) * K + k] * v[pos * K + k];
+          m[pos] = sum;
+        }
+        output_transform(m, 0.0f, dxi + (h0 * W + w0) * C + c, C, W * C);
+      }
+    }
   }
 }
 

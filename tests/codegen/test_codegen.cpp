@@ -475,7 +475,7 @@ TEST_CASE("generated code compiles without a warning under -Wall -Wextra -Wpedan
         "relu\ndense 9 tanh\ndense 3 softmax\nprecision bf16\n";
     // Winograd's forward (emit_winograd.cpp), fp32 and bf16, fused with a pool and not.
     const std::string winograd =
-        "model winograd\ninput 8x8x16\nconv 16 3x3 pad=1 relu\nmaxpool 2x2\nconv 18 3x3 pad=1 "
+        "model winograd\ninput 8x8x16\nconv 16 3x3 pad=1 relu\nmaxpool 2x2\nconv 18 3x3 "
         "tanh\nflatten\ndense 3 softmax\nprecision bf16\n";
     const std::string few_pairs =
         "model few_pairs\ninput 1x1x2\ndense 3 relu\ndense 5 relu\ndense 4 softmax\nprecision "

@@ -1,5 +1,6 @@
-// Specifications of the conv forward by Winograd's F(2x2, 3x3) (codegen/emit_winograd.cpp): the
-// layers cnnc_abi.h's rule names, and only those, run by it on AVX-512; in fp32 they agree with
+// Specifications of the conv forward and input gradient by Winograd's F(2x2, 3x3)
+// (codegen/emit_winograd.cpp): the layers cnnc_abi.h's rules name, and only those, run by it on
+// AVX-512; in fp32 they agree with
 // the generic engine's direct sums within fp32's tolerance, and in bf16 with the generic engine
 // that rounds the same transforms (generic/winograd.cpp) and with fp32 within bf16's bound; with
 // padding, without a pool and fused with one, with tanh, and with filters and tiles that the
@@ -73,6 +74,23 @@ const std::string kModel =
     "model wino\ninput 10x10x3\nconv 16 3x3 pad=1 relu\nconv 18 3x3 pad=same tanh\nconv 16 3x3 "
     "pad=1 relu\nmaxpool 2x2\nflatten\ndense 5 softmax\noptimizer sgd lr=0.1 momentum=0.9\n";
 
+// The input gradient too (cnnc_winograd_dx: unpadded): conv2, 16 channels and 18 filters, dx
+// 12x12 (6 tiles a row: groups of 3), and conv3, 18 channels (5 tiles a row: 3 and 2; dx's
+// channels in register tiles of 4, 4, 4, 4 and 2) fused with a pool; conv1 runs direct sums.
+const std::string kGradientModel =
+    "model winodx\ninput 12x12x3\nconv 16 3x3 pad=1 relu\nconv 18 3x3 relu\nconv 16 3x3 "
+    "relu\nmaxpool 2x2\nflatten\ndense 5 softmax\noptimizer sgd lr=0.1 momentum=0.9\n";
+
+// Which layers of a model each variant runs its input gradient by Winograd.
+std::string winograd_dx_layers(const std::string& text, codegen::Isa isa) {
+  dsl::Graph g = test::graph_of(text);
+  codegen::Plan plan = codegen::plan_model(g, isa, 16);
+  std::string names;
+  for (const codegen::LayerPlan& lp : plan.layers)
+    if (lp.winograd_dx) names += (names.empty() ? "" : " ") + lp.layer->name;
+  return names;
+}
+
 }  // namespace
 
 TEST_CASE("Winograd's rule: 3x3 convs of stride 1 with 16 or more channels and filters") {
@@ -85,6 +103,25 @@ TEST_CASE("Winograd's rule: 3x3 convs of stride 1 with 16 or more channels and f
   CHECK_FALSE(rule(32, 64, 3, 2, 12));  // stride 2
   CHECK_FALSE(rule(32, 64, 3, 1, 25));  // outputs not whole 2x2 tiles
   CHECK_FALSE(rule(32, 32, 3, 1, 24, CNNC_MAXPOOL));
+}
+
+TEST_CASE("Winograd's rule for the input gradient: the same, unpadded, over dz's channels") {
+  auto rule_dx = [](int32_t c, int32_t k, int32_t in, int32_t pad) {
+    cnnc_layer l{};
+    l.kind = CNNC_CONV;
+    l.in_c = c, l.out_c = k;
+    l.kernel_h = l.kernel_w = 3;
+    l.stride_h = l.stride_w = 1;
+    l.pad_top = l.pad_left = l.pad_bottom = l.pad_right = pad;
+    l.in_h = l.in_w = in;
+    l.out_h = l.out_w = in + 2 * pad - 2;
+    return cnnc_winograd_dx(&l) != 0;
+  };
+  CHECK(rule_dx(32, 64, 26, 0));        // keras_mnist's conv2: dx 26x26, dz's 64 channels
+  CHECK_FALSE(rule_dx(32, 64, 26, 1));  // padded
+  CHECK_FALSE(rule_dx(32, 63, 26, 0));  // an odd count of dz channels
+  CHECK_FALSE(rule_dx(14, 64, 26, 0));  // too few dx channels
+  CHECK_FALSE(rule_dx(32, 64, 25, 0));  // dx not whole tiles
 }
 
 TEST_CASE("Winograd's transform of a filter is G g G^T") {
@@ -107,19 +144,28 @@ TEST_CASE("AVX-512 plans the layers the rule names by Winograd, the other varian
   // A 3x3 pool after a Winograd conv stays a pool of its own: a tile is not its window.
   CHECK(winograd_layers("model w\ninput 8x8x16\nconv 16 3x3 pad=1 relu\nmaxpool 3x3\n",
                         codegen::Isa::avx512) == "conv1");
+  CHECK(winograd_dx_layers(kModel, codegen::Isa::avx512).empty());  // padded
+  CHECK(winograd_layers(kGradientModel, codegen::Isa::avx512) == "conv2 conv3");
+  CHECK(winograd_dx_layers(kGradientModel, codegen::Isa::avx512) == "conv2 conv3");
+  CHECK(winograd_dx_layers(kGradientModel + "precision bf16\n", codegen::Isa::avx512_bf16) ==
+        "conv2 conv3");
+  CHECK(winograd_dx_layers(kGradientModel, codegen::Isa::avx2).empty());
   dsl::Graph g = test::graph_of(kModel);
   codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
   CHECK(gen.source.find("Winograd F(2x2, 3x3)") != std::string::npos);
 }
 
-TEST_CASE("Winograd's fp32 forward agrees with the generic engine's direct sums") {
+TEST_CASE(
+    "Winograd's fp32 forward and input gradient agree with the generic engine's direct sums") {
   if (!cnnc_test::cpu_has("avx512f")) CNNC_SKIP("isa:avx512", "this CPU lacks AVX-512");
   // 19 samples: a block of 16 and one of 3, whose idle lanes must not reach the gradients.
   check(kModel, 19, {"avx512"});
+  check(kGradientModel, 19, {"avx512"});
 }
 
-TEST_CASE("Winograd's bf16 forward agrees with the generic engine that rounds its transforms") {
+TEST_CASE("Winograd's bf16 agrees with the generic engine that rounds its transforms") {
   if (!cnnc_test::cpu_has("avx512_bf16"))
     CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
   check(kModel + "precision bf16\n", 32, {"avx512_bf16", "avx512"});
+  check(kGradientModel + "precision bf16\n", 32, {"avx512_bf16", "avx512"});
 }

@@ -153,13 +153,21 @@ static CNNC_AVX512 inline void vlane_sums(float* out, const float* p) {
 static CNNC_AVX512 inline int64_t part_start(int64_t count, int part, int parts) { return count * part / parts; }
 // Winograd F(2x2, 3x3) (cnnc_abi.h): the transformed filters of a conv's weights w [K][3][3][C],
 // u[xi][k][c], so that position xi of a tile's product broadcasts filter k's values of
-// consecutive channels. By parts of the filters.
-static CNNC_AVX512 inline void winograd_filters(float* u, const float* w, int64_t K, int64_t C, int part, int parts) {
-  for (int64_t k = part_start(K, part, parts); k < part_start(K, part + 1, parts); ++k)
-    for (int64_t c = 0; c < C; ++c) {
+// consecutive channels; turned, the input gradient's (cnnc_winograd_dx), u[xi][c][k] from the
+// filters turned by 180 degrees. By parts of the rows, k or (turned) c.
+static CNNC_AVX512 inline void winograd_filter(float* f, const float* w, int64_t C, int64_t k, int64_t c, bool turned) {
+  if (turned)
+    cnnc_winograd_filter(f, w + k * 9 * C + 8 * C + c, -C);
+  else
+    cnnc_winograd_filter(f, w + k * 9 * C + c, C);
+}
+static CNNC_AVX512 inline void winograd_filters(float* u, const float* w, int64_t K, int64_t C, bool turned, int part, int parts) {
+  const int64_t rows = turned ? C : K, n = turned ? K : C;
+  for (int64_t r = part_start(rows, part, parts); r < part_start(rows, part + 1, parts); ++r)
+    for (int64_t e = 0; e < n; ++e) {
       float f[16];
-      cnnc_winograd_filter(f, w + k * 9 * C + c, C);
-      for (int xi = 0; xi < 16; ++xi) u[(xi * K + k) * C + c] = f[xi];
+      winograd_filter(f, w, C, turned ? e : r, turned ? r : e, turned);
+      for (int xi = 0; xi < 16; ++xi) u[(xi * rows + r) * n + e] = f[xi];
     }
 }
 
