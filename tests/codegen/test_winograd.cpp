@@ -36,13 +36,14 @@ bool rule(int32_t c, int32_t k, int32_t kernel, int32_t stride, int32_t out,
   return cnnc_winograd(&l) != 0;
 }
 
-// Which layers of a model each variant runs by Winograd, as "conv2" names joined by spaces.
-std::string winograd_layers(const std::string& text, codegen::Isa isa) {
+// Which layers of a model each variant runs by Winograd, the forward or (dx) the input gradient,
+// as "conv2 conv3".
+std::string winograd_layers(const std::string& text, codegen::Isa isa, bool dx = false) {
   dsl::Graph g = test::graph_of(text);
   codegen::Plan plan = codegen::plan_model(g, isa, 16);
   std::string names;
   for (const codegen::LayerPlan& lp : plan.layers)
-    if (lp.winograd) names += (names.empty() ? "" : " ") + lp.layer->name;
+    if (dx ? lp.winograd_dx : lp.winograd) names += (names.empty() ? "" : " ") + lp.layer->name;
   return names;
 }
 
@@ -80,16 +81,6 @@ const std::string kModel =
 const std::string kGradientModel =
     "model winodx\ninput 12x12x3\nconv 16 3x3 pad=1 relu\nconv 18 3x3 relu\nconv 16 3x3 "
     "relu\nmaxpool 2x2\nflatten\ndense 5 softmax\noptimizer sgd lr=0.1 momentum=0.9\n";
-
-// Which layers of a model each variant runs its input gradient by Winograd.
-std::string winograd_dx_layers(const std::string& text, codegen::Isa isa) {
-  dsl::Graph g = test::graph_of(text);
-  codegen::Plan plan = codegen::plan_model(g, isa, 16);
-  std::string names;
-  for (const codegen::LayerPlan& lp : plan.layers)
-    if (lp.winograd_dx) names += (names.empty() ? "" : " ") + lp.layer->name;
-  return names;
-}
 
 }  // namespace
 
@@ -144,12 +135,12 @@ TEST_CASE("AVX-512 plans the layers the rule names by Winograd, the other varian
   // A 3x3 pool after a Winograd conv stays a pool of its own: a tile is not its window.
   CHECK(winograd_layers("model w\ninput 8x8x16\nconv 16 3x3 pad=1 relu\nmaxpool 3x3\n",
                         codegen::Isa::avx512) == "conv1");
-  CHECK(winograd_dx_layers(kModel, codegen::Isa::avx512).empty());  // padded
+  CHECK(winograd_layers(kModel, codegen::Isa::avx512, true).empty());  // padded
   CHECK(winograd_layers(kGradientModel, codegen::Isa::avx512) == "conv2 conv3");
-  CHECK(winograd_dx_layers(kGradientModel, codegen::Isa::avx512) == "conv2 conv3");
-  CHECK(winograd_dx_layers(kGradientModel + "precision bf16\n", codegen::Isa::avx512_bf16) ==
+  CHECK(winograd_layers(kGradientModel, codegen::Isa::avx512, true) == "conv2 conv3");
+  CHECK(winograd_layers(kGradientModel + "precision bf16\n", codegen::Isa::avx512_bf16, true) ==
         "conv2 conv3");
-  CHECK(winograd_dx_layers(kGradientModel, codegen::Isa::avx2).empty());
+  CHECK(winograd_layers(kGradientModel, codegen::Isa::avx2, true).empty());
   dsl::Graph g = test::graph_of(kModel);
   codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
   CHECK(gen.source.find("Winograd F(2x2, 3x3)") != std::string::npos);
