@@ -1,10 +1,13 @@
-// Convolution forward by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast
-// Algorithms for Convolutional Neural Networks", 2016), for one block of L samples in the lanes.
+// Convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016), for one block of L samples in the lanes: the forward,
+// and the input gradient as a forward of dz padded by 2 with the filters turned by 180 degrees
+// and channels and filters swapped.
 //
 // Each 2x2 tile of outputs y[2i + a][2j + b][k] comes from the 4x4 tile x_t of x at (2i, 2j):
-//   y_t[k] = b[k] + A^T ( sum_c U[k][c] (.) V[c] ) A,   V[c] = B^T x_t[c] B,   U[k][c] = G w[k][c]
-//   G^T B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1], G = [1 0 0; 1/2
-//   1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+//   y_t[k] = b[k] + A^T ( sum_c U[k][c] (.) V[c] ) A
+//   V[c] = B^T x_t[c] B,  U[k][c] = G w[k][c] G^T
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1]
+//   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
 // with (.) elementwise over the 16 positions xi of a 4x4 tile: 16 multiply-adds per channel and
 // filter where the direct sum takes 36 (4 outputs x 9 taps). At each position the sum over
 // channels is a product of the tiles' V (vectors of L samples) with U (broadcast), as a direct
@@ -12,9 +15,9 @@
 // group's sums wait in winograd_m for the output transform.
 //
 // The sums round differently from the direct ones (in fp32 within a few units of the last place
-// of the terms; bf16 rounds V and U instead of x and w), so this forward does not give the
-// direct forward's bits. FLOPs are still counted as the direct sum's: the work a layer does, so
-// that the engines' GFLOP/s compare (docs/codegen.md).
+// of the terms; bf16 rounds V and U instead of x and w), so these functions do not give the
+// direct ones' bits. FLOPs are still counted as the direct sum's: the work a layer does, so that
+// the engines' GFLOP/s compare (docs/codegen.md).
 #include <fmt/format.h>
 
 #include <functional>
@@ -67,8 +70,11 @@ void emit_input_transform(EmitContext& c, const WinogradShape& s, const Expr& i,
         // Channel h of the pair: d its tile, e = B^T d, v<h>_ V.
         auto d = [&](int r, int q) {
           const Condition over = any_of(side[r < 2 ? 0 : 1], side[q < 2 ? 2 : 3]);
-          const std::string load = fmt::format(
-              "vload({})", at(s.x, tile + ch * (pair * L) + h * L + (r * s.Ws + q) * (s.Cs * L)));
+          // One integer offset in parentheses: added to the pointer term by term, an edge
+          // tile's negative origin would first carry it past the end of dz.
+          const Expr offset = tile + ch * (pair * L) + h * L + (r * s.Ws + q) * (s.Cs * L);
+          const std::string load = s.origin < 0 ? fmt::format("vload({} + ({}))", s.x, offset)
+                                                : fmt::format("vload({})", at(s.x, offset));
           return over.is(true)    ? std::string("vzero()")
                  : over.is(false) ? load
                                   : fmt::format("{} ? vzero() : {}", over.text, load);

@@ -160,7 +160,8 @@ struct cnnc_model {
   void (*update_range)(const cnnc_model* model, float* params, const float* grads, float* state,
                        const cnnc_optimizer* opt, int64_t begin, int64_t end);
 
-  /* Version 4. The weights in the form the products read (the bf16 variant's pairs), for
+  /* Version 4. The weights in the form the products read (the bf16 variant's pairs, Winograd's
+     transformed filters), for
      cnnc_pass::prepared: prepared_bytes bytes (64-byte aligned), 0 and prepare NULL when the
      engine reads params as they are. prepare writes part `part` of `parts`, 0 <= part < parts:
      calls for every part, at the same time on different threads or one after another, write

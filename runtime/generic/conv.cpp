@@ -5,6 +5,7 @@
 //   forward           y[PQ][K]    = col[PQ][RSC] * w^T          (GEMM NT)
 //   backward-weights  dw[K][RSC] += dy^T[K][PQ] * col[PQ][RSC]  (GEMM TN, summed over samples)
 //   backward-data     dcol[PQ][RSC] = dy[PQ][K] * w[K][RSC]     (GEMM NN), then col2im into dx.
+// With bf16 products, a layer whose generated code runs by Winograd takes winograd.cpp's path.
 #include <algorithm>
 #include <cstring>
 

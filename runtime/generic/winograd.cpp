@@ -1,10 +1,11 @@
-// The bf16 products of a conv whose specialised forward runs by Winograd's F(2x2, 3x3)
-// (cnnc_winograd, cnnc_abi.h; codegen/emit_winograd.cpp), for the generic engine with bf16
-// products: the specialised code rounds the tiles' V = B^T x_t B and the filters' U = G w G^T to
-// bf16, not x and w, so this rounds those. Each is made in fp32 in the specialised code's order,
-// so that the same values round; the products are summed in fp32, and y = A^T M A + b in the
-// specialised code's order. A relu or max-pool decision then goes the same way in both but where
-// the sums' order decides it, as with the direct sums that bf16_products rounds x and w for.
+// The bf16 products of a conv whose specialised forward or input gradient runs by Winograd's
+// F(2x2, 3x3) (cnnc_winograd and cnnc_winograd_dx, cnnc_abi.h; codegen/emit_winograd.cpp), for
+// the generic engine with bf16 products: the specialised code rounds the tiles' V = B^T x_t B and
+// the filters' U = G w G^T to bf16, not x and w, so this rounds those. Each is made in fp32 in the
+// specialised code's order, so that the same values round; the products are summed in fp32, and y =
+// A^T M A + b in the specialised code's order. A relu or max-pool decision then goes the same way
+// in both but where the sums' order decides it, as with the direct sums that bf16_products rounds x
+// and w for.
 //
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1]
 #include "generic/gemm.hpp"

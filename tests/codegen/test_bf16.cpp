@@ -59,6 +59,63 @@ void check_bf16(const std::string& text, int32_t n, bool against_fp32 = true) {
   CHECK(fp32.tensors.front().max_rel() < 1e-5);
 }
 
+// prepare by parts writes what one call writes, and train and forward give the same bits on the
+// prepared weights as on their own; with every prepared weight zero, every sample's output is the
+// same (the first layer's products read only prepared weights): the calls read them, not params.
+// A model of 3 classes.
+void check_prepared(const dsl::Graph& g, cnnc_model& m, int32_t n) {
+  std::vector<float> params = engine::initial_params(g, m, 3);
+  std::vector<float> input(static_cast<size_t>(n * g.input.size()));
+  for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<float>((i * 37) % 101) / 101;
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = i % 3;
+  auto bytes = static_cast<size_t>(m.prepared_bytes);
+  rt::AlignedBuffer whole = rt::aligned_buffer(m.prepared_bytes);
+  rt::AlignedBuffer by_parts = rt::aligned_buffer(m.prepared_bytes);
+  // The same fill in both, for the bytes between layouts that no part writes.
+  std::memset(whole.get(), 0xa5, bytes);
+  std::memset(by_parts.get(), 0xa5, bytes);
+  m.prepare(&m, params.data(), whole.get(), 0, 1);
+  for (int part : {2, 0, 1}) m.prepare(&m, params.data(), by_parts.get(), part, 3);
+  CHECK(std::memcmp(whole.get(), by_parts.get(), bytes) == 0);
+
+  // train and forward on the prepared weights, and on their own.
+  rt::AlignedBuffer workspace = rt::aligned_buffer(m.workspace_bytes);
+  struct Result {
+    std::vector<float> grads, train_output, output;
+    float loss = 0;
+  };
+  auto run = [&](const void* prepared) {
+    Result r{std::vector<float>(params.size()), std::vector<float>(static_cast<size_t>(n) * 3),
+             std::vector<float>(static_cast<size_t>(n) * 3)};
+    cnnc_pass pass{};
+    pass.params = params.data();
+    pass.input = input.data();
+    pass.labels = labels.data();
+    pass.grads = r.grads.data();
+    pass.workspace = workspace.get();
+    pass.n = n;
+    pass.seed = 1;
+    pass.prepared = prepared;
+    pass.output = r.train_output.data();
+    r.loss = m.train(&m, &pass);
+    pass.output = r.output.data();
+    m.forward(&m, &pass);
+    return r;
+  };
+  Result own = run(nullptr), shared = run(by_parts.get());
+  CHECK(shared.loss == own.loss);
+  CHECK(shared.grads == own.grads);
+  CHECK(shared.train_output == own.train_output);
+  CHECK(shared.output == own.output);
+  // With every prepared weight zero the input no longer matters, so every sample's output is
+  // the same: the calls read the prepared weights, not params.
+  std::memset(by_parts.get(), 0, bytes);
+  Result zero = run(by_parts.get());
+  CHECK(zero.output != own.output);
+  CHECK(std::equal(zero.output.begin(), zero.output.begin() + 3, zero.output.begin() + 3));
+}
+
 }  // namespace
 
 TEST_CASE("bf16 agrees with the generic engine: lenet5's shapes") {
@@ -151,56 +208,7 @@ TEST_CASE(
   REQUIRE(m->prepared_bytes > 0);
   REQUIRE(m->prepare != nullptr);
 
-  std::vector<float> params = engine::initial_params(g, *m, 3);
-  std::vector<float> input(static_cast<size_t>(n) * 81);
-  for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<float>((i * 37) % 101) / 101;
-  std::vector<int32_t> labels(static_cast<size_t>(n));
-  for (int32_t i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = i % 3;
-  auto bytes = static_cast<size_t>(m->prepared_bytes);
-  rt::AlignedBuffer whole = rt::aligned_buffer(m->prepared_bytes);
-  rt::AlignedBuffer by_parts = rt::aligned_buffer(m->prepared_bytes);
-  // The same fill in both, for the bytes between layouts that no part writes.
-  std::memset(whole.get(), 0xa5, bytes);
-  std::memset(by_parts.get(), 0xa5, bytes);
-  m->prepare(m.get(), params.data(), whole.get(), 0, 1);
-  for (int part : {2, 0, 1}) m->prepare(m.get(), params.data(), by_parts.get(), part, 3);
-  CHECK(std::memcmp(whole.get(), by_parts.get(), bytes) == 0);
-
-  // train and forward on the prepared weights, and on their own.
-  rt::AlignedBuffer workspace = rt::aligned_buffer(m->workspace_bytes);
-  struct Result {
-    std::vector<float> grads, train_output, output;
-    float loss = 0;
-  };
-  auto run = [&](const void* prepared) {
-    Result r{std::vector<float>(params.size()), std::vector<float>(static_cast<size_t>(n) * 3),
-             std::vector<float>(static_cast<size_t>(n) * 3)};
-    cnnc_pass pass{};
-    pass.params = params.data();
-    pass.input = input.data();
-    pass.labels = labels.data();
-    pass.grads = r.grads.data();
-    pass.workspace = workspace.get();
-    pass.n = n;
-    pass.seed = 1;
-    pass.prepared = prepared;
-    pass.output = r.train_output.data();
-    r.loss = m->train(m.get(), &pass);
-    pass.output = r.output.data();
-    m->forward(m.get(), &pass);
-    return r;
-  };
-  Result own = run(nullptr), shared = run(by_parts.get());
-  CHECK(shared.loss == own.loss);
-  CHECK(shared.grads == own.grads);
-  CHECK(shared.train_output == own.train_output);
-  CHECK(shared.output == own.output);
-  // With every prepared weight zero the input no longer matters, so every sample's output is
-  // the same: the calls read the prepared weights, not params.
-  std::memset(by_parts.get(), 0, bytes);
-  Result zero = run(by_parts.get());
-  CHECK(zero.output != own.output);
-  CHECK(std::equal(zero.output.begin(), zero.output.begin() + 3, zero.output.begin() + 3));
+  check_prepared(g, *m, n);
 }
 
 TEST_CASE("a bf16 model on fp32 code says so; an fp32 model never does") {
@@ -215,4 +223,25 @@ TEST_CASE("a bf16 model on fp32 code says so; an fp32 model never does") {
   CHECK(engine::precision_note(g, bf16).empty());
   g.training.precision = dsl::Precision::fp32;
   CHECK(engine::precision_note(g, fp32).empty());
+}
+
+TEST_CASE("Winograd's transformed filters are prepared by parts as a call prepares them") {
+  // conv1, the first layer, by Winograd with its input padded; conv2's forward and input
+  // gradient by Winograd, fused with the pool: fp32 prepares their transforms too, bf16 as pairs.
+  const int32_t n = 19;
+  dsl::Graph g = test::graph_of(
+      "model prepared_winograd\ninput 8x8x16\nconv 16 3x3 pad=same relu\nconv 18 3x3 "
+      "relu\nmaxpool 2x2\nflatten\ndense 3 softmax\nprecision bf16\n");
+  codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, n});
+  codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
+  int ran = 0;
+  for (const char* target : {"avx512", "avx512_bf16"})
+    if (codegen::ModelPtr m = lib.make(n, target)) {
+      INFO(m->engine);
+      REQUIRE(m->prepared_bytes > 0);
+      REQUIRE(m->prepare != nullptr);
+      check_prepared(g, *m, n);
+      ++ran;
+    }
+  if (ran == 0) CNNC_SKIP("isa:avx512", "this CPU lacks AVX-512");
 }

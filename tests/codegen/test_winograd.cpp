@@ -1,10 +1,9 @@
 // Specifications of the conv forward and input gradient by Winograd's F(2x2, 3x3)
 // (codegen/emit_winograd.cpp): the layers cnnc_abi.h's rules name, and only those, run by it on
-// AVX-512; in fp32 they agree with
-// the generic engine's direct sums within fp32's tolerance, and in bf16 with the generic engine
-// that rounds the same transforms (generic/winograd.cpp) and with fp32 within bf16's bound; with
-// padding, without a pool and fused with one, with tanh, and with filters and tiles that the
-// register tile does not divide.
+// AVX-512; in fp32 they agree with the generic engine's direct sums within fp32's tolerance, and
+// in bf16 with the generic engine that rounds the same transforms (generic/winograd.cpp) and with
+// fp32 within bf16's bound; with padding, without a pool and fused with one, with tanh, with
+// filters and tiles that the register tile does not divide, and under a direct forward.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -35,6 +34,12 @@ bool rule(int32_t c, int32_t k, int32_t kernel, int32_t stride, int32_t out,
   l.in_h = l.in_w = (out - 1) * stride + kernel;
   return cnnc_winograd(&l) != 0;
 }
+
+// conv2's input gradient by Winograd under a direct forward: 17 channels, an odd count that the
+// forward's rule refuses (bf16's forward pairs kernel columns instead).
+const std::string kOddModel =
+    "model winoodd\ninput 10x10x3\nconv 17 3x3 pad=1 relu\nconv 16 3x3 relu\nflatten\ndense 3 "
+    "softmax\n";
 
 // Which layers of a model each variant runs by Winograd, the forward or (dx) the input gradient,
 // as "conv2 conv3".
@@ -141,6 +146,8 @@ TEST_CASE("AVX-512 plans the layers the rule names by Winograd, the other varian
   CHECK(winograd_layers(kGradientModel + "precision bf16\n", codegen::Isa::avx512_bf16, true) ==
         "conv2 conv3");
   CHECK(winograd_layers(kGradientModel, codegen::Isa::avx2, true).empty());
+  CHECK(winograd_layers(kOddModel, codegen::Isa::avx512).empty());
+  CHECK(winograd_layers(kOddModel, codegen::Isa::avx512, true) == "conv2");
   dsl::Graph g = test::graph_of(kModel);
   codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
   CHECK(gen.source.find("Winograd F(2x2, 3x3)") != std::string::npos);
@@ -152,6 +159,7 @@ TEST_CASE(
   // 19 samples: a block of 16 and one of 3, whose idle lanes must not reach the gradients.
   check(kModel, 19, {"avx512"});
   check(kGradientModel, 19, {"avx512"});
+  check(kOddModel, 19, {"avx512"});
 }
 
 TEST_CASE("Winograd's bf16 agrees with the generic engine that rounds its transforms") {
@@ -159,4 +167,5 @@ TEST_CASE("Winograd's bf16 agrees with the generic engine that rounds its transf
     CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
   check(kModel + "precision bf16\n", 32, {"avx512_bf16", "avx512"});
   check(kGradientModel + "precision bf16\n", 32, {"avx512_bf16", "avx512"});
+  check(kOddModel + "precision bf16\n", 32, {"avx512_bf16", "avx512"});
 }
