@@ -188,6 +188,12 @@ void emit_tiles(EmitContext& c, const WinogradShape& s,
   });
 }
 
+// The function comment's tile: what one group keeps in registers, its outputs named `outputs`.
+std::string tile_note(const WinogradShape& s, const char* outputs) {
+  return fmt::format("Winograd F(2x2, 3x3): {} x {} in registers at each of the 16 positions",
+                     counted(s.T, "tile"), counted(s.KB, outputs));
+}
+
 // The buffers of a Winograd function: its V and M in the workspace, its U in the prepared
 // weights.
 void emit_buffers(EmitContext& c, const LayerPlan& lp, bool bf16, const Slot& u) {
@@ -217,9 +223,7 @@ void emit_winograd_forward(EmitContext& c, const LayerPlan& lp, bool pooled, boo
                         lp.winograd_tiles,
                         lp.winograd_kblock};
   const bool relu = l.activation == dsl::Activation::relu;
-  const std::string tile =
-      fmt::format("Winograd F(2x2, 3x3): {} x {} in registers at each of the 16 positions",
-                  counted(s.T, "tile"), counted(s.KB, "filter"));
+  const std::string tile = tile_note(s, "filter");
   const std::string layout =
       fmt::format("x [{}][{}][{}][L] -> ", l.in.h + l.pad_top + l.pad_bottom, Wp, l.in.c);
   if (pooled) {
@@ -302,8 +306,7 @@ void emit_winograd_backward_data(EmitContext& c, const LayerPlan& lp) {
       fmt::format("dz [{}][{}][{}][L] -> dx [{}][{}][{}][L], as a forward of dz padded by 2 with "
                   "the filters turned and transposed",
                   l.out.h, l.out.w, K, H, W, C),
-      fmt::format("Winograd F(2x2, 3x3): {} x {} in registers at each of the 16 positions",
-                  counted(s.T, "tile"), counted(s.KB, "channel")));
+      tile_note(s, "channel"));
   open_layer_function(c, lp, Pass::backward_data, params_and_ws);
   c.w.line("(void)params;");
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
