@@ -75,7 +75,8 @@ cnnc::draw::Rgb color_of(const std::string& engine) {
   if (engine == "specialized") return {31, 119, 180};
   if (engine == "generic") return {127, 127, 127};
   if (engine == "onednn") return {255, 127, 14};
-  if (engine == "pytorch") return {214, 39, 40};
+  if (engine == "pytorch" || engine == "pytorch-fp32") return {214, 39, 40};
+  if (engine == "pytorch-bf16") return {255, 152, 150};
   return {44, 160, 44};
 }
 

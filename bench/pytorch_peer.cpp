@@ -57,6 +57,7 @@ nlohmann::json peer_config(const dsl::Graph& g, const cnnc_model& m, int32_t bat
           {"loss", m.loss},
           {"batch", batch},
           {"threads", threads},
+          {"precision", dsl::name_of(t.precision)},
           {"seed", t.seed},
           {"epochs", t.epochs},
           {"optimizer",
@@ -188,8 +189,8 @@ std::vector<std::string> peer_environment(int threads, const std::string& wait_p
 }
 
 std::string PeerSetting::str() const {
-  return fmt::format("{} thread{}, OMP_WAIT_POLICY={}", threads, threads == 1 ? "" : "s",
-                     wait_policy);
+  return fmt::format("{} thread{}, OMP_WAIT_POLICY={}, {}{}", threads, threads == 1 ? "" : "s",
+                     wait_policy, memory_format, bf16 ? ", autocast bf16" : "");
 }
 
 std::vector<std::string> wait_policy_candidates() {
@@ -236,6 +237,7 @@ std::unique_ptr<PytorchPeer> PytorchPeer::start(const std::string& python,
     p->setting_.threads = r.value("threads", threads);
     p->setting_.wait_policy = r.value("omp_wait_policy", "?");
     p->setting_.blas = r.value("blas", "?");
+    p->setting_.bf16 = config.value("precision", "fp32") == "bf16";
   } catch (const std::runtime_error& e) {
     why = e.what();
     return nullptr;
@@ -247,7 +249,6 @@ std::unique_ptr<PytorchPeer> PytorchPeer::start_best(
     const std::string& python, const std::function<nlohmann::json(int)>& config, int max_threads,
     const PeerBatch& batch, std::string& why, int rounds, double seconds) {
   std::vector<std::unique_ptr<PytorchPeer>> peers;
-  std::vector<std::vector<double>> rates;
   for (const std::string& policy : wait_policy_candidates())
     for (int t = 1; t <= max_threads; ++t) {
       std::unique_ptr<PytorchPeer> p = start(python, config(t), t, why, policy);
@@ -263,32 +264,49 @@ std::unique_ptr<PytorchPeer> PytorchPeer::start_best(
         return nullptr;
       }
       peers.push_back(std::move(p));
-      rates.emplace_back();
     }
+  // A setting is a process and a memory format, which a process switches between windows.
   // Interleaved, as every timing in cnnc bench: the machine's drift hits every setting alike.
-  for (int r = 0; r < rounds; ++r)
-    for (size_t i = 0; i < peers.size(); ++i)
-      rates[i].push_back(peers[i]
-                             ->command(fmt::format("train {} {}", seconds, seconds / 3))
-                             .at("images_per_second")
-                             .get<double>());
+  const std::vector<std::string> formats = {"nchw", "channels_last"};
+  std::vector<std::vector<double>> rates(peers.size() * formats.size());
+  try {
+    for (int r = 0; r < rounds; ++r)
+      for (size_t i = 0; i < peers.size(); ++i)
+        for (size_t f = 0; f < formats.size(); ++f) {
+          peers[i]->command("format " + formats[f]);
+          rates[i * formats.size() + f].push_back(
+              peers[i]
+                  ->command(fmt::format("train {} {}", seconds, seconds / 3))
+                  .at("images_per_second")
+                  .get<double>());
+        }
+  } catch (const std::runtime_error& e) {
+    why = e.what();
+    return nullptr;
+  }
   size_t best = 0;
+  std::vector<double> medians(rates.size());
   std::string line;
-  for (size_t i = 0; i < peers.size(); ++i) {
-    peers[i]->setting_.train_ips = stats(rates[i]).median;
-    if (peers[i]->setting_.train_ips > peers[best]->setting_.train_ips) best = i;
-    line += fmt::format("{}{}: {:.0f}", i ? "; " : "", peers[i]->setting_.str(),
-                        peers[i]->setting_.train_ips);
+  for (size_t k = 0; k < rates.size(); ++k) {
+    medians[k] = stats(rates[k]).median;
+    if (medians[k] > medians[best]) best = k;
+    PeerSetting tried = peers[k / formats.size()]->setting_;
+    tried.memory_format = formats[k % formats.size()];
+    line += fmt::format("{}{}: {:.0f}", k ? "; " : "", tried.str(), medians[k]);
   }
   fmt::print("pytorch: settings tried (training images/s, median of {} windows of {:g} s): {}\n",
              rounds, seconds, line);
-  const PeerSetting& s = peers[best]->setting_;
+  std::unique_ptr<PytorchPeer> kept = std::move(peers[best / formats.size()]);
+  kept->command("format " + formats[best % formats.size()]);
+  kept->setting_.memory_format = formats[best % formats.size()];
+  kept->setting_.train_ips = medians[best];
+  const PeerSetting& s = kept->setting_;
   fmt::print("pytorch: kept {}; BLAS {}; glibc malloc keeps what it frees\n", s.str(), s.blas);
   if (s.blas.rfind("reference", 0) == 0)
     fmt::print(
         "pytorch: warning: torch runs its dense layers on the reference BLAS, about 20x slower "
         "than OpenBLAS (install libopenblas0-openmp: scripts/setup --peers)\n");
-  return std::move(peers[best]);  // the others quit as they go out of scope
+  return kept;  // the others quit as they go out of scope
 }
 
 PytorchPeer::~PytorchPeer() {

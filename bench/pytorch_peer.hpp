@@ -27,7 +27,8 @@ std::string default_python();
 
 // The network and its training settings for pytorch_mnist.py: the layer table of `model` (the
 // rows of cnnc_abi.h, so the script needs no .cnn parser), the file's optimizer, schedule, loss,
-// seed and epochs, and the batch and threads of this run.
+// seed, epochs and precision (bf16: the script runs torch.autocast's bfloat16), and the batch and
+// threads of this run.
 nlohmann::json peer_config(const dsl::Graph& g, const cnnc_model& model, int32_t batch,
                            int threads);
 
@@ -62,8 +63,10 @@ struct PeerSetting {
   int threads = 0;
   std::string wait_policy;  // the OMP_WAIT_POLICY it started under: "passive", "default" ...
   std::string blas;         // the library torch's dense layers run on
-  double train_ips = 0;     // median of the calibration windows
-  std::string str() const;  // "2 threads, OMP_WAIT_POLICY=passive"
+  std::string memory_format = "nchw";  // or "channels_last": the network's and the batch's
+  bool bf16 = false;                   // the forward pass under torch.autocast's bfloat16
+  double train_ips = 0;                // median of the calibration windows
+  std::string str() const;  // "2 threads, OMP_WAIT_POLICY=passive, channels_last, autocast bf16"
 };
 
 // The OMP_WAIT_POLICY values tried for the peer: the caller's own if OMP_WAIT_POLICY is set,
@@ -85,10 +88,12 @@ class PytorchPeer {
   static std::unique_ptr<PytorchPeer> start(const std::string& python, const nlohmann::json& config,
                                             int threads, std::string& why,
                                             const std::string& wait_policy = "");
-  // PyTorch at its best on this machine: one process per setting (1..max_threads threads x
-  // wait_policy_candidates()), all loaded with `batch` and timed in turn, `rounds` training
-  // windows of `seconds` each; keeps the process with the highest median and ends the others.
-  // Prints one line with every setting's rate and the one kept. config(threads) gives the JSON.
+  // PyTorch at its best on this machine: one process per setting of the threads (1..max_threads)
+  // and wait_policy_candidates(), each timed in both memory formats (NCHW and channels-last),
+  // all loaded with `batch` and timed in turn, `rounds` training windows of `seconds` each;
+  // keeps the process and format with the highest median and ends the others. Prints one line
+  // with every setting's rate and the one kept. config(threads) gives the JSON, whose precision
+  // the search keeps.
   static std::unique_ptr<PytorchPeer> start_best(const std::string& python,
                                                  const std::function<nlohmann::json(int)>& config,
                                                  int max_threads, const PeerBatch& batch,

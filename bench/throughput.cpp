@@ -7,8 +7,9 @@
 //
 // Engines: cnnc's own (generic, specialized) through the C ABI and the trainer's TrainStep; the
 // peers a user would pick instead: a network of oneDNN primitives (onednn, when cnnc was built
-// with oneDNN) and PyTorch (pytorch, a child process running bench/peers/pytorch_mnist.py). A
-// peer that is not available is skipped with one line, and the others still run.
+// with oneDNN) and PyTorch (pytorch, a child process running bench/peers/pytorch_mnist.py, at
+// the file's precision; pytorch-bf16 and pytorch-fp32 at that one). A peer that is not available
+// is skipped with one line, and the others still run.
 #include "bench/throughput.hpp"
 
 #include <fmt/format.h>
@@ -20,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "bench/engine_variant.hpp"
 #include "bench/machine.hpp"
 #include "bench/onednn_peer_loader.hpp"
 #include "bench/peak_fma.hpp"
@@ -207,8 +209,10 @@ class OnednnContender final : public InProcessContender {
 // would time the pipe); cnnc asks for one window at a time, so windows still interleave.
 class PytorchContender final : public Contender {
  public:
-  PytorchContender(std::unique_ptr<PytorchPeer> peer, const Batch& batch)
-      : Contender("pytorch"), peer_(std::move(peer)), batch_(batch) {}
+  PytorchContender(std::string engine_name, std::unique_ptr<PytorchPeer> peer, const Batch& batch)
+      : Contender(std::move(engine_name)), peer_(std::move(peer)), batch_(batch) {
+    bf16 = peer_->setting().bf16;
+  }
 
   bool check(const std::vector<float>& params, const cnnc_optimizer&,
              std::vector<float>& outputs) override {
@@ -233,7 +237,7 @@ class PytorchContender final : public Contender {
         .get<double>();
   }
   std::string label() const override {
-    return fmt::format("pytorch ({}, {})", peer_->version(), peer_->setting().str());
+    return fmt::format("{} ({}, {})", name, peer_->version(), peer_->setting().str());
   }
 
  private:
@@ -282,16 +286,19 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
   std::vector<OnednnImplementation> onednn_impls;
   bool bf16 = false;  // an engine multiplies in bf16: the engines' outputs agree less closely
   for (const std::string& name : a.engines) {
-    if (name == "pytorch") {
+    const EngineVariant v = engine_variant(g, name);
+    const dsl::Graph& variant = v.graph;
+    if (v.base == "pytorch") {
       std::string why;
       std::unique_ptr<PytorchPeer> peer = PytorchPeer::start_best(
-          a.python, [&](int t) { return peer_config(g, table, batch, t); }, a.threads,
+          a.python, [&](int t) { return peer_config(variant, table, batch, t); }, a.threads,
           PeerBatch{params, data.images, data.labels}, why);
       if (!peer) {
         skip(name, why);
         continue;
       }
-      contenders.push_back(std::make_unique<PytorchContender>(std::move(peer), data));
+      bf16 = bf16 || peer->setting().bf16;
+      contenders.push_back(std::make_unique<PytorchContender>(name, std::move(peer), data));
     } else if (name == "onednn") {
       try {
         auto c = std::make_unique<OnednnContender>(table, data, a.threads, g.training.seed);
@@ -301,14 +308,7 @@ void run_throughput(const dsl::Graph& g, const ThroughputOptions& a) {
         skip(name, e.what());
       }
     } else {
-      // specialized-bf16 and specialized-fp32: the specialised code at that precision, whatever
-      // the file says.
-      dsl::Graph variant = g;
-      if (name == "specialized-bf16" || name == "specialized-fp32")
-        variant.training.precision =
-            name == "specialized-bf16" ? dsl::Precision::bf16 : dsl::Precision::fp32;
-      std::unique_ptr<engine::Engine> e = engine::make_engine(
-          variant, name.rfind("specialized", 0) == 0 ? "specialized" : name, slice);
+      std::unique_ptr<engine::Engine> e = engine::make_engine(variant, v.base, slice);
       const bool products_bf16 =
           variant.training.precision == dsl::Precision::bf16 && engine::bf16_products(e->model());
       bf16 = bf16 || products_bf16;

@@ -24,12 +24,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 
+#include "bench/engine_variant.hpp"
 #include "bench/onednn_peer_loader.hpp"
 #include "bench/pytorch_peer.hpp"
 #include "data/batches.hpp"
@@ -174,10 +176,10 @@ std::optional<PeerSetting> best_pytorch_setting(const dsl::Graph& g, const cnnc_
   return peer->setting();
 }
 
-Outcome train_pytorch(const dsl::Graph& g, const cnnc_model& table, const AccuracyOptions& a,
-                      uint64_t seed, const std::optional<PeerSetting>& setting,
-                      const std::string& why) {
-  Outcome out{"pytorch", seed};
+Outcome train_pytorch(const std::string& name, const dsl::Graph& g, const cnnc_model& table,
+                      const AccuracyOptions& a, uint64_t seed,
+                      const std::optional<PeerSetting>& setting, const std::string& why) {
+  Outcome out{name, seed};
   if (!setting) {
     out.note = "skipped: " + why;
     return out;
@@ -187,8 +189,10 @@ Outcome train_pytorch(const dsl::Graph& g, const cnnc_model& table, const Accura
   std::string dir = tmpl;
   dsl::Graph seeded = g;
   seeded.training.seed = seed;
-  std::string config =
-      peer_config(seeded, table, static_cast<int32_t>(g.training.batch), setting->threads).dump();
+  nlohmann::json cfg =
+      peer_config(seeded, table, static_cast<int32_t>(g.training.batch), setting->threads);
+  cfg["memory_format"] = setting->memory_format;
+  std::string config = cfg.dump();
   write_binary(dir + "/config.json", config.data(), config.size());
   std::vector<float> params = engine::initial_params(g, table, seed);
   write_binary(dir + "/params.f32", params.data(), params.size() * sizeof(float));
@@ -237,24 +241,28 @@ int run_to_accuracy(const dsl::Graph& g, const AccuracyOptions& a) {
   const double startup = seconds_since_process_start();
 
   // Before the table, whose rows the search's lines would otherwise interrupt.
-  std::optional<PeerSetting> pytorch_setting;
-  std::string pytorch_why;
-  if (std::find(a.engines.begin(), a.engines.end(), "pytorch") != a.engines.end())
-    pytorch_setting = best_pytorch_setting(g, table, a, data, pytorch_why);
+  std::map<std::string, std::pair<std::optional<PeerSetting>, std::string>> pytorch_settings;
+  for (const std::string& name : a.engines)
+    if (EngineVariant v = engine_variant(g, name); v.base == "pytorch") {
+      auto& [setting, why] = pytorch_settings[name];
+      setting = best_pytorch_setting(v.graph, table, a, data, why);
+    }
   fmt::print(
       "bench {} to {:.2f}% test accuracy: MNIST from {}, batch {}, {} thread{}, evaluated every "
       "{}, at most {} epochs\n",
       g.name, 100 * a.target, a.data, batch, a.threads, a.threads == 1 ? "" : "s",
       a.eval_every > 0 ? fmt::format("{} steps", a.eval_every) : std::string("epoch"), a.epochs);
-  fmt::print("{:<12} {:>6} {:>12} {:>10} {:>8} {:>8} {:>10}  {}\n", "engine", "seed", "train s",
+  fmt::print("{:<16} {:>6} {:>12} {:>10} {:>8} {:>8} {:>10}  {}\n", "engine", "seed", "train s",
              "command s", "epoch", "steps", "accuracy", "");
   std::vector<Outcome> outcomes;
   for (uint64_t seed : seeds) {
     for (const std::string& name : a.engines) {
       Outcome o;
       rt::Clock::time_point started = rt::Clock::now();
-      if (name == "pytorch") {
-        o = train_pytorch(g, table, a, seed, pytorch_setting, pytorch_why);
+      const EngineVariant v = engine_variant(g, name);
+      if (v.base == "pytorch") {
+        const auto& [setting, why] = pytorch_settings[name];
+        o = train_pytorch(name, v.graph, table, a, seed, setting, why);
       } else if (name == "onednn") {
         try {
           OnednnLearner learner(table, engine::initial_params(g, table, seed), batch, a.threads);
@@ -264,13 +272,13 @@ int run_to_accuracy(const dsl::Graph& g, const AccuracyOptions& a) {
           o.note = fmt::format("skipped: {}", e.what());
         }
       } else {
-        std::unique_ptr<engine::Engine> e = engine::make_engine(g, name, slice);
-        std::vector<float> params = engine::initial_params(g, e->model(), seed);
+        std::unique_ptr<engine::Engine> e = engine::make_engine(v.graph, v.base, slice);
+        std::vector<float> params = engine::initial_params(v.graph, e->model(), seed);
         rt::ModelLearner learner(e->model(), params, pool, batch);
-        o = train_in_process(g, learner, data, a, seed, name);
+        o = train_in_process(v.graph, learner, data, a, seed, name);
       }
-      if (name != "pytorch") o.command_seconds = startup + rt::seconds_since(started);
-      fmt::print("{:<12} {:>6} {:>12} {:>10} {:>8} {:>8} {:>10}  {}\n", o.engine, o.seed,
+      if (v.base != "pytorch") o.command_seconds = startup + rt::seconds_since(started);
+      fmt::print("{:<16} {:>6} {:>12} {:>10} {:>8} {:>8} {:>10}  {}\n", o.engine, o.seed,
                  o.ran ? fmt::format("{:.2f}", o.seconds) : "-",
                  o.ran ? fmt::format("{:.2f}", o.command_seconds) : "-",
                  o.ran ? std::to_string(o.epoch) : "-", o.ran ? std::to_string(o.steps) : "-",

@@ -56,10 +56,11 @@ std::vector<std::string> engines_of(const std::string& list) {
   std::vector<std::string> out = split_list("--engines", list);
   for (const std::string& e : out)
     if (e != "generic" && e != "specialized" && e != "specialized-bf16" &&
-        e != "specialized-fp32" && e != "onednn" && e != "pytorch")
+        e != "specialized-fp32" && e != "onednn" && e != "pytorch" && e != "pytorch-bf16" &&
+        e != "pytorch-fp32")
       throw std::runtime_error(
           fmt::format("unknown engine '{}'; expected generic, specialized, specialized-bf16, "
-                      "specialized-fp32, onednn or pytorch",
+                      "specialized-fp32, onednn, pytorch, pytorch-bf16 or pytorch-fp32",
                       e));
   return out;
 }
@@ -121,8 +122,9 @@ void register_bench(CLI::App& app, int& status) {
   cmd->add_option("file", a->file, ".cnn file")->required();
   add_precision_flag(*cmd, a->precision);
   cmd->add_option("--engines", a->engines,
-                  "Comma-separated engines: generic, specialized (specialized-bf16, "
-                  "specialized-fp32: at that precision), onednn, pytorch; the first is "
+                  "Comma-separated engines: generic, specialized, onednn, pytorch (at the "
+                  "file's precision; specialized-bf16, specialized-fp32, pytorch-bf16, "
+                  "pytorch-fp32 at that one); the first is "
                   "the reference of the ratios (default specialized,generic; with --to-accuracy "
                   "specialized)");
   cmd->add_option("--threads", a->threads, "Threads that split each batch")

@@ -141,7 +141,7 @@ TEST_CASE("cnnc bench: without PyTorch, one line says so and the other engines s
   // An interpreter that does not exist stands for a machine without torch: the same path
   // (PytorchPeer::start fails, the engine is skipped), and it never depends on what is installed.
   const std::string args =
-      "bench models/mlp.cnn --engines generic,pytorch --reps 1 --seconds 0.01 --json";
+      "bench models/mlp.cnn --engines generic,pytorch,pytorch-bf16 --reps 1 --seconds 0.01 --json";
   for (const cnnc_test::Output& r :
        {bench_cnnc_with("CNNC_PYTHON=/nonexistent/python3 '" CNNC_EXE "'", args),
         bench_cnnc(args + " --python /nonexistent/python3")}) {
@@ -155,6 +155,7 @@ TEST_CASE("cnnc bench: without PyTorch, one line says so and the other engines s
     CHECK(at(j, "skipped.0.engine") == "pytorch");
     CHECK(at(j, "skipped.0.reason").get<std::string>().find("not an executable interpreter") !=
           std::string::npos);
+    CHECK(at(j, "skipped.1.engine") == "pytorch-bf16");  // PyTorch's bf16, under its own name
   }
 }
 
@@ -226,7 +227,8 @@ TEST_CASE("cnnc bench --to-accuracy reports seconds per engine and seed, reached
   // Target 0: reached at the first evaluation. Target 1 in one epoch of two steps: not reached.
   cnnc_test::Output r = bench_cnnc_with(
       "CNNC_PYTHON=/nonexistent/python3 '" CNNC_EXE "'",
-      "bench models/mlp.cnn --to-accuracy 0 --engines generic,pytorch --seeds 1,2 --eval-every 1 "
+      "bench models/mlp.cnn --to-accuracy 0 --engines generic,pytorch,pytorch-bf16 --seeds 1,2 "
+      "--eval-every 1 "
       "--epochs 1 --json --data " +
           dir.path().string());
   INFO(r.out << r.err);
@@ -244,7 +246,9 @@ TEST_CASE("cnnc bench --to-accuracy reports seconds per engine and seed, reached
   CHECK(at(j, "runs.1.engine") == "pytorch");
   CHECK(at(j, "runs.1.ran") == false);
   CHECK(at(j, "runs.1.note").get<std::string>().find("skipped") != std::string::npos);
-  CHECK(at(j, "runs.2.seed") == 2);  // seeds interleave: seed 1 on every engine, then seed 2
+  CHECK(at(j, "runs.2.engine") == "pytorch-bf16");
+  CHECK(at(j, "runs.2.ran") == false);
+  CHECK(at(j, "runs.3.seed") == 2);  // seeds interleave: seed 1 on every engine, then seed 2
 
   r = bench_cnnc(
       "bench models/mlp.cnn --to-accuracy 1 --engines generic --epochs 1 --json --data " +
@@ -278,7 +282,8 @@ TEST_CASE("cnnc bench: unknown engines are user errors and help works") {
       bench_cnnc("bench models/lenet5.cnn --engines nonsense --reps 1 --seconds 0.01");
   CHECK(r.status == 1);
   CHECK(r.err.find("unknown engine 'nonsense'; expected generic, specialized, specialized-bf16, "
-                   "specialized-fp32, onednn or pytorch") != std::string::npos);
+                   "specialized-fp32, onednn, pytorch, pytorch-bf16 or pytorch-fp32") !=
+        std::string::npos);
   CHECK(bench_cnnc("bench models/lenet5.cnn --engines generic, --seconds 0.01").status == 1);
   CHECK(bench_cnnc("bench tests/dsl/errors/unknown_layer.cnn").status == 1);
   CHECK(bench_cnnc("bench models/lenet5.cnn --reps 0").status == 2);
