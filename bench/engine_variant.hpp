@@ -4,22 +4,24 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "dsl/graph.hpp"
 
 namespace cnnc::bench {
 
 struct EngineVariant {
-  std::string base;  // "specialized", "pytorch", "generic", "onednn"
+  std::string base;  // the engine: "specialized-bf16" gives "specialized"
   dsl::Graph graph;  // the model with the precision this name asks for
 };
 
 inline EngineVariant engine_variant(const dsl::Graph& g, const std::string& name) {
   EngineVariant v{name, g};
-  for (auto [suffix, precision] :
-       {std::pair{"-bf16", dsl::Precision::bf16}, std::pair{"-fp32", dsl::Precision::fp32}})
-    if (name.size() > 5 && name.ends_with(suffix)) {
-      v.base = name.substr(0, name.size() - 5);
+  for (auto [suffix, precision] : {std::pair{std::string_view("-bf16"), dsl::Precision::bf16},
+                                   std::pair{std::string_view("-fp32"), dsl::Precision::fp32}})
+    if (name.size() > suffix.size() && name.ends_with(suffix)) {
+      v.base = name.substr(0, name.size() - suffix.size());
       v.graph.training.precision = precision;
     }
   return v;

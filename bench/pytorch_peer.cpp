@@ -280,7 +280,7 @@ std::unique_ptr<PytorchPeer> PytorchPeer::start_best(
                   .at("images_per_second")
                   .get<double>());
         }
-  } catch (const std::runtime_error& e) {
+  } catch (const std::exception& e) {  // an error reply, or a reply without the rate
     why = e.what();
     return nullptr;
   }
@@ -297,7 +297,12 @@ std::unique_ptr<PytorchPeer> PytorchPeer::start_best(
   fmt::print("pytorch: settings tried (training images/s, median of {} windows of {:g} s): {}\n",
              rounds, seconds, line);
   std::unique_ptr<PytorchPeer> kept = std::move(peers[best / formats.size()]);
-  kept->command("format " + formats[best % formats.size()]);
+  try {
+    kept->command("format " + formats[best % formats.size()]);
+  } catch (const std::runtime_error& e) {
+    why = e.what();
+    return nullptr;
+  }
   kept->setting_.memory_format = formats[best % formats.size()];
   kept->setting_.train_ips = medians[best];
   const PeerSetting& s = kept->setting_;

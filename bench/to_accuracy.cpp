@@ -202,7 +202,9 @@ Outcome train_pytorch(const std::string& name, const dsl::Graph& g, const cnnc_m
         {a.python, peers_dir() + "/pytorch_mnist.py", "accuracy", "--config", dir + "/config.json",
          "--data", a.data, "--params", dir + "/params.f32", "--target", fmt::format("{}", a.target),
          "--eval-every", fmt::format("{}", a.eval_every), "--epochs", fmt::format("{}", a.epochs)},
-        peer_environment(a.threads));
+        // The search's setting; "default" is libgomp's own when OMP_WAIT_POLICY is unset.
+        peer_environment(setting->threads,
+                         setting->wait_policy == "default" ? "" : setting->wait_policy));
     out.note = "the script ended without a result";
     while (std::optional<std::string> line = p.receive()) {
       nlohmann::json r = parse_reply(*line);

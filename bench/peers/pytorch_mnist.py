@@ -216,8 +216,7 @@ def setting():
 MEMORY_FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def memory_format(cfg):
-    name = cfg.get("memory_format", "nchw")
+def format_named(name):
     if name not in MEMORY_FORMATS:
         raise ValueError(f"unknown memory format '{name}' (nchw or channels_last)")
     return MEMORY_FORMATS[name]
@@ -249,8 +248,8 @@ class Server:
         torch.set_num_threads(n)
         return {"ok": True, "threads": torch.get_num_threads()}
 
-    def memory_format(self, name):
-        self.format = memory_format({"memory_format": name})
+    def set_format(self, name):
+        self.format = format_named(name)
         self.net = self.net.to(memory_format=self.format)
         if hasattr(self, "images"):
             self.images = self.images.contiguous(memory_format=self.format)
@@ -277,16 +276,22 @@ class Server:
         self.opt.step()
         return loss
 
+    def predict(self):
+        """The inference `check` compares and `infer` times: softmax of fp32 logits (CPU autocast
+        would leave bf16 logits to a bf16 softmax)."""
+        with torch.no_grad(), autocast(self.cfg):
+            out = self.net(self.images)
+        out = out.float()
+        with torch.no_grad():
+            return F.softmax(out, dim=1) if self.net.softmax else out
+
     def check(self, d):
         self.reset()
         self.net.train()
         loss = float(self.step())
         self.reset()
         self.net.eval()
-        with torch.no_grad(), autocast(self.cfg):
-            out = self.net(self.images).float()
-            if self.net.softmax:
-                out = F.softmax(out, dim=1)
+        out = self.predict()
         with open(os.path.join(d, "outputs.f32"), "wb") as f:
             values = out.contiguous().view(-1).tolist()  # no numpy needed
             f.write(struct.pack(f"<{len(values)}f", *values))
@@ -318,12 +323,7 @@ class Server:
     def infer(self, seconds, warmup):
         self.net.eval()
 
-        def body():
-            with torch.no_grad(), autocast(self.cfg):
-                out = self.net(self.images)
-                if self.net.softmax:
-                    F.softmax(out, dim=1)
-        return {"images_per_second": self.rate(seconds, warmup, body)}
+        return {"images_per_second": self.rate(seconds, warmup, self.predict)}
 
 
 def serve():
@@ -343,7 +343,7 @@ def serve():
             elif cmd == "threads":
                 reply(s.threads(int(args[0])))
             elif cmd == "format":
-                reply(s.memory_format(args[0]))
+                reply(s.set_format(args[0]))
             elif cmd == "load":
                 reply(s.load(args[0]))
             elif cmd == "check":
@@ -395,7 +395,7 @@ def accuracy_mode(argv):
         cfg = json.load(f)
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(cfg["threads"])
-    fmt = memory_format(cfg)
+    fmt = format_named(cfg.get("memory_format", "nchw"))
     net = Net(cfg).to(memory_format=fmt)
     net.load_abi(read_floats(a.params))
     o = cfg["optimizer"]

@@ -182,6 +182,44 @@ TEST_CASE("cnnc bench: a script that cannot build the network is skipped, not fa
   CHECK(at(j, "engines.0.ratio").get<double>() == 1);
 }
 
+TEST_CASE("cnnc bench: a peer that fails during its search is skipped with the reason") {
+  // A fake interpreter that starts and loads like pytorch_mnist.py, then refuses the memory
+  // format the search asks for: the search's error reply becomes a skip, not cnnc's error.
+  std::string fake = "/tmp/cnnc_test_bench_fake_search_" + std::to_string(getpid());
+  {
+    std::FILE* f = std::fopen(fake.c_str(), "w");
+    REQUIRE(f);
+    std::fputs(
+        "#!/bin/sh\n"
+        "echo '{\"ok\": true, \"torch\": \"fake\"}'\n"
+        "while read -r cmd rest; do\n"
+        "  case $cmd in\n"
+        "    config) echo '{\"ok\": true, \"threads\": 1, \"omp_wait_policy\": \"default\"}' ;;\n"
+        "    load) echo '{\"ok\": true, \"n\": 1}' ;;\n"
+        "    format) echo '{\"error\": \"fake has no memory formats\"}' ;;\n"
+        "    quit) echo '{\"ok\": true}'; exit 0 ;;\n"
+        "    *) echo '{\"error\": \"unexpected\"}' ;;\n"
+        "  esac\n"
+        "done\n",
+        f);
+    std::fclose(f);
+    chmod(fake.c_str(), 0755);
+  }
+  cnnc_test::Output r = bench_cnnc(
+      "bench models/mlp.cnn --engines generic,pytorch-bf16 --reps 1 --seconds 0.01 --json "
+      "--python " +
+      fake);
+  std::remove(fake.c_str());
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("pytorch-bf16: skipped: PyTorch: fake has no memory formats") !=
+        std::string::npos);
+  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+  CHECK(at(j, "engines.0.engine") == "generic");
+  CHECK(!has(j, "engines.1.engine"));
+  CHECK(at(j, "skipped.0.engine") == "pytorch-bf16");
+}
+
 TEST_CASE("cnnc bench --engines onednn runs the oneDNN network or says why it cannot") {
   // No leak check at exit where the oneDNN module ran (asan-ubsan preset): LeakSanitizer's
   // tracer crashes on the OpenMP workers it leaves running (tests/bench/test_onednn_peer.cpp).
