@@ -54,6 +54,39 @@ bool has(const nlohmann::json& j, const std::string& dotted) {
   return j.contains(nlohmann::json::json_pointer(pointer));
 }
 
+// A fake interpreter in `dir` (the `--python` of a test): a shell script that stands in for
+// pytorch_mnist.py, so that the peer's failure paths run without torch.
+std::string fake_python(const cnnc::test::TempDir& dir, const std::string& script) {
+  std::string path = dir.path() / "python";
+  std::ofstream(path) << "#!/bin/sh\n" << script;
+  chmod(path.c_str(), 0755);
+  return path;
+}
+
+// The serve mode's loop: a greeting, then one JSON line per command. `cases` are the script's
+// own `case` arms (config, load, format, train ...); quit and anything else are answered here.
+std::string serve_loop(const std::string& cases) {
+  return "echo '{\"ok\": true, \"torch\": \"fake\"}'\n"
+         "while read -r cmd rest; do\n"
+         "  case $cmd in\n" +
+         cases +
+         "    quit) echo '{\"ok\": true}'; exit 0 ;;\n"
+         "    *) echo '{\"error\": \"unexpected\"}' ;;\n"
+         "  esac\n"
+         "done\n";
+}
+
+// A small MNIST-shaped directory in `dir`: 128 training and 50 test images of 28x28.
+void write_small_mnist(const cnnc::test::TempDir& dir) {
+  std::vector<uint8_t> train_labels, test_labels;
+  for (int i = 0; i < 128; ++i) train_labels.push_back(static_cast<uint8_t>(i % 10));
+  for (int i = 0; i < 50; ++i) test_labels.push_back(static_cast<uint8_t>(i % 10));
+  dir.write("train-images-idx3-ubyte", cnnc::test::image_file(128, 28, 28));
+  dir.write("train-labels-idx1-ubyte", cnnc::test::label_file(train_labels));
+  dir.write("t10k-images-idx3-ubyte", cnnc::test::image_file(50, 28, 28));
+  dir.write("t10k-labels-idx1-ubyte", cnnc::test::label_file(test_labels));
+}
+
 }  // namespace
 
 TEST_CASE("cnnc bench --json ends with one object of positive figures per engine") {
@@ -106,24 +139,32 @@ TEST_CASE("cnnc bench --peak-gflops replaces the measured peak") {
 TEST_CASE("cnnc bench gives a bf16 engine its share of the measured bf16 peak as well") {
   if (!cnnc_test::cpu_has("avx512_bf16"))
     CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
-  cnnc_test::Output r = bench_cnnc(
-      "bench models/mlp.cnn --engines specialized-fp32,specialized-bf16 --threads 1 --reps 3 "
-      "--seconds 0.02 --json");
-  INFO(r.out << r.err);
-  REQUIRE(r.status == 0);
-  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
-  const double fp32_peak = at(j, "peak_gflops").get<double>(),
-               bf16_peak = at(j, "bf16_peak_gflops").get<double>();
   // vdpbf16ps does two multiply-adds a lane where an FMA does one, at the FMA's issue rate on
   // Zen 5 (1.98-2.01x in docs/benchmarks.md); elsewhere it may issue on fewer ports. The bounds
-  // are loose, each peak being the best of 3 windows of 0.1 s on a shared machine, and still
-  // fail a count of FLOPs off by 2x (about 1x or 4x).
-  if (at(j, "cpu.core").get<std::string>() == "Zen 5") {
-    CHECK(bf16_peak > 1.4 * fp32_peak);
-    CHECK(bf16_peak < 2.8 * fp32_peak);
-  } else {
-    CHECK(bf16_peak > fp32_peak / 2);
+  // are loose and still fail a count of FLOPs off by 2x (about 1x or 4x). Each peak is the best
+  // of 3 windows of 0.1 s, and a loaded machine can slow every window of one of them (a ratio of
+  // 3.1 was seen with a CI build beside the test): up to 3 runs, the first within bounds counts,
+  // which a wrong count never is.
+  cnnc_test::Output r;
+  nlohmann::json j;
+  double fp32_peak = 0, bf16_peak = 0;
+  bool within = false;
+  for (int attempt = 0; attempt < 3 && !within; ++attempt) {
+    r = bench_cnnc(
+        "bench models/mlp.cnn --engines specialized-fp32,specialized-bf16 --threads 1 --reps 3 "
+        "--seconds 0.02 --json");
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    j = nlohmann::json::parse(bench_last_line(r.out));
+    fp32_peak = at(j, "peak_gflops").get<double>();
+    bf16_peak = at(j, "bf16_peak_gflops").get<double>();
+    const bool zen5 = at(j, "cpu.core").get<std::string>() == "Zen 5";
+    within = zen5 ? bf16_peak > 1.4 * fp32_peak && bf16_peak < 2.8 * fp32_peak
+                  : bf16_peak > fp32_peak / 2;
   }
+  INFO(r.out << r.err);
+  INFO("bf16 peak " << bf16_peak << " GFLOP/s, FP32 peak " << fp32_peak);
+  CHECK(within);
   // The FP32 engine has no bf16 share; the bf16 engine's is its GFLOP/s over the bf16 peak,
   // beside its usual share of the FP32 peak.
   CHECK(!has(j, "engines.0.bf16_peak_share"));
@@ -161,19 +202,13 @@ TEST_CASE("cnnc bench: without PyTorch, one line says so and the other engines s
 
 TEST_CASE("cnnc bench: a script that cannot build the network is skipped, not fatal") {
   // A fake interpreter that answers like pytorch_mnist.py without torch.
-  std::string fake = "/tmp/cnnc_test_bench_fake_python_" + std::to_string(getpid());
-  {
-    std::FILE* f = std::fopen(fake.c_str(), "w");
-    REQUIRE(f);
-    std::fputs("#!/bin/sh\necho '{\"error\": \"PyTorch is not installed for fake\"}'\n", f);
-    std::fclose(f);
-    chmod(fake.c_str(), 0755);
-  }
+  cnnc::test::TempDir dir;
+  std::string fake =
+      fake_python(dir, "echo '{\"error\": \"PyTorch is not installed for fake\"}'\n");
   cnnc_test::Output r = bench_cnnc(
       "bench models/mlp.cnn --engines pytorch,generic --reps 1 --seconds "
       "0.01 --json --python " +
       fake);
-  std::remove(fake.c_str());
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
   CHECK(r.out.find("pytorch: skipped: PyTorch is not installed for fake") != std::string::npos);
@@ -185,31 +220,15 @@ TEST_CASE("cnnc bench: a script that cannot build the network is skipped, not fa
 TEST_CASE("cnnc bench: a peer that fails during its search is skipped with the reason") {
   // A fake interpreter that starts and loads like pytorch_mnist.py, then refuses the memory
   // format the search asks for: the search's error reply becomes a skip, not cnnc's error.
-  std::string fake = "/tmp/cnnc_test_bench_fake_search_" + std::to_string(getpid());
-  {
-    std::FILE* f = std::fopen(fake.c_str(), "w");
-    REQUIRE(f);
-    std::fputs(
-        "#!/bin/sh\n"
-        "echo '{\"ok\": true, \"torch\": \"fake\"}'\n"
-        "while read -r cmd rest; do\n"
-        "  case $cmd in\n"
-        "    config) echo '{\"ok\": true, \"threads\": 1, \"omp_wait_policy\": \"default\"}' ;;\n"
-        "    load) echo '{\"ok\": true, \"n\": 1}' ;;\n"
-        "    format) echo '{\"error\": \"fake has no memory formats\"}' ;;\n"
-        "    quit) echo '{\"ok\": true}'; exit 0 ;;\n"
-        "    *) echo '{\"error\": \"unexpected\"}' ;;\n"
-        "  esac\n"
-        "done\n",
-        f);
-    std::fclose(f);
-    chmod(fake.c_str(), 0755);
-  }
+  cnnc::test::TempDir dir;
+  std::string fake = fake_python(
+      dir, serve_loop("    config) echo '{\"ok\": true, \"threads\": 1}' ;;\n"
+                      "    load) echo '{\"ok\": true, \"n\": 1}' ;;\n"
+                      "    format) echo '{\"error\": \"fake has no memory formats\"}' ;;\n"));
   cnnc_test::Output r = bench_cnnc(
       "bench models/mlp.cnn --engines generic,pytorch-bf16 --reps 1 --seconds 0.01 --json "
       "--python " +
       fake);
-  std::remove(fake.c_str());
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
   CHECK(r.out.find("pytorch-bf16: skipped: PyTorch: fake has no memory formats") !=
@@ -218,6 +237,66 @@ TEST_CASE("cnnc bench: a peer that fails during its search is skipped with the r
   CHECK(at(j, "engines.0.engine") == "generic");
   CHECK(!has(j, "engines.1.engine"));
   CHECK(at(j, "skipped.0.engine") == "pytorch-bf16");
+}
+
+TEST_CASE("cnnc bench: a peer that cannot take back the setting it won is skipped") {
+  // Each process times both formats in each of 3 rounds, 6 format commands; the seventh is the
+  // search's last, which puts the winner back in its format.
+  cnnc::test::TempDir dir;
+  std::string fake = fake_python(
+      dir, "n=0\n" + serve_loop("    config) echo '{\"ok\": true, \"threads\": 1}' ;;\n"
+                                "    load) echo '{\"ok\": true, \"n\": 1}' ;;\n"
+                                "    format) n=$((n + 1)); if [ $n -eq 7 ]; then\n"
+                                "      echo '{\"error\": \"seventh format refused\"}';\n"
+                                "      else echo '{\"ok\": true}'; fi ;;\n"
+                                "    train) echo '{\"images_per_second\": 100}' ;;\n"));
+  cnnc_test::Output r = bench_cnnc(
+      "bench models/mlp.cnn --engines generic,pytorch --threads 1 --reps 1 --seconds "
+      "0.01 --json --python " +
+      fake);
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("pytorch: skipped: PyTorch: seventh format refused") != std::string::npos);
+  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+  CHECK(at(j, "skipped.0.engine") == "pytorch");
+}
+
+TEST_CASE("cnnc bench --to-accuracy trains PyTorch at the waiting its search kept") {
+  // The fake is fastest under OMP_WAIT_POLICY=passive, so the search keeps passive; its
+  // accuracy mode records the environment it was started with and reports the target reached.
+  cnnc::test::TempDir dir;
+  write_small_mnist(dir);
+  const std::string env_file = (dir.path() / "accuracy-env").string();
+  std::string fake = fake_python(
+      dir,
+      "if [ \"$2\" = accuracy ]; then\n"
+      "  env | grep '^OMP_' > '" +
+          env_file +
+          "'\n"
+          "  echo '{\"done\": true, \"reached\": true, \"epoch\": 1, \"step\": 1, "
+          "\"seconds\": 0.1, \"accuracy\": 1}'\n"
+          "  exit 0\n"
+          "fi\n"
+          "rate=100; [ \"$OMP_WAIT_POLICY\" = passive ] && rate=200\n" +
+          serve_loop("    config) echo '{\"ok\": true, \"threads\": 1, \"omp_wait_policy\": "
+                     "\"'${OMP_WAIT_POLICY:-default}'\"}' ;;\n"
+                     "    load|format) echo '{\"ok\": true}' ;;\n"
+                     "    train) echo '{\"images_per_second\": '$rate'}' ;;\n"));
+  // The search tries passive only when the caller's environment leaves the policy open.
+  cnnc_test::Output r = bench_cnnc_with(
+      "env -u OMP_WAIT_POLICY '" CNNC_EXE "'",
+      "bench models/mlp.cnn --to-accuracy 0.5 --engines pytorch --threads 1 --epochs 1 --json "
+      "--python " +
+          fake + " --data " + dir.path().string());
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("pytorch: kept 1 thread, OMP_WAIT_POLICY=passive") != std::string::npos);
+  nlohmann::json j = nlohmann::json::parse(bench_last_line(r.out));
+  CHECK(at(j, "runs.0.reached") == true);
+  std::ifstream in(env_file);
+  std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(env.find("OMP_WAIT_POLICY=passive") != std::string::npos);
+  CHECK(env.find("OMP_NUM_THREADS=1") != std::string::npos);
 }
 
 TEST_CASE("cnnc bench --engines onednn runs the oneDNN network or says why it cannot") {
@@ -249,18 +328,8 @@ TEST_CASE("cnnc bench --engines onednn skips a model it cannot map, with the rea
 }
 
 TEST_CASE("cnnc bench --to-accuracy reports seconds per engine and seed, reached or not") {
-  // A small MNIST-shaped directory: 128 training and 50 test images of 28x28.
   cnnc::test::TempDir dir;
-  std::vector<uint8_t> train_labels, test_labels;
-  for (int i = 0; i < 128; ++i) train_labels.push_back(static_cast<uint8_t>(i % 10));
-  for (int i = 0; i < 50; ++i) test_labels.push_back(static_cast<uint8_t>(i % 10));
-  auto put = [&](const std::string& name, const cnnc::test::Bytes& bytes) {
-    dir.write(name, bytes);
-  };
-  put("train-images-idx3-ubyte", cnnc::test::image_file(128, 28, 28));
-  put("train-labels-idx1-ubyte", cnnc::test::label_file(train_labels));
-  put("t10k-images-idx3-ubyte", cnnc::test::image_file(50, 28, 28));
-  put("t10k-labels-idx1-ubyte", cnnc::test::label_file(test_labels));
+  write_small_mnist(dir);
 
   // Target 0: reached at the first evaluation. Target 1 in one epoch of two steps: not reached.
   cnnc_test::Output r = bench_cnnc_with(
