@@ -184,7 +184,8 @@ std::vector<std::string> peer_environment(int threads, const std::string& wait_p
   for (const char* keep : {"MALLOC_MMAP_THRESHOLD_=4294967296",
                            "MALLOC_TRIM_THRESHOLD_=68719476736", "MALLOC_TOP_PAD_=1073741824"})
     env.push_back(keep);
-  if (!wait_policy.empty()) env.push_back("OMP_WAIT_POLICY=" + wait_policy);
+  if (!wait_policy.empty() && wait_policy != "default")
+    env.push_back("OMP_WAIT_POLICY=" + wait_policy);
   return env;
 }
 

@@ -55,7 +55,8 @@ class LineProcess {
 
 // The environment of a peer: its BLAS single-threaded (OpenBLAS threads otherwise fight torch's
 // own for the cores) and OpenMP at `threads`; OMP_WAIT_POLICY set to `wait_policy` unless it is
-// empty (then the caller's environment decides).
+// empty or "default", the name a peer reports when it is unset (then the caller's environment
+// decides), so that a PeerSetting's wait_policy starts a process like the one it came from.
 std::vector<std::string> peer_environment(int threads, const std::string& wait_policy = "");
 
 // What a PyTorch process runs under, as its config reply says, and what it reached with it.

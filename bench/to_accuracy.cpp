@@ -202,9 +202,7 @@ Outcome train_pytorch(const std::string& name, const dsl::Graph& g, const cnnc_m
         {a.python, peers_dir() + "/pytorch_mnist.py", "accuracy", "--config", dir + "/config.json",
          "--data", a.data, "--params", dir + "/params.f32", "--target", fmt::format("{}", a.target),
          "--eval-every", fmt::format("{}", a.eval_every), "--epochs", fmt::format("{}", a.epochs)},
-        // The search's setting; "default" is libgomp's own when OMP_WAIT_POLICY is unset.
-        peer_environment(setting->threads,
-                         setting->wait_policy == "default" ? "" : setting->wait_policy));
+        peer_environment(setting->threads, setting->wait_policy));
     out.note = "the script ended without a result";
     while (std::optional<std::string> line = p.receive()) {
       nlohmann::json r = parse_reply(*line);
@@ -263,7 +261,7 @@ int run_to_accuracy(const dsl::Graph& g, const AccuracyOptions& a) {
       rt::Clock::time_point started = rt::Clock::now();
       const EngineVariant v = engine_variant(g, name);
       if (v.base == "pytorch") {
-        const auto& [setting, why] = pytorch_settings[name];
+        const auto& [setting, why] = pytorch_settings.at(name);
         o = train_pytorch(name, v.graph, table, a, seed, setting, why);
       } else if (name == "onednn") {
         try {

@@ -279,10 +279,9 @@ class Server:
     def predict(self):
         """The inference `check` compares and `infer` times: softmax of fp32 logits (CPU autocast
         would leave bf16 logits to a bf16 softmax)."""
-        with torch.no_grad(), autocast(self.cfg):
-            out = self.net(self.images)
-        out = out.float()
         with torch.no_grad():
+            with autocast(self.cfg):
+                out = self.net(self.images).float()
             return F.softmax(out, dim=1) if self.net.softmax else out
 
     def check(self, d):

@@ -36,10 +36,9 @@ class GenericModel {
   // Validates spec (see validate) and plans the workspace for slices of up to max_batch samples.
   // bf16_products: every conv and dense product takes its operands rounded to bf16 and sums in
   // fp32, as the avx512_bf16 variant of generated code does (engine "generic-bf16"; for a
-  // Winograd conv, the operands are its transforms, winograd.cpp): the
-  // reference that `cnnc verify` holds that variant to, whose relu and max-pool decisions
-  // follow the same rounded values but where fp32 summation order moves one across a bf16
-  // rounding midpoint.
+  // Winograd conv, the operands are its transforms, winograd.cpp): the reference that `cnnc
+  // verify` holds that variant to, whose relu and max-pool decisions follow the same rounded
+  // values but where fp32 summation order moves one across a bf16 rounding midpoint.
   GenericModel(ModelSpec spec, int32_t max_batch, bool bf16_products = false);
   ~GenericModel();
   GenericModel(GenericModel&&) noexcept;
