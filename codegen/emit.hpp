@@ -84,6 +84,9 @@ void emit_conv_forward_input(EmitContext& c, const LayerPlan& lp);
 void emit_winograd_forward(EmitContext& c, const LayerPlan& lp, bool pooled, bool training);
 // conv input gradient by the same (LayerPlan::winograd_dx).
 void emit_winograd_backward_data(EmitContext& c, const LayerPlan& lp);
+// conv weight gradient by F(3x3, 2x2) (LayerPlan::winograd_dw): the body of backward_weights
+// after x is transposed to xs, one sample after another, adding into dw [K][3][3][C].
+void emit_winograd_backward_weights(EmitContext& c, const LayerPlan& lp);
 // A conv fused with a max pool: the maximum of one window's conv outputs (the names of their
 // vectors, in (r, s) order), relu applied first where the conv has it, stored at
 // yo + at_output; training also stores the element it kept at ko + at_output (`m<suffix>` and

@@ -319,28 +319,11 @@ void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) 
   });
 }
 
-// The weight gradient by taps (plan.cpp says when): x is transposed to one sample after
-// another, then for each output row p, tiles of dw_kblock filters x dw_tblock vectors of taps of
-// one kernel row add
-//   dw[k][r][t] += sum_{p,q,lane} dz[p][q][k][lane] * x[lane][p*sh + r][q*sw][t]
-// with the taps loaded and dz broadcast, every sample in turn at each position: the position's
-// dz lines (one per filter, a sample in each lane) then serve all samples from L1. With the
-// samples outermost, a broadcast's line served one sample per tile, and a filter's lines lie
-// K * L floats apart (4 KiB for keras_mnist's 64 filters in AVX-512), all in one L1 set, so
-// they came from L2 again at every tile: conv2's weight gradient took 1.18-1.19x as long as its
-// input gradient (perf samples of the Clang build, 12,800 images on one thread), 1.07-1.11x now;
-// bf16 1.30-1.33x, 1.25-1.26x now. One row per pass over the tiles: its x rows and dz row for
-// every sample (keras_mnist's conv2: 252 KiB) stay in L2 while every tile passes, and a tile
-// reloads its accumulators once per row, for 384 positions and samples; chunks of 2, 4 and 12
-// rows took 1.04x, 1.2x and 1.4x as long (they crowd L2).
-// bf16 transposes the column pairs of emit_column_pairs instead of x and broadcasts a pair of
-// dz, so that each vdot adds the terms of columns 2j and 2j + 1.
-void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
+// x (bf16: the column pairs) transposed to xs, one sample after another: what the weight
+// gradient by taps, and by Winograd, read.
+void emit_x_by_sample(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
   const bool bf16 = lp.bf16_dw;
-  const char* type = bf16 ? "uint32_t" : "float";
-  int64_t L = c.L(), T = d.S * d.C, N = d.Hp * d.Wp * d.C, row = d.Wp * d.C;
-  // bf16: j = q / 2 over pairs of columns, each pair 2*sw columns of x after the previous one.
-  const int64_t Q = bf16 ? (d.Q + 1) / 2 : d.Q, q_step = (bf16 ? 2 : 1) * d.sw * d.C;
+  int64_t L = c.L(), N = d.Hp * d.Wp * d.C, row = d.Wp * d.C;
   // bf16: x[h][w] paired with x[h][w + sw] (zero past the right edge) as it is transposed.
   const int64_t pair_step = d.sw * d.C, paired = (d.Wp - d.sw) * d.C;
   if (bf16)
@@ -369,6 +352,30 @@ void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& 
         });
       },
       squares * L);
+}
+
+// The weight gradient by taps (plan.cpp says when): x is transposed to one sample after
+// another, then for each output row p, tiles of dw_kblock filters x dw_tblock vectors of taps of
+// one kernel row add
+//   dw[k][r][t] += sum_{p,q,lane} dz[p][q][k][lane] * x[lane][p*sh + r][q*sw][t]
+// with the taps loaded and dz broadcast, every sample in turn at each position: the position's
+// dz lines (one per filter, a sample in each lane) then serve all samples from L1. With the
+// samples outermost, a broadcast's line served one sample per tile, and a filter's lines lie
+// K * L floats apart (4 KiB for keras_mnist's 64 filters in AVX-512), all in one L1 set, so
+// they came from L2 again at every tile: conv2's weight gradient took 1.18-1.19x as long as its
+// input gradient (perf samples of the Clang build, 12,800 images on one thread), 1.07-1.11x now;
+// bf16 1.30-1.33x, 1.25-1.26x now. One row per pass over the tiles: its x rows and dz row for
+// every sample (keras_mnist's conv2: 252 KiB) stay in L2 while every tile passes, and a tile
+// reloads its accumulators once per row, for 384 positions and samples; chunks of 2, 4 and 12
+// rows took 1.04x, 1.2x and 1.4x as long (they crowd L2).
+// bf16 transposes the column pairs of emit_column_pairs instead of x and broadcasts a pair of
+// dz, so that each vdot adds the terms of columns 2j and 2j + 1.
+void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
+  const bool bf16 = lp.bf16_dw;
+  const char* type = bf16 ? "uint32_t" : "float";
+  int64_t L = c.L(), T = d.S * d.C, N = d.Hp * d.Wp * d.C, row = d.Wp * d.C;
+  // bf16: j = q / 2 over pairs of columns, each pair 2*sw columns of x after the previous one.
+  const int64_t Q = bf16 ? (d.Q + 1) / 2 : d.Q, q_step = (bf16 ? 2 : 1) * d.sw * d.C;
   emit_loop(c.w, "p", d.P, [&](const Expr& p) {
     emit_blocks(c.w, "k0", d.K, lp.dw_kblock, [&](int64_t filters, const Expr& k0) {
       emit_loop(c.w, "r", d.R, [&](const Expr& r) {
@@ -428,12 +435,18 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
                                !bias_with_relu(l) ? fmt::format(", db [{}][L]", d.K)
                                : lp.relu_in_pool  ? "; db in the max pool's backward"
                                                   : "; db in the backward pass"),
-                   fmt::format("{}{}{} x {} in registers, {} of output at a time",
-                               lp.dw_by_taps ? "every sample at each position: " : "",
-                               lp.dw_by_taps && lp.bf16_dw ? "pairs of output columns, " : "",
-                               counted(lp.dw_kblock, "filter"),
-                               counted(lp.dw_tblock, lp.dw_by_taps ? "vector" : "tap"),
-                               lp.dw_by_taps ? "one row" : counted(lp.dw_prows, "row")));
+                   lp.winograd_dw
+                       ? fmt::format("Winograd F(3x3, 2x2): {} x {} of channels in registers at "
+                                     "each of the 16 positions, groups of {} of a row",
+                                     counted(lp.winograd_dw_kblock, "filter"),
+                                     counted(lp.winograd_dw_vectors, "vector"),
+                                     counted(lp.winograd_dw_tiles, "tile"))
+                       : fmt::format("{}{}{} x {} in registers, {} of output at a time",
+                                     lp.dw_by_taps ? "every sample at each position: " : "",
+                                     lp.dw_by_taps && lp.bf16_dw ? "pairs of output columns, " : "",
+                                     counted(lp.dw_kblock, "filter"),
+                                     counted(lp.dw_tblock, lp.dw_by_taps ? "vector" : "tap"),
+                                     lp.dw_by_taps ? "one row" : counted(lp.dw_prows, "row")));
   open_layer_function(c, lp, Pass::backward_weights, params_and_ws);
   c.w.line("(void)params;");
   c.w.line("const float* dz = {};", c.grad_of(lp.index));
@@ -453,7 +466,11 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
   const bool bf16 = lp.bf16_dw;
   if (bf16) emit_column_pairs(c, lp, d);
   if (lp.dw_by_taps) {
-    emit_weights_by_taps(c, lp, d);
+    emit_x_by_sample(c, lp, d);
+    if (lp.winograd_dw)
+      emit_winograd_backward_weights(c, lp);
+    else
+      emit_weights_by_taps(c, lp, d);
     c.w.close();
     c.w.blank();
     return;

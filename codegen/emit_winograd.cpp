@@ -1,7 +1,7 @@
 // Convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
 // Convolutional Neural Networks", 2016), for one block of L samples in the lanes: the forward,
 // and the input gradient as a forward of dz padded by 2 with the filters turned by 180 degrees
-// and channels and filters swapped.
+// and channels and filters swapped; and the weight gradient by F(3x3, 2x2) (at the end).
 //
 // Each 2x2 tile of outputs y[2i + a][2j + b][k] comes from the 4x4 tile x_t of x at (2i, 2j):
 //   y_t[k] = b[k] + A^T ( sum_c U[k][c] (.) V[c] ) A
@@ -49,6 +49,26 @@ struct WinogradShape {
   int64_t KB;      // filters of a group (LayerPlan::winograd_kblock)
 };
 
+// V = B^T d B of one 4x4 tile d, whose element (r, q) is the vector d(r, q): as v<h>_<xi> for
+// the 16 positions xi = 4a + b, B^T d by rows (e<h>_) then the same on the columns.
+void emit_tile_transform(EmitContext& c, int h, const std::function<std::string(int, int)>& d) {
+  for (int r = 0; r < 4; ++r)
+    c.w.line("const V d{0}_{1}0 = {2}, d{0}_{1}1 = {3}, d{0}_{1}2 = {4}, d{0}_{1}3 = {5};", h, r,
+             d(r, 0), d(r, 1), d(r, 2), d(r, 3));
+  for (int q = 0; q < 4; ++q)
+    c.w.line(
+        "const V e{0}_0{1} = vsub(d{0}_0{1}, d{0}_2{1}), e{0}_1{1} = vadd(d{0}_1{1}, "
+        "d{0}_2{1}), e{0}_2{1} = vsub(d{0}_2{1}, d{0}_1{1}), e{0}_3{1} = vsub(d{0}_1{1}, "
+        "d{0}_3{1});",
+        h, q);
+  for (int r = 0; r < 4; ++r)
+    c.w.line(
+        "const V v{0}_{1} = vsub(e{0}_{2}0, e{0}_{2}2), v{0}_{3} = vadd(e{0}_{2}1, "
+        "e{0}_{2}2), v{0}_{4} = vsub(e{0}_{2}2, e{0}_{2}1), v{0}_{5} = vsub(e{0}_{2}1, "
+        "e{0}_{2}3);",
+        h, 4 * r, r, 4 * r + 1, 4 * r + 2, 4 * r + 3);
+}
+
 // V of `count` tiles of row i from tile j0: v[t][xi][c] = (B^T x_t[c] B)[xi], in bf16 the pairs
 // of channels 2c and 2c + 1. B^T d takes the rows of the tile, then the same on the columns.
 void emit_input_transform(EmitContext& c, const WinogradShape& s, const Expr& i, const Expr& j0,
@@ -79,24 +99,10 @@ void emit_input_transform(EmitContext& c, const WinogradShape& s, const Expr& i,
                  : over.is(false) ? load
                                   : fmt::format("{} ? vzero() : {}", over.text, load);
         };
-        for (int r = 0; r < 4; ++r)
-          c.w.line("const V d{0}_{1}0 = {2}, d{0}_{1}1 = {3}, d{0}_{1}2 = {4}, d{0}_{1}3 = {5};", h,
-                   r, d(r, 0), d(r, 1), d(r, 2), d(r, 3));
-        for (int q = 0; q < 4; ++q)
-          c.w.line(
-              "const V e{0}_0{1} = vsub(d{0}_0{1}, d{0}_2{1}), e{0}_1{1} = vadd(d{0}_1{1}, "
-              "d{0}_2{1}), e{0}_2{1} = vsub(d{0}_2{1}, d{0}_1{1}), e{0}_3{1} = vsub(d{0}_1{1}, "
-              "d{0}_3{1});",
-              h, q);
-        for (int r = 0; r < 4; ++r)
-          c.w.line(
-              "const V v{0}_{1} = vsub(e{0}_{2}0, e{0}_{2}2), v{0}_{3} = vadd(e{0}_{2}1, "
-              "e{0}_{2}2), v{0}_{4} = vsub(e{0}_{2}2, e{0}_{2}1), v{0}_{5} = vsub(e{0}_{2}1, "
-              "e{0}_{2}3);",
-              h, 4 * r, r, 4 * r + 1, 4 * r + 2, 4 * r + 3);
+        emit_tile_transform(c, h, d);
       }
       for (int xi = 0; xi < 16; ++xi) {
-        const Expr to = ((t * 16 + xi) * s.C + ch) * L;
+        const Expr to = (t * 16 + xi) * winograd_step(s.C * L, L) + ch * L;
         if (s.bf16)
           c.w.line("vpstore({}, vpair(v0_{}, v1_{}));", at("v", to), xi, xi);
         else
@@ -116,7 +122,8 @@ void emit_products(EmitContext& c, const WinogradShape& s, const Expr& k0, int64
   c.w.open("for (int xi = 0; xi < 16; ++xi)");
   c.w.line("const {}* uk = {};", bf16 ? "uint32_t" : "float", at("u", xi * (s.K * s.C) + k0 * s.C));
   c.w.line("CNNC_OPAQUE(uk);");  // why: see the macro in the prelude (emit_prelude.cpp)
-  c.w.line("const {}* vx = {};", bf16 ? "uint32_t" : "float", at("v", xi * (s.C * L)));
+  c.w.line("const {}* vx = {};", bf16 ? "uint32_t" : "float",
+           at("v", xi * winograd_step(s.C * L, L)));
   for (int64_t t = 0; t < count; ++t)
     for (int64_t j = 0; j < size; ++j) c.w.line("V acc_t{}_k{} = vzero();", t, j);
   std::string names;
@@ -125,7 +132,7 @@ void emit_products(EmitContext& c, const WinogradShape& s, const Expr& k0, int64
   auto channel = [&](const Expr& ch) {
     for (int64_t t = 0; t < count; ++t)
       c.w.line("a{} = {}({});", t, bf16 ? "vpload" : "vload",
-               at("vx", ch * L + t * (16 * s.C * L)));
+               at("vx", ch * L + t * (16 * winograd_step(s.C * L, L))));
     for (int64_t j = 0; j < size; ++j) {
       c.w.line("wv = {}({});", bf16 ? "vpbcast" : "vbcast", at("uk", ch + j * s.C));
       for (int64_t t = 0; t < count; ++t) {
@@ -324,6 +331,120 @@ void emit_winograd_backward_data(EmitContext& c, const LayerPlan& lp) {
       });
   c.w.close();
   c.w.blank();
+}
+
+// The weight gradient by F(3x3, 2x2): dw is the correlation of x with dz, so the same minimal
+// filtering on the same 4x4 tiles of x, with dz's 2x2 tile as the filter and dw's 3x3 the output:
+//   dw[k][c] += A^T ( sum_{tiles, samples} Z[k] (.) V[c] ) A,  Z[k] = G dz_t[k] G^T,
+//   V[c] = B^T x_t[c] B (the forward's),  G = [1 0; 1 1; 1 -1; 0 1],
+//   A^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 -1]
+// (Lavin's G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 -1] and A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1] with the
+// halves and the sign moved into A, so that Z takes adds alone). At each position the sum over
+// tiles and samples is a matrix product, as the taps' is (emit_weights_by_taps): channels in the
+// lanes, read from x one sample after another, and Z broadcast, every sample in turn. Groups of
+// tiles of a row take their V and Z, then their products into M [16][K][C], which is transformed
+// back once per block. Every term of the direct sum is still summed, so FLOPs count as the
+// direct sum's; the sums round differently from the taps' (within fp32's tolerance).
+void emit_winograd_backward_weights(EmitContext& c, const LayerPlan& lp) {
+  const dsl::Layer& l = *lp.layer;
+  const int64_t L = c.L(), C = l.in.c, K = l.units, Q = l.out.w;
+  const int64_t Wp = l.in.w + l.pad_left + l.pad_right;
+  const int64_t N = (l.in.h + l.pad_top + l.pad_bottom) * Wp * C;  // one sample of xs
+  const int64_t T = lp.winograd_dw_tiles, KB = lp.winograd_dw_kblock;
+  const int64_t VB = lp.winograd_dw_vectors;
+  c.w.line("float* v = {};", ws(lp.winograd_dw_tiles_vz));
+  const int64_t v_xi = winograd_step(T * L * C, L), z_xi = winograd_step(T * K * L, L);
+  c.w.line("float* z = {};", at("v", 16 * v_xi));
+  c.w.line("float* m = {};", ws(lp.winograd_dw_m));
+  c.w.line("std::memset(m, 0, {} * sizeof(float));", 16 * K * C);
+  emit_loop(c.w, "i", l.out.h / 2, [&](const Expr& i) {
+    emit_blocks(c.w, "j0", Q / 2, T, [&](int64_t count, const Expr& j0) {
+      emit_loop(c.w, "t", count, [&](const Expr& t) {
+        emit_loop(c.w, "n", L, [&](const Expr& n) {
+          emit_loop(c.w, "cv", C / L, [&](const Expr& cv) {
+            const Expr tile = n * N + i * (2 * Wp * C) + (j0 + t) * (2 * C) + cv * L;
+            emit_tile_transform(c, 0, [&](int r, int q) {
+              return fmt::format("vloadu({})", at("xs", tile + (r * Wp + q) * C));
+            });
+            for (int xi = 0; xi < 16; ++xi)
+              c.w.line("vstore({}, v0_{});", at("v", (t * L + n) * C + cv * L + xi * v_xi), xi);
+          });
+        });
+        // Z = G dz_t G^T by rows, then columns: e_a<b> of rows (d_0, d_0 + d_1, d_0 - d_1, d_1).
+        emit_loop(c.w, "k", K, [&](const Expr& k) {
+          const Expr tile = (i * (2 * Q) + (j0 + t) * 2) * (K * L) + k * L;
+          c.w.line("const V d00 = vload({}), d01 = vload({}), d10 = vload({}), d11 = vload({});",
+                   at("dz", tile), at("dz", tile + K * L), at("dz", tile + Q * K * L),
+                   at("dz", tile + (Q + 1) * K * L));
+          for (int b = 0; b < 2; ++b)
+            c.w.line("const V e1{0} = vadd(d0{0}, d1{0}), e2{0} = vsub(d0{0}, d1{0});", b);
+          const char* e[4][2] = {{"d00", "d01"}, {"e10", "e11"}, {"e20", "e21"}, {"d10", "d11"}};
+          for (int a = 0; a < 4; ++a) {
+            auto to = [&](int b) { return at("z", (t * K + k) * L + (4 * a + b) * z_xi); };
+            c.w.line("vstore({}, {});", to(0), e[a][0]);
+            c.w.line("vstore({}, vadd({}, {}));", to(1), e[a][0], e[a][1]);
+            c.w.line("vstore({}, vsub({}, {}));", to(2), e[a][0], e[a][1]);
+            c.w.line("vstore({}, {});", to(3), e[a][1]);
+          }
+        });
+      });
+      // The products: at each position, winograd_dw_kblock filters x winograd_dw_vectors of
+      // channels over every tile of the group and every sample.
+      c.w.open("for (int xi = 0; xi < 16; ++xi)");
+      c.w.line("const float* vx = {};", at("v", Expr::var("xi") * v_xi));
+      c.w.line("const float* zx = {};", at("z", Expr::var("xi") * z_xi));
+      c.w.line("float* mx = {};", at("m", Expr::var("xi") * (K * C)));
+      emit_blocks(c.w, "k0", K, KB, [&](int64_t filters, const Expr& k0) {
+        emit_blocks(c.w, "v0", C / L, VB, [&](int64_t vectors, const Expr& v0) {
+          for (int64_t j = 0; j < filters; ++j)
+            for (int64_t b = 0; b < vectors; ++b)
+              c.w.line("V acc_k{}_v{} = vload({});", j, b, at("mx", (k0 + j) * C + (v0 + b) * L));
+          emit_loop(c.w, "t", count, [&](const Expr& t) {
+            emit_loop(c.w, "n", L, [&](const Expr& n) {
+              for (int64_t b = 0; b < vectors; ++b)
+                c.w.line("const V x{} = vload({});", b, at("vx", (t * L + n) * C + (v0 + b) * L));
+              for (int64_t j = 0; j < filters; ++j) {
+                c.w.line("const V d{} = vbcast({});", j, at("zx", (t * K + k0 + j) * L + n));
+                for (int64_t b = 0; b < vectors; ++b)
+                  c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, b, b, j, j, b);
+              }
+            });
+          });
+          for (int64_t j = 0; j < filters; ++j)
+            for (int64_t b = 0; b < vectors; ++b)
+              c.w.line("vstore({}, acc_k{}_v{});", at("mx", (k0 + j) * C + (v0 + b) * L), j, b);
+        });
+      });
+      c.w.close();
+    });
+  });
+  // dw[k][r][s][c] += (A^T M A)[r][s]: by rows (r<a>_<b>), then columns.
+  c.w.line("const V half = vset(0.5f);");
+  emit_loop(c.w, "k", K, [&](const Expr& k) {
+    emit_loop(c.w, "cv", C / L, [&](const Expr& cv) {
+      auto m = [&](int a, int b) { return at("m", (k + (4 * a + b) * K) * C + cv * L); };
+      for (int a = 0; a < 4; ++a)
+        c.w.line(
+            "const V m{0}0 = vload({1}), m{0}1 = vload({2}), m{0}2 = vload({3}), m{0}3 = "
+            "vload({4});",
+            a, m(a, 0), m(a, 1), m(a, 2), m(a, 3));
+      for (int b = 0; b < 4; ++b)
+        c.w.line(
+            "const V s{0} = vmul(half, vadd(m1{0}, m2{0})), r0_{0} = vadd(m0{0}, s{0}), "
+            "r1_{0} = vmul(half, vsub(m1{0}, m2{0})), r2_{0} = vsub(s{0}, m3{0});",
+            b);
+      for (int r = 0; r < 3; ++r) {
+        c.w.line("const V s_{0} = vmul(half, vadd(r{0}_1, r{0}_2));", r);
+        const std::string row[3] = {fmt::format("vadd(r{0}_0, s_{0})", r),
+                                    fmt::format("vmul(half, vsub(r{0}_1, r{0}_2))", r),
+                                    fmt::format("vsub(s_{0}, r{0}_3)", r)};
+        for (int q = 0; q < 3; ++q) {
+          const std::string to = at("dw", (k * 3 + r) * (3 * C) + q * C + cv * L);
+          c.w.line("vstore({0}, vadd(vload({0}), {1}));", to, row[q]);
+        }
+      }
+    });
+  });
 }
 
 }  // namespace cnnc::codegen

@@ -294,7 +294,7 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
         if (lp.winograd) {
           lp.winograd_tiles = register_block(isa, l.out.w / 2, 4);
           lp.winograd_kblock = register_block(isa, l.units, 4);
-          v = lp.winograd_tiles * 16 * (l.in.c / pair);
+          v = lp.winograd_tiles * 16 * winograd_step(l.in.c / pair * L, L);
           m = 16 * lp.winograd_tiles * lp.winograd_kblock;
           lp.winograd_u =
               weights.take(l.name + "_winograd_u", 16 * l.units * (l.in.c / pair),
@@ -304,7 +304,8 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
         if (lp.winograd_dx) {
           lp.winograd_dx_tiles = register_block(isa, l.in.w / 2, 5);
           lp.winograd_dx_kblock = register_block(isa, l.in.c, 4);
-          v = std::max<int64_t>(v, lp.winograd_dx_tiles * 16 * (l.units / pair));
+          v = std::max<int64_t>(v,
+                                lp.winograd_dx_tiles * 16 * winograd_step(l.units / pair * L, L));
           m = std::max<int64_t>(m, 16 * lp.winograd_dx_tiles * lp.winograd_dx_kblock);
           lp.winograd_dx_u = weights.take(
               l.name + "_winograd_dx_u", 16 * l.in.c * (l.units / pair),
@@ -312,7 +313,7 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
                           bf16 ? "bf16 pairs, " : "", l.in.c, l.units / pair));
         }
         lp.winograd_v = a.take(
-            l.name + "_winograd_v", v * L,
+            l.name + "_winograd_v", v,
             fmt::format("{}'s transformed input tiles{}", l.name, bf16 ? ", bf16 pairs" : ""));
         lp.winograd_m = a.take(l.name + "_winograd_m", m * L,
                                fmt::format("{}'s transformed output tiles", l.name));
@@ -368,6 +369,34 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
                                bf16 ? " with the column sw to the right of each, bf16 pairs" : "",
                                l.in.h + l.pad_top + l.pad_bottom, l.in.w + l.pad_left + l.pad_right,
                                l.in.c));
+      }
+      // The weight gradient by Winograd too (emit_winograd.cpp) for a 3x3 conv of stride 1 with
+      // whole tiles of 2x2 outputs, channels in whole vectors and filters enough to fill a
+      // register tile: 16 products per filter, channel and tile where the taps take 36. fp32 on
+      // AVX-512 only: bf16's generic engine rounds x and dz as the taps' products do.
+      lp.winograd_dw = lp.dw_by_taps && !bf16 && isa == Isa::avx512 && l.kernel_h == 3 &&
+                       l.kernel_w == 3 && l.stride_h == 1 && l.stride_w == 1 && l.out.h % 2 == 0 &&
+                       l.out.w % 2 == 0 && l.in.c % L == 0 && l.units >= 16;
+      if (lp.winograd_dw) {
+        // Registers: winograd_dw_kblock x winograd_dw_vectors accumulators, the vectors of one
+        // V row and one broadcast. A group's V and Z stay within 512 KiB of L2 while its 16
+        // positions pass over them (keras_mnist's conv2: 96 KiB a tile).
+        lp.winograd_dw_vectors = register_block(isa, l.in.c / L, 4);
+        lp.winograd_dw_kblock = register_block(isa, l.units, 28 / lp.winograd_dw_vectors);
+        const int64_t tile_floats = 16 * L * (l.in.c + l.units);
+        lp.winograd_dw_tiles =
+            register_block(isa, l.out.w / 2, std::max<int64_t>(1, 512 * 1024 / (tile_floats * 4)));
+        const int64_t T = lp.winograd_dw_tiles;
+        lp.winograd_dw_tiles_vz = a.take(
+            l.name + "_winograd_dw_vz",
+            16 * (winograd_step(T * L * l.in.c, L) + winograd_step(T * l.units * L, L)),
+            fmt::format("{}'s transformed x and dz tiles of a group, [16][{}][L][{}] then "
+                        "[16][{}][{}][L]",
+                        l.name, lp.winograd_dw_tiles, l.in.c, lp.winograd_dw_tiles, l.units));
+        lp.winograd_dw_m =
+            a.take(l.name + "_winograd_dw_m", 16 * l.units * l.in.c,
+                   fmt::format("{}'s transformed weight gradient of the block, [16][{}][{}]",
+                               l.name, l.units, l.in.c));
       }
       if (l.trainable()) {
         lp.lane_dw =

@@ -1,9 +1,10 @@
-// Specifications of the conv forward and input gradient by Winograd's F(2x2, 3x3)
-// (codegen/emit_winograd.cpp): the layers cnnc_abi.h's rules name, and only those, run by it on
-// AVX-512; in fp32 they agree with the generic engine's direct sums within fp32's tolerance, and
-// in bf16 with the generic engine that rounds the same transforms (generic/winograd.cpp) and with
-// fp32 within bf16's bound; with padding, without a pool and fused with one, with tanh, with
-// filters and tiles that the register tile does not divide, and under a direct forward.
+// Specifications of the conv forward and input gradient by Winograd's F(2x2, 3x3), and of the
+// weight gradient by F(3x3, 2x2) (codegen/emit_winograd.cpp): the layers cnnc_abi.h's rules (the
+// weight gradient's: plan.cpp's) name, and only those, run by it on AVX-512; in fp32 they agree
+// with the generic engine's direct sums within fp32's tolerance, and in bf16 with the generic
+// engine that rounds the same transforms (generic/winograd.cpp) and with fp32 within bf16's
+// bound; with padding, without a pool and fused with one, with tanh, with filters, channels and
+// tiles that the register tile does not divide, and under a direct forward.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -41,14 +42,17 @@ const std::string kOddModel =
     "model winoodd\ninput 10x10x3\nconv 17 3x3 pad=1 relu\nconv 16 3x3 relu\nflatten\ndense 3 "
     "softmax\n";
 
-// Which layers of a model each variant runs by Winograd, the forward or (dx) the input gradient,
-// as "conv2 conv3".
-std::string winograd_layers(const std::string& text, codegen::Isa isa, bool dx = false) {
+enum class Pass { forward, dx, dw };
+
+// Which layers of a model each variant runs by Winograd, in the forward, the input gradient (dx)
+// or the weight gradient (dw), as "conv2 conv3".
+std::string winograd_layers(const std::string& text, codegen::Isa isa, Pass pass = Pass::forward) {
   dsl::Graph g = test::graph_of(text);
   codegen::Plan plan = codegen::plan_model(g, isa, 16);
   std::string names;
   for (const codegen::LayerPlan& lp : plan.layers)
-    if (dx ? lp.winograd_dx : lp.winograd) names += (names.empty() ? "" : " ") + lp.layer->name;
+    if (pass == Pass::dx ? lp.winograd_dx : pass == Pass::dw ? lp.winograd_dw : lp.winograd)
+      names += (names.empty() ? "" : " ") + lp.layer->name;
   return names;
 }
 
@@ -86,6 +90,12 @@ const std::string kModel =
 const std::string kGradientModel =
     "model winodx\ninput 12x12x3\nconv 16 3x3 pad=1 relu\nconv 18 3x3 relu\nconv 16 3x3 "
     "relu\nmaxpool 2x2\nflatten\ndense 5 softmax\noptimizer sgd lr=0.1 momentum=0.9\n";
+
+// The weight gradient by F(3x3, 2x2) (fp32): conv2's 80 channels are 5 vectors, in register
+// tiles of 3 and 2, its 20 filters 7, 7 and 6, and its 7 tiles a row groups of 4 and 3.
+const std::string kWeightsModel =
+    "model winodw\ninput 16x16x3\nconv 80 3x3 pad=1 relu\nconv 20 3x3 relu\nflatten\ndense 5 "
+    "softmax\noptimizer sgd lr=0.1 momentum=0.9\n";
 
 }  // namespace
 
@@ -140,26 +150,36 @@ TEST_CASE("AVX-512 plans the layers the rule names by Winograd, the other varian
   // A 3x3 pool after a Winograd conv stays a pool of its own: a tile is not its window.
   CHECK(winograd_layers("model w\ninput 8x8x16\nconv 16 3x3 pad=1 relu\nmaxpool 3x3\n",
                         codegen::Isa::avx512) == "conv1");
-  CHECK(winograd_layers(kModel, codegen::Isa::avx512, true).empty());  // padded
+  CHECK(winograd_layers(kModel, codegen::Isa::avx512, Pass::dx).empty());  // padded
   CHECK(winograd_layers(kGradientModel, codegen::Isa::avx512) == "conv2 conv3");
-  CHECK(winograd_layers(kGradientModel, codegen::Isa::avx512, true) == "conv2 conv3");
-  CHECK(winograd_layers(kGradientModel + "precision bf16\n", codegen::Isa::avx512_bf16, true) ==
+  CHECK(winograd_layers(kGradientModel, codegen::Isa::avx512, Pass::dx) == "conv2 conv3");
+  CHECK(winograd_layers(kGradientModel + "precision bf16\n", codegen::Isa::avx512_bf16, Pass::dx) ==
         "conv2 conv3");
-  CHECK(winograd_layers(kGradientModel, codegen::Isa::avx2, true).empty());
+  CHECK(winograd_layers(kGradientModel, codegen::Isa::avx2, Pass::dx).empty());
   CHECK(winograd_layers(kOddModel, codegen::Isa::avx512).empty());
-  CHECK(winograd_layers(kOddModel, codegen::Isa::avx512, true) == "conv2");
+  CHECK(winograd_layers(kOddModel, codegen::Isa::avx512, Pass::dx) == "conv2");
+  // The weight gradient: fp32 AVX-512, channels in whole vectors (kOddModel's 17 are not),
+  // padded or not.
+  CHECK(winograd_layers(kModel, codegen::Isa::avx512, Pass::dw) == "conv2");
+  CHECK(winograd_layers(kGradientModel, codegen::Isa::avx512, Pass::dw) == "conv2");
+  CHECK(winograd_layers(kWeightsModel, codegen::Isa::avx512, Pass::dw) == "conv2");
+  CHECK(winograd_layers(kOddModel, codegen::Isa::avx512, Pass::dw).empty());
+  CHECK(winograd_layers(kWeightsModel + "precision bf16\n", codegen::Isa::avx512_bf16, Pass::dw)
+            .empty());
+  CHECK(winograd_layers(kWeightsModel, codegen::Isa::avx2, Pass::dw).empty());
   dsl::Graph g = test::graph_of(kModel);
   codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
   CHECK(gen.source.find("Winograd F(2x2, 3x3)") != std::string::npos);
+  CHECK(gen.source.find("Winograd F(3x3, 2x2)") != std::string::npos);
 }
 
-TEST_CASE(
-    "Winograd's fp32 forward and input gradient agree with the generic engine's direct sums") {
+TEST_CASE("Winograd's fp32 forward and gradients agree with the generic engine's direct sums") {
   if (!cnnc_test::cpu_has("avx512f")) CNNC_SKIP("isa:avx512", "this CPU lacks AVX-512");
   // 19 samples: a block of 16 and one of 3, whose idle lanes must not reach the gradients.
   check(kModel, 19, {"avx512"});
   check(kGradientModel, 19, {"avx512"});
   check(kOddModel, 19, {"avx512"});
+  check(kWeightsModel, 19, {"avx512"});
 }
 
 TEST_CASE("Winograd's bf16 agrees with the generic engine that rounds its transforms") {
