@@ -322,7 +322,7 @@ void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) 
 // x (bf16: the column pairs) transposed to xs, one sample after another: what the weight
 // gradient by taps, and by Winograd, read.
 void emit_x_by_sample(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
-  const bool bf16 = lp.bf16_dw;
+  const bool bf16 = lp.bf16_dw && !lp.winograd_dw;  // Winograd pairs its transforms instead
   int64_t L = c.L(), N = d.Hp * d.Wp * d.C, row = d.Wp * d.C;
   // bf16: x[h][w] paired with x[h][w + sw] (zero past the right edge) as it is transposed.
   const int64_t pair_step = d.sw * d.C, paired = (d.Wp - d.sw) * d.C;
@@ -436,8 +436,9 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
                                : lp.relu_in_pool  ? "; db in the max pool's backward"
                                                   : "; db in the backward pass"),
                    lp.winograd_dw
-                       ? fmt::format("Winograd F(3x3, 2x2): {} x {} of channels in registers at "
-                                     "each of the 16 positions, groups of {} of a row",
+                       ? fmt::format("Winograd F(3x3, 2x2){}: {} x {} of channels in registers "
+                                     "at each of the 16 positions, groups of {} of a row",
+                                     lp.bf16_dw ? ", pairs of samples" : "",
                                      counted(lp.winograd_dw_kblock, "filter"),
                                      counted(lp.winograd_dw_vectors, "vector"),
                                      counted(lp.winograd_dw_tiles, "tile"))
@@ -464,7 +465,7 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
   }
   // bf16: pairs of columns, j = q / 2, and vdot for vfma.
   const bool bf16 = lp.bf16_dw;
-  if (bf16) emit_column_pairs(c, lp, d);
+  if (bf16 && !lp.winograd_dw) emit_column_pairs(c, lp, d);
   if (lp.dw_by_taps) {
     emit_x_by_sample(c, lp, d);
     if (lp.winograd_dw)

@@ -343,31 +343,45 @@ void emit_winograd_backward_data(EmitContext& c, const LayerPlan& lp) {
 // tiles and samples is a matrix product, as the taps' is (emit_weights_by_taps): channels in the
 // lanes, read from x one sample after another, and Z broadcast, every sample in turn. Groups of
 // tiles of a row take their V and Z, then their products into M [16][K][C], which is transformed
-// back once per block. Every term of the direct sum is still summed, so FLOPs count as the
-// direct sum's; the sums round differently from the taps' (within fp32's tolerance).
+// back once per block. bf16 pairs samples 2m and 2m + 1 in each word of V and of Z, so that a
+// vdot adds both samples' products; V and Z are rounded, not x and dz, as the generic engine
+// with bf16 products does (generic/winograd.cpp). Every term of the direct sum is still summed,
+// so FLOPs count as the direct sum's; the sums round differently from the taps'.
 void emit_winograd_backward_weights(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
+  const bool bf16 = lp.bf16_dw;
   const int64_t L = c.L(), C = l.in.c, K = l.units, Q = l.out.w;
   const int64_t Wp = l.in.w + l.pad_left + l.pad_right;
   const int64_t N = (l.in.h + l.pad_top + l.pad_bottom) * Wp * C;  // one sample of xs
   const int64_t T = lp.winograd_dw_tiles, KB = lp.winograd_dw_kblock;
   const int64_t VB = lp.winograd_dw_vectors;
-  c.w.line("float* v = {};", ws(lp.winograd_dw_tiles_vz));
-  const int64_t v_xi = winograd_step(T * L * C, L), z_xi = winograd_step(T * K * L, L);
-  c.w.line("float* z = {};", at("v", 16 * v_xi));
+  // bf16: S = L / 2 pairs of samples, m for samples 2m and 2m + 1, in each word of V and Z.
+  const int64_t S = bf16 ? L / 2 : L;
+  const int64_t v_xi = winograd_step(T * S * C, L), z_xi = winograd_step(T * K * S, L);
+  const char* type = bf16 ? "uint32_t" : "float";
+  c.w.line("{0}* v = ({0}*)({1});", type, ws(lp.winograd_dw_tiles_vz));
+  c.w.line("{}* z = {};", type, at("v", 16 * v_xi));
   c.w.line("float* m = {};", ws(lp.winograd_dw_m));
   c.w.line("std::memset(m, 0, {} * sizeof(float));", 16 * K * C);
   emit_loop(c.w, "i", l.out.h / 2, [&](const Expr& i) {
     emit_blocks(c.w, "j0", Q / 2, T, [&](int64_t count, const Expr& j0) {
       emit_loop(c.w, "t", count, [&](const Expr& t) {
-        emit_loop(c.w, "n", L, [&](const Expr& n) {
+        emit_loop(c.w, bf16 ? "m2" : "n", S, [&](const Expr& n) {
           emit_loop(c.w, "cv", C / L, [&](const Expr& cv) {
-            const Expr tile = n * N + i * (2 * Wp * C) + (j0 + t) * (2 * C) + cv * L;
-            emit_tile_transform(c, 0, [&](int r, int q) {
-              return fmt::format("vloadu({})", at("xs", tile + (r * Wp + q) * C));
-            });
-            for (int xi = 0; xi < 16; ++xi)
-              c.w.line("vstore({}, v0_{});", at("v", (t * L + n) * C + cv * L + xi * v_xi), xi);
+            for (int h = 0; h < (bf16 ? 2 : 1); ++h) {
+              const Expr tile =
+                  (n * (bf16 ? 2 : 1) + h) * N + i * (2 * Wp * C) + (j0 + t) * (2 * C) + cv * L;
+              emit_tile_transform(c, h, [&](int r, int q) {
+                return fmt::format("vloadu({})", at("xs", tile + (r * Wp + q) * C));
+              });
+            }
+            for (int xi = 0; xi < 16; ++xi) {
+              const std::string to = at("v", (t * S + n) * C + cv * L + xi * v_xi);
+              if (bf16)
+                c.w.line("vpstore({}, vpair(v0_{}, v1_{}));", to, xi, xi);
+              else
+                c.w.line("vstore({}, v0_{});", to, xi);
+            }
           });
         });
         // Z = G dz_t G^T by rows, then columns: e_a<b> of rows (d_0, d_0 + d_1, d_0 - d_1, d_1).
@@ -379,20 +393,22 @@ void emit_winograd_backward_weights(EmitContext& c, const LayerPlan& lp) {
           for (int b = 0; b < 2; ++b)
             c.w.line("const V e1{0} = vadd(d0{0}, d1{0}), e2{0} = vsub(d0{0}, d1{0});", b);
           const char* e[4][2] = {{"d00", "d01"}, {"e10", "e11"}, {"e20", "e21"}, {"d10", "d11"}};
-          for (int a = 0; a < 4; ++a) {
-            auto to = [&](int b) { return at("z", (t * K + k) * L + (4 * a + b) * z_xi); };
-            c.w.line("vstore({}, {});", to(0), e[a][0]);
-            c.w.line("vstore({}, vadd({}, {}));", to(1), e[a][0], e[a][1]);
-            c.w.line("vstore({}, vsub({}, {}));", to(2), e[a][0], e[a][1]);
-            c.w.line("vstore({}, {});", to(3), e[a][1]);
-          }
+          for (int a = 0; a < 4; ++a)
+            for (int b = 0; b < 4; ++b) {
+              const std::string value =
+                  b == 0   ? e[a][0]
+                  : b == 3 ? e[a][1]
+                           : fmt::format("{}({}, {})", b == 1 ? "vadd" : "vsub", e[a][0], e[a][1]);
+              c.w.line("{}({}, {});", bf16 ? "vpstore_lanes" : "vstore",
+                       at("z", (t * K + k) * S + (4 * a + b) * z_xi), value);
+            }
         });
       });
       // The products: at each position, winograd_dw_kblock filters x winograd_dw_vectors of
-      // channels over every tile of the group and every sample.
+      // channels over every tile of the group and every sample (bf16: pair of samples).
       c.w.open("for (int xi = 0; xi < 16; ++xi)");
-      c.w.line("const float* vx = {};", at("v", Expr::var("xi") * v_xi));
-      c.w.line("const float* zx = {};", at("z", Expr::var("xi") * z_xi));
+      c.w.line("const {}* vx = {};", type, at("v", Expr::var("xi") * v_xi));
+      c.w.line("const {}* zx = {};", type, at("z", Expr::var("xi") * z_xi));
       c.w.line("float* mx = {};", at("m", Expr::var("xi") * (K * C)));
       emit_blocks(c.w, "k0", K, KB, [&](int64_t filters, const Expr& k0) {
         emit_blocks(c.w, "v0", C / L, VB, [&](int64_t vectors, const Expr& v0) {
@@ -400,13 +416,19 @@ void emit_winograd_backward_weights(EmitContext& c, const LayerPlan& lp) {
             for (int64_t b = 0; b < vectors; ++b)
               c.w.line("V acc_k{}_v{} = vload({});", j, b, at("mx", (k0 + j) * C + (v0 + b) * L));
           emit_loop(c.w, "t", count, [&](const Expr& t) {
-            emit_loop(c.w, "n", L, [&](const Expr& n) {
+            emit_loop(c.w, bf16 ? "m2" : "n", S, [&](const Expr& n) {
               for (int64_t b = 0; b < vectors; ++b)
-                c.w.line("const V x{} = vload({});", b, at("vx", (t * L + n) * C + (v0 + b) * L));
+                c.w.line("const {} x{} = {}({});", bf16 ? "P" : "V", b, bf16 ? "vpload" : "vload",
+                         at("vx", (t * S + n) * C + (v0 + b) * L));
               for (int64_t j = 0; j < filters; ++j) {
-                c.w.line("const V d{} = vbcast({});", j, at("zx", (t * K + k0 + j) * L + n));
-                for (int64_t b = 0; b < vectors; ++b)
-                  c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, b, b, j, j, b);
+                c.w.line("const {} d{} = {}({});", bf16 ? "P" : "V", j, bf16 ? "vpbcast" : "vbcast",
+                         at("zx", (t * K + k0 + j) * S + n));
+                for (int64_t b = 0; b < vectors; ++b) {
+                  if (bf16)
+                    c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, x{}, d{});", j, b, j, b, b, j);
+                  else
+                    c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, b, b, j, j, b);
+                }
               }
             });
           });

@@ -173,7 +173,7 @@ void plan_pairs(LayerPlan& lp, Arena& a, Arena& w, int64_t L) {
                              "[{}][{}][{}][L]",
                              l.name, l.stride_w, Hp, Wp, C));
     }
-    if (lp.bf16_dw) {
+    if (lp.bf16_dw && !lp.winograd_dw) {  // Winograd pairs the transformed tiles' samples
       lp.dzq_pairs = a.take(l.name + "_dzq_pairs", l.out.h * pairs(l.out.w) * l.units * L,
                             fmt::format("{}'s output gradient by pairs of columns, bf16, "
                                         "[{}][{}][{}][L]",
@@ -359,24 +359,21 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       // output position. bf16 runs it too, with pairs of output columns in each vdot
       // (emit_conv.cpp).
       lp.dw_by_taps = l.trainable() && isa != Isa::portable && taps % L == 0;
+      // The weight gradient by Winograd too where cnnc_abi.h's rule names it (emit_winograd.cpp):
+      // 16 products per filter, channel and tile where the taps take 36.
+      lp.winograd_dw = lp.dw_by_taps && isa == Isa::avx512 && cnnc_winograd_dw(&abi.layers[i]);
       if (lp.dw_by_taps) {
         // Registers: dw_kblock x dw_tblock accumulators, dw_tblock x vectors, one broadcast.
         lp.dw_tblock = register_block(isa, taps / L, isa == Isa::avx512 ? 6 : 3);
         lp.dw_kblock = register_block(isa, l.units, (registers - 1 - lp.dw_tblock) / lp.dw_tblock);
-        lp.x_by_sample =
-            a.take(l.name + "_x_by_sample", padded,
-                   fmt::format("{}'s input{}, one sample after another, [L][{}][{}][{}]", l.name,
-                               bf16 ? " with the column sw to the right of each, bf16 pairs" : "",
-                               l.in.h + l.pad_top + l.pad_bottom, l.in.w + l.pad_left + l.pad_right,
-                               l.in.c));
+        lp.x_by_sample = a.take(
+            l.name + "_x_by_sample", padded,
+            fmt::format(
+                "{}'s input{}, one sample after another, [L][{}][{}][{}]", l.name,
+                bf16 && !lp.winograd_dw ? " with the column sw to the right of each, bf16 pairs"
+                                        : "",
+                l.in.h + l.pad_top + l.pad_bottom, l.in.w + l.pad_left + l.pad_right, l.in.c));
       }
-      // The weight gradient by Winograd too (emit_winograd.cpp) for a 3x3 conv of stride 1 with
-      // whole tiles of 2x2 outputs, channels in whole vectors and filters enough to fill a
-      // register tile: 16 products per filter, channel and tile where the taps take 36. fp32 on
-      // AVX-512 only: bf16's generic engine rounds x and dz as the taps' products do.
-      lp.winograd_dw = lp.dw_by_taps && !bf16 && isa == Isa::avx512 && l.kernel_h == 3 &&
-                       l.kernel_w == 3 && l.stride_h == 1 && l.stride_w == 1 && l.out.h % 2 == 0 &&
-                       l.out.w % 2 == 0 && l.in.c % L == 0 && l.units >= 16;
       if (lp.winograd_dw) {
         // Registers: winograd_dw_kblock x winograd_dw_vectors accumulators, the vectors of one
         // V row and one broadcast. A group's V and Z stay within 512 KiB of L2 while its 16
@@ -386,13 +383,14 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
         const int64_t tile_floats = 16 * L * (l.in.c + l.units);
         lp.winograd_dw_tiles =
             register_block(isa, l.out.w / 2, std::max<int64_t>(1, 512 * 1024 / (tile_floats * 4)));
-        const int64_t T = lp.winograd_dw_tiles;
+        const int64_t T = lp.winograd_dw_tiles, samples = bf16 ? L / 2 : L;  // bf16: pairs
         lp.winograd_dw_tiles_vz = a.take(
             l.name + "_winograd_dw_vz",
-            16 * (winograd_step(T * L * l.in.c, L) + winograd_step(T * l.units * L, L)),
-            fmt::format("{}'s transformed x and dz tiles of a group, [16][{}][L][{}] then "
-                        "[16][{}][{}][L]",
-                        l.name, lp.winograd_dw_tiles, l.in.c, lp.winograd_dw_tiles, l.units));
+            16 * (winograd_step(T * samples * l.in.c, L) + winograd_step(T * l.units * samples, L)),
+            fmt::format("{}'s transformed x and dz tiles of a group{}, [16][{}][{}][{}] then "
+                        "[16][{}][{}][{}]",
+                        l.name, bf16 ? ", bf16 pairs of samples" : "", T, bf16 ? "L/2" : "L",
+                        l.in.c, T, l.units, bf16 ? "L/2" : "L"));
         lp.winograd_dw_m =
             a.take(l.name + "_winograd_dw_m", 16 * l.units * l.in.c,
                    fmt::format("{}'s transformed weight gradient of the block, [16][{}][{}]",

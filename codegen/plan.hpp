@@ -94,9 +94,10 @@ struct LayerPlan {
   // their products, [16][tiles][kblock][L]: scratch that the forward and the input gradient share.
   Slot winograd_v;
   Slot winograd_m;
-  // conv weight gradient by Winograd's F(3x3, 2x2) (emit_winograd.cpp), fp32, on top of
-  // dw_by_taps (its x_by_sample and its sums): groups of winograd_dw_tiles tiles of a row, with
-  // winograd_dw_kblock filters x winograd_dw_vectors vectors of channels in registers.
+  // conv weight gradient by Winograd's F(3x3, 2x2) (cnnc_winograd_dw, emit_winograd.cpp), on top
+  // of dw_by_taps (its x_by_sample, fp32 even in bf16, and its sums): groups of
+  // winograd_dw_tiles tiles of a row, with winograd_dw_kblock filters x winograd_dw_vectors
+  // vectors of channels in registers.
   bool winograd_dw = false;
   int winograd_dw_tiles = 1;
   int winograd_dw_kblock = 1;

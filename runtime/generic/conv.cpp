@@ -96,11 +96,15 @@ void col2im(const ConvShape& d, const float* col, float* dx) {
 }  // namespace
 
 // P*Q*R*S*C floats: one sample's im2col matrix; for the bf16 Winograd input gradient, its
-// transformed filters and one tile too (winograd.cpp).
+// transformed filters and one tile too, and for the weight gradient its sums and one tile's
+// transforms (winograd.cpp).
 int64_t conv_col_floats(const cnnc_layer& l) {
   if (is_pointwise(l)) return 0;
-  const int64_t col = int64_t{l.out_h} * l.out_w * l.kernel_h * l.kernel_w * l.in_c;
-  return cnnc_winograd_dx(&l) ? std::max<int64_t>(col, 16 * int64_t{l.out_c} * (l.in_c + 1)) : col;
+  const int64_t K = l.out_c, C = l.in_c;
+  int64_t col = int64_t{l.out_h} * l.out_w * l.kernel_h * l.kernel_w * C;
+  if (cnnc_winograd_dx(&l)) col = std::max<int64_t>(col, 16 * K * (C + 1));
+  if (cnnc_winograd_dw(&l)) col = std::max<int64_t>(col, 16 * (K * C + C + K));
+  return col;
 }
 
 // x [N][H][W][C], w [K][R][S][C], b [K] -> y [N][P][Q][K]; col [P*Q][R*S*C] scratch.
@@ -133,12 +137,13 @@ void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* 
   const ConvShape d = shape_of(l);
   const bool pointwise = is_pointwise(l);
   if (db) sum_bias(n * d.P * d.Q, l.out_c, dy, db);
-  // bf16 rounds the transforms of the specialised code's Winograd input gradient (winograd.cpp)
+  // bf16 rounds the transforms of the specialised code's Winograd gradients (winograd.cpp)
   const bool winograd_dx = bf16 && cnnc_winograd_dx(&l);
+  const bool winograd_dw = bf16 && cnnc_winograd_dw(&l);
   for (int32_t i = 0; i < n; ++i) {
     const float* xi = x + i * d.H * d.W * d.C;
     const float* dyi = dy + i * d.P * d.Q * d.K;
-    if (dw) {
+    if (dw && !winograd_dw) {
       if (!pointwise) im2col(d, xi, col);
       GemmArgs g;
       g.trans_a = true;
@@ -166,6 +171,7 @@ void conv_backward(const cnnc_layer& l, int32_t n, const float* x, const float* 
     }
   }
   if (dx && winograd_dx) conv_backward_data_winograd_bf16(l, n, w, dy, dx, col);
+  if (dw && winograd_dw) conv_backward_weights_winograd_bf16(l, n, x, dy, dw, col);
 }
 
 }  // namespace cnnc::rt

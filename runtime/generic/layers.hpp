@@ -33,6 +33,10 @@ void conv_forward_winograd_bf16(const cnnc_layer& l, int32_t n, const float* x, 
 // [N][H][W][C], overwritten.
 void conv_backward_data_winograd_bf16(const cnnc_layer& l, int32_t n, const float* w,
                                       const float* dy, float* dx, float* col);
+// And the weight gradient of a layer that cnnc_winograd_dw names, by F(3x3, 2x2) with its
+// transforms V and Z rounded: x [N][H][W][C], dy [N][P][Q][K] -> dw [K][3][3][C], overwritten.
+void conv_backward_weights_winograd_bf16(const cnnc_layer& l, int32_t n, const float* x,
+                                         const float* dy, float* dw, float* col);
 
 // dy [N][P][Q][K] -> dw [K][R][S][C], db [K], dx [N][H][W][C], each overwritten and each
 // skipped when null.

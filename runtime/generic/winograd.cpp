@@ -1,5 +1,6 @@
 // The bf16 products of a conv whose specialised forward or input gradient runs by Winograd's
-// F(2x2, 3x3) (cnnc_winograd and cnnc_winograd_dx, cnnc_abi.h; codegen/emit_winograd.cpp), for
+// F(2x2, 3x3), or weight gradient by F(3x3, 2x2) (cnnc_winograd, cnnc_winograd_dx and
+// cnnc_winograd_dw, cnnc_abi.h; codegen/emit_winograd.cpp), for
 // the generic engine with bf16 products: the specialised code rounds the tiles' V = B^T x_t B and
 // the filters' U = G w G^T to bf16, not x and w, so this rounds those. Each is made in fp32 in the
 // specialised code's order, so that the same values round; the products are summed in fp32, and y =
@@ -8,6 +9,8 @@
 // and w for.
 //
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1]
+#include <algorithm>
+
 #include "generic/gemm.hpp"
 #include "generic/layers.hpp"
 
@@ -29,6 +32,24 @@ void input_transform(const float (&d)[4][4], float* v, int64_t stride) {
     v[(4 * r + 1) * stride] = round_to_bf16(e[r][1] + e[r][2]);
     v[(4 * r + 2) * stride] = round_to_bf16(e[r][2] - e[r][1]);
     v[(4 * r + 3) * stride] = round_to_bf16(e[r][1] - e[r][3]);
+  }
+}
+
+// Z = G d G^T of one filter's 2x2 tile of dz, G = [1 0; 1 1; 1 -1; 0 1], in the generated code's
+// order (rows, then columns), rounded to bf16, into z[pos * stride].
+void gradient_transform(const float (&d)[2][2], float* z, int64_t stride) {
+  float e[4][2];
+  for (int b = 0; b < 2; ++b) {
+    e[0][b] = d[0][b];
+    e[1][b] = d[0][b] + d[1][b];
+    e[2][b] = d[0][b] - d[1][b];
+    e[3][b] = d[1][b];
+  }
+  for (int a = 0; a < 4; ++a) {
+    z[(4 * a) * stride] = round_to_bf16(e[a][0]);
+    z[(4 * a + 1) * stride] = round_to_bf16(e[a][0] + e[a][1]);
+    z[(4 * a + 2) * stride] = round_to_bf16(e[a][0] - e[a][1]);
+    z[(4 * a + 3) * stride] = round_to_bf16(e[a][1]);
   }
 }
 
@@ -124,6 +145,61 @@ void conv_backward_data_winograd_bf16(const cnnc_layer& l, int32_t n, const floa
       }
     }
   }
+}
+
+void conv_backward_weights_winograd_bf16(const cnnc_layer& l, int32_t n, const float* x,
+                                         const float* dy, float* dw, float* col) {
+  const int64_t H = l.in_h, W = l.in_w, C = l.in_c, K = l.out_c, P = l.out_h, Q = l.out_w;
+  float* m = col;             // [16][K][C]: the sums of Z (.) V over tiles and samples
+  float* v = m + 16 * K * C;  // one tile's [16][C]
+  float* z = v + 16 * C;      // and its [16][K]
+  std::fill(m, m + 16 * K * C, 0.0f);
+  for (int32_t i = 0; i < n; ++i) {
+    const float* xi = x + i * H * W * C;
+    const float* dyi = dy + i * P * Q * K;
+    for (int64_t t = 0; t < (P / 2) * (Q / 2); ++t) {
+      const int64_t p0 = 2 * (t / (Q / 2)), q0 = 2 * (t % (Q / 2));
+      for (int64_t c = 0; c < C; ++c) {
+        float d[4][4];
+        for (int r = 0; r < 4; ++r)
+          for (int s = 0; s < 4; ++s) {
+            const int64_t h = p0 - l.pad_top + r, wc = q0 - l.pad_left + s;
+            d[r][s] = h >= 0 && h < H && wc >= 0 && wc < W ? xi[(h * W + wc) * C + c] : 0.0f;
+          }
+        input_transform(d, v + c, C);
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        const float d[2][2] = {
+            {dyi[(p0 * Q + q0) * K + k], dyi[(p0 * Q + q0 + 1) * K + k]},
+            {dyi[((p0 + 1) * Q + q0) * K + k], dyi[((p0 + 1) * Q + q0 + 1) * K + k]}};
+        gradient_transform(d, z + k, K);
+      }
+      for (int pos = 0; pos < 16; ++pos)
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t c = 0; c < C; ++c)
+            m[(pos * K + k) * C + c] += z[pos * K + k] * v[pos * C + c];
+    }
+  }
+  // dw = A^T M A, A^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 -1], in the generated code's order.
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      float r[3][4];
+      for (int b = 0; b < 4; ++b) {
+        const float m0 = m[(b * K + k) * C + c], m1 = m[((4 + b) * K + k) * C + c],
+                    m2 = m[((8 + b) * K + k) * C + c], m3 = m[((12 + b) * K + k) * C + c];
+        const float half_sum = 0.5f * (m1 + m2);
+        r[0][b] = m0 + half_sum;
+        r[1][b] = 0.5f * (m1 - m2);
+        r[2][b] = half_sum - m3;
+      }
+      for (int a = 0; a < 3; ++a) {
+        const float half_sum = 0.5f * (r[a][1] + r[a][2]);
+        float* to = dw + (k * 9 + a * 3) * C + c;
+        to[0] = r[a][0] + half_sum;
+        to[C] = 0.5f * (r[a][1] - r[a][2]);
+        to[2 * C] = half_sum - r[a][3];
+      }
+    }
 }
 
 }  // namespace cnnc::rt

@@ -91,7 +91,7 @@ const std::string kGradientModel =
     "model winodx\ninput 12x12x3\nconv 16 3x3 pad=1 relu\nconv 18 3x3 relu\nconv 16 3x3 "
     "relu\nmaxpool 2x2\nflatten\ndense 5 softmax\noptimizer sgd lr=0.1 momentum=0.9\n";
 
-// The weight gradient by F(3x3, 2x2) (fp32): conv2's 80 channels are 5 vectors, in register
+// The weight gradient by F(3x3, 2x2): conv2's 80 channels are 5 vectors, in register
 // tiles of 3 and 2, its 20 filters 7, 7 and 6, and its 7 tiles a row groups of 4 and 3.
 const std::string kWeightsModel =
     "model winodw\ninput 16x16x3\nconv 80 3x3 pad=1 relu\nconv 20 3x3 relu\nflatten\ndense 5 "
@@ -130,6 +130,29 @@ TEST_CASE("Winograd's rule for the input gradient: the same, unpadded, over dz's
   CHECK_FALSE(rule_dx(32, 64, 25, 0));  // dx not whole tiles
 }
 
+TEST_CASE(
+    "Winograd's rule for the weight gradient: channels in whole vectors of 16, padded or not") {
+  auto rule_dw = [](int32_t c, int32_t k, int32_t kernel, int32_t stride, int32_t out,
+                    int32_t pad) {
+    cnnc_layer l{};
+    l.kind = CNNC_CONV;
+    l.in_c = c, l.out_c = k;
+    l.kernel_h = l.kernel_w = kernel;
+    l.stride_h = l.stride_w = stride;
+    l.pad_top = l.pad_left = l.pad_bottom = l.pad_right = pad;
+    l.out_h = l.out_w = out;
+    l.in_h = l.in_w = (out - 1) * stride + kernel - 2 * pad;
+    return cnnc_winograd_dw(&l) != 0;
+  };
+  CHECK(rule_dw(32, 64, 3, 1, 24, 0));        // keras_mnist's conv2
+  CHECK(rule_dw(16, 16, 3, 1, 28, 1));        // padded
+  CHECK_FALSE(rule_dw(24, 64, 3, 1, 24, 0));  // 24 channels: a vector and a half
+  CHECK_FALSE(rule_dw(32, 8, 3, 1, 24, 0));   // too few filters
+  CHECK_FALSE(rule_dw(32, 64, 5, 1, 24, 0));  // 5x5
+  CHECK_FALSE(rule_dw(32, 64, 3, 2, 12, 0));  // stride 2
+  CHECK_FALSE(rule_dw(32, 64, 3, 1, 25, 0));  // outputs not whole 2x2 tiles
+}
+
 TEST_CASE("Winograd's transform of a filter is G g G^T") {
   // g = [1 2 3; 4 5 6; 7 8 9]: G g is [1 2 3; 6 7.5 9; 2 2.5 3; 7 8 9], and (G g) G^T by hand.
   const float g[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -158,14 +181,13 @@ TEST_CASE("AVX-512 plans the layers the rule names by Winograd, the other varian
   CHECK(winograd_layers(kGradientModel, codegen::Isa::avx2, Pass::dx).empty());
   CHECK(winograd_layers(kOddModel, codegen::Isa::avx512).empty());
   CHECK(winograd_layers(kOddModel, codegen::Isa::avx512, Pass::dx) == "conv2");
-  // The weight gradient: fp32 AVX-512, channels in whole vectors (kOddModel's 17 are not),
-  // padded or not.
+  // The weight gradient: channels in whole vectors (kOddModel's 17 are not), padded or not.
   CHECK(winograd_layers(kModel, codegen::Isa::avx512, Pass::dw) == "conv2");
   CHECK(winograd_layers(kGradientModel, codegen::Isa::avx512, Pass::dw) == "conv2");
   CHECK(winograd_layers(kWeightsModel, codegen::Isa::avx512, Pass::dw) == "conv2");
+  CHECK(winograd_layers(kWeightsModel + "precision bf16\n", codegen::Isa::avx512_bf16, Pass::dw) ==
+        "conv2");
   CHECK(winograd_layers(kOddModel, codegen::Isa::avx512, Pass::dw).empty());
-  CHECK(winograd_layers(kWeightsModel + "precision bf16\n", codegen::Isa::avx512_bf16, Pass::dw)
-            .empty());
   CHECK(winograd_layers(kWeightsModel, codegen::Isa::avx2, Pass::dw).empty());
   dsl::Graph g = test::graph_of(kModel);
   codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
@@ -188,4 +210,5 @@ TEST_CASE("Winograd's bf16 agrees with the generic engine that rounds its transf
   check(kModel + "precision bf16\n", 32, {"avx512_bf16", "avx512"});
   check(kGradientModel + "precision bf16\n", 32, {"avx512_bf16", "avx512"});
   check(kOddModel + "precision bf16\n", 32, {"avx512_bf16", "avx512"});
+  check(kWeightsModel + "precision bf16\n", 32, {"avx512_bf16", "avx512"});
 }
