@@ -4,6 +4,7 @@
 // block of L samples.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,11 @@ void emit_conv_forward_input(EmitContext& c, const LayerPlan& lp);
 void emit_winograd_forward(EmitContext& c, const LayerPlan& lp, bool pooled, bool training);
 // conv input gradient by the same (LayerPlan::winograd_dx).
 void emit_winograd_backward_data(EmitContext& c, const LayerPlan& lp);
+// One step of a register tile of filters x vectors over a reduction, the vectors x<i> loaded:
+// each filter's value (bf16: a pair) broadcast from value_of(j) as d<j> and multiplied into
+// acc_k<j>_v<i>. The weight gradients by taps and by Winograd.
+void emit_broadcast_products(EmitContext& c, bool bf16, int64_t filters, int64_t vectors,
+                             const std::function<std::string(int64_t j)>& value_of);
 // conv weight gradient by F(3x3, 2x2) (LayerPlan::winograd_dw): the body of backward_weights
 // after x is transposed to xs, one sample after another, adding into dw [K][3][3][C].
 void emit_winograd_backward_weights(EmitContext& c, const LayerPlan& lp);

@@ -298,7 +298,7 @@ namespace {
 void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
   int64_t L = c.L(), row = d.Wp * d.C * L, Q2 = (d.Q + 1) / 2;
   c.w.line("uint32_t* dzq = (uint32_t*)({});", ws(lp.dzq_pairs));
-  if (lp.dw_by_taps) {  // x's pairs are made as it is transposed (emit_weights_by_taps)
+  if (lp.dw_by_taps) {  // x's pairs are made as it is transposed (emit_x_by_sample)
     c.w.comment("dz[p][2j] with dz[p][2j + 1].");
   } else {
     c.w.line("uint32_t* xq = (uint32_t*)({});", ws(lp.xq_pairs));
@@ -393,16 +393,8 @@ void emit_weights_by_taps(EmitContext& c, const LayerPlan& lp, const ConvShape& 
               for (int64_t i = 0; i < vectors; ++i)
                 c.w.line("{} x{} = {}({});", bf16 ? "P" : "V", i, bf16 ? "vploadu" : "vloadu",
                          at("xr", i * L));
-              for (int64_t j = 0; j < filters; ++j) {
-                c.w.line("{} d{} = {}({});", bf16 ? "P" : "V", j, bf16 ? "vpbcast" : "vbcast",
-                         at("dzo", j * L));
-                for (int64_t i = 0; i < vectors; ++i) {
-                  if (bf16)
-                    c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, x{}, d{});", j, i, j, i, i, j);
-                  else
-                    c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, i, i, j, j, i);
-                }
-              }
+              emit_broadcast_products(c, bf16, filters, vectors,
+                                      [&](int64_t j) { return at("dzo", j * L); });
             });
           });
           for (int64_t j = 0; j < filters; ++j)
@@ -420,9 +412,12 @@ bool bias_with_relu(const dsl::Layer& l) {
   return l.trainable() && l.activation == dsl::Activation::relu;
 }
 
-// The weight gradient of one block, as per-lane partials (lanes are summed once per slice):
+// The weight gradient of one block,
 //   dw[k][r][t] += sum_{p,q} dz[p][q][k] * x[p*sh + r][q*sw][t],  t = s*C + c in [0, S*C)
-// over tiles of dw_kblock filters x dw_tblock taps held in registers for the whole (p, q) loop.
+// by taps or by Winograd into the slice's sums where plan.cpp says so (emit_weights_by_taps,
+// emit_winograd_backward_weights); otherwise here, as per-lane partials (lanes are summed once per
+// slice) over tiles of dw_kblock filters x dw_tblock taps held in registers for the whole (p, q)
+// loop.
 void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), T = d.S * d.C, row = d.Wp * d.C * L;
@@ -703,6 +698,19 @@ void emit_conv(EmitContext& c, const LayerPlan& lp) {
     emit_forward(c, lp);
   }
   emit_backward(c, lp);
+}
+
+void emit_broadcast_products(EmitContext& c, bool bf16, int64_t filters, int64_t vectors,
+                             const std::function<std::string(int64_t j)>& value_of) {
+  for (int64_t j = 0; j < filters; ++j) {
+    c.w.line("{} d{} = {}({});", bf16 ? "P" : "V", j, bf16 ? "vpbcast" : "vbcast", value_of(j));
+    for (int64_t i = 0; i < vectors; ++i) {
+      if (bf16)
+        c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, x{}, d{});", j, i, j, i, i, j);
+      else
+        c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, i, i, j, j, i);
+    }
+  }
 }
 
 }  // namespace cnnc::codegen

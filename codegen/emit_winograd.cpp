@@ -345,8 +345,8 @@ void emit_winograd_backward_data(EmitContext& c, const LayerPlan& lp) {
 // tiles of a row take their V and Z, then their products into M [16][K][C], which is transformed
 // back once per block. bf16 pairs samples 2m and 2m + 1 in each word of V and of Z, so that a
 // vdot adds both samples' products; V and Z are rounded, not x and dz, as the generic engine
-// with bf16 products does (generic/winograd.cpp). Every term of the direct sum is still summed,
-// so FLOPs count as the direct sum's; the sums round differently from the taps'.
+// with bf16 products does (generic/winograd.cpp). FLOPs count as the direct sum's, as at the top
+// of this file; the sums round differently from the taps'.
 void emit_winograd_backward_weights(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
   const bool bf16 = lp.bf16_dw;
@@ -359,14 +359,14 @@ void emit_winograd_backward_weights(EmitContext& c, const LayerPlan& lp) {
   const int64_t S = bf16 ? L / 2 : L;
   const int64_t v_xi = winograd_step(T * S * C, L), z_xi = winograd_step(T * K * S, L);
   const char* type = bf16 ? "uint32_t" : "float";
-  c.w.line("{0}* v = ({0}*)({1});", type, ws(lp.winograd_dw_tiles_vz));
+  c.w.line("{0}* v = ({0}*)({1});", type, ws(lp.winograd_dw_vz));
   c.w.line("{}* z = {};", type, at("v", 16 * v_xi));
   c.w.line("float* m = {};", ws(lp.winograd_dw_m));
   c.w.line("std::memset(m, 0, {} * sizeof(float));", 16 * K * C);
   emit_loop(c.w, "i", l.out.h / 2, [&](const Expr& i) {
     emit_blocks(c.w, "j0", Q / 2, T, [&](int64_t count, const Expr& j0) {
       emit_loop(c.w, "t", count, [&](const Expr& t) {
-        emit_loop(c.w, bf16 ? "m2" : "n", S, [&](const Expr& n) {
+        emit_loop(c.w, bf16 ? "pair" : "n", S, [&](const Expr& n) {
           emit_loop(c.w, "cv", C / L, [&](const Expr& cv) {
             for (int h = 0; h < (bf16 ? 2 : 1); ++h) {
               const Expr tile =
@@ -416,20 +416,13 @@ void emit_winograd_backward_weights(EmitContext& c, const LayerPlan& lp) {
             for (int64_t b = 0; b < vectors; ++b)
               c.w.line("V acc_k{}_v{} = vload({});", j, b, at("mx", (k0 + j) * C + (v0 + b) * L));
           emit_loop(c.w, "t", count, [&](const Expr& t) {
-            emit_loop(c.w, bf16 ? "m2" : "n", S, [&](const Expr& n) {
+            emit_loop(c.w, bf16 ? "pair" : "n", S, [&](const Expr& n) {
               for (int64_t b = 0; b < vectors; ++b)
                 c.w.line("const {} x{} = {}({});", bf16 ? "P" : "V", b, bf16 ? "vpload" : "vload",
                          at("vx", (t * S + n) * C + (v0 + b) * L));
-              for (int64_t j = 0; j < filters; ++j) {
-                c.w.line("const {} d{} = {}({});", bf16 ? "P" : "V", j, bf16 ? "vpbcast" : "vbcast",
-                         at("zx", (t * K + k0 + j) * S + n));
-                for (int64_t b = 0; b < vectors; ++b) {
-                  if (bf16)
-                    c.w.line("acc_k{}_v{} = vdot(acc_k{}_v{}, x{}, d{});", j, b, j, b, b, j);
-                  else
-                    c.w.line("acc_k{}_v{} = vfma(x{}, d{}, acc_k{}_v{});", j, b, b, j, j, b);
-                }
-              }
+              emit_broadcast_products(c, bf16, filters, vectors, [&](int64_t j) {
+                return at("zx", (t * K + k0 + j) * S + n);
+              });
             });
           });
           for (int64_t j = 0; j < filters; ++j)

@@ -375,16 +375,17 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
                 l.in.h + l.pad_top + l.pad_bottom, l.in.w + l.pad_left + l.pad_right, l.in.c));
       }
       if (lp.winograd_dw) {
-        // Registers: winograd_dw_kblock x winograd_dw_vectors accumulators, the vectors of one
-        // V row and one broadcast. A group's V and Z stay within 512 KiB of L2 while its 16
+        // Registers (32): winograd_dw_kblock x winograd_dw_vectors accumulators, the vectors of
+        // one V row and one broadcast. A group's V and Z stay within 512 KiB of L2 while its 16
         // positions pass over them (keras_mnist's conv2: 96 KiB a tile).
         lp.winograd_dw_vectors = register_block(isa, l.in.c / L, 4);
-        lp.winograd_dw_kblock = register_block(isa, l.units, 28 / lp.winograd_dw_vectors);
+        lp.winograd_dw_kblock =
+            register_block(isa, l.units, (31 - lp.winograd_dw_vectors) / lp.winograd_dw_vectors);
         const int64_t tile_floats = 16 * L * (l.in.c + l.units);
         lp.winograd_dw_tiles =
             register_block(isa, l.out.w / 2, std::max<int64_t>(1, 512 * 1024 / (tile_floats * 4)));
         const int64_t T = lp.winograd_dw_tiles, samples = bf16 ? L / 2 : L;  // bf16: pairs
-        lp.winograd_dw_tiles_vz = a.take(
+        lp.winograd_dw_vz = a.take(
             l.name + "_winograd_dw_vz",
             16 * (winograd_step(T * samples * l.in.c, L) + winograd_step(T * l.units * samples, L)),
             fmt::format("{}'s transformed x and dz tiles of a group{}, [16][{}][{}][{}] then "

@@ -66,7 +66,8 @@ struct LayerPlan {
   // samples in turn with taps in the lanes and filters broadcast, so lanes are not samples and
   // lane_dw holds sums over the slice, [K][R][S][C]; dw_tblock then counts vectors of taps.
   bool dw_by_taps = false;
-  Slot x_by_sample;   // weight gradient by taps: x (bf16: xq_pairs) transposed to [L][Hp][Wp][C]
+  // weight gradient by taps: x (bf16 by taps: its column pairs) transposed to [L][Hp][Wp][C]
+  Slot x_by_sample;
   int dx_tblock = 1;  // dense input gradient: values of dx summed in registers
   // conv input gradient: dz columns whose dx columns, dx_cblock channels of each, are summed in
   // registers (plan.cpp, dx_tile)
@@ -90,8 +91,8 @@ struct LayerPlan {
   int winograd_dx_kblock = 1;
   Slot winograd_dx_u;  // prepared weights, training: [16][C][K] (bf16 [K/2] pairs)
   // Either's transformed input tiles, [tiles][16][channels][L] (bf16 pairs of channels; positions
-  // winograd_step apart), and
-  // their products, [16][tiles][kblock][L]: scratch that the forward and the input gradient share.
+  // winograd_step apart), and their products, [16][tiles][kblock][L]: scratch that the forward and
+  // the input gradient share.
   Slot winograd_v;
   Slot winograd_m;
   // conv weight gradient by Winograd's F(3x3, 2x2) (cnnc_winograd_dw, emit_winograd.cpp), on top
@@ -102,8 +103,9 @@ struct LayerPlan {
   int winograd_dw_tiles = 1;
   int winograd_dw_kblock = 1;
   int winograd_dw_vectors = 1;
-  // A group's V [16][tiles][L][C], then its Z [16][tiles][K][L], positions winograd_step apart.
-  Slot winograd_dw_tiles_vz;
+  // A group's V [16][tiles][L][C], then its Z [16][tiles][K][L] (bf16: L/2 pairs of samples for
+  // L), positions winograd_step apart.
+  Slot winograd_dw_vz;
   Slot winograd_dw_m;  // the block's products, [16][K][C]
   // relu conv followed by a max pool: the pool's backward applies relu's derivative, and sums the
   // bias gradient, as it routes dy back (emit_pool.cpp), so the conv's backward has no pass of

@@ -241,9 +241,10 @@ static inline int cnnc_winograd_dx(const cnnc_layer* l) {
 
 /* The weight gradient by F(3x3, 2x2): dw is the correlation of x with dz, so the forward's 4x4
  * tiles of x, with dz's 2x2 tiles as the filter, give dw's 3x3. Its products take the channels in
- * AVX-512's 16 lanes (C a multiple of 16) and broadcast dz's transforms for 16 or more filters;
- * padded or not. bf16 rounds the transforms V = B^T x B and Z = G dz G^T,
- * G = [1 0; 1 1; 1 -1; 0 1]. */
+ * AVX-512's 16 lanes (C a multiple of 16) and broadcast dz's transforms; 16 or more filters, as
+ * for the forward, so that the products outweigh the transforms (16 C K multiply-adds a tile
+ * against 32 C + 12 K additions, and A^T M A once a block). Padded or not. bf16 rounds
+ * the transforms V = B^T x B and Z = G dz G^T, G = [1 0; 1 1; 1 -1; 0 1]. */
 static inline int cnnc_winograd_dw(const cnnc_layer* l) {
   return l->kind == CNNC_CONV && l->kernel_h == 3 && l->kernel_w == 3 && l->stride_h == 1 &&
          l->stride_w == 1 && l->in_c % 16 == 0 && l->out_c >= 16 && l->out_h % 2 == 0 &&

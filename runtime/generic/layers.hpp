@@ -15,8 +15,9 @@ namespace cnnc::rt {
 
 // ---- conv.cpp: im2col + GEMM, any stride, asymmetric zero padding ----
 
-// Floats of im2col scratch one sample needs: P*Q*R*S*C, or 0 for a 1x1 stride-1 unpadded conv,
-// whose input already is its im2col matrix.
+// Floats of scratch a conv needs: one sample's im2col matrix, P*Q*R*S*C, or 0 for a 1x1 stride-1
+// unpadded conv, whose input already is its im2col matrix; at least what the bf16 Winograd
+// gradients need for a layer the rules name (winograd.cpp), which fp32 reserves too.
 int64_t conv_col_floats(const cnnc_layer& l);
 
 // bf16 (here and below): the products' operands rounded to bf16, sums in fp32 (GemmArgs::bf16).

@@ -1,14 +1,15 @@
 // The bf16 products of a conv whose specialised forward or input gradient runs by Winograd's
-// F(2x2, 3x3), or weight gradient by F(3x3, 2x2) (cnnc_winograd, cnnc_winograd_dx and
-// cnnc_winograd_dw, cnnc_abi.h; codegen/emit_winograd.cpp), for
-// the generic engine with bf16 products: the specialised code rounds the tiles' V = B^T x_t B and
-// the filters' U = G w G^T to bf16, not x and w, so this rounds those. Each is made in fp32 in the
-// specialised code's order, so that the same values round; the products are summed in fp32, and y =
-// A^T M A + b in the specialised code's order. A relu or max-pool decision then goes the same way
-// in both but where the sums' order decides it, as with the direct sums that bf16_products rounds x
-// and w for.
+// F(2x2, 3x3), or whose weight gradient runs by F(3x3, 2x2) (cnnc_winograd, cnnc_winograd_dx and
+// cnnc_winograd_dw, cnnc_abi.h; codegen/emit_winograd.cpp), for the generic engine with bf16
+// products: the specialised code rounds the transforms to bf16, not x, w and dz (the tiles' V =
+// B^T x_t B, the filters' U = G w G^T, dz's tiles' Z = G' dz_t G'^T), so this rounds those. Each is
+// made in fp32 in the specialised code's order, so that the same values round; the products are
+// summed in fp32, and the output transforms (y = A^T M A + b, dw = A'^T M A') run in the
+// specialised code's order. A relu or max-pool decision then goes the same way in both but where
+// the sums' order decides it, as with the direct sums that bf16_products rounds x and w for.
 //
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1]
+//   G' = [1 0; 1 1; 1 -1; 0 1],  A'^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 -1]
 #include <algorithm>
 
 #include "generic/gemm.hpp"
