@@ -322,7 +322,7 @@ void emit_column_pairs(EmitContext& c, const LayerPlan& lp, const ConvShape& d) 
 // x (bf16: the column pairs) transposed to xs, one sample after another: what the weight
 // gradient by taps, and by Winograd, read.
 void emit_x_by_sample(EmitContext& c, const LayerPlan& lp, const ConvShape& d) {
-  const bool bf16 = lp.bf16_dw && !lp.winograd_dw;  // Winograd pairs its transforms instead
+  const bool bf16 = lp.dw_column_pairs();
   int64_t L = c.L(), N = d.Hp * d.Wp * d.C, row = d.Wp * d.C;
   // bf16: x[h][w] paired with x[h][w + sw] (zero past the right edge) as it is transposed.
   const int64_t pair_step = d.sw * d.C, paired = (d.Wp - d.sw) * d.C;
@@ -460,7 +460,7 @@ void emit_backward_weights(EmitContext& c, const LayerPlan& lp, const ConvShape&
   }
   // bf16: pairs of columns, j = q / 2, and vdot for vfma.
   const bool bf16 = lp.bf16_dw;
-  if (bf16 && !lp.winograd_dw) emit_column_pairs(c, lp, d);
+  if (lp.dw_column_pairs()) emit_column_pairs(c, lp, d);
   if (lp.dw_by_taps) {
     emit_x_by_sample(c, lp, d);
     if (lp.winograd_dw)

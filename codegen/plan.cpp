@@ -173,7 +173,7 @@ void plan_pairs(LayerPlan& lp, Arena& a, Arena& w, int64_t L) {
                              "[{}][{}][{}][L]",
                              l.name, l.stride_w, Hp, Wp, C));
     }
-    if (lp.bf16_dw && !lp.winograd_dw) {  // Winograd pairs the transformed tiles' samples
+    if (lp.dw_column_pairs()) {
       lp.dzq_pairs = a.take(l.name + "_dzq_pairs", l.out.h * pairs(l.out.w) * l.units * L,
                             fmt::format("{}'s output gradient by pairs of columns, bf16, "
                                         "[{}][{}][{}][L]",

@@ -119,13 +119,17 @@ struct LayerPlan {
                               // pairs of inputs
   bool bf16_columns = false;  // conv forward: pairs of kernel columns s, s + 1 (C is odd)
   bool bf16_dx = false;       // input gradient: pairs of filters (units)
-  bool bf16_dw = false;       // weight gradient: conv pairs of output columns, dense of samples
+  bool bf16_dw = false;       // weight gradient: conv pairs of output columns (Winograd: of
+                              // samples), dense of samples
   Slot x_pairs;               // forward: conv x [Hp][Wp][C/2][L], dense x [ceil(I/2)][L]
   Slot w_pairs;               // forward: conv w [K][R][S][C/2], dense w [K][ceil(I/2)]
   Slot dz_pairs;              // input gradient: dz [P][Q][ceil(K/2)][L] (dense [ceil(K/2)][L])
   Slot wt_pairs;   // input gradient: w by pairs of filters, [ceil(K/2)][R*S*C] (dense [..][I])
   Slot xq_pairs;   // conv weight gradient: x[h][w] with x[h][w + sw], [Hp][Wp][C][L]
   Slot dzq_pairs;  // conv weight gradient: dz[p][2j] with dz[p][2j + 1], [P][ceil(Q/2)][K][L]
+  // The bf16 weight gradient by taps or per lane pairs output columns (xq_pairs, dzq_pairs and
+  // x_by_sample's pairs); by Winograd it pairs its transforms' samples instead.
+  bool dw_column_pairs() const { return bf16_dw && !winograd_dw; }
 };
 
 struct Plan {

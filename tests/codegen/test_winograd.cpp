@@ -21,18 +21,26 @@ using namespace cnnc;
 
 namespace {
 
-// Whether the rule names a conv of c channels, k filters, a square kernel and stride, and out x
-// out outputs.
-bool rule(int32_t c, int32_t k, int32_t kernel, int32_t stride, int32_t out,
-          int32_t kind = CNNC_CONV) {
+// A layer of c channels, k filters, a square kernel, stride and padding, and out x out outputs,
+// for the rules.
+cnnc_layer layer_of(int32_t c, int32_t k, int32_t kernel, int32_t stride, int32_t out,
+                    int32_t pad = 0, int32_t kind = CNNC_CONV) {
   cnnc_layer l{};
   std::strcpy(l.name, "conv");
   l.kind = kind;
   l.in_c = c, l.out_c = k;
   l.kernel_h = l.kernel_w = kernel;
   l.stride_h = l.stride_w = stride;
+  l.pad_top = l.pad_left = l.pad_bottom = l.pad_right = pad;
   l.out_h = l.out_w = out;
-  l.in_h = l.in_w = (out - 1) * stride + kernel;
+  l.in_h = l.in_w = (out - 1) * stride + kernel - 2 * pad;
+  return l;
+}
+
+// Whether the forward's rule names such a layer, unpadded.
+bool rule(int32_t c, int32_t k, int32_t kernel, int32_t stride, int32_t out,
+          int32_t kind = CNNC_CONV) {
+  const cnnc_layer l = layer_of(c, k, kernel, stride, out, 0, kind);
   return cnnc_winograd(&l) != 0;
 }
 
@@ -113,14 +121,7 @@ TEST_CASE("Winograd's rule: 3x3 convs of stride 1 with 16 or more channels and f
 
 TEST_CASE("Winograd's rule for the input gradient: the same, unpadded, over dz's channels") {
   auto rule_dx = [](int32_t c, int32_t k, int32_t in, int32_t pad) {
-    cnnc_layer l{};
-    l.kind = CNNC_CONV;
-    l.in_c = c, l.out_c = k;
-    l.kernel_h = l.kernel_w = 3;
-    l.stride_h = l.stride_w = 1;
-    l.pad_top = l.pad_left = l.pad_bottom = l.pad_right = pad;
-    l.in_h = l.in_w = in;
-    l.out_h = l.out_w = in + 2 * pad - 2;
+    const cnnc_layer l = layer_of(c, k, 3, 1, in + 2 * pad - 2, pad);
     return cnnc_winograd_dx(&l) != 0;
   };
   CHECK(rule_dx(32, 64, 26, 0));        // keras_mnist's conv2: dx 26x26, dz's 64 channels
@@ -134,14 +135,7 @@ TEST_CASE(
     "Winograd's rule for the weight gradient: channels in whole vectors of 16, padded or not") {
   auto rule_dw = [](int32_t c, int32_t k, int32_t kernel, int32_t stride, int32_t out,
                     int32_t pad) {
-    cnnc_layer l{};
-    l.kind = CNNC_CONV;
-    l.in_c = c, l.out_c = k;
-    l.kernel_h = l.kernel_w = kernel;
-    l.stride_h = l.stride_w = stride;
-    l.pad_top = l.pad_left = l.pad_bottom = l.pad_right = pad;
-    l.out_h = l.out_w = out;
-    l.in_h = l.in_w = (out - 1) * stride + kernel - 2 * pad;
+    const cnnc_layer l = layer_of(c, k, kernel, stride, out, pad);
     return cnnc_winograd_dw(&l) != 0;
   };
   CHECK(rule_dw(32, 64, 3, 1, 24, 0));        // keras_mnist's conv2
