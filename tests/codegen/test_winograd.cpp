@@ -64,6 +64,12 @@ std::string winograd_layers(const std::string& text, codegen::Isa isa, Pass pass
   return names;
 }
 
+// The tiles of a row that each group of layer `index`'s Winograd weight gradient takes.
+int dw_group_tiles(const std::string& text, codegen::Isa isa, size_t index) {
+  dsl::Graph g = test::graph_of(text);
+  return codegen::plan_model(g, isa, 16).layers[index].winograd_dw_tiles;
+}
+
 // Every target against the generic engine; each must have run.
 void check(const std::string& text, int32_t n, const std::vector<std::string>& targets) {
   dsl::Graph g = test::graph_of(text);
@@ -100,9 +106,10 @@ const std::string kGradientModel =
     "relu\nmaxpool 2x2\nflatten\ndense 5 softmax\noptimizer sgd lr=0.1 momentum=0.9\n";
 
 // The weight gradient by F(3x3, 2x2): conv2's 80 channels are 5 vectors, in register
-// tiles of 3 and 2, its 20 filters 7, 7 and 6, and its 7 tiles a row groups of 4 and 3.
+// tiles of 3 and 2, its 20 filters 7, 7 and 6, and its 11 tiles a row groups of 4, 4 and 3 (bf16,
+// whose pairs halve a tile's bytes: 6 and 5).
 const std::string kWeightsModel =
-    "model winodw\ninput 16x16x3\nconv 80 3x3 pad=1 relu\nconv 20 3x3 relu\nflatten\ndense 5 "
+    "model winodw\ninput 24x24x3\nconv 80 3x3 pad=1 relu\nconv 20 3x3 relu\nflatten\ndense 5 "
     "softmax\noptimizer sgd lr=0.1 momentum=0.9\n";
 
 }  // namespace
@@ -183,6 +190,8 @@ TEST_CASE("AVX-512 plans the layers the rule names by Winograd, the other varian
         "conv2");
   CHECK(winograd_layers(kOddModel, codegen::Isa::avx512, Pass::dw).empty());
   CHECK(winograd_layers(kWeightsModel, codegen::Isa::avx2, Pass::dw).empty());
+  CHECK(dw_group_tiles(kWeightsModel, codegen::Isa::avx512, 1) == 4);
+  CHECK(dw_group_tiles(kWeightsModel + "precision bf16\n", codegen::Isa::avx512_bf16, 1) == 6);
   dsl::Graph g = test::graph_of(kModel);
   codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, 16});
   CHECK(gen.source.find("Winograd F(2x2, 3x3)") != std::string::npos);
