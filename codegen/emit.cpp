@@ -45,7 +45,7 @@ std::string variant_macro(Isa isa) {
 }
 
 bool runs_backward(const LayerPlan& lp) {
-  return lp.needs_dx || lp.layer->trainable();
+  return !lp.view && (lp.needs_dx || lp.layer->trainable());
 }
 
 const LayerPlan* fused_conv_before(const Plan& plan, const LayerPlan& pool) {

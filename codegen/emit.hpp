@@ -102,7 +102,7 @@ void emit_window_max(EmitContext& c, bool training, bool relu,
                      const Expr& at_output);
 void emit_dense(EmitContext& c, const LayerPlan& lp);
 void emit_pool(EmitContext& c, const LayerPlan& lp);
-void emit_elementwise(EmitContext& c, const LayerPlan& lp);  // flatten, dropout, activation layers
+void emit_elementwise(EmitContext& c, const LayerPlan& lp);  // dropout, activation layers
 // sigmoid or tanh over a buffer in place, value by value; nothing for other activations (relu is
 // fused into the vector code, softmax into the loss).
 void emit_activation_loop(EmitContext& c, const dsl::Layer& l, const std::string& buffer,

@@ -276,6 +276,7 @@ void emit_layer_calls(EmitContext& c, bool training) {
   for (size_t i = 0; i < c.plan.layers.size(); ++i) {
     const LayerPlan& lp = c.plan.layers[i];
     const dsl::Layer& l = *lp.layer;
+    if (lp.view) continue;
     if (lp.pool_fused) {  // and the pool after it, which the loop then skips
       c.w.line("{}(params, ws);", pooled_forward(c.plan, lp, training));
       ++i;

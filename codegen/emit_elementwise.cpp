@@ -1,5 +1,5 @@
-// Layers that act on each value alone: flatten (a copy: [H][W][C][L] already is [H*W*C][L]),
-// dropout, and activations, whether a layer of their own or fused after conv and dense.
+// Layers that act on each value alone: dropout, and activations, whether a layer of their own or
+// fused after conv and dense. (flatten is a view of its input and has no functions: plan.hpp.)
 //
 // relu is vector code; sigmoid and tanh run per value through <cmath>, and dropout hashes per
 // value with the ABI's counter-based functions so that every engine drops the same values.

@@ -76,6 +76,7 @@ void emit_isa(Writer& w, const dsl::Graph& g, Isa isa, int max_batch) {
   w.blank();
   emit_workspace(w, plan);
   for (const LayerPlan& lp : plan.layers) {
+    if (lp.view) continue;
     switch (lp.layer->kind) {
       case dsl::LayerKind::conv: emit_conv(c, lp); break;
       case dsl::LayerKind::dense: emit_dense(c, lp); break;

@@ -246,7 +246,10 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
                     max_pool_next && next->kernel_h * next->kernel_w <= 255 &&
                     (!lp.winograd || (next->kernel_h == 2 && next->kernel_w == 2 &&
                                       next->stride_h == 2 && next->stride_w == 2));
-    if (!lp.pool_fused)
+    lp.view = l.kind == dsl::LayerKind::flatten;
+    if (lp.view)
+      lp.out = i == 0 ? p.input : p.layers[i - 1].out;
+    else if (!lp.pool_fused)
       lp.out = a.take(l.name + "_y", l.out.size() * L,
                       fmt::format("{}'s output, {}", l.name, dims(l.out)));
     largest = std::max(largest, l.out.size());
@@ -457,16 +460,26 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
   }
   // The output gradients take two buffers of the largest size in turns, the last layer's in the
   // first: layer i writes its input gradient, the output gradient of layer i - 1, into the
-  // buffer that it does not read from. One layer needs one buffer.
+  // buffer that it does not read from. One layer needs one buffer. A view has no backward pass:
+  // its output gradient is the layer before's.
   int64_t gradients[2] = {a.reserve(largest * L), 0};
   if (p.layers.size() > 1) gradients[1] = a.reserve(largest * L);
+  std::vector<size_t> turns(p.layers.size());
+  for (size_t i = p.layers.size(), turn = 0; i-- > 0;) {
+    turns[i] = turn;
+    if (!p.layers[i].view) turn ^= 1;
+  }
   for (LayerPlan& lp : p.layers) {
     const dsl::Layer& l = *lp.layer;
     // The loss writes the last layer's output gradient; a layer before it needs one only when
     // its backward pass runs.
     bool last = static_cast<size_t>(lp.index) + 1 == p.layers.size();
     if (!last && !lp.needs_dx && !l.trainable()) continue;
-    size_t turn = (p.layers.size() - 1 - static_cast<size_t>(lp.index)) % 2;
+    if (lp.view && lp.index > 0 && !p.layers[lp.index - 1].dy.name.empty()) {
+      lp.dy = p.layers[lp.index - 1].dy;
+      continue;
+    }
+    size_t turn = turns[lp.index];
     lp.dy = {l.name + "_dy", gradients[turn], l.out.size() * L,
              fmt::format("{}'s output gradient, {} (buffer {})", l.name, dims(l.out),
                          turn == 0 ? "a" : "b")};

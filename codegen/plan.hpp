@@ -40,6 +40,9 @@ struct LayerPlan {
   Slot dy;       // the gradient of the output, in one of two buffers that layers take in turns
   Slot padded;   // conv with padding: the zero-padded input, [Hp][Wp][C][L]
   Slot dpadded;  // conv with padding, backward: the padded input gradient
+  // flatten: [H][W][C][L] already is [H*W*C][L], so out and dy are the layer before's regions
+  // and the layer has no functions (keras_mnist copied 590 KB each way per block).
+  bool view = false;
   // Parameter gradients, for trainable layers only:
   Slot lane_dw;  // conv: per-lane weight-gradient partials, [K][R][S][C][L] (dw_by_taps: sums)
   Slot lane_db;  // conv and dense: per-lane bias-gradient partials, [K][L]

@@ -3,6 +3,7 @@
 // runs; its text matches approved golden files and regenerates byte for byte.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include "codegen/abi_table.hpp"
 #include "codegen/compile/build.hpp"
 #include "codegen/emit_model.hpp"
+#include "codegen/plan.hpp"
 #include "engine/engine.hpp"
 #include "engine/training.hpp"
 #include "engine/verify.hpp"
@@ -120,6 +122,47 @@ TEST_CASE(
       "model taps\ninput 7x9x8\nconv 56 2x2 relu\nconv 6 2x2 stride=2 pad=1 relu\nflatten\n"
       "dense 3 softmax\n",
       19);
+}
+
+TEST_CASE(
+    "codegen agrees with the generic engine: flatten as a view, first, twice, after a dense layer "
+    "and a conv") {
+  // A view shares the regions of the layer before it, so the layer after it writes its input
+  // gradient into that layer's output gradient: two views in a row, and one after a dense layer,
+  // must not shift the turns of the gradient buffers.
+  verify(
+      "model views\ninput 6x6x2\nflatten\nflatten\ndense 12 relu\nflatten\ndropout 0.5\ndense "
+      "10 softmax\n",
+      17);
+  verify(
+      "model conv_view\ninput 8x8x2\nconv 3 3x3 relu\nflatten\ndense 12 relu\nflatten\nflatten\n"
+      "dense 10 softmax\n",
+      20);
+}
+
+TEST_CASE("flatten is a view: the regions of the layer before it, and no function of its own") {
+  std::string text =
+      "model views\ninput 8x8x2\nconv 3 3x3 relu\nflatten\ndropout 0.5\nflatten\ndense 10 "
+      "softmax\n";
+  dsl::Graph g = test::graph_of(text);
+  for (codegen::Isa isa : {codegen::Isa::avx512, codegen::Isa::avx2, codegen::Isa::portable}) {
+    codegen::Plan p = codegen::plan_model(g, isa, 16);
+    for (int i : {1, 3}) {
+      const codegen::LayerPlan &view = p.layers[i], &before = p.layers[i - 1];
+      CHECK(view.view);
+      CHECK(view.out.offset == before.out.offset);
+      CHECK(view.dy.offset == before.dy.offset);
+    }
+    // conv -> dropout and dropout -> dense alternate the two gradient buffers all the same.
+    CHECK(p.layers[0].dy.offset != p.layers[2].dy.offset);
+    CHECK(p.layers[2].dy.offset != p.layers[4].dy.offset);
+    CHECK(std::none_of(p.regions.begin(), p.regions.end(), [](const codegen::Slot& s) {
+      return s.name.find("flatten") != std::string::npos;
+    }));
+  }
+  codegen::Generated gen = codegen::generate(g, {"views.cnn", text, 16});
+  CHECK(gen.source.find("flatten1_") == std::string::npos);
+  CHECK(gen.source.find("flatten2_") == std::string::npos);
 }
 
 TEST_CASE(
