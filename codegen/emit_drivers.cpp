@@ -317,16 +317,24 @@ void emit_convert_weights(EmitContext& c) {
     };
     if (lp.winograd) winograd(lp.winograd_u, false);
     if (lp.winograd_dx) winograd(lp.winograd_dx_u, true);
+    const std::string w = at("params", l.weight_offset);
+    const int64_t tile = l.kind == dsl::LayerKind::dense ? lp.dx_tblock : n;
+    const bool rows = !lp.bf16_columns && lp.w_pairs.floats, turned = lp.wt_pairs.floats;
     if (lp.bf16_columns)
-      c.w.line("column_pairs(to + {}, {}, {}, {}, {}, part, parts);", lp.w_pairs.name,
-               at("params", l.weight_offset), l.units * l.kernel_h, l.kernel_w, l.in.c);
-    else if (lp.w_pairs.floats)
-      c.w.line("rows_to_pairs(to + {}, {}, {}, {}, part, parts);", lp.w_pairs.name,
-               at("params", l.weight_offset), l.units, n);
-    if (lp.wt_pairs.floats)
+      c.w.line("column_pairs(to + {}, {}, {}, {}, {}, part, parts);", lp.w_pairs.name, w,
+               l.units * l.kernel_h, l.kernel_w, l.in.c);
+    // Both layouts in one pass over the rows in training; inference makes only the first.
+    if (rows && turned) {
+      c.w.line("if (training) rows_to_both_pairs(to + {}, to + {}, {}, {}, {}, {}, part, parts);",
+               lp.w_pairs.name, lp.wt_pairs.name, w, l.units, n, tile);
+      c.w.line("else rows_to_pairs(to + {}, {}, {}, {}, part, parts);", lp.w_pairs.name, w, l.units,
+               n);
+    } else if (rows) {
+      c.w.line("rows_to_pairs(to + {}, {}, {}, {}, part, parts);", lp.w_pairs.name, w, l.units, n);
+    } else if (turned) {
       c.w.line("if (training) row_pairs(to + {}, {}, {}, {}, {}, part, parts);", lp.wt_pairs.name,
-               at("params", l.weight_offset), l.units, n,
-               l.kind == dsl::LayerKind::dense ? lp.dx_tblock : n);
+               w, l.units, n, tile);
+    }
   }
   c.w.close();
   c.w.blank();
