@@ -119,14 +119,15 @@ void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
     c.w.line("{}_apply(x, y, pass, first);", l.name);
   } else {
     c.w.line("std::memcpy(y, x, {} * sizeof(float));", n);
-    if (l.kind == dsl::LayerKind::activation && l.activation == dsl::Activation::relu)
+    // An activation layer: relu as vector code here, sigmoid and tanh value by value.
+    if (l.activation == dsl::Activation::relu)
       emit_loop_line(
           c.w, "", "e", n / L,
           [&](const Expr& e) {
             return fmt::format("vstore({}, vmax(vload({}), vzero()));", at("y", e), at("y", e));
           },
           0, L);
-    else if (l.kind == dsl::LayerKind::activation)
+    else
       emit_activation_loop(c, l, "y", n);
   }
   c.w.close();
@@ -143,7 +144,7 @@ void emit_elementwise(EmitContext& c, const LayerPlan& lp) {
   if (dropout) {
     c.w.line("{}_apply(dy, dx, pass, first);", l.name);
   } else {
-    if (has_derivative(l) && l.kind == dsl::LayerKind::activation) {
+    if (has_derivative(l)) {
       c.w.line("const float* y = {};", c.output_of(lp.index));
       emit_activation_backward_loop(c, l, "y", "dy", n);
     }
