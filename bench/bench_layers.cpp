@@ -510,6 +510,17 @@ void train_step(benchmark::State& state, const cnnc_model& m, int threads, doubl
   state.SetLabel(m.engine);
 }
 
+// A step's weight preparation alone (cnnc_model::prepare): every thread makes its part, as
+// TrainStep::run does before its slices; the time per step, not per image.
+void prepare_step(benchmark::State& state, const cnnc_model& m, int threads) {
+  cnnc::rt::ThreadPool pool(threads);
+  StepInputs in(m);
+  cnnc::rt::AlignedBuffer prepared = cnnc::rt::aligned_buffer(m.prepared_bytes);
+  for (auto _ : state)
+    pool.run([&](int t) { m.prepare(&m, in.params.data(), prepared.get(), t, threads); });
+  state.SetLabel(m.engine);
+}
+
 #ifdef CNNC_BENCH_ONEDNN
 // oneDNN's whole network on `threads` threads, a training step or an inference of the batch, in
 // one activation layout: the comparison behind OnednnNet's default (onednn_net.hpp).
@@ -600,6 +611,15 @@ void register_train_steps(const ModelApi& api) {
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
+    const cnnc_model* s = k.specialized;
+    if (s->abi_version >= 4 && s->prepare && s->prepared_bytes > 0)
+      benchmark::RegisterBenchmark(
+          fmt::format("prepare/{}/{}/threads:{}", api.name,
+                      api.bf16 ? "specialized-bf16" : "specialized", threads)
+              .c_str(),
+          [s, threads](benchmark::State& st) { prepare_step(st, *s, threads); })
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
 #ifdef CNNC_BENCH_ONEDNN
     if (api.bf16) continue;
     const cnnc_model* m = k.specialized;  // its layer table

@@ -325,15 +325,15 @@ void emit_convert_weights(EmitContext& c) {
                l.units * l.kernel_h, l.kernel_w, l.in.c);
     // Both layouts in one pass over the rows in training; inference makes only the first.
     if (rows && turned) {
-      c.w.line("if (training) rows_to_both_pairs(to + {}, to + {}, {}, {}, {}, {}, part, parts);",
-               lp.w_pairs.name, lp.wt_pairs.name, w, l.units, n, tile);
+      c.w.line("if (training) row_pairs(to + {}, to + {}, {}, {}, {}, {}, part, parts);",
+               lp.wt_pairs.name, lp.w_pairs.name, w, l.units, n, tile);
       c.w.line("else rows_to_pairs(to + {}, {}, {}, {}, part, parts);", lp.w_pairs.name, w, l.units,
                n);
     } else if (rows) {
       c.w.line("rows_to_pairs(to + {}, {}, {}, {}, part, parts);", lp.w_pairs.name, w, l.units, n);
     } else if (turned) {
-      c.w.line("if (training) row_pairs(to + {}, {}, {}, {}, {}, part, parts);", lp.wt_pairs.name,
-               w, l.units, n, tile);
+      c.w.line("if (training) row_pairs(to + {}, nullptr, {}, {}, {}, {}, part, parts);",
+               lp.wt_pairs.name, w, l.units, n, tile);
     }
   }
   c.w.close();
