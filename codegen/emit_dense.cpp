@@ -18,10 +18,16 @@ namespace {
 void emit_forward(EmitContext& c, const LayerPlan& lp) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), I = l.in.size(), K = l.units;
-  function_comment(c, lp, Pass::forward, fmt::format("x [{}][L] -> y [{}][L]", I, K),
-                   fmt::format("{} in registers{}, each unit's weight row one stream from memory",
-                               counted(lp.kblock, "unit"),
-                               lp.bf16_forward ? " (two sums each, of even and odd pairs)" : ""));
+  function_comment(
+      c, lp, Pass::forward, fmt::format("x [{}][L] -> y [{}][L]", I, K),
+      fmt::format(
+          "{} in registers{}, each unit's weight row one stream from memory{}",
+          counted(lp.kblock, "unit"),
+          lp.bf16_forward ? " (two sums each, of even and odd pairs)" : "",
+          lp.ichunk > 0 && I > lp.ichunk
+              ? fmt::format(";\nx by chunks of {} vectors, every unit over one before the next",
+                            lp.ichunk)
+              : ""));
   open_layer_function(c, lp, Pass::forward, params_and_ws);
   const bool bf16 = lp.bf16_forward;
   if (bf16) {
@@ -37,35 +43,61 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   c.w.line("const float* b = {};", at("params", l.bias_offset));
   if (!bf16) c.w.line("const float* x = {};", c.input_of(lp.index));
   c.w.line("float* y = {};", c.output_of(lp.index));
-  emit_blocks(c.w, "k0", K, lp.kblock, [&](int64_t size, const Expr& k0) {
-    c.w.line("const {}* wk = {};", bf16 ? "uint32_t" : "float", at("w", k0 * I));
-    for (int64_t j = 0; j < size; ++j) c.w.line("V acc{} = vbcast({});", j, at("b", k0 + j));
-    if (bf16) {
-      // vdpbf16ps waits longer for its sum than an FMA: with one chain per unit, 8 units ran at
-      // 58% of the bf16 peak (keras_mnist's dense1). A second set over the odd pairs doubles the
-      // chains, while the weight rows stay the kblock streams the prefetchers follow.
-      for (int64_t j = 0; j < size; ++j) c.w.line("V odd{} = vzero();", j);
-      emit_blocks(c.w, "i", I, 2, [&](int64_t pairs, const Expr& i) {
-        for (int64_t h = 0; h < pairs; ++h) {
-          c.w.line("P x{} = vpload({});", h, at("x", (i + h) * L));
+  const bool relu = l.activation == dsl::Activation::relu;
+  const bool chunked = lp.ichunk > 0 && I > lp.ichunk;
+  // Every group of units over `count` vectors of x from `first` (xc, and each row of wk, start
+  // there): its sums start as the bias, or, chunked, as what y holds, where the chunks before
+  // left them.
+  auto units_over = [&](const Expr& first, int64_t count) {
+    const char* type = bf16 ? "uint32_t" : "float";
+    if (chunked) c.w.line("const {}* xc = {};", type, at("x", first * L));
+    const std::string xc = chunked ? "xc" : "x";
+    emit_blocks(c.w, "k0", K, lp.kblock, [&](int64_t size, const Expr& k0) {
+      c.w.line("const {}* wk = {};", type, at("w", k0 * I + first));
+      for (int64_t j = 0; j < size; ++j)
+        c.w.line(
+            "V acc{} = {};", j,
+            chunked ? "vload(" + at("y", (k0 + j) * L) + ")" : "vbcast(" + at("b", k0 + j) + ")");
+      if (bf16) {
+        // vdpbf16ps waits longer for its sum than an FMA: with one chain per unit, 8 units ran at
+        // 58% of the bf16 peak (keras_mnist's dense1). A second set over the odd pairs doubles
+        // the chains, while the weight rows stay the kblock streams the prefetchers follow.
+        for (int64_t j = 0; j < size; ++j) c.w.line("V odd{} = vzero();", j);
+        emit_blocks(c.w, "i", count, 2, [&](int64_t pairs, const Expr& i) {
+          for (int64_t h = 0; h < pairs; ++h) {
+            c.w.line("P x{} = vpload({});", h, at(xc, (i + h) * L));
+            for (int64_t j = 0; j < size; ++j)
+              c.w.line("{0}{1} = vdot({0}{1}, x{2}, vpbcast({3}));", h ? "odd" : "acc", j, h,
+                       at("wk", i + h + j * I));
+          }
+        });
+        for (int64_t j = 0; j < size; ++j) c.w.line("acc{} = vadd(acc{}, odd{});", j, j, j);
+      } else {
+        emit_loop(c.w, "i", count, [&](const Expr& i) {
+          c.w.line("V xi = vload({});", at(xc, i * L));
           for (int64_t j = 0; j < size; ++j)
-            c.w.line("{0}{1} = vdot({0}{1}, x{2}, vpbcast({3}));", h ? "odd" : "acc", j, h,
-                     at("wk", i + h + j * I));
-        }
+            c.w.line("acc{} = vfma(xi, vbcast({}), acc{});", j, at("wk", i + j * I), j);
+        });
+      }
+      for (int64_t j = 0; j < size; ++j) {
+        if (relu && !chunked) c.w.line("acc{} = vmax(acc{}, vzero());", j, j);
+        c.w.line("vstore({}, acc{});", at("y", (k0 + j) * L), j);
+      }
+    });
+  };
+  if (chunked) {
+    emit_loop_line(c.w, "", "k", K, [&](const Expr& k) {
+      return fmt::format("vstore({}, vbcast({}));", at("y", k * L), at("b", k));
+    });
+    emit_blocks(c.w, "i0", I, lp.ichunk,
+                [&](int64_t count, const Expr& i0) { units_over(i0, count); });
+    if (relu)
+      emit_loop_line(c.w, "", "k", K, [&](const Expr& k) {
+        return fmt::format("vstore({0}, vmax(vload({0}), vzero()));", at("y", k * L));
       });
-      for (int64_t j = 0; j < size; ++j) c.w.line("acc{} = vadd(acc{}, odd{});", j, j, j);
-    } else {
-      emit_loop(c.w, "i", I, [&](const Expr& i) {
-        c.w.line("V xi = vload({});", at("x", i * L));
-        for (int64_t j = 0; j < size; ++j)
-          c.w.line("acc{} = vfma(xi, vbcast({}), acc{});", j, at("wk", i + j * I), j);
-      });
-    }
-    for (int64_t j = 0; j < size; ++j) {
-      if (l.activation == dsl::Activation::relu) c.w.line("acc{} = vmax(acc{}, vzero());", j, j);
-      c.w.line("vstore({}, acc{});", at("y", (k0 + j) * L), j);
-    }
-  });
+  } else {
+    units_over(0, I);
+  }
   emit_activation_loop(c, l, "y", K * L);
   c.w.close();
   c.w.blank();

@@ -418,6 +418,14 @@ Plan plan_model(const dsl::Graph& g, Isa isa, int max_batch) {
       // weights come from L3 for every block), and more than about 8 streams at once defeat
       // the prefetchers: keras_mnist's 9216 x 128 layer ran at 31 GFLOP/s with 22.
       lp.kblock = register_block(isa, l.units, 8);
+      // FP32: every group of units passes over a chunk of 1024 vectors of x (64 KiB at L = 16),
+      // which stays in cache while the weight rows stream, rather than over all of x
+      // (keras_mnist's dense1: 590 KB, read once per group of 8 units): 162 to 175 GFLOP/s in a
+      // microbenchmark of its forward on one thread (chunks of 512 to 2304 within 1%, of 256
+      // 171); in bench_layers 1.07-1.12x in each of 10 alternations (docs/codegen.md). bf16's
+      // pairs of x (295 KB) gained nothing.
+      constexpr int64_t chunk = 1024;
+      lp.ichunk = !bf16 && l.in.size() > chunk ? chunk : 0;
       // Input gradient: dx_tblock inputs in registers, every unit's dz added into them.
       lp.dx_tblock = register_block(isa, l.in.size());
       // The slice's weight gradient is a matrix product with tiles of units x input vectors:

@@ -140,6 +140,19 @@ TEST_CASE(
       20);
 }
 
+TEST_CASE(
+    "codegen agrees with the generic engine: a dense layer over more inputs than its forward's "
+    "chunk, the last chunk partial") {
+  // FP32's dense forward passes every group of units over a chunk of x at a time, the sums
+  // kept in y between chunks and relu applied after the last: 41 x 41 = 1681 inputs are one
+  // full chunk of 1024 and 657 more.
+  dsl::Graph g = test::graph_of("model chunks\ninput 41x41x1\ndense 9 relu\ndense 4 softmax\n");
+  codegen::Plan p = codegen::plan_model(g, codegen::Isa::avx512, 16);
+  CHECK(p.layers[0].ichunk == 1024);
+  CHECK(p.layers[1].ichunk == 0);
+  verify("model chunks\ninput 41x41x1\ndense 9 relu\ndense 4 softmax\n", 17);
+}
+
 TEST_CASE("flatten is a view: the regions of the layer before it, and no function of its own") {
   std::string text =
       "model views\ninput 8x8x2\nconv 3 3x3 relu\nflatten\ndropout 0.5\nflatten\ndense 10 "
