@@ -24,7 +24,7 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
           "{} in registers{}, each unit's weight row one stream from memory{}",
           counted(lp.kblock, "unit"),
           lp.bf16_forward ? " (two sums each, of even and odd pairs)" : "",
-          lp.ichunk > 0 && I > lp.ichunk
+          lp.ichunk > 0
               ? fmt::format(";\nx by chunks of {} vectors, every unit over one before the next",
                             lp.ichunk)
               : ""));
@@ -44,7 +44,7 @@ void emit_forward(EmitContext& c, const LayerPlan& lp) {
   if (!bf16) c.w.line("const float* x = {};", c.input_of(lp.index));
   c.w.line("float* y = {};", c.output_of(lp.index));
   const bool relu = l.activation == dsl::Activation::relu;
-  const bool chunked = lp.ichunk > 0 && I > lp.ichunk;
+  const bool chunked = lp.ichunk > 0;
   // Every group of units over `count` vectors of x from `first` (xc, and each row of wk, start
   // there): its sums start as the bias, or, chunked, as what y holds, where the chunks before
   // left them.

@@ -51,7 +51,7 @@ struct LayerPlan {
   Slot slice_dz;         // dense: the slice's output gradients, sample-major [n][K]
   int kblock = 1;  // conv, dense: filters (units) whose accumulators live in registers at once
   // FP32 dense forward: vectors of x that every group of kblock units passes over before the
-  // next chunk of them; 0 when the layer has no more than that
+  // next chunk of them; 0 (one pass over all of x) when the layer has no more than that
   int64_t ichunk = 0;
   int qblock = 1;  // conv forward: output columns in the same register tile
   // conv followed by a max pool without padding, on AVX-512: forward runs both in one function
