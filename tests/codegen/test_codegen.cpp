@@ -146,11 +146,11 @@ TEST_CASE(
   // FP32's dense forward passes every group of units over a chunk of x at a time, the sums
   // kept in y between chunks and relu applied after the last: 41 x 41 = 1681 inputs are one
   // full chunk of 1024 and 657 more.
-  dsl::Graph g = test::graph_of("model chunks\ninput 41x41x1\ndense 9 relu\ndense 4 softmax\n");
-  codegen::Plan p = codegen::plan_model(g, codegen::Isa::avx512, 16);
+  const std::string text = "model chunks\ninput 41x41x1\ndense 9 relu\ndense 4 softmax\n";
+  codegen::Plan p = codegen::plan_model(test::graph_of(text), codegen::Isa::avx512, 16);
   CHECK(p.layers[0].ichunk == 1024);
   CHECK(p.layers[1].ichunk == 0);
-  verify("model chunks\ninput 41x41x1\ndense 9 relu\ndense 4 softmax\n", 17);
+  verify(text, 17);
 }
 
 TEST_CASE("flatten is a view: the regions of the layer before it, and no function of its own") {
