@@ -8,8 +8,6 @@
 #include <fmt/format.h>
 
 #include <functional>
-#include <optional>
-#include <string>
 
 #include "codegen/emit.hpp"
 
@@ -158,24 +156,17 @@ void emit_rows(EmitContext& c, const LayerPlan& lp) {
   }
 }
 
-// body's lines under `if (condition)`, or alone when the condition is "".
-void emit_guarded(Writer& w, const std::string& condition, const std::function<void()>& body) {
-  if (!condition.empty()) w.open("if ({})", condition);
-  body();
-  if (!condition.empty()) w.close();
-}
-
 // One register tile of the weight gradient, dw[k0 + j][v0 * L + lanes], j < units:
 //   dw[k][i] = sum_rows dz[row][k] * x[row][i]
 // from the `rows` rows at rows_x and rows_dz (emit_rows). `store` writes
 // each of the tile's accumulators acc_k<j>_v<u> to `to`; `partial` for a row's last vector
-// when I % L lanes of it are the row's. With `prefetch_guard`, each row also asks for its x of
-// the next column block, under that condition ("" for none).
+// when I % L lanes of it are the row's. Where `prefetch_next` holds, each row also asks for its
+// x of the next column block.
 void emit_dw_tile(
     EmitContext& c, const LayerPlan& lp, int64_t units, int64_t vectors, bool partial_last,
     const Expr& v0, const Expr& k0,
     const std::function<void(int64_t j, int64_t u, const std::string& to, bool partial)>& store,
-    const std::optional<std::string>& prefetch_guard = std::nullopt) {
+    const Condition& prefetch_next = constant(false)) {
   const dsl::Layer& l = *lp.layer;
   int64_t L = c.L(), I = l.in.size(), K = l.units, X = lp.x_stride;
   const bool bf16 = lp.bf16_dw;
@@ -190,11 +181,10 @@ void emit_dw_tile(
   c.w.line("const {}* dzr = {};", type, at("rows_dz", r * K + k0));
   for (int64_t u = 0; u < vectors; ++u)
     c.w.line("{} x{} = {}({});", vec, u, bf16 ? "vpload" : "vload", at("xr", u * L));
-  if (prefetch_guard)
-    emit_guarded(c.w, *prefetch_guard, [&] {
-      for (int64_t u = 0; u < vectors; ++u)
-        c.w.line("__builtin_prefetch({});", at("xr", (vectors + u) * L));
-    });
+  emit_if(c.w, prefetch_next, [&] {
+    for (int64_t u = 0; u < vectors; ++u)
+      c.w.line("__builtin_prefetch({});", at("xr", (vectors + u) * L));
+  });
   for (int64_t j = 0; j < units; ++j) {
     c.w.line("{} d{} = {}({});", vec, j, bf16 ? "vpbcast" : "vbcast", at("dzr", j));
     for (int64_t u = 0; u < vectors; ++u) {
@@ -310,17 +300,19 @@ void emit_step_weights(EmitContext& c, const LayerPlan& lp) {
       c.kernel(), l.name);
   c.w.line("float* dw = {};", at("grads", l.weight_offset));
   if (I >= L) c.w.line("const V vscale = vset(scale);");  // fewer inputs: only partial vectors
-  // AVX-512 asks for the lines of the tile's next column block ahead (PREFETCHW for dw's, as in
-  // emit_update.cpp): x's rows are partly other cores' slices and dw's lines come from memory,
-  // and the tiles stalled on both. keras_mnist's dense1 on 2 threads took 15% (FP32) and 24%
-  // (bf16) less CPU time with them (perf, clang 19 -O2, medians of 4 alternations).
-  const bool prefetch = c.plan.isa == Isa::avx512 || c.plan.isa == Isa::avx512_bf16;
+  // Where PREFETCHW is, each tile asks for the lines of its next column block ahead (as
+  // emit_update.cpp asks for its parameters'): x's rows are partly other cores' slices and dw's
+  // lines come from memory, and the tiles stalled on both. keras_mnist's dense1 on 2 threads took
+  // 15% (FP32) and 24% (bf16) less CPU time with them (perf, clang 19 -O2, medians of 4
+  // alternations).
+  const bool prefetch = has_prefetchw(c.plan.isa);
   emit_dw_tiles(
       c, lp, true,
       [&](int64_t units, int64_t vectors, bool partial, const Expr& v0, const Expr& k0) {
-        std::optional<std::string> guard;  // that the next block is in the row
-        if (prefetch && !partial && !at_least(v0 + vectors, I / L).is(true))
-          guard = v0.value() ? "" : fmt::format("{} < {}", v0 + vectors, I / L);
+        const Condition next = prefetch && !partial
+                                   ? named(c.w, "next_in_row", below(v0 + vectors, I / L),
+                                           "the next column block is in the row")
+                                   : constant(false);
         c.w.open("for (int s = 0; s < count; ++s)");
         c.w.line("const float* ws = (const float*)passes[s].workspace;");
         c.w.line("const int rows = (passes[s].n + {}) / {} * {};", L - 1, L, L);
@@ -337,7 +329,7 @@ void emit_step_weights(EmitContext& c, const LayerPlan& lp) {
               c.w.line("for (int e = 0; e < {}; ++e) ({})[e] = (s ? ({})[e] : 0.0f) + part_k{}[e];",
                        I % L, to, to, j);
             },
-            guard);
+            next);
         c.w.close();
         for (int64_t j = 0; j < units; ++j)
           for (int64_t u = 0; u < vectors; ++u) {
@@ -347,13 +339,12 @@ void emit_step_weights(EmitContext& c, const LayerPlan& lp) {
             else
               c.w.line("vstoreu({}, vmul(vloadu({}), vscale));", to, to);
           }
-        if (guard)
-          emit_guarded(c.w, *guard, [&] {
-            for (int64_t j = 0; j < units; ++j)
-              for (int64_t u = 0; u < vectors; ++u)
-                c.w.line("__builtin_prefetch({}, 1);",
-                         at("dw", (k0 + j) * I + (v0 + vectors + u) * L));
-          });
+        emit_if(c.w, next, [&] {
+          for (int64_t j = 0; j < units; ++j)
+            for (int64_t u = 0; u < vectors; ++u)
+              c.w.line("__builtin_prefetch({}, 1);",
+                       at("dw", (k0 + j) * I + (v0 + vectors + u) * L));
+        });
       });
   c.w.close();
   c.w.blank();

@@ -53,12 +53,11 @@ void emit_optimizer_lanes(EmitContext& c) {
 // caller's, so that threads can share a step; update is update_range over everything. In the
 // variant's widest vectors: when the other core has read the parameters (as every step's
 // forward does), each store waits for that core to drop the line, and only a store that fills
-// the line keeps enough of those waits in flight (the scalar loop took 3-4x as long). The
-// AVX-512 variants also ask for the line write_ahead floats ahead with PREFETCHW, which every
-// AVX-512 CPU has, so that many are on their way at once: lenet5's update on 2 threads took
-// 17-21 us instead of 31-35. Only while that float is in the range, so the prefetch takes no
-// line the loop's own stores would not. Not in AVX2: some AVX2 CPUs (Haswell) lack PREFETCHW,
-// and the read prefetch the compiler would emit instead does not take the line for writing.
+// the line keeps enough of those waits in flight (the scalar loop took 3-4x as long). Where
+// PREFETCHW is (has_prefetchw: the AVX-512 variants), each step also asks for the line
+// write_ahead floats ahead, so that many are on their way at once: lenet5's update on 2 threads
+// took 17-21 us instead of 31-35. Only while that float is in the range, so the prefetch takes
+// no line the loop's own stores would not.
 void emit_update(EmitContext& c) {
   constexpr int64_t write_ahead = 256;  // 16 lines of 64 bytes
   Writer& w = c.w;
@@ -103,7 +102,7 @@ void emit_update(EmitContext& c) {
     w.line("const int64_t last = range[1] < end ? range[1] : end;");
     w.line("int64_t j = first;");
     w.open("for (; j + {} <= last; j += {})", L, L);
-    if (c.plan.isa == Isa::avx512 || c.plan.isa == Isa::avx512_bf16)
+    if (has_prefetchw(c.plan.isa))
       w.line("if (j + {} < last) __builtin_prefetch(params + j + {}, 1, 3);", write_ahead,
              write_ahead);
     w.line("optimizer_lanes(params + j, grads + j, m + j, v + j, o);");

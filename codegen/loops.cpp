@@ -65,6 +65,12 @@ Condition at_least(const Expr& index, int64_t bound) {
   return {fmt::format("{} >= {}", index, bound)};
 }
 
+Condition below(const Expr& index, int64_t bound) {
+  if (bound <= 0) return constant(false);
+  if (std::optional<int64_t> v = index.value()) return constant(*v < bound);
+  return {fmt::format("{} < {}", index, bound)};
+}
+
 Condition any_of(const Condition& a, const Condition& b) {
   if (a.is(true) || b.is(false)) return a;
   if (b.is(true) || a.is(false)) return b;
@@ -84,6 +90,13 @@ Condition named(Writer& w, const std::string& name, const Condition& c, const st
   if (c.is(true) || c.is(false)) return c;
   w.line("const bool {} = {};  // {}", name, c.text, why);
   return {name};
+}
+
+void emit_if(Writer& w, const Condition& c, const std::function<void()>& body) {
+  if (c.is(false)) return;
+  if (!c.is(true)) w.open("if ({})", c.text);
+  body();
+  if (!c.is(true)) w.close();
 }
 
 std::string at(std::string_view base, const Expr& offset) {

@@ -42,11 +42,15 @@ struct Condition {
 Condition constant(bool value);
 Condition is_zero(const Expr& index);
 Condition at_least(const Expr& index, int64_t bound);  // for an index that is never negative
+Condition below(const Expr& index, int64_t bound);     // the same
 Condition any_of(const Condition& a, const Condition& b);
 Condition all_of(const Condition& a, const Condition& b);
 // A condition that code tests more than once as a named bool, declared (with the comment why)
 // unless it is constant.
 Condition named(Writer& w, const std::string& name, const Condition& c, const std::string& why);
+
+// body's lines under `if (c)`; alone when c is true, none when it is false.
+void emit_if(Writer& w, const Condition& c, const std::function<void()>& body);
 
 // A pointer plus an offset: "w + k0 * 9", or "w" alone when the offset is 0.
 std::string at(std::string_view base, const Expr& offset);

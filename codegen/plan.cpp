@@ -25,6 +25,10 @@ int lanes_of(Isa isa) {
   return isa == Isa::avx512 || isa == Isa::avx512_bf16 ? 16 : isa == Isa::avx2 ? 8 : 1;
 }
 
+bool has_prefetchw(Isa isa) {
+  return isa == Isa::avx512 || isa == Isa::avx512_bf16;
+}
+
 std::vector<Isa> isas_of(const dsl::Graph& graph) {
   std::vector<Isa> isas(std::begin(all_isas), std::end(all_isas));
   if (graph.training.precision == dsl::Precision::bf16) isas.insert(isas.begin(), Isa::avx512_bf16);

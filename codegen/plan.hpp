@@ -20,6 +20,9 @@ namespace cnnc::codegen {
 enum class Isa { portable, avx2, avx512, avx512_bf16 };
 const char* name_of(Isa isa);
 int lanes_of(Isa isa);
+// Whether every CPU of the ISA has PREFETCHW (every AVX-512 one; some AVX2 ones, Haswell, lack
+// it, and the read prefetch the compiler emits instead does not take the line for writing).
+bool has_prefetchw(Isa isa);
 inline constexpr Isa all_isas[] = {Isa::avx512, Isa::avx2, Isa::portable};
 // The variants a model's file carries, in the order the CPU is asked for them.
 std::vector<Isa> isas_of(const dsl::Graph& graph);
