@@ -126,7 +126,7 @@ TEST_CASE(
 
 TEST_CASE(
     "codegen agrees with the generic engine: flatten as a view, first, twice, after a dense layer "
-    "and a conv") {
+    "and a conv, and last") {
   // A view shares the regions of the layer before it, so the layer after it writes its input
   // gradient into that layer's output gradient: two views in a row, and one after a dense layer,
   // must not shift the turns of the gradient buffers.
@@ -138,6 +138,9 @@ TEST_CASE(
       "model conv_view\ninput 8x8x2\nconv 3 3x3 relu\nflatten\ndense 12 relu\nflatten\nflatten\n"
       "dense 10 softmax\n",
       20);
+  // A view that ends the network after layers that need no output gradient (all frozen) has
+  // none to share; the loss still writes one, into a buffer of the view's own.
+  verify("model last_view\ninput 6x6x2\nconv 3 3x3 relu frozen\nconv 10 4x4 frozen\nflatten\n", 19);
 }
 
 TEST_CASE(
