@@ -189,7 +189,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "weights prepared once, by parts, are what every call prepares for itself; calls read them") {
+    "weights prepared once, by parts (streamed past the caches for a large layer), are what every "
+    "call prepares for itself; calls read them") {
   if (!cnnc_test::cpu_has("avx512_bf16"))
     CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
   // Every pair layout: pairs of kernel columns (conv1, C = 1), of channels (conv2), of filters
@@ -210,29 +211,21 @@ TEST_CASE(
   REQUIRE(m->abi_version >= 4);
   REQUIRE(m->prepared_bytes > 0);
   REQUIRE(m->prepare != nullptr);
-
   check_prepared(g, *m, n);
-}
 
-TEST_CASE(
-    "weights prepared by parts past the caches (a dense layer of more than 1 MB of pairs) are what "
-    "one call prepares") {
-  if (!cnnc_test::cpu_has("avx512_bf16"))
-    CNNC_SKIP("isa:avx512_bf16", "this CPU lacks AVX512_BF16");
-  // dense1's 701 x 1,568 weights take both row layouts (conv1 reads its input gradient): by
-  // parts, row_pairs streams them, two pairs of rows at a time where a pair's tile words start a
-  // line; the 3 parts start at pairs 0, 117 and 234, so both kinds occur, and the odd last row
-  // pairs with zeros.
-  const int32_t n = 5;
-  dsl::Graph g = test::graph_of(
+  // Past the caches: dense1's 701 x 1,568 weights, more than 1 MB of forward pairs, take both row
+  // layouts (conv1 reads its input gradient), and by parts row_pairs streams them, two pairs of
+  // rows at a time where a pair's tile words start a line. The 3 parts start at pairs 0, 117 and
+  // 234, so both kinds of group occur, and the odd last row pairs with zeros.
+  dsl::Graph big = test::graph_of(
       "model streamed_bf16\ninput 28x28x1\nconv 2 3x3 pad=same relu\ndense 701 relu\ndense 3 "
       "softmax\nprecision bf16\n");
-  codegen::Generated gen = codegen::emit_model(g, {g.source_path, g.source_text, n});
-  REQUIRE(gen.source.find("params + 48, 701, 1568, 24, true, part, parts)") != std::string::npos);
-  codegen::GeneratedModel lib = codegen::build_generated(gen.source, g.name, {});
-  codegen::ModelPtr m = lib.make(n, "avx512_bf16");
-  REQUIRE(m);
-  check_prepared(g, *m, n);
+  std::string source = codegen::emit_model(big, {big.source_path, big.source_text, 5}).source;
+  REQUIRE(source.find("params + 48, 701, 1568, 24, true, part, parts)") != std::string::npos);
+  codegen::GeneratedModel big_lib = codegen::build_generated(source, big.name, {});
+  codegen::ModelPtr streamed = big_lib.make(5, "avx512_bf16");
+  REQUIRE(streamed);
+  check_prepared(big, *streamed, 5);
 }
 
 TEST_CASE("a bf16 model on fp32 code says so; an fp32 model never does") {
